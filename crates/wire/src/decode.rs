@@ -293,6 +293,18 @@ mod tests {
     }
 
     #[test]
+    fn empty_secondary_bitmap_is_accepted_as_pyiso8583_accepts_it() {
+        // Found by the message_decode fuzz target: bit 1 set, no field 66-128.
+        let mut raw = b"0800".to_vec();
+        raw.extend_from_slice(&[0x80, 0x20, 0, 0, 0, 0, 0, 0]);
+        raw.extend_from_slice(&[0; 8]);
+        raw.extend_from_slice(b"000001");
+        let m = decode(&Bytes::from(raw)).unwrap();
+        assert_eq!(m.get(11), Some(&b"000001"[..]));
+        assert!(!m.has_secondary_bitmap());
+    }
+
+    #[test]
     fn empty_and_short_input_do_not_panic() {
         for len in 0..12 {
             let raw = Bytes::from(vec![b'0'; len]);
