@@ -44,7 +44,12 @@ fn response(keys: &TerminalKeys, req: &Message) -> Bytes {
     m.set_response_code(ResponseCode::Approved);
     let mut blocks = AmountBlocks::new();
     for t in [AmountType::LedgerBalance, AmountType::AvailableBalance] {
-        blocks.push(AmountBlock::credit(AccountType::Club, t, Currency::IRR, Amount::new(8_750_000).unwrap()));
+        blocks.push(AmountBlock::credit(
+            AccountType::Club,
+            t,
+            Currency::IRR,
+            Amount::new(8_750_000).unwrap(),
+        ));
     }
     m.set_additional_amounts(&blocks);
     keys.sign(&mut m)
@@ -58,7 +63,9 @@ fn wire(c: &mut Criterion) {
     let resp_msg = decode(&resp).unwrap();
     let mut g = c.benchmark_group("wire");
 
-    g.bench_function("decode_0100", |b| b.iter(|| decode(black_box(&req)).unwrap()));
+    g.bench_function("decode_0100", |b| {
+        b.iter(|| decode(black_box(&req)).unwrap())
+    });
     g.bench_function("encode_0100", |b| {
         let mut buf = BytesMut::with_capacity(512);
         b.iter(|| {
@@ -74,7 +81,9 @@ fn wire(c: &mut Criterion) {
             encode_into(&m, &mut buf);
         })
     });
-    g.bench_function("decode_0110", |b| b.iter(|| decode(black_box(&resp)).unwrap()));
+    g.bench_function("decode_0110", |b| {
+        b.iter(|| decode(black_box(&resp)).unwrap())
+    });
     g.bench_function("encode_0110", |b| {
         let mut buf = BytesMut::with_capacity(512);
         b.iter(|| {

@@ -41,7 +41,11 @@ fn clubswitch(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -68,17 +72,28 @@ fn every_worked_example_decodes_with_a_valid_mac() {
 
 #[test]
 fn key_change_example_unwraps_to_the_new_key() {
-    let v = vectors().into_iter().find(|v| v.name == "key-change-response").unwrap();
+    let v = vectors()
+        .into_iter()
+        .find(|v| v.name == "key-change-response")
+        .unwrap();
     let raw = Bytes::from(hex::decode(&v.hex).unwrap());
     let msg = decode(&raw).unwrap();
     let old = TerminalKeys::derive(&Tmk::from_hex(TMK).unwrap());
-    let new = old.unwrap_key(msg.get(120).unwrap(), &CardAad::of(&msg).unwrap()).unwrap();
-    assert_eq!(new.to_hex(), "202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F");
+    let new = old
+        .unwrap_key(msg.get(120).unwrap(), &CardAad::of(&msg).unwrap())
+        .unwrap();
+    assert_eq!(
+        new.to_hex(),
+        "202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F"
+    );
 }
 
 #[test]
 fn card_block_example_opens_to_the_card() {
-    let v = vectors().into_iter().find(|v| v.name == "club-purchase-request").unwrap();
+    let v = vectors()
+        .into_iter()
+        .find(|v| v.name == "club-purchase-request")
+        .unwrap();
     let out = clubswitch(&["wire", "decode", "--key", TMK, &v.hex]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["card"]["pan"], "************0014");

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "clubswitch", version, about = "Open-source loyalty switch for ISO 8583 card terminals")]
+#[command(
+    name = "clubswitch",
+    version,
+    about = "Open-source loyalty switch for ISO 8583 card terminals"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -64,20 +64,35 @@ fn messages_pyiso8583_encodes_decode_here_field_by_field() {
         .args(["gen", &MESSAGES.to_string(), "8583"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let (mut n, mut macs, mut cards) = (0, 0, 0);
     for (i, line) in text.lines().enumerate() {
         let item: Value = serde_json::from_str(line).unwrap();
         let raw = Bytes::from(hex::decode(item["hex"].as_str().unwrap()).unwrap());
         let msg = decode(&raw).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
-        assert_eq!(msg.mti().as_str(), item["mti"].as_str().unwrap(), "line {}", i + 1);
+        assert_eq!(
+            msg.mti().as_str(),
+            item["mti"].as_str().unwrap(),
+            "line {}",
+            i + 1
+        );
         let want = item["fields"].as_object().unwrap();
         assert_eq!(&fields_json(&msg), want, "line {}", i + 1);
-        assert_eq!(&encode(&msg)[..], &raw[..], "line {}: re-encoding differs", i + 1);
+        assert_eq!(
+            &encode(&msg)[..],
+            &raw[..],
+            "line {}: re-encoding differs",
+            i + 1
+        );
         if let Some(tmk) = item.get("tmk").and_then(Value::as_str) {
             let keys = TerminalKeys::derive(&Tmk::from_hex(tmk).unwrap());
-            keys.verify(&raw, &msg).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+            keys.verify(&raw, &msg)
+                .unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
             macs += 1;
             if let Some(card) = item.get("card").and_then(Value::as_str) {
                 let aad = CardAad::of(&msg).unwrap();
@@ -94,7 +109,9 @@ fn messages_pyiso8583_encodes_decode_here_field_by_field() {
 }
 
 fn random_value(rng: &mut StdRng, n: u8) -> Vec<u8> {
-    let Some(s) = spec::field(n) else { return Vec::new() };
+    let Some(s) = spec::field(n) else {
+        return Vec::new();
+    };
     let len = match s.length {
         Length::Fixed(l) => usize::from(l),
         Length::LlVar(m) | Length::LllVar(m) => rng.gen_range(0..=usize::from(m)),
@@ -126,13 +143,25 @@ fn messages_encoded_here_decode_in_pyiso8583_field_by_field() {
             let tmk = Tmk::from_bytes(rng.gen());
             let keys = TerminalKeys::derive(&tmk);
             m.set(7, &b"1122183000"[..]).unwrap();
-            m.set(11, format!("{:06}", rng.gen_range(0..1_000_000)).into_bytes()).unwrap();
-            m.set(41, format!("TERM{:04}", rng.gen_range(0..10_000)).into_bytes()).unwrap();
+            m.set(
+                11,
+                format!("{:06}", rng.gen_range(0..1_000_000)).into_bytes(),
+            )
+            .unwrap();
+            m.set(
+                41,
+                format!("TERM{:04}", rng.gen_range(0..10_000)).into_bytes(),
+            )
+            .unwrap();
             if i % 4 == 3 {
                 let digits: String = (0..rng.gen_range(12..=19))
                     .map(|_| char::from(rng.gen_range(b'0'..=b'9')))
                     .collect();
-                let plain = if rng.gen() { format!("{digits}=2812") } else { digits };
+                let plain = if rng.gen() {
+                    format!("{digits}=2812")
+                } else {
+                    digits
+                };
                 let card = CardData::from_plaintext(plain.as_bytes()).unwrap();
                 let block = keys.seal_card(&card, &CardAad::of(&m).unwrap());
                 m.set(120, block.into_bytes()).unwrap();
@@ -157,7 +186,12 @@ fn messages_encoded_here_decode_in_pyiso8583_field_by_field() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(

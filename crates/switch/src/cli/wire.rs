@@ -104,8 +104,12 @@ fn input(arg: Option<String>) -> Result<String, WireCmdError> {
 }
 
 fn keys(key: Option<&str>) -> Result<Option<TerminalKeys>, WireCmdError> {
-    key.map(|k| Tmk::from_hex(k).map(|t| TerminalKeys::derive(&t)).ok_or(WireCmdError::Key))
-        .transpose()
+    key.map(|k| {
+        Tmk::from_hex(k)
+            .map(|t| TerminalKeys::derive(&t))
+            .ok_or(WireCmdError::Key)
+    })
+    .transpose()
 }
 
 fn unframe(raw: Vec<u8>, header: LengthHeader) -> Result<Bytes, WireCmdError> {
@@ -114,9 +118,16 @@ fn unframe(raw: Vec<u8>, header: LengthHeader) -> Result<Bytes, WireCmdError> {
     let mut buf = BytesMut::from(&raw[..]);
     match codec.decode(&mut buf) {
         Ok(Some(clubswitch_wire::Frame::Message(m))) if buf.is_empty() => Ok(m),
-        Ok(Some(clubswitch_wire::Frame::KeepAlive)) => Err(WireCmdError::Frame("a keep-alive (zero length)".into())),
-        Ok(Some(_)) => Err(WireCmdError::Frame(format!("{} bytes after the frame", buf.len()))),
-        Ok(None) => Err(WireCmdError::Frame("the frame is shorter than its header says".into())),
+        Ok(Some(clubswitch_wire::Frame::KeepAlive)) => {
+            Err(WireCmdError::Frame("a keep-alive (zero length)".into()))
+        }
+        Ok(Some(_)) => Err(WireCmdError::Frame(format!(
+            "{} bytes after the frame",
+            buf.len()
+        ))),
+        Ok(None) => Err(WireCmdError::Frame(
+            "the frame is shorter than its header says".into(),
+        )),
         Err(e) => Err(WireCmdError::Frame(e.to_string())),
     }
 }
@@ -135,7 +146,10 @@ pub fn message_json(m: &Message) -> Value {
         .fields()
         .map(|(n, v)| {
             let name = spec::field(n).map_or("", |s| s.name);
-            (n.to_string(), json!({ "name": name, "value": field_text(n, v) }))
+            (
+                n.to_string(),
+                json!({ "name": name, "value": field_text(n, v) }),
+            )
         })
         .collect();
     json!({ "mti": m.mti().as_str(), "fields": fields })
@@ -159,7 +173,10 @@ fn decode_cmd(a: DecodeArgs) -> Result<Value, WireCmdError> {
             Err(e) => e.to_string(),
         });
         if let Some(block) = msg.get(de::CARD_BLOCK) {
-            out["card"] = json!(match CardAad::of(msg).map_err(Into::into).and_then(|aad| keys.open_card(block, &aad)) {
+            out["card"] = json!(match CardAad::of(msg)
+                .map_err(Into::into)
+                .and_then(|aad| keys.open_card(block, &aad))
+            {
                 Ok(card) => json!({
                     "pan": card.pan.masked(),
                     "expiry": card.expiry.map(|e| String::from_utf8_lossy(&e.to_yymm()).into_owned()),
@@ -185,10 +202,16 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
     let fields = match &doc["fields"] {
         Value::Null => &empty,
         Value::Object(f) => f,
-        _ => return Err(bad("`fields` must be an object keyed by field number".into())),
+        _ => {
+            return Err(bad(
+                "`fields` must be an object keyed by field number".into()
+            ))
+        }
     };
     for (k, v) in fields {
-        let n: u8 = k.parse().map_err(|_| bad(format!("field `{k}` is not a number")))?;
+        let n: u8 = k
+            .parse()
+            .map_err(|_| bad(format!("field `{k}` is not a number")))?;
         let text = match v {
             Value::String(s) => s.as_str(),
             Value::Object(o) => o.get("value").and_then(Value::as_str).unwrap_or_default(),
@@ -202,19 +225,23 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
     }
     let keys = keys(a.key.as_deref())?;
     if let Some(card) = doc.get("card").filter(|c| !c.is_null()) {
-        let keys = keys.as_ref().ok_or_else(|| bad("`card` needs --key".into()))?;
+        let keys = keys
+            .as_ref()
+            .ok_or_else(|| bad("`card` needs --key".into()))?;
         let pan = card["pan"].as_str().unwrap_or_default();
         let plain = match card["expiry"].as_str() {
             Some(e) => format!("{pan}={e}"),
             None => pan.to_owned(),
         };
         let data = CardData::from_plaintext(plain.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let aad = CardAad::of(&msg).map_err(|e| bad(format!("card block needs DE 41, 11 and 7: {e}")))?;
+        let aad =
+            CardAad::of(&msg).map_err(|e| bad(format!("card block needs DE 41, 11 and 7: {e}")))?;
         let block = match card["nonce"].as_str() {
             // A fixed nonce is for test vectors only; terminals use a fresh one.
             Some(n) => {
                 let mut nonce = [0u8; 12];
-                hex::decode_to_slice(n, &mut nonce).map_err(|_| bad("`card.nonce` must be 24 hex digits".into()))?;
+                hex::decode_to_slice(n, &mut nonce)
+                    .map_err(|_| bad("`card.nonce` must be 24 hex digits".into()))?;
                 keys.seal_card_with_nonce(&data, &aad, nonce)
             }
             None => keys.seal_card(&data, &aad),
@@ -230,7 +257,9 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
         Some(h) => {
             let codec = FrameCodec::new(h.into(), LengthHeader::from(h).limit());
             let mut framed = BytesMut::new();
-            codec.put_header(raw.len(), &mut framed).map_err(|e| WireCmdError::Frame(e.to_string()))?;
+            codec
+                .put_header(raw.len(), &mut framed)
+                .map_err(|e| WireCmdError::Frame(e.to_string()))?;
             framed.extend_from_slice(&raw);
             framed.freeze()
         }

@@ -1,0 +1,386 @@
+//! Operator actions: merchants, terminals, members, cards, rules, top-up and
+//! store credit. Each is one atomic transaction; a refused action changes
+//! nothing.
+
+use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Rrn, TerminalId};
+
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::ledger::{self, signed};
+use crate::model::{
+    keys, Account, AccountKey, Card, CardHash, CardKind, JournalKind, Member, MemberId, Merchant,
+    Status, Terminal, Txn, UnixTime,
+};
+use crate::rules::{DiscountRule, RuleRecord};
+use crate::store::{abort, Table};
+
+/// A new card.
+#[derive(Debug, Clone)]
+pub struct NewCard {
+    pub pan: CardNumber,
+    pub kind: CardKind,
+    pub member: Option<MemberId>,
+    pub expiry: Option<Expiry>,
+    pub max_amount: Option<Amount>,
+    pub daily_limit: Option<Amount>,
+}
+
+fn not_found(what: &'static str, key: impl ToString) -> EngineError {
+    EngineError::NotFound {
+        what,
+        key: key.to_string(),
+    }
+}
+
+impl Engine {
+    /// Creates or updates a merchant.
+    pub fn put_merchant(&self, m: &Merchant) -> Result<()> {
+        self.store
+            .transaction(|tx| tx.put(Table::Merchants, m.id.as_bytes(), m))
+    }
+
+    pub fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>> {
+        self.store.get(Table::Merchants, id.as_bytes())
+    }
+
+    pub fn merchants(&self) -> Result<Vec<Merchant>> {
+        self.store
+            .scan(Table::Merchants, b"")
+            .map(|r| r.map(|(_, m)| m))
+            .collect()
+    }
+
+    /// Registers a terminal of an existing merchant.
+    pub fn add_terminal(&self, t: &Terminal) -> Result<()> {
+        self.store.transaction(|tx| {
+            if !tx.contains(Table::Merchants, t.merchant.as_bytes())? {
+                return abort(not_found("merchant", t.merchant));
+            }
+            if tx.contains(Table::Terminals, t.id.as_bytes())? {
+                return abort(EngineError::Exists {
+                    what: "terminal",
+                    key: t.id.to_string(),
+                });
+            }
+            tx.put(Table::Terminals, t.id.as_bytes(), t)
+        })
+    }
+
+    pub fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>> {
+        self.store.get(Table::Terminals, id.as_bytes())
+    }
+
+    pub fn terminals(&self) -> Result<Vec<Terminal>> {
+        self.store
+            .scan(Table::Terminals, b"")
+            .map(|r| r.map(|(_, t)| t))
+            .collect()
+    }
+
+    /// Changes a terminal record in one transaction.
+    pub fn update_terminal<T>(&self, id: &TerminalId, f: impl Fn(&mut Terminal) -> T) -> Result<T> {
+        self.store.transaction(|tx| {
+            let Some(mut t) = tx.get::<Terminal>(Table::Terminals, id.as_bytes())? else {
+                return abort(not_found("terminal", id));
+            };
+            let out = f(&mut t);
+            tx.put(Table::Terminals, id.as_bytes(), &t)?;
+            Ok(out)
+        })
+    }
+
+    /// Counts a security failure; locks the terminal at `threshold`
+    /// consecutive failures. Returns whether it is now locked.
+    pub fn security_failure(&self, id: &TerminalId, threshold: u32) -> Result<bool> {
+        self.update_terminal(id, |t| {
+            t.security_failures = t.security_failures.saturating_add(1);
+            if threshold > 0 && t.security_failures >= threshold {
+                t.locked = true;
+            }
+            t.locked
+        })
+    }
+
+    pub fn add_member(
+        &self,
+        name: &str,
+        phone: &str,
+        tier: crate::model::Tier,
+        groups: Vec<String>,
+    ) -> Result<Member> {
+        let id = MemberId(self.store.next_id()? + 1);
+        let m = Member {
+            id,
+            name: name.to_owned(),
+            phone: phone.to_owned(),
+            tier,
+            groups,
+            status: Status::Active,
+        };
+        self.store
+            .transaction(|tx| tx.put(Table::Members, &id.0.to_be_bytes(), &m))?;
+        Ok(m)
+    }
+
+    pub fn put_member(&self, m: &Member) -> Result<()> {
+        self.store
+            .transaction(|tx| tx.put(Table::Members, &m.id.0.to_be_bytes(), m))
+    }
+
+    pub fn member(&self, id: MemberId) -> Result<Option<Member>> {
+        self.store.get(Table::Members, &id.0.to_be_bytes())
+    }
+
+    /// Issues a club card or enrols a bank card. Only the keyed hash and the
+    /// last four digits are stored.
+    pub fn issue_card(&self, new: &NewCard) -> Result<Card> {
+        let hash = self.hasher.hash(&new.pan);
+        let account = match new.kind {
+            CardKind::Club => Some(self.store.next_id()? + 1),
+            CardKind::Bank => None,
+        };
+        let card = Card {
+            hash,
+            last4: new.pan.last4(),
+            kind: new.kind,
+            member: new.member,
+            account,
+            status: Status::Active,
+            expiry: new.expiry,
+            max_amount: new.max_amount,
+            daily_limit: new.daily_limit,
+            replaced_by: None,
+        };
+        self.store.transaction(|tx| {
+            if tx.contains(Table::Cards, &hash.0)? {
+                return abort(EngineError::Exists {
+                    what: "card",
+                    key: new.pan.masked(),
+                });
+            }
+            if let Some(m) = new.member {
+                if !tx.contains(Table::Members, &m.0.to_be_bytes())? {
+                    return abort(not_found("member", m.0));
+                }
+            }
+            tx.put(Table::Cards, &hash.0, &card)
+        })?;
+        Ok(card)
+    }
+
+    pub fn card(&self, hash: &CardHash) -> Result<Option<Card>> {
+        self.store.get(Table::Cards, &hash.0)
+    }
+
+    /// Changes a card record in one transaction.
+    pub fn update_card(&self, hash: &CardHash, f: impl Fn(&mut Card)) -> Result<Card> {
+        self.store.transaction(|tx| {
+            let Some(mut c) = tx.get::<Card>(Table::Cards, &hash.0)? else {
+                return abort(not_found("card", hex::encode(&hash.0[..6])));
+            };
+            f(&mut c);
+            tx.put(Table::Cards, &hash.0, &c)?;
+            Ok(c)
+        })
+    }
+
+    /// Renews a club card onto a new card number: the club account (and so
+    /// its balance and holds) moves to the new card; the old one is blocked.
+    pub fn renew_card(
+        &self,
+        old: &CardHash,
+        pan: &CardNumber,
+        expiry: Option<Expiry>,
+    ) -> Result<Card> {
+        let hash = self.hasher.hash(pan);
+        self.store.transaction(|tx| {
+            let Some(mut prev) = tx.get::<Card>(Table::Cards, &old.0)? else {
+                return abort(not_found("card", hex::encode(&old.0[..6])));
+            };
+            if prev.replaced_by.is_some() {
+                return abort(EngineError::invalid("card was already renewed"));
+            }
+            if tx.contains(Table::Cards, &hash.0)? {
+                return abort(EngineError::Exists {
+                    what: "card",
+                    key: pan.masked(),
+                });
+            }
+            let next = Card {
+                hash,
+                last4: pan.last4(),
+                expiry,
+                status: Status::Active,
+                replaced_by: None,
+                ..prev.clone()
+            };
+            prev.status = Status::Blocked;
+            prev.replaced_by = Some(hash);
+            tx.put(Table::Cards, &old.0, &prev)?;
+            tx.put(Table::Cards, &hash.0, &next)?;
+            Ok(next)
+        })
+    }
+
+    /// A member charging a club card: money in from outside.
+    pub fn top_up(&self, card: &CardHash, amount: Amount, now: UnixTime) -> Result<Account> {
+        if amount.is_zero() {
+            return Err(EngineError::invalid("top-up amount must be positive"));
+        }
+        let acc = self.store.transaction(|tx| {
+            let Some(c) = tx.get::<Card>(Table::Cards, &card.0)? else {
+                return abort(not_found("card", hex::encode(&card.0[..6])));
+            };
+            let Some(id) = c.account else {
+                return abort(EngineError::invalid("only club cards can be topped up"));
+            };
+            if c.status != Status::Active {
+                return abort(EngineError::invalid("card is blocked"));
+            }
+            let key = AccountKey::Club(id);
+            let v = signed(amount.value())?;
+            ledger::post(
+                tx,
+                now,
+                JournalKind::TopUp,
+                None,
+                vec![(AccountKey::ClubFunding, -v), (key.clone(), v)],
+            )?;
+            ledger::account(tx, &key)
+        })?;
+        self.store
+            .durable()
+            .wait()
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
+        Ok(acc)
+    }
+
+    /// A merchant granting store credit (gift, cashback) to a member.
+    pub fn grant_store_credit(
+        &self,
+        member: MemberId,
+        merchant: &MerchantId,
+        amount: Amount,
+        now: UnixTime,
+    ) -> Result<Account> {
+        if amount.is_zero() {
+            return Err(EngineError::invalid("credit amount must be positive"));
+        }
+        let acc = self.store.transaction(|tx| {
+            if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+                return abort(not_found("member", member.0));
+            }
+            if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+                return abort(not_found("merchant", merchant));
+            }
+            let key = AccountKey::Store {
+                member,
+                merchant: *merchant,
+            };
+            let v = signed(amount.value())?;
+            ledger::post(
+                tx,
+                now,
+                JournalKind::StoreGrant,
+                None,
+                vec![(AccountKey::StoreIssued(*merchant), -v), (key.clone(), v)],
+            )?;
+            ledger::account(tx, &key)
+        })?;
+        self.store
+            .durable()
+            .wait()
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
+        Ok(acc)
+    }
+
+    /// Adds a discount rule to a merchant; returns its id.
+    pub fn add_rule(&self, merchant: &MerchantId, rule: DiscountRule) -> Result<u64> {
+        let id = self.store.next_id()? + 1;
+        self.store.transaction(|tx| {
+            if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+                return abort(not_found("merchant", merchant));
+            }
+            let mut ids: Vec<u64> = tx
+                .get(Table::Rules, merchant.as_bytes())?
+                .unwrap_or_default();
+            ids.push(id);
+            tx.put(Table::Rules, merchant.as_bytes(), &ids)?;
+            let rec = RuleRecord {
+                rule: DiscountRule { id, ..rule.clone() },
+                spent: 0,
+                held: 0,
+            };
+            tx.put(Table::Rules, &keys::rule(merchant, id), &rec)
+        })?;
+        Ok(id)
+    }
+
+    pub fn rules(&self, merchant: &MerchantId) -> Result<Vec<RuleRecord>> {
+        let ids: Vec<u64> = self
+            .store
+            .get(Table::Rules, merchant.as_bytes())?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(r) = self.store.get(Table::Rules, &keys::rule(merchant, id))? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn account(&self, key: &AccountKey) -> Result<Account> {
+        Ok(self
+            .store
+            .get(Table::Accounts, &key.to_key())?
+            .unwrap_or_default())
+    }
+
+    pub fn txn(&self, rrn: &Rrn) -> Result<Option<Txn>> {
+        self.store.get(Table::Txns, rrn.as_bytes())
+    }
+
+    /// A card's transactions, oldest first.
+    pub fn card_history(&self, card: &CardHash) -> Result<Vec<Txn>> {
+        self.history(Table::CardHistory, &card.0)
+    }
+
+    /// A terminal's transactions, oldest first.
+    pub fn terminal_history(&self, terminal: &TerminalId) -> Result<Vec<Txn>> {
+        self.history(Table::TerminalHistory, terminal.as_bytes())
+    }
+
+    fn history(&self, table: Table, owner: &[u8]) -> Result<Vec<Txn>> {
+        let mut out = Vec::new();
+        for item in self.store.keys_in(table, owner, &prefix_end(owner)) {
+            let key = item?;
+            let rrn = &key[key.len() - 12..];
+            if let Some(t) = self.store.get(Table::Txns, rrn)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Today's club spend of a card (for limits and support).
+    pub fn daily_spend(&self, card: &CardHash, now: UnixTime) -> Result<u64> {
+        let day = now.local_day(self.cfg.utc_offset_secs);
+        Ok(self
+            .store
+            .get(Table::DailySpend, &keys::daily(card, day))?
+            .unwrap_or(0))
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xFF; prefix.len() + 1]
+}

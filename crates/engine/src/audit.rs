@@ -1,0 +1,226 @@
+//! The ledger's invariants, recomputed from scratch.
+
+use std::collections::BTreeMap;
+
+use clubswitch_wire::ProcessingCode;
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{keys, Account, AccountKey, JournalEntry, RequestRecord, Txn, TxnState};
+use crate::rules::RuleRecord;
+use crate::settlement::SettlementBatch;
+use crate::store::Table;
+
+/// What an audit found.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AuditReport {
+    pub journal_entries: usize,
+    pub accounts: usize,
+    pub transactions: usize,
+    pub pending_holds: usize,
+    pub requests: usize,
+    pub settlements: usize,
+    /// Every broken invariant, in words.
+    pub violations: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl Engine {
+    /// Checks: every journal entry balances; every stored balance equals the
+    /// sum of its postings; no customer account is below zero available;
+    /// every account's holds equal its pending transactions; every
+    /// transaction is in exactly one state with the indexes that state
+    /// implies; budgeted campaigns' holds match pending lookups; every approved request
+    /// names an existing transaction; settled batches equal their items.
+    pub fn audit(&self) -> Result<AuditReport> {
+        let mut r = AuditReport::default();
+        let mut sums: BTreeMap<Vec<u8>, (AccountKey, i64)> = BTreeMap::new();
+        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+            let (_, e) = item?;
+            r.journal_entries += 1;
+            let total: i128 = e.postings.iter().map(|(_, v)| i128::from(*v)).sum();
+            if total != 0 {
+                r.violations
+                    .push(format!("journal entry {} does not balance ({total})", e.id));
+            }
+            for (k, v) in e.postings {
+                let slot = sums.entry(k.to_key()).or_insert((k, 0));
+                slot.1 = slot.1.saturating_add(v);
+            }
+        }
+
+        let mut held: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut rule_held: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut unsettled_expected = Vec::new();
+        let mut payable_by_batch: BTreeMap<u64, i64> = BTreeMap::new();
+        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+            let (_, t) = item?;
+            r.transactions += 1;
+            let exp_key = keys::expiry(t.expires, &t.rrn);
+            let indexed = self.store.contains(Table::HoldExpiry, &exp_key)?;
+            match t.state {
+                TxnState::Held => {
+                    r.pending_holds += 1;
+                    if !indexed {
+                        r.violations
+                            .push(format!("held {} has no expiry entry", t.rrn));
+                    }
+                    if let Some(acc) = &t.account {
+                        *held.entry(acc.to_key()).or_default() += t.amount as i64;
+                    }
+                    if let Some(rule) = t.rule {
+                        *rule_held.entry(keys::rule(&t.merchant, rule)).or_default() += t.discount;
+                    }
+                }
+                _ if indexed => r.violations.push(format!(
+                    "{} is {:?} but still has an expiry entry",
+                    t.rrn, t.state
+                )),
+                _ => {}
+            }
+            let settles = matches!(
+                t.code,
+                ProcessingCode::ClubPurchase
+                    | ProcessingCode::BankDiscount
+                    | ProcessingCode::ClubRefund
+            );
+            if t.state == TxnState::Confirmed && settles && t.settled.is_none() {
+                unsettled_expected.push(keys::unsettled(&t.merchant, &t.rrn));
+            }
+            if let Some(b) = t.settled {
+                *payable_by_batch.entry(b).or_default() += t.payable_delta;
+            }
+            if t.refunded > t.final_amount {
+                r.violations.push(format!(
+                    "{} refunded {} of {}",
+                    t.rrn, t.refunded, t.final_amount
+                ));
+            }
+        }
+
+        for item in self.store.scan::<Account>(Table::Accounts, b"") {
+            let (k, acc) = item?;
+            r.accounts += 1;
+            let (name, expected) = match sums.remove(&k) {
+                Some((key, v)) => (format!("{key:?}"), v),
+                None => (hex::encode(&k), 0),
+            };
+            if acc.balance != expected {
+                r.violations.push(format!(
+                    "{name}: balance {} but journal says {expected}",
+                    acc.balance
+                ));
+            }
+            let h = held.remove(&k).unwrap_or(0);
+            if acc.held != h {
+                r.violations.push(format!(
+                    "{name}: holds {} but pending transactions hold {h}",
+                    acc.held
+                ));
+            }
+            let customer = matches!(k.first(), Some(b'C' | b'S'));
+            if customer && acc.available() < 0 {
+                r.violations.push(format!(
+                    "{name}: available balance {} below zero",
+                    acc.available()
+                ));
+            }
+        }
+        for (_, (key, v)) in sums {
+            if v != 0 {
+                r.violations.push(format!(
+                    "{key:?}: journal says {v} but no balance is stored"
+                ));
+            }
+        }
+        for (k, h) in held {
+            r.violations.push(format!(
+                "{}: {h} held by pending transactions but no account",
+                hex::encode(k)
+            ));
+        }
+
+        for item in self.store.scan::<RuleRecord>(Table::Rules, b"") {
+            let (k, rec) = match item {
+                Ok(v) => v,
+                Err(_) => continue, // the per-merchant id lists share the tree
+            };
+            if k.len() != 23 || rec.rule.budget.is_none() {
+                rule_held.remove(&k);
+                continue;
+            }
+            let expect = rule_held.remove(&k).unwrap_or(0);
+            if rec.held != expect {
+                r.violations.push(format!(
+                    "rule {}: holds {} but pending lookups hold {expect}",
+                    rec.rule.id, rec.held
+                ));
+            }
+            if rec.rule.budget.is_some_and(|b| rec.spent > b) {
+                r.violations.push(format!(
+                    "rule {} spent {} over its budget",
+                    rec.rule.id, rec.spent
+                ));
+            }
+        }
+
+        let mut unsettled_found = 0;
+        for key in self.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
+            let key = key?;
+            unsettled_found += 1;
+            if !unsettled_expected.contains(&key) {
+                r.violations.push(format!(
+                    "unsettled index has {} which is not a confirmed unsettled item",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+        }
+        if unsettled_found != unsettled_expected.len() {
+            r.violations.push(format!(
+                "{} confirmed unsettled items but {unsettled_found} in the unsettled index",
+                unsettled_expected.len()
+            ));
+        }
+
+        for item in self.store.scan::<RequestRecord>(Table::Requests, b"") {
+            let (_, rec) = item?;
+            r.requests += 1;
+            if rec.outcome.approved() && rec.outcome.auth_id.is_some() {
+                let exists = rec.rrn.is_some_and(|rrn| {
+                    self.store
+                        .get::<Txn>(Table::Txns, rrn.as_bytes())
+                        .is_ok_and(|t| t.is_some())
+                });
+                if !exists {
+                    r.violations.push(format!(
+                        "approved request {:?} names no transaction",
+                        rec.rrn
+                    ));
+                }
+            }
+        }
+
+        for item in self.store.scan::<SettlementBatch>(Table::Settlements, b"") {
+            let (_, b) = item?;
+            r.settlements += 1;
+            let items = payable_by_batch.remove(&b.id).unwrap_or(0);
+            if items != b.net {
+                r.violations.push(format!(
+                    "batch {}: net {} but its items sum to {items}",
+                    b.id, b.net
+                ));
+            }
+        }
+        for (b, v) in payable_by_batch {
+            r.violations
+                .push(format!("items name batch {b} ({v}) which does not exist"));
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,274 @@
+//! Group commit: many operations share one flush to disk.
+//!
+//! An operation that must be durable commits its sled transaction, then asks
+//! for a [`FlushTicket`]. A single flusher thread repeatedly takes every ticket
+//! requested so far and flushes once for all of them; a ticket requested while
+//! a flush runs waits for the next one, because that flush may have started
+//! before its transaction committed. The ticket is both a blocking waiter and
+//! a `Future`, so an async server can await it without a blocking thread.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A flush that covered a ticket failed: what was committed may not be on
+/// disk, so the operation must not be reported as done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("flush to disk failed: {0}")]
+pub struct FlushError(pub String);
+
+/// Figures about the flusher, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Flushes done.
+    pub flushes: u64,
+    /// Tickets served by all flushes.
+    pub tickets: u64,
+    /// Tickets served by the last flush.
+    pub last_batch: u64,
+    /// Duration of the last flush.
+    pub last_flush: Duration,
+    /// Total time spent flushing.
+    pub total_flush: Duration,
+    /// Flushes that failed.
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct State {
+    requested: u64,
+    completed: u64,
+    last_ok: Option<String>,
+    wakers: Vec<Waker>,
+    stop: bool,
+    stats: FlushStats,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a flusher panicked while holding it; the state
+        // is plain counters, still meaningful.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the flusher calls to make committed data durable.
+pub trait Flush: Send + 'static {
+    fn flush(&self) -> Result<(), String>;
+}
+
+impl Flush for sled::Db {
+    fn flush(&self) -> Result<(), String> {
+        sled::Tree::flush(self)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The group-commit flusher.
+pub struct GroupCommit {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GroupCommit {
+    pub fn start(target: impl Flush) -> GroupCommit {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cv: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("clubswitch-flush".into())
+            .spawn(move || flusher(&worker, &target))
+            .ok();
+        GroupCommit {
+            shared,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// A ticket for everything committed before this call.
+    pub fn ticket(&self) -> FlushTicket {
+        let mut st = self.shared.lock();
+        st.requested += 1;
+        let epoch = st.requested;
+        drop(st);
+        self.shared.cv.notify_all();
+        FlushTicket {
+            shared: Arc::clone(&self.shared),
+            epoch,
+        }
+    }
+
+    pub fn stats(&self) -> FlushStats {
+        self.shared.lock().stats
+    }
+
+    /// Serves the tickets still pending, then stops the flusher.
+    pub fn shutdown(&self) {
+        self.shared.lock().stop = true;
+        self.shared.cv.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn flusher(shared: &Shared, target: &dyn Flush) {
+    loop {
+        let mut st = shared.lock();
+        while st.requested <= st.completed && !st.stop {
+            st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.requested <= st.completed && st.stop {
+            return;
+        }
+        let upto = st.requested;
+        let batch = upto - st.completed;
+        drop(st);
+
+        let started = Instant::now();
+        let result = target.flush();
+        let took = started.elapsed();
+
+        let mut st = shared.lock();
+        st.completed = upto;
+        st.stats.flushes += 1;
+        st.stats.tickets += batch;
+        st.stats.last_batch = batch;
+        st.stats.last_flush = took;
+        st.stats.total_flush += took;
+        if result.is_err() {
+            st.stats.failures += 1;
+        }
+        st.last_ok = result.err();
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        shared.cv.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// A claim on a future flush. Resolves when a flush that started after the
+/// ticket was taken has finished.
+pub struct FlushTicket {
+    shared: Arc<Shared>,
+    epoch: u64,
+}
+
+impl FlushTicket {
+    fn result(st: &State) -> Result<(), FlushError> {
+        match &st.last_ok {
+            None => Ok(()),
+            Some(e) => Err(FlushError(e.clone())),
+        }
+    }
+
+    /// Blocks until the flush is done.
+    pub fn wait(self) -> Result<(), FlushError> {
+        let mut st = self.shared.lock();
+        while st.completed < self.epoch {
+            if st.stop && st.requested <= st.completed {
+                break;
+            }
+            st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        Self::result(&st)
+    }
+}
+
+impl Future for FlushTicket {
+    type Output = Result<(), FlushError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = self.shared.lock();
+        if st.completed >= self.epoch {
+            return Poll::Ready(Self::result(&st));
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Counting(Arc<AtomicU64>, Duration);
+    impl Flush for Counting {
+        fn flush(&self) -> Result<(), String> {
+            std::thread::sleep(self.1);
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn many_waiters_share_few_flushes() {
+        let n = Arc::new(AtomicU64::new(0));
+        let gc = Arc::new(GroupCommit::start(Counting(
+            Arc::clone(&n),
+            Duration::from_millis(5),
+        )));
+        let threads: Vec<_> = (0..64)
+            .map(|_| {
+                let gc = Arc::clone(&gc);
+                std::thread::spawn(move || gc.ticket().wait())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let flushes = n.load(Ordering::SeqCst);
+        assert!(
+            flushes >= 1 && flushes < 64,
+            "{flushes} flushes for 64 tickets"
+        );
+        assert_eq!(gc.stats().tickets, 64);
+    }
+
+    #[test]
+    fn ticket_waits_for_a_flush_that_started_after_it() {
+        let n = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(Counting(Arc::clone(&n), Duration::from_millis(1)));
+        for i in 1..=5 {
+            gc.ticket().wait().unwrap();
+            assert!(n.load(Ordering::SeqCst) >= i);
+        }
+    }
+
+    struct Failing;
+    impl Flush for Failing {
+        fn flush(&self) -> Result<(), String> {
+            Err("disk full".into())
+        }
+    }
+
+    #[test]
+    fn failed_flush_fails_its_tickets() {
+        let gc = GroupCommit::start(Failing);
+        assert_eq!(gc.ticket().wait(), Err(FlushError("disk full".into())));
+        assert_eq!(gc.stats().failures, 1);
+    }
+}

@@ -1,0 +1,157 @@
+//! Phase 2 (0220): make an approval final, for the held amount or less.
+
+use clubswitch_wire::{Mti, ProcessingCode, ResponseCode};
+
+use super::{adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, Cx, Flow};
+use crate::engine::Confirm;
+use crate::ledger::{self, signed};
+use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
+use crate::rules::{self, RuleRecord};
+use crate::store::{Table, TxResult};
+
+pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
+    use ResponseCode as Rc;
+    if !req.code.is_purchase() {
+        return Ok(Flow::decline(Rc::InvalidTransaction));
+    }
+    let Some(mut txn) = cx.tx.get::<Txn>(Table::Txns, req.rrn.as_bytes())? else {
+        return Ok(Flow::decline(Rc::OriginalNotFound));
+    };
+    let o = &req.original;
+    let names_it = txn.request.terminal == req.key.terminal
+        && txn.auth_id == req.auth_id
+        && txn.refund_of.is_none()
+        && o.mti == Mti::AUTH_REQUEST
+        && o.stan == txn.request.stan
+        && o.transmitted == txn.request.transmitted;
+    if !names_it {
+        return Ok(Flow::decline(Rc::OriginalNotFound));
+    }
+    if txn.code != req.code {
+        return Ok(Flow::decline(Rc::InvalidTransaction));
+    }
+    match txn.state {
+        TxnState::Confirmed => {
+            // A second confirm (new STAN) answers as the first did.
+            if let Some(first) = txn.confirm_outcome.clone() {
+                return Ok(Flow {
+                    outcome: first,
+                    rrn: Some(txn.rrn),
+                    durable: true,
+                });
+            }
+            return Ok(Flow::decline(Rc::OriginalNotFound));
+        }
+        TxnState::Held if cx.now >= txn.expires => {
+            // Expired but not yet swept: expire it now.
+            end_hold(
+                cx.tx,
+                &mut txn,
+                TxnState::Expired,
+                cx.engine.cfg.utc_offset_secs,
+            )?;
+            cx.save_txn(&txn)?;
+            return Ok(Flow::decline(Rc::OriginalNotFound));
+        }
+        TxnState::Held => {}
+        TxnState::Voided | TxnState::Expired | TxnState::Reversed => {
+            return Ok(Flow::decline(Rc::OriginalNotFound))
+        }
+    }
+    let amount = req.amount.value();
+    if amount == 0 || amount > txn.amount || req.currency != txn.currency {
+        return Ok(Flow::decline(Rc::InvalidAmount));
+    }
+
+    let m = cx.merchant;
+    let offset = cx.engine.cfg.utc_offset_secs;
+    let held_day = txn.created.local_day(offset);
+    let blocks = match txn.code {
+        ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {
+            let Some(acc) = txn.account.clone() else {
+                return Ok(Flow::decline(Rc::SystemMalfunction));
+            };
+            ledger::release(cx.tx, &acc, txn.amount)?;
+            let postings = if txn.code == ProcessingCode::ClubPurchase {
+                let fee = rules::fee(m, amount, 0);
+                txn.fee = fee;
+                txn.payable_delta = signed(amount - fee)?;
+                if let Some(card) = &txn.card {
+                    adjust_daily(cx.tx, card, held_day, -i128::from(txn.amount - amount))?;
+                }
+                vec![
+                    (acc.clone(), -signed(amount)?),
+                    (AccountKey::Payable(m.id), txn.payable_delta),
+                    (AccountKey::FeeIncome, signed(fee)?),
+                ]
+            } else {
+                vec![
+                    (acc.clone(), -signed(amount)?),
+                    (AccountKey::StoreIssued(m.id), signed(amount)?),
+                ]
+            };
+            ledger::post(
+                cx.tx,
+                cx.now,
+                JournalKind::Purchase,
+                Some(txn.rrn),
+                postings,
+            )?;
+            cx.balance_blocks(&acc, txn.currency)?
+        }
+        ProcessingCode::BankDiscount => {
+            let held = txn.discount;
+            let mut discount = held.min(amount);
+            if let Some(id) = txn.rule {
+                let key = keys::rule(&txn.merchant, id);
+                if let Some(mut r) = cx.tx.get::<RuleRecord>(Table::Rules, &key)? {
+                    discount = discount.min(r.rule.discount_on(amount));
+                    // Only a campaign with a budget keeps counts: a shared
+                    // record written by every lookup would serialize them.
+                    if r.rule.budget.is_some() {
+                        r.held = r.held.saturating_sub(held);
+                        r.spent = r.spent.saturating_add(discount);
+                        cx.tx.put(Table::Rules, &key, &r)?;
+                    }
+                }
+                if let Some(card) = &txn.card {
+                    adjust_allowance(cx.tx, card, id, held_day, 0, -i128::from(held - discount))?;
+                }
+            }
+            let fee = rules::fee(m, amount, discount);
+            txn.discount = discount;
+            txn.fee = fee;
+            txn.payable_delta = -signed(fee)?;
+            ledger::post(
+                cx.tx,
+                cx.now,
+                JournalKind::Purchase,
+                Some(txn.rrn),
+                vec![
+                    (AccountKey::Payable(m.id), txn.payable_delta),
+                    (AccountKey::FeeIncome, signed(fee)?),
+                ],
+            )?;
+            discount_blocks(txn.currency, amount, discount, fee)
+        }
+        _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
+    };
+
+    cx.tx
+        .remove(Table::HoldExpiry, &keys::expiry(txn.expires, &txn.rrn))?;
+    if txn.code != ProcessingCode::StorePurchase {
+        cx.tx
+            .mark(Table::Unsettled, &keys::unsettled(&txn.merchant, &txn.rrn))?;
+    }
+    let outcome = approved(Some(txn.rrn), Some(txn.auth_id), blocks);
+    txn.state = TxnState::Confirmed;
+    txn.final_amount = amount;
+    txn.confirmed = Some(cx.now);
+    txn.confirm_outcome = Some(outcome.clone());
+    cx.save_txn(&txn)?;
+    Ok(Flow {
+        outcome,
+        rrn: Some(txn.rrn),
+        durable: true,
+    })
+}

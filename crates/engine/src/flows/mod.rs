@@ -1,0 +1,234 @@
+//! The terminal flows, each run inside the request's transaction.
+
+pub(crate) mod authorize;
+pub(crate) mod confirm;
+pub(crate) mod refund;
+pub(crate) mod undo;
+
+use clubswitch_wire::{
+    AccountType, Amount, AmountBlock, AmountType, AuthId, Currency, ProcessingCode, ResponseCode,
+    Rrn,
+};
+
+use crate::engine::Engine;
+use crate::ledger;
+use crate::model::{keys, AccountKey, Merchant, Outcome, Txn, TxnState, UnixTime};
+use crate::rules::{AllowanceUse, RuleRecord};
+use crate::store::{Table, Tx, TxResult};
+
+/// What a flow hands back to the request wrapper.
+pub(crate) struct Flow {
+    pub outcome: Outcome,
+    pub rrn: Option<Rrn>,
+    /// Whether money moved, so the answer must wait for a flush.
+    pub durable: bool,
+}
+
+impl Flow {
+    pub fn decline(code: ResponseCode) -> Flow {
+        Flow {
+            outcome: Outcome::decline(code),
+            rrn: None,
+            durable: false,
+        }
+    }
+}
+
+/// Everything a flow works with.
+pub(crate) struct Cx<'a> {
+    pub engine: &'a Engine,
+    pub tx: &'a Tx<'a>,
+    pub now: UnixTime,
+    pub merchant: &'a Merchant,
+}
+
+impl Cx<'_> {
+    pub fn day(&self, at: UnixTime) -> i64 {
+        at.local_day(self.engine.cfg.utc_offset_secs)
+    }
+
+    /// A fresh RRN and authorization id.
+    pub fn new_rrn(&self) -> TxResult<(Rrn, AuthId)> {
+        let id = self.tx.next_id()?;
+        // sled ids start at 0; RRN 000000000000 is never issued.
+        let n = id + 1;
+        Ok((Rrn::from_sequence(n), AuthId::from_number(n)))
+    }
+
+    pub fn currency_ok(&self, c: Currency) -> bool {
+        self.engine.cfg.currencies.contains(&c)
+    }
+
+    /// Ledger and available balance of `key` as DE 54 blocks.
+    pub fn balance_blocks(
+        &self,
+        key: &AccountKey,
+        currency: Currency,
+    ) -> TxResult<Vec<AmountBlock>> {
+        let acc = ledger::account(self.tx, key)?;
+        let account = match key {
+            AccountKey::Store { .. } => AccountType::StoreCredit,
+            _ => AccountType::Club,
+        };
+        let block = |t, v: i64| AmountBlock {
+            account,
+            amount_type: t,
+            currency,
+            debit: v < 0,
+            amount: Amount::new(v.unsigned_abs()).unwrap_or(Amount::MAX),
+        };
+        Ok(vec![
+            block(AmountType::LedgerBalance, acc.balance),
+            block(AmountType::AvailableBalance, acc.available()),
+        ])
+    }
+
+    pub fn save_txn(&self, txn: &Txn) -> TxResult<()> {
+        self.tx.put(Table::Txns, txn.rrn.as_bytes(), txn)
+    }
+
+    /// Records a new transaction in the card and terminal histories.
+    pub fn index_history(&self, txn: &Txn) -> TxResult<()> {
+        if let Some(card) = &txn.card {
+            self.tx.mark(
+                Table::CardHistory,
+                &keys::history(&card.0, txn.created, &txn.rrn),
+            )?;
+        }
+        let term = txn.request.terminal;
+        self.tx.mark(
+            Table::TerminalHistory,
+            &keys::history(term.as_bytes(), txn.created, &txn.rrn),
+        )
+    }
+}
+
+/// DE 54 blocks of a bank-card discount: discount, fee, net.
+pub(crate) fn discount_blocks(
+    currency: Currency,
+    amount: u64,
+    discount: u64,
+    fee: u64,
+) -> Vec<AmountBlock> {
+    let block = |t, v: u64| {
+        AmountBlock::credit(
+            AccountType::Unspecified,
+            t,
+            currency,
+            Amount::new(v).unwrap_or(Amount::MAX),
+        )
+    };
+    vec![
+        block(AmountType::Discount, discount),
+        block(AmountType::Fee, fee),
+        block(AmountType::NetAmount, amount.saturating_sub(discount)),
+    ]
+}
+
+pub(crate) fn approved(
+    rrn: Option<Rrn>,
+    auth_id: Option<AuthId>,
+    amounts: Vec<AmountBlock>,
+) -> Outcome {
+    Outcome {
+        code: ResponseCode::Approved,
+        rrn,
+        auth_id,
+        amounts,
+    }
+}
+
+/// Ends a pending hold without confirming it (void or expiry), releasing
+/// everything it held. Ends it exactly once: a hold that is no longer
+/// `Held` is left alone.
+pub(crate) fn end_hold(
+    tx: &Tx<'_>,
+    txn: &mut Txn,
+    state: TxnState,
+    utc_offset: i64,
+) -> TxResult<()> {
+    if txn.state != TxnState::Held {
+        return Ok(());
+    }
+    match txn.code {
+        ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {
+            if let Some(acc) = &txn.account {
+                ledger::release(tx, acc, txn.amount)?;
+            }
+            if txn.code == ProcessingCode::ClubPurchase {
+                if let Some(card) = &txn.card {
+                    adjust_daily(
+                        tx,
+                        card,
+                        txn.created.local_day(utc_offset),
+                        -(txn.amount as i128),
+                    )?;
+                }
+            }
+        }
+        ProcessingCode::BankDiscount => {
+            if let Some(rule) = txn.rule {
+                let key = keys::rule(&txn.merchant, rule);
+                if let Some(mut r) = tx
+                    .get::<RuleRecord>(Table::Rules, &key)?
+                    .filter(|r| r.rule.budget.is_some())
+                {
+                    r.held = r.held.saturating_sub(txn.discount);
+                    tx.put(Table::Rules, &key, &r)?;
+                }
+                if let Some(card) = &txn.card {
+                    adjust_allowance(
+                        tx,
+                        card,
+                        rule,
+                        txn.created.local_day(utc_offset),
+                        -1,
+                        -(txn.discount as i128),
+                    )?;
+                }
+            }
+        }
+        _ => {}
+    }
+    tx.remove(Table::HoldExpiry, &keys::expiry(txn.expires, &txn.rrn))?;
+    txn.state = state;
+    Ok(())
+}
+
+/// Adds `delta` to a card's club spend of `day`.
+pub(crate) fn adjust_daily(
+    tx: &Tx<'_>,
+    card: &crate::model::CardHash,
+    day: i64,
+    delta: i128,
+) -> TxResult<u64> {
+    let key = keys::daily(card, day);
+    let cur: u64 = tx.get(Table::DailySpend, &key)?.unwrap_or(0);
+    let next = (i128::from(cur) + delta).clamp(0, i128::from(u64::MAX)) as u64;
+    if next == 0 {
+        tx.remove(Table::DailySpend, &key)?;
+    } else {
+        tx.put(Table::DailySpend, &key, &next)?;
+    }
+    Ok(next)
+}
+
+/// Adds to a card's use of a rule's allowance on `day`.
+pub(crate) fn adjust_allowance(
+    tx: &Tx<'_>,
+    card: &crate::model::CardHash,
+    rule: u64,
+    day: i64,
+    count: i64,
+    amount: i128,
+) -> TxResult<()> {
+    let key = keys::allowance(card, rule, day);
+    let mut used: AllowanceUse = tx.get(Table::Allowance, &key)?.unwrap_or_default();
+    used.count = (i64::from(used.count) + count).clamp(0, i64::from(u32::MAX)) as u32;
+    used.amount = (i128::from(used.amount) + amount).clamp(0, i128::from(u64::MAX)) as u64;
+    if used == AllowanceUse::default() {
+        tx.remove(Table::Allowance, &key)
+    } else {
+        tx.put(Table::Allowance, &key, &used)
+    }
+}

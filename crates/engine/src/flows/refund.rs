@@ -1,0 +1,116 @@
+//! Refund (0200, 209100 / 209200) of a confirmed purchase, in full or in
+//! part, to where the value came from.
+
+use clubswitch_wire::{ProcessingCode, ResponseCode};
+
+use super::{approved, Cx, Flow};
+use crate::engine::Refund;
+use crate::ledger::{self, signed};
+use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
+use crate::store::{Table, TxResult};
+
+pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
+    use ResponseCode as Rc;
+    let purchase_code = match req.code {
+        ProcessingCode::ClubRefund => ProcessingCode::ClubPurchase,
+        ProcessingCode::StoreRefund => ProcessingCode::StorePurchase,
+        _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
+    };
+    let amount = req.amount.value();
+    if amount == 0 || !cx.currency_ok(req.currency) {
+        return Ok(Flow::decline(Rc::InvalidAmount));
+    }
+    let Some(mut purchase) = cx.tx.get::<Txn>(Table::Txns, req.rrn.as_bytes())? else {
+        return Ok(Flow::decline(Rc::OriginalNotFound));
+    };
+    if purchase.merchant != cx.merchant.id {
+        return Ok(Flow::decline(Rc::OriginalNotFound));
+    }
+    if purchase.code != purchase_code
+        || purchase.refund_of.is_some()
+        || purchase.state != TxnState::Confirmed
+    {
+        return Ok(Flow::decline(Rc::InvalidTransaction));
+    }
+    if req.currency != purchase.currency {
+        return Ok(Flow::decline(Rc::InvalidAmount));
+    }
+    let refundable = purchase.final_amount - purchase.refunded;
+    if amount > refundable {
+        return Ok(Flow::decline(Rc::InvalidAmount));
+    }
+    let Some(acc) = purchase.account.clone() else {
+        return Ok(Flow::decline(Rc::SystemMalfunction));
+    };
+    // The fee goes back in proportion, rounded down; the last refund returns
+    // whatever is left, so a purchase refunded in full returns all its fee.
+    let fee_back = if amount == refundable {
+        purchase.fee - purchase.fee_refunded
+    } else {
+        (u128::from(purchase.fee) * u128::from(amount) / u128::from(purchase.final_amount)) as u64
+    };
+    let m = cx.merchant.id;
+    let (payable_delta, postings) = if req.code == ProcessingCode::ClubRefund {
+        let delta = -signed(amount - fee_back)?;
+        (
+            delta,
+            vec![
+                (acc.clone(), signed(amount)?),
+                (AccountKey::Payable(m), delta),
+                (AccountKey::FeeIncome, -signed(fee_back)?),
+            ],
+        )
+    } else {
+        (
+            0,
+            vec![
+                (acc.clone(), signed(amount)?),
+                (AccountKey::StoreIssued(m), -signed(amount)?),
+            ],
+        )
+    };
+
+    let (rrn, auth_id) = cx.new_rrn()?;
+    ledger::post(cx.tx, cx.now, JournalKind::Refund, Some(rrn), postings)?;
+    purchase.refunded += amount;
+    purchase.fee_refunded += fee_back;
+    cx.save_txn(&purchase)?;
+
+    let refund = Txn {
+        rrn,
+        auth_id,
+        code: req.code,
+        request: req.key,
+        merchant: m,
+        card: purchase.card,
+        account: Some(acc.clone()),
+        currency: req.currency,
+        amount,
+        final_amount: amount,
+        discount: 0,
+        fee: fee_back,
+        rule: None,
+        state: TxnState::Confirmed,
+        created: cx.now,
+        expires: cx.now,
+        confirmed: Some(cx.now),
+        confirm_outcome: None,
+        undo_outcome: None,
+        settled: None,
+        refunded: 0,
+        fee_refunded: 0,
+        refund_of: Some(purchase.rrn),
+        payable_delta,
+    };
+    cx.save_txn(&refund)?;
+    cx.index_history(&refund)?;
+    if req.code == ProcessingCode::ClubRefund {
+        cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
+    }
+    let blocks = cx.balance_blocks(&acc, req.currency)?;
+    Ok(Flow {
+        outcome: approved(Some(rrn), Some(auth_id), blocks),
+        rrn: Some(rrn),
+        durable: true,
+    })
+}

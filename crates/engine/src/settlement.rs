@@ -1,0 +1,202 @@
+//! Settlement: closing confirmed club purchases, bank-card lookup fees and
+//! club refunds into one batch per merchant, and exporting the batches.
+//!
+//! A run with a cut-off takes every unsettled item confirmed at or before
+//! the cut-off. Per merchant, in one transaction, it marks the items settled
+//! and moves the net payable to the clearing account; the batch is due on
+//! the next working day after the run. A settled purchase can still be
+//! refunded (the refund goes into the next batch) but no longer reversed.
+
+use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::ledger;
+use crate::model::{keys, AccountKey, JournalKind, Merchant, Txn, UnixTime};
+use crate::store::{Table, TxResult};
+
+/// One merchant's settlement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementBatch {
+    pub id: u64,
+    pub merchant: MerchantId,
+    pub settlement_account: String,
+    pub cutoff: UnixTime,
+    pub created: UnixTime,
+    /// Due date, days since 1970-01-01 (local).
+    pub due_day: i64,
+    pub items: Vec<Rrn>,
+    /// Confirmed club purchases.
+    pub gross: u64,
+    /// Discounts given on bank-card lookups (informational: paid by the
+    /// merchant at the till, not through the switch).
+    pub discounts: u64,
+    /// Fees on purchases and lookups, less fees returned with refunds.
+    pub fees: i64,
+    /// Club refunds.
+    pub refunds: u64,
+    /// What the network pays the merchant (negative: what it owes).
+    pub net: i64,
+}
+
+impl Engine {
+    /// Settles everything confirmed up to `cutoff`. Returns the new batches.
+    pub fn settle(&self, cutoff: UnixTime, now: UnixTime) -> Result<Vec<SettlementBatch>> {
+        // Gather candidates outside the transactions (sled cannot scan inside
+        // one); each merchant's transaction re-checks every item.
+        let mut by_merchant: Vec<(MerchantId, Vec<Rrn>)> = Vec::new();
+        for key in self.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
+            let key = key?;
+            if key.len() != 27 {
+                continue;
+            }
+            let (Ok(m), Ok(r)) = (
+                MerchantId::from_bytes(&key[..15]),
+                Rrn::from_bytes(&key[15..]),
+            ) else {
+                continue;
+            };
+            match by_merchant.last_mut() {
+                Some((last, items)) if *last == m => items.push(r),
+                _ => by_merchant.push((m, vec![r])),
+            }
+        }
+        let due_day = self
+            .cfg
+            .calendar
+            .next_working_day(now.local_day(self.cfg.utc_offset_secs));
+        let mut out = Vec::new();
+        for (merchant, rrns) in by_merchant {
+            let id = self.store.next_id()? + 1;
+            let batch = self.store.transaction(|tx| {
+                let acct = tx
+                    .get::<Merchant>(Table::Merchants, merchant.as_bytes())?
+                    .map(|m| m.settlement_account)
+                    .unwrap_or_default();
+                let mut b = SettlementBatch {
+                    id,
+                    merchant,
+                    settlement_account: acct,
+                    cutoff,
+                    created: now,
+                    due_day,
+                    items: Vec::new(),
+                    gross: 0,
+                    discounts: 0,
+                    fees: 0,
+                    refunds: 0,
+                    net: 0,
+                };
+                for rrn in &rrns {
+                    let ukey = keys::unsettled(&merchant, rrn);
+                    if !tx.contains(Table::Unsettled, &ukey)? {
+                        continue;
+                    }
+                    let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
+                        continue;
+                    };
+                    if t.settled.is_some() || t.confirmed.is_none_or(|c| c > cutoff) {
+                        continue;
+                    }
+                    add_item(&mut b, &t)?;
+                    t.settled = Some(id);
+                    tx.put(Table::Txns, rrn.as_bytes(), &t)?;
+                    tx.remove(Table::Unsettled, &ukey)?;
+                }
+                if b.items.is_empty() {
+                    return Ok(None);
+                }
+                ledger::post(
+                    tx,
+                    now,
+                    JournalKind::Settlement,
+                    None,
+                    vec![
+                        (AccountKey::Payable(merchant), -b.net),
+                        (AccountKey::Clearing, b.net),
+                    ],
+                )?;
+                tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
+                Ok(Some(b))
+            })?;
+            out.extend(batch);
+        }
+        if !out.is_empty() {
+            self.store
+                .durable()
+                .wait()
+                .map_err(|e| crate::EngineError::invalid(e.to_string()))?;
+        }
+        Ok(out)
+    }
+
+    /// Every settlement batch, oldest first.
+    pub fn settlements(&self) -> Result<Vec<SettlementBatch>> {
+        self.store
+            .scan(Table::Settlements, b"")
+            .map(|r| r.map(|(_, b)| b))
+            .collect()
+    }
+}
+
+fn add_item(b: &mut SettlementBatch, t: &Txn) -> TxResult<()> {
+    let fee = ledger::signed(t.fee)?;
+    match t.code {
+        ProcessingCode::ClubPurchase => {
+            b.gross += t.final_amount;
+            b.fees += fee;
+        }
+        ProcessingCode::BankDiscount => {
+            b.discounts += t.discount;
+            b.fees += fee;
+        }
+        ProcessingCode::ClubRefund => {
+            b.refunds += t.final_amount;
+            b.fees -= fee;
+        }
+        _ => {}
+    }
+    b.net += t.payable_delta;
+    b.items.push(t.rrn);
+    Ok(())
+}
+
+/// The batches as CSV, one line per batch, amounts in rials.
+pub fn to_csv(batches: &[SettlementBatch]) -> String {
+    let mut out = String::from(
+        "batch,merchant,settlement_account,due_date,items,gross,discounts,fees,refunds,net\n",
+    );
+    for b in batches {
+        let (y, m, d) = clubswitch_wire::fields::civil_from_days(b.due_day);
+        out.push_str(&format!(
+            "{},{},{},{:04}-{:02}-{:02},{},{},{},{},{},{}\n",
+            b.id,
+            b.merchant.as_str().trim(),
+            csv_field(&b.settlement_account),
+            y,
+            m,
+            d,
+            b.items.len(),
+            b.gross,
+            b.discounts,
+            b.fees,
+            b.refunds,
+            b.net
+        ));
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The batches as JSON.
+pub fn to_json(batches: &[SettlementBatch]) -> String {
+    serde_json::to_string_pretty(batches).unwrap_or_else(|_| "[]".into())
+}

@@ -1,0 +1,234 @@
+//! A small world for engine tests: one merchant with a terminal, a member
+//! with a club card and an enrolled bank card, and helpers that build
+//! requests the way the daemon does.
+#![allow(dead_code)]
+
+use clubswitch_engine::*;
+use clubswitch_wire::{
+    Amount, AuthId, CardData, CardNumber, Currency, MerchantId, Mti, OriginalData, ProcessingCode,
+    ResponseCode, Rrn, Stan, TerminalId, TransmissionTime,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const CLUB_PAN: &str = "6280231400000013";
+pub const BANK_PAN: &str = "6037991234567893";
+pub const UNKNOWN_PAN: &str = "6280231400000021";
+
+/// 2026-11-23 10:00 UTC (a Monday).
+pub const T0: UnixTime = UnixTime(1_795_428_000);
+
+pub struct World {
+    pub engine: Engine,
+    pub merchant: MerchantId,
+    pub terminal: TerminalId,
+    pub member: Member,
+    pub club: Card,
+    pub bank: Card,
+    stan: AtomicU32,
+}
+
+pub fn pan(s: &str) -> CardNumber {
+    s.parse().unwrap()
+}
+
+pub fn luhn_fix(base: &str) -> String {
+    // Completes a number with its Luhn check digit.
+    for d in 0..10 {
+        let s = format!("{base}{d}");
+        if pan(&s).luhn_ok() {
+            return s;
+        }
+    }
+    unreachable!()
+}
+
+pub fn merchant_record(id: MerchantId) -> Merchant {
+    Merchant {
+        id,
+        name: "Test Shop".into(),
+        status: Status::Active,
+        fee_bps: 100,
+        fee_base: FeeBase::Gross,
+        settlement_account: "IR000000000000000000000001".into(),
+        offers: Offers::default(),
+        max_amount: None,
+    }
+}
+
+pub fn terminal_record(id: TerminalId, merchant: MerchantId) -> Terminal {
+    Terminal {
+        id,
+        merchant,
+        status: Status::Active,
+        sealed_tmk: vec![1, 2, 3],
+        previous_tmk: None,
+        security_failures: 0,
+        locked: false,
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        Self::with_store(Store::temporary().unwrap())
+    }
+
+    pub fn with_store(store: Store) -> World {
+        let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
+        let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
+        let terminal: TerminalId = "TERM0001".parse().unwrap();
+        engine.put_merchant(&merchant_record(merchant)).unwrap();
+        engine
+            .add_terminal(&terminal_record(terminal, merchant))
+            .unwrap();
+        let member = engine
+            .add_member("Sara", "09120000000", Tier::Silver, vec![])
+            .unwrap();
+        let club = engine
+            .issue_card(&NewCard {
+                pan: pan(CLUB_PAN),
+                kind: CardKind::Club,
+                member: Some(member.id),
+                expiry: None,
+                max_amount: None,
+                daily_limit: None,
+            })
+            .unwrap();
+        engine
+            .top_up(&club.hash, Amount::new(500_000).unwrap(), T0)
+            .unwrap();
+        let bank = engine
+            .issue_card(&NewCard {
+                pan: pan(BANK_PAN),
+                kind: CardKind::Bank,
+                member: Some(member.id),
+                expiry: None,
+                max_amount: None,
+                daily_limit: None,
+            })
+            .unwrap();
+        World {
+            engine,
+            merchant,
+            terminal,
+            member,
+            club,
+            bank,
+            stan: AtomicU32::new(1),
+        }
+    }
+
+    pub fn next_key(&self, now: UnixTime) -> RequestKey {
+        RequestKey {
+            terminal: self.terminal,
+            stan: Stan::new(self.stan.fetch_add(1, Ordering::SeqCst) % 1_000_000).unwrap(),
+            transmitted: TransmissionTime::from_unix(now.0),
+        }
+    }
+
+    pub fn authorize(
+        &self,
+        code: ProcessingCode,
+        card: &str,
+        amount: u64,
+        now: UnixTime,
+    ) -> (Authorize, Outcome) {
+        let req = Authorize {
+            key: self.next_key(now),
+            merchant: self.merchant,
+            code,
+            amount: Some(Amount::new(amount).unwrap()),
+            currency: Currency::IRR,
+            card: CardData {
+                pan: pan(card),
+                expiry: None,
+            },
+        };
+        let out = self
+            .engine
+            .handle(&Request::Authorize(req.clone()), now)
+            .unwrap()
+            .wait();
+        (req, out)
+    }
+
+    pub fn confirm_req(
+        &self,
+        auth: &Authorize,
+        out: &Outcome,
+        amount: u64,
+        now: UnixTime,
+    ) -> Confirm {
+        Confirm {
+            key: self.next_key(now),
+            merchant: self.merchant,
+            code: auth.code,
+            amount: Amount::new(amount).unwrap(),
+            currency: Currency::IRR,
+            rrn: out.rrn.unwrap_or(Rrn::from_sequence(999_999)),
+            auth_id: out.auth_id.unwrap_or(AuthId::from_number(0)),
+            original: OriginalData {
+                mti: Mti::AUTH_REQUEST,
+                stan: auth.key.stan,
+                transmitted: auth.key.transmitted,
+            },
+        }
+    }
+
+    pub fn confirm(&self, auth: &Authorize, out: &Outcome, amount: u64, now: UnixTime) -> Outcome {
+        let req = self.confirm_req(auth, out, amount, now);
+        self.engine
+            .handle(&Request::Confirm(req), now)
+            .unwrap()
+            .wait()
+    }
+
+    pub fn undo_rrn(&self, rrn: Rrn, now: UnixTime) -> Outcome {
+        let req = Undo {
+            key: self.next_key(now),
+            merchant: self.merchant,
+            code: None,
+            rrn: Some(rrn),
+            original: None,
+        };
+        self.engine.handle(&Request::Undo(req), now).unwrap().wait()
+    }
+
+    pub fn refund(&self, code: ProcessingCode, rrn: Rrn, amount: u64, now: UnixTime) -> Outcome {
+        let req = Refund {
+            key: self.next_key(now),
+            merchant: self.merchant,
+            code,
+            amount: Amount::new(amount).unwrap(),
+            currency: Currency::IRR,
+            rrn,
+        };
+        self.engine
+            .handle(&Request::Refund(req), now)
+            .unwrap()
+            .wait()
+    }
+
+    pub fn club_account(&self) -> Account {
+        self.engine
+            .account(&AccountKey::Club(self.club.account.unwrap()))
+            .unwrap()
+    }
+
+    pub fn store_account(&self) -> Account {
+        self.engine
+            .account(&AccountKey::Store {
+                member: self.member.id,
+                merchant: self.merchant,
+            })
+            .unwrap()
+    }
+
+    pub fn assert_audit(&self) {
+        let r = self.engine.audit().unwrap();
+        assert!(r.ok(), "audit: {:#?}", r.violations);
+    }
+}
+
+pub fn code(o: &Outcome) -> ResponseCode {
+    o.code
+}

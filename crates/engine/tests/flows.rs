@@ -1,0 +1,956 @@
+//! Every flow and response code of the engine.
+
+mod common;
+
+use clubswitch_engine::*;
+use clubswitch_wire::{
+    AccountType, Amount, AmountType, CardData, Currency, Expiry, Mti, OriginalData,
+    ProcessingCode as Pc, ResponseCode as Rc, Rrn,
+};
+use common::*;
+
+fn block(o: &Outcome, acct: AccountType, t: AmountType) -> u64 {
+    o.amounts
+        .iter()
+        .find(|b| b.account == acct && b.amount_type == t)
+        .map(|b| b.amount.value())
+        .unwrap_or_else(|| panic!("no {acct:?}/{t:?} block in {o:?}"))
+}
+
+#[test]
+fn club_purchase_holds_then_partial_confirm_releases_the_rest() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 120_000, T0);
+    assert_eq!(out.code, Rc::Approved);
+    assert!(out.rrn.is_some() && out.auth_id.is_some());
+    assert_eq!(
+        block(&out, AccountType::Club, AmountType::LedgerBalance),
+        500_000
+    );
+    assert_eq!(
+        block(&out, AccountType::Club, AmountType::AvailableBalance),
+        380_000
+    );
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 500_000,
+            held: 120_000
+        }
+    );
+
+    let c = w.confirm(&auth, &out, 100_000, T0.plus(10));
+    assert_eq!(c.code, Rc::Approved);
+    assert_eq!(
+        block(&c, AccountType::Club, AmountType::AvailableBalance),
+        400_000
+    );
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 400_000,
+            held: 0
+        }
+    );
+    // Merchant owed 100 000 less 1% fee.
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        99_000
+    );
+    assert_eq!(
+        w.engine.account(&AccountKey::FeeIncome).unwrap().balance,
+        1_000
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn insufficient_funds_is_51_and_holds_count_against_available() {
+    let w = World::new();
+    let (_, a) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 300_000, T0);
+    assert_eq!(a.code, Rc::Approved);
+    let (_, b) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 200_001, T0);
+    assert_eq!(b.code, Rc::InsufficientFunds);
+    let (_, c) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
+    assert_eq!(c.code, Rc::Approved);
+    w.assert_audit();
+}
+
+#[test]
+fn card_checks_give_14_57_62_54() {
+    let w = World::new();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, UNKNOWN_PAN, 1000, T0).1.code,
+        Rc::InvalidCardNumber
+    );
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, "6280231400000012", 1000, T0)
+            .1
+            .code,
+        Rc::InvalidCardNumber,
+        "Luhn"
+    );
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, BANK_PAN, 1000, T0).1.code,
+        Rc::NotPermittedToCardholder
+    );
+    assert_eq!(
+        w.authorize(Pc::BankDiscount, CLUB_PAN, 1000, T0).1.code,
+        Rc::NotPermittedToCardholder
+    );
+
+    w.engine
+        .update_card(&w.club.hash, |c| c.status = Status::Blocked)
+        .unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::RestrictedCard
+    );
+    w.engine
+        .update_card(&w.club.hash, |c| c.status = Status::Active)
+        .unwrap();
+
+    w.engine
+        .update_card(&w.club.hash, |c| c.expiry = Expiry::from_yymm(b"2610"))
+        .unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::ExpiredCard
+    );
+    w.engine
+        .update_card(&w.club.hash, |c| c.expiry = Expiry::from_yymm(b"2611"))
+        .unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::Approved,
+        "valid through the month"
+    );
+}
+
+#[test]
+fn expiry_in_the_card_block_is_checked() {
+    let w = World::new();
+    let req = Authorize {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        code: Pc::BankDiscount,
+        amount: Some(Amount::new(1000).unwrap()),
+        currency: Currency::IRR,
+        card: CardData {
+            pan: pan(UNKNOWN_PAN),
+            expiry: Expiry::from_yymm(b"2501"),
+        },
+    };
+    let out = w
+        .engine
+        .handle(&Request::Authorize(req), T0)
+        .unwrap()
+        .wait();
+    assert_eq!(out.code, Rc::ExpiredCard);
+}
+
+#[test]
+fn terminal_and_merchant_checks_give_58_and_03() {
+    let w = World::new();
+    let mut req = Authorize {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        code: Pc::ClubPurchase,
+        amount: Some(Amount::new(1000).unwrap()),
+        currency: Currency::IRR,
+        card: CardData {
+            pan: pan(CLUB_PAN),
+            expiry: None,
+        },
+    };
+    req.key.terminal = "NOSUCH01".parse().unwrap();
+    assert_eq!(
+        w.engine
+            .handle(&Request::Authorize(req.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::NotPermittedToTerminal
+    );
+
+    req.key = w.next_key(T0);
+    req.merchant = "MERCHANT0000002".parse().unwrap();
+    assert_eq!(
+        w.engine
+            .handle(&Request::Authorize(req.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::InvalidMerchant
+    );
+
+    req.key = w.next_key(T0);
+    req.merchant = w.merchant;
+    w.engine
+        .update_terminal(&w.terminal, |t| t.status = Status::Blocked)
+        .unwrap();
+    assert_eq!(
+        w.engine
+            .handle(&Request::Authorize(req.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::NotPermittedToTerminal
+    );
+    w.engine
+        .update_terminal(&w.terminal, |t| t.status = Status::Active)
+        .unwrap();
+
+    assert!(!w.engine.security_failure(&w.terminal, 2).unwrap());
+    assert!(w.engine.security_failure(&w.terminal, 2).unwrap());
+    req.key = w.next_key(T0);
+    assert_eq!(
+        w.engine
+            .handle(&Request::Authorize(req.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::NotPermittedToTerminal
+    );
+    w.engine
+        .update_terminal(&w.terminal, |t| {
+            t.locked = false;
+            t.security_failures = 0;
+        })
+        .unwrap();
+
+    let mut m = merchant_record(w.merchant);
+    m.offers.club = false;
+    w.engine.put_merchant(&m).unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::NotPermittedToTerminal
+    );
+    m.status = Status::Blocked;
+    w.engine.put_merchant(&m).unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::InvalidMerchant
+    );
+}
+
+#[test]
+fn amount_and_currency_checks_give_13() {
+    let w = World::new();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 0, T0).1.code,
+        Rc::InvalidAmount
+    );
+    let req = Authorize {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        code: Pc::ClubPurchase,
+        amount: Some(Amount::new(1000).unwrap()),
+        currency: Currency::new(840).unwrap(),
+        card: CardData {
+            pan: pan(CLUB_PAN),
+            expiry: None,
+        },
+    };
+    assert_eq!(
+        w.engine
+            .handle(&Request::Authorize(req), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::InvalidAmount
+    );
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0);
+    assert_eq!(
+        w.confirm(&auth, &out, 1001, T0).code,
+        Rc::InvalidAmount,
+        "confirm above hold"
+    );
+    assert_eq!(w.confirm(&auth, &out, 0, T0).code, Rc::InvalidAmount);
+}
+
+#[test]
+fn limits_give_61() {
+    let w = World::new();
+    let mut m = merchant_record(w.merchant);
+    m.max_amount = Amount::new(100_000);
+    w.engine.put_merchant(&m).unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_001, T0).1.code,
+        Rc::ExceedsAmountLimit
+    );
+    m.max_amount = None;
+    w.engine.put_merchant(&m).unwrap();
+
+    w.engine
+        .update_card(&w.club.hash, |c| c.daily_limit = Amount::new(150_000))
+        .unwrap();
+    let (a1, o1) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!(o1.code, Rc::Approved);
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 60_000, T0).1.code,
+        Rc::ExceedsAmountLimit
+    );
+    // A partial confirm gives back the unused part of the day's limit.
+    assert_eq!(w.confirm(&a1, &o1, 50_000, T0).code, Rc::Approved);
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0).1.code,
+        Rc::Approved
+    );
+    // The next local day starts afresh.
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0.plus(86_400))
+            .1
+            .code,
+        Rc::Approved
+    );
+
+    w.engine
+        .update_card(&w.club.hash, |c| {
+            c.daily_limit = None;
+            c.max_amount = Amount::new(10);
+        })
+        .unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 11, T0).1.code,
+        Rc::ExceedsAmountLimit
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn suspended_member_gets_05() {
+    let w = World::new();
+    let mut m = w.member.clone();
+    m.status = Status::Blocked;
+    w.engine.put_member(&m).unwrap();
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::DoNotHonour
+    );
+}
+
+#[test]
+fn repeated_request_returns_the_stored_answer_and_changes_nothing() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 120_000, T0);
+    let again = w
+        .engine
+        .handle(&Request::Authorize(auth.clone()), T0.plus(5))
+        .unwrap()
+        .wait();
+    assert_eq!(again, out);
+    assert_eq!(w.club_account().held, 120_000, "held once");
+
+    let mut different = auth.clone();
+    different.amount = Amount::new(120_001);
+    let dup = w
+        .engine
+        .handle(&Request::Authorize(different), T0)
+        .unwrap()
+        .wait();
+    assert_eq!(dup.code, Rc::DuplicateTransmission);
+    assert_eq!(w.club_account().held, 120_000);
+    w.assert_audit();
+}
+
+#[test]
+fn confirming_twice_answers_as_the_first_time() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let first = w.confirm(&auth, &out, 100_000, T0);
+    let second = w.confirm(&auth, &out, 100_000, T0.plus(3));
+    assert_eq!(first, second);
+    assert_eq!(w.club_account().balance, 400_000);
+    w.assert_audit();
+}
+
+#[test]
+fn confirm_that_does_not_name_the_approval_gets_25() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0);
+    let mut c = w.confirm_req(&auth, &out, 1000, T0);
+    c.auth_id = clubswitch_wire::AuthId::from_number(123_456);
+    assert_eq!(
+        w.engine
+            .handle(&Request::Confirm(c.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::OriginalNotFound
+    );
+    let mut c = w.confirm_req(&auth, &out, 1000, T0);
+    c.rrn = Rrn::from_sequence(77_777);
+    assert_eq!(
+        w.engine
+            .handle(&Request::Confirm(c), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::OriginalNotFound
+    );
+    let mut c = w.confirm_req(&auth, &out, 1000, T0);
+    c.original = OriginalData {
+        mti: Mti::AUTH_REQUEST,
+        stan: clubswitch_wire::Stan::new(999_999).unwrap(),
+        transmitted: c.original.transmitted,
+    };
+    assert_eq!(
+        w.engine
+            .handle(&Request::Confirm(c), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::OriginalNotFound
+    );
+    let mut c = w.confirm_req(&auth, &out, 1000, T0);
+    c.code = Pc::StorePurchase;
+    assert_eq!(
+        w.engine
+            .handle(&Request::Confirm(c), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::InvalidTransaction
+    );
+}
+
+#[test]
+fn hold_expires_lazily_on_confirm_and_by_the_sweeper() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let late = T0.plus(15 * 60);
+    assert_eq!(
+        w.confirm(&auth, &out, 100_000, late).code,
+        Rc::OriginalNotFound
+    );
+    assert_eq!(w.club_account().held, 0);
+    assert_eq!(
+        w.engine.txn(&out.rrn.unwrap()).unwrap().unwrap().state,
+        TxnState::Expired
+    );
+
+    let (_, out2) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!(w.engine.expire_holds(T0.plus(899), 100).unwrap(), 0);
+    assert_eq!(w.engine.expire_holds(T0.plus(900), 100).unwrap(), 1);
+    assert_eq!(
+        w.engine.expire_holds(T0.plus(901), 100).unwrap(),
+        0,
+        "ends exactly once"
+    );
+    assert_eq!(
+        w.engine.txn(&out2.rrn.unwrap()).unwrap().unwrap().state,
+        TxnState::Expired
+    );
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 500_000,
+            held: 0
+        }
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
+    let w = World::new();
+    let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!(w.undo_rrn(held.rrn.unwrap(), T0).code, Rc::Approved);
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 500_000,
+            held: 0
+        }
+    );
+    assert_eq!(
+        w.engine.txn(&held.rrn.unwrap()).unwrap().unwrap().state,
+        TxnState::Voided
+    );
+
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    w.confirm(&auth, &out, 100_000, T0);
+    let first = w.undo_rrn(out.rrn.unwrap(), T0);
+    assert_eq!(first.code, Rc::Approved);
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 500_000,
+            held: 0
+        }
+    );
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        0
+    );
+    assert_eq!(
+        w.undo_rrn(out.rrn.unwrap(), T0),
+        first,
+        "undo twice is harmless"
+    );
+    assert_eq!(w.club_account().balance, 500_000);
+    assert_eq!(
+        w.undo_rrn(Rrn::from_sequence(424_242), T0).code,
+        Rc::OriginalNotFound
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn undo_by_original_data_elements() {
+    let w = World::new();
+    let (auth, _) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let req = Undo {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        code: Some(Pc::ClubPurchase),
+        rrn: None,
+        original: Some(OriginalData {
+            mti: Mti::AUTH_REQUEST,
+            stan: auth.key.stan,
+            transmitted: auth.key.transmitted,
+        }),
+    };
+    assert_eq!(
+        w.engine
+            .handle(&Request::Undo(req.clone()), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::Approved
+    );
+    assert_eq!(w.club_account().held, 0);
+    let wrong_code = Undo {
+        key: w.next_key(T0),
+        code: Some(Pc::StorePurchase),
+        ..req
+    };
+    assert_eq!(
+        w.engine
+            .handle(&Request::Undo(wrong_code), T0)
+            .unwrap()
+            .wait()
+            .code,
+        Rc::InvalidTransaction
+    );
+}
+
+#[test]
+fn settled_purchase_can_be_refunded_but_not_reversed() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
+    w.confirm(&auth, &out, 200_000, T0);
+    let batches = w.engine.settle(T0.plus(60), T0.plus(120)).unwrap();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(
+        (b.gross, b.fees, b.net, b.items.len()),
+        (200_000, 2_000, 198_000, 1)
+    );
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        0
+    );
+    assert_eq!(
+        w.engine.account(&AccountKey::Clearing).unwrap().balance,
+        198_000
+    );
+
+    assert_eq!(
+        w.undo_rrn(out.rrn.unwrap(), T0.plus(200)).code,
+        Rc::InvalidTransaction
+    );
+    let r = w.refund(Pc::ClubRefund, out.rrn.unwrap(), 50_000, T0.plus(300));
+    assert_eq!(r.code, Rc::Approved);
+    assert_eq!(w.club_account().balance, 350_000);
+    let next = w.engine.settle(T0.plus(400), T0.plus(400)).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        (next[0].refunds, next[0].fees, next[0].net),
+        (50_000, -500, -49_500)
+    );
+    assert!(
+        w.engine
+            .settle(T0.plus(500), T0.plus(500))
+            .unwrap()
+            .is_empty(),
+        "nothing left"
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn settlement_respects_the_cutoff_and_the_calendar() {
+    let w = World::new();
+    let (a1, o1) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a1, &o1, 10_000, T0);
+    let (a2, o2) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 20_000, T0.plus(100));
+    w.confirm(&a2, &o2, 20_000, T0.plus(100));
+    // Thursday 2026-11-26, local: due Saturday (Friday is the weekend).
+    let thursday =
+        UnixTime(clubswitch_wire::fields::days_from_civil(2026, 11, 26) * 86_400 + 6 * 3600);
+    let batches = w.engine.settle(T0.plus(50), thursday).unwrap();
+    assert_eq!(
+        batches[0].gross, 10_000,
+        "only what was confirmed by the cut-off"
+    );
+    assert_eq!(
+        batches[0].due_day,
+        clubswitch_wire::fields::days_from_civil(2026, 11, 28)
+    );
+    let csv = settlement::to_csv(&batches);
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .contains(",2026-11-28,1,10000,0,100,0,9900"),
+        "{csv}"
+    );
+    assert!(settlement::to_json(&batches).contains("\"gross\": 10000"));
+}
+
+#[test]
+fn refunds_partial_full_and_over() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    w.confirm(&auth, &out, 100_000, T0);
+    let rrn = out.rrn.unwrap();
+    assert_eq!(w.refund(Pc::ClubRefund, rrn, 30_000, T0).code, Rc::Approved);
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 70_001, T0).code,
+        Rc::InvalidAmount
+    );
+    assert_eq!(
+        w.refund(Pc::StoreRefund, rrn, 1_000, T0).code,
+        Rc::InvalidTransaction
+    );
+    assert_eq!(w.refund(Pc::ClubRefund, rrn, 70_000, T0).code, Rc::Approved);
+    assert_eq!(w.refund(Pc::ClubRefund, rrn, 1, T0).code, Rc::InvalidAmount);
+    assert_eq!(w.club_account().balance, 500_000);
+    // The whole fee went back: nothing owed either way.
+    assert_eq!(w.engine.account(&AccountKey::FeeIncome).unwrap().balance, 0);
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        0
+    );
+    assert_eq!(
+        w.refund(Pc::ClubRefund, Rrn::from_sequence(31_337), 1, T0)
+            .code,
+        Rc::OriginalNotFound
+    );
+    assert_eq!(
+        w.undo_rrn(rrn, T0).code,
+        Rc::InvalidTransaction,
+        "refunded purchase is not reversed"
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn a_refund_can_be_reversed() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    w.confirm(&auth, &out, 100_000, T0);
+    let r = w.refund(Pc::ClubRefund, out.rrn.unwrap(), 40_000, T0);
+    assert_eq!(w.club_account().balance, 440_000);
+    assert_eq!(w.undo_rrn(r.rrn.unwrap(), T0).code, Rc::Approved);
+    assert_eq!(w.club_account().balance, 400_000);
+    assert_eq!(
+        w.engine.txn(&out.rrn.unwrap()).unwrap().unwrap().refunded,
+        0
+    );
+    assert_eq!(
+        w.refund(Pc::ClubRefund, out.rrn.unwrap(), 100_000, T0).code,
+        Rc::Approved
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn bank_card_lookup_cannot_be_refunded() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    w.confirm(&auth, &out, 100_000, T0);
+    assert_eq!(
+        w.refund(Pc::ClubRefund, out.rrn.unwrap(), 1000, T0).code,
+        Rc::InvalidTransaction
+    );
+}
+
+#[test]
+fn store_credit_purchase_is_local_to_the_merchant_and_not_settled() {
+    let w = World::new();
+    assert_eq!(
+        w.authorize(Pc::StorePurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::InsufficientFunds
+    );
+    w.engine
+        .grant_store_credit(w.member.id, &w.merchant, Amount::new(50_000).unwrap(), T0)
+        .unwrap();
+    let (auth, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 30_000, T0);
+    assert_eq!(out.code, Rc::Approved);
+    assert_eq!(
+        block(&out, AccountType::StoreCredit, AmountType::AvailableBalance),
+        20_000
+    );
+    assert_eq!(w.confirm(&auth, &out, 30_000, T0).code, Rc::Approved);
+    assert_eq!(w.store_account().balance, 20_000);
+    assert!(w
+        .engine
+        .settle(T0.plus(10), T0.plus(10))
+        .unwrap()
+        .is_empty());
+    let r = w.refund(Pc::StoreRefund, out.rrn.unwrap(), 10_000, T0);
+    assert_eq!(r.code, Rc::Approved);
+    assert_eq!(w.store_account().balance, 30_000);
+    assert_eq!(w.club_account().balance, 500_000, "club balance untouched");
+    w.assert_audit();
+}
+
+#[test]
+fn balance_inquiries() {
+    let w = World::new();
+    w.engine
+        .grant_store_credit(w.member.id, &w.merchant, Amount::new(7_000).unwrap(), T0)
+        .unwrap();
+    w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let (_, club) = w.authorize(Pc::ClubBalance, CLUB_PAN, 0, T0);
+    assert_eq!(club.code, Rc::Approved);
+    assert_eq!(
+        block(&club, AccountType::Club, AmountType::LedgerBalance),
+        500_000
+    );
+    assert_eq!(
+        block(&club, AccountType::Club, AmountType::AvailableBalance),
+        400_000
+    );
+    let (_, store) = w.authorize(Pc::StoreBalance, CLUB_PAN, 0, T0);
+    assert_eq!(
+        block(
+            &store,
+            AccountType::StoreCredit,
+            AmountType::AvailableBalance
+        ),
+        7_000
+    );
+    assert_eq!(
+        w.authorize(Pc::ClubBalance, BANK_PAN, 0, T0).1.code,
+        Rc::NotPermittedToCardholder
+    );
+}
+
+#[test]
+fn discount_lookup_applies_the_best_rule_and_fee() {
+    let w = World::new();
+    w.engine
+        .add_rule(
+            &w.merchant,
+            DiscountRule {
+                name: "10%".into(),
+                percent_bps: 1000,
+                cap: Some(40_000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    w.engine
+        .add_rule(
+            &w.merchant,
+            DiscountRule {
+                name: "silver".into(),
+                fixed: 35_000,
+                tiers: vec![Tier::Silver],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (auth, out) = w.authorize(Pc::BankDiscount, BANK_PAN, 500_000, T0);
+    assert_eq!(out.code, Rc::Approved);
+    assert_eq!(
+        block(&out, AccountType::Unspecified, AmountType::Discount),
+        40_000
+    );
+    assert_eq!(
+        block(&out, AccountType::Unspecified, AmountType::Fee),
+        5_000
+    );
+    assert_eq!(
+        block(&out, AccountType::Unspecified, AmountType::NetAmount),
+        460_000
+    );
+    let c = w.confirm(&auth, &out, 500_000, T0);
+    assert_eq!(c.code, Rc::Approved);
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        -5_000
+    );
+    // An unenrolled card is not silver: only the 10% rule.
+    let (_, other) = w.authorize(Pc::BankDiscount, &luhn_fix("603799000000001"), 300_000, T0);
+    assert_eq!(
+        block(&other, AccountType::Unspecified, AmountType::Discount),
+        30_000
+    );
+    // No rule applies: approved with discount 0.
+    let (_, tiny) = w.authorize(Pc::BankDiscount, BANK_PAN, 0, T0);
+    assert_eq!(tiny.code, Rc::InvalidAmount);
+    w.assert_audit();
+}
+
+#[test]
+fn no_applicable_rule_is_approved_with_zero_discount() {
+    let w = World::new();
+    let (_, out) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(out.code, Rc::Approved);
+    assert_eq!(
+        block(&out, AccountType::Unspecified, AmountType::Discount),
+        0
+    );
+    assert_eq!(
+        block(&out, AccountType::Unspecified, AmountType::NetAmount),
+        100_000
+    );
+}
+
+#[test]
+fn campaign_budget_is_held_at_request_and_consumed_only_at_confirm() {
+    let w = World::new();
+    let id = w
+        .engine
+        .add_rule(
+            &w.merchant,
+            DiscountRule {
+                percent_bps: 1000,
+                budget: Some(25_000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let rule = |w: &World| {
+        w.engine
+            .rules(&w.merchant)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.rule.id == id)
+            .unwrap()
+    };
+    let (a1, o1) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o1, AccountType::Unspecified, AmountType::Discount),
+        10_000
+    );
+    assert_eq!((rule(&w).held, rule(&w).spent), (10_000, 0));
+    let (_, o2) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o2, AccountType::Unspecified, AmountType::Discount),
+        10_000
+    );
+    let (_, o3) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o3, AccountType::Unspecified, AmountType::Discount),
+        0,
+        "budget has 5 000 left"
+    );
+    // A partial confirm recomputes the discount; the rest of the hold goes back.
+    w.confirm(&a1, &o1, 80_000, T0);
+    assert_eq!((rule(&w).held, rule(&w).spent), (10_000, 8_000));
+    w.undo_rrn(o2.rrn.unwrap(), T0);
+    assert_eq!((rule(&w).held, rule(&w).spent), (0, 8_000));
+    w.assert_audit();
+}
+
+#[test]
+fn per_card_daily_allowance() {
+    let w = World::new();
+    w.engine
+        .add_rule(
+            &w.merchant,
+            DiscountRule {
+                percent_bps: 1000,
+                daily_count: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (_, o1) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o1, AccountType::Unspecified, AmountType::Discount),
+        10_000
+    );
+    let (_, o2) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o2, AccountType::Unspecified, AmountType::Discount),
+        0
+    );
+    w.undo_rrn(o1.rrn.unwrap(), T0);
+    let (_, o3) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
+    assert_eq!(
+        block(&o3, AccountType::Unspecified, AmountType::Discount),
+        10_000,
+        "a voided lookup gives its allowance back"
+    );
+}
+
+#[test]
+fn renewal_carries_the_balance_to_the_new_card() {
+    let w = World::new();
+    let new_pan = luhn_fix("628023140000010");
+    let renewed = w
+        .engine
+        .renew_card(&w.club.hash, &pan(&new_pan), Expiry::from_yymm(b"3012"))
+        .unwrap();
+    assert_eq!(renewed.account, w.club.account);
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::RestrictedCard
+    );
+    let (_, out) = w.authorize(Pc::ClubPurchase, &new_pan, 1000, T0);
+    assert_eq!(
+        block(&out, AccountType::Club, AmountType::LedgerBalance),
+        500_000
+    );
+}
+
+#[test]
+fn card_numbers_are_stored_only_as_hash_and_last_four() {
+    let w = World::new();
+    let card = w.engine.card(&w.club.hash).unwrap().unwrap();
+    assert_eq!(&card.last4, b"0013");
+    let raw = format!("{card:?}");
+    assert!(!raw.contains(CLUB_PAN));
+    assert_eq!(w.engine.card_history(&w.club.hash).unwrap().len(), 0);
+    w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0);
+    assert_eq!(w.engine.card_history(&w.club.hash).unwrap().len(), 1);
+    assert_eq!(w.engine.terminal_history(&w.terminal).unwrap().len(), 1);
+}
+
+#[test]
+fn top_up_and_grant_reject_bad_input_without_change() {
+    let w = World::new();
+    assert!(w
+        .engine
+        .top_up(&w.bank.hash, Amount::new(1).unwrap(), T0)
+        .is_err());
+    assert!(w.engine.top_up(&w.club.hash, Amount::ZERO, T0).is_err());
+    assert!(w
+        .engine
+        .grant_store_credit(MemberId(999_999), &w.merchant, Amount::new(1).unwrap(), T0)
+        .is_err());
+    assert_eq!(w.club_account().balance, 500_000);
+    w.assert_audit();
+}
