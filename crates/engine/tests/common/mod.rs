@@ -72,6 +72,37 @@ impl World {
         Self::with_store(Store::temporary().unwrap())
     }
 
+    /// A world on `store`, seeded only if it was not already.
+    pub fn open_or_seed(store: Store) -> World {
+        let engine = Engine::new(
+            store.clone(),
+            CardHasher::new(&[9; 32]),
+            EngineConfig::default(),
+        );
+        let terminal: TerminalId = "TERM0001".parse().unwrap();
+        if engine.terminal(&terminal).unwrap().is_none() {
+            return Self::with_store(store);
+        }
+        let club = engine
+            .card(&engine.card_hash(&pan(CLUB_PAN)))
+            .unwrap()
+            .unwrap();
+        let bank = engine
+            .card(&engine.card_hash(&pan(BANK_PAN)))
+            .unwrap()
+            .unwrap();
+        let member = engine.member(club.member.unwrap()).unwrap().unwrap();
+        World {
+            engine,
+            merchant: "MERCHANT0000001".parse().unwrap(),
+            terminal,
+            member,
+            club,
+            bank,
+            stan: AtomicU32::new(1),
+        }
+    }
+
     pub fn with_store(store: Store) -> World {
         let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
