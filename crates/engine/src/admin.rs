@@ -330,11 +330,30 @@ impl Engine {
         Ok(out)
     }
 
+    /// An account's balance. Customer accounts are stored; the others are
+    /// summed from the journal (an operator's query, not the hot path).
     pub fn account(&self, key: &AccountKey) -> Result<Account> {
-        Ok(self
+        if key.is_customer() {
+            return Ok(self
+                .store
+                .get(Table::Accounts, &key.to_key())?
+                .unwrap_or_default());
+        }
+        let mut balance = 0i64;
+        for item in self
             .store
-            .get(Table::Accounts, &key.to_key())?
-            .unwrap_or_default())
+            .scan::<crate::model::JournalEntry>(Table::Journal, b"")
+        {
+            let (_, e) = item?;
+            for (k, v) in &e.postings {
+                if k == key {
+                    balance = balance
+                        .checked_add(*v)
+                        .ok_or(EngineError::Overflow("balance"))?;
+                }
+            }
+        }
+        Ok(Account { balance, held: 0 })
     }
 
     pub fn txn(&self, rrn: &Rrn) -> Result<Option<Txn>> {
@@ -343,20 +362,22 @@ impl Engine {
 
     /// A card's transactions, oldest first.
     pub fn card_history(&self, card: &CardHash) -> Result<Vec<Txn>> {
-        self.history(Table::CardHistory, &card.0)
+        self.transactions(|t| t.card.as_ref() == Some(card))
     }
 
     /// A terminal's transactions, oldest first.
     pub fn terminal_history(&self, terminal: &TerminalId) -> Result<Vec<Txn>> {
-        self.history(Table::TerminalHistory, terminal.as_bytes())
+        self.transactions(|t| t.request.terminal == *terminal)
     }
 
-    fn history(&self, table: Table, owner: &[u8]) -> Result<Vec<Txn>> {
+    /// Transactions matching `keep`, oldest first (RRN order). Reports and
+    /// histories read the transaction table rather than indexes the
+    /// authorize path would have to write.
+    pub fn transactions(&self, keep: impl Fn(&Txn) -> bool) -> Result<Vec<Txn>> {
         let mut out = Vec::new();
-        for item in self.store.keys_in(table, owner, &prefix_end(owner)) {
-            let key = item?;
-            let rrn = &key[key.len() - 12..];
-            if let Some(t) = self.store.get(Table::Txns, rrn)? {
+        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+            let (_, t) = item?;
+            if keep(&t) {
                 out.push(t);
             }
         }
@@ -371,16 +392,4 @@ impl Engine {
             .get(Table::DailySpend, &keys::daily(card, day))?
             .unwrap_or(0))
     }
-}
-
-/// The smallest key greater than every key starting with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xFF {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0xFF; prefix.len() + 1]
 }

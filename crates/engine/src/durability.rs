@@ -242,7 +242,7 @@ mod tests {
         }
         let flushes = n.load(Ordering::SeqCst);
         assert!(
-            flushes >= 1 && flushes < 64,
+            (1..64).contains(&flushes),
             "{flushes} flushes for 64 tickets"
         );
         assert_eq!(gc.stats().tickets, 64);

@@ -4,6 +4,9 @@
 use clubswitch_wire::{
     Amount, AuthId, CardData, Currency, MerchantId, OriginalData, ProcessingCode, ResponseCode, Rrn,
 };
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -141,6 +144,8 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) hasher: CardHasher,
     pub(crate) cfg: EngineConfig,
+    /// Pending holds counted by the last sweep (for metrics).
+    pub(crate) pending: Arc<AtomicUsize>,
 }
 
 /// The content of a request that idempotency compares.
@@ -159,7 +164,12 @@ struct Content<'a> {
 
 impl Engine {
     pub fn new(store: Store, hasher: CardHasher, cfg: EngineConfig) -> Engine {
-        Engine { store, hasher, cfg }
+        Engine {
+            store,
+            hasher,
+            cfg,
+            pending: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     pub fn store(&self) -> &Store {

@@ -1,6 +1,11 @@
 //! Expiring holds that were never confirmed.
+//!
+//! Transactions are keyed by RRN, issued in time order, so the sweeper walks
+//! them from a cursor (the oldest transaction that may still be held, kept in
+//! the `meta` tree) instead of keeping an expiry index that every authorize
+//! would have to write.
 
-use clubswitch_wire::Rrn;
+use std::sync::atomic::Ordering;
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -8,44 +13,59 @@ use crate::flows::end_hold;
 use crate::model::{Txn, TxnState, UnixTime};
 use crate::store::Table;
 
+const CURSOR: &[u8] = b"sweep_cursor";
+
 impl Engine {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
     /// what they held. Returns how many it expired. Each hold ends in its own
-    /// transaction, and only if it is still pending.
+    /// transaction, and only if it is still pending, so a hold confirmed or
+    /// voided meanwhile is left alone.
     pub fn expire_holds(&self, now: UnixTime, max: usize) -> Result<usize> {
-        let upto = (now.0.max(0) as u64 + 1).to_be_bytes();
-        let due: Vec<Vec<u8>> = self
-            .store
-            .keys_in(Table::HoldExpiry, &[], &upto)
-            .take(max)
-            .collect::<Result<_>>()?;
+        let cursor: Vec<u8> = self.store.get(Table::Meta, CURSOR)?.unwrap_or_default();
         let offset = self.cfg.utc_offset_secs;
-        let mut n = 0;
-        for key in due {
-            let Ok(rrn) = Rrn::from_bytes(&key[key.len().saturating_sub(12)..]) else {
+        let (mut expired, mut pending) = (0usize, 0usize);
+        let mut next_cursor: Option<Vec<u8>> = None;
+        let mut last_key: Option<Vec<u8>> = None;
+        for item in self.store.scan_from::<Txn>(Table::Txns, &cursor) {
+            let (key, t) = item?;
+            if t.created > now {
+                next_cursor.get_or_insert(key);
+                break;
+            }
+            last_key = Some(key.clone());
+            if t.state != TxnState::Held {
                 continue;
-            };
-            let expired = self.store.transaction(|tx| {
+            }
+            if t.expires > now || expired >= max {
+                pending += 1;
+                next_cursor.get_or_insert(key);
+                continue;
+            }
+            let rrn = t.rrn;
+            let ended = self.store.transaction(|tx| {
                 let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
-                    tx.remove(Table::HoldExpiry, &key)?;
                     return Ok(false);
                 };
                 if t.state != TxnState::Held || t.expires > now {
-                    tx.remove(Table::HoldExpiry, &key)?;
                     return Ok(false);
                 }
                 end_hold(tx, &mut t, TxnState::Expired, offset)?;
                 tx.put(Table::Txns, rrn.as_bytes(), &t)?;
                 Ok(true)
             })?;
-            n += usize::from(expired);
+            expired += usize::from(ended);
         }
-        Ok(n)
+        let next = next_cursor.or_else(|| last_key.map(|k| successor(&k)));
+        if let Some(next) = next.filter(|n| *n != cursor) {
+            self.store.put(Table::Meta, CURSOR, &next)?;
+        }
+        self.pending.store(pending, Ordering::Relaxed);
+        Ok(expired)
     }
 
-    /// Pending holds right now.
+    /// Pending holds seen by the last sweep.
     pub fn pending_holds(&self) -> usize {
-        self.store.len(Table::HoldExpiry)
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Forgets request records older than `before` (retransmissions that old
@@ -65,4 +85,11 @@ impl Engine {
         }
         Ok(old.len())
     }
+}
+
+/// The smallest key after `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
 }

@@ -1,8 +1,9 @@
 //! Double-entry postings and holds, inside a transaction.
 //!
 //! Every movement of value is one [`JournalEntry`] whose postings sum to
-//! zero; each account's stored balance is the sum of its postings. Customer
-//! accounts (club, store credit) never go below zero available.
+//! zero. Customer accounts (club, store credit) keep a stored balance, which
+//! is the sum of their postings and never goes below zero available; the
+//! other accounts are the sums of their postings in the journal.
 
 use crate::error::EngineError;
 use crate::model::{Account, AccountKey, JournalEntry, JournalKind, UnixTime};
@@ -69,13 +70,13 @@ pub(crate) fn post(
     if sum != Some(0) {
         return abort(EngineError::invalid(format!("unbalanced {kind:?} entry")));
     }
-    for (key, delta) in &postings {
+    for (key, delta) in postings.iter().filter(|(k, _)| k.is_customer()) {
         let mut acc = account(tx, key)?;
         acc.balance = match acc.balance.checked_add(*delta) {
             Some(b) => b,
             None => return overflow("balance"),
         };
-        if key.is_customer() && acc.available() < 0 {
+        if acc.available() < 0 {
             return abort(EngineError::invalid(format!("{key:?} would go below zero")));
         }
         tx.put(Table::Accounts, &key.to_key(), &acc)?;

@@ -30,11 +30,6 @@ impl UnixTime {
     pub fn local_day(self, offset: i64) -> i64 {
         (self.0 + offset).div_euclid(86_400)
     }
-
-    fn be(self) -> [u8; 8] {
-        // Order-preserving for the times we store (all after 1970).
-        (self.0.max(0) as u64).to_be_bytes()
-    }
 }
 
 /// Keyed hash of a card number (HMAC-SHA256 under the switch's card key).
@@ -230,7 +225,10 @@ impl AccountKey {
     }
 
     /// Whether the account holds a customer's value, which may never go
-    /// below zero.
+    /// below zero. Only customer accounts keep a stored balance (it is
+    /// checked on every purchase); the network's and merchants' accounts
+    /// exist in the journal alone, so confirms at many terminals never
+    /// contend on one shared balance record.
     pub fn is_customer(&self) -> bool {
         matches!(self, AccountKey::Club(_) | AccountKey::Store { .. })
     }
@@ -380,27 +378,17 @@ pub struct Txn {
     pub refund_of: Option<Rrn>,
     /// Change this transaction made to the merchant's payable.
     pub payable_delta: i64,
+    /// Whether the card's daily spend counter includes this transaction
+    /// (only cards with a daily limit keep one).
+    pub daily_tracked: bool,
 }
 
 /// Index keys.
 pub(crate) mod keys {
     use super::*;
 
-    pub fn expiry(at: UnixTime, rrn: &Rrn) -> Vec<u8> {
-        let mut k = at.be().to_vec();
-        k.extend_from_slice(rrn.as_bytes());
-        k
-    }
-
     pub fn unsettled(merchant: &MerchantId, rrn: &Rrn) -> Vec<u8> {
         let mut k = merchant.as_bytes().to_vec();
-        k.extend_from_slice(rrn.as_bytes());
-        k
-    }
-
-    pub fn history(owner: &[u8], at: UnixTime, rrn: &Rrn) -> Vec<u8> {
-        let mut k = owner.to_vec();
-        k.extend_from_slice(&at.be());
         k.extend_from_slice(rrn.as_bytes());
         k
     }

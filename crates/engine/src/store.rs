@@ -25,9 +25,10 @@ pub enum Table {
     Terminals,
     Cards,
     Members,
-    /// Balances and pending holds, by account key.
+    /// Customer balances and pending holds, by account key.
     Accounts,
-    /// Transactions (purchases, refunds, inquiries), by RRN.
+    /// Transactions (purchases, refunds), by RRN: RRNs are issued in time
+    /// order, so this is also the order holds expire in.
     Txns,
     /// Idempotency records by request key (DE 41 ‖ DE 11 ‖ DE 7).
     Requests,
@@ -35,8 +36,6 @@ pub enum Table {
     Journal,
     /// Confirmed, not yet settled items: merchant ‖ RRN.
     Unsettled,
-    /// Pending holds by expiry: expiry ‖ RRN.
-    HoldExpiry,
     /// Discount rules and campaign budgets by merchant ‖ rule id.
     Rules,
     /// Per-card discount allowance used: card ‖ rule ‖ day.
@@ -45,14 +44,10 @@ pub enum Table {
     DailySpend,
     /// Settlement batches by id.
     Settlements,
-    /// Card history: card hash ‖ time ‖ RRN.
-    CardHistory,
-    /// Terminal history: terminal ‖ time ‖ RRN.
-    TerminalHistory,
 }
 
 impl Table {
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 14] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -63,13 +58,10 @@ impl Table {
         Table::Requests,
         Table::Journal,
         Table::Unsettled,
-        Table::HoldExpiry,
         Table::Rules,
         Table::Allowance,
         Table::DailySpend,
         Table::Settlements,
-        Table::CardHistory,
-        Table::TerminalHistory,
     ];
 
     fn name(self) -> &'static str {
@@ -84,13 +76,10 @@ impl Table {
             Table::Requests => "requests",
             Table::Journal => "journal",
             Table::Unsettled => "unsettled",
-            Table::HoldExpiry => "hold_expiry",
             Table::Rules => "rules",
             Table::Allowance => "allowance",
             Table::DailySpend => "daily_spend",
             Table::Settlements => "settlements",
-            Table::CardHistory => "card_history",
-            Table::TerminalHistory => "terminal_history",
         }
     }
 
@@ -213,6 +202,26 @@ impl Store {
             let (k, v) = item?;
             Ok((k.to_vec(), codec::from_slice(&v)?))
         })
+    }
+
+    /// Records from `from` on, in key order.
+    pub fn scan_from<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        from: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
+        self.trees[table.index()]
+            .range(from.to_vec()..)
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((k.to_vec(), codec::from_slice(&v)?))
+            })
+    }
+
+    /// Stores a record outside any transaction (bookkeeping such as cursors).
+    pub fn put<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
+        self.trees[table.index()].insert(key, codec::to_vec(value)?)?;
+        Ok(())
     }
 
     /// Keys in `[from, to)`, in order.

@@ -153,13 +153,16 @@ fn bitmap(input: &[u8]) -> Result<(&[u8], u64), DecodeErrorKind> {
     Ok((rest, u64::from_be_bytes(b)))
 }
 
+/// Where in a field decoding failed (offset within the field) and why.
+type FieldFailure = (usize, DecodeErrorKind);
+
 /// One field: its length prefix (if any) and data. On error returns the
 /// offset within the field and the kind.
 fn field(
     input: &[u8],
     length: Length,
     encoding: Encoding,
-) -> Result<(&[u8], &[u8]), (usize, DecodeErrorKind)> {
+) -> Result<(&[u8], &[u8]), FieldFailure> {
     let prefix = length.prefix_len();
     let (rest, len) = if prefix == 0 {
         (input, length.max())

@@ -728,7 +728,7 @@ impl AmountBlocks {
     }
 
     pub fn parse(raw: &[u8]) -> Result<AmountBlocks, FieldError> {
-        if raw.is_empty() || raw.len() % AmountBlock::LEN != 0 {
+        if raw.is_empty() || !raw.len().is_multiple_of(AmountBlock::LEN) {
             return Err(invalid(
                 de::ADDITIONAL_AMOUNTS,
                 "not a whole number of 20-character blocks",
@@ -1028,7 +1028,7 @@ mod tests {
         assert_eq!(m.response_code().unwrap(), ResponseCode::InsufficientFunds);
         assert_eq!(m.network_code().unwrap(), Some(NetworkCode::Echo));
         assert_eq!(m.stan(), Ok(Stan::new(42).unwrap()));
-        assert_eq!(m.rrn().is_ok(), true);
+        assert!(m.rrn().is_ok());
         assert_eq!(m.original_data(), Err(FieldError::Missing(90)));
     }
 

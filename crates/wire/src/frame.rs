@@ -17,7 +17,8 @@ pub enum LengthHeader {
 }
 
 impl LengthHeader {
-    pub const fn len(self) -> usize {
+        /// Width of the header in bytes.
+    pub const fn width(self) -> usize {
         match self {
             LengthHeader::Binary2 => 2,
             LengthHeader::Ascii4 => 4,
@@ -122,7 +123,7 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let h = self.header.len();
+        let h = self.header.width();
         if src.len() < h {
             return Ok(None);
         }
@@ -149,7 +150,7 @@ impl Encoder<&[u8]> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), FrameError> {
-        dst.reserve(self.header.len() + item.len());
+        dst.reserve(self.header.width() + item.len());
         self.put_header(item.len(), dst)?;
         dst.put_slice(item);
         Ok(())

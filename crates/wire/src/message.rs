@@ -54,7 +54,7 @@ impl Mti {
     /// notification (an even function digit); `None` for a response.
     pub fn response(self) -> Option<Mti> {
         let mut d = self.0;
-        if d[2] % 2 == 0 {
+        if d[2].is_multiple_of(2) {
             d[2] += 1;
             Some(Mti(d))
         } else {

@@ -163,7 +163,7 @@ impl TerminalKeys {
     /// Decrypts a card block (hex, either case) and authenticates it against
     /// the message it came in.
     pub fn open(&self, block: &[u8], aad: &CardAad) -> Result<Vec<u8>, SecurityError> {
-        if block.len() % 2 != 0 || block.len() < 2 * (NONCE_LEN + TAG_LEN) {
+        if !block.len().is_multiple_of(2) || block.len() < 2 * (NONCE_LEN + TAG_LEN) {
             return Err(SecurityError::CardBlockMalformed);
         }
         let raw = hex::decode(block).map_err(|_| SecurityError::CardBlockMalformed)?;
@@ -350,7 +350,7 @@ impl CardNumber {
                 }
             })
             .sum();
-        sum % 10 == 0
+        sum.is_multiple_of(10)
     }
 
     /// The masked form: `************1234`.

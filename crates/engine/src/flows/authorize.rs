@@ -202,11 +202,13 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
     }
 
     // The hold.
+    let daily_tracked = code == ProcessingCode::ClubPurchase
+        && card.as_ref().is_some_and(|c| c.daily_limit.is_some());
     if let Some(acc) = &account {
         if !ledger::hold(cx.tx, acc, amount.value())? {
             return Ok(Flow::decline(Rc::InsufficientFunds));
         }
-        if code == ProcessingCode::ClubPurchase {
+        if daily_tracked {
             adjust_daily(cx.tx, &hash, today, i128::from(amount.value()))?;
         }
     }
@@ -238,11 +240,9 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
         fee_refunded: 0,
         refund_of: None,
         payable_delta: 0,
+        daily_tracked,
     };
     cx.save_txn(&txn)?;
-    cx.tx
-        .mark(Table::HoldExpiry, &keys::expiry(expires, &rrn))?;
-    cx.index_history(&txn)?;
 
     let blocks: Vec<AmountBlock> = match &account {
         Some(acc) => cx.balance_blocks(acc, req.currency)?,

@@ -76,7 +76,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
                 let fee = rules::fee(m, amount, 0);
                 txn.fee = fee;
                 txn.payable_delta = signed(amount - fee)?;
-                if let Some(card) = &txn.card {
+                if let (Some(card), true) = (&txn.card, txn.daily_tracked) {
                     adjust_daily(cx.tx, card, held_day, -i128::from(txn.amount - amount))?;
                 }
                 vec![
@@ -137,8 +137,6 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
         _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
     };
 
-    cx.tx
-        .remove(Table::HoldExpiry, &keys::expiry(txn.expires, &txn.rrn))?;
     if txn.code != ProcessingCode::StorePurchase {
         cx.tx
             .mark(Table::Unsettled, &keys::unsettled(&txn.merchant, &txn.rrn))?;

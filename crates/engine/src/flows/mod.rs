@@ -86,21 +86,6 @@ impl Cx<'_> {
     pub fn save_txn(&self, txn: &Txn) -> TxResult<()> {
         self.tx.put(Table::Txns, txn.rrn.as_bytes(), txn)
     }
-
-    /// Records a new transaction in the card and terminal histories.
-    pub fn index_history(&self, txn: &Txn) -> TxResult<()> {
-        if let Some(card) = &txn.card {
-            self.tx.mark(
-                Table::CardHistory,
-                &keys::history(&card.0, txn.created, &txn.rrn),
-            )?;
-        }
-        let term = txn.request.terminal;
-        self.tx.mark(
-            Table::TerminalHistory,
-            &keys::history(term.as_bytes(), txn.created, &txn.rrn),
-        )
-    }
 }
 
 /// DE 54 blocks of a bank-card discount: discount, fee, net.
@@ -155,7 +140,7 @@ pub(crate) fn end_hold(
             if let Some(acc) = &txn.account {
                 ledger::release(tx, acc, txn.amount)?;
             }
-            if txn.code == ProcessingCode::ClubPurchase {
+            if txn.daily_tracked {
                 if let Some(card) = &txn.card {
                     adjust_daily(
                         tx,
@@ -190,7 +175,6 @@ pub(crate) fn end_hold(
         }
         _ => {}
     }
-    tx.remove(Table::HoldExpiry, &keys::expiry(txn.expires, &txn.rrn))?;
     txn.state = state;
     Ok(())
 }

@@ -101,9 +101,9 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
         fee_refunded: 0,
         refund_of: Some(purchase.rrn),
         payable_delta,
+        daily_tracked: false,
     };
     cx.save_txn(&refund)?;
-    cx.index_history(&refund)?;
     if req.code == ProcessingCode::ClubRefund {
         cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
     }

@@ -82,7 +82,7 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
     let offset = cx.engine.cfg.utc_offset_secs;
     let (kind, postings) = match (txn.code, &txn.account) {
         (ProcessingCode::ClubPurchase, Some(acc)) => {
-            if let Some(card) = &txn.card {
+            if let (Some(card), true) = (&txn.card, txn.daily_tracked) {
                 adjust_daily(
                     cx.tx,
                     card,
