@@ -1,10 +1,11 @@
 //! `clubswitch`: the switch daemon and its command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod cli;
+use clubswitch::cli;
+use clubswitch::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,17 +18,132 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Configuration file (TOML); without it, the built-in defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Terminal listener address (overrides the first listener).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Admin API address.
+    #[arg(long)]
+    admin: Option<std::net::SocketAddr>,
+    /// Metrics address.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Log format: human or json.
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Seed the demo data set and write its keys and cards to demo.json
+    /// (creates a master key in the data directory if none is configured).
+    #[arg(long)]
+    demo: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the switch.
+    Run(RunArgs),
+    /// Print a new master key (64 hex digits), or write it to a new file.
+    Keygen {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Decode and encode messages of the terminal profile.
     #[command(subcommand)]
     Wire(cli::wire::WireCommand),
+    /// Operate the running switch through its admin API.
+    Admin(cli::admin::AdminArgs),
+    /// Play certification fixtures against a running switch.
+    Replay(cli::replay::ReplayArgs),
+    /// Drive a running switch with many terminals and report throughput and latency.
+    Loadgen(cli::loadgen::LoadgenArgs),
+    /// Check the ledger's invariants on a stopped data directory.
+    Audit(RunArgs),
+    /// Re-seal every terminal key and the card key under a new master key
+    /// (the switch must be stopped).
+    RotateMasterKey {
+        #[command(flatten)]
+        run: RunArgs,
+        /// File with the new master key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Parse and check a configuration file.
+    Check { path: PathBuf },
+    /// Print the default configuration as TOML.
+    Default,
+}
+
+fn config(a: &RunArgs) -> Result<Config, String> {
+    let mut cfg = match &a.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(l) = a.listen {
+        if let Some(first) = cfg.listeners.first_mut() {
+            first.addr = l;
+        }
+    }
+    if let Some(x) = a.admin {
+        cfg.admin.addr = x;
+    }
+    if let Some(x) = a.metrics {
+        cfg.metrics.addr = x;
+    }
+    if let Some(f) = &a.log_format {
+        cfg.log.format = match f.as_str() {
+            "json" => clubswitch::config::LogFormat::Json,
+            "human" => clubswitch::config::LogFormat::Human,
+            other => return Err(format!("--log-format {other}: human or json")),
+        };
+    }
+    cfg.check().map_err(|e| e.to_string())?;
+    Ok(cfg)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => config(&a).and_then(|cfg| clubswitch::run::run(cfg, a.demo)),
+        Command::Keygen { out } => {
+            let key = clubswitch::master::MasterKey::generate_hex();
+            match out {
+                Some(p) => clubswitch::master::write_key_file(&p, &key)
+                    .map(|_| println!("wrote a new master key to {}", p.display()))
+                    .map_err(|e| format!("{}: {e}", p.display())),
+                None => {
+                    println!("{key}");
+                    Ok(())
+                }
+            }
+        }
+        Command::Config(ConfigCmd::Check { path }) => clubswitch::run::check_config(&path),
+        Command::Config(ConfigCmd::Default) => toml::to_string_pretty(&Config::default())
+            .map(|s| print!("{s}"))
+            .map_err(|e| e.to_string()),
         Command::Wire(cmd) => cli::wire::run(cmd).map_err(|e| e.to_string()),
+        Command::Admin(a) => cli::admin::run(a).map_err(|e| e.to_string()),
+        Command::Replay(a) => cli::replay::run(a),
+        Command::Loadgen(a) => cli::loadgen::run(a),
+        Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
+        Command::RotateMasterKey { run, new_key_file } => {
+            config(&run).and_then(|cfg| cli::offline::rotate_master(&cfg, &new_key_file))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

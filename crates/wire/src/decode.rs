@@ -158,11 +158,7 @@ type FieldFailure = (usize, DecodeErrorKind);
 
 /// One field: its length prefix (if any) and data. On error returns the
 /// offset within the field and the kind.
-fn field(
-    input: &[u8],
-    length: Length,
-    encoding: Encoding,
-) -> Result<(&[u8], &[u8]), FieldFailure> {
+fn field(input: &[u8], length: Length, encoding: Encoding) -> Result<(&[u8], &[u8]), FieldFailure> {
     let prefix = length.prefix_len();
     let (rest, len) = if prefix == 0 {
         (input, length.max())

@@ -17,7 +17,7 @@ pub enum LengthHeader {
 }
 
 impl LengthHeader {
-        /// Width of the header in bytes.
+    /// Width of the header in bytes.
     pub const fn width(self) -> usize {
         match self {
             LengthHeader::Binary2 => 2,

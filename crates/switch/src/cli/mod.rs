@@ -1,3 +1,7 @@
 //! The command line.
 
+pub mod admin;
+pub mod loadgen;
+pub mod offline;
+pub mod replay;
 pub mod wire;

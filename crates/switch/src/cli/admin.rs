@@ -1,0 +1,411 @@
+//! `clubswitch admin …`: operator commands, sent to the running daemon's
+//! admin API (sled admits one process, so the daemon does the work).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The admin API.
+    #[arg(
+        long,
+        env = "CLUBSWITCH_ADMIN_URL",
+        default_value = "http://127.0.0.1:5859"
+    )]
+    url: String,
+    /// File holding the bearer token (CLUBSWITCH_ADMIN_TOKEN wins).
+    #[arg(long, default_value = "data/admin.token")]
+    token_file: PathBuf,
+    #[command(subcommand)]
+    cmd: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Merchants: add or update, list, add a discount rule (JSON), list rules.
+    Merchant {
+        #[command(subcommand)]
+        cmd: MerchantCmd,
+    },
+    /// Terminals: register (prints the key once), list, block, unblock,
+    /// unlock, rotate-key, history.
+    Terminal {
+        #[command(subcommand)]
+        cmd: TerminalCmd,
+    },
+    /// Members.
+    Member {
+        #[command(subcommand)]
+        cmd: MemberCmd,
+    },
+    /// Cards: issue, batch, find, block, unblock, expiry, renew, top-up, link, history.
+    Card {
+        #[command(subcommand)]
+        cmd: CardCmd,
+    },
+    /// Grant store credit to a member at a merchant.
+    Credit {
+        #[arg(long)]
+        member: u64,
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Run a settlement (cut-off: now, or a Unix time) and write its files.
+    Settle {
+        #[arg(long)]
+        cutoff: Option<i64>,
+    },
+    /// List settlement batches (JSON, or CSV with --csv).
+    Settlements {
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Sales, discounts, fees and refunds for a period, by merchant or terminal.
+    Report {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "merchant")]
+        by: String,
+    },
+    /// Check the ledger's invariants on the running switch.
+    Audit,
+    /// Any admin API call: METHOD PATH [JSON].
+    Call {
+        method: String,
+        path: String,
+        body: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MerchantCmd {
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        fee_bps: u32,
+        #[arg(long, default_value = "gross")]
+        fee_base: String,
+        #[arg(long, default_value = "")]
+        settlement_account: String,
+    },
+    List,
+    /// Add a discount rule given as JSON (see protocol-spec and README).
+    Rule {
+        merchant: String,
+        json: String,
+    },
+    Rules {
+        merchant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TerminalCmd {
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        merchant: String,
+    },
+    List,
+    Block {
+        id: String,
+    },
+    Unblock {
+        id: String,
+    },
+    Unlock {
+        id: String,
+    },
+    RotateKey {
+        id: String,
+    },
+    History {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long, default_value = "bronze")]
+        tier: String,
+    },
+    Show {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CardCmd {
+    /// Issue a club card or enrol a bank card; the number is read from
+    /// standard input so it stays out of shell history.
+    Issue {
+        #[arg(long, default_value = "club")]
+        kind: String,
+        #[arg(long)]
+        member: Option<u64>,
+        #[arg(long)]
+        expiry: Option<String>,
+    },
+    /// Issue a batch of club cards; prints personalization records for the printer.
+    Batch {
+        #[arg(long)]
+        bin: String,
+        #[arg(long)]
+        count: u32,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        #[arg(long)]
+        expiry: Option<String>,
+    },
+    /// Find a card by number (read from standard input).
+    Find,
+    Show {
+        hash: String,
+    },
+    Block {
+        hash: String,
+    },
+    Unblock {
+        hash: String,
+    },
+    Expiry {
+        hash: String,
+        expiry: String,
+    },
+    /// Renew onto a new number (read from standard input), balances carried over.
+    Renew {
+        hash: String,
+        #[arg(long)]
+        expiry: Option<String>,
+    },
+    TopUp {
+        hash: String,
+        #[arg(long)]
+        amount: u64,
+    },
+    Link {
+        hash: String,
+        #[arg(long)]
+        member: u64,
+    },
+    History {
+        hash: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the admin token: {0}")]
+    Token(String),
+    #[error("{0}")]
+    Http(String),
+    #[error("{0}")]
+    Input(String),
+}
+
+fn read_pan() -> Result<String, AdminError> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_line(&mut s)
+        .map_err(|e| AdminError::Input(e.to_string()))?;
+    Ok(s.trim().to_owned())
+}
+
+fn parse_json(s: &str) -> Result<Value, AdminError> {
+    serde_json::from_str(s).map_err(|e| AdminError::Input(format!("not JSON: {e}")))
+}
+
+pub fn run(a: AdminArgs) -> Result<(), AdminError> {
+    let token = match std::env::var(crate::config::ADMIN_TOKEN_ENV) {
+        Ok(t) => t,
+        Err(_) => std::fs::read_to_string(&a.token_file)
+            .map_err(|e| AdminError::Token(format!("{}: {e}", a.token_file.display())))?,
+    };
+    let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
+        AdminCommand::Merchant { cmd } => match cmd {
+            MerchantCmd::Add {
+                id,
+                name,
+                fee_bps,
+                fee_base,
+                settlement_account,
+            } => (
+                "POST",
+                "/v1/merchants".into(),
+                Some(
+                    json!({ "id": id, "name": name, "fee_bps": fee_bps, "fee_base": fee_base, "settlement_account": settlement_account }),
+                ),
+            ),
+            MerchantCmd::List => ("GET", "/v1/merchants".into(), None),
+            MerchantCmd::Rule { merchant, json } => (
+                "POST",
+                format!("/v1/merchants/{merchant}/rules"),
+                Some(parse_json(&json)?),
+            ),
+            MerchantCmd::Rules { merchant } => {
+                ("GET", format!("/v1/merchants/{merchant}/rules"), None)
+            }
+        },
+        AdminCommand::Terminal { cmd } => match cmd {
+            TerminalCmd::Add { id, merchant } => (
+                "POST",
+                "/v1/terminals".into(),
+                Some(json!({ "id": id, "merchant": merchant })),
+            ),
+            TerminalCmd::List => ("GET", "/v1/terminals".into(), None),
+            TerminalCmd::Block { id } => ("POST", format!("/v1/terminals/{id}/block"), None),
+            TerminalCmd::Unblock { id } => ("POST", format!("/v1/terminals/{id}/unblock"), None),
+            TerminalCmd::Unlock { id } => ("POST", format!("/v1/terminals/{id}/unlock"), None),
+            TerminalCmd::RotateKey { id } => {
+                ("POST", format!("/v1/terminals/{id}/rotate-key"), None)
+            }
+            TerminalCmd::History { id } => ("GET", format!("/v1/terminals/{id}/history"), None),
+        },
+        AdminCommand::Member { cmd } => match cmd {
+            MemberCmd::Add { name, phone, tier } => (
+                "POST",
+                "/v1/members".into(),
+                Some(json!({ "name": name, "phone": phone, "tier": tier })),
+            ),
+            MemberCmd::Show { id } => ("GET", format!("/v1/members/{id}"), None),
+        },
+        AdminCommand::Card { cmd } => match cmd {
+            CardCmd::Issue {
+                kind,
+                member,
+                expiry,
+            } => (
+                "POST",
+                "/v1/cards".into(),
+                Some(
+                    json!({ "pan": read_pan()?, "kind": kind, "member": member, "expiry": expiry }),
+                ),
+            ),
+            CardCmd::Batch {
+                bin,
+                count,
+                start,
+                expiry,
+            } => (
+                "POST",
+                "/v1/cards/batch".into(),
+                Some(json!({ "bin": bin, "count": count, "start": start, "expiry": expiry })),
+            ),
+            CardCmd::Find => (
+                "POST",
+                "/v1/cards/find".into(),
+                Some(json!({ "pan": read_pan()? })),
+            ),
+            CardCmd::Show { hash } => ("GET", format!("/v1/cards/{hash}"), None),
+            CardCmd::Block { hash } => ("POST", format!("/v1/cards/{hash}/block"), None),
+            CardCmd::Unblock { hash } => ("POST", format!("/v1/cards/{hash}/unblock"), None),
+            CardCmd::Expiry { hash, expiry } => (
+                "POST",
+                format!("/v1/cards/{hash}/expiry"),
+                Some(json!({ "expiry": expiry })),
+            ),
+            CardCmd::Renew { hash, expiry } => (
+                "POST",
+                format!("/v1/cards/{hash}/renew"),
+                Some(json!({ "pan": read_pan()?, "expiry": expiry })),
+            ),
+            CardCmd::TopUp { hash, amount } => (
+                "POST",
+                format!("/v1/cards/{hash}/top-up"),
+                Some(json!({ "amount": amount })),
+            ),
+            CardCmd::Link { hash, member } => (
+                "POST",
+                format!("/v1/cards/{hash}/link"),
+                Some(json!({ "member": member })),
+            ),
+            CardCmd::History { hash } => ("GET", format!("/v1/cards/{hash}/history"), None),
+        },
+        AdminCommand::Credit {
+            member,
+            merchant,
+            amount,
+        } => (
+            "POST",
+            "/v1/store-credit".into(),
+            Some(json!({ "member": member, "merchant": merchant, "amount": amount })),
+        ),
+        AdminCommand::Settle { cutoff } => (
+            "POST",
+            "/v1/settlements".into(),
+            Some(json!({ "cutoff": cutoff })),
+        ),
+        AdminCommand::Settlements { csv } => (
+            "GET",
+            format!("/v1/settlements{}", if csv { "?format=csv" } else { "" }),
+            None,
+        ),
+        AdminCommand::Report { from, to, by } => {
+            let mut q = format!("?by={by}");
+            if let Some(f) = from {
+                q.push_str(&format!("&from={f}"));
+            }
+            if let Some(t) = to {
+                q.push_str(&format!("&to={t}"));
+            }
+            ("GET", format!("/v1/reports{q}"), None)
+        }
+        AdminCommand::Audit => ("GET", "/v1/audit".into(), None),
+        AdminCommand::Call { method, path, body } => {
+            let body = body.as_deref().map(parse_json).transpose()?;
+            let m: &'static str = match method.to_ascii_uppercase().as_str() {
+                "GET" => "GET",
+                "POST" => "POST",
+                "PUT" => "PUT",
+                other => {
+                    return Err(AdminError::Input(format!(
+                        "method {other} is not used by the admin API"
+                    )))
+                }
+            };
+            (m, path, body)
+        }
+    };
+    let url = format!("{}{}", a.url.trim_end_matches('/'), path);
+    let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {}", token.trim()));
+    let resp = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match resp {
+        Ok(r) => {
+            let text = r
+                .into_string()
+                .map_err(|e| AdminError::Http(e.to_string()))?;
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
+                Err(_) => print!("{text}"),
+            }
+            Ok(())
+        }
+        Err(ureq::Error::Status(code, r)) => {
+            let text = r.into_string().unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            Err(AdminError::Http(format!("{code}: {msg}")))
+        }
+        Err(e) => Err(AdminError::Http(format!("{url}: {e}"))),
+    }
+}

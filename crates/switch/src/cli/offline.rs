@@ -1,0 +1,84 @@
+//! Commands that open a stopped data directory directly.
+
+use std::path::Path;
+
+use clubswitch_engine::store::Table;
+use clubswitch_engine::Terminal;
+
+use crate::config::Config;
+use crate::handler::TMK_PURPOSE;
+use crate::master::MasterKey;
+
+/// `clubswitch audit`: the invariants of a stopped switch's ledger.
+pub fn audit(cfg: &Config) -> Result<(), String> {
+    let master = crate::run::master_key(cfg, false)?;
+    let engine = crate::run::open_engine(cfg, &master)?;
+    let r = engine.audit().map_err(|e| e.to_string())?;
+    println!(
+        "journal entries {}, accounts {}, transactions {}, pending holds {}, request records {}, settlements {}",
+        r.journal_entries, r.accounts, r.transactions, r.pending_holds, r.requests, r.settlements
+    );
+    if r.ok() {
+        println!("audit: ok");
+        Ok(())
+    } else {
+        for v in &r.violations {
+            println!("violation: {v}");
+        }
+        Err(format!("audit: {} violations", r.violations.len()))
+    }
+}
+
+/// Re-seals every terminal key (current and previous) and the card-hash key
+/// under a new master key. Run with the switch stopped; afterwards point the
+/// configuration at the new key.
+pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), String> {
+    let old = crate::run::master_key(cfg, false)?;
+    let new = MasterKey::load(Some(new_key)).map_err(|e| e.to_string())?;
+    let engine = crate::run::open_engine(cfg, &old)?;
+    let terminals: Vec<Terminal> = engine.terminals().map_err(|e| e.to_string())?;
+    for t in &terminals {
+        let current = old
+            .unseal(TMK_PURPOSE, &t.sealed_tmk)
+            .map_err(|e| format!("{}: {e}", t.id))?;
+        let sealed = new.seal(TMK_PURPOSE, &current);
+        let previous = match &t.previous_tmk {
+            Some((s, until)) => Some((
+                new.seal(
+                    TMK_PURPOSE,
+                    &old.unseal(TMK_PURPOSE, s).map_err(|e| e.to_string())?,
+                ),
+                *until,
+            )),
+            None => None,
+        };
+        engine
+            .update_terminal(&t.id, |x| {
+                x.sealed_tmk = sealed.clone();
+                x.previous_tmk = previous.clone();
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    let store = engine.store();
+    let sealed: Vec<u8> = store
+        .get(Table::Meta, b"card_hash_key")
+        .map_err(|e| e.to_string())?
+        .ok_or("no card key in this data directory")?;
+    let card_key = old
+        .unseal("clubswitch card hash key", &sealed)
+        .map_err(|e| e.to_string())?;
+    store
+        .put(
+            Table::Meta,
+            b"card_hash_key",
+            &new.seal("clubswitch card hash key", &card_key),
+        )
+        .map_err(|e| e.to_string())?;
+    store.close().map_err(|e| e.to_string())?;
+    println!(
+        "re-sealed {} terminal keys and the card key under the new master key",
+        terminals.len()
+    );
+    println!("now point master_key_file (or CLUBSWITCH_MASTER_KEY) at the new key; keep the old one until the switch has started with the new");
+    Ok(())
+}

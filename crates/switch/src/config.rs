@@ -1,0 +1,397 @@
+//! The TOML configuration file, its defaults and its checks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clubswitch_engine::{Calendar, EngineConfig};
+use clubswitch_wire::{Currency, LengthHeader};
+use serde::{Deserialize, Serialize};
+
+/// Where the master key comes from.
+pub const MASTER_KEY_ENV: &str = "CLUBSWITCH_MASTER_KEY";
+/// The admin API's bearer token.
+pub const ADMIN_TOKEN_ENV: &str = "CLUBSWITCH_ADMIN_TOKEN";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Master key file (64 hex digits). `CLUBSWITCH_MASTER_KEY` wins over it.
+    pub master_key_file: Option<PathBuf>,
+    pub listeners: Vec<Listener>,
+    pub limits: Limits,
+    pub security: Security,
+    pub holds: Holds,
+    pub settlement: Settlement,
+    pub currencies: Vec<u16>,
+    /// Seconds east of UTC for days, hours and settlement dates.
+    pub utc_offset_secs: i64,
+    pub log: Log,
+    pub admin: Admin,
+    pub metrics: Metrics,
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub header: LengthHeader,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_frame: usize,
+    pub idle_timeout_secs: u64,
+    /// Requests of one connection processed at once.
+    pub in_flight_per_connection: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// DE 7 must be within this many seconds of the switch's clock.
+    pub replay_window_secs: u64,
+    /// Consecutive security failures that lock a terminal (0: never).
+    pub lockout_after: u32,
+    /// How long the old key stays valid after a key change.
+    pub old_key_grace_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Holds {
+    pub expiry_secs: i64,
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settlement {
+    /// Daily run at this local time, "HH:MM"; none: only on request.
+    pub daily_at: Option<String>,
+    /// Weekend days by name (default Friday).
+    pub weekend: Vec<String>,
+    /// Holidays, "YYYY-MM-DD".
+    pub holidays: Vec<String>,
+    /// Where settlement files are written (relative to the data directory).
+    pub output_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. "info" or "clubswitch=debug".
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    /// Token file; `CLUBSWITCH_ADMIN_TOKEN` wins over it.
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Prometheus metrics, health and readiness.
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    pub cache_mb: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            master_key_file: None,
+            listeners: vec![Listener::default()],
+            limits: Limits::default(),
+            security: Security::default(),
+            holds: Holds::default(),
+            settlement: Settlement::default(),
+            currencies: vec![364],
+            utc_offset_secs: 3 * 3600 + 1800,
+            log: Log::default(),
+            admin: Admin::default(),
+            metrics: Metrics::default(),
+            storage: Storage::default(),
+        }
+    }
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Listener {
+            addr: SocketAddr::from(([0, 0, 0, 0], 5858)),
+            header: LengthHeader::Binary2,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 20_000,
+            max_frame: clubswitch_wire::frame::DEFAULT_MAX_FRAME,
+            idle_timeout_secs: 300,
+            in_flight_per_connection: 32,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            replay_window_secs: 300,
+            lockout_after: 5,
+            old_key_grace_secs: 600,
+        }
+    }
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        Holds {
+            expiry_secs: 15 * 60,
+            sweep_interval_secs: 10,
+        }
+    }
+}
+
+impl Default for Settlement {
+    fn default() -> Self {
+        Settlement {
+            daily_at: None,
+            weekend: vec!["friday".into()],
+            holidays: Vec::new(),
+            output_dir: PathBuf::from("settlements"),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5859)),
+            token_file: None,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5860)),
+        }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { cache_mb: 256 }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+const DAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Every check `config check` makes.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |s: String| Err(ConfigError::Invalid(s));
+        if self.listeners.is_empty() {
+            return bad("at least one terminal listener is needed".into());
+        }
+        for l in &self.listeners {
+            if self.limits.max_frame > l.header.limit() {
+                return bad(format!(
+                    "limits.max_frame {} is more than a {:?} header can carry ({})",
+                    self.limits.max_frame,
+                    l.header,
+                    l.header.limit()
+                ));
+            }
+        }
+        if self.limits.max_frame < 64 {
+            return bad("limits.max_frame below 64 bytes cannot carry a request".into());
+        }
+        if self.limits.in_flight_per_connection == 0 || self.limits.max_connections == 0 {
+            return bad(
+                "limits.in_flight_per_connection and max_connections must be positive".into(),
+            );
+        }
+        if self.holds.expiry_secs <= 0 {
+            return bad("holds.expiry_secs must be positive".into());
+        }
+        if self.currencies.is_empty() || self.currencies.iter().any(|c| *c > 999) {
+            return bad("currencies must list ISO 4217 numeric codes".into());
+        }
+        if let Some(t) = &self.settlement.daily_at {
+            parse_hhmm(t).ok_or_else(|| {
+                ConfigError::Invalid(format!("settlement.daily_at {t:?} is not HH:MM"))
+            })?;
+        }
+        self.calendar()?;
+        if !self.admin.addr.ip().is_loopback()
+            && self.admin.token_file.is_none()
+            && std::env::var_os(ADMIN_TOKEN_ENV).is_none()
+        {
+            return bad("the admin API listens beyond loopback: set admin.token_file or CLUBSWITCH_ADMIN_TOKEN".into());
+        }
+        Ok(())
+    }
+
+    pub fn calendar(&self) -> Result<Calendar, ConfigError> {
+        let mut cal = Calendar {
+            weekend: 0,
+            holidays: Default::default(),
+        };
+        for d in &self.settlement.weekend {
+            let i = DAYS
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(d))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!("settlement.weekend: {d:?} is not a day"))
+                })?;
+            cal.weekend |= 1 << i;
+        }
+        for h in &self.settlement.holidays {
+            cal.holidays.insert(parse_date(h).ok_or_else(|| {
+                ConfigError::Invalid(format!("settlement.holidays: {h:?} is not YYYY-MM-DD"))
+            })?);
+        }
+        Ok(cal)
+    }
+
+    pub fn engine(&self) -> Result<EngineConfig, ConfigError> {
+        Ok(EngineConfig {
+            hold_ttl_secs: self.holds.expiry_secs,
+            currencies: self
+                .currencies
+                .iter()
+                .filter_map(|c| Currency::new(*c))
+                .collect(),
+            utc_offset_secs: self.utc_offset_secs,
+            calendar: self.calendar()?,
+        })
+    }
+}
+
+pub fn parse_hhmm(s: &str) -> Option<(u8, u8)> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u8, u8) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
+}
+
+/// Days since 1970-01-01 of "YYYY-MM-DD".
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u8 = it.next()?.parse().ok()?;
+    let d: u8 = it.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = clubswitch_wire::fields::days_from_civil(y, m, d);
+    (clubswitch_wire::fields::civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_their_own_checks() {
+        Config::default().check().unwrap();
+    }
+
+    #[test]
+    fn example_configuration_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clubswitch.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.listeners.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = Config::default();
+        c.limits.max_frame = 70_000;
+        assert!(c.check().unwrap_err().to_string().contains("max_frame"));
+        let mut c = Config::default();
+        c.settlement.weekend = vec!["fryday".into()];
+        assert!(c.check().unwrap_err().to_string().contains("fryday"));
+        let mut c = Config::default();
+        c.settlement.holidays = vec!["2026-02-30".into()];
+        assert!(c.check().is_err());
+        assert!(
+            toml::from_str::<Config>("bogus = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

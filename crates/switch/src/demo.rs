@@ -1,0 +1,299 @@
+//! The deterministic demo data set: two merchants, three terminals, members
+//! with club cards, store credit, enrolled bank cards and discount rules.
+//! Seeding is idempotent; the demo keys are derived from a fixed seed, so
+//! every run writes the same `demo.json`. Never use them in production.
+
+use std::path::{Path, PathBuf};
+
+use clubswitch_engine::{
+    BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Status, Terminal,
+    Tier, UnixTime,
+};
+use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Tmk};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::handler::TMK_PURPOSE;
+use crate::master::MasterKey;
+
+pub const MERCHANTS: [(&str, &str, u32, FeeBase); 2] = [
+    ("MERCHANT0000001", "Cafe Naderi", 80, FeeBase::Gross),
+    ("MERCHANT0000002", "Book City", 100, FeeBase::Discounted),
+];
+pub const TERMINALS: [(&str, usize); 3] = [("TERM0001", 0), ("TERM0002", 0), ("TERM0003", 1)];
+
+/// (label, number without Luhn digit, kind, member index, club balance, expiry, blocked)
+type CardSpec = (
+    &'static str,
+    &'static str,
+    CardKind,
+    usize,
+    u64,
+    &'static str,
+    bool,
+);
+const CARDS: [CardSpec; 8] = [
+    (
+        "sara-club",
+        "628023140000001",
+        CardKind::Club,
+        0,
+        5_000_000,
+        "2912",
+        false,
+    ),
+    (
+        "reza-club",
+        "628023140000002",
+        CardKind::Club,
+        1,
+        12_000_000,
+        "2912",
+        false,
+    ),
+    (
+        "mina-club",
+        "628023140000003",
+        CardKind::Club,
+        2,
+        150_000,
+        "2912",
+        false,
+    ),
+    (
+        "blocked-club",
+        "628023140000004",
+        CardKind::Club,
+        2,
+        1_000_000,
+        "2912",
+        true,
+    ),
+    (
+        "expired-club",
+        "628023140000005",
+        CardKind::Club,
+        2,
+        1_000_000,
+        "2401",
+        false,
+    ),
+    (
+        "sara-bank",
+        "603799123456789",
+        CardKind::Bank,
+        0,
+        0,
+        "2812",
+        false,
+    ),
+    (
+        "reza-bank",
+        "610433700000000",
+        CardKind::Bank,
+        1,
+        0,
+        "2812",
+        false,
+    ),
+    (
+        "suspended-club",
+        "628023140000006",
+        CardKind::Club,
+        3,
+        1_000_000,
+        "2912",
+        false,
+    ),
+];
+const MEMBERS: [(&str, &str, Tier); 4] = [
+    ("Sara Ahmadi", "09120000001", Tier::Silver),
+    ("Reza Karimi", "09120000002", Tier::Gold),
+    ("Mina Rostami", "09120000003", Tier::Bronze),
+    ("Ali Suspended", "09120000004", Tier::Bronze),
+];
+
+/// A card number completed with its Luhn digit.
+pub fn luhn_complete(body: &str) -> Option<String> {
+    (0..10)
+        .map(|d| format!("{body}{d}"))
+        .find(|n| n.parse::<CardNumber>().is_ok_and(|p| p.luhn_ok()))
+}
+
+fn demo_tmk(terminal: &str) -> Tmk {
+    let mut mac =
+        match <Hmac<Sha256> as Mac>::new_from_slice(b"clubswitch demo keys, never production") {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+    mac.update(terminal.as_bytes());
+    Tmk::from_bytes(mac.finalize().into_bytes().into())
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("demo data: bad value {s:?}"))
+}
+
+/// Seeds the demo data set unless present, and writes `demo.json` into
+/// `dir`. Returns its path.
+pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, String> {
+    let first: MerchantId = parse(MERCHANTS[0].0)?;
+    let fresh = engine
+        .merchant(&first)
+        .map_err(|e| e.to_string())?
+        .is_none();
+    let now = UnixTime::now();
+    let e = |e: clubswitch_engine::EngineError| e.to_string();
+    let mut cards_out = Vec::new();
+    if fresh {
+        for (id, name, fee, base) in MERCHANTS {
+            engine
+                .put_merchant(&Merchant {
+                    id: parse(id)?,
+                    name: name.into(),
+                    status: Status::Active,
+                    fee_bps: fee,
+                    fee_base: base,
+                    settlement_account: format!("IR{:0>24}", &id[8..]),
+                    offers: Offers::default(),
+                    max_amount: Amount::new(50_000_000),
+                })
+                .map_err(e)?;
+        }
+        for (tid, m) in TERMINALS {
+            engine
+                .add_terminal(&Terminal {
+                    id: parse(tid)?,
+                    merchant: parse(MERCHANTS[m].0)?,
+                    status: Status::Active,
+                    sealed_tmk: master.seal(TMK_PURPOSE, demo_tmk(tid).as_bytes()),
+                    previous_tmk: None,
+                    security_failures: 0,
+                    locked: false,
+                })
+                .map_err(e)?;
+        }
+        let mut members = Vec::new();
+        for (name, phone, tier) in MEMBERS {
+            members.push(
+                engine
+                    .add_member(name, phone, tier, vec!["demo".into()])
+                    .map_err(e)?
+                    .id,
+            );
+        }
+        if let Some(mut suspended) = engine.member(members[3]).map_err(e)? {
+            suspended.status = Status::Blocked;
+            engine.put_member(&suspended).map_err(e)?;
+        }
+        let m1: MerchantId = parse(MERCHANTS[0].0)?;
+        let m2: MerchantId = parse(MERCHANTS[1].0)?;
+        engine
+            .grant_store_credit(
+                members[0],
+                &m1,
+                Amount::new(250_000).unwrap_or(Amount::ZERO),
+                now,
+            )
+            .map_err(e)?;
+        engine
+            .add_rule(
+                &m1,
+                DiscountRule {
+                    name: "10% off, up to 200 000".into(),
+                    percent_bps: 1000,
+                    cap: Some(200_000),
+                    min_purchase: 100_000,
+                    ..Default::default()
+                },
+            )
+            .map_err(e)?;
+        engine
+            .add_rule(
+                &m1,
+                DiscountRule {
+                    name: "gold members 15%".into(),
+                    percent_bps: 1500,
+                    tiers: vec![Tier::Gold, Tier::Platinum],
+                    ..Default::default()
+                },
+            )
+            .map_err(e)?;
+        engine
+            .add_rule(
+                &m2,
+                DiscountRule {
+                    name: "Bank 603799 cards: 50 000 off 500 000".into(),
+                    fixed: 50_000,
+                    min_purchase: 500_000,
+                    bins: vec![BinRange {
+                        digits: 6,
+                        from: 603_799,
+                        to: 603_799,
+                    }],
+                    budget: Some(10_000_000),
+                    ..Default::default()
+                },
+            )
+            .map_err(e)?;
+        for (_, body, kind, member, balance, exp, blocked) in CARDS {
+            let number = luhn_complete(body).ok_or("demo card without Luhn digit")?;
+            let card = engine
+                .issue_card(&NewCard {
+                    pan: parse(&number)?,
+                    kind,
+                    member: Some(members[member]),
+                    expiry: Expiry::from_yymm(exp.as_bytes()),
+                    max_amount: None,
+                    daily_limit: None,
+                })
+                .map_err(e)?;
+            if balance > 0 {
+                engine
+                    .top_up(
+                        &card.hash,
+                        Amount::new(balance).unwrap_or(Amount::ZERO),
+                        now,
+                    )
+                    .map_err(e)?;
+            }
+            if blocked {
+                engine
+                    .update_card(&card.hash, |c| c.status = Status::Blocked)
+                    .map_err(e)?;
+            }
+        }
+        engine.store().durable().wait().map_err(|e| e.to_string())?;
+    }
+    for (label, body, kind, member, balance, exp, blocked) in CARDS {
+        let number = luhn_complete(body).ok_or("demo card without Luhn digit")?;
+        cards_out.push(json!({
+            "label": label, "pan": number, "expiry": exp, "kind": kind, "member": MEMBERS[member].0,
+            "initial_club_balance": balance, "blocked": blocked,
+        }));
+    }
+    let terminals: Vec<_> = TERMINALS
+        .iter()
+        .map(|(tid, m)| json!({ "id": tid, "merchant": MERCHANTS[*m].0, "tmk": demo_tmk(tid).to_hex() }))
+        .collect();
+    let merchants: Vec<_> = MERCHANTS
+        .iter()
+        .map(|(id, name, ..)| json!({ "id": id, "name": name }))
+        .collect();
+    let doc = json!({
+        "warning": "demo keys and card numbers: never use them in production",
+        "merchants": merchants,
+        "terminals": terminals,
+        "cards": cards_out,
+        "store_credit": [{ "member": MEMBERS[0].0, "merchant": MERCHANTS[0].0, "amount": 250_000 }],
+        "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
+    });
+    let path = dir.join("demo.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}

@@ -1,0 +1,452 @@
+//! From a request's bytes to its response's bytes: decoding, terminal keys,
+//! MAC, DE 7 window, card block, the engine, and the signed response.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use clubswitch_engine::{
+    Authorize, Confirm, Engine, Outcome, Refund, Request, RequestKey, Undo, UnixTime,
+};
+use clubswitch_wire::{
+    de, decode_partial, AmountBlocks, CardAad, Currency, FieldError, Message, Mti, NetworkCode,
+    ProcessingCode, ResponseCode, TerminalId, TerminalKeys, Tmk,
+};
+
+use crate::config::Config;
+use crate::master::MasterKey;
+use crate::metrics::Metrics;
+
+/// Purpose string sealing terminal keys under the master key.
+pub const TMK_PURPOSE: &str = "clubswitch terminal key";
+
+/// Fields a response echoes from its request.
+const ECHO: [u8; 10] = [3, 4, 7, 11, 12, 13, 41, 42, 49, 70];
+
+/// A terminal's working keys, as cached.
+struct TermKeys {
+    current: TerminalKeys,
+    sealed_current: Vec<u8>,
+    previous: Option<(TerminalKeys, Vec<u8>, UnixTime)>,
+    locked: AtomicBool,
+    failures: AtomicU32,
+}
+
+/// The running switch: the engine plus what the wire needs.
+pub struct Switch {
+    pub engine: Engine,
+    pub master: MasterKey,
+    pub cfg: Config,
+    pub metrics: Metrics,
+    keys: RwLock<HashMap<TerminalId, Arc<TermKeys>>>,
+}
+
+/// Why a request is answered without reaching the engine.
+type Refusal = ResponseCode;
+
+fn format_error(_: FieldError) -> Refusal {
+    ResponseCode::FormatError
+}
+
+/// Which key verified a request, and so signs its response.
+enum Verified {
+    Current,
+    Previous,
+}
+
+impl Switch {
+    pub fn new(engine: Engine, master: MasterKey, cfg: Config) -> Switch {
+        Switch {
+            engine,
+            master,
+            cfg,
+            metrics: Metrics::default(),
+            keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Drops a terminal's cached keys (after an operator changed them).
+    pub fn forget_terminal(&self, id: &TerminalId) {
+        if let Ok(mut k) = self.keys.write() {
+            k.remove(id);
+        }
+    }
+
+    fn terminal_keys(&self, id: &TerminalId) -> Result<Option<Arc<TermKeys>>, Refusal> {
+        if let Some(k) = self.keys.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(Some(k));
+        }
+        let Some(t) = self
+            .engine
+            .terminal(id)
+            .map_err(|_| ResponseCode::SystemMalfunction)?
+        else {
+            return Ok(None);
+        };
+        let unseal = |sealed: &[u8]| {
+            self.master
+                .unseal32(TMK_PURPOSE, sealed)
+                .map(|k| TerminalKeys::derive(&Tmk::from_bytes(k)))
+        };
+        let current = unseal(&t.sealed_tmk).map_err(|e| {
+            tracing::error!(terminal = %id, "{e}");
+            ResponseCode::SystemMalfunction
+        })?;
+        let previous = match &t.previous_tmk {
+            Some((sealed, until)) => unseal(sealed).ok().map(|k| (k, sealed.clone(), *until)),
+            None => None,
+        };
+        let keys = Arc::new(TermKeys {
+            current,
+            sealed_current: t.sealed_tmk.clone(),
+            previous,
+            locked: AtomicBool::new(t.locked),
+            failures: AtomicU32::new(t.security_failures),
+        });
+        if let Ok(mut m) = self.keys.write() {
+            m.insert(*id, Arc::clone(&keys));
+        }
+        Ok(Some(keys))
+    }
+
+    /// Handles one frame. `None`: the message could not be read as far as
+    /// its MTI and DE 41, or was itself a response; it is logged and dropped.
+    pub async fn handle(&self, raw: Bytes) -> Option<Bytes> {
+        let started = Instant::now();
+        let (msg, decode_error) = decode_partial(&raw);
+        let Some(msg) = msg else {
+            self.drop_frame("MTI unreadable", decode_error.map(|e| e.to_string()));
+            return None;
+        };
+        let Some(resp_mti) = msg.mti().response() else {
+            self.drop_frame("a response MTI sent to the switch", None);
+            return None;
+        };
+        let Ok(tid) = msg.terminal_id() else {
+            self.drop_frame("DE 41 unreadable", decode_error.map(|e| e.to_string()));
+            return None;
+        };
+        let now = UnixTime::now();
+        let mut resp = Message::new(resp_mti);
+        for n in ECHO {
+            if let Some(v) = msg.get_bytes(n) {
+                let _ = resp.set(n, v.clone());
+            }
+        }
+
+        let keys = match self.terminal_keys(&tid) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                tracing::info!(terminal = %tid, mti = %msg.mti(), "unknown terminal");
+                return Some(self.finish(
+                    resp,
+                    msg.mti(),
+                    &Outcome::decline(ResponseCode::NotPermittedToTerminal),
+                    None,
+                    started,
+                ));
+            }
+            Err(rc) => {
+                return Some(self.finish(resp, msg.mti(), &Outcome::decline(rc), None, started))
+            }
+        };
+
+        let (outcome, verified) = match self
+            .process(
+                &msg,
+                &raw,
+                decode_error.is_some(),
+                &tid,
+                &keys,
+                now,
+                &mut resp,
+            )
+            .await
+        {
+            Ok((o, v)) => (o, Some(v)),
+            Err(rc) => (Outcome::decline(rc), None),
+        };
+        let signer = match verified {
+            Some(Verified::Previous) => keys
+                .previous
+                .as_ref()
+                .map(|p| &p.0)
+                .unwrap_or(&keys.current),
+            _ => &keys.current,
+        };
+        Some(self.finish(resp, msg.mti(), &outcome, Some(signer), started))
+    }
+
+    fn drop_frame(&self, why: &str, detail: Option<String>) {
+        self.metrics.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            detail = detail.as_deref().unwrap_or(""),
+            "dropped a message: {why}"
+        );
+    }
+
+    fn finish(
+        &self,
+        mut resp: Message,
+        req_mti: Mti,
+        o: &Outcome,
+        keys: Option<&TerminalKeys>,
+        started: Instant,
+    ) -> Bytes {
+        if let Some(rrn) = o.rrn {
+            resp.set_rrn(rrn);
+        }
+        if let Some(a) = o.auth_id {
+            resp.set_auth_id(a);
+        }
+        resp.set_response_code(o.code);
+        let mut blocks = AmountBlocks::new();
+        for b in &o.amounts {
+            blocks.push(*b);
+        }
+        resp.set_additional_amounts(&blocks);
+        let out = match keys {
+            Some(k) => k.sign(&mut resp),
+            None => clubswitch_wire::encode(&resp).freeze(),
+        };
+        self.metrics.record(req_mti, o.code, started.elapsed());
+        out
+    }
+
+    /// Counts a security failure; locks the terminal at the threshold.
+    fn security_failure(&self, tid: &TerminalId, keys: &TermKeys, what: &str) -> Refusal {
+        self.metrics
+            .security_failures
+            .fetch_add(1, Ordering::Relaxed);
+        keys.failures.fetch_add(1, Ordering::Relaxed);
+        match self
+            .engine
+            .security_failure(tid, self.cfg.security.lockout_after)
+        {
+            Ok(true) => {
+                keys.locked.store(true, Ordering::Relaxed);
+                tracing::warn!(terminal = %tid, "{what}; terminal locked until an operator unlocks it");
+            }
+            Ok(false) => tracing::warn!(terminal = %tid, "{what}"),
+            Err(e) => tracing::error!(terminal = %tid, "recording a security failure: {e}"),
+        }
+        ResponseCode::SecurityViolation
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn process(
+        &self,
+        msg: &Message,
+        raw: &[u8],
+        malformed: bool,
+        tid: &TerminalId,
+        keys: &Arc<TermKeys>,
+        now: UnixTime,
+        resp: &mut Message,
+    ) -> Result<(Outcome, Verified), Refusal> {
+        if keys.locked.load(Ordering::Relaxed) {
+            return Err(ResponseCode::NotPermittedToTerminal);
+        }
+        if malformed {
+            return Err(ResponseCode::FormatError);
+        }
+        let verified = if keys.current.verify(raw, msg).is_ok() {
+            if keys.previous.is_some() {
+                // The terminal uses its new key: the old one ends now.
+                let _ = self.engine.update_terminal(tid, |t| t.previous_tmk = None);
+                self.forget_terminal(tid);
+            }
+            Verified::Current
+        } else if keys
+            .previous
+            .as_ref()
+            .is_some_and(|(k, _, until)| now < *until && k.verify(raw, msg).is_ok())
+        {
+            Verified::Previous
+        } else {
+            return Err(self.security_failure(tid, keys, "bad MAC"));
+        };
+        if keys.failures.swap(0, Ordering::Relaxed) > 0 {
+            let _ = self
+                .engine
+                .update_terminal(tid, |t| t.security_failures = 0);
+        }
+        let transmitted = msg.transmission_time().map_err(format_error)?;
+        if transmitted.skew(now.0) > self.cfg.security.replay_window_secs {
+            return Err(self.security_failure(tid, keys, "DE 7 outside the replay window"));
+        }
+        if msg.carries_clear_card_data() {
+            tracing::warn!(terminal = %tid, "card number sent in clear (DE 2, 35 or 45); refused");
+            return Err(ResponseCode::FormatError);
+        }
+        let signer = match verified {
+            Verified::Previous => keys
+                .previous
+                .as_ref()
+                .map(|p| &p.0)
+                .unwrap_or(&keys.current),
+            Verified::Current => &keys.current,
+        };
+        let key = RequestKey {
+            terminal: *tid,
+            stan: msg.stan().map_err(format_error)?,
+            transmitted,
+        };
+
+        if msg.mti() == Mti::NETWORK_REQUEST {
+            let key_changed = self.network(msg, tid, keys, &verified, now, resp)?;
+            if key_changed {
+                // The terminal must never hold a key the switch could lose.
+                self.engine.store().durable().await.map_err(|e| {
+                    tracing::error!("{e}; key change answered 96");
+                    ResponseCode::SystemMalfunction
+                })?;
+            }
+            return Ok((Outcome::decline(ResponseCode::Approved), verified));
+        }
+
+        let merchant = msg.merchant_id().map_err(format_error)?;
+        let currency = match msg.get(de::CURRENCY) {
+            Some(_) => msg.currency().map_err(format_error)?,
+            None => Currency::IRR,
+        };
+        let code = msg
+            .processing_code()
+            .map_err(format_error)?
+            .ok_or(ResponseCode::InvalidTransaction)?;
+        let request = match msg.mti() {
+            Mti::AUTH_REQUEST => {
+                if matches!(
+                    code,
+                    ProcessingCode::ClubRefund | ProcessingCode::StoreRefund
+                ) {
+                    return Err(ResponseCode::InvalidTransaction);
+                }
+                let amount = match msg.get(de::AMOUNT) {
+                    Some(_) => Some(msg.amount().map_err(format_error)?),
+                    None if code.is_purchase() => return Err(ResponseCode::FormatError),
+                    None => None,
+                };
+                let block = msg.get(de::CARD_BLOCK).ok_or(ResponseCode::FormatError)?;
+                let aad = CardAad::of(msg).map_err(format_error)?;
+                let card = signer
+                    .open_card(block, &aad)
+                    .map_err(|e| self.security_failure(tid, keys, &format!("card block: {e}")))?;
+                Request::Authorize(Authorize {
+                    key,
+                    merchant,
+                    code,
+                    amount,
+                    currency,
+                    card,
+                })
+            }
+            Mti::CONFIRM_ADVICE => Request::Confirm(Confirm {
+                key,
+                merchant,
+                code,
+                amount: msg.amount().map_err(format_error)?,
+                currency,
+                rrn: msg.rrn().map_err(format_error)?,
+                auth_id: msg.auth_id().map_err(format_error)?,
+                original: msg.original_data().map_err(format_error)?,
+            }),
+            Mti::REVERSAL_REQUEST | Mti::REVERSAL_ADVICE => {
+                let rrn = msg
+                    .get(de::RRN)
+                    .map(|_| msg.rrn())
+                    .transpose()
+                    .map_err(format_error)?;
+                let original = msg
+                    .get(de::ORIGINAL_DATA)
+                    .map(|_| msg.original_data())
+                    .transpose()
+                    .map_err(format_error)?;
+                if rrn.is_none() && original.is_none() {
+                    return Err(ResponseCode::FormatError);
+                }
+                Request::Undo(Undo {
+                    key,
+                    merchant,
+                    code: Some(code),
+                    rrn,
+                    original,
+                })
+            }
+            Mti::FINANCIAL_REQUEST => {
+                if !matches!(
+                    code,
+                    ProcessingCode::ClubRefund | ProcessingCode::StoreRefund
+                ) {
+                    return Err(ResponseCode::InvalidTransaction);
+                }
+                Request::Refund(Refund {
+                    key,
+                    merchant,
+                    code,
+                    amount: msg.amount().map_err(format_error)?,
+                    currency,
+                    rrn: msg.rrn().map_err(format_error)?,
+                })
+            }
+            _ => return Err(ResponseCode::InvalidTransaction),
+        };
+        let reply = self.engine.handle(&request, now).map_err(|e| {
+            tracing::error!(terminal = %tid, "engine: {e}");
+            ResponseCode::SystemMalfunction
+        })?;
+        if let Some(ticket) = reply.durable {
+            ticket.await.map_err(|e| {
+                tracing::error!("{e}; answering 96");
+                ResponseCode::SystemMalfunction
+            })?;
+        }
+        Ok((reply.outcome, verified))
+    }
+
+    /// 0800: sign-on, sign-off, echo, key change. Returns whether the key
+    /// changed.
+    fn network(
+        &self,
+        msg: &Message,
+        tid: &TerminalId,
+        keys: &TermKeys,
+        verified: &Verified,
+        now: UnixTime,
+        resp: &mut Message,
+    ) -> Result<bool, Refusal> {
+        let code = msg
+            .network_code()
+            .map_err(format_error)?
+            .ok_or(ResponseCode::InvalidTransaction)?;
+        if code == NetworkCode::KeyChange {
+            // The key that verified this request stays valid for the grace
+            // period, so a terminal that never saw this 0810 can retry.
+            let (old, old_sealed) = match verified {
+                Verified::Previous => keys
+                    .previous
+                    .as_ref()
+                    .map(|p| (&p.0, p.1.clone()))
+                    .ok_or(ResponseCode::SystemMalfunction)?,
+                Verified::Current => (&keys.current, keys.sealed_current.clone()),
+            };
+            let new = Tmk::generate();
+            let sealed = self.master.seal(TMK_PURPOSE, new.as_bytes());
+            let until = now.plus(self.cfg.security.old_key_grace_secs);
+            self.engine
+                .update_terminal(tid, |t| {
+                    t.previous_tmk = Some((old_sealed.clone(), until));
+                    t.sealed_tmk = sealed.clone();
+                })
+                .map_err(|_| ResponseCode::SystemMalfunction)?;
+            self.forget_terminal(tid);
+            let aad = CardAad::of(msg).map_err(format_error)?;
+            let _ = resp.set(de::CARD_BLOCK, old.wrap_key(&new, &aad).into_bytes());
+            tracing::info!(terminal = %tid, "key changed; the old key stays valid until the new one is used");
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

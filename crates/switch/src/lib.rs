@@ -1,0 +1,13 @@
+//! The clubswitch daemon and command line, as a library so the integration
+//! tests and tools share its terminal client and configuration.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod handler;
+pub mod http;
+pub mod master;
+pub mod metrics;
+pub mod run;
+pub mod server;

@@ -1,0 +1,170 @@
+//! Prometheus metrics: counters and histograms in atomics, so recording on
+//! the hot path takes no lock and allocates nothing.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use clubswitch_wire::{Mti, ResponseCode};
+
+const MTIS: [&str; 7] = ["0100", "0200", "0220", "0400", "0420", "0800", "other"];
+const BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, us: u64) {
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}le=\"{}\"}} {cumulative}",
+                *b as f64 / 1e6
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{}}} {}",
+            labels.trim_end_matches(','),
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "{name}_count{{{}}} {count}",
+            labels.trim_end_matches(',')
+        );
+    }
+}
+
+pub struct Metrics {
+    messages: [[AtomicU64; ResponseCode::ALL.len()]; MTIS.len()],
+    latency: [Histogram; MTIS.len()],
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub framing_errors: AtomicU64,
+    pub security_failures: AtomicU64,
+}
+
+fn mti_index(mti: Mti) -> usize {
+    MTIS.iter()
+        .position(|m| m.as_bytes() == mti.as_bytes())
+        .unwrap_or(MTIS.len() - 1)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            messages: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            latency: std::array::from_fn(|_| Histogram::new()),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            framing_errors: AtomicU64::new(0),
+            security_failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, request: Mti, rc: ResponseCode, took: Duration) {
+        let m = mti_index(request);
+        let r = ResponseCode::ALL.iter().position(|c| *c == rc).unwrap_or(0);
+        self.messages[m][r].fetch_add(1, Relaxed);
+        self.latency[m].observe(took.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// The Prometheus text format; `extra` appends gauges owned elsewhere.
+    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP clubswitch_messages_total Requests answered, by request MTI and response code.\n# TYPE clubswitch_messages_total counter\n");
+        for (m, row) in MTIS.iter().zip(&self.messages) {
+            for (rc, c) in ResponseCode::ALL.iter().zip(row) {
+                let v = c.load(Relaxed);
+                if v > 0 {
+                    let _ = writeln!(
+                        out,
+                        "clubswitch_messages_total{{mti=\"{m}\",rc=\"{rc}\"}} {v}"
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP clubswitch_request_seconds Time from a request's frame to its response, by request MTI.\n# TYPE clubswitch_request_seconds histogram\n");
+        for (m, h) in MTIS.iter().zip(&self.latency) {
+            if h.count.load(Relaxed) > 0 {
+                h.render(
+                    &mut out,
+                    "clubswitch_request_seconds",
+                    &format!("mti=\"{m}\","),
+                );
+            }
+        }
+        let gauges = [
+            (
+                "clubswitch_connections_open",
+                "Terminal connections open.",
+                self.connections_open.load(Relaxed),
+            ),
+            (
+                "clubswitch_connections_total",
+                "Terminal connections accepted.",
+                self.connections_total.load(Relaxed),
+            ),
+            (
+                "clubswitch_connections_refused_total",
+                "Connections refused over the limit.",
+                self.connections_refused.load(Relaxed),
+            ),
+            (
+                "clubswitch_frames_dropped_total",
+                "Messages dropped because MTI or DE 41 could not be read.",
+                self.frames_dropped.load(Relaxed),
+            ),
+            (
+                "clubswitch_framing_errors_total",
+                "Connections closed for a framing error.",
+                self.framing_errors.load(Relaxed),
+            ),
+            (
+                "clubswitch_security_failures_total",
+                "Bad MACs, card blocks and DE 7 outside the window.",
+                self.security_failures.load(Relaxed),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        for (name, help, v) in extra {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}

@@ -1,0 +1,322 @@
+//! `clubswitch run`: the daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clubswitch_engine::{CardHasher, Engine, SettlementBatch, Store, StoreConfig, UnixTime};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV};
+use crate::handler::Switch;
+use crate::http::{admin_router, metrics_router, Http};
+use crate::master::{write_key_file, MasterKey};
+
+const CARD_KEY: &[u8] = b"card_hash_key";
+const CARD_KEY_PURPOSE: &str = "clubswitch card hash key";
+
+pub fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUBSWITCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Opens the data directory and the engine: the master key unseals the
+/// card-hash key (created on first start).
+pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("creating {}: {e}", cfg.data_dir.display()))?;
+    let store = Store::open(
+        &cfg.data_dir.join("ledger"),
+        &StoreConfig {
+            cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+            ..StoreConfig::default()
+        },
+    )
+    .map_err(|e| format!("opening the ledger in {}: {e}", cfg.data_dir.display()))?;
+    let meta = clubswitch_engine::store::Table::Meta;
+    let sealed: Option<Vec<u8>> = store.get(meta, CARD_KEY).map_err(|e| e.to_string())?;
+    let card_key = match sealed {
+        Some(s) => master
+            .unseal32(CARD_KEY_PURPOSE, &s)
+            .map_err(|e| e.to_string())?,
+        None => {
+            let k: [u8; 32] = rand::random();
+            store
+                .put(meta, CARD_KEY, &master.seal(CARD_KEY_PURPOSE, &k))
+                .map_err(|e| e.to_string())?;
+            store.durable().wait().map_err(|e| e.to_string())?;
+            k
+        }
+    };
+    let engine_cfg = cfg.engine().map_err(|e| e.to_string())?;
+    Ok(Engine::new(store, CardHasher::new(&card_key), engine_cfg))
+}
+
+/// The master key from the environment or the configured file; with
+/// `create`, a missing key file is created (demo mode).
+pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, String> {
+    let file = cfg
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("master.key"));
+    if create && std::env::var_os(crate::config::MASTER_KEY_ENV).is_none() && !file.exists() {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+        write_key_file(&file, &MasterKey::generate_hex())
+            .map_err(|e| format!("creating {}: {e}", file.display()))?;
+        tracing::warn!(file = %file.display(), "created a master key for the demo; back it up: losing it loses every terminal key");
+    }
+    MasterKey::load(Some(&file)).map_err(|e| e.to_string())
+}
+
+/// The admin token from the environment or file, created on first start.
+fn admin_token(cfg: &Config) -> Result<String, String> {
+    if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
+        return Ok(t.trim().to_owned());
+    }
+    let file = cfg
+        .admin
+        .token_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("admin.token"));
+    if !file.exists() {
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        write_key_file(&file, &token).map_err(|e| format!("creating {}: {e}", file.display()))?;
+        tracing::info!(file = %file.display(), "created the admin API token");
+    }
+    std::fs::read_to_string(&file)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| format!("reading {}: {e}", file.display()))
+}
+
+/// Writes settlement batches as CSV and JSON under the settlement directory.
+pub fn write_settlement_files(
+    cfg: &Config,
+    batches: &[SettlementBatch],
+    now: UnixTime,
+) -> Result<Vec<PathBuf>, String> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = cfg.data_dir.join(&cfg.settlement.output_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let first = batches.first().map_or(0, |b| b.id);
+    let stem = dir.join(format!("settlement-{}-{first}", now.0));
+    let csv = stem.with_extension("csv");
+    let json = stem.with_extension("json");
+    std::fs::write(&csv, clubswitch_engine::settlement::to_csv(batches))
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&json, clubswitch_engine::settlement::to_json(batches))
+        .map_err(|e| e.to_string())?;
+    Ok(vec![csv, json])
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub fn run(cfg: Config, demo: bool) -> Result<(), String> {
+    init_logs(&cfg);
+    let master = master_key(&cfg, demo)?;
+    let engine = open_engine(&cfg, &master)?;
+    if demo {
+        let path = crate::demo::seed(&engine, &master, &cfg.data_dir)?;
+        println!(
+            "demo data set ready; terminal keys and card numbers: {}",
+            path.display()
+        );
+    }
+    let token = admin_token(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("clubswitch")
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(serve(cfg, engine, master, token))
+}
+
+async fn serve(
+    cfg: Config,
+    engine: Engine,
+    master: MasterKey,
+    token: String,
+) -> Result<(), String> {
+    let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
+    let http = Arc::new(Http {
+        switch: Arc::clone(&switch),
+        token,
+        ready: false.into(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(cfg.limits.max_connections));
+
+    let mut servers = Vec::new();
+    for l in &cfg.listeners {
+        let listener = TcpListener::bind(l.addr)
+            .await
+            .map_err(|e| format!("listening on {}: {e}", l.addr))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, header = ?l.header, "terminal listener");
+        println!("listening for terminals on {addr}");
+        servers.push(tokio::spawn(crate::server::serve(
+            Arc::clone(&switch),
+            listener,
+            l.header,
+            Arc::clone(&slots),
+            tracker.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    for (addr, router, what) in [
+        (
+            cfg.metrics.addr,
+            metrics_router(Arc::clone(&http)),
+            "metrics",
+        ),
+        (cfg.admin.addr, admin_router(Arc::clone(&http)), "admin API"),
+    ] {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{what} on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(addr = %bound, "{what} listener");
+        println!("{what} on http://{bound}");
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
+    tokio::spawn(housekeeping(Arc::clone(&switch), stop_rx.clone()));
+    http.ready.store(true, Ordering::Relaxed);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    http.ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = s.await;
+    }
+    tracker.close();
+    let grace = Duration::from_secs(cfg.limits.shutdown_grace_secs);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within {grace:?}");
+    }
+    switch
+        .engine
+        .store()
+        .close()
+        .map_err(|e| format!("final flush: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Expires holds, forgets old request records, and runs the daily
+/// settlement when configured.
+async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
+    let cfg = &switch.cfg;
+    let mut tick = tokio::time::interval(Duration::from_secs(cfg.holds.sweep_interval_secs.max(1)));
+    let mut last_purge = UnixTime::now();
+    let mut last_settled_day = None;
+    let daily = cfg
+        .settlement
+        .daily_at
+        .as_deref()
+        .and_then(crate::config::parse_hhmm);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        let now = UnixTime::now();
+        let s = Arc::clone(&switch);
+        let purge = now.0 - last_purge.0 > 3600;
+        let settle_now = daily.is_some_and(|(h, m)| {
+            let local = now.0 + cfg.utc_offset_secs;
+            let day = local.div_euclid(86_400);
+            let minute = local.rem_euclid(86_400) / 60;
+            minute >= i64::from(h) * 60 + i64::from(m) && last_settled_day != Some(day)
+        });
+        if settle_now {
+            last_settled_day = Some((now.0 + cfg.utc_offset_secs).div_euclid(86_400));
+        }
+        let keep = cfg.holds.expiry_secs + cfg.security.replay_window_secs as i64 * 2 + 86_400;
+        let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let n = s
+                .engine
+                .expire_holds(now, 10_000)
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(expired = n, "holds expired");
+            }
+            if purge {
+                let n = s
+                    .engine
+                    .purge_requests(now.plus(-keep))
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(forgotten = n, "old request records purged");
+            }
+            if settle_now {
+                let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
+                let files = write_settlement_files(&s.cfg, &batches, now)?;
+                tracing::info!(batches = batches.len(), ?files, "daily settlement");
+            }
+            Ok(())
+        })
+        .await;
+        if purge {
+            last_purge = now;
+        }
+        match done {
+            Ok(Err(e)) => tracing::error!("housekeeping: {e}"),
+            Err(e) => tracing::error!("housekeeping task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// `config check`: parse, check, and say what would run.
+pub fn check_config(path: &Path) -> Result<(), String> {
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    println!("{}: ok", path.display());
+    for l in &cfg.listeners {
+        println!("  terminals on {} ({:?} length header)", l.addr, l.header);
+    }
+    println!(
+        "  admin API on {}, metrics on {}",
+        cfg.admin.addr, cfg.metrics.addr
+    );
+    println!("  data in {}", cfg.data_dir.display());
+    Ok(())
+}
