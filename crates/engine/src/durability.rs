@@ -44,6 +44,10 @@ struct State {
     last_ok: Option<String>,
     wakers: Vec<Waker>,
     stop: bool,
+    /// The flusher is parked waiting for tickets.
+    idle: bool,
+    /// Threads blocked in `FlushTicket::wait`.
+    blocked: usize,
     stats: FlushStats,
 }
 
@@ -101,8 +105,13 @@ impl GroupCommit {
         let mut st = self.shared.lock();
         st.requested += 1;
         let epoch = st.requested;
+        // Wake the flusher only when it is parked: while it flushes, it
+        // takes every ticket requested meanwhile on its next round anyway.
+        let wake = st.idle;
         drop(st);
-        self.shared.cv.notify_all();
+        if wake {
+            self.shared.cv.notify_all();
+        }
         FlushTicket {
             shared: Arc::clone(&self.shared),
             epoch,
@@ -116,6 +125,7 @@ impl GroupCommit {
     /// Serves the tickets still pending, then stops the flusher.
     pub fn shutdown(&self) {
         self.shared.lock().stop = true;
+        // Both the flusher and blocked waiters must see `stop`.
         self.shared.cv.notify_all();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
@@ -134,7 +144,9 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
     loop {
         let mut st = shared.lock();
         while st.requested <= st.completed && !st.stop {
+            st.idle = true;
             st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.idle = false;
         }
         if st.requested <= st.completed && st.stop {
             return;
@@ -159,8 +171,11 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
         }
         st.last_ok = result.err();
         let wakers = std::mem::take(&mut st.wakers);
+        let blocked = st.blocked > 0;
         drop(st);
-        shared.cv.notify_all();
+        if blocked {
+            shared.cv.notify_all();
+        }
         for w in wakers {
             w.wake();
         }
@@ -185,12 +200,14 @@ impl FlushTicket {
     /// Blocks until the flush is done.
     pub fn wait(self) -> Result<(), FlushError> {
         let mut st = self.shared.lock();
+        st.blocked += 1;
         while st.completed < self.epoch {
             if st.stop && st.requested <= st.completed {
                 break;
             }
             st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        st.blocked -= 1;
         Self::result(&st)
     }
 }

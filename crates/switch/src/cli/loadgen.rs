@@ -1,6 +1,379 @@
-//! placeholder
-#[derive(Debug, clap::Args)]
-pub struct LoadgenArgs {}
-pub fn run(_: LoadgenArgs) -> Result<(), String> {
-    Ok(())
+//! `clubswitch loadgen`: N terminal connections running complete two-phase
+//! flows in a configurable mix; prints throughput, latency percentiles and
+//! counts by response code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use clubswitch_wire::{
+    Amount, CardData, LengthHeader, Message, Mti, OriginalData, ProcessingCode, ResponseCode,
+    TerminalId, Tmk,
+};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::client::{Connection, Terminal};
+
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    #[arg(long, default_value = "127.0.0.1:5858")]
+    addr: String,
+    /// Keys, cards and merchants (demo.json of `run --demo`).
+    #[arg(long, default_value = "data/demo.json")]
+    demo: PathBuf,
+    /// Terminal connections running flows.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    connections: usize,
+    /// Seconds to run.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Flow mix: discount (bank-card lookup + confirm), club (club purchase +
+    /// confirm), store (store-credit purchase + confirm), inquiry.
+    #[arg(long, default_value = "discount=50,club=50")]
+    mix: String,
+    /// Extra idle connections held open for the whole run.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Club cards to create and top up through the admin API before the run
+    /// (spreads club purchases over many accounts); 0 uses the demo cards.
+    #[arg(long, default_value_t = 0)]
+    cards: u32,
+    #[arg(long, default_value = "http://127.0.0.1:5859")]
+    admin_url: String,
+    #[arg(long, default_value = "data/admin.token")]
+    token_file: PathBuf,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Flow {
+    Discount,
+    Club,
+    Store,
+    Inquiry,
+}
+
+struct Setup {
+    terminals: Vec<(TerminalId, Tmk, String, Arc<AtomicU32>)>,
+    club_cards: Vec<String>,
+    store_cards: Vec<String>,
+    mix: Vec<(Flow, u32)>,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    codes: BTreeMap<String, u64>,
+    flows: u64,
+    errors: u64,
+}
+
+fn parse_mix(s: &str) -> Result<Vec<(Flow, u32)>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (name, w) = part
+            .split_once('=')
+            .ok_or_else(|| format!("mix part {part:?}: name=weight"))?;
+        let w: u32 = w.trim().parse().map_err(|_| format!("mix weight {w:?}"))?;
+        let f = match name.trim() {
+            "discount" => Flow::Discount,
+            "club" => Flow::Club,
+            "store" => Flow::Store,
+            "inquiry" => Flow::Inquiry,
+            other => {
+                return Err(format!(
+                    "unknown flow {other:?}: discount, club, store, inquiry"
+                ))
+            }
+        };
+        out.push((f, w));
+    }
+    if out.iter().map(|(_, w)| w).sum::<u32>() == 0 {
+        return Err("the mix has no weight".into());
+    }
+    Ok(out)
+}
+
+fn random_bank_card(rng: &mut impl Rng) -> String {
+    let body = format!("603799{:09}", rng.gen_range(0..1_000_000_000u64));
+    crate::demo::luhn_complete(&body).unwrap_or(body)
+}
+
+fn setup(a: &LoadgenArgs) -> Result<Setup, String> {
+    let text =
+        std::fs::read_to_string(&a.demo).map_err(|e| format!("{}: {e}", a.demo.display()))?;
+    let demo: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut terminals = Vec::new();
+    for t in demo["terminals"].as_array().into_iter().flatten() {
+        let id: TerminalId = t["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| "demo terminal id")?;
+        let tmk = t["tmk"]
+            .as_str()
+            .and_then(Tmk::from_hex)
+            .ok_or("demo terminal key")?;
+        let merchant = t["merchant"].as_str().unwrap_or_default().to_owned();
+        let seed = rand::random::<u32>() % 900_000;
+        terminals.push((id, tmk, merchant, Arc::new(AtomicU32::new(seed))));
+    }
+    let card = |label: &str| {
+        demo["cards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["label"] == label)
+            .and_then(|c| c["pan"].as_str().map(str::to_owned))
+    };
+    let mut club_cards: Vec<String> = ["sara-club", "reza-club"]
+        .iter()
+        .filter_map(|l| card(l))
+        .collect();
+    if a.cards > 0 {
+        club_cards = create_cards(a)?;
+    }
+    let store_cards = card("sara-club").into_iter().collect();
+    Ok(Setup {
+        terminals,
+        club_cards,
+        store_cards,
+        mix: parse_mix(&a.mix)?,
+    })
+}
+
+/// Issues `a.cards` club cards and tops each up, through the admin API.
+fn create_cards(a: &LoadgenArgs) -> Result<Vec<String>, String> {
+    let token = std::fs::read_to_string(&a.token_file)
+        .map_err(|e| format!("{}: {e}", a.token_file.display()))?;
+    let auth = format!("Bearer {}", token.trim());
+    let start = u64::from(rand::random::<u32>() % 1_000_000);
+    let resp: Value = ureq::post(&format!("{}/v1/cards/batch", a.admin_url))
+        .set("Authorization", &auth)
+        .send_json(json!({ "bin": "99887766", "count": a.cards, "start": start }))
+        .map_err(|e| format!("issuing cards: {e}"))?
+        .into_json()
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for c in resp["personalization"].as_array().into_iter().flatten() {
+        let hash = c["hash"].as_str().unwrap_or_default();
+        ureq::post(&format!("{}/v1/cards/{hash}/top-up", a.admin_url))
+            .set("Authorization", &auth)
+            .send_json(json!({ "amount": 900_000_000_000u64 }))
+            .map_err(|e| format!("top-up: {e}"))?;
+        out.push(c["pan"].as_str().unwrap_or_default().to_owned());
+    }
+    Ok(out)
+}
+
+fn pick(mix: &[(Flow, u32)], rng: &mut impl Rng) -> Flow {
+    let total: u32 = mix.iter().map(|(_, w)| w).sum();
+    let mut x = rng.gen_range(0..total);
+    for (f, w) in mix {
+        if x < *w {
+            return *f;
+        }
+        x -= w;
+    }
+    mix[0].0
+}
+
+async fn exchange(
+    conn: &mut Connection,
+    term: &Terminal,
+    mut m: Message,
+    tally: &mut Tally,
+) -> Option<Message> {
+    let raw = term.sign(&mut m);
+    let started = Instant::now();
+    match conn.exchange(raw, &m).await {
+        Ok((_, resp)) => {
+            tally
+                .latencies_us
+                .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            let rc = resp
+                .get(39)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| "??".into());
+            *tally.codes.entry(rc).or_default() += 1;
+            Some(resp)
+        }
+        Err(_) => {
+            tally.errors += 1;
+            None
+        }
+    }
+}
+
+async fn worker(a: Arc<Setup>, addr: String, index: usize, deadline: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
+    let (tid, tmk, merchant, stan) = &a.terminals[index % a.terminals.len()];
+    let mut term = Terminal::new(*tid, tmk);
+    let Ok(mut conn) = Connection::connect(&addr, LengthHeader::Binary2).await else {
+        tally.errors += 1;
+        return tally;
+    };
+    while Instant::now() < deadline {
+        let flow = pick(&a.mix, &mut rng);
+        let (code, pan) = match flow {
+            Flow::Discount => (ProcessingCode::BankDiscount, random_bank_card(&mut rng)),
+            Flow::Club => (
+                ProcessingCode::ClubPurchase,
+                a.club_cards[rng.gen_range(0..a.club_cards.len())].clone(),
+            ),
+            Flow::Store => (ProcessingCode::StorePurchase, a.store_cards[0].clone()),
+            Flow::Inquiry => (
+                ProcessingCode::ClubBalance,
+                a.club_cards[rng.gen_range(0..a.club_cards.len())].clone(),
+            ),
+        };
+        let amount = Amount::new(if matches!(flow, Flow::Store) {
+            10
+        } else {
+            rng.gen_range(100_000..2_000_000)
+        })
+        .unwrap_or(Amount::ZERO);
+        term = term.with_stan(stan.fetch_add(1, Ordering::Relaxed));
+        let mut req = term.request(Mti::AUTH_REQUEST, 0);
+        req.set_processing_code(code);
+        if code.is_purchase() {
+            req.set_amount(amount);
+        }
+        let _ = req.set(42, merchant.clone().into_bytes());
+        let Ok(card) = CardData::from_plaintext(pan.as_bytes()) else {
+            continue;
+        };
+        if term.seal_card(&mut req, &card).is_err() {
+            continue;
+        }
+        let Some(resp) = exchange(&mut conn, &term, req.clone(), &mut tally).await else {
+            break;
+        };
+        if code.is_purchase() && resp.response_code() == Ok(ResponseCode::Approved) {
+            term = term.with_stan(stan.fetch_add(1, Ordering::Relaxed));
+            let mut confirm = term.request(Mti::CONFIRM_ADVICE, 0);
+            confirm.set_processing_code(code);
+            confirm.set_amount(amount);
+            let _ = confirm.set(42, merchant.clone().into_bytes());
+            if let (Ok(rrn), Ok(auth), Ok(stan), Ok(t)) = (
+                resp.rrn(),
+                resp.auth_id(),
+                req.stan(),
+                req.transmission_time(),
+            ) {
+                confirm.set_rrn(rrn);
+                confirm.set_auth_id(auth);
+                confirm.set_original_data(&OriginalData {
+                    mti: Mti::AUTH_REQUEST,
+                    stan,
+                    transmitted: t,
+                });
+            }
+            if exchange(&mut conn, &term, confirm, &mut tally)
+                .await
+                .is_none()
+            {
+                break;
+            }
+        }
+        tally.flows += 1;
+    }
+    tally
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
+}
+
+pub fn run(a: LoadgenArgs) -> Result<(), String> {
+    let setup = Arc::new(setup(&a)?);
+    if setup.terminals.is_empty() || setup.club_cards.is_empty() {
+        return Err("demo.json has no terminals or club cards".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut idle = Vec::with_capacity(a.idle);
+        for _ in 0..a.idle {
+            match tokio::net::TcpStream::connect(&a.addr).await {
+                Ok(s) => idle.push(s),
+                Err(e) => return Err(format!("idle connection {} of {}: {e}", idle.len() + 1, a.idle)),
+            }
+        }
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs_f64(a.duration);
+        let tasks: Vec<_> = (0..a.connections)
+            .map(|i| tokio::spawn(worker(Arc::clone(&setup), a.addr.clone(), i, deadline)))
+            .collect();
+        let mut all = Tally::default();
+        for t in tasks {
+            let t = t.await.map_err(|e| e.to_string())?;
+            all.latencies_us.extend(t.latencies_us);
+            all.flows += t.flows;
+            all.errors += t.errors;
+            for (k, v) in t.codes {
+                *all.codes.entry(k).or_default() += v;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        // Idle connections still open at the end: a keep-alive must go through.
+        let mut idle_alive = 0;
+        for s in &idle {
+            if s.try_write(&[0, 0]).is_ok() {
+                idle_alive += 1;
+            }
+        }
+        all.latencies_us.sort_unstable();
+        let msgs = all.latencies_us.len();
+        let result = json!({
+            "connections": a.connections,
+            "idle_connections": a.idle,
+            "idle_connections_alive": idle_alive,
+            "seconds": secs,
+            "flows": all.flows,
+            "flows_per_sec": all.flows as f64 / secs,
+            "messages": msgs,
+            "messages_per_sec": msgs as f64 / secs,
+            "latency_ms": {
+                "p50": percentile(&all.latencies_us, 0.50),
+                "p99": percentile(&all.latencies_us, 0.99),
+                "p999": percentile(&all.latencies_us, 0.999),
+                "max": percentile(&all.latencies_us, 1.0),
+            },
+            "response_codes": all.codes,
+            "errors": all.errors,
+        });
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+        } else {
+            println!(
+                "{} connections ({} idle, {} still open) for {:.1} s: {} two-phase flows ({:.0}/s), {} messages ({:.0}/s)",
+                a.connections, a.idle, idle_alive, secs, all.flows, all.flows as f64 / secs, msgs, msgs as f64 / secs
+            );
+            println!(
+                "latency per message: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                percentile(&all.latencies_us, 0.5),
+                percentile(&all.latencies_us, 0.99),
+                percentile(&all.latencies_us, 0.999),
+                percentile(&all.latencies_us, 1.0)
+            );
+            let codes: Vec<String> = all.codes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            println!("response codes: {}; errors: {}", codes.join(", "), all.errors);
+        }
+        drop(idle);
+        Ok(())
+    })
 }

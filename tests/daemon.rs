@@ -1,0 +1,402 @@
+//! The real binary on a real socket: certification replay, pipelining,
+//! malformed frames, slow and idle clients, lockout, key change, the admin
+//! API and graceful shutdown.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clubswitch::client::Terminal;
+use clubswitch_wire::{
+    decode, CardAad, CardData, Message, Mti, NetworkCode, ProcessingCode, ResponseCode, Tmk,
+};
+use support::*;
+
+fn echo(t: &mut Terminal) -> (Bytes, Message) {
+    let mut m = t.request(Mti::NETWORK_REQUEST, 0);
+    m.set_network_code(NetworkCode::Echo);
+    let raw = t.sign(&mut m);
+    (raw, m)
+}
+
+fn inquiry(t: &mut Terminal, pan: &str) -> (Bytes, Message) {
+    let mut m = t.request(Mti::AUTH_REQUEST, 0);
+    m.set_processing_code(ProcessingCode::ClubBalance);
+    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    t.seal_card(&mut m, &CardData::from_plaintext(pan.as_bytes()).unwrap())
+        .unwrap();
+    let raw = t.sign(&mut m);
+    (raw, m)
+}
+
+fn rc(m: &Message) -> ResponseCode {
+    m.response_code().unwrap()
+}
+
+fn framed(raw: &[u8]) -> Vec<u8> {
+    let mut v = (raw.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(raw);
+    v
+}
+
+#[test]
+fn certification_fixtures_pass_against_the_real_binary() {
+    let d = Daemon::start("replay", &[]);
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let out = std::process::Command::new(BIN)
+        .args(["replay", "--addr", &d.addr, "--demo"])
+        .arg(d.dir.join("demo.json"))
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "replay failed:\n{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+    // Every response code of the profile but 96 appears in the fixtures.
+    for code in [
+        "00", "03", "05", "12", "13", "14", "25", "30", "51", "54", "57", "58", "61", "62", "63",
+        "94",
+    ] {
+        assert!(
+            text.contains(&format!("rc={code}")),
+            "no fixture step answered {code}"
+        );
+    }
+    // And the ledger they leave behind is consistent.
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_all_answered_and_matched_by_stan() {
+    let d = Daemon::start("pipeline", &[]);
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let pan = d.pan("mina-club");
+    let mut sent = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let (raw, m) = if i % 2 == 0 {
+            echo(&mut t)
+        } else {
+            inquiry(&mut t, &pan)
+        };
+        sent.insert(m.stan().unwrap());
+        conn.send_raw(raw).await.unwrap();
+    }
+    for _ in 0..40 {
+        let (raw, resp) = conn.recv().await.unwrap();
+        t.keys.verify(&raw, &resp).unwrap();
+        assert_eq!(rc(&resp), ResponseCode::Approved);
+        assert!(sent.remove(&resp.stan().unwrap()), "unexpected STAN");
+    }
+    assert!(sent.is_empty());
+}
+
+#[tokio::test]
+async fn keepalives_are_ignored_and_a_readable_bad_message_gets_30() {
+    let d = Daemon::start("malformed", &[]);
+    let mut t = d.terminal("TERM0001");
+    let mut s = TcpStream::connect(&d.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Keep-alives, then a message whose DE 41 reads but DE 42 is cut short.
+    let mut m = t.request(Mti::AUTH_REQUEST, 0);
+    m.set(3, &b"009100"[..]).unwrap();
+    let mut raw = clubswitch_wire::encode(&m).to_vec();
+    raw[4 + 5] |= 0x40; // claim DE 42: bitmap byte 5 (after the 4-byte MTI), bit 2
+    let mut bytes = vec![0, 0, 0, 0];
+    bytes.extend(framed(&raw));
+    s.write_all(&bytes).unwrap();
+    let mut hdr = [0u8; 2];
+    s.read_exact(&mut hdr).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(hdr))];
+    s.read_exact(&mut body).unwrap();
+    let resp = decode(&Bytes::from(body.clone())).unwrap();
+    assert_eq!(rc(&resp), ResponseCode::FormatError);
+    t.keys.verify(&body, &resp).unwrap();
+    // The connection survives: an echo on it is answered.
+    let (raw, _) = echo(&mut t);
+    s.write_all(&framed(&raw)).unwrap();
+    s.read_exact(&mut hdr).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(hdr))];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(
+        rc(&decode(&Bytes::from(body)).unwrap()),
+        ResponseCode::Approved
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_connection() {
+    let d = Daemon::start("oversize", &[]);
+    let mut bad = TcpStream::connect(&d.addr).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    bad.write_all(&[0xFF, 0xFF]).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        bad.read(&mut buf).unwrap_or(0),
+        0,
+        "closed without an answer"
+    );
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved);
+}
+
+#[tokio::test]
+async fn a_client_sending_a_byte_at_a_time_does_not_stall_others() {
+    let d = Daemon::start("slow", &[]);
+    let mut slow_t = d.terminal("TERM0002");
+    let (raw, _) = echo(&mut slow_t);
+    let slow_bytes = framed(&raw);
+    let addr = d.addr.clone();
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        for b in slow_bytes {
+            s.write_all(&[b]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hdr = [0u8; 2];
+        s.read_exact(&mut hdr).unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(hdr))];
+        s.read_exact(&mut body).unwrap();
+        decode(&Bytes::from(body)).unwrap()
+    });
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let (raw, m) = echo(&mut t);
+        let started = Instant::now();
+        let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+        worst = worst.max(started.elapsed());
+        assert_eq!(rc(&resp), ResponseCode::Approved);
+    }
+    // Not a timing assertion on speed: only that no answer waited for the
+    // slow client's whole message (~2 s).
+    assert!(
+        worst < Duration::from_millis(1500),
+        "an echo waited {worst:?}"
+    );
+    assert_eq!(
+        rc(&slow.join().unwrap()),
+        ResponseCode::Approved,
+        "the slow client is served too"
+    );
+}
+
+#[tokio::test]
+async fn repeated_security_failures_lock_the_terminal_until_an_operator_unlocks_it() {
+    let d = Daemon::start("lockout", &[]);
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    for _ in 0..5 {
+        let (raw, m) = echo(&mut t);
+        let mut bad = raw.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let (_, resp) = conn.exchange(Bytes::from(bad), &m).await.unwrap();
+        assert_eq!(rc(&resp), ResponseCode::SecurityViolation);
+    }
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::NotPermittedToTerminal, "locked");
+    let term = d
+        .admin("POST", "/v1/terminals/TERM0003/unlock", None)
+        .unwrap();
+    assert_eq!(term["locked"], false);
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved);
+}
+
+#[tokio::test]
+async fn key_change_hands_over_a_new_key_and_retires_the_old_one() {
+    let d = Daemon::start("keychange", &[]);
+    let mut t = d.terminal("TERM0002");
+    let mut conn = d.connect().await;
+    let mut m = t.request(Mti::NETWORK_REQUEST, 0);
+    m.set_network_code(NetworkCode::KeyChange);
+    let raw = t.sign(&mut m);
+    let (resp_raw, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved);
+    t.keys.verify(&resp_raw, &resp).unwrap();
+    let new: Tmk = t
+        .keys
+        .unwrap_key(resp.get(120).unwrap(), &CardAad::of(&resp).unwrap())
+        .unwrap();
+    let old = t.clone();
+    // The old key still works until the new one is used.
+    let mut old_t = old.clone();
+    let (raw, m) = echo(&mut old_t);
+    assert_eq!(
+        rc(&conn.exchange(raw, &m).await.unwrap().1),
+        ResponseCode::Approved
+    );
+    t.set_key(&new);
+    let (raw, m) = echo(&mut t);
+    let (resp_raw, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved);
+    t.keys.verify(&resp_raw, &resp).unwrap();
+    // From now on the old key is refused.
+    let mut old_t = old.with_stan(rand_stan() + 1);
+    let (raw, m) = echo(&mut old_t);
+    assert_eq!(
+        rc(&conn.exchange(raw, &m).await.unwrap().1),
+        ResponseCode::SecurityViolation
+    );
+}
+
+#[test]
+fn admin_api_needs_the_token_and_explains_bad_requests() {
+    let d = Daemon::start("admin", &[]);
+    let anon = ureq::get(&format!("http://{}/v1/merchants", d.admin)).call();
+    assert!(matches!(anon, Err(ureq::Error::Status(401, _))));
+    let t = d
+        .admin(
+            "POST",
+            "/v1/terminals",
+            Some(serde_json::json!({ "id": "TERM0009", "merchant": "MERCHANT0000002" })),
+        )
+        .unwrap();
+    assert_eq!(
+        t["tmk"].as_str().unwrap().len(),
+        64,
+        "the key is shown once"
+    );
+    let listed = d.admin("GET", "/v1/terminals", None).unwrap();
+    assert!(
+        !listed.to_string().contains(t["tmk"].as_str().unwrap()),
+        "and never again"
+    );
+    let dup = d.admin(
+        "POST",
+        "/v1/terminals",
+        Some(serde_json::json!({ "id": "TERM0009", "merchant": "MERCHANT0000002" })),
+    );
+    assert_eq!(dup.unwrap_err().0, 409);
+    let bad = d.admin(
+        "POST",
+        "/v1/terminals",
+        Some(serde_json::json!({ "id": "T9", "merchant": "MERCHANT0000002" })),
+    );
+    let (code, body) = bad.unwrap_err();
+    assert_eq!(code, 400);
+    assert!(body.contains("8 printable"), "{body}");
+    let no_merchant = d.admin(
+        "POST",
+        "/v1/terminals",
+        Some(serde_json::json!({ "id": "TERM0010", "merchant": "NOSUCHMERCHANT1" })),
+    );
+    assert_eq!(no_merchant.unwrap_err().0, 404);
+    // Card numbers never come back from the API but in a batch's personalization.
+    let found = d
+        .admin(
+            "POST",
+            "/v1/cards/find",
+            Some(serde_json::json!({ "pan": d.pan("sara-club") })),
+        )
+        .unwrap();
+    assert_eq!(found["last4"], "0013");
+    assert!(!found.to_string().contains(&d.pan("sara-club")));
+    let metrics = ureq::get(&format!("http://{}/metrics", d.metrics))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("clubswitch_connections_open"));
+    assert_eq!(
+        ureq::get(&format!("http://{}/ready", d.metrics))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_are_held_while_terminals_transact() {
+    let d = Daemon::start("idle", &[]);
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(tokio::net::TcpStream::connect(&d.addr).await.unwrap());
+    }
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let (raw, m) = echo(&mut t);
+    assert_eq!(
+        rc(&conn.exchange(raw, &m).await.unwrap().1),
+        ResponseCode::Approved
+    );
+    let metrics = ureq::get(&format!("http://{}/metrics", d.metrics))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let open: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("clubswitch_connections_open "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(open >= 1001, "{open} open");
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight_and_exits_zero() {
+    let mut d = Daemon::start("shutdown", &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut t = d.terminal("TERM0001");
+    let pan = d.pan("reza-club");
+    let addr = d.addr.clone();
+    let mut conn = rt
+        .block_on(clubswitch::client::Connection::connect(
+            &addr,
+            clubswitch_wire::LengthHeader::Binary2,
+        ))
+        .unwrap();
+    let mut stans = Vec::new();
+    for _ in 0..20 {
+        let mut m = t.request(Mti::AUTH_REQUEST, 0);
+        m.set_processing_code(ProcessingCode::ClubPurchase);
+        m.set_amount(clubswitch_wire::Amount::new(1000).unwrap());
+        m.set(42, &b"MERCHANT0000001"[..]).unwrap();
+        t.seal_card(&mut m, &CardData::from_plaintext(pan.as_bytes()).unwrap())
+            .unwrap();
+        stans.push(m.stan().unwrap());
+        let raw = t.sign(&mut m);
+        rt.block_on(conn.send_raw(raw)).unwrap();
+    }
+    let status = d.terminate();
+    assert!(status.success(), "exit status {status}");
+    let mut answered = 0;
+    while let Ok((_, resp)) = rt.block_on(conn.recv()) {
+        assert_eq!(rc(&resp), ResponseCode::Approved);
+        answered += 1;
+    }
+    assert!(
+        answered > 0,
+        "requests in flight were answered before the exit"
+    );
+    // The data directory reopens and its ledger is consistent.
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "-c"])
+        .arg(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/config/switch.toml"),
+        )
+        .arg("--data-dir")
+        .arg(&d.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

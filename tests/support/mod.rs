@@ -1,0 +1,172 @@
+//! Starts the real `clubswitch` binary on free loopback ports with a fresh
+//! data directory and the demo data set.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clubswitch::client::{Connection, Terminal};
+use clubswitch_wire::{LengthHeader, Tmk};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clubswitch");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub admin: String,
+    pub metrics: String,
+    pub token: String,
+    pub demo: serde_json::Value,
+}
+
+impl Daemon {
+    /// Starts the switch with `extra` arguments (and a 3-second hold time).
+    pub fn start(name: &str, extra: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+        let config =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
+        let (p, a, m) = (free_port(), free_port(), free_port());
+        let addr = format!("127.0.0.1:{p}");
+        let admin = format!("127.0.0.1:{a}");
+        let metrics = format!("127.0.0.1:{m}");
+        let mut child = Command::new(BIN)
+            .args(["run", "--demo", "-c"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--listen", &addr, "--admin", &admin, "--metrics", &metrics])
+            .args(extra)
+            .env("CLUBSWITCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Ready once the admin API is listening (it starts last).
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.starts_with("admin API on") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let demo =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap();
+        let token = std::fs::read_to_string(dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Daemon {
+            child: Some(child),
+            dir,
+            addr,
+            admin,
+            metrics,
+            token,
+            demo,
+        }
+    }
+
+    pub fn tmk(&self, terminal: &str) -> Tmk {
+        let t = self.demo["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == terminal)
+            .unwrap();
+        Tmk::from_hex(t["tmk"].as_str().unwrap()).unwrap()
+    }
+
+    pub fn terminal(&self, id: &str) -> Terminal {
+        Terminal::new(id.parse().unwrap(), &self.tmk(id)).with_stan(rand_stan())
+    }
+
+    pub fn pan(&self, label: &str) -> String {
+        let c = self.demo["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["label"] == label)
+            .unwrap();
+        c["pan"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn connect(&self) -> Connection {
+        Connection::connect(&self.addr, LengthHeader::Binary2)
+            .await
+            .unwrap()
+    }
+
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, (u16, String)> {
+        let req = ureq::request(method, &format!("http://{}{path}", self.admin))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match resp {
+            Ok(r) => Ok(r.into_json().unwrap_or(serde_json::Value::Null)),
+            Err(ureq::Error::Status(code, r)) => Err((code, r.into_string().unwrap_or_default())),
+            Err(e) => Err((0, e.to_string())),
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..200 {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        panic!("the switch did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn rand_stan() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_micros()
+        % 500_000
+}
