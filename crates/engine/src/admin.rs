@@ -168,6 +168,56 @@ impl Engine {
         Ok(card)
     }
 
+    /// Issues a batch of club cards, each with a new member, in one
+    /// transaction: either every card is issued or none is.
+    pub fn issue_batch(
+        &self,
+        cards: &[(String, CardNumber, Option<Expiry>)],
+    ) -> Result<Vec<(Member, Card)>> {
+        let mut planned = Vec::with_capacity(cards.len());
+        for (name, pan, expiry) in cards {
+            let member = Member {
+                id: MemberId(self.store.next_id()? + 1),
+                name: name.clone(),
+                phone: String::new(),
+                tier: crate::model::Tier::Bronze,
+                groups: Vec::new(),
+                status: Status::Active,
+            };
+            let card = Card {
+                hash: self.hasher.hash(pan),
+                last4: pan.last4(),
+                kind: CardKind::Club,
+                member: Some(member.id),
+                account: Some(self.store.next_id()? + 1),
+                status: Status::Active,
+                expiry: *expiry,
+                max_amount: None,
+                daily_limit: None,
+                replaced_by: None,
+            };
+            planned.push((member, card, pan.masked()));
+        }
+        self.store.transaction(|tx| {
+            for (member, card, masked) in &planned {
+                if tx.contains(Table::Cards, &card.hash.0)? {
+                    return abort(EngineError::Exists {
+                        what: "card",
+                        key: masked.clone(),
+                    });
+                }
+                tx.put(Table::Members, &member.id.0.to_be_bytes(), member)?;
+                tx.put(Table::Cards, &card.hash.0, card)?;
+            }
+            Ok(())
+        })?;
+        self.store
+            .durable()
+            .wait()
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
+        Ok(planned.into_iter().map(|(m, c, _)| (m, c)).collect())
+    }
+
     pub fn card(&self, hash: &CardHash) -> Result<Option<Card>> {
         self.store.get(Table::Cards, &hash.0)
     }

@@ -954,3 +954,24 @@ fn top_up_and_grant_reject_bad_input_without_change() {
     assert_eq!(w.club_account().balance, 500_000);
     w.assert_audit();
 }
+
+#[test]
+fn a_card_batch_is_issued_whole_or_not_at_all() {
+    let w = World::new();
+    let fresh = pan(&luhn_fix("628023140000090"));
+    let batch = vec![
+        ("Nima".to_string(), fresh.clone(), None),
+        ("Duplicate".to_string(), pan(CLUB_PAN), None),
+    ];
+    assert!(w.engine.issue_batch(&batch).is_err());
+    assert!(
+        w.engine
+            .card(&w.engine.card_hash(&fresh))
+            .unwrap()
+            .is_none(),
+        "nothing half-applied"
+    );
+    let issued = w.engine.issue_batch(&batch[..1]).unwrap();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].1.member, Some(issued[0].0.id));
+}

@@ -518,7 +518,7 @@ async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
     }
     let exp = expiry(b.expiry.as_deref())?;
     let seq_digits = b.length - b.bin.len() - 1;
-    let mut out = Vec::new();
+    let mut planned = Vec::new();
     for i in 0..u64::from(b.count) {
         let seq = b.start + i;
         let body = format!("{}{:0width$}", b.bin, seq, width = seq_digits);
@@ -530,22 +530,20 @@ async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
             .find(|n| n.parse::<CardNumber>().is_ok_and(|p| p.luhn_ok()))
             .ok_or_else(|| bad("no Luhn digit"))?;
         let name = b.names.get(i as usize).cloned().unwrap_or_default();
-        let member = h
-            .switch
-            .engine
-            .add_member(&name, "", Tier::Bronze, vec![])?;
-        let card = h.switch.engine.issue_card(&NewCard {
-            pan: pan(&number)?,
-            kind: CardKind::Club,
-            member: Some(member.id),
-            expiry: exp,
-            max_amount: None,
-            daily_limit: None,
-        })?;
-        out.push(json!({
-            "pan": number, "expiry": b.expiry, "name": name, "member": member.id.0, "hash": card.hash.to_hex(),
-        }));
+        planned.push((name, pan(&number)?, exp));
     }
+    // One transaction: a batch is issued whole or not at all.
+    let issued = h.switch.engine.issue_batch(&planned)?;
+    let out: Vec<Value> = planned
+        .iter()
+        .zip(&issued)
+        .map(|((name, pan, _), (member, card))| {
+            json!({
+                "pan": String::from_utf8_lossy(pan.expose()), "expiry": b.expiry, "name": name,
+                "member": member.id.0, "hash": card.hash.to_hex(),
+            })
+        })
+        .collect();
     tracing::info!(count = b.count, "issued a card batch");
     Ok(Json(json!({ "personalization": out })))
 }

@@ -143,6 +143,9 @@ pub enum MemberCmd {
         phone: String,
         #[arg(long, default_value = "bronze")]
         tier: String,
+        /// Member groups (repeat the flag for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
     },
     Show {
         id: u64,
@@ -277,10 +280,15 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
             TerminalCmd::History { id } => ("GET", format!("/v1/terminals/{id}/history"), None),
         },
         AdminCommand::Member { cmd } => match cmd {
-            MemberCmd::Add { name, phone, tier } => (
+            MemberCmd::Add {
+                name,
+                phone,
+                tier,
+                groups,
+            } => (
                 "POST",
                 "/v1/members".into(),
-                Some(json!({ "name": name, "phone": phone, "tier": tier })),
+                Some(json!({ "name": name, "phone": phone, "tier": tier, "groups": groups })),
             ),
             MemberCmd::Show { id } => ("GET", format!("/v1/members/{id}"), None),
         },
