@@ -256,6 +256,40 @@ fn engine(c: &mut Criterion) {
             });
         }
     }
+    // Requests committed 32 to a transaction, as the daemon batches them.
+    g.bench_function("club_purchase_request_batched_32", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(32);
+                left -= n;
+                let reqs: Vec<Request> = (0..n)
+                    .map(|_| {
+                        let (key, _) = b.key(0);
+                        Request::Authorize(Authorize {
+                            key,
+                            merchant: b.merchant,
+                            code: ProcessingCode::ClubPurchase,
+                            amount: Amount::new(250_000),
+                            currency: Currency::IRR,
+                            card: CardData {
+                                pan: b.cards[0].clone(),
+                                expiry: None,
+                            },
+                        })
+                    })
+                    .collect();
+                let start = Instant::now();
+                let replies = b.engine.handle_batch(&reqs, UnixTime(T0)).unwrap();
+                total += start.elapsed();
+                assert!(replies
+                    .iter()
+                    .all(|r| r.outcome.code == ResponseCode::Approved));
+            }
+            total
+        })
+    });
     g.finish();
     let stats = b.engine.store().flush_stats();
     eprintln!(

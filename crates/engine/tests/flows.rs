@@ -975,3 +975,45 @@ fn a_card_batch_is_issued_whole_or_not_at_all() {
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].1.member, Some(issued[0].0.id));
 }
+
+#[test]
+fn a_batch_is_handled_in_order_as_if_one_by_one() {
+    let w = World::new();
+    let auth = |amount: u64| Authorize {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        code: Pc::ClubPurchase,
+        amount: Some(Amount::new(amount).unwrap()),
+        currency: Currency::IRR,
+        card: CardData {
+            pan: pan(CLUB_PAN),
+            expiry: None,
+        },
+    };
+    let (a, b, c) = (auth(300_000), auth(250_000), auth(200_000));
+    let mut changed = a.clone();
+    changed.amount = Some(Amount::new(1).unwrap());
+    let batch = [a.clone(), b, c, a.clone(), changed].map(Request::Authorize);
+    let replies = w.engine.handle_batch(&batch, T0).unwrap();
+    let codes: Vec<Rc> = replies.into_iter().map(|r| r.wait().code).collect();
+    // The second sees the first's hold; the repeat gets the stored answer;
+    // the same key with other content is a duplicate transmission.
+    assert_eq!(
+        codes,
+        [
+            Rc::Approved,
+            Rc::InsufficientFunds,
+            Rc::Approved,
+            Rc::Approved,
+            Rc::DuplicateTransmission
+        ]
+    );
+    assert_eq!(
+        w.club_account(),
+        Account {
+            balance: 500_000,
+            held: 500_000
+        }
+    );
+    w.assert_audit();
+}

@@ -15,6 +15,7 @@ use clubswitch_wire::{
     ProcessingCode, ResponseCode, TerminalId, TerminalKeys, Tmk,
 };
 
+use crate::batch::Batcher;
 use crate::config::Config;
 use crate::master::MasterKey;
 use crate::metrics::Metrics;
@@ -37,6 +38,7 @@ struct TermKeys {
 /// The running switch: the engine plus what the wire needs.
 pub struct Switch {
     pub engine: Engine,
+    batcher: Batcher,
     pub master: MasterKey,
     pub cfg: Config,
     pub metrics: Metrics,
@@ -59,6 +61,7 @@ enum Verified {
 impl Switch {
     pub fn new(engine: Engine, master: MasterKey, cfg: Config) -> Switch {
         Switch {
+            batcher: Batcher::start(engine.clone()),
             engine,
             master,
             cfg,
@@ -393,7 +396,7 @@ impl Switch {
             }
             _ => return Err(ResponseCode::InvalidTransaction),
         };
-        let reply = self.engine.handle(&request, now).map_err(|e| {
+        let reply = self.batcher.submit(request, now).await.map_err(|e| {
             tracing::error!(terminal = %tid, "engine: {e}");
             ResponseCode::SystemMalfunction
         })?;

@@ -1,0 +1,92 @@
+//! The engine's thread: requests from every connection queue here and are
+//! committed together, as many as are waiting (up to a bound) in one
+//! transaction. Under light load a batch is one request; under heavy load
+//! the storage's per-commit cost is shared by the whole batch.
+
+use clubswitch_engine::{Engine, EngineError, Reply, Request, UnixTime};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most requests committed together.
+const MAX_BATCH: usize = 64;
+
+/// Where a request's answer goes.
+type Waiter = oneshot::Sender<Result<Reply, EngineError>>;
+
+struct Job {
+    req: Request,
+    now: UnixTime,
+    reply: Waiter,
+}
+
+/// A handle for submitting requests to the engine thread.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Batcher {
+    /// Starts the engine thread. It stops when every handle is dropped.
+    pub fn start(engine: Engine) -> Batcher {
+        let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let spawned = std::thread::Builder::new()
+            .name("clubswitch-engine".into())
+            .spawn(move || run(engine, rx));
+        if let Err(e) = spawned {
+            tracing::error!("starting the engine thread: {e}");
+        }
+        Batcher { tx }
+    }
+
+    /// Handles `req` with the others waiting now.
+    pub async fn submit(&self, req: Request, now: UnixTime) -> Result<Reply, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { req, now, reply })
+            .await
+            .map_err(|_| EngineError::Invalid("the engine thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| EngineError::Invalid("the engine thread dropped a request".into()))?
+    }
+}
+
+fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
+    // Requests and their reply channels are kept apart so the batch can be
+    // handed to the engine as a slice without copying a request.
+    let mut reqs: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    let mut waiters: Vec<(UnixTime, Waiter)> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            reqs.push(job.req);
+            waiters.push((job.now, job.reply));
+            if reqs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        // Every request of a batch carries the same clock reading: the latest.
+        let now = waiters
+            .iter()
+            .map(|(now, _)| *now)
+            .max()
+            .unwrap_or_else(UnixTime::now);
+        match engine.handle_batch(&reqs, now) {
+            Ok(replies) => {
+                for ((_, waiter), reply) in waiters.drain(..).zip(replies) {
+                    let _ = waiter.send(Ok(reply));
+                }
+                reqs.clear();
+            }
+            Err(e) => {
+                // One failing request must not fail its neighbours: retry
+                // each alone, so only the one that fails gets the error.
+                tracing::warn!(
+                    batch = reqs.len(),
+                    "batch failed ({e}); retrying one by one"
+                );
+                for (req, (now, waiter)) in reqs.drain(..).zip(waiters.drain(..)) {
+                    let _ = waiter.send(engine.handle(&req, now));
+                }
+            }
+        }
+    }
+}
