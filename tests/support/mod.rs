@@ -29,6 +29,8 @@ pub struct Daemon {
     pub metrics: String,
     pub token: String,
     pub demo: serde_json::Value,
+    /// The arguments it was started with, for a restart.
+    extra: Vec<String>,
 }
 
 impl Daemon {
@@ -41,6 +43,7 @@ impl Daemon {
     }
 
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let config =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
         let (p, a, m) = (free_port(), free_port(), free_port());
@@ -53,7 +56,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(&dir)
             .args(["--listen", &addr, "--admin", &admin, "--metrics", &metrics])
-            .args(extra)
+            .args(&extra)
             .env("CLUBSWITCH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -83,7 +86,26 @@ impl Daemon {
             metrics,
             token,
             demo,
+            extra,
         }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Starts the switch again on the same data directory (new ports).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a stopped switch");
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let mut next = Daemon::start_in(self.dir.clone(), &extra);
+        std::mem::swap(self, &mut next);
+        // `next` is the stopped switch: it must not remove the directory.
+        next.dir = PathBuf::new();
     }
 
     pub fn tmk(&self, terminal: &str) -> Tmk {
@@ -159,7 +181,9 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -49,6 +49,11 @@ pub struct LoadgenArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Write every approved purchase request and every confirm answered 00
+    /// to this file, one JSON object per line (what a crash test checks the
+    /// ledger against).
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +77,8 @@ struct Tally {
     codes: BTreeMap<String, u64>,
     flows: u64,
     errors: u64,
+    /// Approved answers, when recording.
+    approvals: Vec<Value>,
 }
 
 fn parse_mix(s: &str) -> Result<Vec<(Flow, u32)>, String> {
@@ -211,7 +218,13 @@ async fn exchange(
     }
 }
 
-async fn worker(a: Arc<Setup>, addr: String, index: usize, deadline: Instant) -> Tally {
+async fn worker(
+    a: Arc<Setup>,
+    addr: String,
+    index: usize,
+    deadline: Instant,
+    record: bool,
+) -> Tally {
     let mut tally = Tally::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
     let (tid, tmk, merchant, stan) = &a.terminals[index % a.terminals.len()];
@@ -256,7 +269,13 @@ async fn worker(a: Arc<Setup>, addr: String, index: usize, deadline: Instant) ->
         let Some(resp) = exchange(&mut conn, &term, req.clone(), &mut tally).await else {
             break;
         };
-        if code.is_purchase() && resp.response_code() == Ok(ResponseCode::Approved) {
+        let approved = resp.response_code() == Ok(ResponseCode::Approved);
+        if record && approved && code.is_purchase() {
+            tally
+                .approvals
+                .push(approval("request", tid, code, &resp, amount));
+        }
+        if code.is_purchase() && approved {
             term = term.with_stan(stan.fetch_add(1, Ordering::Relaxed));
             let mut confirm = term.request(Mti::CONFIRM_ADVICE, 0);
             confirm.set_processing_code(code);
@@ -276,16 +295,35 @@ async fn worker(a: Arc<Setup>, addr: String, index: usize, deadline: Instant) ->
                     transmitted: t,
                 });
             }
-            if exchange(&mut conn, &term, confirm, &mut tally)
-                .await
-                .is_none()
-            {
+            let Some(done) = exchange(&mut conn, &term, confirm, &mut tally).await else {
                 break;
+            };
+            if record && done.response_code() == Ok(ResponseCode::Approved) {
+                tally
+                    .approvals
+                    .push(approval("confirm", tid, code, &done, amount));
             }
         }
         tally.flows += 1;
     }
     tally
+}
+
+/// One approved answer, as the record file holds it.
+fn approval(
+    phase: &str,
+    terminal: &TerminalId,
+    code: ProcessingCode,
+    resp: &Message,
+    amount: Amount,
+) -> Value {
+    json!({
+        "phase": phase,
+        "terminal": terminal.as_str(),
+        "processing_code": String::from_utf8_lossy(code.code()),
+        "rrn": resp.rrn().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        "amount": amount.value(),
+    })
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -316,7 +354,15 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(a.duration);
         let tasks: Vec<_> = (0..a.connections)
-            .map(|i| tokio::spawn(worker(Arc::clone(&setup), a.addr.clone(), i, deadline)))
+            .map(|i| {
+                tokio::spawn(worker(
+                    Arc::clone(&setup),
+                    a.addr.clone(),
+                    i,
+                    deadline,
+                    a.record.is_some(),
+                ))
+            })
             .collect();
         let mut all = Tally::default();
         for t in tasks {
@@ -324,6 +370,7 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
             all.latencies_us.extend(t.latencies_us);
             all.flows += t.flows;
             all.errors += t.errors;
+            all.approvals.extend(t.approvals);
             for (k, v) in t.codes {
                 *all.codes.entry(k).or_default() += v;
             }
@@ -335,6 +382,14 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
             if s.try_write(&[0, 0]).is_ok() {
                 idle_alive += 1;
             }
+        }
+        if let Some(path) = &a.record {
+            let mut lines = String::new();
+            for v in &all.approvals {
+                lines.push_str(&v.to_string());
+                lines.push('\n');
+            }
+            std::fs::write(path, lines).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         all.latencies_us.sort_unstable();
         let msgs = all.latencies_us.len();
