@@ -216,6 +216,24 @@ async fn repeated_security_failures_lock_the_terminal_until_an_operator_unlocks_
 }
 
 #[tokio::test]
+async fn late_replays_are_refused_but_do_not_lock_the_terminal() {
+    let d = Daemon::start("stale", &[]);
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    for _ in 0..8 {
+        // Signed with the right key, sent 10 minutes late.
+        let mut m = t.request(Mti::NETWORK_REQUEST, -600);
+        m.set_network_code(NetworkCode::Echo);
+        let raw = t.sign(&mut m);
+        let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+        assert_eq!(rc(&resp), ResponseCode::SecurityViolation);
+    }
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved, "not locked");
+}
+
+#[tokio::test]
 async fn key_change_hands_over_a_new_key_and_retires_the_old_one() {
     let d = Daemon::start("keychange", &[]);
     let mut t = d.terminal("TERM0002");

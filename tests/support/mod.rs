@@ -36,16 +36,26 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the switch with `extra` arguments (and a 3-second hold time).
     pub fn start(name: &str, extra: &[&str]) -> Daemon {
+        Self::start_configured(name, "", extra)
+    }
+
+    /// Starts the switch with the certification configuration plus
+    /// `config` (TOML tables the certification file does not have).
+    pub fn start_configured(name: &str, config: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let certification =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
+        let text = std::fs::read_to_string(certification).unwrap();
+        std::fs::write(dir.join("switch.toml"), format!("{text}\n{config}")).unwrap();
         Self::start_in(dir, extra)
     }
 
+    /// Starts the switch on `dir` with its `switch.toml`.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let config =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
+        let config = dir.join("switch.toml");
         let (p, a, m) = (free_port(), free_port(), free_port());
         let addr = format!("127.0.0.1:{p}");
         let admin = format!("127.0.0.1:{a}");

@@ -278,7 +278,14 @@ impl Switch {
         }
         let transmitted = msg.transmission_time().map_err(format_error)?;
         if transmitted.skew(now.0) > self.cfg.security.replay_window_secs {
-            return Err(self.security_failure(tid, keys, "DE 7 outside the replay window"));
+            // A genuine message replayed late: refused, but not counted
+            // towards the lockout, or anyone who captured a terminal's
+            // traffic could lock it by replaying it.
+            self.metrics
+                .security_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(terminal = %tid, "DE 7 outside the replay window");
+            return Err(ResponseCode::SecurityViolation);
         }
         if msg.carries_clear_card_data() {
             tracing::warn!(terminal = %tid, "card number sent in clear (DE 2, 35 or 45); refused");
