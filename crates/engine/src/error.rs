@@ -7,6 +7,8 @@
 pub enum EngineError {
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
+    #[error("storage unavailable: the ledger is being reopened after a storage failure")]
+    Unavailable,
     #[error("stored record {what} cannot be read: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("stored data has format version {found}; this release reads {supported}")]

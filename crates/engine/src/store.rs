@@ -4,8 +4,12 @@
 //! touches sled, so another backend (a networked database shared by several
 //! switch nodes) replaces this module alone.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -115,48 +119,118 @@ impl Default for StoreConfig {
     }
 }
 
+/// One open sled database and its trees.
+struct Open {
+    db: sled::Db,
+    trees: Box<[sled::Tree]>,
+}
+
+impl Open {
+    fn tree(&self, table: Table) -> &sled::Tree {
+        &self.trees[table.index()]
+    }
+}
+
+/// What every clone of a [`Store`] shares.
+struct Shared {
+    /// The open database; `None` while it is being reopened.
+    current: ArcSwapOption<Open>,
+    /// A write failed: sled refuses everything after an I/O error until the
+    /// database is reopened.
+    failed: AtomicBool,
+    /// Where to reopen it (`None`: a temporary store, never reopened).
+    reopen: Option<(PathBuf, StoreConfig)>,
+}
+
 /// The engine's database.
+///
+/// After a storage failure (a full disk, a write error) sled fails every
+/// operation until it is reopened. The store notices the failure, and a
+/// recovery thread reopens the data directory once a second until it
+/// succeeds; meanwhile every operation fails quickly with
+/// [`EngineError::Unavailable`] or the storage error, so the switch answers
+/// 96 and approves nothing. Whatever was not flushed before the failure is
+/// lost exactly as in a crash.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Arc<[sled::Tree]>,
+    shared: Arc<Shared>,
     flusher: Arc<GroupCommit>,
+}
+
+/// The group-commit flusher flushes whichever database is open.
+struct FlushCurrent(Arc<Shared>);
+
+impl crate::durability::Flush for FlushCurrent {
+    fn flush(&self) -> std::result::Result<(), String> {
+        let Some(open) = self.0.current.load_full() else {
+            return Err("the ledger is being reopened after a storage failure".into());
+        };
+        let result = crate::durability::Flush::flush(&open.db);
+        if result.is_err() {
+            self.0.failed.store(true, Ordering::Release);
+        }
+        result
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the data directory `path`.
     pub fn open(path: &Path, cfg: &StoreConfig) -> Result<Store> {
+        let open = Self::open_db(path, cfg)?;
+        let store = Self::from_open(open, Some((path.to_path_buf(), cfg.clone())));
+        let shared = Arc::downgrade(&store.shared);
+        let spawned = std::thread::Builder::new()
+            .name("clubswitch-storage-recovery".into())
+            .spawn(move || recovery(&shared));
+        if let Err(e) = spawned {
+            tracing::error!("starting the storage recovery thread: {e}");
+        }
+        Ok(store)
+    }
+
+    /// A throwaway store in a temporary directory (tests, benchmarks).
+    pub fn temporary() -> Result<Store> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Ok(Self::from_open(Self::trees(db)?, None))
+    }
+
+    fn open_db(path: &Path, cfg: &StoreConfig) -> Result<Open> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .flush_every_ms(cfg.flush_every_ms)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        Self::from_db(db)
+        let open = Self::trees(db)?;
+        Self::check_format(&open)?;
+        Ok(open)
     }
 
-    /// A throwaway store in a temporary directory (tests, benchmarks).
-    pub fn temporary() -> Result<Store> {
-        let db = sled::Config::new().temporary(true).open()?;
-        Self::from_db(db)
-    }
-
-    fn from_db(db: sled::Db) -> Result<Store> {
+    fn trees(db: sled::Db) -> Result<Open> {
         let trees = Table::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let store = Store {
-            flusher: Arc::new(GroupCommit::start(db.clone())),
+        Ok(Open {
             db,
             trees: trees.into(),
-        };
-        store.check_format()?;
-        Ok(store)
+        })
     }
 
-    fn check_format(&self) -> Result<()> {
-        let meta = &self.trees[Table::Meta.index()];
+    fn from_open(open: Open, reopen: Option<(PathBuf, StoreConfig)>) -> Store {
+        let shared = Arc::new(Shared {
+            current: ArcSwapOption::from_pointee(open),
+            failed: AtomicBool::new(false),
+            reopen,
+        });
+        Store {
+            flusher: Arc::new(GroupCommit::start(FlushCurrent(Arc::clone(&shared)))),
+            shared,
+        }
+    }
+
+    fn check_format(open: &Open) -> Result<()> {
+        let meta = open.tree(Table::Meta);
         match meta.get(b"format_version")? {
             Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => Ok(()),
             Some(v) => Err(EngineError::FormatVersion {
@@ -170,23 +244,46 @@ impl Store {
         }
     }
 
+    /// The open database, or `Unavailable` while it is being reopened.
+    fn open_now(&self) -> Result<Arc<Open>> {
+        self.shared
+            .current
+            .load_full()
+            .ok_or(EngineError::Unavailable)
+    }
+
+    /// Notes a storage error so the recovery thread reopens the database.
+    fn check<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(EngineError::Storage(_)) = &r {
+            self.shared.failed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// False after a storage failure until the database is reopened.
+    pub fn healthy(&self) -> bool {
+        !self.shared.failed.load(Ordering::Acquire) && self.shared.current.load().is_some()
+    }
+
     /// Runs `f` as one atomic, serializable transaction over every table.
     /// `f` may run more than once (on conflict) and must have no effect
     /// outside the transaction.
     pub fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
-        let result = self.trees[..].transaction(|trees: &Vec<TransactionalTree>| {
+        let open = self.open_now()?;
+        let result = open.trees[..].transaction(|trees: &Vec<TransactionalTree>| {
             let tx = Tx { trees };
             f(&tx)
         });
-        match result {
+        self.check(match result {
             Ok(v) => Ok(v),
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(EngineError::Storage(e)),
-        }
+        })
     }
 
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
-        match self.trees[table.index()].get(key)? {
+        let raw = self.check(self.open_now()?.tree(table).get(key).map_err(Into::into))?;
+        match raw {
             Some(raw) => codec::from_slice(&raw).map(Some),
             None => Ok(None),
         }
@@ -198,10 +295,7 @@ impl Store {
         table: Table,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
-        self.trees[table.index()].scan_prefix(prefix).map(|item| {
-            let (k, v) = item?;
-            Ok((k.to_vec(), codec::from_slice(&v)?))
-        })
+        self.records(self.open_now().map(|o| o.tree(table).scan_prefix(prefix)))
     }
 
     /// Records from `from` on, in key order.
@@ -210,18 +304,10 @@ impl Store {
         table: Table,
         from: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
-        self.trees[table.index()]
-            .range(from.to_vec()..)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((k.to_vec(), codec::from_slice(&v)?))
-            })
-    }
-
-    /// Stores a record outside any transaction (bookkeeping such as cursors).
-    pub fn put<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
-        self.trees[table.index()].insert(key, codec::to_vec(value)?)?;
-        Ok(())
+        self.records(
+            self.open_now()
+                .map(|o| o.tree(table).range(from.to_vec()..)),
+        )
     }
 
     /// Keys in `[from, to)`, in order.
@@ -231,22 +317,67 @@ impl Store {
         from: &[u8],
         to: &[u8],
     ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.trees[table.index()]
-            .range(from.to_vec()..to.to_vec())
-            .map(|item| Ok(item?.0.to_vec()))
+        self.entries(
+            self.open_now()
+                .map(|o| o.tree(table).range(from.to_vec()..to.to_vec())),
+        )
+        .map(|item| item.map(|(k, _)| k.to_vec()))
+    }
+
+    fn records<T: DeserializeOwned>(
+        &self,
+        iter: Result<sled::Iter>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
+        self.entries(iter).map(|item| {
+            let (k, v) = item?;
+            Ok((k.to_vec(), codec::from_slice(&v)?))
+        })
+    }
+
+    /// Raw entries of a range; a storage error (or an unavailable store)
+    /// is the iterator's one item.
+    fn entries(
+        &self,
+        iter: Result<sled::Iter>,
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + '_ {
+        let (iter, unavailable) = match iter {
+            Ok(iter) => (Some(iter), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        iter.into_iter()
+            .flatten()
+            .map(|item| self.check(item.map_err(Into::into)))
+            .chain(unavailable)
+    }
+
+    /// Stores a record outside any transaction (bookkeeping such as cursors).
+    pub fn put<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
+        let raw = codec::to_vec(value)?;
+        self.check(
+            self.open_now()?
+                .tree(table)
+                .insert(key, raw)
+                .map(|_| ())
+                .map_err(Into::into),
+        )
     }
 
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
-        Ok(self.trees[table.index()].contains_key(key)?)
+        self.check(
+            self.open_now()?
+                .tree(table)
+                .contains_key(key)
+                .map_err(Into::into),
+        )
     }
 
     pub fn len(&self, table: Table) -> usize {
-        self.trees[table.index()].len()
+        self.open_now().map_or(0, |open| open.tree(table).len())
     }
 
     /// A unique, monotonic id that survives restarts.
     pub fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+        self.check(self.open_now()?.db.generate_id().map_err(Into::into))
     }
 
     /// A ticket resolved once everything committed so far is on disk.
@@ -261,13 +392,49 @@ impl Store {
     /// Flushes everything now and stops the flusher once its tickets are
     /// served.
     pub fn close(&self) -> Result<()> {
-        self.db.flush()?;
+        let flushed = self.check(self.open_now()?.db.flush().map_err(Into::into));
         self.flusher.shutdown();
-        Ok(())
+        flushed.map(|_| ())
     }
 
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        self.check(self.open_now()?.db.size_on_disk().map_err(Into::into))
+    }
+}
+
+/// Reopens the database after a storage failure, once a second until it
+/// succeeds. Stops when the last store handle is dropped.
+fn recovery(shared: &Weak<Shared>) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.failed.load(Ordering::Acquire) {
+            continue;
+        }
+        let Some((path, cfg)) = &shared.reopen else {
+            continue;
+        };
+        // Take the failed database out of service and wait for the
+        // operations still holding it to finish: sled's directory lock is
+        // released only when its last handle is dropped.
+        if let Some(old) = shared.current.swap(None) {
+            tracing::error!("storage failure: reopening the ledger");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            drop(old);
+        }
+        match Store::open_db(path, cfg) {
+            Ok(open) => {
+                shared.current.store(Some(Arc::new(open)));
+                shared.failed.store(false, Ordering::Release);
+                tracing::warn!("ledger reopened; the switch is taking requests again");
+            }
+            Err(e) => tracing::error!("reopening the ledger: {e}; retrying"),
+        }
     }
 }
 

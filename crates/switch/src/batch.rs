@@ -69,10 +69,27 @@ fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
             .map(|(now, _)| *now)
             .max()
             .unwrap_or_else(UnixTime::now);
-        match engine.handle_batch(&reqs, now) {
+        // A panic in the engine is a bug, but it must cost only this
+        // batch's answers (96), never the engine thread.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.handle_batch(&reqs, now)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!("the engine panicked; answering the batch 96");
+            Err(EngineError::Unavailable)
+        });
+        match handled {
             Ok(replies) => {
                 for ((_, waiter), reply) in waiters.drain(..).zip(replies) {
                     let _ = waiter.send(Ok(reply));
+                }
+                reqs.clear();
+            }
+            Err(e @ EngineError::Unavailable) => {
+                // Nothing can succeed until the ledger is back.
+                tracing::debug!("batch refused: {e}");
+                for (_, waiter) in waiters.drain(..) {
+                    let _ = waiter.send(Err(EngineError::Unavailable));
                 }
                 reqs.clear();
             }
@@ -84,7 +101,11 @@ fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
                     "batch failed ({e}); retrying one by one"
                 );
                 for (req, (now, waiter)) in reqs.drain(..).zip(waiters.drain(..)) {
-                    let _ = waiter.send(engine.handle(&req, now));
+                    let one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        engine.handle(&req, now)
+                    }))
+                    .unwrap_or(Err(EngineError::Unavailable));
+                    let _ = waiter.send(one);
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clubswitch_engine::{
-    Authorize, Confirm, Engine, Outcome, Refund, Request, RequestKey, Undo, UnixTime,
+    Authorize, Confirm, Engine, EngineError, Outcome, Refund, Request, RequestKey, Undo, UnixTime,
 };
 use clubswitch_wire::{
     de, decode_partial, AmountBlocks, CardAad, Currency, FieldError, Message, Mti, NetworkCode,
@@ -404,12 +404,19 @@ impl Switch {
             _ => return Err(ResponseCode::InvalidTransaction),
         };
         let reply = self.batcher.submit(request, now).await.map_err(|e| {
-            tracing::error!(terminal = %tid, "engine: {e}");
+            match e {
+                // The store logs the failure and the recovery once; a line
+                // per refused request would flood the log.
+                EngineError::Unavailable => tracing::debug!(terminal = %tid, "engine: {e}"),
+                _ => tracing::error!(terminal = %tid, "engine: {e}"),
+            }
             ResponseCode::SystemMalfunction
         })?;
         if let Some(ticket) = reply.durable {
             ticket.await.map_err(|e| {
-                tracing::error!("{e}; answering 96");
+                // Counted in clubswitch_flush_failures_total; the storage
+                // failure itself is logged where it happens.
+                tracing::debug!("{e}; answering 96");
                 ResponseCode::SystemMalfunction
             })?;
         }

@@ -106,6 +106,11 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
             "Flushes that failed.",
             flush.failures as f64,
         ),
+        (
+            "clubswitch_storage_healthy",
+            "1 while the ledger accepts writes; 0 after a storage failure until it is reopened.",
+            if engine.store().healthy() { 1.0 } else { 0.0 },
+        ),
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -114,10 +119,15 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
 }
 
 async fn ready(State(h): Shared) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n")
-    } else {
+    if !h.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    } else if !h.switch.engine.store().healthy() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage failure: reopening the ledger\n",
+        )
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }
 

@@ -120,6 +120,24 @@ pub fn write_settlement_files(
     Ok(vec![csv, json])
 }
 
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose
+/// default action kills the process. Listening for it turns the write into
+/// an I/O error, which the ledger handles like a full disk: requests are
+/// answered 96 until the ledger can be reopened.
+fn ignore_file_size_limit() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut s) => {
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    tracing::error!("a write went past the file-size limit (SIGXFSZ)");
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot catch SIGXFSZ: {e}"),
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -168,6 +186,7 @@ async fn serve(
     master: MasterKey,
     token: String,
 ) -> Result<(), String> {
+    ignore_file_size_limit();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
     let http = Arc::new(Http {
         switch: Arc::clone(&switch),

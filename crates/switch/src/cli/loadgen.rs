@@ -35,6 +35,11 @@ pub struct LoadgenArgs {
     /// confirm), store (store-credit purchase + confirm), inquiry.
     #[arg(long, default_value = "discount=50,club=50")]
     mix: String,
+    /// Target two-phase flows per second over all connections (0: as fast
+    /// as the switch answers). Each connection starts a flow on a fixed
+    /// schedule, so a slow answer is not hidden by sending less.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Extra idle connections held open for the whole run.
     #[arg(long, default_value_t = 0)]
     idle: usize,
@@ -224,6 +229,7 @@ async fn worker(
     index: usize,
     deadline: Instant,
     record: bool,
+    interval: Option<Duration>,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
@@ -233,7 +239,13 @@ async fn worker(
         tally.errors += 1;
         return tally;
     };
+    // Connections start their schedules spread over one interval.
+    let mut next_start = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(rng.gen()));
     while Instant::now() < deadline {
+        if let Some(i) = interval {
+            tokio::time::sleep_until(next_start.into()).await;
+            next_start += i;
+        }
         let flow = pick(&a.mix, &mut rng);
         let (code, pan) = match flow {
             Flow::Discount => (ProcessingCode::BankDiscount, random_bank_card(&mut rng)),
@@ -353,6 +365,8 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
         }
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(a.duration);
+        let interval = (a.rate > 0.0)
+            .then(|| Duration::from_secs_f64(a.connections as f64 / a.rate));
         let tasks: Vec<_> = (0..a.connections)
             .map(|i| {
                 tokio::spawn(worker(
@@ -361,6 +375,7 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
                     i,
                     deadline,
                     a.record.is_some(),
+                    interval,
                 ))
             })
             .collect();
