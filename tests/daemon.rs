@@ -22,24 +22,8 @@ fn echo(t: &mut Terminal) -> (Bytes, Message) {
     (raw, m)
 }
 
-fn inquiry(t: &mut Terminal, pan: &str) -> (Bytes, Message) {
-    let mut m = t.request(Mti::AUTH_REQUEST, 0);
-    m.set_processing_code(ProcessingCode::ClubBalance);
-    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
-    t.seal_card(&mut m, &CardData::from_plaintext(pan.as_bytes()).unwrap())
-        .unwrap();
-    let raw = t.sign(&mut m);
-    (raw, m)
-}
-
 fn rc(m: &Message) -> ResponseCode {
     m.response_code().unwrap()
-}
-
-fn framed(raw: &[u8]) -> Vec<u8> {
-    let mut v = (raw.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(raw);
-    v
 }
 
 #[test]

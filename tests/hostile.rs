@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clubswitch::client::Terminal;
-use clubswitch_wire::{CardData, Message, Mti, NetworkCode, ProcessingCode, ResponseCode};
-use support::Daemon;
+use clubswitch_wire::{Mti, NetworkCode, ResponseCode};
+use support::{framed, inquiry, Daemon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -34,22 +34,6 @@ const PHASES: [&str; 7] = [
     "half-open and never-reading clients",
     "replayed captured messages",
 ];
-
-fn framed(raw: &[u8]) -> Vec<u8> {
-    let mut v = (raw.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(raw);
-    v
-}
-
-fn inquiry(t: &mut Terminal, pan: &str) -> (Bytes, Message) {
-    let mut m = t.request(Mti::AUTH_REQUEST, 0);
-    m.set_processing_code(ProcessingCode::ClubBalance);
-    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
-    t.seal_card(&mut m, &CardData::from_plaintext(pan.as_bytes()).unwrap())
-        .unwrap();
-    let raw = t.sign(&mut m);
-    (raw, m)
-}
 
 fn echo(t: &mut Terminal) -> Vec<u8> {
     let mut m = t.request(Mti::NETWORK_REQUEST, 0);

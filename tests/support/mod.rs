@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use clubswitch::client::{Connection, Terminal};
-use clubswitch_wire::{LengthHeader, Tmk};
+use clubswitch_wire::{CardData, LengthHeader, Message, Mti, ProcessingCode, Tmk};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clubswitch");
 
@@ -203,4 +204,22 @@ pub fn rand_stan() -> u32 {
         .unwrap()
         .subsec_micros()
         % 500_000
+}
+
+/// A signed club balance inquiry at the first demo merchant.
+pub fn inquiry(t: &mut Terminal, pan: &str) -> (Bytes, Message) {
+    let mut m = t.request(Mti::AUTH_REQUEST, 0);
+    m.set_processing_code(ProcessingCode::ClubBalance);
+    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    t.seal_card(&mut m, &CardData::from_plaintext(pan.as_bytes()).unwrap())
+        .unwrap();
+    let raw = t.sign(&mut m);
+    (raw, m)
+}
+
+/// `raw` behind a 2-byte length header.
+pub fn framed(raw: &[u8]) -> Vec<u8> {
+    let mut v = (raw.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(raw);
+    v
 }
