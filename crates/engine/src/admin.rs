@@ -198,7 +198,7 @@ impl Engine {
             };
             planned.push((member, card, pan.masked()));
         }
-        self.store.transaction(|tx| {
+        self.store.transaction_durable(|tx| {
             for (member, card, masked) in &planned {
                 if tx.contains(Table::Cards, &card.hash.0)? {
                     return abort(EngineError::Exists {
@@ -211,10 +211,6 @@ impl Engine {
             }
             Ok(())
         })?;
-        self.store
-            .durable()
-            .wait()
-            .map_err(|e| EngineError::invalid(e.to_string()))?;
         Ok(planned.into_iter().map(|(m, c, _)| (m, c)).collect())
     }
 
@@ -277,7 +273,7 @@ impl Engine {
         if amount.is_zero() {
             return Err(EngineError::invalid("top-up amount must be positive"));
         }
-        let acc = self.store.transaction(|tx| {
+        let acc = self.store.transaction_durable(|tx| {
             let Some(c) = tx.get::<Card>(Table::Cards, &card.0)? else {
                 return abort(not_found("card", hex::encode(&card.0[..6])));
             };
@@ -298,10 +294,6 @@ impl Engine {
             )?;
             ledger::account(tx, &key)
         })?;
-        self.store
-            .durable()
-            .wait()
-            .map_err(|e| EngineError::invalid(e.to_string()))?;
         Ok(acc)
     }
 
@@ -316,7 +308,7 @@ impl Engine {
         if amount.is_zero() {
             return Err(EngineError::invalid("credit amount must be positive"));
         }
-        let acc = self.store.transaction(|tx| {
+        let acc = self.store.transaction_durable(|tx| {
             if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
                 return abort(not_found("member", member.0));
             }
@@ -337,10 +329,6 @@ impl Engine {
             )?;
             ledger::account(tx, &key)
         })?;
-        self.store
-            .durable()
-            .wait()
-            .map_err(|e| EngineError::invalid(e.to_string()))?;
         Ok(acc)
     }
 

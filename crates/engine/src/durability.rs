@@ -100,8 +100,29 @@ impl GroupCommit {
         }
     }
 
+    /// The flush failures so far: taken before a transaction, it lets the
+    /// ticket taken after it fail if any flush failed in between, since a
+    /// failed flush may have lost the transaction's writes even when a
+    /// later flush succeeds (a reopened database).
+    pub fn mark(&self) -> FlushMark {
+        FlushMark(self.shared.lock().stats.failures)
+    }
+
+    /// Declares everything committed so far lost (the database was
+    /// replaced): every ticket marked before now fails.
+    pub fn lost(&self) {
+        self.shared.lock().stats.failures += 1;
+    }
+
     /// A ticket for everything committed before this call.
     pub fn ticket(&self) -> FlushTicket {
+        let mark = self.mark();
+        self.ticket_since(mark)
+    }
+
+    /// A ticket for everything committed before this call, which fails if
+    /// any flush failed since `mark`.
+    pub fn ticket_since(&self, mark: FlushMark) -> FlushTicket {
         let mut st = self.shared.lock();
         st.requested += 1;
         let epoch = st.requested;
@@ -115,6 +136,7 @@ impl GroupCommit {
         FlushTicket {
             shared: Arc::clone(&self.shared),
             epoch,
+            mark,
         }
     }
 
@@ -182,18 +204,27 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
     }
 }
 
+/// The flush failures counted at some moment; see [`GroupCommit::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushMark(u64);
+
 /// A claim on a future flush. Resolves when a flush that started after the
-/// ticket was taken has finished.
+/// ticket was taken has finished: `Ok` only if no flush failed since the
+/// ticket's mark.
 pub struct FlushTicket {
     shared: Arc<Shared>,
     epoch: u64,
+    mark: FlushMark,
 }
 
 impl FlushTicket {
-    fn result(st: &State) -> Result<(), FlushError> {
+    fn result(&self, st: &State) -> Result<(), FlushError> {
         match &st.last_ok {
-            None => Ok(()),
             Some(e) => Err(FlushError(e.clone())),
+            None if st.stats.failures != self.mark.0 => Err(FlushError(
+                "a flush failed after this operation committed".into(),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -208,7 +239,7 @@ impl FlushTicket {
             st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         st.blocked -= 1;
-        Self::result(&st)
+        self.result(&st)
     }
 }
 
@@ -218,7 +249,7 @@ impl Future for FlushTicket {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut st = self.shared.lock();
         if st.completed >= self.epoch {
-            return Poll::Ready(Self::result(&st));
+            return Poll::Ready(self.result(&st));
         }
         if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             st.wakers.push(cx.waker().clone());
@@ -287,5 +318,31 @@ mod tests {
         let gc = GroupCommit::start(Failing);
         assert_eq!(gc.ticket().wait(), Err(FlushError("disk full".into())));
         assert_eq!(gc.stats().failures, 1);
+    }
+
+    /// Fails its first flush only, as a database that failed and was
+    /// reopened.
+    struct FailsOnce(AtomicU64);
+    impl Flush for FailsOnce {
+        fn flush(&self) -> Result<(), String> {
+            match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => Err("disk full".into()),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_after_the_mark_fails_a_later_ticket() {
+        let gc = GroupCommit::start(FailsOnce(AtomicU64::new(0)));
+        let before = gc.mark();
+        // What committed before the failure is not made durable by the
+        // next, successful flush.
+        assert!(gc.ticket().wait().is_err());
+        assert!(gc.ticket_since(before).wait().is_err());
+        // Work that started after the failure is.
+        let after = gc.mark();
+        assert_eq!(gc.ticket_since(after).wait(), Ok(()));
+        assert_eq!(gc.ticket().wait(), Ok(()));
     }
 }

@@ -238,12 +238,13 @@ impl Engine {
     /// Handles one terminal request at time `now`, atomically.
     pub fn handle(&self, req: &Request, now: UnixTime) -> Result<Reply> {
         let prepared = self.prepare(req);
+        let mark = self.store.mark();
         let (outcome, durable) = self
             .store
             .transaction(|tx| self.apply(tx, req, &prepared, now))?;
         Ok(Reply {
             outcome,
-            durable: durable.then(|| self.store.durable()),
+            durable: durable.then(|| self.store.durable_since(mark)),
         })
     }
 
@@ -255,6 +256,7 @@ impl Engine {
     /// dominates a single request's.
     pub fn handle_batch(&self, reqs: &[Request], now: UnixTime) -> Result<Vec<Reply>> {
         let prepared: Vec<Prepared> = reqs.iter().map(|r| self.prepare(r)).collect();
+        let mark = self.store.mark();
         let results = self.store.transaction(|tx| {
             reqs.iter()
                 .zip(&prepared)
@@ -266,7 +268,7 @@ impl Engine {
             .into_iter()
             .map(|(outcome, durable)| Reply {
                 outcome,
-                durable: durable.then(|| self.store.durable()),
+                durable: durable.then(|| self.store.durable_since(mark)),
             })
             .collect())
     }

@@ -9,6 +9,8 @@ pub enum EngineError {
     Storage(#[from] sled::Error),
     #[error("storage unavailable: the ledger is being reopened after a storage failure")]
     Unavailable,
+    #[error("not made durable: {0}")]
+    NotDurable(String),
     #[error("stored record {what} cannot be read: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("stored data has format version {found}; this release reads {supported}")]

@@ -30,7 +30,7 @@ pub mod store;
 pub use admin::NewCard;
 pub use audit::AuditReport;
 pub use calendar::Calendar;
-pub use durability::{FlushError, FlushStats, FlushTicket};
+pub use durability::{FlushError, FlushMark, FlushStats, FlushTicket};
 pub use engine::{Authorize, Confirm, Engine, EngineConfig, Refund, Reply, Request, Undo};
 pub use error::EngineError;
 pub use keys::CardHasher;

@@ -66,6 +66,7 @@ impl Engine {
             .cfg
             .calendar
             .next_working_day(now.local_day(self.cfg.utc_offset_secs));
+        let mark = self.store.mark();
         let mut out = Vec::new();
         for (merchant, rrns) in by_merchant {
             let id = self.store.next_id()? + 1;
@@ -124,7 +125,7 @@ impl Engine {
         }
         if !out.is_empty() {
             self.store
-                .durable()
+                .durable_since(mark)
                 .wait()
                 .map_err(|e| crate::EngineError::invalid(e.to_string()))?;
         }

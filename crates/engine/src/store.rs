@@ -17,7 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use crate::codec;
-use crate::durability::{FlushStats, FlushTicket, GroupCommit};
+use crate::durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
 use crate::error::{EngineError, Result};
 
 /// The trees of the ledger.
@@ -179,9 +179,10 @@ impl Store {
         let open = Self::open_db(path, cfg)?;
         let store = Self::from_open(open, Some((path.to_path_buf(), cfg.clone())));
         let shared = Arc::downgrade(&store.shared);
+        let flusher = Arc::downgrade(&store.flusher);
         let spawned = std::thread::Builder::new()
             .name("clubswitch-storage-recovery".into())
-            .spawn(move || recovery(&shared));
+            .spawn(move || recovery(&shared, &flusher));
         if let Err(e) = spawned {
             tracing::error!("starting the storage recovery thread: {e}");
         }
@@ -385,6 +386,31 @@ impl Store {
         self.flusher.ticket()
     }
 
+    /// Taken before a transaction whose result must be durable, for
+    /// [`Store::durable_since`].
+    pub fn mark(&self) -> FlushMark {
+        self.flusher.mark()
+    }
+
+    /// A ticket resolved once everything committed so far is on disk, and
+    /// failed if any flush failed since `mark`: a transaction that
+    /// committed to a database that then failed and was reopened is not
+    /// made durable by the new database's flush.
+    pub fn durable_since(&self, mark: FlushMark) -> FlushTicket {
+        self.flusher.ticket_since(mark)
+    }
+
+    /// Runs `f` as [`Store::transaction`] and waits until its writes are on
+    /// disk.
+    pub fn transaction_durable<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
+        let mark = self.mark();
+        let v = self.transaction(f)?;
+        self.durable_since(mark)
+            .wait()
+            .map_err(|e| EngineError::NotDurable(e.to_string()))?;
+        Ok(v)
+    }
+
     pub fn flush_stats(&self) -> FlushStats {
         self.flusher.stats()
     }
@@ -404,7 +430,7 @@ impl Store {
 
 /// Reopens the database after a storage failure, once a second until it
 /// succeeds. Stops when the last store handle is dropped.
-fn recovery(shared: &Weak<Shared>) {
+fn recovery(shared: &Weak<Shared>, flusher: &Weak<GroupCommit>) {
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let Some(shared) = shared.upgrade() else {
@@ -421,6 +447,11 @@ fn recovery(shared: &Weak<Shared>) {
         // released only when its last handle is dropped.
         if let Some(old) = shared.current.swap(None) {
             tracing::error!("storage failure: reopening the ledger");
+            // What the old database held but did not flush is gone: no
+            // operation that committed to it may be reported durable.
+            if let Some(f) = flusher.upgrade() {
+                f.lost();
+            }
             let deadline = Instant::now() + Duration::from_secs(10);
             while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));

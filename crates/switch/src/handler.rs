@@ -306,10 +306,11 @@ impl Switch {
         };
 
         if msg.mti() == Mti::NETWORK_REQUEST {
+            let mark = self.engine.store().mark();
             let key_changed = self.network(msg, tid, keys, &verified, now, resp)?;
             if key_changed {
                 // The terminal must never hold a key the switch could lose.
-                self.engine.store().durable().await.map_err(|e| {
+                self.engine.store().durable_since(mark).await.map_err(|e| {
                     tracing::error!("{e}; key change answered 96");
                     ResponseCode::SystemMalfunction
                 })?;

@@ -313,11 +313,12 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
         security_failures: 0,
         locked: false,
     };
+    let mark = h.switch.engine.store().mark();
     h.switch.engine.add_terminal(&rec)?;
     h.switch
         .engine
         .store()
-        .durable()
+        .durable_since(mark)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tracing::info!(terminal = %rec.id, merchant = %rec.merchant, "terminal registered");
@@ -337,6 +338,7 @@ async fn terminal_action(
 ) -> ApiResult {
     let id = terminal_id(&id)?;
     let engine = &h.switch.engine;
+    let mark = engine.store().mark();
     let mut out = json!({});
     match action.as_str() {
         "block" => engine.update_terminal(&id, |t| t.status = Status::Blocked)?,
@@ -358,7 +360,7 @@ async fn terminal_action(
     }
     engine
         .store()
-        .durable()
+        .durable_since(mark)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     h.switch.forget_terminal(&id);
@@ -595,6 +597,7 @@ async fn card_action(
     let hash = card_hash(&hash)?;
     let body = body.map(|b| b.0).unwrap_or_default();
     let engine = &h.switch.engine;
+    let mark = engine.store().mark();
     let card = match action.as_str() {
         "block" => engine.update_card(&hash, |c| c.status = Status::Blocked)?,
         "unblock" => engine.update_card(&hash, |c| c.status = Status::Active)?,
@@ -636,7 +639,7 @@ async fn card_action(
     };
     engine
         .store()
-        .durable()
+        .durable_since(mark)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(card_view(&h, &card)?))
