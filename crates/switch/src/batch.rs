@@ -85,8 +85,9 @@ fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
                 }
                 reqs.clear();
             }
-            Err(e @ EngineError::Unavailable) => {
-                // Nothing can succeed until the ledger is back.
+            Err(e @ (EngineError::Unavailable | EngineError::Storage(_))) => {
+                // The ledger failed (and is being reopened): nothing in the
+                // batch can succeed now.
                 tracing::debug!("batch refused: {e}");
                 for (_, waiter) in waiters.drain(..) {
                     let _ = waiter.send(Err(EngineError::Unavailable));
@@ -94,8 +95,9 @@ fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
                 reqs.clear();
             }
             Err(e) => {
-                // One failing request must not fail its neighbours: retry
-                // each alone, so only the one that fails gets the error.
+                // An error of one request (a record that cannot be read)
+                // must not fail its neighbours: retry each alone, so only
+                // the one that fails gets the error.
                 tracing::warn!(
                     batch = reqs.len(),
                     "batch failed ({e}); retrying one by one"
