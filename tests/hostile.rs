@@ -154,6 +154,8 @@ async fn hostile_clients_never_stop_the_control_terminal_from_being_answered() {
             flood.push(s);
         }
     }
+    // Give the switch time to accept (and drop) the whole backlog.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut refused = 0;
     for s in &mut flood {
         if closed_within(s, Duration::from_millis(5)).await {
