@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -54,6 +55,9 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     cv: Condvar,
+    /// Flushes that failed, outside the lock: every request reads it for
+    /// its mark.
+    failures: AtomicU64,
 }
 
 impl Shared {
@@ -88,6 +92,7 @@ impl GroupCommit {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
+            failures: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -105,13 +110,13 @@ impl GroupCommit {
     /// failed flush may have lost the transaction's writes even when a
     /// later flush succeeds (a reopened database).
     pub fn mark(&self) -> FlushMark {
-        FlushMark(self.shared.lock().stats.failures)
+        FlushMark(self.shared.failures.load(Ordering::SeqCst))
     }
 
     /// Declares everything committed so far lost (the database was
     /// replaced): every ticket marked before now fails.
     pub fn lost(&self) {
-        self.shared.lock().stats.failures += 1;
+        self.shared.failures.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A ticket for everything committed before this call.
@@ -141,7 +146,10 @@ impl GroupCommit {
     }
 
     pub fn stats(&self) -> FlushStats {
-        self.shared.lock().stats
+        FlushStats {
+            failures: self.shared.failures.load(Ordering::SeqCst),
+            ..self.shared.lock().stats
+        }
     }
 
     /// Serves the tickets still pending, then stops the flusher.
@@ -189,7 +197,7 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
         st.stats.last_flush = took;
         st.stats.total_flush += took;
         if result.is_err() {
-            st.stats.failures += 1;
+            shared.failures.fetch_add(1, Ordering::SeqCst);
         }
         st.last_ok = result.err();
         let wakers = std::mem::take(&mut st.wakers);
@@ -221,7 +229,7 @@ impl FlushTicket {
     fn result(&self, st: &State) -> Result<(), FlushError> {
         match &st.last_ok {
             Some(e) => Err(FlushError(e.clone())),
-            None if st.stats.failures != self.mark.0 => Err(FlushError(
+            None if self.shared.failures.load(Ordering::SeqCst) != self.mark.0 => Err(FlushError(
                 "a flush failed after this operation committed".into(),
             )),
             None => Ok(()),

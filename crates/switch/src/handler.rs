@@ -58,6 +58,17 @@ enum Verified {
     Previous,
 }
 
+impl TermKeys {
+    /// The keys that verified a request (the current ones when it was not
+    /// verified).
+    fn signer(&self, verified: Option<&Verified>) -> &TerminalKeys {
+        match (verified, &self.previous) {
+            (Some(Verified::Previous), Some((previous, _, _))) => previous,
+            _ => &self.current,
+        }
+    }
+}
+
 impl Switch {
     pub fn new(engine: Engine, master: MasterKey, cfg: Config) -> Switch {
         Switch {
@@ -171,14 +182,7 @@ impl Switch {
             Ok((o, v)) => (o, Some(v)),
             Err(rc) => (Outcome::decline(rc), None),
         };
-        let signer = match verified {
-            Some(Verified::Previous) => keys
-                .previous
-                .as_ref()
-                .map(|p| &p.0)
-                .unwrap_or(&keys.current),
-            _ => &keys.current,
-        };
+        let signer = keys.signer(verified.as_ref());
         Some(self.finish(resp, msg.mti(), &outcome, Some(signer), started))
     }
 
@@ -291,14 +295,7 @@ impl Switch {
             tracing::warn!(terminal = %tid, "card number sent in clear (DE 2, 35 or 45); refused");
             return Err(ResponseCode::FormatError);
         }
-        let signer = match verified {
-            Verified::Previous => keys
-                .previous
-                .as_ref()
-                .map(|p| &p.0)
-                .unwrap_or(&keys.current),
-            Verified::Current => &keys.current,
-        };
+        let signer = keys.signer(Some(&verified));
         let key = RequestKey {
             terminal: *tid,
             stan: msg.stan().map_err(format_error)?,
