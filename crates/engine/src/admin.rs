@@ -377,7 +377,7 @@ impl Engine {
                 .get(Table::Accounts, &key.to_key())?
                 .unwrap_or_default());
         }
-        let mut balance = 0i64;
+        let mut balance = self.archived_sum(key)?;
         for item in self
             .store
             .scan::<crate::model::JournalEntry>(Table::Journal, b"")
@@ -398,7 +398,8 @@ impl Engine {
         self.store.get(Table::Txns, rrn.as_bytes())
     }
 
-    /// A card's transactions, oldest first.
+    /// A card's transactions still in the live ledger (see `archive`),
+    /// oldest first.
     pub fn card_history(&self, card: &CardHash) -> Result<Vec<Txn>> {
         self.transactions(|t| t.card.as_ref() == Some(card))
     }

@@ -5,7 +5,7 @@ use clubswitch_wire::{
     Amount, AuthId, CardData, Currency, MerchantId, OriginalData, ProcessingCode, ResponseCode, Rrn,
 };
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -146,6 +146,8 @@ pub struct Engine {
     pub(crate) cfg: EngineConfig,
     /// Pending holds counted by the last sweep (for metrics).
     pub(crate) pending: Arc<AtomicUsize>,
+    /// Held by the archive run in progress.
+    pub(crate) archiving: Arc<Mutex<()>>,
 }
 
 /// The content of a request that idempotency compares.
@@ -169,6 +171,7 @@ impl Engine {
             hasher,
             cfg,
             pending: Arc::new(AtomicUsize::new(0)),
+            archiving: Arc::new(Mutex::new(())),
         }
     }
 

@@ -17,6 +17,11 @@ pub enum EngineError {
     FormatVersion { found: u8, supported: u8 },
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
+    #[error("archive {}: {reason}", path.display())]
+    Archive {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{what} {key} not found")]

@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::flows::end_hold;
-use crate::model::{Txn, TxnState, UnixTime};
+use crate::model::{RequestRecord, Txn, TxnState, UnixTime};
 use crate::store::Table;
 
 const CURSOR: &[u8] = b"sweep_cursor";
+const PURGE_CURSOR: &[u8] = b"purge_cursor";
 
 impl Engine {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
@@ -69,26 +70,62 @@ impl Engine {
     }
 
     /// Forgets request records older than `before` (retransmissions that old
-    /// are refused by the DE 7 window anyway). Returns how many it removed.
-    pub fn purge_requests(&self, before: UnixTime) -> Result<usize> {
-        let old: Vec<Vec<u8>> = self
+    /// are refused by the DE 7 window anyway). Looks at up to `max` records
+    /// from where the previous call stopped, wrapping to the start, so one
+    /// call costs the same however many records there are.
+    pub fn purge_requests(&self, before: UnixTime, max: usize) -> Result<Purge> {
+        let cursor: Vec<u8> = self
             .store
-            .scan::<crate::model::RequestRecord>(Table::Requests, b"")
-            .filter_map(|r| match r {
-                Ok((k, rec)) if rec.at < before => Some(Ok(k)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<_>>()?;
-        for k in &old {
-            self.store.transaction(|tx| tx.remove(Table::Requests, k))?;
+            .get(Table::Meta, PURGE_CURSOR)?
+            .unwrap_or_default();
+        let mut purge = Purge::default();
+        let mut old = Vec::new();
+        let mut next = Vec::new();
+        for item in self
+            .store
+            .scan_from::<RequestRecord>(Table::Requests, &cursor)
+        {
+            let (k, rec) = item?;
+            if purge.scanned == max {
+                next = k;
+                break;
+            }
+            purge.scanned += 1;
+            if rec.at < before {
+                old.push(k);
+            }
         }
-        Ok(old.len())
+        purge.wrapped = next.is_empty();
+        for chunk in old.chunks(256) {
+            purge.removed += self.store.transaction(|tx| {
+                let mut n = 0;
+                for k in chunk {
+                    // Re-read: only a record still that old goes.
+                    let rec: Option<RequestRecord> = tx.get(Table::Requests, k)?;
+                    if rec.is_some_and(|r| r.at < before) {
+                        tx.remove(Table::Requests, k)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })?;
+        }
+        self.store.put(Table::Meta, PURGE_CURSOR, &next)?;
+        Ok(purge)
     }
 }
 
+/// What one [`Engine::purge_requests`] call did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purge {
+    pub scanned: usize,
+    pub removed: usize,
+    /// It reached the last record: the next call starts from the first.
+    pub wrapped: bool,
+}
+
 /// The smallest key after `key`.
-fn successor(key: &[u8]) -> Vec<u8> {
+pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
     let mut k = key.to_vec();
     k.push(0);
     k

@@ -12,6 +12,7 @@
 //! more than a balance.
 
 pub mod admin;
+pub mod archive;
 pub mod audit;
 pub mod calendar;
 pub mod codec;
@@ -28,6 +29,7 @@ pub mod settlement;
 pub mod store;
 
 pub use admin::NewCard;
+pub use archive::{ArchiveCheck, ArchiveRun, ArchiveState};
 pub use audit::AuditReport;
 pub use calendar::Calendar;
 pub use durability::{FlushError, FlushMark, FlushStats, FlushTicket};

@@ -383,6 +383,30 @@ pub struct Txn {
     pub daily_tracked: bool,
 }
 
+impl Txn {
+    /// Whether a confirmed transaction of this kind goes into a settlement
+    /// batch (club purchases and refunds, bank-card lookup fees).
+    pub fn settles(&self) -> bool {
+        matches!(
+            self.code,
+            ProcessingCode::ClubPurchase
+                | ProcessingCode::BankDiscount
+                | ProcessingCode::ClubRefund
+        )
+    }
+
+    /// Whether nothing a terminal or a settlement run does can change it
+    /// any more except a refund: it is no longer held and, if it settles,
+    /// it has settled.
+    pub fn finished(&self) -> bool {
+        match self.state {
+            TxnState::Held => false,
+            TxnState::Confirmed => self.settled.is_some() || !self.settles(),
+            TxnState::Voided | TxnState::Expired | TxnState::Reversed => true,
+        }
+    }
+}
+
 /// Index keys.
 pub(crate) mod keys {
     use super::*;

@@ -48,10 +48,13 @@ pub enum Table {
     DailySpend,
     /// Settlement batches by id.
     Settlements,
+    /// What the archive took out of the live ledger: how far each sequence
+    /// was archived, and the sums the audit needs (see `archive`).
+    Archived,
 }
 
 impl Table {
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -66,6 +69,7 @@ impl Table {
         Table::Allowance,
         Table::DailySpend,
         Table::Settlements,
+        Table::Archived,
     ];
 
     fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl Table {
             Table::Allowance => "allowance",
             Table::DailySpend => "daily_spend",
             Table::Settlements => "settlements",
+            Table::Archived => "archived",
         }
     }
 

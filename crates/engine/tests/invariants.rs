@@ -16,15 +16,37 @@ use rand::{Rng, SeedableRng};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Authorize { code: u8, card: u8, amount: u64 },
-    Confirm { txn: u8, percent: u8 },
-    Undo { txn: u8 },
-    Refund { txn: u8, percent: u8 },
-    Repeat { req: u8 },
-    Advance { secs: u32 },
+    Authorize {
+        code: u8,
+        card: u8,
+        amount: u64,
+    },
+    Confirm {
+        txn: u8,
+        percent: u8,
+    },
+    Undo {
+        txn: u8,
+    },
+    Refund {
+        txn: u8,
+        percent: u8,
+    },
+    Repeat {
+        req: u8,
+    },
+    Advance {
+        secs: u32,
+    },
     Expire,
     Settle,
-    TopUp { amount: u64 },
+    TopUp {
+        amount: u64,
+    },
+    /// Archive what is older than this many seconds before now.
+    Archive {
+        back: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -38,6 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Expire),
         1 => Just(Op::Settle),
         1 => (1u64..100_000).prop_map(|amount| Op::TopUp { amount }),
+        1 => (0u32..7200).prop_map(|back| Op::Archive { back }),
     ]
 }
 
@@ -47,6 +70,7 @@ struct Harness {
     now: UnixTime,
     approvals: Vec<(Authorize, Outcome)>,
     requests: Vec<(Request, Outcome, UnixTime)>,
+    archive: TempDir,
 }
 
 impl Harness {
@@ -86,6 +110,7 @@ impl Harness {
             now: T0,
             approvals: Vec::new(),
             requests: Vec::new(),
+            archive: TempDir::new("invariants"),
         }
     }
 
@@ -203,6 +228,10 @@ impl Harness {
                     .top_up(&self.w.club.hash, Amount::new(*amount).unwrap(), self.now)
                     .unwrap();
             }
+            Op::Archive { back } => {
+                let horizon = self.now.plus(-i64::from(*back));
+                self.w.engine.archive(horizon, &self.archive.0).unwrap();
+            }
         }
     }
 }
@@ -224,6 +253,14 @@ proptest! {
         prop_assert!(report.ok(), "{:#?}", report.violations);
         prop_assert_eq!(report.pending_holds, 0);
         prop_assert_eq!(h.w.club_account().held, 0);
+        // Archiving everything finished keeps the balances and the audit.
+        let before = h.w.club_account();
+        h.w.engine.archive(h.now.plus(3600), &h.archive.0).unwrap();
+        let report = h.w.engine.audit().unwrap();
+        prop_assert!(report.ok(), "{:#?}", report.violations);
+        prop_assert_eq!(h.w.club_account(), before);
+        let check = h.w.engine.verify_archive(&h.archive.0).unwrap();
+        prop_assert!(check.violations.is_empty(), "{:#?}", check.violations);
     }
 }
 

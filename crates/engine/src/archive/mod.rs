@@ -1,0 +1,508 @@
+//! Archiving: keeping the live ledger bounded.
+//!
+//! The live ledger holds what the switch may still need to answer a
+//! terminal or settle: pending holds, unsettled items, purchases inside the
+//! refund window, recent journal entries. Everything older than a horizon
+//! moves, oldest first, out of sled into append-only archive files (see
+//! [`file`]), so the ledger's size (and sled's memory, which grows with it)
+//! follows the traffic of the horizon rather than the switch's whole life.
+//!
+//! - Transactions go in RRN order (the order they were created) once they
+//!   are finished ([`Txn::finished`]). The first one that is not (a
+//!   confirmed purchase not yet settled) stops the run there, so "archived"
+//!   is always exactly the RRNs up to a point.
+//! - Journal entries go in id order.
+//!
+//! The `archived` tree keeps what the audit needs to go on checking the
+//! whole ledger: how far each sequence was archived and how many records,
+//! the sum of each account's archived postings, and each settlement batch's
+//! archived items. [`Engine::verify_archive`] checks the files against it.
+//!
+//! A file is complete on disk before the records it holds leave sled, one
+//! chunk per transaction. A run interrupted in between leaves a file that
+//! reaches past what sled says was archived; the next run cuts it back, and
+//! the verifier ignores what lies past that point (it is still live).
+
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clubswitch_wire::Rrn;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::expiry::successor;
+use crate::model::{AccountKey, JournalEntry, Txn, UnixTime};
+use crate::store::{abort, Table, Tx, TxResult};
+use file::Kind;
+
+const STATE: &[u8] = b"state";
+/// Records per archive file.
+const FILE_RECORDS: usize = 50_000;
+/// Records leaving sled per transaction: small enough not to hold up the
+/// terminals' transactions for long.
+const CHUNK: usize = 256;
+
+/// How far the archive reaches.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveState {
+    /// Journal entries with ids up to this one are archived.
+    pub journal_through: Option<u64>,
+    pub journal_entries: u64,
+    /// Transactions with RRNs up to this one are archived.
+    pub txns_through: Option<Rrn>,
+    pub transactions: u64,
+}
+
+impl ArchiveState {
+    /// Whether the transaction `rrn` was archived.
+    pub fn archived(&self, rrn: &Rrn) -> bool {
+        self.txns_through
+            .is_some_and(|t| rrn.as_bytes() <= t.as_bytes())
+    }
+}
+
+/// What one archive run moved.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ArchiveRun {
+    pub transactions: usize,
+    pub journal_entries: usize,
+    /// Daily spend and allowance counters of days long past, dropped.
+    pub counters: usize,
+    pub files: Vec<PathBuf>,
+    /// The oldest transaction before the horizon that is not finished (held,
+    /// or confirmed and not yet settled): transactions after it wait for it.
+    pub waiting_on: Option<Rrn>,
+}
+
+/// What checking the archive files against the ledger found.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ArchiveCheck {
+    pub files: usize,
+    pub journal_entries: u64,
+    pub transactions: u64,
+    pub violations: Vec<String>,
+}
+
+fn account_key(key: &AccountKey) -> Vec<u8> {
+    let mut k = vec![b'A'];
+    k.extend_from_slice(&key.to_key());
+    k
+}
+
+fn batch_key(batch: u64) -> Vec<u8> {
+    let mut k = vec![b'B'];
+    k.extend_from_slice(&batch.to_be_bytes());
+    k
+}
+
+fn journal_name(id: u64) -> String {
+    format!("{id:020}")
+}
+
+fn state(tx: &Tx<'_>) -> TxResult<ArchiveState> {
+    Ok(tx.get(Table::Archived, STATE)?.unwrap_or_default())
+}
+
+fn overflow<T>() -> TxResult<T> {
+    abort(EngineError::Overflow("archived sum"))
+}
+
+impl Engine {
+    /// How far the archive reaches.
+    pub fn archive_state(&self) -> Result<ArchiveState> {
+        Ok(self.store.get(Table::Archived, STATE)?.unwrap_or_default())
+    }
+
+    /// The sum of `key`'s archived postings.
+    pub(crate) fn archived_sum(&self, key: &AccountKey) -> Result<i64> {
+        Ok(self
+            .store
+            .get::<(AccountKey, i64)>(Table::Archived, &account_key(key))?
+            .map_or(0, |(_, v)| v))
+    }
+
+    /// Every account's archived postings, by account storage key.
+    pub(crate) fn archived_sums(&self) -> Result<BTreeMap<Vec<u8>, (AccountKey, i64)>> {
+        self.store
+            .scan::<(AccountKey, i64)>(Table::Archived, b"A")
+            .map(|item| item.map(|(_, (key, v))| (key.to_key(), (key, v))))
+            .collect()
+    }
+
+    /// Each settlement batch's archived items' payable, by batch id.
+    pub(crate) fn archived_batches(&self) -> Result<BTreeMap<u64, i64>> {
+        let mut out = BTreeMap::new();
+        for item in self.store.scan::<i64>(Table::Archived, b"B") {
+            let (k, v) = item?;
+            if let Some(id) = k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                out.insert(u64::from_be_bytes(id), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves what is older than `horizon` into archive files in `dir`:
+    /// finished transactions created before it and journal entries posted
+    /// before it. Also drops daily counters of days long past. One run at a
+    /// time; returns what it moved.
+    pub fn archive(&self, horizon: UnixTime, dir: &Path) -> Result<ArchiveRun> {
+        let Ok(_running) = self.archiving.try_lock() else {
+            return Err(EngineError::invalid(
+                "an archive run is already in progress",
+            ));
+        };
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::Archive {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        self.repair_archive(dir)?;
+        let mut run = ArchiveRun::default();
+        while self.archive_txns(horizon, dir, &mut run)? == FILE_RECORDS {}
+        while self.archive_journal(horizon, dir, &mut run)? == FILE_RECORDS {}
+        run.counters = self.prune_counters(horizon)?;
+        Ok(run)
+    }
+
+    /// Archives up to one file of transactions; returns how many.
+    fn archive_txns(&self, horizon: UnixTime, dir: &Path, run: &mut ArchiveRun) -> Result<usize> {
+        let from = self
+            .archive_state()?
+            .txns_through
+            .map(|r| successor(r.as_bytes()))
+            .unwrap_or_default();
+        let mut batch: Vec<Txn> = Vec::new();
+        for item in self.store.scan_from::<Txn>(Table::Txns, &from) {
+            let (_, t) = item?;
+            if t.created >= horizon {
+                break;
+            }
+            if !t.finished() {
+                run.waiting_on = Some(t.rrn);
+                break;
+            }
+            batch.push(t);
+            if batch.len() == FILE_RECORDS {
+                break;
+            }
+        }
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(0);
+        };
+        let path = file::write(
+            dir,
+            Kind::Transactions,
+            first.rrn.as_str(),
+            last.rrn.as_str(),
+            &batch,
+        )?;
+        run.files.push(path);
+        for chunk in batch.chunks(CHUNK) {
+            self.store.transaction(|tx| {
+                let mut st = state(tx)?;
+                let mut by_batch: BTreeMap<u64, i64> = BTreeMap::new();
+                for t in chunk {
+                    let live: Option<Txn> = tx.get(Table::Txns, t.rrn.as_bytes())?;
+                    if live.as_ref() != Some(t) {
+                        return abort(EngineError::invalid(format!(
+                            "transaction {} changed while being archived; the next run takes it",
+                            t.rrn
+                        )));
+                    }
+                    tx.remove(Table::Txns, t.rrn.as_bytes())?;
+                    if let Some(b) = t.settled {
+                        let slot = by_batch.entry(b).or_default();
+                        *slot = slot
+                            .checked_add(t.payable_delta)
+                            .map_or_else(overflow, Ok)?;
+                    }
+                }
+                for (b, v) in by_batch {
+                    let key = batch_key(b);
+                    let sum: i64 = tx.get(Table::Archived, &key)?.unwrap_or(0);
+                    let sum = sum.checked_add(v).map_or_else(overflow, Ok)?;
+                    tx.put(Table::Archived, &key, &sum)?;
+                }
+                st.txns_through = chunk.last().map(|t| t.rrn);
+                st.transactions += chunk.len() as u64;
+                tx.put(Table::Archived, STATE, &st)
+            })?;
+            run.transactions += chunk.len();
+        }
+        Ok(batch.len())
+    }
+
+    /// Archives up to one file of journal entries; returns how many.
+    fn archive_journal(
+        &self,
+        horizon: UnixTime,
+        dir: &Path,
+        run: &mut ArchiveRun,
+    ) -> Result<usize> {
+        let from = self
+            .archive_state()?
+            .journal_through
+            .map_or(0, |id| id.saturating_add(1));
+        let mut batch: Vec<JournalEntry> = Vec::new();
+        for item in self
+            .store
+            .scan_from::<JournalEntry>(Table::Journal, &from.to_be_bytes())
+        {
+            let (_, e) = item?;
+            if e.at >= horizon {
+                break;
+            }
+            batch.push(e);
+            if batch.len() == FILE_RECORDS {
+                break;
+            }
+        }
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(0);
+        };
+        let path = file::write(
+            dir,
+            Kind::Journal,
+            &journal_name(first.id),
+            &journal_name(last.id),
+            &batch,
+        )?;
+        run.files.push(path);
+        for chunk in batch.chunks(CHUNK) {
+            self.store.transaction(|tx| {
+                let mut st = state(tx)?;
+                let mut sums: BTreeMap<Vec<u8>, (AccountKey, i64)> = BTreeMap::new();
+                for e in chunk {
+                    let key = e.id.to_be_bytes();
+                    if !tx.contains(Table::Journal, &key)? {
+                        return abort(EngineError::invalid(format!(
+                            "journal entry {} vanished while being archived",
+                            e.id
+                        )));
+                    }
+                    tx.remove(Table::Journal, &key)?;
+                    for (acc, v) in &e.postings {
+                        let slot = sums.entry(acc.to_key()).or_insert((acc.clone(), 0));
+                        slot.1 = slot.1.checked_add(*v).map_or_else(overflow, Ok)?;
+                    }
+                }
+                for (acc, v) in sums.into_values() {
+                    let key = account_key(&acc);
+                    let sum = tx
+                        .get::<(AccountKey, i64)>(Table::Archived, &key)?
+                        .map_or(0, |(_, s)| s);
+                    let sum = sum.checked_add(v).map_or_else(overflow, Ok)?;
+                    tx.put(Table::Archived, &key, &(acc, sum))?;
+                }
+                st.journal_through = chunk.last().map(|e| e.id);
+                st.journal_entries += chunk.len() as u64;
+                tx.put(Table::Archived, STATE, &st)
+            })?;
+            run.journal_entries += chunk.len();
+        }
+        Ok(batch.len())
+    }
+
+    /// Drops per-card daily counters (club spend, discount allowance) of
+    /// days before the horizon's day less one: no hold lives long enough
+    /// to touch them again.
+    fn prune_counters(&self, horizon: UnixTime) -> Result<usize> {
+        let before = horizon.local_day(self.cfg.utc_offset_secs) - 1;
+        let mut dropped = 0;
+        for table in [Table::DailySpend, Table::Allowance] {
+            let old: Vec<Vec<u8>> = self
+                .store
+                .keys_in(table, b"", &[0xFF; 64])
+                .filter_map(|k| match k {
+                    Ok(k) => counter_day(&k).filter(|d| *d < before).map(|_| Ok(k)),
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_>>()?;
+            for chunk in old.chunks(CHUNK) {
+                self.store
+                    .transaction(|tx| chunk.iter().try_for_each(|k| tx.remove(table, k)))?;
+            }
+            dropped += old.len();
+        }
+        Ok(dropped)
+    }
+
+    /// Removes leftovers of interrupted runs: temporary files, files wholly
+    /// past what the ledger says was archived, and the part past it of a
+    /// file that straddles it.
+    fn repair_archive(&self, dir: &Path) -> Result<()> {
+        let st = self.archive_state()?;
+        let (files, temporary) = file::list(dir)?;
+        for t in temporary {
+            file::remove(&t)?;
+        }
+        for f in files {
+            let through = match f.kind {
+                Kind::Journal => st.journal_through.map(journal_name),
+                Kind::Transactions => st.txns_through.map(|r| r.as_str().to_string()),
+            };
+            let Some(through) = through.filter(|t| f.first <= *t) else {
+                tracing::warn!(file = %f.path.display(), "removing an archive file an interrupted run left");
+                file::remove(&f.path)?;
+                continue;
+            };
+            if f.last <= through {
+                continue;
+            }
+            tracing::warn!(file = %f.path.display(), "cutting back an archive file an interrupted run left");
+            match f.kind {
+                Kind::Journal => {
+                    let keep: Vec<JournalEntry> = file::read(&f.path, Kind::Journal)?
+                        .into_iter()
+                        .filter(|e: &JournalEntry| journal_name(e.id) <= through)
+                        .collect();
+                    if let Some(last) = keep.last() {
+                        file::write(dir, f.kind, &f.first, &journal_name(last.id), &keep)?;
+                    }
+                }
+                Kind::Transactions => {
+                    let keep: Vec<Txn> = file::read(&f.path, Kind::Transactions)?
+                        .into_iter()
+                        .filter(|t: &Txn| t.rrn.as_str() <= through.as_str())
+                        .collect();
+                    if let Some(last) = keep.last() {
+                        file::write(dir, f.kind, &f.first, last.rrn.as_str(), &keep)?;
+                    }
+                }
+            }
+            file::remove(&f.path)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the archive files in `dir` against the ledger: every file is
+    /// whole, no record is archived twice, each journal entry balances, the
+    /// counts match, every account's archived postings and every batch's
+    /// archived items add up to the sums the ledger kept.
+    pub fn verify_archive(&self, dir: &Path) -> Result<ArchiveCheck> {
+        let st = self.archive_state()?;
+        let (files, _) = file::list(dir)?;
+        let mut check = ArchiveCheck {
+            files: files.len(),
+            ..ArchiveCheck::default()
+        };
+        let v = &mut check.violations;
+
+        let mut sums: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut last_id: Option<u64> = None;
+        for f in files.iter().filter(|f| f.kind == Kind::Journal) {
+            let entries: Vec<JournalEntry> = match file::read(&f.path, Kind::Journal) {
+                Ok(e) => e,
+                Err(e) => {
+                    v.push(e.to_string());
+                    continue;
+                }
+            };
+            for e in entries {
+                if st.journal_through.is_none_or(|t| e.id > t) {
+                    continue; // an interrupted run's: still in the ledger
+                }
+                if last_id.is_some_and(|l| e.id <= l) {
+                    v.push(format!(
+                        "journal entry {} archived twice or out of order",
+                        e.id
+                    ));
+                }
+                last_id = Some(e.id);
+                check.journal_entries += 1;
+                let total: i128 = e.postings.iter().map(|(_, x)| i128::from(*x)).sum();
+                if total != 0 {
+                    v.push(format!(
+                        "archived journal entry {} does not balance ({total})",
+                        e.id
+                    ));
+                }
+                for (acc, x) in &e.postings {
+                    let slot = sums.entry(acc.to_key()).or_default();
+                    *slot = slot.saturating_add(*x);
+                }
+            }
+        }
+        if check.journal_entries != st.journal_entries {
+            v.push(format!(
+                "the ledger archived {} journal entries but the files hold {}",
+                st.journal_entries, check.journal_entries
+            ));
+        }
+        for (k, (acc, kept)) in self.archived_sums()? {
+            let found = sums.remove(&k).unwrap_or(0);
+            if found != kept {
+                v.push(format!(
+                    "{acc:?}: archived postings sum to {found} but the ledger kept {kept}"
+                ));
+            }
+        }
+        for (k, found) in sums.into_iter().filter(|(_, x)| *x != 0) {
+            v.push(format!(
+                "{}: archived postings sum to {found} but the ledger kept nothing",
+                hex::encode(k)
+            ));
+        }
+
+        let mut batches: BTreeMap<u64, i64> = BTreeMap::new();
+        let mut last_rrn: Option<Rrn> = None;
+        for f in files.iter().filter(|f| f.kind == Kind::Transactions) {
+            let txns: Vec<Txn> = match file::read(&f.path, Kind::Transactions) {
+                Ok(t) => t,
+                Err(e) => {
+                    v.push(e.to_string());
+                    continue;
+                }
+            };
+            for t in txns {
+                if !st.archived(&t.rrn) {
+                    continue;
+                }
+                if last_rrn.is_some_and(|l| t.rrn.as_bytes() <= l.as_bytes()) {
+                    v.push(format!(
+                        "transaction {} archived twice or out of order",
+                        t.rrn
+                    ));
+                }
+                last_rrn = Some(t.rrn);
+                check.transactions += 1;
+                if !t.finished() {
+                    v.push(format!("transaction {} was archived unfinished", t.rrn));
+                }
+                if let Some(b) = t.settled {
+                    let slot = batches.entry(b).or_default();
+                    *slot = slot.saturating_add(t.payable_delta);
+                }
+            }
+        }
+        if check.transactions != st.transactions {
+            v.push(format!(
+                "the ledger archived {} transactions but the files hold {}",
+                st.transactions, check.transactions
+            ));
+        }
+        for (b, kept) in self.archived_batches()? {
+            let found = batches.remove(&b).unwrap_or(0);
+            if found != kept {
+                v.push(format!(
+                    "batch {b}: archived items sum to {found} but the ledger kept {kept}"
+                ));
+            }
+        }
+        for (b, found) in batches {
+            v.push(format!(
+                "batch {b}: archived items sum to {found} but the ledger kept nothing"
+            ));
+        }
+        Ok(check)
+    }
+}
+
+/// The day a daily counter key ends with (`… ‖ day as i64, big-endian`).
+fn counter_day(key: &[u8]) -> Option<i64> {
+    let at = key.len().checked_sub(8)?;
+    let day: [u8; 8] = key.get(at..)?.try_into().ok()?;
+    Some(i64::from_be_bytes(day))
+}

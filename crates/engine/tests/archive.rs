@@ -1,0 +1,296 @@
+//! The archive: what leaves the live ledger, what stays, and that the audit
+//! and the files still account for every rial.
+
+mod common;
+
+use clubswitch_engine::archive::file::{self, Kind};
+use clubswitch_engine::store::Table;
+use clubswitch_engine::*;
+use clubswitch_wire::{Amount, ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+fn balances(w: &World) -> Vec<i64> {
+    [
+        AccountKey::Payable(w.merchant),
+        AccountKey::FeeIncome,
+        AccountKey::Clearing,
+        AccountKey::ClubFunding,
+        AccountKey::StoreIssued(w.merchant),
+    ]
+    .iter()
+    .map(|k| w.engine.account(k).unwrap().balance)
+    .collect()
+}
+
+fn assert_verified(w: &World, dir: &TempDir) -> ArchiveCheck {
+    let check = w.engine.verify_archive(&dir.0).unwrap();
+    assert!(check.violations.is_empty(), "{:#?}", check.violations);
+    check
+}
+
+/// A day of every kind of transaction, all finished by `T0 + 1000`.
+fn finished_day(w: &World) -> usize {
+    w.engine
+        .grant_store_credit(w.member.id, &w.merchant, Amount::new(50_000).unwrap(), T0)
+        .unwrap();
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    w.confirm(&a, &o, 80_000, T0.plus(10));
+    let (a, o) = w.authorize(Pc::BankDiscount, BANK_PAN, 300_000, T0.plus(20));
+    w.confirm(&a, &o, 300_000, T0.plus(30));
+    let (a, o) = w.authorize(Pc::StorePurchase, CLUB_PAN, 20_000, T0.plus(40));
+    w.confirm(&a, &o, 20_000, T0.plus(50));
+    let (_, voided) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 5_000, T0.plus(60));
+    assert_eq!(
+        w.undo_rrn(voided.rrn.unwrap(), T0.plus(70)).code,
+        Rc::Approved
+    );
+    let (_, expired) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 7_000, T0.plus(80));
+    assert_eq!(expired.code, Rc::Approved);
+    w.engine.expire_holds(T0.plus(1000), 100).unwrap();
+    assert_eq!(
+        w.engine.settle(T0.plus(900), T0.plus(900)).unwrap().len(),
+        1
+    );
+    5
+}
+
+#[test]
+fn finished_history_leaves_the_ledger_and_every_balance_and_the_audit_stay() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    let n = finished_day(&w);
+    // A hold made later stays: it is newer than the horizon.
+    let (_, later) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000, T0.plus(5000));
+    let club = w.club_account();
+    let others = balances(&w);
+    let journal = w.engine.store().len(Table::Journal);
+
+    let run = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    assert_eq!(run.transactions, n);
+    assert_eq!(run.journal_entries, journal);
+    assert_eq!(run.waiting_on, None);
+    assert_eq!(run.files.len(), 2);
+
+    assert_eq!(w.engine.store().len(Table::Txns), 1, "only the new hold");
+    assert!(w.engine.txn(&later.rrn.unwrap()).unwrap().is_some());
+    assert_eq!(w.engine.store().len(Table::Journal), 0);
+    assert_eq!(w.club_account(), club);
+    assert_eq!(balances(&w), others);
+    let r = w.engine.audit().unwrap();
+    assert!(r.ok(), "{:#?}", r.violations);
+    assert_eq!(
+        (r.archived_transactions, r.archived_journal_entries),
+        (n as u64, journal as u64)
+    );
+    let check = assert_verified(&w, &dir);
+    assert_eq!(check.transactions, n as u64);
+    assert_eq!(check.journal_entries, journal as u64);
+
+    // A second run finds nothing more; the ledger goes on working.
+    let again = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    assert_eq!((again.transactions, again.journal_entries), (0, 0));
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(6000));
+    assert_eq!(w.confirm(&a, &o, 3_000, T0.plus(6010)).code, Rc::Approved);
+    w.assert_audit();
+}
+
+#[test]
+fn an_unsettled_purchase_holds_the_archive_back_until_it_settles() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    let (_, v) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 2_000, T0.plus(10));
+    w.undo_rrn(v.rrn.unwrap(), T0.plus(11));
+
+    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    assert_eq!(run.transactions, 0, "transactions go in RRN order");
+    assert_eq!(run.waiting_on, o.rrn);
+    assert!(run.journal_entries > 0, "the journal is not held back");
+    w.assert_audit();
+
+    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
+    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    assert_eq!((run.transactions, run.waiting_on), (2, None));
+    w.assert_audit();
+    assert_verified(&w, &dir);
+}
+
+#[test]
+fn an_archived_purchase_can_no_longer_be_refunded_or_reversed() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
+    w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    let before = w.club_account();
+    let rrn = o.rrn.unwrap();
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 1_000, T0.plus(200)).code,
+        Rc::OriginalNotFound
+    );
+    assert_eq!(w.undo_rrn(rrn, T0.plus(210)).code, Rc::OriginalNotFound);
+    assert_eq!(w.club_account(), before);
+    w.assert_audit();
+}
+
+#[test]
+fn a_refund_of_a_purchase_archived_meanwhile_still_settles_and_balances() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
+    let r = w.refund(Pc::ClubRefund, o.rrn.unwrap(), 4_000, T0.plus(70));
+    assert_eq!(r.code, Rc::Approved);
+    // The purchase goes; the refund, not settled yet, stays and waits.
+    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    assert_eq!((run.transactions, run.waiting_on), (1, r.rrn));
+    w.assert_audit();
+    let batches = w.engine.settle(T0.plus(150), T0.plus(160)).unwrap();
+    assert_eq!(batches[0].refunds, 4_000);
+    w.engine.archive(T0.plus(200), &dir.0).unwrap();
+    w.assert_audit();
+    assert_eq!(assert_verified(&w, &dir).transactions, 2);
+}
+
+#[test]
+fn a_run_interrupted_between_its_file_and_the_ledger_is_repaired_by_the_next() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    finished_day(&w);
+    let (a, o) = w.authorize(Pc::StorePurchase, CLUB_PAN, 1_000, T0.plus(3000));
+    w.confirm(&a, &o, 1_000, T0.plus(3010));
+    w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+
+    // What a run killed after writing its files leaves: files reaching past
+    // what the ledger archived, and a half-written temporary file.
+    let live = w.engine.txn(&o.rrn.unwrap()).unwrap().unwrap();
+    let rrn = live.rrn;
+    let records = [live];
+    let straddling = file::write(
+        &dir.0,
+        Kind::Transactions,
+        "000000000000",
+        rrn.as_str(),
+        &records,
+    )
+    .unwrap();
+    let beyond = file::write(
+        &dir.0,
+        Kind::Transactions,
+        rrn.as_str(),
+        rrn.as_str(),
+        &records,
+    )
+    .unwrap();
+    std::fs::write(dir.0.join(".txns-x-y.arc.tmp"), b"half").unwrap();
+    // The verifier ignores what the ledger did not archive.
+    assert_verified(&w, &dir);
+
+    let run = w.engine.archive(T0.plus(4000), &dir.0).unwrap();
+    assert_eq!(run.transactions, 1);
+    assert!(!beyond.exists() || run.files.contains(&beyond));
+    assert!(!straddling.exists());
+    let (files, temporary) = file::list(&dir.0).unwrap();
+    assert!(temporary.is_empty());
+    assert!(files.iter().all(|f| f.path != straddling));
+    let check = assert_verified(&w, &dir);
+    assert_eq!(check.transactions, 6);
+    w.assert_audit();
+}
+
+#[test]
+fn a_damaged_or_missing_archive_file_fails_verification() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    finished_day(&w);
+    let run = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    let journal = run
+        .files
+        .iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("journal")
+        })
+        .unwrap();
+    let mut raw = std::fs::read(journal).unwrap();
+    raw[20] ^= 0x40;
+    std::fs::write(journal, &raw).unwrap();
+    let check = w.engine.verify_archive(&dir.0).unwrap();
+    assert!(
+        check.violations.iter().any(|v| v.contains("damaged")),
+        "{:#?}",
+        check.violations
+    );
+    std::fs::remove_file(journal).unwrap();
+    let check = w.engine.verify_archive(&dir.0).unwrap();
+    assert!(
+        check
+            .violations
+            .iter()
+            .any(|v| v.contains("journal entries")),
+        "{:#?}",
+        check.violations
+    );
+}
+
+#[test]
+fn daily_counters_of_days_long_past_are_dropped() {
+    let w = World::new();
+    let dir = TempDir::new("archive");
+    let limited = w
+        .engine
+        .issue_card(&NewCard {
+            pan: pan(&luhn_fix("628023140000010")),
+            kind: CardKind::Club,
+            member: Some(w.member.id),
+            expiry: None,
+            max_amount: None,
+            daily_limit: Amount::new(100_000),
+        })
+        .unwrap();
+    w.engine
+        .top_up(&limited.hash, Amount::new(50_000).unwrap(), T0)
+        .unwrap();
+    let (a, o) = w.authorize(Pc::ClubPurchase, &luhn_fix("628023140000010"), 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    assert_eq!(w.engine.daily_spend(&limited.hash, T0).unwrap(), 10_000);
+    assert_eq!(w.engine.archive(T0.plus(100), &dir.0).unwrap().counters, 0);
+    let run = w.engine.archive(T0.plus(3 * 86_400), &dir.0).unwrap();
+    assert_eq!(run.counters, 1);
+    assert_eq!(w.engine.daily_spend(&limited.hash, T0).unwrap(), 0);
+}
+
+#[test]
+fn request_records_are_purged_in_bounded_steps_that_wrap() {
+    let w = World::new();
+    for i in 0..10 {
+        w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0.plus(i));
+    }
+    for i in 0..5 {
+        w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0.plus(1000 + i));
+    }
+    assert_eq!(w.engine.store().len(Table::Requests), 15);
+    let mut removed = 0;
+    let mut steps = 0;
+    loop {
+        let p = w.engine.purge_requests(T0.plus(500), 4).unwrap();
+        assert!(p.scanned <= 4);
+        removed += p.removed;
+        steps += 1;
+        if p.wrapped {
+            break;
+        }
+    }
+    assert_eq!((removed, steps), (10, 4));
+    assert_eq!(w.engine.store().len(Table::Requests), 5);
+    // The next pass starts again from the first record.
+    assert_eq!(
+        w.engine.purge_requests(T0.plus(500), 100).unwrap().scanned,
+        5
+    );
+}
