@@ -1,6 +1,7 @@
 //! The ledger's invariants, recomputed from scratch.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -24,6 +25,8 @@ pub struct AuditReport {
     /// with the rest; `verify_archive` checks the files).
     pub archived_journal_entries: u64,
     pub archived_transactions: u64,
+    /// Archive files checked (by [`Engine::audit_all`]).
+    pub archive_files: usize,
     /// Every broken invariant, in words.
     pub violations: Vec<String>,
 }
@@ -35,6 +38,26 @@ impl AuditReport {
 }
 
 impl Engine {
+    /// The whole ledger, live and archived: [`Engine::audit`], then
+    /// [`Engine::verify_archive`] on the files in `archive`, with no
+    /// archive run in between.
+    pub fn audit_all(&self, archive: &Path) -> Result<AuditReport> {
+        let _no_archive_run = self
+            .archiving
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut r = self.audit()?;
+        let check = self.verify_archive(archive)?;
+        r.archive_files = check.files;
+        r.violations.extend(
+            check
+                .violations
+                .into_iter()
+                .map(|v| format!("archive: {v}")),
+        );
+        Ok(r)
+    }
+
     /// Checks: every journal entry balances; every stored balance equals the
     /// sum of its postings; no customer account is below zero available;
     /// every account's holds equal its pending transactions; every

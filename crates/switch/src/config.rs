@@ -30,6 +30,7 @@ pub struct Config {
     pub admin: Admin,
     pub metrics: Metrics,
     pub storage: Storage,
+    pub archive: Archive,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +119,37 @@ pub struct Storage {
     pub cache_mb: u64,
 }
 
+/// Keeping the live ledger bounded: what is older than `after_secs` and
+/// finished leaves sled for hashed archive files in `archive/` under the
+/// data directory (see the runbook).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Archive {
+    /// Finished transactions and journal entries older than this are
+    /// archived. An archived purchase can no longer be refunded, so this is
+    /// also the refund window. Default 30 days.
+    pub after_secs: i64,
+    /// How often the archiver runs.
+    pub interval_secs: u64,
+}
+
+impl Archive {
+    /// Request records older than this are forgotten: a retransmission that
+    /// old is refused by the DE 7 window anyway. A day beyond the window,
+    /// unless the archive horizon is shorter.
+    pub fn request_keep_secs(&self, holds: &Holds, security: &Security) -> i64 {
+        (self.minimum_after_secs(holds, security) + 86_400).min(self.after_secs)
+    }
+
+    /// The shortest horizon that keeps every request record a terminal
+    /// may still retransmit against, and every hold until it expires.
+    pub fn minimum_after_secs(&self, holds: &Holds, security: &Security) -> i64 {
+        holds.expiry_secs.saturating_add(
+            i64::try_from(security.replay_window_secs.saturating_mul(2)).unwrap_or(i64::MAX),
+        )
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -134,6 +166,16 @@ impl Default for Config {
             admin: Admin::default(),
             metrics: Metrics::default(),
             storage: Storage::default(),
+            archive: Archive::default(),
+        }
+    }
+}
+
+impl Default for Archive {
+    fn default() -> Self {
+        Archive {
+            after_secs: 30 * 86_400,
+            interval_secs: 60,
         }
     }
 }
@@ -298,6 +340,16 @@ impl Config {
             })?;
         }
         self.calendar()?;
+        let least = self.archive.minimum_after_secs(&self.holds, &self.security);
+        if self.archive.after_secs < least {
+            return bad(format!(
+                "archive.after_secs {} is shorter than holds.expiry_secs plus twice security.replay_window_secs ({least})",
+                self.archive.after_secs
+            ));
+        }
+        if self.archive.interval_secs == 0 {
+            return bad("archive.interval_secs must be positive".into());
+        }
         if !self.admin.addr.ip().is_loopback()
             && self.admin.token_file.is_none()
             && std::env::var_os(ADMIN_TOKEN_ENV).is_none()
@@ -372,6 +424,22 @@ mod tests {
     }
 
     #[test]
+    fn request_records_outlive_the_replay_window_but_not_the_archive_horizon() {
+        let c = Config::default();
+        let keep = c.archive.request_keep_secs(&c.holds, &c.security);
+        assert_eq!(keep, 900 + 600 + 86_400);
+        let mut short = Config::default();
+        short.archive.after_secs = 3_600;
+        short.check().unwrap();
+        assert_eq!(
+            short
+                .archive
+                .request_keep_secs(&short.holds, &short.security),
+            3_600
+        );
+    }
+
+    #[test]
     fn example_configuration_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clubswitch.toml");
         let cfg = Config::load(&path).unwrap();
@@ -389,6 +457,13 @@ mod tests {
         let mut c = Config::default();
         c.settlement.holidays = vec!["2026-02-30".into()];
         assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.archive.after_secs = 600;
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("archive.after_secs"));
         assert!(
             toml::from_str::<Config>("bogus = 1").is_err(),
             "unknown keys are refused"

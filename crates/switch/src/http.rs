@@ -762,7 +762,8 @@ async fn report(
 
 async fn audit(State(h): Shared) -> ApiResult {
     let switch = Arc::clone(&h.switch);
-    let report = tokio::task::spawn_blocking(move || switch.engine.audit())
+    let dir = crate::run::archive_dir(&switch.cfg);
+    let report = tokio::task::spawn_blocking(move || switch.engine.audit_all(&dir))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))

@@ -65,8 +65,13 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// Drive a running switch with many terminals and report throughput and latency.
     Loadgen(cli::loadgen::LoadgenArgs),
-    /// Check the ledger's invariants on a stopped data directory.
+    /// Check the ledger's invariants, and the archive files against it, on
+    /// a stopped data directory.
     Audit(RunArgs),
+    /// Move finished history older than `archive.after_secs` into archive
+    /// files now, on a stopped data directory (the running switch does it
+    /// every `archive.interval_secs`).
+    Archive(RunArgs),
     /// Re-seal every terminal key and the card key under a new master key
     /// (the switch must be stopped).
     RotateMasterKey {
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cli::replay::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
+        Command::Archive(a) => config(&a).and_then(|cfg| cli::offline::archive(&cfg)),
         Command::RotateMasterKey { run, new_key_file } => {
             config(&run).and_then(|cfg| cli::offline::rotate_master(&cfg, &new_key_file))
         }

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub frames_dropped: AtomicU64,
     pub framing_errors: AtomicU64,
     pub security_failures: AtomicU64,
+    archived_transactions: AtomicU64,
+    archived_journal_entries: AtomicU64,
+    purged_requests: AtomicU64,
 }
 
 fn mti_index(mti: Mti) -> usize {
@@ -90,6 +93,9 @@ impl Default for Metrics {
             frames_dropped: AtomicU64::new(0),
             framing_errors: AtomicU64::new(0),
             security_failures: AtomicU64::new(0),
+            archived_transactions: AtomicU64::new(0),
+            archived_journal_entries: AtomicU64::new(0),
+            purged_requests: AtomicU64::new(0),
         }
     }
 }
@@ -100,6 +106,16 @@ impl Metrics {
         let r = ResponseCode::ALL.iter().position(|c| *c == rc).unwrap_or(0);
         self.messages[m][r].fetch_add(1, Relaxed);
         self.latency[m].observe(took.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Counts what an archiver round took out of the live ledger.
+    pub fn archived(&self, run: &clubswitch_engine::ArchiveRun, purged_requests: usize) {
+        self.archived_transactions
+            .fetch_add(run.transactions as u64, Relaxed);
+        self.archived_journal_entries
+            .fetch_add(run.journal_entries as u64, Relaxed);
+        self.purged_requests
+            .fetch_add(purged_requests as u64, Relaxed);
     }
 
     /// The Prometheus text format; `extra` appends gauges owned elsewhere.
@@ -157,6 +173,21 @@ impl Metrics {
                 "clubswitch_security_failures_total",
                 "Bad MACs, card blocks and DE 7 outside the window.",
                 self.security_failures.load(Relaxed),
+            ),
+            (
+                "clubswitch_archived_transactions_total",
+                "Finished transactions moved to archive files since start.",
+                self.archived_transactions.load(Relaxed),
+            ),
+            (
+                "clubswitch_archived_journal_entries_total",
+                "Journal entries moved to archive files since start.",
+                self.archived_journal_entries.load(Relaxed),
+            ),
+            (
+                "clubswitch_request_records_purged_total",
+                "Request records forgotten past the DE 7 window since start.",
+                self.purged_requests.load(Relaxed),
             ),
         ];
         for (name, help, v) in gauges {

@@ -238,6 +238,7 @@ async fn serve(
         });
     }
     tokio::spawn(housekeeping(Arc::clone(&switch), stop_rx.clone()));
+    tokio::spawn(archiver(Arc::clone(&switch), stop_rx.clone()));
     http.ready.store(true, Ordering::Relaxed);
 
     shutdown_signal().await;
@@ -261,12 +262,10 @@ async fn serve(
     Ok(())
 }
 
-/// Expires holds, forgets old request records, and runs the daily
-/// settlement when configured.
+/// Expires holds and runs the daily settlement when configured.
 async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
     let cfg = &switch.cfg;
     let mut tick = tokio::time::interval(Duration::from_secs(cfg.holds.sweep_interval_secs.max(1)));
-    let mut last_purge = UnixTime::now();
     let mut last_settled_day = None;
     let daily = cfg
         .settlement
@@ -280,7 +279,6 @@ async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
         }
         let now = UnixTime::now();
         let s = Arc::clone(&switch);
-        let purge = now.0 - last_purge.0 > 3600;
         let settle_now = daily.is_some_and(|(h, m)| {
             let local = now.0 + cfg.utc_offset_secs;
             let day = local.div_euclid(86_400);
@@ -290,7 +288,6 @@ async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
         if settle_now {
             last_settled_day = Some((now.0 + cfg.utc_offset_secs).div_euclid(86_400));
         }
-        let keep = cfg.holds.expiry_secs + cfg.security.replay_window_secs as i64 * 2 + 86_400;
         let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
             let n = s
                 .engine
@@ -298,13 +295,6 @@ async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
                 .map_err(|e| e.to_string())?;
             if n > 0 {
                 tracing::info!(expired = n, "holds expired");
-            }
-            if purge {
-                let n = s
-                    .engine
-                    .purge_requests(now.plus(-keep))
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(forgotten = n, "old request records purged");
             }
             if settle_now {
                 let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
@@ -314,15 +304,71 @@ async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
             Ok(())
         })
         .await;
-        if purge {
-            last_purge = now;
-        }
         match done {
             Ok(Err(e)) => tracing::error!("housekeeping: {e}"),
             Err(e) => tracing::error!("housekeeping task: {e}"),
             Ok(Ok(())) => {}
         }
     }
+}
+
+/// Request records one archiver round looks at (a few hundred
+/// milliseconds of work), so a large backlog is worked off over rounds.
+const PURGE_SCAN_PER_ROUND: usize = 1_000_000;
+
+/// Keeps the live ledger bounded: forgets old request records and moves
+/// finished history into archive files, every `archive.interval_secs`.
+async fn archiver(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
+    let cfg = &switch.cfg;
+    let mut tick = tokio::time::interval(Duration::from_secs(cfg.archive.interval_secs.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
+    let dir = archive_dir(cfg);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        let now = UnixTime::now();
+        let s = Arc::clone(&switch);
+        let dir = dir.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let started = std::time::Instant::now();
+            let purge = s
+                .engine
+                .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
+                .map_err(|e| format!("purging request records: {e}"))?;
+            let run = s
+                .engine
+                .archive(now.plus(-s.cfg.archive.after_secs), &dir)
+                .map_err(|e| format!("archiving: {e}"))?;
+            s.metrics.archived(&run, purge.removed);
+            if run.transactions + run.journal_entries + purge.removed > 0 {
+                tracing::info!(
+                    transactions = run.transactions,
+                    journal_entries = run.journal_entries,
+                    request_records = purge.removed,
+                    counters = run.counters,
+                    files = run.files.len(),
+                    waiting_on = ?run.waiting_on,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "archived"
+                );
+            }
+            Ok(())
+        })
+        .await;
+        match done {
+            Ok(Err(e)) => tracing::error!("archiver: {e}"),
+            Err(e) => tracing::error!("archiver task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Where the archive files go.
+pub fn archive_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("archive")
 }
 
 /// `config check`: parse, check, and say what would run.

@@ -151,7 +151,7 @@ impl Engine {
     pub fn archive(&self, horizon: UnixTime, dir: &Path) -> Result<ArchiveRun> {
         let Ok(_running) = self.archiving.try_lock() else {
             return Err(EngineError::invalid(
-                "an archive run is already in progress",
+                "the archive is busy (another archive run, or an audit)",
             ));
         };
         std::fs::create_dir_all(dir).map_err(|e| EngineError::Archive {

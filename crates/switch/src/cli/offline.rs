@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clubswitch_engine::store::Table;
-use clubswitch_engine::Terminal;
+use clubswitch_engine::{Terminal, UnixTime};
 
 use crate::config::Config;
 use crate::handler::TMK_PURPOSE;
@@ -13,10 +13,16 @@ use crate::master::MasterKey;
 pub fn audit(cfg: &Config) -> Result<(), String> {
     let master = crate::run::master_key(cfg, false)?;
     let engine = crate::run::open_engine(cfg, &master)?;
-    let r = engine.audit().map_err(|e| e.to_string())?;
+    let r = engine
+        .audit_all(&crate::run::archive_dir(cfg))
+        .map_err(|e| e.to_string())?;
     println!(
         "journal entries {}, accounts {}, transactions {}, pending holds {}, request records {}, settlements {}",
         r.journal_entries, r.accounts, r.transactions, r.pending_holds, r.requests, r.settlements
+    );
+    println!(
+        "archived: journal entries {}, transactions {}, in {} files",
+        r.archived_journal_entries, r.archived_transactions, r.archive_files
     );
     if r.ok() {
         println!("audit: ok");
@@ -27,6 +33,42 @@ pub fn audit(cfg: &Config) -> Result<(), String> {
         }
         Err(format!("audit: {} violations", r.violations.len()))
     }
+}
+
+/// `clubswitch archive`: one archiver round on a stopped data directory.
+pub fn archive(cfg: &Config) -> Result<(), String> {
+    let master = crate::run::master_key(cfg, false)?;
+    let engine = crate::run::open_engine(cfg, &master)?;
+    let now = UnixTime::now();
+    let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
+    let mut purged = 0;
+    loop {
+        let p = engine
+            .purge_requests(now.plus(-keep), 1_000_000)
+            .map_err(|e| e.to_string())?;
+        purged += p.removed;
+        if p.wrapped {
+            break;
+        }
+    }
+    let run = engine
+        .archive(
+            now.plus(-cfg.archive.after_secs),
+            &crate::run::archive_dir(cfg),
+        )
+        .map_err(|e| e.to_string())?;
+    engine.store().close().map_err(|e| e.to_string())?;
+    println!(
+        "archived {} transactions and {} journal entries into {} files; forgot {purged} request records and {} daily counters",
+        run.transactions,
+        run.journal_entries,
+        run.files.len(),
+        run.counters
+    );
+    if let Some(rrn) = run.waiting_on {
+        println!("transaction {rrn} is not settled yet: later transactions wait for it");
+    }
+    Ok(())
 }
 
 /// Re-seals every terminal key (current and previous) and the card-hash key
