@@ -2,9 +2,13 @@
 //! club refunds into one batch per merchant, and exporting the batches.
 //!
 //! A run with a cut-off takes every unsettled item confirmed at or before
-//! the cut-off. Per merchant, in one transaction, it marks the items settled
-//! and moves the net payable to the clearing account; the batch is due on
-//! the next working day after the run. A settled purchase can still be
+//! the cut-off. Per merchant, a few thousand items per transaction, it
+//! marks the items settled, adds them to the merchant's batch and moves
+//! their net payable to the clearing account, so every step leaves the
+//! ledger consistent and a crash mid-run leaves a smaller batch (the next
+//! run takes the rest). A merchant's batch closes once it reaches
+//! [`MAX_BATCH_ITEMS`] and another opens. A batch is due on the next
+//! working day after the run. A settled purchase can still be
 //! refunded (the refund goes into the next batch) but no longer reversed.
 
 use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
@@ -15,6 +19,15 @@ use crate::error::Result;
 use crate::ledger;
 use crate::model::{keys, AccountKey, JournalKind, Merchant, Txn, UnixTime};
 use crate::store::{Table, TxResult};
+
+/// Items settled per transaction: a busy merchant's day is settled in
+/// steps, so the terminals' transactions are never held up for long and
+/// the run's memory stays small. Each step leaves the ledger consistent:
+/// the batch record, its items and its journal entry move together.
+pub const ITEMS_PER_TRANSACTION: usize = 2_048;
+/// A batch closes once it has this many items and the merchant's next
+/// items open another (the batch record is rewritten with each step).
+pub const MAX_BATCH_ITEMS: usize = 32_768;
 
 /// One merchant's settlement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +56,18 @@ pub struct SettlementBatch {
 impl Engine {
     /// Settles everything confirmed up to `cutoff`. Returns the new batches.
     pub fn settle(&self, cutoff: UnixTime, now: UnixTime) -> Result<Vec<SettlementBatch>> {
+        self.settle_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS)
+    }
+
+    /// [`Engine::settle`] with `per_transaction` items per step and
+    /// batches closing at `max_items` (tests use small ones).
+    pub fn settle_in_steps(
+        &self,
+        cutoff: UnixTime,
+        now: UnixTime,
+        per_transaction: usize,
+        max_items: usize,
+    ) -> Result<Vec<SettlementBatch>> {
         // Gather candidates outside the transactions (sled cannot scan inside
         // one); each merchant's transaction re-checks every item.
         let mut by_merchant: Vec<(MerchantId, Vec<Rrn>)> = Vec::new();
@@ -69,59 +94,75 @@ impl Engine {
         let mark = self.store.mark();
         let mut out = Vec::new();
         for (merchant, rrns) in by_merchant {
-            let id = self.store.next_id()? + 1;
-            let batch = self.store.transaction(|tx| {
-                let acct = tx
-                    .get::<Merchant>(Table::Merchants, merchant.as_bytes())?
-                    .map(|m| m.settlement_account)
-                    .unwrap_or_default();
-                let mut b = SettlementBatch {
-                    id,
-                    merchant,
-                    settlement_account: acct,
-                    cutoff,
-                    created: now,
-                    due_day,
-                    items: Vec::new(),
-                    gross: 0,
-                    discounts: 0,
-                    fees: 0,
-                    refunds: 0,
-                    net: 0,
+            let mut open: Option<SettlementBatch> = None;
+            for chunk in rrns.chunks(per_transaction.max(1)) {
+                let id = match &open {
+                    Some(b) => b.id,
+                    None => self.store.next_id()? + 1,
                 };
-                for rrn in &rrns {
-                    let ukey = keys::unsettled(&merchant, rrn);
-                    if !tx.contains(Table::Unsettled, &ukey)? {
-                        continue;
-                    }
-                    let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
-                        continue;
+                let batch = self.store.transaction(|tx| {
+                    let mut b = match &open {
+                        Some(b) => b.clone(),
+                        None => SettlementBatch {
+                            id,
+                            merchant,
+                            settlement_account: tx
+                                .get::<Merchant>(Table::Merchants, merchant.as_bytes())?
+                                .map(|m| m.settlement_account)
+                                .unwrap_or_default(),
+                            cutoff,
+                            created: now,
+                            due_day,
+                            items: Vec::new(),
+                            gross: 0,
+                            discounts: 0,
+                            fees: 0,
+                            refunds: 0,
+                            net: 0,
+                        },
                     };
-                    if t.settled.is_some() || t.confirmed.is_none_or(|c| c > cutoff) {
-                        continue;
+                    let (items_before, net_before) = (b.items.len(), b.net);
+                    for rrn in chunk {
+                        let ukey = keys::unsettled(&merchant, rrn);
+                        if !tx.contains(Table::Unsettled, &ukey)? {
+                            continue;
+                        }
+                        let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
+                            continue;
+                        };
+                        if t.settled.is_some() || t.confirmed.is_none_or(|c| c > cutoff) {
+                            continue;
+                        }
+                        add_item(&mut b, &t)?;
+                        t.settled = Some(id);
+                        tx.put(Table::Txns, rrn.as_bytes(), &t)?;
+                        tx.remove(Table::Unsettled, &ukey)?;
                     }
-                    add_item(&mut b, &t)?;
-                    t.settled = Some(id);
-                    tx.put(Table::Txns, rrn.as_bytes(), &t)?;
-                    tx.remove(Table::Unsettled, &ukey)?;
+                    if b.items.len() == items_before {
+                        return Ok(b);
+                    }
+                    let net = b.net - net_before;
+                    ledger::post(
+                        tx,
+                        now,
+                        JournalKind::Settlement,
+                        None,
+                        vec![
+                            (AccountKey::Payable(merchant), -net),
+                            (AccountKey::Clearing, net),
+                        ],
+                    )?;
+                    tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
+                    Ok(b)
+                })?;
+                if batch.items.len() >= max_items {
+                    out.push(batch);
+                    open = None;
+                } else if !batch.items.is_empty() {
+                    open = Some(batch);
                 }
-                if b.items.is_empty() {
-                    return Ok(None);
-                }
-                ledger::post(
-                    tx,
-                    now,
-                    JournalKind::Settlement,
-                    None,
-                    vec![
-                        (AccountKey::Payable(merchant), -b.net),
-                        (AccountKey::Clearing, b.net),
-                    ],
-                )?;
-                tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
-                Ok(Some(b))
-            })?;
-            out.extend(batch);
+            }
+            out.extend(open);
         }
         if !out.is_empty() {
             self.store

@@ -590,6 +590,45 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
 }
 
 #[test]
+fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
+    let w = World::new();
+    let mut rrns = Vec::new();
+    for i in 0..20 {
+        let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000 + i, T0.plus(i as i64));
+        assert_eq!(
+            w.confirm(&a, &o, 1_000 + i, T0.plus(i as i64)).code,
+            Rc::Approved
+        );
+        rrns.push(o.rrn.unwrap());
+    }
+    // Three items a step, batches closing once they reach seven.
+    let batches = w
+        .engine
+        .settle_in_steps(T0.plus(100), T0.plus(100), 3, 7)
+        .unwrap();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
+    assert_eq!(sizes, [9, 9, 2]);
+    let items: Vec<_> = batches.iter().flat_map(|b| b.items.clone()).collect();
+    assert_eq!(items, rrns, "every item once, in order");
+    let gross: u64 = batches.iter().map(|b| b.gross).sum();
+    assert_eq!(gross, (0..20).map(|i| 1_000 + i).sum::<u64>());
+    let net: i64 = batches.iter().map(|b| b.net).sum();
+    assert_eq!(
+        w.engine.account(&AccountKey::Clearing).unwrap().balance,
+        net
+    );
+    assert_eq!(
+        w.engine
+            .account(&AccountKey::Payable(w.merchant))
+            .unwrap()
+            .balance,
+        0
+    );
+    assert_eq!(w.engine.settlements().unwrap(), batches);
+    w.assert_audit();
+}
+
+#[test]
 fn settlement_respects_the_cutoff_and_the_calendar() {
     let w = World::new();
     let (a1, o1) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);

@@ -1,6 +1,7 @@
 //! `clubswitch admin …`: operator commands, sent to the running daemon's
 //! admin API (sled admits one process, so the daemon does the work).
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -397,8 +398,11 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
     };
     match resp {
         Ok(r) => {
-            let text = r
-                .into_string()
+            // A settlement of a busy day lists every item: no size limit
+            // (ureq's `into_string` stops at 10 MB).
+            let mut text = String::new();
+            r.into_reader()
+                .read_to_string(&mut text)
                 .map_err(|e| AdminError::Http(e.to_string()))?;
             match serde_json::from_str::<Value>(&text) {
                 Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
