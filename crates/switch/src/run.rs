@@ -262,33 +262,55 @@ async fn serve(
     Ok(())
 }
 
-/// Expires holds and runs the daily settlement when configured.
-async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
-    let cfg = &switch.cfg;
-    let mut tick = tokio::time::interval(Duration::from_secs(cfg.holds.sweep_interval_secs.max(1)));
-    let mut last_settled_day = None;
-    let daily = cfg
-        .settlement
-        .daily_at
-        .as_deref()
-        .and_then(crate::config::parse_hhmm);
+/// Runs a blocking round every `period` until shutdown, one at a time. The
+/// round is made on the async side by `round` (which may keep state from
+/// one to the next) and runs on the blocking pool; its errors are logged
+/// under `what`.
+async fn every<R>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    mut round: impl FnMut(UnixTime) -> R,
+) where
+    R: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let mut tick = tokio::time::interval(period.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {},
             _ = stop.changed() => return,
         }
-        let now = UnixTime::now();
-        let s = Arc::clone(&switch);
+        match tokio::task::spawn_blocking(round(UnixTime::now())).await {
+            Ok(Err(e)) => tracing::error!("{what}: {e}"),
+            Err(e) => tracing::error!("{what} task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Expires holds and runs the daily settlement when configured.
+async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
+    let daily = switch
+        .cfg
+        .settlement
+        .daily_at
+        .as_deref()
+        .and_then(crate::config::parse_hhmm);
+    let mut last_settled_day = None;
+    every(period, stop, "housekeeping", move |now| {
+        let local = now.0 + switch.cfg.utc_offset_secs;
+        let day = local.div_euclid(86_400);
+        let minute = local.rem_euclid(86_400) / 60;
         let settle_now = daily.is_some_and(|(h, m)| {
-            let local = now.0 + cfg.utc_offset_secs;
-            let day = local.div_euclid(86_400);
-            let minute = local.rem_euclid(86_400) / 60;
             minute >= i64::from(h) * 60 + i64::from(m) && last_settled_day != Some(day)
         });
         if settle_now {
-            last_settled_day = Some((now.0 + cfg.utc_offset_secs).div_euclid(86_400));
+            last_settled_day = Some(day);
         }
-        let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let s = Arc::clone(&switch);
+        move || {
             let n = s
                 .engine
                 .expire_holds(now, 10_000)
@@ -302,14 +324,9 @@ async fn housekeeping(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
             Ok(())
-        })
-        .await;
-        match done {
-            Ok(Err(e)) => tracing::error!("housekeeping: {e}"),
-            Err(e) => tracing::error!("housekeeping task: {e}"),
-            Ok(Ok(())) => {}
         }
-    }
+    })
+    .await;
 }
 
 /// Request records one archiver round looks at (a few hundred
@@ -318,21 +335,17 @@ const PURGE_SCAN_PER_ROUND: usize = 1_000_000;
 
 /// Keeps the live ledger bounded: forgets old request records and moves
 /// finished history into archive files, every `archive.interval_secs`.
-async fn archiver(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
-    let cfg = &switch.cfg;
-    let mut tick = tokio::time::interval(Duration::from_secs(cfg.archive.interval_secs.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
-    let dir = archive_dir(cfg);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {},
-            _ = stop.changed() => return,
-        }
-        let now = UnixTime::now();
+async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(switch.cfg.archive.interval_secs);
+    let keep = switch
+        .cfg
+        .archive
+        .request_keep_secs(&switch.cfg.holds, &switch.cfg.security);
+    let dir = archive_dir(&switch.cfg);
+    every(period, stop, "archiver", move |now| {
         let s = Arc::clone(&switch);
         let dir = dir.clone();
-        let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        move || {
             let started = std::time::Instant::now();
             let purge = s
                 .engine
@@ -356,14 +369,9 @@ async fn archiver(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
                 );
             }
             Ok(())
-        })
-        .await;
-        match done {
-            Ok(Err(e)) => tracing::error!("archiver: {e}"),
-            Err(e) => tracing::error!("archiver task: {e}"),
-            Ok(Ok(())) => {}
         }
-    }
+    })
+    .await;
 }
 
 /// Where the archive files go.

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clubswitch_wire::Rrn;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -173,35 +174,23 @@ impl Engine {
             .txns_through
             .map(|r| successor(r.as_bytes()))
             .unwrap_or_default();
-        let mut batch: Vec<Txn> = Vec::new();
-        for item in self.store.scan_from::<Txn>(Table::Txns, &from) {
-            let (_, t) = item?;
-            if t.created >= horizon {
-                break;
-            }
-            if !t.finished() {
-                run.waiting_on = Some(t.rrn);
-                break;
-            }
-            batch.push(t);
-            if batch.len() == FILE_RECORDS {
-                break;
-            }
-        }
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return Ok(0);
-        };
-        let path = file::write(
-            dir,
+        let mut waiting_on = None;
+        let (moved, file) = self.move_out(
             Kind::Transactions,
-            first.rrn.as_str(),
-            last.rrn.as_str(),
-            &batch,
-        )?;
-        run.files.push(path);
-        for chunk in batch.chunks(CHUNK) {
-            self.store.transaction(|tx| {
-                let mut st = state(tx)?;
+            &from,
+            dir,
+            |t: &Txn| {
+                if t.created >= horizon {
+                    return false;
+                }
+                if !t.finished() {
+                    waiting_on = Some(t.rrn);
+                    return false;
+                }
+                true
+            },
+            |t| t.rrn.as_str().to_string(),
+            |tx, chunk, st| {
                 let mut by_batch: BTreeMap<u64, i64> = BTreeMap::new();
                 for t in chunk {
                     let live: Option<Txn> = tx.get(Table::Txns, t.rrn.as_bytes())?;
@@ -227,11 +216,13 @@ impl Engine {
                 }
                 st.txns_through = chunk.last().map(|t| t.rrn);
                 st.transactions += chunk.len() as u64;
-                tx.put(Table::Archived, STATE, &st)
-            })?;
-            run.transactions += chunk.len();
-        }
-        Ok(batch.len())
+                Ok(())
+            },
+        )?;
+        run.files.extend(file);
+        run.waiting_on = waiting_on;
+        run.transactions += moved;
+        Ok(moved)
     }
 
     /// Archives up to one file of journal entries; returns how many.
@@ -245,34 +236,13 @@ impl Engine {
             .archive_state()?
             .journal_through
             .map_or(0, |id| id.saturating_add(1));
-        let mut batch: Vec<JournalEntry> = Vec::new();
-        for item in self
-            .store
-            .scan_from::<JournalEntry>(Table::Journal, &from.to_be_bytes())
-        {
-            let (_, e) = item?;
-            if e.at >= horizon {
-                break;
-            }
-            batch.push(e);
-            if batch.len() == FILE_RECORDS {
-                break;
-            }
-        }
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return Ok(0);
-        };
-        let path = file::write(
-            dir,
+        let (moved, file) = self.move_out(
             Kind::Journal,
-            &journal_name(first.id),
-            &journal_name(last.id),
-            &batch,
-        )?;
-        run.files.push(path);
-        for chunk in batch.chunks(CHUNK) {
-            self.store.transaction(|tx| {
-                let mut st = state(tx)?;
+            &from.to_be_bytes(),
+            dir,
+            |e: &JournalEntry| e.at < horizon,
+            |e| journal_name(e.id),
+            |tx, chunk, st| {
                 let mut sums: BTreeMap<Vec<u8>, (AccountKey, i64)> = BTreeMap::new();
                 for e in chunk {
                     let key = e.id.to_be_bytes();
@@ -298,11 +268,56 @@ impl Engine {
                 }
                 st.journal_through = chunk.last().map(|e| e.id);
                 st.journal_entries += chunk.len() as u64;
+                Ok(())
+            },
+        )?;
+        run.files.extend(file);
+        run.journal_entries += moved;
+        Ok(moved)
+    }
+
+    /// The steps both kinds share: collects the records of `kind`'s table
+    /// from `from` on while `take` accepts them (at most a file's worth),
+    /// writes them to one file named by `name` of the first and last, then
+    /// takes them out of the ledger a chunk per transaction with `commit`,
+    /// which also advances the archive state. Returns how many, and the
+    /// file.
+    fn move_out<T: Serialize + DeserializeOwned>(
+        &self,
+        kind: Kind,
+        from: &[u8],
+        dir: &Path,
+        mut take: impl FnMut(&T) -> bool,
+        name: impl Fn(&T) -> String,
+        commit: impl Fn(&Tx<'_>, &[T], &mut ArchiveState) -> TxResult<()>,
+    ) -> Result<(usize, Option<PathBuf>)> {
+        let table = match kind {
+            Kind::Journal => Table::Journal,
+            Kind::Transactions => Table::Txns,
+        };
+        let mut batch: Vec<T> = Vec::new();
+        for item in self.store.scan_from::<T>(table, from) {
+            let (_, record) = item?;
+            if !take(&record) {
+                break;
+            }
+            batch.push(record);
+            if batch.len() == FILE_RECORDS {
+                break;
+            }
+        }
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok((0, None));
+        };
+        let path = file::write(dir, kind, &name(first), &name(last), &batch)?;
+        for chunk in batch.chunks(CHUNK) {
+            self.store.transaction(|tx| {
+                let mut st = state(tx)?;
+                commit(tx, chunk, &mut st)?;
                 tx.put(Table::Archived, STATE, &st)
             })?;
-            run.journal_entries += chunk.len();
         }
-        Ok(batch.len())
+        Ok((batch.len(), Some(path)))
     }
 
     /// Drops per-card daily counters (club spend, discount allowance) of
