@@ -1,6 +1,7 @@
 //! The clubswitch daemon and command line, as a library so the integration
 //! tests and tools share its terminal client and configuration.
 
+pub mod alloc;
 pub mod batch;
 pub mod cli;
 pub mod client;

@@ -122,6 +122,7 @@ fn config(a: &RunArgs) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
+    clubswitch::alloc::limit_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => config(&a).and_then(|cfg| clubswitch::run::run(cfg, a.demo)),
