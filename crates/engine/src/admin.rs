@@ -25,7 +25,7 @@ pub struct NewCard {
     pub daily_limit: Option<Amount>,
 }
 
-fn not_found(what: &'static str, key: impl ToString) -> EngineError {
+pub(crate) fn not_found(what: &'static str, key: impl ToString) -> EngineError {
     EngineError::NotFound {
         what,
         key: key.to_string(),

@@ -15,6 +15,7 @@ use crate::durability::FlushTicket;
 use crate::error::Result;
 use crate::flows::{self, Flow};
 use crate::keys::CardHasher;
+use crate::loyalty::LoyaltyConfig;
 use crate::model::{
     CardHash, Merchant, Outcome, RequestKey, RequestRecord, Status, Terminal, UnixTime,
 };
@@ -32,6 +33,8 @@ pub struct EngineConfig {
     pub utc_offset_secs: i64,
     /// Working days for settlement.
     pub calendar: Calendar,
+    /// Tiers, VIP and member notices.
+    pub loyalty: LoyaltyConfig,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
             currencies: vec![Currency::IRR],
             utc_offset_secs: 3 * 3600 + 1800,
             calendar: Calendar::default(),
+            loyalty: LoyaltyConfig::default(),
         }
     }
 }

@@ -55,7 +55,9 @@ impl CardHash {
 }
 
 /// A member of the club.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
 pub struct MemberId(pub u64);
 
 /// Whether a merchant, terminal, card or member may transact.
@@ -193,6 +195,14 @@ pub enum AccountKey {
     ClubFunding,
     /// Store credit a merchant has granted and not yet seen redeemed.
     StoreIssued(MerchantId),
+    /// A member's loyalty points at a merchant (in points, not rials).
+    Points {
+        member: MemberId,
+        merchant: MerchantId,
+    },
+    /// Points a merchant has awarded and not yet seen converted or taken
+    /// back (in points).
+    PointsIssued(MerchantId),
 }
 
 impl AccountKey {
@@ -220,6 +230,15 @@ impl AccountKey {
                 k.push(b'I');
                 k.extend_from_slice(m.as_bytes());
             }
+            AccountKey::Points { member, merchant } => {
+                k.push(b'Q');
+                k.extend_from_slice(&member.0.to_be_bytes());
+                k.extend_from_slice(merchant.as_bytes());
+            }
+            AccountKey::PointsIssued(m) => {
+                k.push(b'J');
+                k.extend_from_slice(m.as_bytes());
+            }
         }
         k
     }
@@ -230,7 +249,10 @@ impl AccountKey {
     /// exist in the journal alone, so confirms at many terminals never
     /// contend on one shared balance record.
     pub fn is_customer(&self) -> bool {
-        matches!(self, AccountKey::Club(_) | AccountKey::Store { .. })
+        matches!(
+            self,
+            AccountKey::Club(_) | AccountKey::Store { .. } | AccountKey::Points { .. }
+        )
     }
 }
 
@@ -259,6 +281,14 @@ pub enum JournalKind {
     StoreGrant,
     Settlement,
     CardRenewal,
+    /// Points and cashback a confirmed purchase earned.
+    Loyalty,
+    /// Points and cashback taken back by a reversal or refund.
+    LoyaltyReturn,
+    /// Points turned into store credit at the merchant's rate.
+    PointsConversion,
+    /// Referral bonus points, to the referrer and the newcomer.
+    ReferralBonus,
 }
 
 /// One balanced movement of value.

@@ -51,10 +51,19 @@ pub enum Table {
     /// What the archive took out of the live ledger: how far each sequence
     /// was archived, and the sums the audit needs (see `archive`).
     Archived,
+    /// Merchants' loyalty programmes, by merchant.
+    Programs,
+    /// Members' loyalty standing (spend by month, VIP, referral), by member.
+    Standing,
+    /// What a confirmed purchase earned, by RRN, so a reversal or refund
+    /// can take it back.
+    Earnings,
+    /// Member notices awaiting delivery, by sequence number.
+    Outbox,
 }
 
 impl Table {
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 19] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -70,6 +79,10 @@ impl Table {
         Table::DailySpend,
         Table::Settlements,
         Table::Archived,
+        Table::Programs,
+        Table::Standing,
+        Table::Earnings,
+        Table::Outbox,
     ];
 
     fn name(self) -> &'static str {
@@ -89,6 +102,10 @@ impl Table {
             Table::DailySpend => "daily_spend",
             Table::Settlements => "settlements",
             Table::Archived => "archived",
+            Table::Programs => "programs",
+            Table::Standing => "standing",
+            Table::Earnings => "earnings",
+            Table::Outbox => "outbox",
         }
     }
 

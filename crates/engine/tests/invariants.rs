@@ -47,6 +47,10 @@ enum Op {
     Archive {
         back: u32,
     },
+    /// Convert this many of the member's points into store credit.
+    Convert {
+        points: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Settle),
         1 => (1u64..100_000).prop_map(|amount| Op::TopUp { amount }),
         1 => (0u32..7200).prop_map(|back| Op::Archive { back }),
+        1 => (1u16..400).prop_map(|points| Op::Convert { points }),
     ]
 }
 
@@ -96,6 +101,23 @@ impl Harness {
                 DiscountRule {
                     percent_bps: 500,
                     ..Default::default()
+                },
+            )
+            .unwrap();
+        // A loyalty programme with everything that moves value: points,
+        // cashback, automatic conversion.
+        w.engine
+            .put_program(
+                &w.merchant,
+                &Program {
+                    points: 1,
+                    per_amount: 1_000,
+                    tier_bps: [10_000, 15_000, 20_000, 30_000],
+                    earn_on_store: true,
+                    credit_per_point: 20,
+                    auto_convert_at: Some(500),
+                    cashback_bps: 200,
+                    ..Program::default()
                 },
             )
             .unwrap();
@@ -231,6 +253,16 @@ impl Harness {
             Op::Archive { back } => {
                 let horizon = self.now.plus(-i64::from(*back));
                 self.w.engine.archive(horizon, &self.archive.0).unwrap();
+            }
+            Op::Convert { points } => {
+                // Refused (more than the balance) or done; either way the
+                // ledger stays whole.
+                let _ = self.w.engine.convert_points(
+                    self.w.member.id,
+                    &self.w.merchant,
+                    Some(u64::from(*points)),
+                    self.now,
+                );
             }
         }
     }

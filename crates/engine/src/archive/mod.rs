@@ -201,6 +201,8 @@ impl Engine {
                         )));
                     }
                     tx.remove(Table::Txns, t.rrn.as_bytes())?;
+                    // Past the refund window nothing takes earnings back.
+                    tx.remove(Table::Earnings, t.rrn.as_bytes())?;
                     if let Some(b) = t.settled {
                         let slot = by_batch.entry(b).or_default();
                         *slot = slot

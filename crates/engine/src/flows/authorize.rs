@@ -7,6 +7,7 @@ use clubswitch_wire::{Amount, AmountBlock, Expiry, ProcessingCode, ResponseCode}
 use super::{adjust_allowance, adjust_daily, approved, discount_blocks, Cx, Flow};
 use crate::engine::Authorize;
 use crate::ledger;
+use crate::loyalty;
 use crate::model::{keys, AccountKey, Card, CardHash, CardKind, Member, Status, Txn, TxnState};
 use crate::rules::{self, AllowanceUse, Context, RuleRecord};
 use crate::store::{Table, TxResult};
@@ -117,7 +118,15 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
             return Ok(Flow::decline(Rc::NotPermittedToCardholder));
         };
         let (rrn, _) = cx.new_rrn()?;
-        let blocks = cx.balance_blocks(acc, req.currency)?;
+        let mut blocks = cx.balance_blocks(acc, req.currency)?;
+        if let (ProcessingCode::StoreBalance, Some(m)) = (code, &member) {
+            blocks.extend(loyalty::balance_block(
+                cx.tx,
+                m.id,
+                cx.merchant.id,
+                req.currency,
+            )?);
+        }
         return Ok(Flow {
             outcome: approved(Some(rrn), None, blocks),
             rrn: Some(rrn),

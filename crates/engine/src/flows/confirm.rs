@@ -5,9 +5,17 @@ use clubswitch_wire::{Mti, ProcessingCode, ResponseCode};
 use super::{adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, Cx, Flow};
 use crate::engine::Confirm;
 use crate::ledger::{self, signed};
+use crate::loyalty;
 use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
 use crate::rules::{self, RuleRecord};
 use crate::store::{Table, TxResult};
+
+/// The DE 54 blocks a confirm answers with, decided before loyalty runs
+/// (balances are read after it, so they include cashback).
+enum Blocks {
+    Balance(AccountKey),
+    Discount(Vec<clubswitch_wire::AmountBlock>),
+}
 
 pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     use ResponseCode as Rc;
@@ -97,7 +105,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
                 Some(txn.rrn),
                 postings,
             )?;
-            cx.balance_blocks(&acc, txn.currency)?
+            Blocks::Balance(acc)
         }
         ProcessingCode::BankDiscount => {
             let held = txn.discount;
@@ -132,10 +140,19 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
                     (AccountKey::FeeIncome, signed(fee)?),
                 ],
             )?;
-            discount_blocks(txn.currency, amount, discount, fee)
+            Blocks::Discount(discount_blocks(txn.currency, amount, discount, fee))
         }
         _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
     };
+    txn.final_amount = amount;
+    // A bank-card purchase earns on what the member paid after discount.
+    let charged = amount - txn.discount.min(amount);
+    let earned = loyalty::on_confirm(cx, &txn, charged)?;
+    let mut blocks = match blocks {
+        Blocks::Balance(acc) => cx.balance_blocks(&acc, txn.currency)?,
+        Blocks::Discount(b) => b,
+    };
+    blocks.extend(earned);
 
     if txn.code != ProcessingCode::StorePurchase {
         cx.tx
@@ -143,7 +160,6 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     }
     let outcome = approved(Some(txn.rrn), Some(txn.auth_id), blocks);
     txn.state = TxnState::Confirmed;
-    txn.final_amount = amount;
     txn.confirmed = Some(cx.now);
     txn.confirm_outcome = Some(outcome.clone());
     cx.save_txn(&txn)?;

@@ -6,6 +6,7 @@ use clubswitch_wire::{ProcessingCode, ResponseCode};
 use super::{approved, Cx, Flow};
 use crate::engine::Refund;
 use crate::ledger::{self, signed};
+use crate::loyalty::{self, Share};
 use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
 use crate::store::{Table, TxResult};
 
@@ -104,6 +105,11 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
         daily_tracked: false,
     };
     cx.save_txn(&refund)?;
+    let share = Share {
+        amount,
+        last: amount == refundable,
+    };
+    loyalty::take_back(cx, &purchase, &refund, share)?;
     if req.code == ProcessingCode::ClubRefund {
         cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
     }

@@ -6,6 +6,7 @@ use clubswitch_wire::{ProcessingCode, ResponseCode};
 use super::{adjust_allowance, adjust_daily, approved, end_hold, Cx, Flow};
 use crate::engine::Undo;
 use crate::ledger::{self, signed};
+use crate::loyalty::{self, Share};
 use crate::model::{keys, AccountKey, JournalKind, RequestKey, RequestRecord, Txn, TxnState};
 use crate::rules::RuleRecord;
 use crate::store::{Table, TxResult};
@@ -144,6 +145,7 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
                 orig.refunded = orig.refunded.saturating_sub(txn.final_amount);
                 orig.fee_refunded = orig.fee_refunded.saturating_sub(txn.fee);
                 cx.save_txn(&orig)?;
+                loyalty::on_refund_reversed(cx, txn, &orig)?;
             }
             let postings = if txn.code == ProcessingCode::ClubRefund {
                 vec![
@@ -159,6 +161,13 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
         _ => return Ok(Some(ResponseCode::InvalidTransaction)),
     };
     ledger::post(cx.tx, cx.now, kind, Some(txn.rrn), postings)?;
+    if kind == JournalKind::Reversal {
+        let all = Share {
+            amount: txn.final_amount,
+            last: true,
+        };
+        loyalty::take_back(cx, txn, txn, all)?;
+    }
     cx.tx
         .remove(Table::Unsettled, &keys::unsettled(&m, &txn.rrn))?;
     txn.state = TxnState::Reversed;

@@ -104,7 +104,16 @@ impl World {
     }
 
     pub fn with_store(store: Store) -> World {
-        let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
+        Self::seeded(store, EngineConfig::default())
+    }
+
+    /// A fresh world whose engine runs with `cfg`.
+    pub fn with_config(cfg: EngineConfig) -> World {
+        Self::seeded(Store::temporary().unwrap(), cfg)
+    }
+
+    fn seeded(store: Store, cfg: EngineConfig) -> World {
+        let engine = Engine::new(store, CardHasher::new(&[9; 32]), cfg);
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
         let terminal: TerminalId = "TERM0001".parse().unwrap();
         engine.put_merchant(&merchant_record(merchant)).unwrap();

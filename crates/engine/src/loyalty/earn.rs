@@ -1,0 +1,483 @@
+//! Earning at confirm and taking back at reversal or refund, inside the
+//! terminal request's transaction.
+
+use clubswitch_wire::{
+    AccountType, Amount, AmountBlock, AmountType, Currency, MerchantId, ProcessingCode,
+};
+
+use super::{month_of_day, Earned, Program, Recovered, Standing};
+use crate::flows::Cx;
+use crate::ledger::{self, signed};
+use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Txn, UnixTime};
+use crate::notice::{self, NoticeKind};
+use crate::store::{Table, Tx, TxResult};
+
+fn member_key(id: MemberId) -> [u8; 8] {
+    id.0.to_be_bytes()
+}
+
+/// The member behind a transaction's card, if the card is enrolled.
+fn member_of(tx: &Tx<'_>, txn: &Txn) -> TxResult<Option<Member>> {
+    let Some(hash) = &txn.card else {
+        return Ok(None);
+    };
+    let Some(card) = tx.get::<Card>(Table::Cards, &hash.0)? else {
+        return Ok(None);
+    };
+    match card.member {
+        Some(id) => tx.get(Table::Members, &member_key(id)),
+        None => Ok(None),
+    }
+}
+
+/// The merchant's programme, if it has an active one.
+pub(crate) fn program(tx: &Tx<'_>, merchant: &MerchantId) -> TxResult<Option<Program>> {
+    Ok(tx
+        .get::<Program>(Table::Programs, merchant.as_bytes())?
+        .filter(|p| p.active))
+}
+
+fn points_key(member: MemberId, merchant: MerchantId) -> AccountKey {
+    AccountKey::Points { member, merchant }
+}
+
+fn store_key(member: MemberId, merchant: MerchantId) -> AccountKey {
+    AccountKey::Store { member, merchant }
+}
+
+/// Available (never negative) balance of a customer account.
+fn available(tx: &Tx<'_>, key: &AccountKey) -> TxResult<u64> {
+    Ok(u64::try_from(ledger::account(tx, key)?.available()).unwrap_or(0))
+}
+
+/// Credits `points` and `credit` (store credit) to a member at a merchant.
+fn grant(
+    tx: &Tx<'_>,
+    now: UnixTime,
+    kind: JournalKind,
+    txn: Option<&Txn>,
+    (member, merchant): (MemberId, MerchantId),
+    points: u64,
+    credit: u64,
+) -> TxResult<()> {
+    let (p, c) = (signed(points)?, signed(credit)?);
+    ledger::post(
+        tx,
+        now,
+        kind,
+        txn.map(|t| t.rrn),
+        vec![
+            (points_key(member, merchant), p),
+            (AccountKey::PointsIssued(merchant), -p),
+            (store_key(member, merchant), c),
+            (AccountKey::StoreIssued(merchant), -c),
+        ],
+    )
+}
+
+/// Turns `points` into store credit at the programme's rate.
+pub(crate) fn convert(
+    tx: &Tx<'_>,
+    now: UnixTime,
+    member: &Member,
+    merchant: MerchantId,
+    program: &Program,
+    points: u64,
+) -> TxResult<u64> {
+    let credit = points.saturating_mul(program.credit_per_point);
+    let (p, c) = (signed(points)?, signed(credit)?);
+    ledger::post(
+        tx,
+        now,
+        JournalKind::PointsConversion,
+        None,
+        vec![
+            (points_key(member.id, merchant), -p),
+            (AccountKey::PointsIssued(merchant), p),
+            (store_key(member.id, merchant), c),
+            (AccountKey::StoreIssued(merchant), -c),
+        ],
+    )?;
+    notice::enqueue(
+        tx,
+        now,
+        member,
+        NoticeKind::PointsConverted {
+            merchant,
+            points,
+            credit,
+        },
+    )?;
+    Ok(credit)
+}
+
+fn points_block(currency: Currency, t: AmountType, v: u64) -> AmountBlock {
+    AmountBlock::credit(
+        AccountType::Unspecified,
+        t,
+        currency,
+        Amount::new(v).unwrap_or(Amount::MAX),
+    )
+}
+
+/// DE 54 block of a member's points balance at a merchant (balance
+/// inquiries).
+pub(crate) fn balance_block(
+    tx: &Tx<'_>,
+    member: MemberId,
+    merchant: MerchantId,
+    currency: Currency,
+) -> TxResult<Option<AmountBlock>> {
+    if program(tx, &merchant)?.is_none() {
+        return Ok(None);
+    }
+    let v = available(tx, &points_key(member, merchant))?;
+    Ok(Some(points_block(currency, AmountType::PointsBalance, v)))
+}
+
+/// Everything loyalty does when a purchase is confirmed for `charged`
+/// rials: the member's standing (spend, tier), points and cashback at the
+/// merchant, a referral bonus, automatic conversion, notices. Returns the
+/// DE 54 blocks to add (points earned and balance) when the merchant has a
+/// programme.
+pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<AmountBlock>> {
+    let tx = cx.tx;
+    let Some(mut member) = member_of(tx, txn)? else {
+        return Ok(Vec::new());
+    };
+    let cfg = &cx.engine.cfg.loyalty;
+    let merchant = txn.merchant;
+    let month = month_of_day(cx.day(cx.now));
+    let mut standing: Standing = tx
+        .get(Table::Standing, &member_key(member.id))?
+        .unwrap_or_default();
+    let earns = program(tx, &merchant)?
+        .filter(|p| txn.code != ProcessingCode::StorePurchase || p.earn_on_store);
+    let vip = standing.vip(month);
+    let (points, cashback) = earns.as_ref().map_or((0, 0), |p| {
+        (
+            p.points_on(charged, member.tier, vip, cx.now),
+            p.cashback_on(charged),
+        )
+    });
+    let m = standing.month_mut(month);
+    m.spend = m.spend.saturating_add(charged);
+    m.points = m.points.saturating_add(points);
+    m.purchases = m.purchases.saturating_add(1);
+    standing.purchases += 1;
+    standing.last_purchase = Some(cx.now);
+
+    let mut earned = Earned {
+        member: member.id,
+        spend: charged,
+        month,
+        points,
+        cashback,
+        credit_per_point: earns.as_ref().map_or(0, |p| p.credit_per_point),
+        ..Earned::default()
+    };
+    grant(
+        tx,
+        cx.now,
+        JournalKind::Loyalty,
+        Some(txn),
+        (member.id, merchant),
+        points,
+        cashback,
+    )?;
+
+    if let Some(p) = &earns {
+        referral(cx, &mut standing, &member, merchant, p)?;
+        if let Some(step) = p.auto_convert_at {
+            let balance = available(tx, &points_key(member.id, merchant))?;
+            if balance >= step {
+                convert(tx, cx.now, &member, merchant, p, balance / step * step)?;
+            }
+        }
+    }
+
+    let tier = cfg.tier_for(standing.rolling(cfg, month));
+    if tier > member.tier {
+        earned.upgraded_from = Some(member.tier);
+        notice::enqueue(
+            tx,
+            cx.now,
+            &member,
+            NoticeKind::TierChange {
+                from: member.tier,
+                to: tier,
+            },
+        )?;
+        member.tier = tier;
+        tx.put(Table::Members, &member_key(member.id), &member)?;
+    }
+    standing.trim(cfg, month);
+    tx.put(Table::Standing, &member_key(member.id), &standing)?;
+    tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
+
+    if cfg.receipts {
+        notice::enqueue(
+            tx,
+            cx.now,
+            &member,
+            NoticeKind::Receipt {
+                rrn: txn.rrn,
+                merchant,
+                amount: charged,
+                points,
+            },
+        )?;
+    }
+    if let (Some(limit), Some(acc @ AccountKey::Club(_))) = (cfg.low_balance, &txn.account) {
+        let after = ledger::account(tx, acc)?.available();
+        let before = after.saturating_add(signed(charged)?);
+        let limit = signed(limit)?;
+        if after < limit && before >= limit {
+            notice::enqueue(
+                tx,
+                cx.now,
+                &member,
+                NoticeKind::LowBalance { available: after },
+            )?;
+        }
+    }
+
+    if earns.is_none() {
+        return Ok(Vec::new());
+    }
+    let balance = available(tx, &points_key(member.id, merchant))?;
+    Ok(vec![
+        points_block(txn.currency, AmountType::PointsEarned, points),
+        points_block(txn.currency, AmountType::PointsBalance, balance),
+    ])
+}
+
+/// Pays the referral bonus at the newcomer's first confirmed purchase at a
+/// merchant whose programme has one, once.
+fn referral(
+    cx: &Cx<'_>,
+    standing: &mut Standing,
+    newcomer: &Member,
+    merchant: MerchantId,
+    p: &Program,
+) -> TxResult<()> {
+    let Some(referrer) = standing.referred_by else {
+        return Ok(());
+    };
+    if standing.referral_paid || p.referral_points == 0 {
+        return Ok(());
+    }
+    standing.referral_paid = true;
+    let referrer = cx
+        .tx
+        .get::<Member>(Table::Members, &member_key(referrer))?
+        .filter(|m| m.status == crate::model::Status::Active);
+    for m in std::iter::once(newcomer).chain(referrer.as_ref()) {
+        grant(
+            cx.tx,
+            cx.now,
+            JournalKind::ReferralBonus,
+            None,
+            (m.id, merchant),
+            p.referral_points,
+            0,
+        )?;
+        notice::enqueue(
+            cx.tx,
+            cx.now,
+            m,
+            NoticeKind::ReferralBonus {
+                merchant,
+                points: p.referral_points,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The part of a purchase a take-back is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Share {
+    pub amount: u64,
+    /// Whether this take-back leaves nothing of the purchase (a reversal,
+    /// or the refund of what remained): it takes whatever is left.
+    pub last: bool,
+}
+
+/// `part` of `total` in proportion `amount / of`, rounded down.
+fn pro_rata(total: u64, amount: u64, of: u64) -> u64 {
+    if of == 0 {
+        return 0;
+    }
+    (u128::from(total) * u128::from(amount) / u128::from(of)) as u64
+}
+
+/// Takes back what a purchase earned, for `share` of it, in the reversal's
+/// or refund's transaction `by` (posted under its RRN). Points still held
+/// come back first, then the store credit they were converted into; what
+/// the member has already spent is written off to the merchant. Returns
+/// what was recovered, or `None` if the purchase earned nothing. A
+/// refund's take-back is recorded under the refund's RRN.
+pub(crate) fn take_back(
+    cx: &Cx<'_>,
+    purchase: &Txn,
+    by: &Txn,
+    share: Share,
+) -> TxResult<Option<Recovered>> {
+    let tx = cx.tx;
+    let Some(mut e) = tx.get::<Earned>(Table::Earnings, purchase.rrn.as_bytes())? else {
+        return Ok(None);
+    };
+    let owed = |total: u64, returned: u64| {
+        let left = total.saturating_sub(returned);
+        if share.last {
+            left
+        } else {
+            pro_rata(total, share.amount, purchase.final_amount).min(left)
+        }
+    };
+    let owed_points = owed(e.points, e.returned_points);
+    let owed_cashback = owed(e.cashback, e.returned_cashback);
+    let owed_spend = owed(e.spend, e.returned_spend);
+    let merchant = purchase.merchant;
+
+    let points = owed_points.min(available(tx, &points_key(e.member, merchant))?);
+    let mut store = available(tx, &store_key(e.member, merchant))?;
+    let short = owed_points - points;
+    let converted = store
+        .checked_div(e.credit_per_point)
+        .map_or(0, |n| short.min(n));
+    let credit_for_points = converted * e.credit_per_point;
+    store -= credit_for_points;
+    let cashback = owed_cashback.min(store);
+    let rec = Recovered {
+        points,
+        credit_for_points,
+        cashback,
+        spend: owed_spend,
+        owed_points,
+        owed_cashback,
+    };
+    let (p, c) = (signed(points)?, signed(credit_for_points + cashback)?);
+    ledger::post(
+        tx,
+        cx.now,
+        JournalKind::LoyaltyReturn,
+        Some(by.rrn),
+        vec![
+            (points_key(e.member, merchant), -p),
+            (AccountKey::PointsIssued(merchant), p),
+            (store_key(e.member, merchant), -c),
+            (AccountKey::StoreIssued(merchant), c),
+        ],
+    )?;
+    e.returned_points += owed_points;
+    e.returned_cashback += owed_cashback;
+    e.returned_spend += owed_spend;
+    e.written_off_points += short - converted;
+    e.written_off_cashback += owed_cashback - cashback;
+
+    let mut standing: Standing = tx
+        .get(Table::Standing, &member_key(e.member))?
+        .unwrap_or_default();
+    if let Some(m) = standing.months.iter_mut().find(|m| m.month == e.month) {
+        m.spend = m.spend.saturating_sub(owed_spend);
+        m.points = m.points.saturating_sub(owed_points);
+    }
+    tx.put(Table::Standing, &member_key(e.member), &standing)?;
+
+    if let Some(mut member) = tx.get::<Member>(Table::Members, &member_key(e.member))? {
+        // Undo an upgrade this very purchase made, if it no longer holds.
+        let cfg = &cx.engine.cfg.loyalty;
+        let now_tier = cfg.tier_for(standing.rolling(cfg, month_of_day(cx.day(cx.now))));
+        if let Some(from) = e.upgraded_from.filter(|_| now_tier < member.tier) {
+            let to = now_tier.max(from);
+            notice::enqueue(
+                tx,
+                cx.now,
+                &member,
+                NoticeKind::TierChange {
+                    from: member.tier,
+                    to,
+                },
+            )?;
+            member.tier = to;
+            tx.put(Table::Members, &member_key(member.id), &member)?;
+            e.upgraded_from = None;
+        }
+        if points > 0 || credit_for_points + cashback > 0 {
+            notice::enqueue(
+                tx,
+                cx.now,
+                &member,
+                NoticeKind::Returned {
+                    rrn: by.rrn,
+                    merchant,
+                    points,
+                    credit: credit_for_points + cashback,
+                },
+            )?;
+        }
+    }
+    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)?;
+    if by.rrn != purchase.rrn {
+        // A refund: remember what it took, so that undoing it gives it back.
+        let r = Earned {
+            member: e.member,
+            refund: Some(rec),
+            ..Earned::default()
+        };
+        tx.put(Table::Earnings, by.rrn.as_bytes(), &r)?;
+    }
+    Ok(Some(rec))
+}
+
+/// A refund was undone: gives back what it took (the points, credit and
+/// cashback it recovered, and the spend it subtracted) and counts the
+/// purchase's earnings as not returned again.
+pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> TxResult<()> {
+    let tx = cx.tx;
+    let Some(Earned {
+        member,
+        refund: Some(rec),
+        ..
+    }) = tx.get::<Earned>(Table::Earnings, refund.rrn.as_bytes())?
+    else {
+        return Ok(());
+    };
+    grant(
+        tx,
+        cx.now,
+        JournalKind::Loyalty,
+        Some(refund),
+        (member, purchase.merchant),
+        rec.points,
+        rec.credit_for_points + rec.cashback,
+    )?;
+    tx.remove(Table::Earnings, refund.rrn.as_bytes())?;
+    let Some(mut e) = tx.get::<Earned>(Table::Earnings, purchase.rrn.as_bytes())? else {
+        return Ok(());
+    };
+    let converted = rec
+        .credit_for_points
+        .checked_div(e.credit_per_point)
+        .unwrap_or(0);
+    e.written_off_points = e
+        .written_off_points
+        .saturating_sub(rec.owed_points - rec.points - converted);
+    e.written_off_cashback = e
+        .written_off_cashback
+        .saturating_sub(rec.owed_cashback - rec.cashback);
+    e.returned_points = e.returned_points.saturating_sub(rec.owed_points);
+    e.returned_cashback = e.returned_cashback.saturating_sub(rec.owed_cashback);
+    e.returned_spend = e.returned_spend.saturating_sub(rec.spend);
+    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)?;
+    let mut standing: Standing = tx
+        .get(Table::Standing, &member_key(member))?
+        .unwrap_or_default();
+    if let Some(m) = standing.months.iter_mut().find(|m| m.month == e.month) {
+        m.spend = m.spend.saturating_add(rec.spend);
+        m.points = m.points.saturating_add(rec.owed_points);
+    }
+    tx.put(Table::Standing, &member_key(member), &standing)
+}

@@ -1,0 +1,393 @@
+//! Loyalty: points, cashback, tiers, VIP by commitment and referrals.
+//!
+//! **What moves.** Points are value like any other, in their own unit: a
+//! member's points at a merchant are the customer account
+//! [`AccountKey::Points`], balanced by [`AccountKey::PointsIssued`] of the
+//! merchant, and every earning, conversion and take-back is one balanced
+//! journal entry. Cashback and converted points become store credit at the
+//! merchant ([`AccountKey::Store`] against [`AccountKey::StoreIssued`]), so
+//! they are spent with a store purchase and carried by the merchant like
+//! any other credit it granted.
+//!
+//! **When.** Earnings are made final at confirm, in the confirm's own
+//! transaction (never at authorize, which stays as fast as without a
+//! programme); a reversal takes them back in full and a refund in
+//! proportion, the last refund taking whatever is left. Points already
+//! converted are taken back from the store credit they became, at the rate
+//! they were converted at; what the member has already spent is written off
+//! to the merchant and shown on the purchase's [`Earned`] record.
+//!
+//! **Tiers.** A member's tier follows their rolling spend (or points
+//! earned) over the last months, across the network. A purchase that
+//! crosses a threshold upgrades at once; downgrades wait for the period
+//! review at the start of each month. Reversing the purchase that caused an
+//! upgrade undoes that upgrade (a member cannot buy a tier and hand the
+//! goods back).
+//!
+//! **Rounding.** Points and cashback are rounded down, like discounts.
+
+mod earn;
+mod review;
+
+pub(crate) use earn::{balance_block, on_confirm, on_refund_reversed, take_back, Share};
+pub use review::{ReferralCode, Review};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{MemberId, Tier, UnixTime};
+
+/// Basis points of one: a multiplier of 10,000 leaves a figure unchanged.
+pub const ONE: u32 = 10_000;
+
+/// A merchant's loyalty programme (stored by merchant id). In JSON every
+/// field may be left out for its default.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Program {
+    pub active: bool,
+    /// Points earned per `per_amount` rials of a confirmed purchase.
+    pub points: u64,
+    pub per_amount: u64,
+    /// Multiplier per tier, bronze first, in basis points.
+    pub tier_bps: [u32; 4],
+    /// Extra multiplier while a member is VIP, in basis points.
+    pub vip_bps: u32,
+    /// Campaign windows with their own multiplier; the largest applies.
+    pub campaigns: Vec<Campaign>,
+    /// Whether purchases paid with store credit earn too (they do not by
+    /// default: credit the merchant granted should not breed more).
+    pub earn_on_store: bool,
+    /// Store credit, in rials, one point turns into; 0: no conversion.
+    pub credit_per_point: u64,
+    /// Convert automatically, in whole multiples of this many points, once
+    /// the balance reaches it.
+    pub auto_convert_at: Option<u64>,
+    /// Cashback as store credit, basis points of the amount charged.
+    pub cashback_bps: u32,
+    /// Points a referral earns the referrer and the newcomer each, paid at
+    /// the newcomer's first confirmed purchase at this merchant.
+    pub referral_points: u64,
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Program {
+            active: true,
+            points: 1,
+            per_amount: 10_000,
+            tier_bps: [ONE, ONE, ONE, ONE],
+            vip_bps: ONE,
+            campaigns: Vec::new(),
+            earn_on_store: false,
+            credit_per_point: 0,
+            auto_convert_at: None,
+            cashback_bps: 0,
+            referral_points: 0,
+        }
+    }
+}
+
+/// A window in which points earn a multiplier.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Campaign {
+    pub name: String,
+    pub from: UnixTime,
+    pub to: UnixTime,
+    pub multiplier_bps: u32,
+}
+
+impl Program {
+    /// Checks what the engine relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.per_amount == 0 {
+            return Err("per_amount must be positive".into());
+        }
+        if self.cashback_bps > ONE {
+            return Err("cashback_bps is at most 10000 (100%)".into());
+        }
+        if self.auto_convert_at == Some(0) {
+            return Err("auto_convert_at must be positive".into());
+        }
+        if self.auto_convert_at.is_some() && self.credit_per_point == 0 {
+            return Err("auto_convert_at needs credit_per_point".into());
+        }
+        if self.campaigns.iter().any(|c| c.to <= c.from) {
+            return Err("a campaign must end after it starts".into());
+        }
+        Ok(())
+    }
+
+    /// The multiplier, in basis points, for a member of `tier` (VIP or not)
+    /// purchasing at `at`.
+    pub fn multiplier_bps(&self, tier: Tier, vip: bool, at: UnixTime) -> u64 {
+        let campaign = self
+            .campaigns
+            .iter()
+            .filter(|c| c.from <= at && at < c.to)
+            .map(|c| c.multiplier_bps)
+            .max()
+            .unwrap_or(ONE);
+        let mut m =
+            u128::from(self.tier_bps[tier as usize]) * u128::from(campaign) / u128::from(ONE);
+        if vip {
+            m = m * u128::from(self.vip_bps) / u128::from(ONE);
+        }
+        u64::try_from(m).unwrap_or(u64::MAX)
+    }
+
+    /// Points earned on `amount` rials.
+    pub fn points_on(&self, amount: u64, tier: Tier, vip: bool, at: UnixTime) -> u64 {
+        let base =
+            u128::from(amount) / u128::from(self.per_amount.max(1)) * u128::from(self.points);
+        let p = base * u128::from(self.multiplier_bps(tier, vip, at)) / u128::from(ONE);
+        u64::try_from(p).unwrap_or(u64::MAX)
+    }
+
+    /// Cashback on `amount` rials.
+    pub fn cashback_on(&self, amount: u64) -> u64 {
+        (u128::from(amount) * u128::from(self.cashback_bps) / u128::from(ONE)) as u64
+    }
+}
+
+/// What decides a member's tier.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TierBasis {
+    /// Rials spent in the window.
+    #[default]
+    Spend,
+    /// Points earned in the window.
+    Points,
+}
+
+/// Network-wide loyalty settings.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LoyaltyConfig {
+    /// Display names of the four tiers, lowest first.
+    pub tier_names: [String; 4],
+    /// What silver, gold and platinum take, in the basis's unit.
+    pub tier_thresholds: [u64; 3],
+    pub basis: TierBasis,
+    /// Months the rolling window covers (the current one included).
+    pub window_months: u32,
+    /// VIP by commitment: at least `min_monthly` rials spent in each of
+    /// `months` consecutive complete months makes a member VIP for
+    /// `lasts_months` months. `min_monthly` 0 turns it off.
+    pub vip_min_monthly: u64,
+    pub vip_months: u32,
+    pub vip_lasts_months: u32,
+    /// Notify a member whose club balance falls below this after a
+    /// purchase.
+    pub low_balance: Option<u64>,
+    /// Send a receipt notice for every confirmed purchase of a member.
+    pub receipts: bool,
+}
+
+impl Default for LoyaltyConfig {
+    fn default() -> Self {
+        LoyaltyConfig {
+            tier_names: ["bronze", "silver", "gold", "platinum"].map(String::from),
+            tier_thresholds: [100_000_000, 500_000_000, 2_000_000_000],
+            basis: TierBasis::Spend,
+            window_months: 12,
+            vip_min_monthly: 0,
+            vip_months: 6,
+            vip_lasts_months: 6,
+            low_balance: None,
+            receipts: false,
+        }
+    }
+}
+
+impl LoyaltyConfig {
+    /// The tier a rolling figure reaches.
+    pub fn tier_for(&self, figure: u64) -> Tier {
+        let t = &self.tier_thresholds;
+        if figure >= t[2] {
+            Tier::Platinum
+        } else if figure >= t[1] {
+            Tier::Gold
+        } else if figure >= t[0] {
+            Tier::Silver
+        } else {
+            Tier::Bronze
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.tier_thresholds;
+        if !(t[0] <= t[1] && t[1] <= t[2]) {
+            return Err("tier thresholds must not decrease".into());
+        }
+        if self.window_months == 0 {
+            return Err("window_months must be positive".into());
+        }
+        if self.vip_min_monthly > 0 && (self.vip_months == 0 || self.vip_lasts_months == 0) {
+            return Err("vip months and lasts_months must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A member's activity in one local calendar month.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct MonthActivity {
+    /// Months since year 0 (year × 12 + month − 1).
+    pub month: i64,
+    pub spend: u64,
+    pub points: u64,
+    pub purchases: u32,
+}
+
+/// A member's loyalty standing across the network.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Standing {
+    /// The months of the rolling window (and the VIP look-back), oldest
+    /// first; months with no purchase are absent.
+    pub months: Vec<MonthActivity>,
+    /// VIP through the month before this one (a month index).
+    pub vip_until: Option<i64>,
+    /// Who referred this member.
+    pub referred_by: Option<MemberId>,
+    /// Whether the referral bonus has been paid.
+    pub referral_paid: bool,
+    /// Confirmed purchases, ever, and when the last one was.
+    pub purchases: u64,
+    pub last_purchase: Option<UnixTime>,
+}
+
+impl Standing {
+    /// The rolling figure the tier is decided on, for the window ending
+    /// with `month`.
+    pub fn rolling(&self, cfg: &LoyaltyConfig, month: i64) -> u64 {
+        let from = month - i64::from(cfg.window_months) + 1;
+        self.months
+            .iter()
+            .filter(|m| (from..=month).contains(&m.month))
+            .map(|m| match cfg.basis {
+                TierBasis::Spend => m.spend,
+                TierBasis::Points => m.points,
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
+    pub fn vip(&self, month: i64) -> bool {
+        self.vip_until.is_some_and(|u| month < u)
+    }
+
+    /// The activity record of `month`, created in order if absent.
+    pub(crate) fn month_mut(&mut self, month: i64) -> &mut MonthActivity {
+        let i = match self.months.binary_search_by_key(&month, |m| m.month) {
+            Ok(i) => i,
+            Err(i) => {
+                self.months.insert(
+                    i,
+                    MonthActivity {
+                        month,
+                        ..MonthActivity::default()
+                    },
+                );
+                i
+            }
+        };
+        &mut self.months[i]
+    }
+
+    /// Forgets months no window or look-back before `month` needs.
+    pub(crate) fn trim(&mut self, cfg: &LoyaltyConfig, month: i64) {
+        let keep = i64::from(cfg.window_months.max(cfg.vip_months));
+        self.months.retain(|m| m.month > month - keep);
+    }
+}
+
+/// What one confirmed purchase earned, and what has been taken back.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Earned {
+    pub member: MemberId,
+    /// Spend counted toward the tier, in the month it counted in.
+    pub spend: u64,
+    pub month: i64,
+    pub points: u64,
+    pub cashback: u64,
+    /// Store credit one point was converted at (for taking back converted
+    /// points); 0 if the programme does not convert.
+    pub credit_per_point: u64,
+    /// Taken back so far (owed, whether recovered or written off).
+    pub returned_spend: u64,
+    pub returned_points: u64,
+    pub returned_cashback: u64,
+    /// What could not be recovered: points already spent (as converted
+    /// credit) and cashback already spent.
+    pub written_off_points: u64,
+    pub written_off_cashback: u64,
+    /// The tier this purchase upgraded the member from.
+    pub upgraded_from: Option<Tier>,
+    /// For a refund: what it recovered (points, cashback, spend), which
+    /// reversing the refund gives back.
+    pub refund: Option<Recovered>,
+}
+
+/// What a take-back recovered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Recovered {
+    pub points: u64,
+    /// Store credit taken in place of converted points.
+    pub credit_for_points: u64,
+    pub cashback: u64,
+    pub spend: u64,
+    /// The owed shares this take-back counted against the purchase.
+    pub owed_points: u64,
+    pub owed_cashback: u64,
+}
+
+/// Local month index (year × 12 + month − 1) of local day `day`.
+pub fn month_of_day(day: i64) -> i64 {
+    let (y, m, _) = clubswitch_wire::fields::civil_from_days(day);
+    y * 12 + i64::from(m) - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_round_down_per_whole_unit_and_multiply_by_tier_campaign_and_vip() {
+        let p = Program {
+            points: 2,
+            per_amount: 10_000,
+            tier_bps: [ONE, 12_500, 15_000, 20_000],
+            vip_bps: 15_000,
+            campaigns: vec![Campaign {
+                name: "double".into(),
+                from: UnixTime(100),
+                to: UnixTime(200),
+                multiplier_bps: 20_000,
+            }],
+            ..Program::default()
+        };
+        assert_eq!(p.points_on(19_999, Tier::Bronze, false, UnixTime(0)), 2);
+        assert_eq!(p.points_on(100_000, Tier::Silver, false, UnixTime(0)), 25);
+        assert_eq!(p.points_on(100_000, Tier::Silver, false, UnixTime(150)), 50);
+        assert_eq!(p.points_on(100_000, Tier::Gold, true, UnixTime(200)), 45);
+    }
+
+    #[test]
+    fn tiers_follow_thresholds_and_the_rolling_window_drops_old_months() {
+        let cfg = LoyaltyConfig {
+            tier_thresholds: [100, 200, 300],
+            window_months: 3,
+            vip_months: 3,
+            ..LoyaltyConfig::default()
+        };
+        assert_eq!(cfg.tier_for(99), Tier::Bronze);
+        assert_eq!(cfg.tier_for(200), Tier::Gold);
+        let mut s = Standing::default();
+        s.month_mut(10).spend = 150;
+        s.month_mut(8).spend = 100;
+        s.month_mut(7).spend = 1_000;
+        assert_eq!(s.rolling(&cfg, 10), 250);
+        assert_eq!(s.months.first().map(|m| m.month), Some(7));
+        s.trim(&cfg, 10);
+        assert_eq!(s.months.len(), 2);
+    }
+}

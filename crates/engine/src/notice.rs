@@ -1,0 +1,156 @@
+//! The outbox of member notices.
+//!
+//! A notice is written in the same transaction as the event it tells of (a
+//! purchase, a tier change), so it exists exactly when the event does, and
+//! is delivered at least once by whoever drains the outbox (the daemon's
+//! notifier): a delivered notice is removed, a failed one waits with
+//! exponential backoff and is tried again. Nothing here waits for a
+//! gateway, so a slow or dead one never delays a terminal.
+
+use clubswitch_wire::{MerchantId, Rrn};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{Member, MemberId, Tier, UnixTime};
+use crate::store::{Table, Tx, TxResult};
+
+/// What a notice tells.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// A confirmed purchase.
+    Receipt {
+        rrn: Rrn,
+        merchant: MerchantId,
+        amount: u64,
+        points: u64,
+    },
+    /// The club balance fell below the configured threshold.
+    LowBalance { available: i64 },
+    /// The member's tier changed.
+    TierChange { from: Tier, to: Tier },
+    /// The member became VIP, through the month before `until` (a month
+    /// index).
+    Vip { until: i64 },
+    /// Points turned into store credit.
+    PointsConverted {
+        merchant: MerchantId,
+        points: u64,
+        credit: u64,
+    },
+    /// A referral bonus was paid.
+    ReferralBonus { merchant: MerchantId, points: u64 },
+    /// Store credit or points came back after a refund or reversal.
+    Returned {
+        rrn: Rrn,
+        merchant: MerchantId,
+        points: u64,
+        credit: u64,
+    },
+}
+
+/// One notice in the outbox.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: u64,
+    pub member: MemberId,
+    /// Where to send it (the member's phone number when it was written).
+    pub phone: String,
+    pub at: UnixTime,
+    pub kind: NoticeKind,
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_at: UnixTime,
+    pub last_error: Option<String>,
+}
+
+/// Queues a notice to `member` inside the running transaction.
+pub(crate) fn enqueue(
+    tx: &Tx<'_>,
+    now: UnixTime,
+    member: &Member,
+    kind: NoticeKind,
+) -> TxResult<()> {
+    let id = tx.next_id()?;
+    let notice = Notice {
+        id,
+        member: member.id,
+        phone: member.phone.clone(),
+        at: now,
+        kind,
+        attempts: 0,
+        next_at: now,
+        last_error: None,
+    };
+    tx.put(Table::Outbox, &id.to_be_bytes(), &notice)
+}
+
+/// Delay before attempt `attempts + 1`: `base` doubling, at most `max`.
+pub fn backoff(attempts: u32, base_secs: i64, max_secs: i64) -> i64 {
+    let factor = 1i64.checked_shl(attempts.min(30)).unwrap_or(i64::MAX);
+    base_secs.saturating_mul(factor).min(max_secs).max(1)
+}
+
+impl Engine {
+    /// Notices due at `now`, oldest first, at most `max` of them, looking at
+    /// no more than `scan` records.
+    pub fn due_notices(&self, now: UnixTime, max: usize, scan: usize) -> Result<Vec<Notice>> {
+        let mut due = Vec::new();
+        for item in self.store.scan::<Notice>(Table::Outbox, b"").take(scan) {
+            let (_, n) = item?;
+            if n.next_at <= now {
+                due.push(n);
+                if due.len() == max {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Notices waiting, delivered or not yet.
+    pub fn outbox_len(&self) -> usize {
+        self.store.len(Table::Outbox)
+    }
+
+    /// Removes a delivered notice.
+    pub fn notice_delivered(&self, id: u64) -> Result<()> {
+        self.store
+            .transaction(|tx| tx.remove(Table::Outbox, &id.to_be_bytes()))
+    }
+
+    /// Records a failed attempt; the notice is tried again after
+    /// `retry_in_secs`.
+    pub fn notice_failed(
+        &self,
+        id: u64,
+        now: UnixTime,
+        error: &str,
+        retry_in_secs: i64,
+    ) -> Result<()> {
+        self.store.transaction(|tx| {
+            let key = id.to_be_bytes();
+            let Some(mut n) = tx.get::<Notice>(Table::Outbox, &key)? else {
+                return Ok(());
+            };
+            n.attempts = n.attempts.saturating_add(1);
+            n.next_at = now.plus(retry_in_secs);
+            n.last_error = Some(error.chars().take(200).collect());
+            tx.put(Table::Outbox, &key, &n)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_from_the_base_and_stops_at_the_ceiling() {
+        assert_eq!(backoff(0, 5, 3600), 5);
+        assert_eq!(backoff(3, 5, 3600), 40);
+        assert_eq!(backoff(20, 5, 3600), 3600);
+        assert_eq!(backoff(u32::MAX, 5, 3600), 3600);
+    }
+}

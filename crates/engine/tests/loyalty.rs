@@ -1,0 +1,503 @@
+//! Loyalty: earning at confirm, taking back at reversal and refund,
+//! conversion, cashback, tiers, VIP, referrals and notices. Every test ends
+//! with the audit.
+
+mod common;
+
+use clubswitch_engine::loyalty::{Campaign, ONE};
+use clubswitch_engine::*;
+use clubswitch_wire::{AccountType, AmountType, ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+/// One point per 1,000 rials; silver earns 1.5×.
+fn program() -> Program {
+    Program {
+        points: 1,
+        per_amount: 1_000,
+        tier_bps: [ONE, 15_000, 20_000, 30_000],
+        ..Program::default()
+    }
+}
+
+fn with_program(p: Program) -> World {
+    let w = World::new();
+    w.engine.put_program(&w.merchant, &p).unwrap();
+    w
+}
+
+fn points_in(o: &Outcome, t: AmountType) -> Option<u64> {
+    o.amounts
+        .iter()
+        .find(|b| b.account == AccountType::Unspecified && b.amount_type == t)
+        .map(|b| b.amount.value())
+}
+
+fn points(w: &World) -> i64 {
+    w.engine.points(w.member.id, &w.merchant).unwrap().balance
+}
+
+/// Authorizes and confirms a purchase in full; returns the confirm.
+fn buy(w: &World, code: Pc, card: &str, amount: u64, at: UnixTime) -> Outcome {
+    let (auth, out) = w.authorize(code, card, amount, at);
+    assert_eq!(out.code, Rc::Approved, "{out:?}");
+    let c = w.confirm(&auth, &out, amount, at.plus(5));
+    assert_eq!(c.code, Rc::Approved, "{c:?}");
+    c
+}
+
+fn notices(w: &World) -> Vec<NoticeKind> {
+    w.engine
+        .due_notices(UnixTime(i64::MAX), 1_000, 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.kind)
+        .collect()
+}
+
+#[test]
+fn a_confirmed_club_purchase_earns_points_by_tier_and_answers_them_in_de54() {
+    let w = with_program(program());
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_400, T0);
+    assert_eq!(points(&w), 0, "authorizing earns nothing");
+    assert_eq!(points_in(&out, AmountType::PointsEarned), None);
+    let c = w.confirm(&auth, &out, 100_400, T0.plus(5));
+    // 100 whole units × 1.5 (silver), rounded down.
+    assert_eq!(points_in(&c, AmountType::PointsEarned), Some(150));
+    assert_eq!(points_in(&c, AmountType::PointsBalance), Some(150));
+    assert_eq!(points(&w), 150);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(10));
+    assert_eq!(points(&w), 165);
+    w.assert_audit();
+}
+
+#[test]
+fn a_merchant_without_a_programme_answers_as_before() {
+    let w = World::new();
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!(points_in(&c, AmountType::PointsEarned), None);
+    assert_eq!(points(&w), 0);
+    // The standing still counts the spend toward the tier.
+    let s = w.engine.standing(w.member.id).unwrap().unwrap();
+    assert_eq!((s.purchases, s.months[0].spend), (1, 100_000));
+    w.assert_audit();
+}
+
+#[test]
+fn a_bank_card_purchase_earns_on_what_was_charged_after_the_discount() {
+    let w = with_program(program());
+    w.engine
+        .add_rule(
+            &w.merchant,
+            DiscountRule {
+                name: "10%".into(),
+                percent_bps: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let c = buy(&w, Pc::BankDiscount, BANK_PAN, 200_000, T0);
+    // 180,000 charged → 180 × 1.5.
+    assert_eq!(points_in(&c, AmountType::PointsEarned), Some(270));
+    assert_eq!(points(&w), 270);
+    w.assert_audit();
+}
+
+#[test]
+fn store_credit_purchases_earn_only_when_the_programme_says_so() {
+    let w = with_program(program());
+    w.engine
+        .grant_store_credit(w.member.id, &w.merchant, amount(100_000), T0)
+        .unwrap();
+    buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0);
+    assert_eq!(points(&w), 0);
+    w.engine
+        .put_program(
+            &w.merchant,
+            &Program {
+                earn_on_store: true,
+                ..program()
+            },
+        )
+        .unwrap();
+    buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0.plus(60));
+    assert_eq!(points(&w), 75);
+    w.assert_audit();
+}
+
+#[test]
+fn a_campaign_window_multiplies_points_only_inside_it() {
+    let w = with_program(Program {
+        campaigns: vec![Campaign {
+            name: "Yalda".into(),
+            from: T0.plus(100),
+            to: T0.plus(200),
+            multiplier_bps: 30_000,
+        }],
+        ..program()
+    });
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    assert_eq!(points(&w), 15);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(150));
+    assert_eq!(points(&w), 15 + 45);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(200));
+    assert_eq!(points(&w), 15 + 45 + 15);
+    w.assert_audit();
+}
+
+#[test]
+fn cashback_becomes_store_credit_the_member_can_spend_at_that_merchant() {
+    let w = with_program(Program {
+        cashback_bps: 500,
+        ..program()
+    });
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
+    assert_eq!(w.store_account().balance, 10_000);
+    let c = buy(&w, Pc::StorePurchase, CLUB_PAN, 10_000, T0.plus(60));
+    assert_eq!(c.code, Rc::Approved);
+    assert_eq!(w.store_account().balance, 0);
+    w.assert_audit();
+}
+
+#[test]
+fn points_convert_automatically_in_whole_steps_once_they_reach_the_threshold() {
+    let w = with_program(Program {
+        credit_per_point: 100,
+        auto_convert_at: Some(100),
+        ..program()
+    });
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, T0); // 90 points
+    assert_eq!((points(&w), w.store_account().balance), (90, 0));
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0.plus(60)); // +150 = 240
+    assert_eq!((points(&w), w.store_account().balance), (40, 20_000));
+    assert_eq!(points_in(&c, AmountType::PointsEarned), Some(150));
+    assert_eq!(points_in(&c, AmountType::PointsBalance), Some(40));
+    assert!(notices(&w).iter().any(|n| matches!(
+        n,
+        NoticeKind::PointsConverted {
+            points: 200,
+            credit: 20_000,
+            ..
+        }
+    )));
+    w.assert_audit();
+}
+
+#[test]
+fn conversion_on_request_moves_points_into_store_credit_at_the_rate() {
+    let w = with_program(Program {
+        credit_per_point: 50,
+        ..program()
+    });
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 points
+    let e = &w.engine;
+    assert!(e
+        .convert_points(w.member.id, &w.merchant, Some(151), T0)
+        .is_err());
+    assert_eq!(
+        e.convert_points(w.member.id, &w.merchant, Some(100), T0)
+            .unwrap(),
+        (100, 5_000)
+    );
+    assert_eq!((points(&w), w.store_account().balance), (50, 5_000));
+    assert_eq!(
+        e.convert_points(w.member.id, &w.merchant, None, T0)
+            .unwrap(),
+        (50, 2_500)
+    );
+    assert!(e
+        .convert_points(w.member.id, &w.merchant, None, T0)
+        .is_err());
+    w.assert_audit();
+}
+
+#[test]
+fn a_reversal_takes_back_points_and_cashback_in_full() {
+    let w = with_program(Program {
+        cashback_bps: 1000,
+        ..program()
+    });
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!((points(&w), w.store_account().balance), (150, 10_000));
+    assert_eq!(w.undo_rrn(c.rrn.unwrap(), T0.plus(30)).code, Rc::Approved);
+    assert_eq!((points(&w), w.store_account().balance), (0, 0));
+    let s = w.engine.standing(w.member.id).unwrap().unwrap();
+    assert_eq!(s.months[0].spend, 0);
+    w.assert_audit();
+}
+
+#[test]
+fn partial_refunds_take_back_in_proportion_and_the_last_one_takes_the_rest() {
+    let w = with_program(Program {
+        cashback_bps: 333,
+        ..program()
+    });
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let rrn = c.rrn.unwrap();
+    // 150 points, 3,330 cashback.
+    assert_eq!((points(&w), w.store_account().balance), (150, 3_330));
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(60)).code,
+        Rc::Approved
+    );
+    // 150 × 1/3 → 49 back (rounded down); 3,330 × 1/3 → 1,109 back.
+    assert_eq!((points(&w), w.store_account().balance), (101, 2_221));
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 66_667, T0.plus(120)).code,
+        Rc::Approved
+    );
+    assert_eq!((points(&w), w.store_account().balance), (0, 0));
+    w.assert_audit();
+}
+
+#[test]
+fn a_refund_after_points_were_converted_takes_the_credit_they_became_and_writes_off_what_was_spent()
+{
+    let w = with_program(Program {
+        credit_per_point: 100,
+        ..program()
+    });
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 points
+    let e = &w.engine;
+    e.convert_points(w.member.id, &w.merchant, Some(120), T0.plus(10))
+        .unwrap(); // 30 points left, 12,000 credit
+    buy(&w, Pc::StorePurchase, CLUB_PAN, 9_000, T0.plus(20)); // 3,000 credit left
+    assert_eq!(
+        w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(60))
+            .code,
+        Rc::Approved
+    );
+    // 30 points back from points, 30 more as 3,000 of credit, the other 90
+    // were spent: written off to the merchant.
+    assert_eq!((points(&w), w.store_account().balance), (0, 0));
+    let earned = e.txn(&c.rrn.unwrap()).unwrap().unwrap();
+    assert_eq!(earned.refunded, 100_000);
+    w.assert_audit();
+}
+
+#[test]
+fn undoing_a_refund_gives_back_what_the_refund_took() {
+    let w = with_program(Program {
+        cashback_bps: 1000,
+        ..program()
+    });
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 50_000, T0.plus(60));
+    assert_eq!((points(&w), w.store_account().balance), (75, 5_000));
+    assert_eq!(w.undo_rrn(r.rrn.unwrap(), T0.plus(70)).code, Rc::Approved);
+    assert_eq!((points(&w), w.store_account().balance), (150, 10_000));
+    // The purchase can then be refunded in full, taking everything back.
+    assert_eq!(
+        w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(80))
+            .code,
+        Rc::Approved
+    );
+    assert_eq!((points(&w), w.store_account().balance), (0, 0));
+    w.assert_audit();
+}
+
+fn tiered() -> EngineConfig {
+    EngineConfig {
+        loyalty: LoyaltyConfig {
+            tier_thresholds: [100_000, 300_000, 1_000_000],
+            window_months: 1,
+            ..LoyaltyConfig::default()
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn tier(w: &World) -> Tier {
+    w.engine.member(w.member.id).unwrap().unwrap().tier
+}
+
+#[test]
+fn a_purchase_crossing_a_threshold_upgrades_at_once_and_its_reversal_undoes_the_upgrade() {
+    let w = World::with_config(tiered());
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
+    assert_eq!(tier(&w), Tier::Silver);
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 150_000, T0.plus(60));
+    assert_eq!(tier(&w), Tier::Gold, "350,000 reaches gold at once");
+    assert!(notices(&w).contains(&NoticeKind::TierChange {
+        from: Tier::Silver,
+        to: Tier::Gold
+    }));
+    w.undo_rrn(c.rrn.unwrap(), T0.plus(90));
+    assert_eq!(
+        tier(&w),
+        Tier::Silver,
+        "the reversed purchase bought no tier"
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn a_refund_that_leaves_the_tier_reached_keeps_it_until_the_review() {
+    let w = World::with_config(tiered());
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 150_000, T0);
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 200_000, T0.plus(60));
+    assert_eq!(tier(&w), Tier::Gold);
+    // 350,000 − 10,000 = 340,000: still gold.
+    w.refund(Pc::ClubRefund, c.rrn.unwrap(), 10_000, T0.plus(120));
+    assert_eq!(tier(&w), Tier::Gold);
+    w.assert_audit();
+}
+
+#[test]
+fn downgrades_wait_for_the_monthly_review() {
+    let w = World::with_config(tiered());
+    let e = &w.engine;
+    // November's review runs at the start of the month, before purchases.
+    let nov = T0.plus(-20 * 86_400);
+    assert_eq!(e.review_standing(nov).unwrap().unwrap().members, 0);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 350_000, T0);
+    assert_eq!(tier(&w), Tier::Gold);
+    assert_eq!(e.review_standing(T0).unwrap(), None, "once a month");
+    // In December the window (one month: November) still holds 350,000.
+    let dec = T0.plus(10 * 86_400);
+    let r = e.review_standing(dec).unwrap().unwrap();
+    assert_eq!((r.downgraded, tier(&w)), (0, Tier::Gold));
+    // In January November is out of the window: down to bronze.
+    let jan = T0.plus(41 * 86_400);
+    let r = e.review_standing(jan).unwrap().unwrap();
+    assert_eq!((r.downgraded, tier(&w)), (1, Tier::Bronze));
+    w.assert_audit();
+}
+
+#[test]
+fn members_who_keep_the_monthly_commitment_become_vip_and_earn_the_vip_multiplier() {
+    let mut cfg = tiered();
+    cfg.loyalty.tier_thresholds = [u64::MAX; 3];
+    cfg.loyalty.vip_min_monthly = 50_000;
+    cfg.loyalty.vip_months = 2;
+    cfg.loyalty.vip_lasts_months = 3;
+    let w = World::with_config(cfg);
+    w.engine
+        .put_program(
+            &w.merchant,
+            &Program {
+                vip_bps: 20_000,
+                ..program()
+            },
+        )
+        .unwrap();
+    let oct = T0.plus(-35 * 86_400);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, oct);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 40_000, T0);
+    let dec = T0.plus(10 * 86_400);
+    let r = w.engine.review_standing(dec).unwrap().unwrap();
+    assert_eq!(r.new_vip, 0, "November fell short");
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 50_000, dec);
+    let jan = T0.plus(41 * 86_400);
+    let r = w.engine.review_standing(jan).unwrap().unwrap();
+    assert_eq!(r.new_vip, 0, "November and December: November fell short");
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, jan);
+    let feb = T0.plus(72 * 86_400);
+    let r = w.engine.review_standing(feb).unwrap().unwrap();
+    assert_eq!(r.new_vip, 1, "December and January kept it");
+    assert!(w
+        .engine
+        .standing(w.member.id)
+        .unwrap()
+        .unwrap()
+        .vip(loyalty::month_of_day(
+            feb.local_day(w.engine.config().utc_offset_secs)
+        )));
+    let p0 = points(&w);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, feb);
+    // The review made the member bronze (thresholds out of reach):
+    // 10 points × 1 (bronze) × 2 (VIP).
+    assert_eq!(tier(&w), Tier::Bronze);
+    assert_eq!(points(&w) - p0, 20);
+    w.assert_audit();
+}
+
+fn amount(v: u64) -> clubswitch_wire::Amount {
+    clubswitch_wire::Amount::new(v).unwrap()
+}
+
+#[test]
+fn a_referral_pays_both_members_once_at_the_newcomers_first_purchase() {
+    let w = with_program(Program {
+        referral_points: 500,
+        ..program()
+    });
+    let e = &w.engine;
+    let newcomer = e
+        .add_member("Reza", "09121111111", Tier::Bronze, vec![])
+        .unwrap();
+    let pan2 = luhn_fix("628023140000005");
+    let card = e
+        .issue_card(&NewCard {
+            pan: pan(&pan2),
+            kind: CardKind::Club,
+            member: Some(newcomer.id),
+            expiry: None,
+            max_amount: None,
+            daily_limit: None,
+        })
+        .unwrap();
+    e.top_up(&card.hash, amount(500_000), T0).unwrap();
+    let code = ReferralCode(w.member.id);
+    assert!(
+        e.refer(newcomer.id, ReferralCode(newcomer.id)).is_err(),
+        "not oneself"
+    );
+    e.refer(newcomer.id, code).unwrap();
+    assert!(e.refer(newcomer.id, code).is_err(), "once");
+    buy(&w, Pc::ClubPurchase, &pan2, 10_000, T0);
+    let pts = |m: MemberId| e.points(m, &w.merchant).unwrap().balance;
+    assert_eq!(pts(newcomer.id), 500 + 10);
+    assert_eq!(pts(w.member.id), 500);
+    buy(&w, Pc::ClubPurchase, &pan2, 10_000, T0.plus(60));
+    assert_eq!((pts(newcomer.id), pts(w.member.id)), (520, 500));
+    assert!(
+        e.refer(newcomer.id, code).is_err(),
+        "not after the first purchase"
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn a_store_balance_inquiry_at_a_merchant_with_a_programme_includes_the_points() {
+    let w = with_program(program());
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let (_, out) = w.authorize(Pc::StoreBalance, CLUB_PAN, 0, T0.plus(60));
+    assert_eq!(out.code, Rc::Approved);
+    assert_eq!(points_in(&out, AmountType::PointsBalance), Some(150));
+}
+
+#[test]
+fn receipts_and_low_balance_notices_are_queued_and_removed_once_delivered() {
+    let mut cfg = EngineConfig::default();
+    cfg.loyalty.receipts = true;
+    cfg.loyalty.low_balance = Some(100_000);
+    let w = World::with_config(cfg);
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 300_000, T0); // 200,000 left
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 150_000, T0.plus(60)); // 50,000 left
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(120)); // still low: no repeat
+    let kinds = notices(&w);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| matches!(k, NoticeKind::Receipt { .. }))
+            .count(),
+        3
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| matches!(k, NoticeKind::LowBalance { .. }))
+            .collect::<Vec<_>>(),
+        vec![&NoticeKind::LowBalance { available: 50_000 }]
+    );
+    let e = &w.engine;
+    let due = e.due_notices(T0.plus(200), 10, 100).unwrap();
+    e.notice_failed(due[0].id, T0.plus(200), "gateway down", 30)
+        .unwrap();
+    assert_eq!(e.due_notices(T0.plus(200), 10, 100).unwrap().len(), 3);
+    assert_eq!(e.due_notices(T0.plus(230), 10, 100).unwrap().len(), 4);
+    for n in &due {
+        e.notice_delivered(n.id).unwrap();
+    }
+    assert_eq!(e.outbox_len(), 0);
+}
