@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use clubswitch::client::{Connection, Terminal};
-use clubswitch_wire::{CardData, Message, Mti, OriginalData, ProcessingCode, ResponseCode};
+use clubswitch_wire::ResponseCode;
 use serde_json::json;
 use support::Daemon;
 
@@ -40,33 +40,15 @@ async fn purchase(
     pan: &str,
     amount: u64,
 ) -> (ResponseCode, Option<(ResponseCode, String)>) {
-    let mut req = t.request(Mti::AUTH_REQUEST, 0);
-    req.set_processing_code(ProcessingCode::ClubPurchase);
-    req.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
-    req.set(42, &b"MERCHANT0000001"[..]).unwrap();
-    t.seal_card(&mut req, &CardData::from_plaintext(pan.as_bytes()).unwrap())
-        .unwrap();
-    let raw = t.sign(&mut req);
-    let (_, resp) = conn.exchange(raw, &req).await.unwrap();
+    let (resp, confirmed) = support::club_purchase(conn, t, "MERCHANT0000001", pan, amount).await;
     let rc = resp.response_code().unwrap();
-    if rc != ResponseCode::Approved {
-        return (rc, None);
-    }
-    let mut c = t.request(Mti::CONFIRM_ADVICE, 0);
-    c.set_processing_code(ProcessingCode::ClubPurchase);
-    c.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
-    c.set(42, &b"MERCHANT0000001"[..]).unwrap();
-    c.set_rrn(resp.rrn().unwrap());
-    c.set_auth_id(resp.auth_id().unwrap());
-    c.set_original_data(&OriginalData {
-        mti: Mti::AUTH_REQUEST,
-        stan: req.stan().unwrap(),
-        transmitted: req.transmission_time().unwrap(),
+    let confirmed = confirmed.map(|c| {
+        (
+            c.response_code().unwrap(),
+            resp.rrn().unwrap().as_str().to_owned(),
+        )
     });
-    let raw = t.sign(&mut c);
-    let (_, cresp): (_, Message) = conn.exchange(raw, &c).await.unwrap();
-    let rrn = resp.rrn().unwrap().as_str().to_owned();
-    (rc, Some((cresp.response_code().unwrap(), rrn)))
+    (rc, confirmed)
 }
 
 fn ready(d: &Daemon) -> bool {

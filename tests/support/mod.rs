@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clubswitch::client::{Connection, Terminal};
-use clubswitch_wire::{CardData, LengthHeader, Message, Mti, ProcessingCode, Tmk};
+use clubswitch_wire::{CardData, LengthHeader, Message, Mti, OriginalData, ProcessingCode, Tmk};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clubswitch");
 
@@ -222,4 +222,40 @@ pub fn framed(raw: &[u8]) -> Vec<u8> {
     let mut v = (raw.len() as u16).to_be_bytes().to_vec();
     v.extend_from_slice(raw);
     v
+}
+
+/// A club purchase of `amount` at `merchant` and, if it is approved, its
+/// confirm for the full amount: the request's answer and the confirm's.
+pub async fn club_purchase(
+    conn: &mut Connection,
+    t: &mut Terminal,
+    merchant: &str,
+    pan: &str,
+    amount: u64,
+) -> (Message, Option<Message>) {
+    let mut req = t.request(Mti::AUTH_REQUEST, 0);
+    req.set_processing_code(ProcessingCode::ClubPurchase);
+    req.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
+    req.set(42, merchant.as_bytes().to_vec()).unwrap();
+    t.seal_card(&mut req, &CardData::from_plaintext(pan.as_bytes()).unwrap())
+        .unwrap();
+    let raw = t.sign(&mut req);
+    let (_, resp) = conn.exchange(raw, &req).await.unwrap();
+    if resp.response_code().unwrap() != clubswitch_wire::ResponseCode::Approved {
+        return (resp, None);
+    }
+    let mut c = t.request(Mti::CONFIRM_ADVICE, 0);
+    c.set_processing_code(ProcessingCode::ClubPurchase);
+    c.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
+    c.set(42, merchant.as_bytes().to_vec()).unwrap();
+    c.set_rrn(resp.rrn().unwrap());
+    c.set_auth_id(resp.auth_id().unwrap());
+    c.set_original_data(&OriginalData {
+        mti: Mti::AUTH_REQUEST,
+        stan: req.stan().unwrap(),
+        transmitted: req.transmission_time().unwrap(),
+    });
+    let raw = t.sign(&mut c);
+    let (_, confirmed) = conn.exchange(raw, &c).await.unwrap();
+    (resp, Some(confirmed))
 }

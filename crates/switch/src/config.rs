@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clubswitch_engine::{Calendar, EngineConfig};
+use clubswitch_engine::loyalty::TierBasis;
+use clubswitch_engine::{Calendar, EngineConfig, LoyaltyConfig};
 use clubswitch_wire::{Currency, LengthHeader};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub metrics: Metrics,
     pub storage: Storage,
     pub archive: Archive,
+    pub loyalty: Loyalty,
+    pub notices: Notices,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +170,8 @@ impl Default for Config {
             metrics: Metrics::default(),
             storage: Storage::default(),
             archive: Archive::default(),
+            loyalty: Loyalty::default(),
+            notices: Notices::default(),
         }
     }
 }
@@ -257,6 +262,116 @@ impl Default for Metrics {
     }
 }
 
+/// Network-wide loyalty settings (each merchant's programme is set through
+/// the admin API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Loyalty {
+    /// Names of the four tiers, lowest first.
+    pub tier_names: Vec<String>,
+    /// What silver, gold and platinum take over the rolling window.
+    pub tier_thresholds: Vec<u64>,
+    /// `spend` (rials) or `points` (earned).
+    pub tier_basis: TierBasis,
+    /// Months in the rolling window, the current one included.
+    pub window_months: u32,
+    /// VIP by commitment: at least this much spent in each of `vip_months`
+    /// consecutive months makes a member VIP for `vip_lasts_months`; 0 is
+    /// off.
+    pub vip_min_monthly: u64,
+    pub vip_months: u32,
+    pub vip_lasts_months: u32,
+    /// Notify members whose club balance falls below this.
+    pub low_balance: Option<u64>,
+    /// A receipt notice for every confirmed purchase of a member.
+    pub receipts: bool,
+}
+
+/// Where member notices go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeChannel {
+    /// Written to the log (the demo).
+    Log,
+    /// POSTed as JSON to `webhook_url` (an SMS gateway).
+    Webhook,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Notices {
+    pub channel: NoticeChannel,
+    pub webhook_url: Option<String>,
+    /// Sent as `Authorization: Bearer`; from this file.
+    pub webhook_token_file: Option<PathBuf>,
+    pub webhook_timeout_ms: u64,
+    /// First retry after this long, doubling up to `retry_max_secs`.
+    pub retry_base_secs: i64,
+    pub retry_max_secs: i64,
+    /// How often the outbox is drained, and how many per round.
+    pub interval_ms: u64,
+    pub per_round: usize,
+}
+
+impl Default for Loyalty {
+    fn default() -> Self {
+        let d = LoyaltyConfig::default();
+        Loyalty {
+            tier_names: d.tier_names.to_vec(),
+            tier_thresholds: d.tier_thresholds.to_vec(),
+            tier_basis: d.basis,
+            window_months: d.window_months,
+            vip_min_monthly: d.vip_min_monthly,
+            vip_months: d.vip_months,
+            vip_lasts_months: d.vip_lasts_months,
+            low_balance: d.low_balance,
+            receipts: d.receipts,
+        }
+    }
+}
+
+impl Loyalty {
+    pub fn engine(&self) -> Result<LoyaltyConfig, ConfigError> {
+        let names: [String; 4] = self.tier_names.clone().try_into().map_err(|_| {
+            ConfigError::Invalid("loyalty.tier_names needs four names, lowest first".into())
+        })?;
+        let thresholds: [u64; 3] = self.tier_thresholds.clone().try_into().map_err(|_| {
+            ConfigError::Invalid(
+                "loyalty.tier_thresholds needs three figures: silver, gold, platinum".into(),
+            )
+        })?;
+        let cfg = LoyaltyConfig {
+            tier_names: names,
+            tier_thresholds: thresholds,
+            basis: self.tier_basis,
+            window_months: self.window_months,
+            vip_min_monthly: self.vip_min_monthly,
+            vip_months: self.vip_months,
+            vip_lasts_months: self.vip_lasts_months,
+            low_balance: self.low_balance,
+            receipts: self.receipts,
+        };
+        cfg.validate()
+            .map_err(|e| ConfigError::Invalid(format!("loyalty: {e}")))?;
+        Ok(cfg)
+    }
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Notices {
+            channel: NoticeChannel::Log,
+            webhook_url: None,
+            webhook_token_file: None,
+            webhook_timeout_ms: 5_000,
+            retry_base_secs: 5,
+            retry_max_secs: 3_600,
+            interval_ms: 1_000,
+            per_round: 200,
+        }
+    }
+}
+
 impl Default for Storage {
     fn default() -> Self {
         Storage { cache_mb: 256 }
@@ -334,6 +449,22 @@ impl Config {
         if self.currencies.is_empty() || self.currencies.iter().any(|c| *c > 999) {
             return bad("currencies must list ISO 4217 numeric codes".into());
         }
+        self.loyalty.engine()?;
+        let n = &self.notices;
+        if n.channel == NoticeChannel::Webhook
+            && !n
+                .webhook_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return bad("notices.channel webhook needs an http(s) notices.webhook_url".into());
+        }
+        if n.retry_base_secs <= 0 || n.retry_max_secs < n.retry_base_secs || n.per_round == 0 {
+            return bad(
+                "notices: retry_base_secs positive, retry_max_secs at least that, per_round positive"
+                    .into(),
+            );
+        }
         if let Some(t) = &self.settlement.daily_at {
             parse_hhmm(t).ok_or_else(|| {
                 ConfigError::Invalid(format!("settlement.daily_at {t:?} is not HH:MM"))
@@ -391,6 +522,7 @@ impl Config {
                 .collect(),
             utc_offset_secs: self.utc_offset_secs,
             calendar: self.calendar()?,
+            loyalty: self.loyalty.engine()?,
         })
     }
 }

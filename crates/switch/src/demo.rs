@@ -1,13 +1,14 @@
 //! The deterministic demo data set: two merchants, three terminals, members
-//! with club cards, store credit, enrolled bank cards and discount rules.
+//! with club cards, store credit, enrolled bank cards, discount rules and a
+//! loyalty programme.
 //! Seeding is idempotent; the demo keys are derived from a fixed seed, so
 //! every run writes the same `demo.json`. Never use them in production.
 
 use std::path::{Path, PathBuf};
 
 use clubswitch_engine::{
-    BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Status, Terminal,
-    Tier, UnixTime,
+    BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Program, Status,
+    Terminal, Tier, UnixTime,
 };
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Tmk};
 use hmac::{Hmac, Mac};
@@ -237,6 +238,24 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
                 },
             )
             .map_err(e)?;
+        // Book City runs a loyalty programme (Cafe Naderi does not, so
+        // both kinds of merchant can be tried): a point per 10,000 rials,
+        // more for higher tiers, and every 500 points become 50,000 rials
+        // of store credit there.
+        engine
+            .put_program(
+                &m2,
+                &Program {
+                    points: 1,
+                    per_amount: 10_000,
+                    tier_bps: [10_000, 12_500, 15_000, 20_000],
+                    credit_per_point: 100,
+                    auto_convert_at: Some(500),
+                    referral_points: 200,
+                    ..Program::default()
+                },
+            )
+            .map_err(e)?;
         for (_, body, kind, member, balance, exp, blocked) in CARDS {
             let number = luhn_complete(body).ok_or("demo card without Luhn digit")?;
             let card = engine
@@ -287,6 +306,7 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
         "terminals": terminals,
         "cards": cards_out,
         "store_credit": [{ "member": MEMBERS[0].0, "merchant": MERCHANTS[0].0, "amount": 250_000 }],
+        "loyalty": [{ "merchant": MERCHANTS[1].0, "points_per_10000_rials": 1, "tier_multipliers": [1.0, 1.25, 1.5, 2.0], "credit_per_point": 100, "auto_convert_at": 500 }],
         "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
     });
     let path = dir.join("demo.json");

@@ -11,5 +11,6 @@ pub mod handler;
 pub mod http;
 pub mod master;
 pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod server;

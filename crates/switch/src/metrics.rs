@@ -74,6 +74,8 @@ pub struct Metrics {
     archived_transactions: AtomicU64,
     archived_journal_entries: AtomicU64,
     purged_requests: AtomicU64,
+    pub notices_sent: AtomicU64,
+    pub notices_failed: AtomicU64,
 }
 
 fn mti_index(mti: Mti) -> usize {
@@ -96,6 +98,8 @@ impl Default for Metrics {
             archived_transactions: AtomicU64::new(0),
             archived_journal_entries: AtomicU64::new(0),
             purged_requests: AtomicU64::new(0),
+            notices_sent: AtomicU64::new(0),
+            notices_failed: AtomicU64::new(0),
         }
     }
 }
@@ -188,6 +192,16 @@ impl Metrics {
                 "clubswitch_request_records_purged_total",
                 "Request records forgotten past the DE 7 window since start.",
                 self.purged_requests.load(Relaxed),
+            ),
+            (
+                "clubswitch_notices_sent_total",
+                "Member notices the channel accepted since start.",
+                self.notices_sent.load(Relaxed),
+            ),
+            (
+                "clubswitch_notices_failed_total",
+                "Member notice deliveries that failed (each is retried) since start.",
+                self.notices_failed.load(Relaxed),
             ),
         ];
         for (name, help, v) in gauges {

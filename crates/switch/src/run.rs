@@ -239,6 +239,8 @@ async fn serve(
     }
     tokio::spawn(housekeeping(Arc::clone(&switch), stop_rx.clone()));
     tokio::spawn(archiver(Arc::clone(&switch), stop_rx.clone()));
+    let channel = crate::notify::channel(&switch.cfg.notices)?;
+    tokio::spawn(notifier(Arc::clone(&switch), channel, stop_rx.clone()));
     http.ready.store(true, Ordering::Relaxed);
 
     shutdown_signal().await;
@@ -289,7 +291,8 @@ async fn every<R>(
     }
 }
 
-/// Expires holds and runs the daily settlement when configured.
+/// Expires holds, runs the monthly loyalty review, and the daily
+/// settlement when configured.
 async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
     let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
     let daily = switch
@@ -317,6 +320,19 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 .map_err(|e| e.to_string())?;
             if n > 0 {
                 tracing::info!(expired = n, "holds expired");
+            }
+            if let Some(r) = s
+                .engine
+                .review_standing(now)
+                .map_err(|e| format!("loyalty review: {e}"))?
+            {
+                tracing::info!(
+                    members = r.members,
+                    upgraded = r.upgraded,
+                    downgraded = r.downgraded,
+                    new_vip = r.new_vip,
+                    "monthly loyalty review"
+                );
             }
             if settle_now {
                 let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
@@ -369,6 +385,25 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 );
             }
             Ok(())
+        }
+    })
+    .await;
+}
+
+/// Drains the outbox of member notices through `channel`.
+async fn notifier(
+    switch: Arc<Switch>,
+    channel: Box<dyn crate::notify::Channel>,
+    stop: watch::Receiver<bool>,
+) {
+    let period = Duration::from_millis(switch.cfg.notices.interval_ms);
+    let channel: Arc<dyn crate::notify::Channel> = Arc::from(channel);
+    every(period, stop, "notices", move |now| {
+        let s = Arc::clone(&switch);
+        let channel = Arc::clone(&channel);
+        move || {
+            let names = &s.engine.config().loyalty.tier_names;
+            crate::notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now)
         }
     })
     .await;

@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 
 use crate::handler::{Switch, TMK_PURPOSE};
 
+mod loyalty;
+
 /// What the HTTP handlers share.
 pub struct Http {
     pub switch: Arc<Switch>,
@@ -107,6 +109,11 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
             flush.failures as f64,
         ),
         (
+            "clubswitch_notices_waiting",
+            "Member notices in the outbox, due or backing off.",
+            engine.outbox_len() as f64,
+        ),
+        (
             "clubswitch_storage_healthy",
             "1 while the ledger accepts writes; 0 after a storage failure until it is reopened.",
             if engine.store().healthy() { 1.0 } else { 0.0 },
@@ -153,6 +160,7 @@ pub fn admin_router(http: Arc<Http>) -> Router {
         )
         .route("/v1/reports", get(report))
         .route("/v1/audit", get(audit))
+        .merge(loyalty::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&http),
             auth,

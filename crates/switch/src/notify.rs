@@ -1,0 +1,259 @@
+//! Delivers member notices from the engine's outbox.
+//!
+//! The engine writes a notice in the same transaction as its event; this
+//! module drains the outbox on its own task, so a slow or dead gateway
+//! never delays a terminal. Delivery is at least once: a notice is removed
+//! only after the channel accepted it, and a failed one is tried again with
+//! exponential backoff. Each carries its outbox id, which a gateway can use
+//! to drop the rare duplicate (a crash between sending and removing).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use clubswitch_engine::notice::backoff;
+use clubswitch_engine::{Engine, Notice, NoticeKind, UnixTime};
+use serde_json::{json, Value};
+
+use crate::config::{NoticeChannel, Notices};
+use crate::metrics::Metrics;
+
+/// Where notices go.
+pub trait Channel: Send + Sync {
+    /// Delivers one notice; an error means it was not accepted.
+    fn send(&self, notice: &Notice, text: &str) -> Result<(), String>;
+}
+
+/// Writes notices to the log, the phone number masked (the demo).
+pub struct LogChannel;
+
+impl Channel for LogChannel {
+    fn send(&self, n: &Notice, text: &str) -> Result<(), String> {
+        tracing::info!(
+            id = n.id,
+            member = n.member.0,
+            to = %mask_phone(&n.phone),
+            "notice: {text}"
+        );
+        Ok(())
+    }
+}
+
+/// POSTs each notice as JSON to an SMS gateway.
+pub struct Webhook {
+    agent: ureq::Agent,
+    url: String,
+    token: Option<String>,
+}
+
+impl Webhook {
+    pub fn new(url: String, token: Option<String>, timeout: Duration) -> Webhook {
+        Webhook {
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+            url,
+            token,
+        }
+    }
+}
+
+impl Channel for Webhook {
+    fn send(&self, n: &Notice, text: &str) -> Result<(), String> {
+        let body = json!({
+            "id": n.id,
+            "member": n.member.0,
+            "to": n.phone,
+            "at": n.at.0,
+            "text": text,
+            "notice": kind_json(&n.kind),
+        });
+        let mut req = self.agent.post(&self.url);
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.send_json(body) {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(code, _)) => Err(format!("gateway answered {code}")),
+            Err(e) => Err(format!("gateway: {e}")),
+        }
+    }
+}
+
+/// The channel the configuration asks for.
+pub fn channel(cfg: &Notices) -> Result<Box<dyn Channel>, String> {
+    match cfg.channel {
+        NoticeChannel::Log => Ok(Box::new(LogChannel)),
+        NoticeChannel::Webhook => {
+            let url = cfg
+                .webhook_url
+                .clone()
+                .ok_or("notices.webhook_url is not set")?;
+            let token = match &cfg.webhook_token_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| format!("{}: {e}", p.display()))?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            Ok(Box::new(Webhook::new(
+                url,
+                token,
+                Duration::from_millis(cfg.webhook_timeout_ms),
+            )))
+        }
+    }
+}
+
+/// `09121234567` → `0912***4567`.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+/// A notice's kind and details as JSON, with ids as strings: `{"kind":
+/// "receipt", "rrn": "000000000061", ...}`.
+pub fn kind_json(kind: &NoticeKind) -> Value {
+    match kind {
+        NoticeKind::Receipt {
+            rrn,
+            merchant,
+            amount,
+            points,
+        } => {
+            json!({ "kind": "receipt", "rrn": rrn.as_str(), "merchant": merchant.as_str(), "amount": amount, "points": points })
+        }
+        NoticeKind::LowBalance { available } => {
+            json!({ "kind": "low_balance", "available": available })
+        }
+        NoticeKind::TierChange { from, to } => {
+            json!({ "kind": "tier_change", "from": from, "to": to })
+        }
+        NoticeKind::Vip { until } => json!({ "kind": "vip", "until_month": until }),
+        NoticeKind::PointsConverted {
+            merchant,
+            points,
+            credit,
+        } => {
+            json!({ "kind": "points_converted", "merchant": merchant.as_str(), "points": points, "credit": credit })
+        }
+        NoticeKind::ReferralBonus { merchant, points } => {
+            json!({ "kind": "referral_bonus", "merchant": merchant.as_str(), "points": points })
+        }
+        NoticeKind::Returned {
+            rrn,
+            merchant,
+            points,
+            credit,
+        } => {
+            json!({ "kind": "returned", "rrn": rrn.as_str(), "merchant": merchant.as_str(), "points": points, "credit": credit })
+        }
+    }
+}
+
+/// The words of a notice.
+pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
+    let tier = |t: clubswitch_engine::Tier| tier_names[t as usize].as_str();
+    match &n.kind {
+        NoticeKind::Receipt {
+            merchant,
+            amount,
+            points,
+            ..
+        } => {
+            if *points > 0 {
+                format!("Purchase of {amount} rials at {merchant}; {points} points earned.")
+            } else {
+                format!("Purchase of {amount} rials at {merchant}.")
+            }
+        }
+        NoticeKind::LowBalance { available } => {
+            format!("Your club balance is low: {available} rials available.")
+        }
+        NoticeKind::TierChange { from, to } if to > from => {
+            format!("Congratulations: you are now {}.", tier(*to))
+        }
+        NoticeKind::TierChange { to, .. } => format!("Your tier is now {}.", tier(*to)),
+        NoticeKind::Vip { until } => format!(
+            "You are VIP through {}-{:02}.",
+            until.saturating_sub(1).div_euclid(12),
+            until.saturating_sub(1).rem_euclid(12) + 1
+        ),
+        NoticeKind::PointsConverted {
+            merchant,
+            points,
+            credit,
+        } => format!("{points} points became {credit} rials of credit at {merchant}."),
+        NoticeKind::ReferralBonus { merchant, points } => {
+            format!("Referral bonus: {points} points at {merchant}.")
+        }
+        NoticeKind::Returned {
+            merchant,
+            points,
+            credit,
+            ..
+        } => format!(
+            "A refund at {merchant} took back {points} points and {credit} rials of credit."
+        ),
+    }
+}
+
+/// Records looked at per round: a gateway that has been down for long
+/// leaves many notices waiting, and each round looks at no more than this.
+const SCAN_PER_ROUND: usize = 100_000;
+
+/// One delivery round: sends what is due, removes what was accepted and
+/// reschedules what was not.
+pub fn round(
+    engine: &Engine,
+    channel: &dyn Channel,
+    cfg: &Notices,
+    tier_names: &[String; 4],
+    metrics: &Metrics,
+    now: UnixTime,
+) -> Result<(), String> {
+    let due = engine
+        .due_notices(now, cfg.per_round, SCAN_PER_ROUND)
+        .map_err(|e| format!("reading the outbox: {e}"))?;
+    for n in due {
+        match channel.send(&n, &text(&n, tier_names)) {
+            Ok(()) => {
+                metrics.notices_sent.fetch_add(1, Relaxed);
+                engine
+                    .notice_delivered(n.id)
+                    .map_err(|e| format!("removing notice {}: {e}", n.id))?;
+            }
+            Err(e) => {
+                metrics.notices_failed.fetch_add(1, Relaxed);
+                let wait = backoff(n.attempts, cfg.retry_base_secs, cfg.retry_max_secs);
+                tracing::warn!(
+                    id = n.id,
+                    attempts = n.attempts + 1,
+                    retry_in_secs = wait,
+                    "notice not delivered: {e}"
+                );
+                engine
+                    .notice_failed(n.id, now, &e, wait)
+                    .map_err(|e| format!("rescheduling notice {}: {e}", n.id))?;
+                // The gateway is failing: leave the rest for the next round.
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_masked_in_the_middle() {
+        assert_eq!(mask_phone("09121234567"), "0912***4567");
+        assert_eq!(mask_phone("12345"), "*****");
+    }
+}

@@ -1,0 +1,267 @@
+//! Loyalty on the real binary: points in DE 54, the programme and member
+//! admin API, and member notices through a webhook gateway that fails,
+//! recovers, or never answers.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clubswitch_wire::{AccountType, AmountType, Message, ResponseCode};
+use serde_json::{json, Value};
+use support::{club_purchase, Daemon};
+
+const BOOK_CITY: &str = "MERCHANT0000002";
+
+fn points(m: &Message, t: AmountType) -> Option<u64> {
+    m.additional_amounts()
+        .ok()?
+        .find(AccountType::Unspecified, t)
+        .map(|b| b.amount.value())
+}
+
+/// What a fake SMS gateway does with each request.
+#[derive(Clone, Copy)]
+enum Gateway {
+    /// Answer 503 to the first `n` requests, then 200.
+    FailFirst(usize),
+    /// Read the request and never answer.
+    Hang,
+}
+
+/// A fake SMS gateway on a free port; returns its URL and the bodies it
+/// accepted (answered 200).
+fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            seen += 1;
+            let body = read_request(&stream);
+            match mode {
+                Gateway::Hang => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(3600));
+                        drop(stream);
+                    });
+                }
+                Gateway::FailFirst(n) if seen <= n => respond(stream, "503 Service Unavailable"),
+                Gateway::FailFirst(_) => {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        out.lock().unwrap().push(v);
+                    }
+                    respond(stream, "200 OK");
+                }
+            }
+        }
+    });
+    (url, accepted)
+}
+
+fn read_request(stream: &TcpStream) -> Vec<u8> {
+    let mut r = BufReader::new(stream);
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    let _ = r.read_exact(&mut body);
+    body
+}
+
+fn respond(mut stream: TcpStream, status: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    let text = ureq::get(&format!("http://{}/metrics", d.metrics))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn receipts_reach_a_failing_gateway_after_retries_and_carry_the_points() {
+    let (url, accepted) = gateway(Gateway::FailFirst(2));
+    let d = Daemon::start_configured(
+        "loyalty-webhook",
+        &format!(
+            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\nretry_base_secs = 1\nretry_max_secs = 2\ninterval_ms = 200\n"
+        ),
+        &[],
+    );
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    let pan = d.pan("reza-club");
+    for amount in [100_000, 200_000, 300_000] {
+        let (resp, confirmed) = club_purchase(&mut conn, &mut t, BOOK_CITY, &pan, amount).await;
+        assert_eq!(resp.response_code().unwrap(), ResponseCode::Approved);
+        let c = confirmed.unwrap();
+        assert_eq!(c.response_code().unwrap(), ResponseCode::Approved);
+        // Reza is gold: 1.5 points per 10,000 rials.
+        assert_eq!(
+            points(&c, AmountType::PointsEarned),
+            Some(amount / 10_000 * 3 / 2)
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = accepted.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        3,
+        "every receipt delivered once the gateway recovered: {got:?}"
+    );
+    let mut amounts: Vec<u64> = got
+        .iter()
+        .map(|n| n["notice"]["amount"].as_u64().unwrap())
+        .collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, [100_000, 200_000, 300_000]);
+    for n in &got {
+        assert_eq!(n["to"], "09120000002");
+        assert_eq!(n["notice"]["kind"], "receipt");
+        assert_eq!(n["notice"]["merchant"], BOOK_CITY);
+        assert!(n["text"].as_str().unwrap().contains("points earned"), "{n}");
+    }
+    assert!(metric(&d, "clubswitch_notices_failed_total") >= 2.0);
+    assert_eq!(metric(&d, "clubswitch_notices_sent_total"), 3.0);
+}
+
+#[tokio::test]
+async fn a_gateway_that_never_answers_holds_up_no_terminal() {
+    let (url, _) = gateway(Gateway::Hang);
+    // A gateway timeout of ten minutes: were delivery on the terminal's
+    // path, no purchase below would be answered within the test.
+    let d = Daemon::start_configured(
+        "loyalty-hang",
+        &format!(
+            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\nwebhook_timeout_ms = 600000\ninterval_ms = 100\n"
+        ),
+        &[],
+    );
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    let pan = d.pan("reza-club");
+    for _ in 0..5 {
+        let (resp, confirmed) = club_purchase(&mut conn, &mut t, BOOK_CITY, &pan, 50_000).await;
+        assert_eq!(resp.response_code().unwrap(), ResponseCode::Approved);
+        assert_eq!(
+            confirmed.unwrap().response_code().unwrap(),
+            ResponseCode::Approved
+        );
+    }
+    // The receipts wait in the outbox, none lost and none delivered.
+    assert_eq!(metric(&d, "clubswitch_notices_waiting"), 5.0);
+    assert_eq!(metric(&d, "clubswitch_notices_sent_total"), 0.0);
+}
+
+#[tokio::test]
+async fn programmes_conversion_and_referrals_through_the_admin_api() {
+    let d = Daemon::start("loyalty-admin", &[]);
+    let cafe = "MERCHANT0000001";
+    // Cafe Naderi has no programme in the demo; give it one with cashback.
+    assert_eq!(
+        d.admin("GET", &format!("/v1/merchants/{cafe}/program"), None)
+            .unwrap_err()
+            .0,
+        404
+    );
+    let bad = d.admin(
+        "PUT",
+        &format!("/v1/merchants/{cafe}/program"),
+        Some(json!({ "per_amount": 0 })),
+    );
+    assert_eq!(bad.unwrap_err().0, 400);
+    let p = d
+        .admin(
+            "PUT",
+            &format!("/v1/merchants/{cafe}/program"),
+            Some(json!({ "points": 2, "per_amount": 10000, "credit_per_point": 50, "cashback_bps": 100 })),
+        )
+        .unwrap();
+    assert_eq!(p["points"], 2);
+    assert_eq!(p["tier_bps"], json!([10000, 10000, 10000, 10000]));
+
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let (_, c) = club_purchase(&mut conn, &mut t, cafe, &d.pan("mina-club"), 100_000).await;
+    let c = c.unwrap();
+    assert_eq!(points(&c, AmountType::PointsEarned), Some(20));
+
+    // Mina is member 3 in the demo.
+    let view = d.admin("GET", "/v1/members/3/loyalty", None).unwrap();
+    assert_eq!(view["tier"], "bronze");
+    assert_eq!(view["purchases"], 1);
+    let at_cafe = view["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["merchant"] == cafe)
+        .unwrap()
+        .clone();
+    assert_eq!(at_cafe["points"], 20);
+    assert_eq!(at_cafe["store_credit"], 1_000, "1% cashback");
+
+    let conv = d
+        .admin(
+            "POST",
+            "/v1/members/3/convert",
+            Some(json!({ "merchant": cafe })),
+        )
+        .unwrap();
+    assert_eq!(conv, json!({ "points": 20, "credit": 1_000 }));
+    let again = d.admin(
+        "POST",
+        "/v1/members/3/convert",
+        Some(json!({ "merchant": cafe })),
+    );
+    assert_eq!(again.unwrap_err().0, 400, "nothing left to convert");
+
+    // Mina has purchased, so she can no longer be referred; Ali (member
+    // 4) has not.
+    let code = view["referral_code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        d.admin(
+            "POST",
+            "/v1/members/3/referral",
+            Some(json!({ "code": "R11" }))
+        )
+        .unwrap_err()
+        .0,
+        400
+    );
+    d.admin(
+        "POST",
+        "/v1/members/4/referral",
+        Some(json!({ "code": code })),
+    )
+    .unwrap();
+    let ali = d.admin("GET", "/v1/members/4/loyalty", None).unwrap();
+    assert_eq!(ali["referred_by"], 3);
+
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], json!([]), "{audit}");
+}
