@@ -346,9 +346,9 @@ fn a_refund_that_leaves_the_tier_reached_keeps_it_until_the_review() {
 fn downgrades_wait_for_the_monthly_review() {
     let w = World::with_config(tiered());
     let e = &w.engine;
-    // November's review runs at the start of the month, before purchases.
+    // The ledger's first period starts with the first review.
     let nov = T0.plus(-20 * 86_400);
-    assert_eq!(e.review_standing(nov).unwrap().unwrap().members, 0);
+    assert_eq!(e.review_standing(nov).unwrap(), None);
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 350_000, T0);
     assert_eq!(tier(&w), Tier::Gold);
     assert_eq!(e.review_standing(T0).unwrap(), None, "once a month");
@@ -381,6 +381,7 @@ fn members_who_keep_the_monthly_commitment_become_vip_and_earn_the_vip_multiplie
         )
         .unwrap();
     let oct = T0.plus(-35 * 86_400);
+    assert_eq!(w.engine.review_standing(oct).unwrap(), None, "first period");
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, oct);
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 40_000, T0);
     let dec = T0.plus(10 * 86_400);

@@ -209,7 +209,8 @@ impl Engine {
     }
 
     /// The period review, once per local month (a no-op once done for the
-    /// month of `now`): each member's tier is set from the rolling window
+    /// month of `now`, and on a new ledger, whose first period starts
+    /// then): each member's tier is set from the rolling window
     /// of the months before this one (the downgrades purchases never make),
     /// and members who kept the VIP commitment through the last complete
     /// months become VIP. Returns what it changed, or `None` if this
@@ -218,8 +219,16 @@ impl Engine {
         let cfg = &self.cfg.loyalty;
         let month = month_of_day(now.local_day(self.cfg.utc_offset_secs));
         let done: Option<i64> = self.store.get(Table::Meta, REVIEWED)?;
-        if done.is_some_and(|d| d >= month) {
-            return Ok(None);
+        match done {
+            Some(d) if d >= month => return Ok(None),
+            Some(_) => {}
+            None => {
+                // A new ledger: the first period starts now, so tiers set
+                // by an operator (members imported from another club) hold
+                // until it ends.
+                self.store.put(Table::Meta, REVIEWED, &month)?;
+                return Ok(None);
+            }
         }
         let mut r = Review {
             month,
