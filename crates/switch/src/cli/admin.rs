@@ -25,7 +25,8 @@ pub struct AdminArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Merchants: add or update, list, add a discount rule (JSON), list rules.
+    /// Merchants: add or update, list, add a discount rule (JSON), list
+    /// rules, loyalty programme.
     Merchant {
         #[command(subcommand)]
         cmd: MerchantCmd,
@@ -36,7 +37,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: TerminalCmd,
     },
-    /// Members.
+    /// Members: add, show, loyalty standing, convert points, record a
+    /// referral.
     Member {
         #[command(subcommand)]
         cmd: MemberCmd,
@@ -107,6 +109,12 @@ pub enum MerchantCmd {
     Rules {
         merchant: String,
     },
+    /// Set a merchant's loyalty programme, given as JSON (runbook:
+    /// Loyalty), or show it without JSON.
+    Program {
+        merchant: String,
+        json: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +158,24 @@ pub enum MemberCmd {
     },
     Show {
         id: u64,
+    },
+    /// Tier, VIP, referral code, points and store credit by merchant.
+    Loyalty {
+        id: u64,
+    },
+    /// Turn points at a merchant into store credit (all, or --points).
+    Convert {
+        id: u64,
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        points: Option<u64>,
+    },
+    /// Record who referred a member (before their first purchase).
+    Refer {
+        id: u64,
+        #[arg(long)]
+        code: String,
     },
 }
 
@@ -264,6 +290,18 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
             MerchantCmd::Rules { merchant } => {
                 ("GET", format!("/v1/merchants/{merchant}/rules"), None)
             }
+            MerchantCmd::Program {
+                merchant,
+                json: Some(json),
+            } => (
+                "PUT",
+                format!("/v1/merchants/{merchant}/program"),
+                Some(parse_json(&json)?),
+            ),
+            MerchantCmd::Program {
+                merchant,
+                json: None,
+            } => ("GET", format!("/v1/merchants/{merchant}/program"), None),
         },
         AdminCommand::Terminal { cmd } => match cmd {
             TerminalCmd::Add { id, merchant } => (
@@ -292,6 +330,21 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
                 Some(json!({ "name": name, "phone": phone, "tier": tier, "groups": groups })),
             ),
             MemberCmd::Show { id } => ("GET", format!("/v1/members/{id}"), None),
+            MemberCmd::Loyalty { id } => ("GET", format!("/v1/members/{id}/loyalty"), None),
+            MemberCmd::Convert {
+                id,
+                merchant,
+                points,
+            } => (
+                "POST",
+                format!("/v1/members/{id}/convert"),
+                Some(json!({ "merchant": merchant, "points": points })),
+            ),
+            MemberCmd::Refer { id, code } => (
+                "POST",
+                format!("/v1/members/{id}/referral"),
+                Some(json!({ "code": code })),
+            ),
         },
         AdminCommand::Card { cmd } => match cmd {
             CardCmd::Issue {
