@@ -289,6 +289,8 @@ pub enum JournalKind {
     PointsConversion,
     /// Referral bonus points, to the referrer and the newcomer.
     ReferralBonus,
+    /// Points won in a lucky draw.
+    DrawPrize,
 }
 
 /// One balanced movement of value.

@@ -41,6 +41,12 @@ pub enum NoticeKind {
     },
     /// A referral bonus was paid.
     ReferralBonus { merchant: MerchantId, points: u64 },
+    /// The member won a lucky draw.
+    DrawWon {
+        draw: u64,
+        merchant: MerchantId,
+        points: u64,
+    },
     /// Store credit or points came back after a refund or reversal.
     Returned {
         rrn: Rrn,

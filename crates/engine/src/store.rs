@@ -60,10 +60,12 @@ pub enum Table {
     Earnings,
     /// Member notices awaiting delivery, by sequence number.
     Outbox,
+    /// Lucky draws as run, by id.
+    Draws,
 }
 
 impl Table {
-    pub const ALL: [Table; 19] = [
+    pub const ALL: [Table; 20] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -83,6 +85,7 @@ impl Table {
         Table::Standing,
         Table::Earnings,
         Table::Outbox,
+        Table::Draws,
     ];
 
     fn name(self) -> &'static str {
@@ -106,6 +109,7 @@ impl Table {
             Table::Standing => "standing",
             Table::Earnings => "earnings",
             Table::Outbox => "outbox",
+            Table::Draws => "draws",
         }
     }
 

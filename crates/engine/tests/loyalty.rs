@@ -502,3 +502,161 @@ fn receipts_and_low_balance_notices_are_queued_and_removed_once_delivered() {
     }
     assert_eq!(e.outbox_len(), 0);
 }
+
+/// `n` more members, each with a club card that bought once at the
+/// world's merchant at `at`.
+fn buyers(w: &World, n: u64, at: UnixTime) -> Vec<MemberId> {
+    let e = &w.engine;
+    (0..n)
+        .map(|i| {
+            let m = e
+                .add_member(&format!("buyer {i}"), "09129999999", Tier::Bronze, vec![])
+                .unwrap();
+            let number = luhn_fix(&format!("6280231499{i:05}"));
+            let card = e
+                .issue_card(&NewCard {
+                    pan: pan(&number),
+                    kind: CardKind::Club,
+                    member: Some(m.id),
+                    expiry: None,
+                    max_amount: None,
+                    daily_limit: None,
+                })
+                .unwrap();
+            e.top_up(&card.hash, amount(100_000), at).unwrap();
+            buy(w, Pc::ClubPurchase, &number, 10_000, at);
+            m.id
+        })
+        .collect()
+}
+
+fn draw_spec(w: &World, prizes: u32, seed: u64) -> loyalty::DrawSpec {
+    loyalty::DrawSpec {
+        merchant: w.merchant,
+        from: T0,
+        to: T0.plus(86_400),
+        prizes,
+        prize_points: 1_000,
+        min_chance_bps: 2_500,
+        seed,
+    }
+}
+
+#[test]
+fn a_draw_gives_everyone_at_least_the_minimum_chance_and_repeats_from_its_seed() {
+    let w = World::new();
+    let ids = buyers(&w, 12, T0.plus(60));
+    // The world's own member bought before the window: not eligible.
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(-60));
+    let d = w
+        .engine
+        .run_draw(&draw_spec(&w, 1, 7), T0.plus(90_000))
+        .unwrap();
+    assert_eq!(d.eligible, ids);
+    // One prize, but 25% of 12 must win.
+    assert_eq!((d.winners.len(), d.odds_bps), (3, 2_500));
+    for m in &d.winners {
+        assert_eq!(w.engine.points(*m, &w.merchant).unwrap().balance, 1_000);
+    }
+    assert!(w.engine.verify_draw(d.id).unwrap());
+    let again = w
+        .engine
+        .run_draw(&draw_spec(&w, 1, 7), T0.plus(90_001))
+        .unwrap();
+    assert_eq!(again.winners, d.winners, "the same seed, the same winners");
+    assert!(notices(&w)
+        .iter()
+        .any(|n| matches!(n, NoticeKind::DrawWon { points: 1_000, .. })));
+    w.assert_audit();
+}
+
+#[test]
+fn a_draw_with_fewer_members_than_prizes_gives_each_member_one_prize() {
+    let w = World::new();
+    let ids = buyers(&w, 2, T0.plus(60));
+    let d = w
+        .engine
+        .run_draw(&draw_spec(&w, 5, 1), T0.plus(90_000))
+        .unwrap();
+    let mut winners = d.winners.clone();
+    winners.sort();
+    assert_eq!(winners, ids);
+    assert_eq!(d.odds_bps, 10_000);
+    let empty = World::new();
+    let none = empty
+        .engine
+        .run_draw(&draw_spec(&empty, 5, 1), T0.plus(90_000))
+        .unwrap();
+    assert!(none.winners.is_empty() && none.eligible.is_empty());
+    w.assert_audit();
+}
+
+#[test]
+fn the_loyalty_report_adds_up_points_credit_liability_and_repeat_buyers() {
+    let w = with_program(Program {
+        cashback_bps: 1000,
+        credit_per_point: 10,
+        ..program()
+    });
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 pts, 10,000 cashback
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 20_000, T0.plus(60)); // 30 pts, 2,000
+    w.engine
+        .convert_points(w.member.id, &w.merchant, Some(100), T0.plus(120))
+        .unwrap(); // 1,000 credit
+    w.refund(Pc::ClubRefund, c.rrn.unwrap(), 50_000, T0.plus(180)); // 75 pts, 5,000 back
+    buyers(&w, 1, T0.plus(200));
+    let r = w.engine.loyalty_report(T0, T0.plus(86_400)).unwrap();
+    let m = &r.merchants[0];
+    assert_eq!(m.merchant, w.merchant.as_str());
+    assert_eq!(
+        (m.points_issued, m.points_redeemed, m.points_returned),
+        (150 + 30 + 10, 100, 75)
+    );
+    assert_eq!(
+        (m.cashback, m.credit_from_points, m.credit_returned),
+        (12_000 + 1_000, 1_000, 5_000)
+    );
+    assert_eq!(m.points_outstanding, 190 - 100 - 75);
+    assert_eq!(m.store_credit_liability, 13_000 + 1_000 - 5_000);
+    assert_eq!(
+        (r.buyers, r.repeat_buyers, r.repeat_rate_bps),
+        (2, 1, 5_000)
+    );
+    // Nothing of it before the period.
+    let before = w.engine.loyalty_report(T0.plus(-86_400), T0).unwrap();
+    assert_eq!(before.merchants[0].points_issued, 0);
+}
+
+#[test]
+fn segments_score_members_by_quintile_and_filter_by_group() {
+    let w = World::new();
+    let e = &w.engine;
+    // The world's member buys often and recently; the others once, earlier.
+    let others = buyers(&w, 4, T0);
+    for i in 0..5 {
+        buy(&w, Pc::ClubPurchase, CLUB_PAN, 50_000, T0.plus(3_600 + i));
+    }
+    let now = T0.plus(86_400 * 3);
+    let all = e.segments(None, None, now).unwrap();
+    assert_eq!(all.len(), 5);
+    let top = all.iter().find(|s| s.member == w.member.id.0).unwrap();
+    assert_eq!((top.r, top.f, top.m, top.segment), (5, 5, 5, "champions"));
+    assert_eq!(
+        (top.frequency, top.monetary, top.recency_days),
+        (5, 250_000, 2)
+    );
+    for s in all.iter().filter(|s| s.member != w.member.id.0) {
+        assert_eq!((s.f, s.frequency), (1, 1));
+    }
+    // At the merchant, from its transactions: the same buyers.
+    assert_eq!(e.segments(Some(&w.merchant), None, now).unwrap().len(), 5);
+    // Tag a member and ask for the group alone.
+    let mut tagged = e.member(others[0]).unwrap().unwrap();
+    tagged.groups.push("vip-list".into());
+    e.put_member(&tagged).unwrap();
+    let group = e.segments(None, Some("vip-list"), now).unwrap();
+    assert_eq!(
+        group.iter().map(|s| s.member).collect::<Vec<_>>(),
+        vec![others[0].0]
+    );
+}

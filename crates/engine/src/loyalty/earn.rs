@@ -51,7 +51,7 @@ fn available(tx: &Tx<'_>, key: &AccountKey) -> TxResult<u64> {
 }
 
 /// Credits `points` and `credit` (store credit) to a member at a merchant.
-fn grant(
+pub(crate) fn grant(
     tx: &Tx<'_>,
     now: UnixTime,
     kind: JournalKind,

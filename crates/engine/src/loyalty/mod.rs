@@ -26,10 +26,14 @@
 //!
 //! **Rounding.** Points and cashback are rounded down, like discounts.
 
+mod draw;
 mod earn;
+mod report;
 mod review;
 
+pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, on_confirm, on_refund_reversed, take_back, Share};
+pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 
 use serde::{Deserialize, Serialize};
