@@ -265,3 +265,60 @@ async fn programmes_conversion_and_referrals_through_the_admin_api() {
     let audit = d.admin("GET", "/v1/audit", None).unwrap();
     assert_eq!(audit["violations"], json!([]), "{audit}");
 }
+
+#[tokio::test]
+async fn draws_the_loyalty_report_and_segments_through_the_admin_api() {
+    let d = Daemon::start("loyalty-knowing", &[]);
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    for label in ["sara-club", "reza-club", "reza-club"] {
+        let (_, c) = club_purchase(&mut conn, &mut t, BOOK_CITY, &d.pan(label), 100_000).await;
+        assert_eq!(c.unwrap().response_code().unwrap(), ResponseCode::Approved);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let draw = d
+        .admin(
+            "POST",
+            "/v1/draws",
+            Some(json!({ "merchant": BOOK_CITY, "from": now - 3600, "to": now + 3600, "prizes": 1, "prize_points": 300, "seed": 5 })),
+        )
+        .unwrap();
+    // Two buyers, one prize: a 50% chance each, above the 25% minimum.
+    assert_eq!(draw["eligible"].as_array().unwrap().len(), 2);
+    assert_eq!(draw["winners"].as_array().unwrap().len(), 1);
+    assert_eq!(draw["odds_bps"], 5_000);
+    let id = draw["id"].as_u64().unwrap();
+    let v = d.admin("GET", &format!("/v1/draws/{id}/verify"), None).unwrap();
+    assert_eq!(v["reproduced"], true);
+
+    let report = d.admin("GET", "/v1/loyalty/report", None).unwrap();
+    let book = report["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["merchant"] == BOOK_CITY)
+        .unwrap()
+        .clone();
+    // Sara (silver) 12, Reza (gold) 15 + 15, and the draw's 300.
+    assert_eq!(book["points_issued"], 12 + 15 + 15 + 300);
+    assert_eq!(report["buyers"], 2);
+    assert_eq!(report["repeat_buyers"], 1);
+
+    let csv = ureq::get(&format!(
+        "http://{}/v1/segments?merchant={BOOK_CITY}&format=csv",
+        d.admin
+    ))
+    .set("Authorization", &format!("Bearer {}", d.token))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("member,name,phone,tier"), "{csv}");
+    assert_eq!(lines.len(), 3, "{csv}");
+    let reza = lines.iter().find(|l| l.contains("Reza Karimi")).unwrap();
+    assert!(reza.contains(",gold,demo,0,2,200000,"), "{reza}");
+}

@@ -144,6 +144,13 @@ pub fn kind_json(kind: &NoticeKind) -> Value {
         NoticeKind::ReferralBonus { merchant, points } => {
             json!({ "kind": "referral_bonus", "merchant": merchant.as_str(), "points": points })
         }
+        NoticeKind::DrawWon {
+            draw,
+            merchant,
+            points,
+        } => {
+            json!({ "kind": "draw_won", "draw": draw, "merchant": merchant.as_str(), "points": points })
+        }
         NoticeKind::Returned {
             rrn,
             merchant,
@@ -191,6 +198,9 @@ pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
         NoticeKind::ReferralBonus { merchant, points } => {
             format!("Referral bonus: {points} points at {merchant}.")
         }
+        NoticeKind::DrawWon {
+            merchant, points, ..
+        } => format!("You won {points} points at {merchant} in the lucky draw."),
         NoticeKind::Returned {
             merchant,
             points,

@@ -47,6 +47,12 @@ pub struct LoadgenArgs {
     /// (spreads club purchases over many accounts); 0 uses the demo cards.
     #[arg(long, default_value_t = 0)]
     cards: u32,
+    /// Give every demo merchant a loyalty programme with everything that
+    /// moves value (points with tier and campaign multipliers, cashback,
+    /// automatic conversion) before the run, through the admin API: the
+    /// figures with loyalty active.
+    #[arg(long)]
+    loyalty: bool,
     #[arg(long, default_value = "http://127.0.0.1:5859")]
     admin_url: String,
     #[arg(long, default_value = "data/admin.token")]
@@ -151,6 +157,11 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, String> {
     if a.cards > 0 {
         club_cards = create_cards(a)?;
     }
+    if a.loyalty {
+        for m in demo["merchants"].as_array().into_iter().flatten() {
+            put_program(a, m["id"].as_str().unwrap_or_default())?;
+        }
+    }
     let store_cards = card("sara-club").into_iter().collect();
     Ok(Setup {
         terminals,
@@ -160,11 +171,32 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, String> {
     })
 }
 
-/// Issues `a.cards` club cards and tops each up, through the admin API.
-fn create_cards(a: &LoadgenArgs) -> Result<Vec<String>, String> {
+fn admin_auth(a: &LoadgenArgs) -> Result<String, String> {
     let token = std::fs::read_to_string(&a.token_file)
         .map_err(|e| format!("{}: {e}", a.token_file.display()))?;
-    let auth = format!("Bearer {}", token.trim());
+    Ok(format!("Bearer {}", token.trim()))
+}
+
+/// A loyalty programme at `merchant` that exercises every earning path.
+fn put_program(a: &LoadgenArgs, merchant: &str) -> Result<(), String> {
+    ureq::put(&format!("{}/v1/merchants/{merchant}/program", a.admin_url))
+        .set("Authorization", &admin_auth(a)?)
+        .send_json(json!({
+            "points": 1,
+            "per_amount": 10_000,
+            "tier_bps": [10_000, 12_500, 15_000, 20_000],
+            "campaigns": [{ "name": "loadgen", "from": 0, "to": i64::MAX, "multiplier_bps": 20_000 }],
+            "cashback_bps": 100,
+            "credit_per_point": 100,
+            "auto_convert_at": 500,
+        }))
+        .map_err(|e| format!("loyalty programme for {merchant}: {e}"))?;
+    Ok(())
+}
+
+/// Issues `a.cards` club cards and tops each up, through the admin API.
+fn create_cards(a: &LoadgenArgs) -> Result<Vec<String>, String> {
+    let auth = admin_auth(a)?;
     let start = u64::from(rand::random::<u32>() % 1_000_000);
     let resp: Value = ureq::post(&format!("{}/v1/cards/batch", a.admin_url))
         .set("Authorization", &auth)

@@ -4,11 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::loyalty::month_of_day;
+use clubswitch_engine::loyalty::{Draw, DrawSpec, Segment};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,6 +30,10 @@ pub fn routes() -> Router<Arc<Http>> {
         .route("/v1/members/{id}/convert", post(convert))
         .route("/v1/members/{id}/referral", post(refer))
         .route("/v1/loyalty/review", post(review))
+        .route("/v1/loyalty/report", get(loyalty_report))
+        .route("/v1/segments", get(segments))
+        .route("/v1/draws", get(list_draws).post(run_draw))
+        .route("/v1/draws/{id}/verify", get(verify_draw))
         .route("/v1/notices", get(notices))
 }
 
@@ -142,4 +151,146 @@ async fn notices(State(h): Shared) -> ApiResult {
         })
         .collect();
     Ok(Json(json!({ "waiting": e.outbox_len(), "first": list })))
+}
+
+/// Local days `from` and `to` (YYYY-MM-DD, default today) as the Unix
+/// times of their start and of the end of `to`.
+fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, UnixTime)> {
+    let today = UnixTime::now().local_day(offset);
+    let day = |k: &str| -> ApiResult<i64> {
+        q.get(k)
+            .map(|s| {
+                crate::config::parse_date(s).ok_or_else(|| bad(format!("{k} must be YYYY-MM-DD")))
+            })
+            .transpose()
+            .map(|d| d.unwrap_or(today))
+    };
+    let (from, to) = (day("from")?, day("to")?);
+    Ok((
+        UnixTime(from * 86_400 - offset),
+        UnixTime((to + 1) * 86_400 - offset),
+    ))
+}
+
+/// Points issued, redeemed and taken back, outstanding points and store
+/// credit by merchant, campaigns against their sales, repeat buyers.
+async fn loyalty_report(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let (from, to) = period(&q, h.switch.cfg.utc_offset_secs)?;
+    let switch = Arc::clone(&h.switch);
+    let r = tokio::task::spawn_blocking(move || switch.engine.loyalty_report(from, to))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Members with their RFM scores: `?merchant=` (default: the network),
+/// `?group=` (a member tag), `?format=csv` for a member list.
+async fn segments(
+    State(h): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let merchant = q.get("merchant").map(|m| merchant_id(m)).transpose()?;
+    let group = q.get("group").cloned();
+    let switch = Arc::clone(&h.switch);
+    let list: Vec<Segment> = tokio::task::spawn_blocking(move || {
+        switch
+            .engine
+            .segments(merchant.as_ref(), group.as_deref(), UnixTime::now())
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    if q.get("format").map(String::as_str) != Some("csv") {
+        return Ok(Json(serde_json::to_value(&list).unwrap_or_default()).into_response());
+    }
+    let mut out = String::from(
+        "member,name,phone,tier,groups,recency_days,frequency,monetary,r,f,m,segment\n",
+    );
+    for s in &list {
+        let tier = serde_json::to_value(s.tier).unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            s.member,
+            csv_field(&s.name),
+            csv_field(&s.phone),
+            tier.as_str().unwrap_or_default(),
+            csv_field(&s.groups.join(";")),
+            s.recency_days,
+            s.frequency,
+            s.monetary,
+            s.r,
+            s.f,
+            s.m,
+            s.segment
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrawIn {
+    merchant: String,
+    /// Unix times; purchases in [from, to) make a member eligible.
+    from: i64,
+    to: i64,
+    prizes: u32,
+    prize_points: u64,
+    /// Default 2500 (25%).
+    min_chance_bps: Option<u32>,
+    /// Default: a fresh random seed, recorded with the draw.
+    seed: Option<u64>,
+}
+
+fn draw_view(d: &Draw) -> Value {
+    json!({
+        "id": d.id,
+        "at": d.at.0,
+        "merchant": d.spec.merchant.as_str(),
+        "from": d.spec.from.0,
+        "to": d.spec.to.0,
+        "prizes": d.spec.prizes,
+        "prize_points": d.spec.prize_points,
+        "min_chance_bps": d.spec.min_chance_bps,
+        "seed": d.spec.seed,
+        "eligible": d.eligible.iter().map(|m| m.0).collect::<Vec<_>>(),
+        "winners": d.winners.iter().map(|m| m.0).collect::<Vec<_>>(),
+        "odds_bps": d.odds_bps,
+    })
+}
+
+/// Runs a lucky draw now and credits its prizes.
+async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
+    let spec = DrawSpec {
+        merchant: merchant_id(&d.merchant)?,
+        from: UnixTime(d.from),
+        to: UnixTime(d.to),
+        prizes: d.prizes,
+        prize_points: d.prize_points,
+        min_chance_bps: d.min_chance_bps.unwrap_or(2_500),
+        seed: d.seed.unwrap_or_else(rand::random),
+    };
+    let switch = Arc::clone(&h.switch);
+    let draw = tokio::task::spawn_blocking(move || switch.engine.run_draw(&spec, UnixTime::now()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(draw_view(&draw)))
+}
+
+async fn list_draws(State(h): Shared) -> ApiResult {
+    let draws = h.switch.engine.draws()?;
+    Ok(Json(Value::Array(draws.iter().map(draw_view).collect())))
+}
+
+/// Runs a recorded draw's published algorithm again from its seed.
+async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
+    let ok = h.switch.engine.verify_draw(id)?;
+    Ok(Json(json!({ "draw": id, "reproduced": ok })))
 }
