@@ -203,6 +203,12 @@ pub enum AccountKey {
     /// Points a merchant has awarded and not yet seen converted or taken
     /// back (in points).
     PointsIssued(MerchantId),
+    /// Store credit `debtor` issued that a member spent at `creditor`, a
+    /// merchant of the same coalition: what the one owes the other.
+    CoalitionDue {
+        debtor: MerchantId,
+        creditor: MerchantId,
+    },
 }
 
 impl AccountKey {
@@ -238,6 +244,11 @@ impl AccountKey {
             AccountKey::PointsIssued(m) => {
                 k.push(b'J');
                 k.extend_from_slice(m.as_bytes());
+            }
+            AccountKey::CoalitionDue { debtor, creditor } => {
+                k.push(b'X');
+                k.extend_from_slice(debtor.as_bytes());
+                k.extend_from_slice(creditor.as_bytes());
             }
         }
         k

@@ -62,10 +62,13 @@ pub enum Table {
     Outbox,
     /// Lucky draws as run, by id.
     Draws,
+    /// Coalitions by name (`C` ‖ name) and each member merchant's
+    /// coalition (`M` ‖ merchant).
+    Coalitions,
 }
 
 impl Table {
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 21] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -86,6 +89,7 @@ impl Table {
         Table::Earnings,
         Table::Outbox,
         Table::Draws,
+        Table::Coalitions,
     ];
 
     fn name(self) -> &'static str {
@@ -110,6 +114,7 @@ impl Table {
             Table::Earnings => "earnings",
             Table::Outbox => "outbox",
             Table::Draws => "draws",
+            Table::Coalitions => "coalitions",
         }
     }
 

@@ -660,3 +660,54 @@ fn segments_score_members_by_quintile_and_filter_by_group() {
         vec![others[0].0]
     );
 }
+
+#[test]
+fn coalition_credit_is_honoured_at_a_partner_and_the_clearing_says_who_owes_whom() {
+    let w = World::new();
+    let e = &w.engine;
+    let other: clubswitch_wire::MerchantId = "MERCHANT0000009".parse().unwrap();
+    e.put_merchant(&merchant_record(other)).unwrap();
+    e.grant_store_credit(w.member.id, &other, amount(80_000), T0)
+        .unwrap();
+    // Not in a coalition yet: the credit at the other merchant is no use here.
+    let (_, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 50_000, T0);
+    assert_eq!(out.code, Rc::InsufficientFunds);
+    e.put_coalition(&loyalty::Coalition {
+        name: "Tehran north".into(),
+        merchants: vec![w.merchant, other],
+    })
+    .unwrap();
+    let c = buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0.plus(60));
+    let credit_there = |e: &Engine| {
+        e.account(&AccountKey::Store {
+            member: w.member.id,
+            merchant: other,
+        })
+        .unwrap()
+        .balance
+    };
+    assert_eq!(credit_there(e), 30_000);
+    let owed = e.clearing().unwrap();
+    assert_eq!(
+        owed,
+        vec![loyalty::Owed {
+            debtor: other.as_str().into(),
+            creditor: w.merchant.as_str().into(),
+            amount: 50_000
+        }]
+    );
+    // A partial refund gives the credit back where it came from.
+    w.refund(Pc::StoreRefund, c.rrn.unwrap(), 20_000, T0.plus(120));
+    assert_eq!(credit_there(e), 50_000);
+    assert_eq!(e.clearing().unwrap()[0].amount, 30_000);
+    // A merchant is in one coalition at most.
+    let third: clubswitch_wire::MerchantId = "MERCHANT0000008".parse().unwrap();
+    e.put_merchant(&merchant_record(third)).unwrap();
+    assert!(e
+        .put_coalition(&loyalty::Coalition {
+            name: "other".into(),
+            merchants: vec![third, other],
+        })
+        .is_err());
+    w.assert_audit();
+}

@@ -100,12 +100,16 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
             Some(id) => Some(AccountKey::Club(id)),
             None => return Ok(Flow::decline(Rc::NotPermittedToCardholder)),
         },
-        (ProcessingCode::StorePurchase | ProcessingCode::StoreBalance, _, Some(m)) => {
-            Some(AccountKey::Store {
-                member: m.id,
-                merchant: cx.merchant.id,
-            })
-        }
+        (ProcessingCode::StorePurchase, _, Some(m)) => Some(loyalty::store_account(
+            cx.tx,
+            m.id,
+            cx.merchant.id,
+            amount.value(),
+        )?),
+        (ProcessingCode::StoreBalance, _, Some(m)) => Some(AccountKey::Store {
+            member: m.id,
+            merchant: cx.merchant.id,
+        }),
         (ProcessingCode::StorePurchase | ProcessingCode::StoreBalance, _, None) => {
             return Ok(Flow::decline(Rc::NotPermittedToCardholder))
         }

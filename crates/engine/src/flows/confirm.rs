@@ -95,7 +95,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
             } else {
                 vec![
                     (acc.clone(), -signed(amount)?),
-                    (AccountKey::StoreIssued(m.id), signed(amount)?),
+                    (loyalty::store_counter(&acc, m.id), signed(amount)?),
                 ]
             };
             ledger::post(

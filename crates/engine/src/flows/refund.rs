@@ -66,7 +66,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
             0,
             vec![
                 (acc.clone(), signed(amount)?),
-                (AccountKey::StoreIssued(m), -signed(amount)?),
+                (loyalty::store_counter(&acc, m), -signed(amount)?),
             ],
         )
     };

@@ -102,7 +102,10 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
         }
         (ProcessingCode::StorePurchase, Some(acc)) => (
             JournalKind::Reversal,
-            vec![(acc.clone(), amount), (AccountKey::StoreIssued(m), -amount)],
+            vec![
+                (acc.clone(), amount),
+                (loyalty::store_counter(acc, m), -amount),
+            ],
         ),
         (ProcessingCode::BankDiscount, _) => {
             if let Some(id) = txn.rule {
@@ -154,7 +157,10 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
                     (AccountKey::FeeIncome, fee),
                 ]
             } else {
-                vec![(acc.clone(), -amount), (AccountKey::StoreIssued(m), amount)]
+                vec![
+                    (acc.clone(), -amount),
+                    (loyalty::store_counter(acc, m), amount),
+                ]
             };
             (JournalKind::RefundReversal, postings)
         }

@@ -26,11 +26,14 @@
 //!
 //! **Rounding.** Points and cashback are rounded down, like discounts.
 
+mod coalition;
 mod draw;
 mod earn;
 mod report;
 mod review;
 
+pub(crate) use coalition::{counter as store_counter, store_account};
+pub use coalition::{Coalition, Owed};
 pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, on_confirm, on_refund_reversed, take_back, Share};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};

@@ -123,11 +123,24 @@ impl Engine {
         for m in self.merchants()? {
             by.entry(m.id).or_default();
         }
+        // Outstanding: every posting ever, archived ones by their sums.
+        let outstanding = |r: &mut MerchantLoyalty, points: bool, v: i64| {
+            if points {
+                r.points_outstanding -= v;
+            } else {
+                r.store_credit_liability -= v;
+            }
+        };
+        for (_, (key, v)) in self.archived_sums()? {
+            match key {
+                AccountKey::PointsIssued(m) => outstanding(by.entry(m).or_default(), true, v),
+                AccountKey::StoreIssued(m) => outstanding(by.entry(m).or_default(), false, v),
+                _ => {}
+            }
+        }
         for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
             let (_, e) = item?;
-            if !(from <= e.at && e.at < to) {
-                continue;
-            }
+            let in_period = from <= e.at && e.at < to;
             for (key, v) in &e.postings {
                 let (m, points) = match key {
                     AccountKey::PointsIssued(m) => (m, true),
@@ -135,6 +148,10 @@ impl Engine {
                     _ => continue,
                 };
                 let r = by.entry(*m).or_default();
+                outstanding(r, points, *v);
+                if !in_period {
+                    continue;
+                }
                 match (e.kind, points) {
                     (
                         JournalKind::Loyalty | JournalKind::ReferralBonus | JournalKind::DrawPrize,
@@ -151,8 +168,6 @@ impl Engine {
         }
         for (m, r) in by.iter_mut() {
             r.merchant = m.as_str().to_owned();
-            r.points_outstanding = -self.account(&AccountKey::PointsIssued(*m))?.balance;
-            r.store_credit_liability = -self.account(&AccountKey::StoreIssued(*m))?.balance;
         }
 
         let mut campaigns: BTreeMap<(MerchantId, u64), CampaignFigures> = BTreeMap::new();
