@@ -9,9 +9,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clubswitch_wire::{AccountType, AmountType, Message, ResponseCode};
+use clubswitch_wire::{AccountType, AmountType, Message, ProcessingCode, ResponseCode};
 use serde_json::{json, Value};
-use support::{club_purchase, Daemon};
+use support::{club_purchase, purchase, Daemon};
 
 const BOOK_CITY: &str = "MERCHANT0000002";
 
@@ -262,6 +262,32 @@ async fn programmes_conversion_and_referrals_through_the_admin_api() {
     let ali = d.admin("GET", "/v1/members/4/loyalty", None).unwrap();
     assert_eq!(ali["referred_by"], 3);
 
+    // A coalition: Sara's credit at Cafe Naderi pays at Book City, and the
+    // clearing report says Cafe Naderi owes Book City for it.
+    d.admin(
+        "PUT",
+        "/v1/coalitions",
+        Some(json!({ "name": "demo", "merchants": [cafe, BOOK_CITY] })),
+    )
+    .unwrap();
+    let mut t3 = d.terminal("TERM0003");
+    let (resp, c) = purchase(
+        &mut conn,
+        &mut t3,
+        ProcessingCode::StorePurchase,
+        BOOK_CITY,
+        &d.pan("sara-club"),
+        100_000,
+    )
+    .await;
+    assert_eq!(resp.response_code().unwrap(), ResponseCode::Approved);
+    assert_eq!(c.unwrap().response_code().unwrap(), ResponseCode::Approved);
+    let owed = d.admin("GET", "/v1/coalitions/clearing", None).unwrap();
+    assert_eq!(
+        owed,
+        json!([{ "debtor": cafe, "creditor": BOOK_CITY, "amount": 100_000 }])
+    );
+
     let audit = d.admin("GET", "/v1/audit", None).unwrap();
     assert_eq!(audit["violations"], json!([]), "{audit}");
 }
@@ -291,7 +317,9 @@ async fn draws_the_loyalty_report_and_segments_through_the_admin_api() {
     assert_eq!(draw["winners"].as_array().unwrap().len(), 1);
     assert_eq!(draw["odds_bps"], 5_000);
     let id = draw["id"].as_u64().unwrap();
-    let v = d.admin("GET", &format!("/v1/draws/{id}/verify"), None).unwrap();
+    let v = d
+        .admin("GET", &format!("/v1/draws/{id}/verify"), None)
+        .unwrap();
     assert_eq!(v["reproduced"], true);
 
     let report = d.admin("GET", "/v1/loyalty/report", None).unwrap();

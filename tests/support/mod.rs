@@ -233,8 +233,21 @@ pub async fn club_purchase(
     pan: &str,
     amount: u64,
 ) -> (Message, Option<Message>) {
+    purchase(conn, t, ProcessingCode::ClubPurchase, merchant, pan, amount).await
+}
+
+/// A purchase (`code`) of `amount` at `merchant` and, if it is approved,
+/// its confirm for the full amount: the request's answer and the confirm's.
+pub async fn purchase(
+    conn: &mut Connection,
+    t: &mut Terminal,
+    code: ProcessingCode,
+    merchant: &str,
+    pan: &str,
+    amount: u64,
+) -> (Message, Option<Message>) {
     let mut req = t.request(Mti::AUTH_REQUEST, 0);
-    req.set_processing_code(ProcessingCode::ClubPurchase);
+    req.set_processing_code(code);
     req.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
     req.set(42, merchant.as_bytes().to_vec()).unwrap();
     t.seal_card(&mut req, &CardData::from_plaintext(pan.as_bytes()).unwrap())
@@ -245,7 +258,7 @@ pub async fn club_purchase(
         return (resp, None);
     }
     let mut c = t.request(Mti::CONFIRM_ADVICE, 0);
-    c.set_processing_code(ProcessingCode::ClubPurchase);
+    c.set_processing_code(code);
     c.set_amount(clubswitch_wire::Amount::new(amount).unwrap());
     c.set(42, merchant.as_bytes().to_vec()).unwrap();
     c.set_rrn(resp.rrn().unwrap());

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::loyalty::month_of_day;
-use clubswitch_engine::loyalty::{Draw, DrawSpec, Segment};
+use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -33,6 +33,8 @@ pub fn routes() -> Router<Arc<Http>> {
         .route("/v1/loyalty/report", get(loyalty_report))
         .route("/v1/segments", get(segments))
         .route("/v1/draws", get(list_draws).post(run_draw))
+        .route("/v1/coalitions", get(list_coalitions).put(put_coalition))
+        .route("/v1/coalitions/clearing", get(clearing))
         .route("/v1/draws/{id}/verify", get(verify_draw))
         .route("/v1/notices", get(notices))
 }
@@ -293,4 +295,50 @@ async fn list_draws(State(h): Shared) -> ApiResult {
 async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let ok = h.switch.engine.verify_draw(id)?;
     Ok(Json(json!({ "draw": id, "reproduced": ok })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoalitionIn {
+    name: String,
+    merchants: Vec<String>,
+}
+
+fn coalition_view(c: &Coalition) -> Value {
+    json!({
+        "name": c.name,
+        "merchants": c.merchants.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// Creates or replaces a coalition of merchants that honour one another's
+/// store credit.
+async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResult {
+    let merchants = c
+        .merchants
+        .iter()
+        .map(|m| merchant_id(m))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let coalition = Coalition {
+        name: c.name,
+        merchants,
+    };
+    h.switch.engine.put_coalition(&coalition)?;
+    Ok(Json(coalition_view(&coalition)))
+}
+
+async fn list_coalitions(State(h): Shared) -> ApiResult {
+    let list = h.switch.engine.coalitions()?;
+    Ok(Json(Value::Array(
+        list.iter().map(coalition_view).collect(),
+    )))
+}
+
+/// The inter-merchant clearing report: who owes whom for coalition credit.
+async fn clearing(State(h): Shared) -> ApiResult {
+    let switch = Arc::clone(&h.switch);
+    let owed = tokio::task::spawn_blocking(move || switch.engine.clearing())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(serde_json::to_value(&owed).unwrap_or_default()))
 }
