@@ -79,6 +79,17 @@ fn a_merchant_without_a_programme_answers_as_before() {
     // The standing still counts the spend toward the tier.
     let s = w.engine.standing(w.member.id).unwrap().unwrap();
     assert_eq!((s.purchases, s.months[0].spend), (1, 100_000));
+    // Refunds in thirds take the spend back exactly; undoing one gives its
+    // part back.
+    let rrn = c.rrn.unwrap();
+    let spend = |w: &World| w.engine.standing(w.member.id).unwrap().unwrap().months[0].spend;
+    w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(60));
+    let r2 = w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(61));
+    assert_eq!(spend(&w), 100_000 - 66_666);
+    w.undo_rrn(r2.rrn.unwrap(), T0.plus(62));
+    assert_eq!(spend(&w), 100_000 - 33_333);
+    w.refund(Pc::ClubRefund, rrn, 66_667, T0.plus(63));
+    assert_eq!(spend(&w), 0);
     w.assert_audit();
 }
 

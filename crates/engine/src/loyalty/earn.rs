@@ -169,8 +169,6 @@ pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<A
 
     let mut earned = Earned {
         member: member.id,
-        spend: charged,
-        month,
         points,
         cashback,
         credit_per_point: earns.as_ref().map_or(0, |p| p.credit_per_point),
@@ -213,7 +211,11 @@ pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<A
     }
     standing.trim(cfg, month);
     tx.put(Table::Standing, &member_key(member.id), &standing)?;
-    tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
+    // Only what a take-back needs more than the purchase itself: the
+    // spend it counted follows from the transaction.
+    if earned.points > 0 || earned.cashback > 0 || earned.upgraded_from.is_some() {
+        tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
+    }
 
     if cfg.receipts {
         notice::enqueue(
@@ -312,12 +314,52 @@ fn pro_rata(total: u64, amount: u64, of: u64) -> u64 {
     (u128::from(total) * u128::from(amount) / u128::from(of)) as u64
 }
 
-/// Takes back what a purchase earned, for `share` of it, in the reversal's
-/// or refund's transaction `by` (posted under its RRN). Points still held
-/// come back first, then the store credit they were converted into; what
-/// the member has already spent is written off to the merchant. Returns
-/// what was recovered, or `None` if the purchase earned nothing. A
-/// refund's take-back is recorded under the refund's RRN.
+/// What a purchase counted toward the tier (the amount charged) and in
+/// which local month.
+fn counted(cx: &Cx<'_>, purchase: &Txn) -> (u64, i64) {
+    let charged = purchase.final_amount - purchase.discount.min(purchase.final_amount);
+    let at = purchase.confirmed.unwrap_or(purchase.created);
+    (charged, month_of_day(cx.day(at)))
+}
+
+/// The spend of the slice `[before, after)` of a purchase's amount: exact,
+/// so the slices of any sequence of refunds add up to the whole.
+fn spend_slice(charged: u64, before: u64, after: u64, of: u64) -> u64 {
+    pro_rata(charged, after, of) - pro_rata(charged, before, of)
+}
+
+/// Adds `spend` and `points` (signed by `sign`) to a member's month.
+fn adjust_standing(
+    tx: &Tx<'_>,
+    member: MemberId,
+    month: i64,
+    spend: u64,
+    points: u64,
+    add: bool,
+) -> TxResult<Standing> {
+    let mut standing: Standing = tx
+        .get(Table::Standing, &member_key(member))?
+        .unwrap_or_default();
+    if let Some(m) = standing.months.iter_mut().find(|m| m.month == month) {
+        if add {
+            m.spend = m.spend.saturating_add(spend);
+            m.points = m.points.saturating_add(points);
+        } else {
+            m.spend = m.spend.saturating_sub(spend);
+            m.points = m.points.saturating_sub(points);
+        }
+    }
+    tx.put(Table::Standing, &member_key(member), &standing)?;
+    Ok(standing)
+}
+
+/// Takes back what a purchase brought, for `share` of it, in the
+/// reversal's or refund's transaction `by` (posted under its RRN): the
+/// spend it counted toward the tier and, if it earned any, its points and
+/// cashback. Points still held come back first, then the store credit they
+/// were converted into; what the member has already spent is written off to
+/// the merchant. A refund's take-back is recorded under the refund's RRN.
+/// `purchase.refunded` already includes a refund's amount.
 pub(crate) fn take_back(
     cx: &Cx<'_>,
     purchase: &Txn,
@@ -325,7 +367,20 @@ pub(crate) fn take_back(
     share: Share,
 ) -> TxResult<Option<Recovered>> {
     let tx = cx.tx;
+    let Some(member_id) = member_of(tx, purchase)?.map(|m| m.id) else {
+        return Ok(None);
+    };
+    let (charged, month) = counted(cx, purchase);
+    let after = if by.rrn == purchase.rrn {
+        purchase.final_amount
+    } else {
+        purchase.refunded
+    };
+    let before = after.saturating_sub(share.amount);
+    let spend = spend_slice(charged, before, after, purchase.final_amount);
     let Some(mut e) = tx.get::<Earned>(Table::Earnings, purchase.rrn.as_bytes())? else {
+        // Nothing earned: only the tier's spend goes back.
+        adjust_standing(tx, member_id, month, spend, 0, false)?;
         return Ok(None);
     };
     let owed = |total: u64, returned: u64| {
@@ -338,7 +393,6 @@ pub(crate) fn take_back(
     };
     let owed_points = owed(e.points, e.returned_points);
     let owed_cashback = owed(e.cashback, e.returned_cashback);
-    let owed_spend = owed(e.spend, e.returned_spend);
     let merchant = purchase.merchant;
 
     let points = owed_points.min(available(tx, &points_key(e.member, merchant))?);
@@ -354,7 +408,6 @@ pub(crate) fn take_back(
         points,
         credit_for_points,
         cashback,
-        spend: owed_spend,
         owed_points,
         owed_cashback,
     };
@@ -373,18 +426,9 @@ pub(crate) fn take_back(
     )?;
     e.returned_points += owed_points;
     e.returned_cashback += owed_cashback;
-    e.returned_spend += owed_spend;
     e.written_off_points += short - converted;
     e.written_off_cashback += owed_cashback - cashback;
-
-    let mut standing: Standing = tx
-        .get(Table::Standing, &member_key(e.member))?
-        .unwrap_or_default();
-    if let Some(m) = standing.months.iter_mut().find(|m| m.month == e.month) {
-        m.spend = m.spend.saturating_sub(owed_spend);
-        m.points = m.points.saturating_sub(owed_points);
-    }
-    tx.put(Table::Standing, &member_key(e.member), &standing)?;
+    let standing = adjust_standing(tx, e.member, month, spend, owed_points, false)?;
 
     if let Some(mut member) = tx.get::<Member>(Table::Members, &member_key(e.member))? {
         // Undo an upgrade this very purchase made, if it no longer holds.
@@ -432,19 +476,33 @@ pub(crate) fn take_back(
     Ok(Some(rec))
 }
 
-/// A refund was undone: gives back what it took (the points, credit and
-/// cashback it recovered, and the spend it subtracted) and counts the
-/// purchase's earnings as not returned again.
+/// A refund was undone: gives back what it took (the spend it subtracted,
+/// and the points, credit and cashback it recovered) and counts the
+/// purchase's earnings as not returned again. `purchase.refunded` no
+/// longer includes the refund.
 pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> TxResult<()> {
     let tx = cx.tx;
-    let Some(Earned {
-        member,
-        refund: Some(rec),
-        ..
-    }) = tx.get::<Earned>(Table::Earnings, refund.rrn.as_bytes())?
-    else {
+    let Some(member) = member_of(tx, purchase)?.map(|m| m.id) else {
         return Ok(());
     };
+    let (charged, month) = counted(cx, purchase);
+    let before = purchase.refunded;
+    let spend = spend_slice(
+        charged,
+        before,
+        before + refund.final_amount,
+        purchase.final_amount,
+    );
+    let rec = match tx.get::<Earned>(Table::Earnings, refund.rrn.as_bytes())? {
+        Some(Earned {
+            refund: Some(rec), ..
+        }) => rec,
+        _ => {
+            adjust_standing(tx, member, month, spend, 0, true)?;
+            return Ok(());
+        }
+    };
+    adjust_standing(tx, member, month, spend, rec.owed_points, true)?;
     grant(
         tx,
         cx.now,
@@ -470,14 +528,5 @@ pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> T
         .saturating_sub(rec.owed_cashback - rec.cashback);
     e.returned_points = e.returned_points.saturating_sub(rec.owed_points);
     e.returned_cashback = e.returned_cashback.saturating_sub(rec.owed_cashback);
-    e.returned_spend = e.returned_spend.saturating_sub(rec.spend);
-    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)?;
-    let mut standing: Standing = tx
-        .get(Table::Standing, &member_key(member))?
-        .unwrap_or_default();
-    if let Some(m) = standing.months.iter_mut().find(|m| m.month == e.month) {
-        m.spend = m.spend.saturating_add(rec.spend);
-        m.points = m.points.saturating_add(rec.owed_points);
-    }
-    tx.put(Table::Standing, &member_key(member), &standing)
+    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)
 }
