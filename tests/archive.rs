@@ -17,17 +17,6 @@ use support::{Daemon, BIN};
 /// continues.)
 const CONFIG: &str = "replay_window_secs = 5\n\n[archive]\nafter_secs = 13\ninterval_secs = 1\n";
 
-fn metric(d: &Daemon, name: &str) -> u64 {
-    let text = ureq::get(&format!("http://{}/metrics", d.metrics))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn load(d: &Daemon, secs: u32) -> Value {
     let out = Command::new(BIN)
         .args([
@@ -75,16 +64,16 @@ fn finished_history_is_archived_while_the_switch_runs_and_the_audit_still_balanc
     assert!(before > 0);
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&d, "clubswitch_archived_transactions_total") < before as u64 {
+    while d.metric("clubswitch_archived_transactions_total") < before as u64 {
         assert!(
             Instant::now() < deadline,
             "archived {} of {before} transactions in 60 s",
-            metric(&d, "clubswitch_archived_transactions_total")
+            d.metric("clubswitch_archived_transactions_total")
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(metric(&d, "clubswitch_archived_journal_entries_total") > 0);
-    assert!(metric(&d, "clubswitch_request_records_purged_total") > 0);
+    assert!(d.metric("clubswitch_archived_journal_entries_total") > 0);
+    assert!(d.metric("clubswitch_request_records_purged_total") > 0);
     assert_eq!(live_history(&d), 0, "the live ledger kept archived history");
     let files = std::fs::read_dir(d.dir.join("archive")).unwrap().count();
     assert!(files >= 2, "{files} archive files");

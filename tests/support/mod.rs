@@ -168,6 +168,23 @@ impl Daemon {
         }
     }
 
+    /// A metric's value (0 if absent), rounded down.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = ureq::get(&format!("http://{}/metrics", self.metrics))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name} "))?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map_or(0, |v| v as u64)
+    }
+
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

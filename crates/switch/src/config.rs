@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clubswitch_engine::loyalty::TierBasis;
 use clubswitch_engine::{Calendar, EngineConfig, LoyaltyConfig};
 use clubswitch_wire::{Currency, LengthHeader};
 use serde::{Deserialize, Serialize};
@@ -32,7 +31,9 @@ pub struct Config {
     pub metrics: Metrics,
     pub storage: Storage,
     pub archive: Archive,
-    pub loyalty: Loyalty,
+    /// Network-wide loyalty settings (each merchant's programme is set
+    /// through the admin API).
+    pub loyalty: LoyaltyConfig,
     pub notices: Notices,
 }
 
@@ -170,7 +171,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             storage: Storage::default(),
             archive: Archive::default(),
-            loyalty: Loyalty::default(),
+            loyalty: LoyaltyConfig::default(),
             notices: Notices::default(),
         }
     }
@@ -262,31 +263,6 @@ impl Default for Metrics {
     }
 }
 
-/// Network-wide loyalty settings (each merchant's programme is set through
-/// the admin API).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Loyalty {
-    /// Names of the four tiers, lowest first.
-    pub tier_names: Vec<String>,
-    /// What silver, gold and platinum take over the rolling window.
-    pub tier_thresholds: Vec<u64>,
-    /// `spend` (rials) or `points` (earned).
-    pub tier_basis: TierBasis,
-    /// Months in the rolling window, the current one included.
-    pub window_months: u32,
-    /// VIP by commitment: at least this much spent in each of `vip_months`
-    /// consecutive months makes a member VIP for `vip_lasts_months`; 0 is
-    /// off.
-    pub vip_min_monthly: u64,
-    pub vip_months: u32,
-    pub vip_lasts_months: u32,
-    /// Notify members whose club balance falls below this.
-    pub low_balance: Option<u64>,
-    /// A receipt notice for every confirmed purchase of a member.
-    pub receipts: bool,
-}
-
 /// Where member notices go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -311,50 +287,6 @@ pub struct Notices {
     /// How often the outbox is drained, and how many per round.
     pub interval_ms: u64,
     pub per_round: usize,
-}
-
-impl Default for Loyalty {
-    fn default() -> Self {
-        let d = LoyaltyConfig::default();
-        Loyalty {
-            tier_names: d.tier_names.to_vec(),
-            tier_thresholds: d.tier_thresholds.to_vec(),
-            tier_basis: d.basis,
-            window_months: d.window_months,
-            vip_min_monthly: d.vip_min_monthly,
-            vip_months: d.vip_months,
-            vip_lasts_months: d.vip_lasts_months,
-            low_balance: d.low_balance,
-            receipts: d.receipts,
-        }
-    }
-}
-
-impl Loyalty {
-    pub fn engine(&self) -> Result<LoyaltyConfig, ConfigError> {
-        let names: [String; 4] = self.tier_names.clone().try_into().map_err(|_| {
-            ConfigError::Invalid("loyalty.tier_names needs four names, lowest first".into())
-        })?;
-        let thresholds: [u64; 3] = self.tier_thresholds.clone().try_into().map_err(|_| {
-            ConfigError::Invalid(
-                "loyalty.tier_thresholds needs three figures: silver, gold, platinum".into(),
-            )
-        })?;
-        let cfg = LoyaltyConfig {
-            tier_names: names,
-            tier_thresholds: thresholds,
-            basis: self.tier_basis,
-            window_months: self.window_months,
-            vip_min_monthly: self.vip_min_monthly,
-            vip_months: self.vip_months,
-            vip_lasts_months: self.vip_lasts_months,
-            low_balance: self.low_balance,
-            receipts: self.receipts,
-        };
-        cfg.validate()
-            .map_err(|e| ConfigError::Invalid(format!("loyalty: {e}")))?;
-        Ok(cfg)
-    }
 }
 
 impl Default for Notices {
@@ -449,7 +381,9 @@ impl Config {
         if self.currencies.is_empty() || self.currencies.iter().any(|c| *c > 999) {
             return bad("currencies must list ISO 4217 numeric codes".into());
         }
-        self.loyalty.engine()?;
+        self.loyalty
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("loyalty: {e}")))?;
         let n = &self.notices;
         if n.channel == NoticeChannel::Webhook
             && !n
@@ -522,7 +456,7 @@ impl Config {
                 .collect(),
             utc_offset_secs: self.utc_offset_secs,
             calendar: self.calendar()?,
-            loyalty: self.loyalty.engine()?,
+            loyalty: self.loyalty.clone(),
         })
     }
 }

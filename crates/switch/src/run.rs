@@ -276,7 +276,7 @@ async fn every<R>(
 ) where
     R: FnOnce() -> Result<(), String> + Send + 'static,
 {
-    let mut tick = tokio::time::interval(period.max(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

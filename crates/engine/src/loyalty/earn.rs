@@ -8,7 +8,7 @@ use clubswitch_wire::{
 use super::{month_of_day, Earned, Program, Recovered, Standing};
 use crate::flows::Cx;
 use crate::ledger::{self, signed};
-use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Txn, UnixTime};
+use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Tier, Txn, UnixTime};
 use crate::notice::{self, NoticeKind};
 use crate::store::{Table, Tx, TxResult};
 
@@ -28,6 +28,21 @@ fn member_of(tx: &Tx<'_>, txn: &Txn) -> TxResult<Option<Member>> {
         Some(id) => tx.get(Table::Members, &member_key(id)),
         None => Ok(None),
     }
+}
+
+/// Moves a member to tier `to`, and tells them.
+pub(crate) fn set_tier(tx: &Tx<'_>, now: UnixTime, member: &mut Member, to: Tier) -> TxResult<()> {
+    notice::enqueue(
+        tx,
+        now,
+        member,
+        NoticeKind::TierChange {
+            from: member.tier,
+            to,
+        },
+    )?;
+    member.tier = to;
+    tx.put(Table::Members, &member_key(member.id), member)
 }
 
 /// The merchant's programme, if it has an active one.
@@ -197,17 +212,7 @@ pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<A
     let tier = cfg.tier_for(standing.rolling(cfg, month));
     if tier > member.tier {
         earned.upgraded_from = Some(member.tier);
-        notice::enqueue(
-            tx,
-            cx.now,
-            &member,
-            NoticeKind::TierChange {
-                from: member.tier,
-                to: tier,
-            },
-        )?;
-        member.tier = tier;
-        tx.put(Table::Members, &member_key(member.id), &member)?;
+        set_tier(tx, cx.now, &mut member, tier)?;
     }
     standing.trim(cfg, month);
     tx.put(Table::Standing, &member_key(member.id), &standing)?;
@@ -435,18 +440,7 @@ pub(crate) fn take_back(
         let cfg = &cx.engine.cfg.loyalty;
         let now_tier = cfg.tier_for(standing.rolling(cfg, month_of_day(cx.day(cx.now))));
         if let Some(from) = e.upgraded_from.filter(|_| now_tier < member.tier) {
-            let to = now_tier.max(from);
-            notice::enqueue(
-                tx,
-                cx.now,
-                &member,
-                NoticeKind::TierChange {
-                    from: member.tier,
-                    to,
-                },
-            )?;
-            member.tier = to;
-            tx.put(Table::Members, &member_key(member.id), &member)?;
+            set_tier(tx, cx.now, &mut member, now_tier.max(from))?;
             e.upgraded_from = None;
         }
         if points > 0 || credit_for_points + cashback > 0 {

@@ -167,14 +167,17 @@ pub enum TierBasis {
     Points,
 }
 
-/// Network-wide loyalty settings.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// Network-wide loyalty settings (the `[loyalty]` table of the switch's
+/// configuration).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoyaltyConfig {
     /// Display names of the four tiers, lowest first.
     pub tier_names: [String; 4],
     /// What silver, gold and platinum take, in the basis's unit.
     pub tier_thresholds: [u64; 3],
-    pub basis: TierBasis,
+    /// `spend` (rials) or `points` (earned).
+    pub tier_basis: TierBasis,
     /// Months the rolling window covers (the current one included).
     pub window_months: u32,
     /// VIP by commitment: at least `min_monthly` rials spent in each of
@@ -195,7 +198,7 @@ impl Default for LoyaltyConfig {
         LoyaltyConfig {
             tier_names: ["bronze", "silver", "gold", "platinum"].map(String::from),
             tier_thresholds: [100_000_000, 500_000_000, 2_000_000_000],
-            basis: TierBasis::Spend,
+            tier_basis: TierBasis::Spend,
             window_months: 12,
             vip_min_monthly: 0,
             vip_months: 6,
@@ -271,7 +274,7 @@ impl Standing {
         self.months
             .iter()
             .filter(|m| (from..=month).contains(&m.month))
-            .map(|m| match cfg.basis {
+            .map(|m| match cfg.tier_basis {
                 TierBasis::Spend => m.spend,
                 TierBasis::Points => m.points,
             })

@@ -255,17 +255,7 @@ impl Engine {
                     .max(cfg.tier_for(s.rolling(cfg, month)));
                 let moved = (tier != member.tier).then(|| tier > member.tier);
                 if moved.is_some() {
-                    notice::enqueue(
-                        tx,
-                        now,
-                        &member,
-                        NoticeKind::TierChange {
-                            from: member.tier,
-                            to: tier,
-                        },
-                    )?;
-                    member.tier = tier;
-                    tx.put(Table::Members, &key, &member)?;
+                    earn::set_tier(tx, now, &mut member, tier)?;
                 }
                 let kept = cfg.vip_min_monthly > 0
                     && !s.vip(month)

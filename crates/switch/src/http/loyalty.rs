@@ -18,7 +18,7 @@ use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bad, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
+use super::{bad, local_days, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new()
@@ -158,16 +158,7 @@ async fn notices(State(h): Shared) -> ApiResult {
 /// Local days `from` and `to` (YYYY-MM-DD, default today) as the Unix
 /// times of their start and of the end of `to`.
 fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, UnixTime)> {
-    let today = UnixTime::now().local_day(offset);
-    let day = |k: &str| -> ApiResult<i64> {
-        q.get(k)
-            .map(|s| {
-                crate::config::parse_date(s).ok_or_else(|| bad(format!("{k} must be YYYY-MM-DD")))
-            })
-            .transpose()
-            .map(|d| d.unwrap_or(today))
-    };
-    let (from, to) = (day("from")?, day("to")?);
+    let (from, to) = local_days(q, offset)?;
     Ok((
         UnixTime(from * 86_400 - offset),
         UnixTime((to + 1) * 86_400 - offset),

@@ -718,13 +718,8 @@ struct Line {
     refunds: u64,
 }
 
-/// Sales, discounts, fees and refunds by merchant or terminal, for a period
-/// of local dates (`from`, `to` inclusive, YYYY-MM-DD; default today).
-async fn report(
-    State(h): Shared,
-    Query(q): Query<std::collections::HashMap<String, String>>,
-) -> ApiResult {
-    let offset = h.switch.cfg.utc_offset_secs;
+/// The local days `from` and `to` of a query (YYYY-MM-DD, default today).
+fn local_days(q: &std::collections::HashMap<String, String>, offset: i64) -> ApiResult<(i64, i64)> {
     let today = UnixTime::now().local_day(offset);
     let day = |k: &str| -> ApiResult<i64> {
         q.get(k)
@@ -734,7 +729,17 @@ async fn report(
             .transpose()
             .map(|d| d.unwrap_or(today))
     };
-    let (from, to) = (day("from")?, day("to")?);
+    Ok((day("from")?, day("to")?))
+}
+
+/// Sales, discounts, fees and refunds by merchant or terminal, for a period
+/// of local dates (`from`, `to` inclusive, YYYY-MM-DD; default today).
+async fn report(
+    State(h): Shared,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult {
+    let offset = h.switch.cfg.utc_offset_secs;
+    let (from, to) = local_days(&q, offset)?;
     let by_terminal = q.get("by").map(String::as_str) == Some("terminal");
     let txns = h.switch.engine.transactions(|t| {
         t.confirmed
