@@ -88,13 +88,8 @@ fn finished_history_is_archived_while_the_switch_runs_and_the_audit_still_balanc
     assert!(audit["archive_files"].as_u64().unwrap() >= 2, "{audit}");
 
     assert!(d.terminate().success());
-    let offline = Command::new(BIN)
-        .args(["audit", "--data-dir"])
-        .arg(&d.dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&offline.stdout);
-    assert!(offline.status.success(), "{text}");
+    let (passed, text) = d.offline_audit();
+    assert!(passed, "{text}");
     assert!(text.contains("archived: journal entries"), "{text}");
 
     // Damage an archive file: the offline audit now fails and says why.
@@ -106,12 +101,7 @@ fn finished_history_is_archived_while_the_switch_runs_and_the_audit_still_balanc
     let mut raw = std::fs::read(&journal).unwrap();
     raw[16] ^= 1;
     std::fs::write(&journal, raw).unwrap();
-    let offline = Command::new(BIN)
-        .args(["audit", "--data-dir"])
-        .arg(&d.dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&offline.stdout);
-    assert!(!offline.status.success(), "{text}");
+    let (passed, text) = d.offline_audit();
+    assert!(!passed, "{text}");
     assert!(text.contains("damaged"), "{text}");
 }

@@ -164,16 +164,8 @@ fn sigkill_under_load_keeps_every_answered_confirm_exactly_once() {
     assert_eq!(audit["violations"], json!([]), "{audit}");
     assert_eq!(audit["pending_holds"], 0, "{audit}");
     assert!(d.terminate().success());
-    let offline = Command::new(BIN)
-        .args(["audit", "--data-dir"])
-        .arg(&d.dir)
-        .output()
-        .unwrap();
-    assert!(
-        offline.status.success(),
-        "{}",
-        String::from_utf8_lossy(&offline.stdout)
-    );
+    let (passed, text) = d.offline_audit();
+    assert!(passed, "{text}");
     eprintln!(
         "{KILLS} kills survived; {confirms} confirms answered 00 checked; \
          {expired} approved holds expired unconfirmed, {lost_holds} lost with a kill; \

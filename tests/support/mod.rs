@@ -185,6 +185,20 @@ impl Daemon {
             .map_or(0, |v| v as u64)
     }
 
+    /// `clubswitch audit` on the (stopped) data directory: whether it
+    /// passed, and its report.
+    pub fn offline_audit(&self) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(["audit", "--data-dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
