@@ -88,6 +88,15 @@ fn respond(mut stream: TcpStream, status: &str) {
     );
 }
 
+/// What the gateway has accepted once it has `n` notices, or after 30 s.
+fn delivered(accepted: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    accepted.lock().unwrap().clone()
+}
+
 #[tokio::test]
 async fn receipts_reach_a_failing_gateway_after_retries_and_carry_the_points() {
     let (url, accepted) = gateway(Gateway::FailFirst(2));
@@ -112,11 +121,7 @@ async fn receipts_reach_a_failing_gateway_after_retries_and_carry_the_points() {
             Some(amount / 10_000 * 3 / 2)
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while accepted.lock().unwrap().len() < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let got = accepted.lock().unwrap().clone();
+    let got = delivered(&accepted, 3);
     assert_eq!(
         got.len(),
         3,
@@ -337,4 +342,146 @@ async fn draws_the_loyalty_report_and_segments_through_the_admin_api() {
     assert_eq!(lines.len(), 3, "{csv}");
     let reza = lines.iter().find(|l| l.contains("Reza Karimi")).unwrap();
     assert!(reza.contains(",gold,demo,0,2,200000,"), "{reza}");
+}
+
+/// `base` completed with its Luhn check digit.
+fn luhn(base: &str) -> String {
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|s| {
+            s.parse::<clubswitch_wire::CardNumber>()
+                .is_ok_and(|p| p.luhn_ok())
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_daily_pass_greets_birthdays_and_warns_of_cards_and_expiring_credit() {
+    // A time zone in which it is about 01:00 now, so the pass (from 23:00)
+    // runs only when asked.
+    let utc = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut offset = 3_600 - utc.rem_euclid(86_400);
+    if offset < -12 * 3_600 {
+        offset += 86_400;
+    }
+    let today = (utc + offset).div_euclid(86_400);
+    let (y, m, d) = clubswitch_wire::fields::civil_from_days(today);
+    // The card expires at the end of the month after next.
+    let (ey, em) = if m >= 11 { (y + 1, m - 10) } else { (y, m + 2) };
+    let (ny, nm) = if em == 12 { (ey + 1, 1) } else { (ey, em + 1) };
+    let through = clubswitch_wire::fields::days_from_civil(ny, nm, 1) - 1;
+    let (url, accepted) = gateway(Gateway::FailFirst(0));
+    let dm = Daemon::start_with_top(
+        "loyalty-daily",
+        &format!("utc_offset_secs = {offset}"),
+        &format!(
+            "[loyalty]\ndaily_hour = 23\ncard_expiry_warn_days = {}\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n",
+            through - today
+        ),
+        &[],
+    );
+    let cafe = "MERCHANT0000001";
+    dm.admin(
+        "PUT",
+        &format!("/v1/merchants/{cafe}/program"),
+        Some(json!({ "credit_valid_days": 3, "expiry_warn_days": 7 })),
+    )
+    .unwrap();
+    let bad = dm.admin(
+        "POST",
+        "/v1/members",
+        Some(json!({ "name": "Leila", "birthday": "02-30" })),
+    );
+    assert_eq!(bad.unwrap_err().0, 400, "no such date");
+    let member = dm
+        .admin(
+            "POST",
+            "/v1/members",
+            Some(json!({ "name": "Leila", "phone": "09120000077", "birthday": format!("1991-{m:02}-{d:02}") })),
+        )
+        .unwrap();
+    assert_eq!(
+        member["birthday"],
+        format!("{m:02}-{d:02}"),
+        "the year is not kept"
+    );
+    let id = member["id"].as_u64().unwrap();
+    dm.admin(
+        "POST",
+        "/v1/cards",
+        Some(json!({ "pan": luhn("628023149000007"), "member": id, "expiry": format!("{:02}{em:02}", ey % 100) })),
+    )
+    .unwrap();
+    dm.admin(
+        "POST",
+        "/v1/store-credit",
+        Some(json!({ "member": id, "merchant": cafe, "amount": 25_000 })),
+    )
+    .unwrap();
+
+    let run = dm.admin("POST", "/v1/loyalty/daily", None).unwrap();
+    assert_eq!(
+        (
+            &run["birthdays"],
+            &run["cards_expiring"],
+            &run["credit_expired"]
+        ),
+        (&json!(1), &json!(1), &json!(0)),
+        "{run}"
+    );
+    // Leila's credit, and any the demo granted at the cafe today.
+    let warnings = run["expiry_warnings"].as_u64().unwrap() as usize;
+    assert!(warnings >= 1, "{run}");
+    assert_eq!(
+        dm.admin("POST", "/v1/loyalty/daily", None).unwrap(),
+        Value::Null,
+        "once a day"
+    );
+
+    let got = delivered(&accepted, 2 + warnings);
+    let mut kinds: Vec<&str> = got
+        .iter()
+        .filter(|n| n["to"] == "09120000077")
+        .map(|n| n["notice"]["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["birthday", "card_expiring", "expiry_warning"],
+        "{got:?}"
+    );
+    let fmt = |day: i64| {
+        let (y, m, d) = clubswitch_wire::fields::civil_from_days(day);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    for n in got.iter().filter(|n| n["to"] == "09120000077") {
+        match n["notice"]["kind"].as_str() {
+            Some("card_expiring") => {
+                assert_eq!(n["notice"]["valid_through"], fmt(through), "{n}");
+                assert!(!n.to_string().contains("628023149"), "no card number: {n}");
+            }
+            Some("expiry_warning") => {
+                assert_eq!(n["notice"]["credit"], 25_000);
+                assert_eq!(n["notice"]["valid_through"], fmt(today + 3));
+            }
+            _ => {}
+        }
+    }
+    let view = dm
+        .admin("GET", &format!("/v1/members/{id}/loyalty"), None)
+        .unwrap();
+    let at_cafe = view["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["merchant"] == cafe)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        at_cafe["expiring"],
+        json!([{ "store_credit": 25_000, "valid_through": fmt(today + 3) }])
+    );
 }

@@ -41,15 +41,22 @@ impl Daemon {
     }
 
     /// Starts the switch with the certification configuration plus
-    /// `config` (TOML tables the certification file does not have).
+    /// `config`, appended (so keys before its first table belong to the
+    /// certification file's last table, `[security]`).
     pub fn start_configured(name: &str, config: &str, extra: &[&str]) -> Daemon {
+        Self::start_with_top(name, "", config, extra)
+    }
+
+    /// Starts the switch with top-level keys `top`, the certification
+    /// configuration, and then `config`.
+    pub fn start_with_top(name: &str, top: &str, config: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let certification =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
         let text = std::fs::read_to_string(certification).unwrap();
-        std::fs::write(dir.join("switch.toml"), format!("{text}\n{config}")).unwrap();
+        std::fs::write(dir.join("switch.toml"), format!("{top}\n{text}\n{config}")).unwrap();
         Self::start_in(dir, extra)
     }
 

@@ -38,7 +38,9 @@ pub use durability::{FlushError, FlushMark, FlushStats, FlushTicket};
 pub use engine::{Authorize, Confirm, Engine, EngineConfig, Refund, Reply, Request, Undo};
 pub use error::EngineError;
 pub use keys::CardHasher;
-pub use loyalty::{LoyaltyConfig, Program, ReferralCode, Review, Standing};
+pub use loyalty::{
+    Birthday, DailyRun, Lots, LoyaltyConfig, Program, ReferralCode, Review, Standing,
+};
 pub use model::*;
 pub use notice::{Notice, NoticeKind};
 pub use rules::{BinRange, DiscountRule, RuleRecord};

@@ -302,6 +302,9 @@ pub enum JournalKind {
     ReferralBonus,
     /// Points won in a lucky draw.
     DrawPrize,
+    /// Points or store credit past their validity, taken back by the daily
+    /// pass.
+    Expiry,
 }
 
 /// One balanced movement of value.

@@ -54,6 +54,26 @@ pub enum NoticeKind {
         points: u64,
         credit: u64,
     },
+    /// Points or store credit at a merchant will expire: this much by the
+    /// end of local day `by` (the first day any of it is no longer valid
+    /// is `by + 1`).
+    ExpiryWarning {
+        merchant: MerchantId,
+        points: u64,
+        credit: u64,
+        by: i64,
+    },
+    /// Points or store credit at a merchant expired.
+    Expired {
+        merchant: MerchantId,
+        points: u64,
+        credit: u64,
+    },
+    /// Greetings on the member's birthday.
+    Birthday,
+    /// The member's card (by its last four digits) is valid through the
+    /// end of local day `through`.
+    CardExpiring { last4: String, through: i64 },
 }
 
 /// One notice in the outbox.

@@ -65,10 +65,14 @@ pub enum Table {
     /// Coalitions by name (`C` ‖ name) and each member merchant's
     /// coalition (`M` ‖ merchant).
     Coalitions,
+    /// What the daily pass works through: the lots of a member's points and
+    /// store credit at a merchant (`L` ‖ member ‖ merchant), and birthdays
+    /// by date (`B` ‖ month ‖ day ‖ member) and by member (`b` ‖ member).
+    Daily,
 }
 
 impl Table {
-    pub const ALL: [Table; 21] = [
+    pub const ALL: [Table; 22] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -90,6 +94,7 @@ impl Table {
         Table::Outbox,
         Table::Draws,
         Table::Coalitions,
+        Table::Daily,
     ];
 
     fn name(self) -> &'static str {
@@ -115,6 +120,7 @@ impl Table {
             Table::Outbox => "outbox",
             Table::Draws => "draws",
             Table::Coalitions => "coalitions",
+            Table::Daily => "daily",
         }
     }
 
@@ -340,6 +346,16 @@ impl Store {
             self.open_now()
                 .map(|o| o.tree(table).range(from.to_vec()..)),
         )
+    }
+
+    /// Keys that start with `prefix`, in order.
+    pub fn scan_keys(
+        &self,
+        table: Table,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.entries(self.open_now().map(|o| o.tree(table).scan_prefix(prefix)))
+            .map(|item| item.map(|(k, _)| k.to_vec()))
     }
 
     /// Keys in `[from, to)`, in order.

@@ -51,6 +51,8 @@ enum Op {
     Convert {
         points: u16,
     },
+    /// A day passes and the daily pass expires points and credit.
+    Daily,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u64..100_000).prop_map(|amount| Op::TopUp { amount }),
         1 => (0u32..7200).prop_map(|back| Op::Archive { back }),
         1 => (1u16..400).prop_map(|points| Op::Convert { points }),
+        1 => Just(Op::Daily),
     ]
 }
 
@@ -105,7 +108,7 @@ impl Harness {
             )
             .unwrap();
         // A loyalty programme with everything that moves value: points,
-        // cashback, automatic conversion.
+        // cashback, automatic conversion, expiry.
         w.engine
             .put_program(
                 &w.merchant,
@@ -117,6 +120,8 @@ impl Harness {
                     credit_per_point: 20,
                     auto_convert_at: Some(500),
                     cashback_bps: 200,
+                    points_valid_days: Some(1),
+                    credit_valid_days: Some(2),
                     ..Program::default()
                 },
             )
@@ -253,6 +258,10 @@ impl Harness {
             Op::Archive { back } => {
                 let horizon = self.now.plus(-i64::from(*back));
                 self.w.engine.archive(horizon, &self.archive.0).unwrap();
+            }
+            Op::Daily => {
+                self.now = self.now.plus(86_400);
+                self.w.engine.daily_pass(self.now).unwrap();
             }
             Op::Convert { points } => {
                 // Refused (more than the balance) or done; either way the

@@ -357,6 +357,12 @@ impl Config {
         if self.listeners.is_empty() {
             return bad("at least one terminal listener is needed".into());
         }
+        if !(-12 * 3600..=14 * 3600).contains(&self.utc_offset_secs) {
+            return bad(format!(
+                "utc_offset_secs {} is not a time zone (-43200 to 50400)",
+                self.utc_offset_secs
+            ));
+        }
         for l in &self.listeners {
             if self.limits.max_frame > l.header.limit() {
                 return bad(format!(
@@ -478,6 +484,12 @@ pub fn parse_date(s: &str) -> Option<i64> {
     }
     let days = clubswitch_wire::fields::days_from_civil(y, m, d);
     (clubswitch_wire::fields::civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
+/// "YYYY-MM-DD" of a day number (days since 1970-01-01).
+pub fn format_date(day: i64) -> String {
+    let (y, m, d) = clubswitch_wire::fields::civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[cfg(test)]

@@ -252,6 +252,8 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
                     credit_per_point: 100,
                     auto_convert_at: Some(500),
                     referral_points: 200,
+                    points_valid_days: Some(365),
+                    credit_valid_days: Some(180),
                     ..Program::default()
                 },
             )

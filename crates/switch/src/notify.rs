@@ -14,7 +14,7 @@ use clubswitch_engine::notice::backoff;
 use clubswitch_engine::{Engine, Notice, NoticeKind, UnixTime};
 use serde_json::{json, Value};
 
-use crate::config::{NoticeChannel, Notices};
+use crate::config::{format_date, NoticeChannel, Notices};
 use crate::metrics::Metrics;
 
 /// Where notices go.
@@ -159,6 +159,34 @@ pub fn kind_json(kind: &NoticeKind) -> Value {
         } => {
             json!({ "kind": "returned", "rrn": rrn.as_str(), "merchant": merchant.as_str(), "points": points, "credit": credit })
         }
+        NoticeKind::ExpiryWarning {
+            merchant,
+            points,
+            credit,
+            by,
+        } => {
+            json!({ "kind": "expiry_warning", "merchant": merchant.as_str(), "points": points, "credit": credit, "valid_through": format_date(*by) })
+        }
+        NoticeKind::Expired {
+            merchant,
+            points,
+            credit,
+        } => {
+            json!({ "kind": "expired", "merchant": merchant.as_str(), "points": points, "credit": credit })
+        }
+        NoticeKind::Birthday => json!({ "kind": "birthday" }),
+        NoticeKind::CardExpiring { last4, through } => {
+            json!({ "kind": "card_expiring", "last4": last4, "valid_through": format_date(*through) })
+        }
+    }
+}
+
+/// "200 points and 5000 rials of credit", leaving out what is zero.
+fn points_and_credit(points: u64, credit: u64) -> String {
+    match (points, credit) {
+        (p, 0) => format!("{p} points"),
+        (0, c) => format!("{c} rials of credit"),
+        (p, c) => format!("{p} points and {c} rials of credit"),
     }
 }
 
@@ -208,6 +236,29 @@ pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
             ..
         } => format!(
             "A refund at {merchant} took back {points} points and {credit} rials of credit."
+        ),
+        NoticeKind::ExpiryWarning {
+            merchant,
+            points,
+            credit,
+            by,
+        } => format!(
+            "{} at {merchant} expire after {}: use them before then.",
+            points_and_credit(*points, *credit),
+            format_date(*by)
+        ),
+        NoticeKind::Expired {
+            merchant,
+            points,
+            credit,
+        } => format!(
+            "{} at {merchant} expired.",
+            points_and_credit(*points, *credit)
+        ),
+        NoticeKind::Birthday => "Happy birthday from your club!".to_owned(),
+        NoticeKind::CardExpiring { last4, through } => format!(
+            "Your club card ending {last4} is valid through {}; ask for a renewal.",
+            format_date(*through)
         ),
     }
 }

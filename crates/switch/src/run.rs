@@ -291,7 +291,8 @@ async fn every<R>(
     }
 }
 
-/// Expires holds, runs the monthly loyalty review, and the daily
+/// Expires holds, runs the monthly loyalty review, the daily pass
+/// (expiry of points and credit, birthdays, cards expiring) and the daily
 /// settlement when configured.
 async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
     let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
@@ -332,6 +333,21 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     downgraded = r.downgraded,
                     new_vip = r.new_vip,
                     "monthly loyalty review"
+                );
+            }
+            if let Some(r) = s
+                .engine
+                .daily_pass(now)
+                .map_err(|e| format!("daily pass: {e}"))?
+            {
+                tracing::info!(
+                    lots = r.lots_checked,
+                    points_expired = r.points_expired,
+                    credit_expired = r.credit_expired,
+                    expiry_warnings = r.expiry_warnings,
+                    birthdays = r.birthdays,
+                    cards_expiring = r.cards_expiring,
+                    "daily pass"
                 );
             }
             if settle_now {

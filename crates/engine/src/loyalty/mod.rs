@@ -27,15 +27,19 @@
 //! **Rounding.** Points and cashback are rounded down, like discounts.
 
 mod coalition;
+mod daily;
 mod draw;
 mod earn;
+pub mod lots;
 mod report;
 mod review;
 
 pub(crate) use coalition::{counter as store_counter, store_account};
 pub use coalition::{Coalition, Owed};
+pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, on_confirm, on_refund_reversed, take_back, Share};
+pub use lots::{Lot, Lots, Unit};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 
@@ -74,6 +78,12 @@ pub struct Program {
     /// Points a referral earns the referrer and the newcomer each, paid at
     /// the newcomer's first confirmed purchase at this merchant.
     pub referral_points: u64,
+    /// Local days points and store credit stay valid after the day they
+    /// were granted (expiring oldest first); `None`: they do not expire.
+    pub points_valid_days: Option<u32>,
+    pub credit_valid_days: Option<u32>,
+    /// Warn a member this many days before points or credit expire.
+    pub expiry_warn_days: u32,
 }
 
 impl Default for Program {
@@ -90,6 +100,9 @@ impl Default for Program {
             auto_convert_at: None,
             cashback_bps: 0,
             referral_points: 0,
+            points_valid_days: None,
+            credit_valid_days: None,
+            expiry_warn_days: 7,
         }
     }
 }
@@ -117,6 +130,12 @@ impl Program {
         }
         if self.auto_convert_at.is_some() && self.credit_per_point == 0 {
             return Err("auto_convert_at needs credit_per_point".into());
+        }
+        if self.points_valid_days == Some(0) || self.credit_valid_days == Some(0) {
+            return Err("a validity must be at least one day".into());
+        }
+        if self.expiry_warn_days > 366 {
+            return Err("expiry_warn_days is at most 366".into());
         }
         if self.campaigns.iter().any(|c| c.to <= c.from) {
             return Err("a campaign must end after it starts".into());
@@ -191,6 +210,15 @@ pub struct LoyaltyConfig {
     pub low_balance: Option<u64>,
     /// Send a receipt notice for every confirmed purchase of a member.
     pub receipts: bool,
+    /// The local hour from which the daily pass runs (expiry of points and
+    /// credit, their warnings, birthdays, cards expiring): notices written
+    /// then go out at a civil hour.
+    pub daily_hour: u8,
+    /// Greet members with a birthday on record.
+    pub birthdays: bool,
+    /// Warn a member this many days before their card's last valid day; 0:
+    /// never.
+    pub card_expiry_warn_days: u32,
 }
 
 impl Default for LoyaltyConfig {
@@ -205,6 +233,9 @@ impl Default for LoyaltyConfig {
             vip_lasts_months: 6,
             low_balance: None,
             receipts: false,
+            daily_hour: 9,
+            birthdays: true,
+            card_expiry_warn_days: 30,
         }
     }
 }
@@ -231,6 +262,12 @@ impl LoyaltyConfig {
         }
         if self.window_months == 0 {
             return Err("window_months must be positive".into());
+        }
+        if self.daily_hour > 23 {
+            return Err("daily_hour is 0 to 23".into());
+        }
+        if self.card_expiry_warn_days > 366 {
+            return Err("card_expiry_warn_days is at most 366".into());
         }
         if self.vip_min_monthly > 0 && (self.vip_months == 0 || self.vip_lasts_months == 0) {
             return Err("vip months and lasts_months must be positive".into());

@@ -1,7 +1,7 @@
-//! Knowing the members: the loyalty report (points issued, redeemed and
-//! taken back; outstanding points and store-credit liability by merchant;
-//! each discount campaign's discounts against the sales it brought; the
-//! repeat-purchase rate) and RFM segments.
+//! Knowing the members: the loyalty report (points issued, redeemed,
+//! taken back and expired; outstanding points and store-credit liability
+//! by merchant; each discount campaign's discounts against the sales it
+//! brought; the repeat-purchase rate) and RFM segments.
 //!
 //! **RFM.** Recency (days since the last purchase), frequency (purchases)
 //! and monetary value (rials spent) of each member, scored 1 to 5 by
@@ -33,11 +33,14 @@ pub struct MerchantLoyalty {
     pub points_issued: u64,
     pub points_redeemed: u64,
     pub points_returned: u64,
-    /// In the period: store credit from points and from cashback, and
-    /// credit taken back.
+    /// In the period: points past their validity.
+    pub points_expired: u64,
+    /// In the period: store credit from points and from cashback, credit
+    /// taken back, and credit past its validity.
     pub credit_from_points: u64,
     pub cashback: u64,
     pub credit_returned: u64,
+    pub credit_expired: u64,
     /// Now: points members hold, and store credit the merchant owes
     /// (granted, cashback, converted, not yet spent).
     pub points_outstanding: i64,
@@ -162,6 +165,8 @@ impl Engine {
                     (JournalKind::PointsConversion, false) => add(&mut r.credit_from_points, *v),
                     (JournalKind::LoyaltyReturn, true) => add(&mut r.points_returned, *v),
                     (JournalKind::LoyaltyReturn, false) => add(&mut r.credit_returned, *v),
+                    (JournalKind::Expiry, true) => add(&mut r.points_expired, *v),
+                    (JournalKind::Expiry, false) => add(&mut r.credit_expired, *v),
                     _ => {}
                 }
             }

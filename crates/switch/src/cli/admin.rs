@@ -155,11 +155,16 @@ pub enum MemberCmd {
         /// Member groups (repeat the flag for several).
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// MM-DD (or YYYY-MM-DD, of which the year is not kept), for the
+        /// birthday greeting.
+        #[arg(long)]
+        birthday: Option<String>,
     },
     Show {
         id: u64,
     },
-    /// Tier, VIP, referral code, points and store credit by merchant.
+    /// Tier, VIP, referral code, points and store credit by merchant, and
+    /// what of them expires when.
     Loyalty {
         id: u64,
     },
@@ -324,10 +329,13 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
                 phone,
                 tier,
                 groups,
+                birthday,
             } => (
                 "POST",
                 "/v1/members".into(),
-                Some(json!({ "name": name, "phone": phone, "tier": tier, "groups": groups })),
+                Some(
+                    json!({ "name": name, "phone": phone, "tier": tier, "groups": groups, "birthday": birthday }),
+                ),
             ),
             MemberCmd::Show { id } => ("GET", format!("/v1/members/{id}"), None),
             MemberCmd::Loyalty { id } => ("GET", format!("/v1/members/{id}/loyalty"), None),

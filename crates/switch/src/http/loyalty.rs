@@ -13,12 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::loyalty::month_of_day;
-use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
+use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment, Unit};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{bad, local_days, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
+use crate::config::format_date;
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new()
@@ -30,6 +31,7 @@ pub fn routes() -> Router<Arc<Http>> {
         .route("/v1/members/{id}/convert", post(convert))
         .route("/v1/members/{id}/referral", post(refer))
         .route("/v1/loyalty/review", post(review))
+        .route("/v1/loyalty/daily", post(daily))
         .route("/v1/loyalty/report", get(loyalty_report))
         .route("/v1/segments", get(segments))
         .route("/v1/draws", get(list_draws).post(run_draw))
@@ -58,7 +60,7 @@ async fn put_program(
 }
 
 /// Tier, VIP, referral code, the rolling figure, and points and store
-/// credit by merchant.
+/// credit by merchant with what of them expires when.
 async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let e = &h.switch.engine;
     let member = e.member(MemberId(id))?.ok_or_else(|| not_found("member"))?;
@@ -69,13 +71,25 @@ async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
         .member_balances(member.id)?
         .into_iter()
         .map(|(m, points, credit)| {
-            json!({
+            let expiring: Vec<Value> = e
+                .expiring(member.id, &m)?
+                .into_iter()
+                .map(|x| {
+                    let unit = match x.unit {
+                        Unit::Points => "points",
+                        Unit::Credit => "store_credit",
+                    };
+                    json!({ (unit): x.amount, "valid_through": format_date(x.valid_through) })
+                })
+                .collect();
+            Ok(json!({
                 "merchant": m.as_str(),
                 "points": points.available(),
                 "store_credit": credit.available(),
-            })
+                "expiring": expiring,
+            }))
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     Ok(Json(json!({
         "member": member.id.0,
         "tier": member.tier,
@@ -128,6 +142,16 @@ async fn refer(State(h): Shared, Path(id): Path<u64>, Json(r): Json<ReferIn>) ->
 async fn review(State(h): Shared) -> ApiResult {
     let switch = Arc::clone(&h.switch);
     let r = tokio::task::spawn_blocking(move || switch.engine.review_standing(UnixTime::now()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
+}
+
+/// Today's daily pass now, before its hour if need be (`null` if it is
+/// done for today).
+async fn daily(State(h): Shared) -> ApiResult {
+    let switch = Arc::clone(&h.switch);
+    let r = tokio::task::spawn_blocking(move || switch.engine.daily_pass_now(UnixTime::now()))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))

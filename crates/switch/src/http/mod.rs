@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::{
-    settlement, AccountKey, Card, CardHash, CardKind, DiscountRule, EngineError, FeeBase, Member,
-    MemberId, Merchant, NewCard, Offers, Status, Terminal, Tier, Txn, UnixTime,
+    settlement, AccountKey, Birthday, Card, CardHash, CardKind, DiscountRule, EngineError, FeeBase,
+    Member, MemberId, Merchant, NewCard, Offers, Status, Terminal, Tier, Txn, UnixTime,
 };
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, ProcessingCode, TerminalId, Tmk};
 use serde::{Deserialize, Serialize};
@@ -406,14 +406,40 @@ struct MemberIn {
     groups: Vec<String>,
     #[serde(default)]
     status: Option<Status>,
+    /// "MM-DD" or "YYYY-MM-DD" (only the month and day are kept); left
+    /// out: unchanged; "": forgotten.
+    #[serde(default)]
+    birthday: Option<String>,
+}
+
+impl MemberIn {
+    /// The birthday to record, if the request says one: `Some(None)`
+    /// forgets it.
+    fn birthday(&self) -> Result<Option<Option<Birthday>>, ApiError> {
+        match self.birthday.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some("") => Ok(Some(None)),
+            Some(s) => Ok(Some(Some(s.parse()?))),
+        }
+    }
+}
+
+/// A member as JSON, with their birthday.
+fn member_json(h: &Http, m: &Member) -> ApiResult {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    let birthday = h.switch.engine.birthday(m.id)?.map(|b| b.to_string());
+    v["birthday"] = json!(birthday);
+    Ok(Json(v))
 }
 
 async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
-    let rec = h
-        .switch
-        .engine
-        .add_member(&m.name, &m.phone, m.tier, m.groups)?;
-    Ok(Json(serde_json::to_value(&rec).unwrap_or_default()))
+    let birthday = m.birthday()?;
+    let engine = &h.switch.engine;
+    let rec = engine.add_member(&m.name, &m.phone, m.tier, m.groups)?;
+    if let Some(b) = birthday {
+        engine.set_birthday(rec.id, b)?;
+    }
+    member_json(&h, &rec)
 }
 
 async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
@@ -422,7 +448,7 @@ async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
         .engine
         .member(MemberId(id))?
         .ok_or_else(|| not_found("member"))?;
-    Ok(Json(serde_json::to_value(&m).unwrap_or_default()))
+    member_json(&h, &m)
 }
 
 async fn update_member(
@@ -435,6 +461,7 @@ async fn update_member(
         .engine
         .member(MemberId(id))?
         .ok_or_else(|| not_found("member"))?;
+    let birthday = m.birthday()?;
     let rec = Member {
         id: old.id,
         name: m.name,
@@ -444,7 +471,10 @@ async fn update_member(
         status: m.status.unwrap_or(old.status),
     };
     h.switch.engine.put_member(&rec)?;
-    Ok(Json(serde_json::to_value(&rec).unwrap_or_default()))
+    if let Some(b) = birthday {
+        h.switch.engine.set_birthday(rec.id, b)?;
+    }
+    member_json(&h, &rec)
 }
 
 #[derive(Serialize)]
@@ -764,10 +794,7 @@ async fn report(
             _ => {}
         }
     }
-    let fmt = |d: i64| {
-        let (y, m, dd) = clubswitch_wire::fields::civil_from_days(d);
-        format!("{y:04}-{m:02}-{dd:02}")
-    };
+    let fmt = crate::config::format_date;
     Ok(Json(
         json!({ "from": fmt(from), "to": fmt(to), "by": if by_terminal { "terminal" } else { "merchant" }, "lines": lines }),
     ))

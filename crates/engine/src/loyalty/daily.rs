@@ -1,0 +1,479 @@
+//! The daily pass, once per local day from `daily_hour`: points and store
+//! credit past their validity expire (oldest lots first, see [`lots`]),
+//! members are warned of what will expire, greeted on their birthday and
+//! told when their card is about to expire.
+//!
+//! Each member's change is its own transaction, so a pass cut short by a
+//! crash is simply run again: expiry and its warnings are recorded in the
+//! lots and never repeat; a birthday or card notice may (notices are at
+//! least once).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use clubswitch_wire::fields::{civil_from_days, days_from_civil};
+use clubswitch_wire::MerchantId;
+use serde::{Deserialize, Serialize};
+
+use super::lots::{self, Lot, Lots, Unit};
+use super::Program;
+use crate::admin::not_found;
+use crate::engine::Engine;
+use crate::error::{EngineError, Result};
+use crate::ledger;
+use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Status, UnixTime};
+use crate::notice::{self, NoticeKind};
+use crate::store::{abort, Table, Tx, TxResult};
+
+/// Where the last local day the pass ran is recorded.
+const DONE: &[u8] = b"daily_pass";
+
+/// How many missed days a card warning reaches back over.
+const CATCH_UP_DAYS: i64 = 31;
+
+/// What one daily pass did.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct DailyRun {
+    /// The local day it ran for.
+    pub day: i64,
+    /// Members' lots it looked at, at merchants whose programme expires
+    /// points or credit.
+    pub lots_checked: usize,
+    pub points_expired: u64,
+    pub credit_expired: u64,
+    pub expiry_warnings: usize,
+    pub birthdays: usize,
+    pub cards_expiring: usize,
+}
+
+/// A member's birthday: month and day (the year is not kept).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Birthday {
+    pub month: u8,
+    pub day: u8,
+}
+
+impl FromStr for Birthday {
+    type Err = EngineError;
+    /// `MM-DD`, or a full `YYYY-MM-DD` of which only the month and day are
+    /// kept.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || EngineError::invalid(format!("not a birthday (MM-DD): {s:?}"));
+        let parts: Vec<&str> = s.trim().split('-').collect();
+        let (m, d) = match parts.as_slice() {
+            [m, d] | [_, m, d] => (m, d),
+            _ => return Err(bad()),
+        };
+        let month: u8 = m.parse().map_err(|_| bad())?;
+        let day: u8 = d.parse().map_err(|_| bad())?;
+        // A leap year, so 29 February is a birthday.
+        let in_month = match month {
+            1..=11 => days_from_civil(2024, month + 1, 1) - days_from_civil(2024, month, 1),
+            12 => 31,
+            _ => return Err(bad()),
+        };
+        if day == 0 || i64::from(day) > in_month {
+            return Err(bad());
+        }
+        Ok(Birthday { month, day })
+    }
+}
+
+impl fmt::Display for Birthday {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
+fn by_date(b: Birthday) -> Vec<u8> {
+    vec![b'B', b.month, b.day]
+}
+
+fn by_member(member: MemberId) -> Vec<u8> {
+    let mut k = vec![b'b'];
+    k.extend_from_slice(&member.0.to_be_bytes());
+    k
+}
+
+/// Local day of the last day of the month a card expires in.
+fn card_through(e: clubswitch_wire::Expiry) -> i64 {
+    let year = 2000 + i64::from(e.year);
+    if e.month >= 12 {
+        days_from_civil(year + 1, 1, 1) - 1
+    } else {
+        days_from_civil(year, e.month + 1, 1) - 1
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+impl Engine {
+    /// Records (or with `None` forgets) a member's birthday.
+    pub fn set_birthday(&self, member: MemberId, birthday: Option<Birthday>) -> Result<()> {
+        self.store.transaction(|tx| {
+            if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+                return abort(not_found("member", member.0));
+            }
+            if let Some(old) = tx.get::<Birthday>(Table::Daily, &by_member(member))? {
+                let mut k = by_date(old);
+                k.extend_from_slice(&member.0.to_be_bytes());
+                tx.remove(Table::Daily, &k)?;
+                tx.remove(Table::Daily, &by_member(member))?;
+            }
+            if let Some(b) = birthday {
+                let mut k = by_date(b);
+                k.extend_from_slice(&member.0.to_be_bytes());
+                tx.put(Table::Daily, &k, &())?;
+                tx.put(Table::Daily, &by_member(member), &b)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn birthday(&self, member: MemberId) -> Result<Option<Birthday>> {
+        self.store.get(Table::Daily, &by_member(member))
+    }
+
+    /// A member's lots of points and store credit at a merchant.
+    pub fn lots(&self, member: MemberId, merchant: &MerchantId) -> Result<Lots> {
+        Ok(self
+            .store
+            .get(Table::Daily, &lots::key(member, merchant))?
+            .unwrap_or_default())
+    }
+
+    /// What of a member's points and store credit at a merchant will
+    /// expire, and the last day each part is valid, soonest first.
+    pub fn expiring(&self, member: MemberId, merchant: &MerchantId) -> Result<Vec<Expiring>> {
+        let Some(p) = self.program(merchant)? else {
+            return Ok(Vec::new());
+        };
+        let mut lots = self.lots(member, merchant)?;
+        let offset = self.cfg.utc_offset_secs;
+        let mut out = Vec::new();
+        let units = [
+            (Unit::Points, p.points_valid_days),
+            (Unit::Credit, p.credit_valid_days),
+        ];
+        for (unit, valid) in units {
+            let Some(valid) = valid else { continue };
+            let account = match unit {
+                Unit::Points => AccountKey::Points {
+                    member,
+                    merchant: *merchant,
+                },
+                Unit::Credit => AccountKey::Store {
+                    member,
+                    merchant: *merchant,
+                },
+            };
+            let balance = self.account(&account)?.balance.max(0).unsigned_abs();
+            let held = lots.unit_mut(unit);
+            lots::cut(held, balance);
+            for l in held.iter() {
+                let valid_through = l.at.local_day(offset) + i64::from(valid);
+                match out.last_mut() {
+                    Some(Expiring {
+                        unit: u,
+                        valid_through: d,
+                        amount,
+                    }) if *u == unit && *d == valid_through => *amount += l.amount,
+                    _ => out.push(Expiring {
+                        unit,
+                        valid_through,
+                        amount: l.amount,
+                    }),
+                }
+            }
+        }
+        out.sort_by_key(|e| e.valid_through);
+        Ok(out)
+    }
+
+    /// The daily pass for the local day of `now`, once that day's
+    /// `daily_hour` has come; `None` if it is not time or the day's pass
+    /// is done.
+    pub fn daily_pass(&self, now: UnixTime) -> Result<Option<DailyRun>> {
+        let local = now.0 + self.cfg.utc_offset_secs;
+        if local.rem_euclid(86_400) / 3_600 < i64::from(self.cfg.loyalty.daily_hour) {
+            return Ok(None);
+        }
+        self.daily_pass_now(now)
+    }
+
+    /// The daily pass for the local day of `now`, even before its
+    /// `daily_hour` (an operator's request); `None` if the day's pass is
+    /// done.
+    pub fn daily_pass_now(&self, now: UnixTime) -> Result<Option<DailyRun>> {
+        let cfg = &self.cfg.loyalty;
+        let today = now.local_day(self.cfg.utc_offset_secs);
+        let done: Option<i64> = self.store.get(Table::Meta, DONE)?;
+        if done.is_some_and(|d| d >= today) {
+            return Ok(None);
+        }
+        let since = done.map_or(today - 1, |d| d.max(today - CATCH_UP_DAYS));
+        let mut run = DailyRun {
+            day: today,
+            ..DailyRun::default()
+        };
+        self.expire_lots(now, today, &mut run)?;
+        if cfg.birthdays {
+            self.birthdays(now, today, &mut run)?;
+        }
+        if cfg.card_expiry_warn_days > 0 {
+            self.cards_expiring(now, since, today, &mut run)?;
+        }
+        self.store.put(Table::Meta, DONE, &today)?;
+        Ok(Some(run))
+    }
+
+    fn expire_lots(&self, now: UnixTime, today: i64, run: &mut DailyRun) -> Result<()> {
+        // Only merchants whose programme sets a validity have anything to
+        // expire or warn of.
+        let mut expiring: BTreeMap<MerchantId, Program> = BTreeMap::new();
+        for item in self.store.scan::<Program>(Table::Programs, b"") {
+            let (key, p) = item?;
+            if p.points_valid_days.is_some() || p.credit_valid_days.is_some() {
+                if let Ok(m) = MerchantId::from_bytes(&key) {
+                    expiring.insert(m, p);
+                }
+            }
+        }
+        if expiring.is_empty() {
+            return Ok(());
+        }
+        for item in self.store.scan_keys(Table::Daily, b"L") {
+            let key = item?;
+            let (Some(member), Ok(merchant)) = (
+                key.get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .map(|b| MemberId(u64::from_be_bytes(b))),
+                MerchantId::from_bytes(key.get(9..).unwrap_or_default()),
+            ) else {
+                continue;
+            };
+            let Some(program) = expiring.get(&merchant) else {
+                continue;
+            };
+            run.lots_checked += 1;
+            let owner = (member, merchant);
+            let done = self
+                .store
+                .transaction(|tx| self.expire_one(tx, now, today, owner, program))?;
+            run.points_expired += done.expired[0];
+            run.credit_expired += done.expired[1];
+            run.expiry_warnings += usize::from(done.warned);
+        }
+        Ok(())
+    }
+
+    /// Expires and warns of one member's lots at one merchant.
+    fn expire_one(
+        &self,
+        tx: &Tx<'_>,
+        now: UnixTime,
+        today: i64,
+        (member, merchant): (MemberId, MerchantId),
+        p: &Program,
+    ) -> TxResult<Expired> {
+        let key = lots::key(member, &merchant);
+        let Some(mut lots) = tx.get::<Lots>(Table::Daily, &key)? else {
+            return Ok(Expired::default());
+        };
+        let offset = self.cfg.utc_offset_secs;
+        let horizon = today + i64::from(p.expiry_warn_days);
+        let warned = lots.warned_through.max(today - 1);
+        let mut out = Expired::default();
+        let mut warn = [0u64; 2];
+        let mut first_day: Option<i64> = None;
+        let units = [
+            (Unit::Points, p.points_valid_days),
+            (Unit::Credit, p.credit_valid_days),
+        ];
+        for (i, (unit, valid)) in units.into_iter().enumerate() {
+            let Some(valid) = valid else { continue };
+            let last_day = |l: &Lot| l.at.local_day(offset) + i64::from(valid);
+            let (account, issued) = match unit {
+                Unit::Points => (
+                    AccountKey::Points { member, merchant },
+                    AccountKey::PointsIssued(merchant),
+                ),
+                Unit::Credit => (
+                    AccountKey::Store { member, merchant },
+                    AccountKey::StoreIssued(merchant),
+                ),
+            };
+            let acc = ledger::account(tx, &account)?;
+            let balance = acc.balance.max(0).unsigned_abs();
+            let available = acc.available().max(0).unsigned_abs();
+            let due = lots::held_of(lots.unit(unit), balance, last_day, i64::MIN, today - 1)
+                .min(available);
+            if due > 0 {
+                let v = ledger::signed(due)?;
+                ledger::post(
+                    tx,
+                    now,
+                    JournalKind::Expiry,
+                    None,
+                    vec![(account, -v), (issued, v)],
+                )?;
+                out.expired[i] = due;
+            }
+            let held = lots.unit_mut(unit);
+            lots::cut(held, balance - due);
+            for l in held.iter() {
+                let d = last_day(l);
+                if warned < d && d <= horizon {
+                    warn[i] += l.amount;
+                    first_day = Some(first_day.map_or(d, |f| f.min(d)));
+                }
+            }
+        }
+        lots.warned_through = lots.warned_through.max(horizon);
+        if lots.points.is_empty() && lots.credit.is_empty() {
+            tx.remove(Table::Daily, &key)?;
+        } else {
+            tx.put(Table::Daily, &key, &lots)?;
+        }
+        let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
+            return Ok(out);
+        };
+        if out.expired != [0, 0] {
+            let [points, credit] = out.expired;
+            let kind = NoticeKind::Expired {
+                merchant,
+                points,
+                credit,
+            };
+            notice::enqueue(tx, now, &m, kind)?;
+        }
+        if let Some(by) = first_day {
+            let [points, credit] = warn;
+            let kind = NoticeKind::ExpiryWarning {
+                merchant,
+                points,
+                credit,
+                by,
+            };
+            notice::enqueue(tx, now, &m, kind)?;
+            out.warned = true;
+        }
+        Ok(out)
+    }
+
+    fn birthdays(&self, now: UnixTime, today: i64, run: &mut DailyRun) -> Result<()> {
+        let (year, month, day) = civil_from_days(today);
+        let mut dates = vec![Birthday { month, day }];
+        if (month, day) == (2, 28) && !is_leap(year) {
+            dates.push(Birthday { month: 2, day: 29 });
+        }
+        for date in dates {
+            let prefix = by_date(date);
+            for item in self.store.scan_keys(Table::Daily, &prefix) {
+                let key = item?;
+                let Some(id) = key
+                    .get(prefix.len()..)
+                    .and_then(|b| b.try_into().ok())
+                    .map(|b| MemberId(u64::from_be_bytes(b)))
+                else {
+                    continue;
+                };
+                let sent = self.store.transaction(|tx| {
+                    let Some(m) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
+                        return Ok(false);
+                    };
+                    if m.status != Status::Active {
+                        return Ok(false);
+                    }
+                    notice::enqueue(tx, now, &m, NoticeKind::Birthday)?;
+                    Ok(true)
+                })?;
+                run.birthdays += usize::from(sent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Warns of cards whose warning day fell in `(since, today]`.
+    fn cards_expiring(
+        &self,
+        now: UnixTime,
+        since: i64,
+        today: i64,
+        run: &mut DailyRun,
+    ) -> Result<()> {
+        let warn = i64::from(self.cfg.loyalty.card_expiry_warn_days);
+        for item in self.store.scan::<Card>(Table::Cards, b"") {
+            let (_, card) = item?;
+            let (Some(member), Some(expiry)) = (card.member, card.expiry) else {
+                continue;
+            };
+            let through = card_through(expiry);
+            let due = through - warn;
+            if card.status != Status::Active
+                || card.replaced_by.is_some()
+                || !(since < due && due <= today)
+            {
+                continue;
+            }
+            let last4 = String::from_utf8_lossy(&card.last4).into_owned();
+            let sent = self.store.transaction(|tx| {
+                let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
+                    return Ok(false);
+                };
+                let kind = NoticeKind::CardExpiring {
+                    last4: last4.clone(),
+                    through,
+                };
+                notice::enqueue(tx, now, &m, kind)?;
+                Ok(true)
+            })?;
+            run.cards_expiring += usize::from(sent);
+        }
+        Ok(())
+    }
+}
+
+/// A part of a member's points or credit and the last local day it is
+/// valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiring {
+    pub unit: Unit,
+    pub valid_through: i64,
+    pub amount: u64,
+}
+
+/// What expiring one member's lots did: points and credit expired, and
+/// whether a warning went out.
+#[derive(Default)]
+struct Expired {
+    expired: [u64; 2],
+    warned: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birthdays_parse_with_or_without_a_year_and_refuse_impossible_dates() {
+        let b: Birthday = "1990-02-29".parse().unwrap();
+        assert_eq!(b, Birthday { month: 2, day: 29 });
+        assert_eq!(b.to_string(), "02-29");
+        assert_eq!("12-31".parse::<Birthday>().ok().map(|b| b.day), Some(31));
+        for bad in ["04-31", "13-01", "00-10", "02-30", "x", "1-2-3-4", "12-00"] {
+            assert!(bad.parse::<Birthday>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_card_is_valid_through_the_last_day_of_its_month() {
+        let e = |year, month| clubswitch_wire::Expiry { year, month };
+        assert_eq!(card_through(e(27, 2)), days_from_civil(2027, 2, 28));
+        assert_eq!(card_through(e(28, 2)), days_from_civil(2028, 2, 29));
+        assert_eq!(card_through(e(27, 12)), days_from_civil(2027, 12, 31));
+    }
+}

@@ -1,0 +1,210 @@
+//! Lots: when a member's points and store credit were granted, so that
+//! they expire oldest first.
+//!
+//! Every credit to a member's points or store credit at a merchant is a
+//! lot, dated by when it was granted (grants in the same quarter hour share
+//! one). Spending takes from the oldest lots first. Rather than follow
+//! every debit, the lots a balance still holds are found from the balance
+//! itself: they are the newest lots that add up to it. So only a credit
+//! writes lots, and it cuts the record down to what the balance holds.
+//! Value without a lot (granted before lots were kept) never expires.
+//!
+//! A lot granted on local day `D` is valid through day `D + valid_days`
+//! (the programme's `points_valid_days` or `credit_valid_days`), and the
+//! daily pass of any later day takes back what the balance still holds of
+//! it. Value held for a pending purchase is never taken.
+
+use clubswitch_wire::MerchantId;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{MemberId, UnixTime};
+use crate::store::{Table, Tx, TxResult};
+
+/// Grants this close together (in seconds, aligned) share a lot.
+const BUCKET_SECS: i64 = 900;
+
+/// At most this many lots per unit: past it the two oldest merge, the
+/// older value taking the newer date (so a merge only ever lengthens
+/// validity).
+const MAX_LOTS: usize = 400;
+
+/// Which balance a lot belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unit {
+    Points,
+    Credit,
+}
+
+/// One grant (or several in the same quarter hour).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Lot {
+    pub at: UnixTime,
+    pub amount: u64,
+}
+
+/// A member's lots at one merchant, oldest first.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Lots {
+    pub points: Vec<Lot>,
+    pub credit: Vec<Lot>,
+    /// The last local day whose expiring value the member has been warned
+    /// of.
+    pub warned_through: i64,
+}
+
+impl Lots {
+    pub fn unit(&self, unit: Unit) -> &[Lot] {
+        match unit {
+            Unit::Points => &self.points,
+            Unit::Credit => &self.credit,
+        }
+    }
+
+    pub(crate) fn unit_mut(&mut self, unit: Unit) -> &mut Vec<Lot> {
+        match unit {
+            Unit::Points => &mut self.points,
+            Unit::Credit => &mut self.credit,
+        }
+    }
+}
+
+pub(crate) fn key(member: MemberId, merchant: &MerchantId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + merchant.as_bytes().len());
+    k.push(b'L');
+    k.extend_from_slice(&member.0.to_be_bytes());
+    k.extend_from_slice(merchant.as_bytes());
+    k
+}
+
+/// Records a credit of `amount` at `at` that left the balance at
+/// `balance`, inside the posting's transaction.
+pub(crate) fn credited(
+    tx: &Tx<'_>,
+    (member, merchant): (MemberId, &MerchantId),
+    unit: Unit,
+    at: UnixTime,
+    amount: u64,
+    balance: u64,
+) -> TxResult<()> {
+    let k = key(member, merchant);
+    let mut lots: Lots = tx.get(Table::Daily, &k)?.unwrap_or_default();
+    add(lots.unit_mut(unit), at, amount, balance);
+    tx.put(Table::Daily, &k, &lots)
+}
+
+fn add(lots: &mut Vec<Lot>, at: UnixTime, amount: u64, balance: u64) {
+    match lots.last_mut() {
+        Some(l) if l.at.0.div_euclid(BUCKET_SECS) == at.0.div_euclid(BUCKET_SECS) => {
+            l.amount = l.amount.saturating_add(amount);
+        }
+        _ => lots.push(Lot { at, amount }),
+    }
+    cut(lots, balance);
+    while lots.len() > MAX_LOTS {
+        let oldest = lots.remove(0);
+        lots[0].amount = lots[0].amount.saturating_add(oldest.amount);
+    }
+}
+
+/// Keeps only the newest lots that add up to `balance`, the oldest of them
+/// cut to fit.
+pub(crate) fn cut(lots: &mut Vec<Lot>, balance: u64) {
+    let mut need = balance;
+    let mut from = lots.len();
+    while from > 0 && need > 0 {
+        from -= 1;
+        let l = &mut lots[from];
+        if l.amount >= need {
+            l.amount = need;
+            need = 0;
+        } else {
+            need -= l.amount;
+        }
+    }
+    lots.drain(..from);
+}
+
+/// What `balance` holds of the lots whose last valid day (given by
+/// `last_day`) falls in `after < day <= through`: the balance is spread
+/// over the newest lots first.
+pub(crate) fn held_of(
+    lots: &[Lot],
+    balance: u64,
+    last_day: impl Fn(&Lot) -> i64,
+    after: i64,
+    through: i64,
+) -> u64 {
+    let mut left = balance;
+    let mut sum = 0u64;
+    for l in lots.iter().rev() {
+        if left == 0 {
+            break;
+        }
+        let take = l.amount.min(left);
+        left -= take;
+        let d = last_day(l);
+        if after < d && d <= through {
+            sum += take;
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lot(at: i64, amount: u64) -> Lot {
+        Lot {
+            at: UnixTime(at),
+            amount,
+        }
+    }
+
+    #[test]
+    fn grants_in_one_quarter_hour_share_a_lot_and_the_balance_cuts_old_lots() {
+        let mut lots = Vec::new();
+        add(&mut lots, UnixTime(0), 100, 100);
+        add(&mut lots, UnixTime(899), 50, 150);
+        assert_eq!(lots, vec![lot(0, 150)]);
+        add(&mut lots, UnixTime(900), 30, 180);
+        assert_eq!(lots.len(), 2);
+        // 120 spent since, from the oldest lot: the balance after the
+        // next credit is 60 + 10.
+        add(&mut lots, UnixTime(2_000), 10, 70);
+        assert_eq!(lots, vec![lot(0, 30), lot(900, 30), lot(2_000, 10)]);
+    }
+
+    #[test]
+    fn value_without_a_lot_stays_and_never_counts_as_expiring() {
+        let mut lots = vec![lot(0, 10)];
+        cut(&mut lots, 25);
+        assert_eq!(lots, vec![lot(0, 10)]);
+        let day = |l: &Lot| l.at.0;
+        assert_eq!(held_of(&lots, 25, day, i64::MIN, 0), 10);
+    }
+
+    #[test]
+    fn the_balance_is_spread_over_the_newest_lots_first() {
+        let lots = vec![lot(1, 100), lot(2, 100), lot(3, 100)];
+        let day = |l: &Lot| l.at.0;
+        // 150 left: all of lot 3, half of lot 2, nothing of lot 1.
+        assert_eq!(held_of(&lots, 150, day, i64::MIN, 1), 0);
+        assert_eq!(held_of(&lots, 150, day, i64::MIN, 2), 50);
+        assert_eq!(held_of(&lots, 150, day, 2, 3), 100);
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_lots_merge_into_the_newer_date() {
+        let mut lots = Vec::new();
+        for i in 0..=MAX_LOTS as i64 {
+            add(&mut lots, UnixTime(i * BUCKET_SECS), 1, i as u64 + 1);
+        }
+        assert_eq!(lots.len(), MAX_LOTS);
+        assert_eq!(lots[0], lot(BUCKET_SECS, 2));
+        assert_eq!(
+            lots.iter().map(|l| l.amount).sum::<u64>(),
+            MAX_LOTS as u64 + 1
+        );
+    }
+}

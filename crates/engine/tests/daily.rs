@@ -1,0 +1,237 @@
+//! The daily pass: points and store credit expire by lots, oldest first,
+//! with a warning before; birthdays; cards about to expire. Every test ends
+//! with the audit.
+
+mod common;
+
+use clubswitch_engine::loyalty::ONE;
+use clubswitch_engine::*;
+use clubswitch_wire::fields::days_from_civil;
+use clubswitch_wire::{Amount, Expiry, ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+const DAY: i64 = 86_400;
+
+/// One point per 1,000 rials at every tier; a point is 10 rials of credit.
+fn program() -> Program {
+    Program {
+        points: 1,
+        per_amount: 1_000,
+        tier_bps: [ONE; 4],
+        credit_per_point: 10,
+        points_valid_days: Some(30),
+        expiry_warn_days: 7,
+        ..Program::default()
+    }
+}
+
+fn with_program(p: Program) -> World {
+    let w = World::new();
+    w.engine.put_program(&w.merchant, &p).unwrap();
+    w
+}
+
+fn buy(w: &World, code: Pc, amount: u64, at: UnixTime) -> Outcome {
+    let (auth, out) = w.authorize(code, CLUB_PAN, amount, at);
+    assert_eq!(out.code, Rc::Approved, "{out:?}");
+    let c = w.confirm(&auth, &out, amount, at.plus(5));
+    assert_eq!(c.code, Rc::Approved, "{c:?}");
+    c
+}
+
+fn points(w: &World) -> i64 {
+    w.engine.points(w.member.id, &w.merchant).unwrap().balance
+}
+
+/// The notices waiting, and clears them.
+fn take_notices(w: &World) -> Vec<NoticeKind> {
+    let all = w
+        .engine
+        .due_notices(UnixTime(i64::MAX), 1_000, 1_000)
+        .unwrap();
+    for n in &all {
+        w.engine.notice_delivered(n.id).unwrap();
+    }
+    all.into_iter().map(|n| n.kind).collect()
+}
+
+fn local_day(t: UnixTime) -> i64 {
+    t.local_day(EngineConfig::default().utc_offset_secs)
+}
+
+#[test]
+fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
+    let w = with_program(program());
+    let d0 = local_day(T0);
+    buy(&w, Pc::ClubPurchase, 100_000, T0);
+    buy(&w, Pc::ClubPurchase, 50_000, T0.plus(10 * DAY));
+    assert_eq!(points(&w), 150);
+    // Converting 60 spends the oldest lot first: 40 of the first lot left.
+    w.engine
+        .convert_points(w.member.id, &w.merchant, Some(60), T0.plus(12 * DAY))
+        .unwrap();
+    take_notices(&w);
+    let schedule = w.engine.expiring(w.member.id, &w.merchant).unwrap();
+    let parts: Vec<_> = schedule
+        .iter()
+        .map(|e| (e.valid_through, e.amount))
+        .collect();
+    assert_eq!(parts, [(d0 + 30, 40), (d0 + 40, 50)]);
+
+    // The first lot is valid through day d0 + 30: a week before, one
+    // warning for what is left of it.
+    assert!(w.engine.daily_pass(T0.plus(22 * DAY)).unwrap().is_some());
+    assert_eq!(take_notices(&w), vec![]);
+    let run = w.engine.daily_pass(T0.plus(23 * DAY)).unwrap().unwrap();
+    assert_eq!(run.expiry_warnings, 1);
+    assert_eq!(
+        take_notices(&w),
+        vec![NoticeKind::ExpiryWarning {
+            merchant: w.merchant,
+            points: 40,
+            credit: 0,
+            by: d0 + 30,
+        }]
+    );
+    assert!(
+        w.engine.daily_pass(T0.plus(23 * DAY)).unwrap().is_none(),
+        "once a day"
+    );
+    w.engine.daily_pass(T0.plus(24 * DAY)).unwrap().unwrap();
+    assert_eq!(take_notices(&w), vec![], "warned once");
+
+    // Still valid on its last day; gone the day after, the newer lot kept.
+    let run = w.engine.daily_pass(T0.plus(30 * DAY)).unwrap().unwrap();
+    assert_eq!((run.points_expired, points(&w)), (0, 90));
+    let run = w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    assert_eq!((run.points_expired, points(&w)), (40, 50));
+    let notices = take_notices(&w);
+    assert!(notices.contains(&NoticeKind::Expired {
+        merchant: w.merchant,
+        points: 40,
+        credit: 0,
+    }));
+    let lots = w.engine.lots(w.member.id, &w.merchant).unwrap();
+    assert_eq!(
+        lots.points.iter().map(|l| l.amount).collect::<Vec<_>>(),
+        [50]
+    );
+
+    let report = w
+        .engine
+        .loyalty_report(T0, T0.plus(40 * DAY))
+        .unwrap()
+        .merchants;
+    let m = report.iter().find(|m| m.merchant == w.merchant.as_str());
+    assert_eq!(
+        m.map(|m| (m.points_expired, m.points_outstanding)),
+        Some((40, 50))
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn store_credit_held_for_a_pending_purchase_does_not_expire_under_it() {
+    let w = with_program(Program {
+        credit_valid_days: Some(10),
+        ..program()
+    });
+    w.engine
+        .grant_store_credit(w.member.id, &w.merchant, Amount::new(100_000).unwrap(), T0)
+        .unwrap();
+    let at = T0.plus(11 * DAY);
+    let (auth, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 80_000, at);
+    assert_eq!(out.code, Rc::Approved);
+    let run = w.engine.daily_pass(at.plus(60)).unwrap().unwrap();
+    assert_eq!(run.credit_expired, 20_000, "only what is not held");
+    assert_eq!(w.store_account().balance, 80_000);
+    let c = w.confirm(&auth, &out, 80_000, at.plus(120));
+    assert_eq!(c.code, Rc::Approved);
+    assert_eq!(w.store_account().balance, 0);
+    w.assert_audit();
+}
+
+#[test]
+fn a_refund_after_the_points_expired_writes_them_off_and_keeps_the_ledger_whole() {
+    let w = with_program(program());
+    let c = buy(&w, Pc::ClubPurchase, 100_000, T0);
+    w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    assert_eq!(points(&w), 0);
+    let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(32 * DAY));
+    assert_eq!(r.code, Rc::Approved, "{r:?}");
+    assert_eq!(points(&w), 0);
+    assert_eq!(w.club_account().balance, 500_000);
+    w.assert_audit();
+}
+
+#[test]
+fn credit_granted_again_later_starts_a_new_lot_and_outlives_the_old_one() {
+    let w = with_program(Program {
+        points_valid_days: None,
+        credit_valid_days: Some(10),
+        ..program()
+    });
+    let grant = |amount: u64, at: UnixTime| {
+        w.engine
+            .grant_store_credit(w.member.id, &w.merchant, Amount::new(amount).unwrap(), at)
+            .unwrap();
+    };
+    grant(30_000, T0);
+    grant(20_000, T0.plus(5 * DAY));
+    buy(&w, Pc::StorePurchase, 35_000, T0.plus(6 * DAY));
+    // 15,000 left, all of it from the second grant.
+    let run = w.engine.daily_pass(T0.plus(11 * DAY)).unwrap().unwrap();
+    assert_eq!((run.credit_expired, w.store_account().balance), (0, 15_000));
+    let run = w.engine.daily_pass(T0.plus(16 * DAY)).unwrap().unwrap();
+    assert_eq!((run.credit_expired, w.store_account().balance), (15_000, 0));
+    assert_eq!(
+        w.engine.lots(w.member.id, &w.merchant).unwrap(),
+        Lots::default(),
+        "an empty record is removed"
+    );
+    w.assert_audit();
+}
+
+#[test]
+fn birthdays_and_cards_about_to_expire_are_told_once_and_on_the_day() {
+    let today = local_day(T0);
+    // The card is valid through 31 January 2027; warn on the pass of T0.
+    let through = days_from_civil(2027, 1, 31);
+    let w = World::with_config(EngineConfig {
+        loyalty: LoyaltyConfig {
+            card_expiry_warn_days: u32::try_from(through - today).unwrap(),
+            ..LoyaltyConfig::default()
+        },
+        ..EngineConfig::default()
+    });
+    w.engine
+        .update_card(&w.club.hash, |c| {
+            c.expiry = Some(Expiry { year: 27, month: 1 })
+        })
+        .unwrap();
+    let (_, m, d) = clubswitch_wire::fields::civil_from_days(today + 1);
+    let birthday: Birthday = format!("1990-{m:02}-{d:02}").parse().unwrap();
+    w.engine.set_birthday(w.member.id, Some(birthday)).unwrap();
+    assert_eq!(w.engine.birthday(w.member.id).unwrap(), Some(birthday));
+
+    // Before the daily hour nothing runs.
+    let morning = UnixTime((today * DAY) - EngineConfig::default().utc_offset_secs + 3_600);
+    assert!(w.engine.daily_pass(morning).unwrap().is_none());
+
+    let run = w.engine.daily_pass(T0).unwrap().unwrap();
+    assert_eq!((run.cards_expiring, run.birthdays), (1, 0));
+    let last4 = String::from_utf8_lossy(&w.club.last4).into_owned();
+    assert_eq!(
+        take_notices(&w),
+        vec![NoticeKind::CardExpiring { last4, through }]
+    );
+    let run = w.engine.daily_pass(T0.plus(DAY)).unwrap().unwrap();
+    assert_eq!((run.cards_expiring, run.birthdays), (0, 1));
+    assert_eq!(take_notices(&w), vec![NoticeKind::Birthday]);
+
+    // A forgotten birthday is not greeted next year.
+    w.engine.set_birthday(w.member.id, None).unwrap();
+    let run = w.engine.daily_pass(T0.plus(366 * DAY)).unwrap().unwrap();
+    assert_eq!(run.birthdays, 0);
+    w.assert_audit();
+}
