@@ -292,7 +292,8 @@ pub enum JournalKind {
     StoreGrant,
     Settlement,
     CardRenewal,
-    /// Points and cashback a confirmed purchase earned.
+    /// Points and cashback given back when a refund is undone (what a
+    /// purchase earns is posted in its own `Purchase` entry).
     Loyalty,
     /// Points and cashback taken back by a reversal or refund.
     LoyaltyReturn,

@@ -74,7 +74,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     let m = cx.merchant;
     let offset = cx.engine.cfg.utc_offset_secs;
     let held_day = txn.created.local_day(offset);
-    let blocks = match txn.code {
+    let (mut postings, blocks) = match txn.code {
         ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {
             let Some(acc) = txn.account.clone() else {
                 return Ok(Flow::decline(Rc::SystemMalfunction));
@@ -98,14 +98,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
                     (loyalty::store_counter(&acc, m.id), signed(amount)?),
                 ]
             };
-            ledger::post(
-                cx.tx,
-                cx.now,
-                JournalKind::Purchase,
-                Some(txn.rrn),
-                postings,
-            )?;
-            Blocks::Balance(acc)
+            (postings, Blocks::Balance(acc))
         }
         ProcessingCode::BankDiscount => {
             let held = txn.discount;
@@ -130,24 +123,34 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
             txn.discount = discount;
             txn.fee = fee;
             txn.payable_delta = -signed(fee)?;
-            ledger::post(
-                cx.tx,
-                cx.now,
-                JournalKind::Purchase,
-                Some(txn.rrn),
-                vec![
-                    (AccountKey::Payable(m.id), txn.payable_delta),
-                    (AccountKey::FeeIncome, signed(fee)?),
-                ],
-            )?;
-            Blocks::Discount(discount_blocks(txn.currency, amount, discount, fee))
+            let postings = vec![
+                (AccountKey::Payable(m.id), txn.payable_delta),
+                (AccountKey::FeeIncome, signed(fee)?),
+            ];
+            let blocks = discount_blocks(txn.currency, amount, discount, fee);
+            (postings, Blocks::Discount(blocks))
         }
         _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
     };
     txn.final_amount = amount;
     // A bank-card purchase earns on what the member paid after discount.
     let charged = amount - txn.discount.min(amount);
-    let earned = loyalty::on_confirm(cx, &txn, charged)?;
+    // What it earns is posted in the purchase's own journal entry.
+    let earning = loyalty::earning(cx, &txn, charged)?;
+    if let Some(e) = &earning {
+        postings.extend(e.postings(txn.merchant)?);
+    }
+    ledger::post(
+        cx.tx,
+        cx.now,
+        JournalKind::Purchase,
+        Some(txn.rrn),
+        postings,
+    )?;
+    let earned = match earning {
+        Some(e) => e.finish(cx, &txn, charged)?,
+        None => Vec::new(),
+    };
     let mut blocks = match blocks {
         Blocks::Balance(acc) => cx.balance_blocks(&acc, txn.currency)?,
         Blocks::Discount(b) => b,

@@ -75,19 +75,24 @@ pub(crate) fn grant(
     points: u64,
     credit: u64,
 ) -> TxResult<()> {
+    let postings = grant_postings((member, merchant), points, credit)?;
+    ledger::post(tx, now, kind, txn.map(|t| t.rrn), postings)
+}
+
+/// The postings that credit `points` and `credit` (store credit) to a
+/// member at a merchant.
+fn grant_postings(
+    (member, merchant): (MemberId, MerchantId),
+    points: u64,
+    credit: u64,
+) -> TxResult<Vec<(AccountKey, i64)>> {
     let (p, c) = (signed(points)?, signed(credit)?);
-    ledger::post(
-        tx,
-        now,
-        kind,
-        txn.map(|t| t.rrn),
-        vec![
-            (points_key(member, merchant), p),
-            (AccountKey::PointsIssued(merchant), -p),
-            (store_key(member, merchant), c),
-            (AccountKey::StoreIssued(merchant), -c),
-        ],
-    )
+    Ok(vec![
+        (points_key(member, merchant), p),
+        (AccountKey::PointsIssued(merchant), -p),
+        (store_key(member, merchant), c),
+        (AccountKey::StoreIssued(merchant), -c),
+    ])
 }
 
 /// Turns `points` into store credit at the programme's rate.
@@ -150,26 +155,34 @@ pub(crate) fn balance_block(
     Ok(Some(points_block(currency, AmountType::PointsBalance, v)))
 }
 
-/// Everything loyalty does when a purchase is confirmed for `charged`
-/// rials: the member's standing (spend, tier), points and cashback at the
-/// merchant, a referral bonus, automatic conversion, notices. Returns the
-/// DE 54 blocks to add (points earned and balance) when the merchant has a
-/// programme.
-pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<AmountBlock>> {
+/// What a confirmed purchase earns, worked out before the purchase is
+/// posted so that its points and cashback join the purchase's journal
+/// entry (one entry, one write, for a confirm that earns).
+pub(crate) struct Earning {
+    member: Member,
+    standing: Standing,
+    program: Option<Program>,
+    month: i64,
+    points: u64,
+    cashback: u64,
+}
+
+/// The earning of a purchase confirmed for `charged` rials, if its card is
+/// a member's: the member's standing counts the spend whether or not the
+/// merchant has a programme.
+pub(crate) fn earning(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Option<Earning>> {
     let tx = cx.tx;
-    let Some(mut member) = member_of(tx, txn)? else {
-        return Ok(Vec::new());
+    let Some(member) = member_of(tx, txn)? else {
+        return Ok(None);
     };
-    let cfg = &cx.engine.cfg.loyalty;
-    let merchant = txn.merchant;
     let month = month_of_day(cx.day(cx.now));
     let mut standing: Standing = tx
         .get(Table::Standing, &member_key(member.id))?
         .unwrap_or_default();
-    let earns = program(tx, &merchant)?
+    let program = program(tx, &txn.merchant)?
         .filter(|p| txn.code != ProcessingCode::StorePurchase || p.earn_on_store);
     let vip = standing.vip(month);
-    let (points, cashback) = earns.as_ref().map_or((0, 0), |p| {
+    let (points, cashback) = program.as_ref().map_or((0, 0), |p| {
         (
             p.points_on(charged, member.tier, vip, cx.now),
             p.cashback_on(charged),
@@ -181,82 +194,105 @@ pub(crate) fn on_confirm(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<A
     m.purchases = m.purchases.saturating_add(1);
     standing.purchases += 1;
     standing.last_purchase = Some(cx.now);
-
-    let mut earned = Earned {
-        member: member.id,
+    Ok(Some(Earning {
+        member,
+        standing,
+        program,
+        month,
         points,
         cashback,
-        credit_per_point: earns.as_ref().map_or(0, |p| p.credit_per_point),
-        ..Earned::default()
-    };
-    grant(
-        tx,
-        cx.now,
-        JournalKind::Loyalty,
-        Some(txn),
-        (member.id, merchant),
-        points,
-        cashback,
-    )?;
+    }))
+}
 
-    if let Some(p) = &earns {
-        referral(cx, &mut standing, &member, merchant, p)?;
-        if let Some(step) = p.auto_convert_at {
-            let balance = available(tx, &points_key(member.id, merchant))?;
-            if balance >= step {
-                convert(tx, cx.now, &member, merchant, p, balance / step * step)?;
+impl Earning {
+    /// The postings of the points and cashback, for the purchase's entry.
+    pub(crate) fn postings(&self, merchant: MerchantId) -> TxResult<Vec<(AccountKey, i64)>> {
+        grant_postings((self.member.id, merchant), self.points, self.cashback)
+    }
+
+    /// Everything else, once the purchase (with the postings) is posted:
+    /// a referral bonus, automatic conversion, the tier, the earnings
+    /// record, notices. Returns the DE 54 blocks to add (points earned and
+    /// balance) when the merchant has a programme.
+    pub(crate) fn finish(self, cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<AmountBlock>> {
+        let Earning {
+            mut member,
+            mut standing,
+            program: earns,
+            month,
+            points,
+            cashback,
+        } = self;
+        let tx = cx.tx;
+        let cfg = &cx.engine.cfg.loyalty;
+        let merchant = txn.merchant;
+        let mut earned = Earned {
+            member: member.id,
+            points,
+            cashback,
+            credit_per_point: earns.as_ref().map_or(0, |p| p.credit_per_point),
+            ..Earned::default()
+        };
+
+        if let Some(p) = &earns {
+            referral(cx, &mut standing, &member, merchant, p)?;
+            if let Some(step) = p.auto_convert_at {
+                let balance = available(tx, &points_key(member.id, merchant))?;
+                if balance >= step {
+                    convert(tx, cx.now, &member, merchant, p, balance / step * step)?;
+                }
             }
         }
-    }
 
-    let tier = cfg.tier_for(standing.rolling(cfg, month));
-    if tier > member.tier {
-        earned.upgraded_from = Some(member.tier);
-        set_tier(tx, cx.now, &mut member, tier)?;
-    }
-    standing.trim(cfg, month);
-    tx.put(Table::Standing, &member_key(member.id), &standing)?;
-    // Only what a take-back needs more than the purchase itself: the
-    // spend it counted follows from the transaction.
-    if earned.points > 0 || earned.cashback > 0 || earned.upgraded_from.is_some() {
-        tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
-    }
+        let tier = cfg.tier_for(standing.rolling(cfg, month));
+        if tier > member.tier {
+            earned.upgraded_from = Some(member.tier);
+            set_tier(tx, cx.now, &mut member, tier)?;
+        }
+        standing.trim(cfg, month);
+        tx.put(Table::Standing, &member_key(member.id), &standing)?;
+        // Only what a take-back needs more than the purchase itself: the
+        // spend it counted follows from the transaction.
+        if earned.points > 0 || earned.cashback > 0 || earned.upgraded_from.is_some() {
+            tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
+        }
 
-    if cfg.receipts {
-        notice::enqueue(
-            tx,
-            cx.now,
-            &member,
-            NoticeKind::Receipt {
-                rrn: txn.rrn,
-                merchant,
-                amount: charged,
-                points,
-            },
-        )?;
-    }
-    if let (Some(limit), Some(acc @ AccountKey::Club(_))) = (cfg.low_balance, &txn.account) {
-        let after = ledger::account(tx, acc)?.available();
-        let before = after.saturating_add(signed(charged)?);
-        let limit = signed(limit)?;
-        if after < limit && before >= limit {
+        if cfg.receipts {
             notice::enqueue(
                 tx,
                 cx.now,
                 &member,
-                NoticeKind::LowBalance { available: after },
+                NoticeKind::Receipt {
+                    rrn: txn.rrn,
+                    merchant,
+                    amount: charged,
+                    points,
+                },
             )?;
         }
-    }
+        if let (Some(limit), Some(acc @ AccountKey::Club(_))) = (cfg.low_balance, &txn.account) {
+            let after = ledger::account(tx, acc)?.available();
+            let before = after.saturating_add(signed(charged)?);
+            let limit = signed(limit)?;
+            if after < limit && before >= limit {
+                notice::enqueue(
+                    tx,
+                    cx.now,
+                    &member,
+                    NoticeKind::LowBalance { available: after },
+                )?;
+            }
+        }
 
-    if earns.is_none() {
-        return Ok(Vec::new());
+        if earns.is_none() {
+            return Ok(Vec::new());
+        }
+        let balance = available(tx, &points_key(member.id, merchant))?;
+        Ok(vec![
+            points_block(txn.currency, AmountType::PointsEarned, points),
+            points_block(txn.currency, AmountType::PointsBalance, balance),
+        ])
     }
-    let balance = available(tx, &points_key(member.id, merchant))?;
-    Ok(vec![
-        points_block(txn.currency, AmountType::PointsEarned, points),
-        points_block(txn.currency, AmountType::PointsBalance, balance),
-    ])
 }
 
 /// Pays the referral bonus at the newcomer's first confirmed purchase at a

@@ -3,8 +3,8 @@
 //! **What moves.** Points are value like any other, in their own unit: a
 //! member's points at a merchant are the customer account
 //! [`AccountKey::Points`], balanced by [`AccountKey::PointsIssued`] of the
-//! merchant, and every earning, conversion and take-back is one balanced
-//! journal entry. Cashback and converted points become store credit at the
+//! merchant, and every conversion and take-back is one balanced journal
+//! entry; what a purchase earns is posted in the purchase's own entry. Cashback and converted points become store credit at the
 //! merchant ([`AccountKey::Store`] against [`AccountKey::StoreIssued`]), so
 //! they are spent with a store purchase and carried by the merchant like
 //! any other credit it granted.
@@ -38,7 +38,7 @@ pub(crate) use coalition::{counter as store_counter, store_account};
 pub use coalition::{Coalition, Owed};
 pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
-pub(crate) use earn::{balance_block, on_confirm, on_refund_reversed, take_back, Share};
+pub(crate) use earn::{balance_block, earning, on_refund_reversed, take_back, Share};
 pub use lots::{Lot, Lots, Unit};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};

@@ -155,12 +155,20 @@ impl Engine {
                 if !in_period {
                     continue;
                 }
+                // A purchase's entry carries what it earned: points, and
+                // cashback as the merchant's credit issued (negative; credit
+                // spent in a store purchase comes back positive).
                 match (e.kind, points) {
                     (
-                        JournalKind::Loyalty | JournalKind::ReferralBonus | JournalKind::DrawPrize,
+                        JournalKind::Purchase
+                        | JournalKind::Loyalty
+                        | JournalKind::ReferralBonus
+                        | JournalKind::DrawPrize,
                         true,
                     ) => add(&mut r.points_issued, *v),
-                    (JournalKind::Loyalty, false) => add(&mut r.cashback, *v),
+                    (JournalKind::Purchase | JournalKind::Loyalty, false) if *v < 0 => {
+                        add(&mut r.cashback, *v)
+                    }
                     (JournalKind::PointsConversion, true) => add(&mut r.points_redeemed, *v),
                     (JournalKind::PointsConversion, false) => add(&mut r.credit_from_points, *v),
                     (JournalKind::LoyaltyReturn, true) => add(&mut r.points_returned, *v),
