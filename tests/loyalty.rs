@@ -88,6 +88,17 @@ fn respond(mut stream: TcpStream, status: &str) {
     );
 }
 
+/// A member's loyalty view's balances at `merchant`.
+fn balance_at(view: &Value, merchant: &str) -> Value {
+    view["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["merchant"] == merchant)
+        .unwrap()
+        .clone()
+}
+
 /// What the gateway has accepted once it has `n` notices, or after 30 s.
 fn delivered(accepted: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -208,13 +219,7 @@ async fn programmes_conversion_and_referrals_through_the_admin_api() {
     let view = d.admin("GET", "/v1/members/3/loyalty", None).unwrap();
     assert_eq!(view["tier"], "bronze");
     assert_eq!(view["purchases"], 1);
-    let at_cafe = view["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["merchant"] == cafe)
-        .unwrap()
-        .clone();
+    let at_cafe = balance_at(&view, cafe);
     assert_eq!(at_cafe["points"], 20);
     assert_eq!(at_cafe["store_credit"], 1_000, "1% cashback");
 
@@ -473,13 +478,7 @@ async fn the_daily_pass_greets_birthdays_and_warns_of_cards_and_expiring_credit(
     let view = dm
         .admin("GET", &format!("/v1/members/{id}/loyalty"), None)
         .unwrap();
-    let at_cafe = view["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["merchant"] == cafe)
-        .unwrap()
-        .clone();
+    let at_cafe = balance_at(&view, cafe);
     assert_eq!(
         at_cafe["expiring"],
         json!([{ "store_credit": 25_000, "valid_through": fmt(today + 3) }])

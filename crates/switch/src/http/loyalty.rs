@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +17,7 @@ use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bad, local_days, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
+use super::{bad, blocking, local_days, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
 use crate::config::format_date;
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -115,14 +114,10 @@ struct ConvertIn {
 
 async fn convert(State(h): Shared, Path(id): Path<u64>, Json(c): Json<ConvertIn>) -> ApiResult {
     let merchant = merchant_id(&c.merchant)?;
-    let switch = Arc::clone(&h.switch);
-    let (points, credit) = tokio::task::spawn_blocking(move || {
-        switch
-            .engine
-            .convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
+    let (points, credit) = blocking(&h, move |e| {
+        e.convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     Ok(Json(json!({ "points": points, "credit": credit })))
 }
 
@@ -140,20 +135,14 @@ async fn refer(State(h): Shared, Path(id): Path<u64>, Json(r): Json<ReferIn>) ->
 
 /// Runs this month's period review now, if it has not run.
 async fn review(State(h): Shared) -> ApiResult {
-    let switch = Arc::clone(&h.switch);
-    let r = tokio::task::spawn_blocking(move || switch.engine.review_standing(UnixTime::now()))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let r = blocking(&h, |e| e.review_standing(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
 /// Today's daily pass now, before its hour if need be (`null` if it is
 /// done for today).
 async fn daily(State(h): Shared) -> ApiResult {
-    let switch = Arc::clone(&h.switch);
-    let r = tokio::task::spawn_blocking(move || switch.engine.daily_pass_now(UnixTime::now()))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let r = blocking(&h, |e| e.daily_pass_now(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
@@ -193,10 +182,7 @@ fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, Unix
 /// credit by merchant, campaigns against their sales, repeat buyers.
 async fn loyalty_report(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let (from, to) = period(&q, h.switch.cfg.utc_offset_secs)?;
-    let switch = Arc::clone(&h.switch);
-    let r = tokio::task::spawn_blocking(move || switch.engine.loyalty_report(from, to))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let r = blocking(&h, move |e| e.loyalty_report(from, to)).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
@@ -216,14 +202,10 @@ async fn segments(
 ) -> Result<Response, ApiError> {
     let merchant = q.get("merchant").map(|m| merchant_id(m)).transpose()?;
     let group = q.get("group").cloned();
-    let switch = Arc::clone(&h.switch);
-    let list: Vec<Segment> = tokio::task::spawn_blocking(move || {
-        switch
-            .engine
-            .segments(merchant.as_ref(), group.as_deref(), UnixTime::now())
+    let list: Vec<Segment> = blocking(&h, move |e| {
+        e.segments(merchant.as_ref(), group.as_deref(), UnixTime::now())
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    .await?;
     if q.get("format").map(String::as_str) != Some("csv") {
         return Ok(Json(serde_json::to_value(&list).unwrap_or_default()).into_response());
     }
@@ -294,10 +276,7 @@ async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
         min_chance_bps: d.min_chance_bps.unwrap_or(2_500),
         seed: d.seed.unwrap_or_else(rand::random),
     };
-    let switch = Arc::clone(&h.switch);
-    let draw = tokio::task::spawn_blocking(move || switch.engine.run_draw(&spec, UnixTime::now()))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let draw = blocking(&h, move |e| e.run_draw(&spec, UnixTime::now())).await?;
     Ok(Json(draw_view(&draw)))
 }
 
@@ -351,9 +330,6 @@ async fn list_coalitions(State(h): Shared) -> ApiResult {
 
 /// The inter-merchant clearing report: who owes whom for coalition credit.
 async fn clearing(State(h): Shared) -> ApiResult {
-    let switch = Arc::clone(&h.switch);
-    let owed = tokio::task::spawn_blocking(move || switch.engine.clearing())
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let owed = blocking(&h, |e| e.clearing()).await?;
     Ok(Json(serde_json::to_value(&owed).unwrap_or_default()))
 }

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::{
-    settlement, AccountKey, Birthday, Card, CardHash, CardKind, DiscountRule, EngineError, FeeBase,
-    Member, MemberId, Merchant, NewCard, Offers, Status, Terminal, Tier, Txn, UnixTime,
+    settlement, AccountKey, Birthday, Card, CardHash, CardKind, DiscountRule, Engine, EngineError,
+    FeeBase, Member, MemberId, Merchant, NewCard, Offers, Status, Terminal, Tier, Txn, UnixTime,
 };
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, ProcessingCode, TerminalId, Tmk};
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,19 @@ fn not_found(what: &str) -> ApiError {
 }
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// Runs `f` on the engine on the blocking pool, so a scan or a long
+/// transaction holds up no other request.
+async fn blocking<T: Send + 'static>(
+    h: &Http,
+    f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+) -> ApiResult<T> {
+    let switch = Arc::clone(&h.switch);
+    tokio::task::spawn_blocking(move || f(&switch.engine))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
 
 pub fn metrics_router(http: Arc<Http>) -> Router {
     Router::new()
@@ -712,10 +725,7 @@ struct SettleIn {
 async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
-    let switch = Arc::clone(&h.switch);
-    let batches = tokio::task::spawn_blocking(move || switch.engine.settle(cutoff, now))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let batches = blocking(&h, move |e| e.settle(cutoff, now)).await?;
     let files = crate::run::write_settlement_files(&h.switch.cfg, &batches, now)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(json!({ "batches": batches, "files": files })))
@@ -801,10 +811,7 @@ async fn report(
 }
 
 async fn audit(State(h): Shared) -> ApiResult {
-    let switch = Arc::clone(&h.switch);
-    let dir = crate::run::archive_dir(&switch.cfg);
-    let report = tokio::task::spawn_blocking(move || switch.engine.audit_all(&dir))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let dir = crate::run::archive_dir(&h.switch.cfg);
+    let report = blocking(&h, move |e| e.audit_all(&dir)).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
