@@ -1,6 +1,8 @@
 //! Engine hot path: phase-1 discount lookup and club purchase, and confirm,
 //! single-threaded and on several threads, with and without waiting for the
-//! durable flush.
+//! durable flush; and a member's confirm with no loyalty programme, a
+//! points-only one, and one with everything (campaign, cashback, automatic
+//! conversion), which issue 5 wants within 10% of each other.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,10 @@ fn luhn(base: u64) -> CardNumber {
 
 impl Bench {
     fn new() -> Bench {
+        Bench::with_program(None)
+    }
+
+    fn with_program(program: Option<Program>) -> Bench {
         let engine = Engine::new(
             Store::temporary().unwrap(),
             CardHasher::new(&[7; 32]),
@@ -71,6 +77,9 @@ impl Bench {
                 },
             )
             .unwrap();
+        if let Some(p) = &program {
+            engine.put_program(&merchant, p).unwrap();
+        }
         let mut terminals = Vec::new();
         let mut cards = Vec::new();
         let member = engine.add_member("Bench", "0", Tier::Gold, vec![]).unwrap();
@@ -291,6 +300,7 @@ fn engine(c: &mut Criterion) {
         })
     });
     g.finish();
+    loyalty(c);
     let stats = b.engine.store().flush_stats();
     eprintln!(
         "group commit: {} flushes for {} durable confirms ({:.1} per flush), mean flush {:?}",
@@ -299,6 +309,53 @@ fn engine(c: &mut Criterion) {
         stats.tickets as f64 / stats.flushes.max(1) as f64,
         stats.total_flush / stats.flushes.max(1) as u32
     );
+}
+
+/// A member's club purchase confirmed (not waiting for the flush), by
+/// loyalty programme at the merchant.
+fn loyalty(c: &mut Criterion) {
+    let points = Program {
+        points: 1,
+        per_amount: 10_000,
+        tier_bps: [10_000, 12_500, 15_000, 20_000],
+        ..Program::default()
+    };
+    let full = Program {
+        campaigns: vec![loyalty::Campaign {
+            name: "bench".into(),
+            from: UnixTime(0),
+            to: UnixTime(i64::MAX),
+            multiplier_bps: 20_000,
+        }],
+        cashback_bps: 100,
+        credit_per_point: 100,
+        auto_convert_at: Some(500),
+        points_valid_days: Some(365),
+        credit_valid_days: Some(180),
+        ..points.clone()
+    };
+    let mut g = c.benchmark_group("loyalty_confirm");
+    g.sample_size(30);
+    for (name, program) in [
+        ("none", None),
+        ("points", Some(points)),
+        ("full", Some(full)),
+    ] {
+        let b = Bench::with_program(program);
+        g.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let holds: Vec<_> = (0..iters)
+                    .map(|_| b.authorize(0, ProcessingCode::ClubPurchase, &b.cards[0]))
+                    .collect();
+                let start = Instant::now();
+                for (auth, out, _) in &holds {
+                    b.confirm(0, auth, out, false);
+                }
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, engine);
