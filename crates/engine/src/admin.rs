@@ -391,7 +391,10 @@ impl Engine {
                 }
             }
         }
-        Ok(Account { balance, held: 0 })
+        Ok(Account {
+            balance,
+            ..Account::default()
+        })
     }
 
     pub fn txn(&self, rrn: &Rrn) -> Result<Option<Txn>> {

@@ -1,17 +1,58 @@
 //! How records are stored: one format-version byte, then bincode.
 //!
-//! A later release that changes a record bumps [`FORMAT_VERSION`] and migrates
-//! (the `meta` tree records the version the data directory was written with).
+//! Every record carries the version it was written in, and a release reads
+//! every version up to its own: a type whose layout changed says in
+//! [`Record::upgrade`] how an older body reads, and the rest read as they
+//! are. So a data directory (and every archive file) written by an earlier
+//! release opens without a migration pass, and records are rewritten in the
+//! new version as they change. The `meta` tree records the newest version
+//! the data directory has seen; a release older than that refuses to open
+//! it.
+//!
+//! Versions:
+//! - 1: the first.
+//! - 2: a transaction carries what it earned ([`crate::model::Txn::earned`],
+//!   before in a record of its own), and a member's points and store-credit
+//!   accounts the lots of their balance ([`crate::model::Account::lots`],
+//!   before in a record per member and merchant). Both were appended, so
+//!   a version-1 body is a version-2 body without its last field.
+
+use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{EngineError, Result};
 
-/// The record format this release writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format this release writes (and the newest it reads).
+pub const FORMAT_VERSION: u8 = 2;
 
-pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+/// The oldest record format this release reads.
+pub const OLDEST_VERSION: u8 = 1;
+
+/// A type the ledger stores.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The body of a record written in `version` (older than
+    /// [`FORMAT_VERSION`]) as this release encodes it. Unchanged by
+    /// default.
+    fn upgrade(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
+        let _ = version;
+        Ok(Cow::Borrowed(body))
+    }
+}
+
+/// `body` followed by the encoding of `tail`: how a body written before a
+/// field was appended reads with that field at `tail`.
+pub(crate) fn with_tail<'a, T: Serialize>(body: &'a [u8], tail: &T) -> Result<Cow<'a, [u8]>> {
+    let mut out = body.to_vec();
+    bincode::serialize_into(&mut out, tail).map_err(|e| EngineError::Corrupt {
+        what: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })?;
+    Ok(Cow::Owned(out))
+}
+
+pub fn to_vec<T: Record>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     out.push(FORMAT_VERSION);
     bincode::serialize_into(&mut out, value).map_err(|e| EngineError::Corrupt {
@@ -21,21 +62,107 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn from_slice<T: DeserializeOwned>(raw: &[u8]) -> Result<T> {
+pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
+    let corrupt = |reason: String| EngineError::Corrupt {
+        what: std::any::type_name::<T>(),
+        reason,
+    };
     match raw.split_first() {
         Some((&FORMAT_VERSION, body)) => {
-            bincode::deserialize(body).map_err(|e| EngineError::Corrupt {
-                what: std::any::type_name::<T>(),
-                reason: e.to_string(),
-            })
+            bincode::deserialize(body).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((&v, body)) if (OLDEST_VERSION..FORMAT_VERSION).contains(&v) => {
+            bincode::deserialize(&T::upgrade(v, body)?).map_err(|e| corrupt(e.to_string()))
         }
         Some((&found, _)) => Err(EngineError::FormatVersion {
             found,
             supported: FORMAT_VERSION,
         }),
-        None => Err(EngineError::Corrupt {
-            what: std::any::type_name::<T>(),
-            reason: "empty record".into(),
-        }),
+        None => Err(corrupt("empty record".into())),
+    }
+}
+
+/// Types stored as they have been since version 1.
+macro_rules! unchanged_records {
+    ($($t:ty),* $(,)?) => { $(impl Record for $t {})* };
+}
+
+unchanged_records!(
+    u64,
+    i64,
+    (),
+    String,
+    Vec<u8>,
+    Vec<u64>,
+    (crate::model::AccountKey, i64),
+    crate::model::Merchant,
+    crate::model::Terminal,
+    crate::model::Card,
+    crate::model::Member,
+    crate::model::JournalEntry,
+    crate::model::RequestRecord,
+    crate::rules::RuleRecord,
+    crate::rules::AllowanceUse,
+    crate::settlement::SettlementBatch,
+    crate::archive::ArchiveState,
+    crate::notice::Notice,
+    crate::loyalty::Program,
+    crate::loyalty::Standing,
+    crate::loyalty::Earned,
+    crate::loyalty::Lots,
+    crate::loyalty::Coalition,
+    crate::loyalty::Draw,
+    crate::loyalty::Birthday,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Grown {
+        a: u64,
+        added: Option<u32>,
+    }
+
+    impl Record for Grown {
+        fn upgrade(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
+            match version {
+                1 => with_tail(body, &None::<u32>),
+                _ => Ok(Cow::Borrowed(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_of_an_older_version_reads_with_the_appended_field_at_its_default() {
+        let mut v1 = vec![1];
+        bincode::serialize_into(&mut v1, &7u64).unwrap();
+        let g: Grown = from_slice(&v1).unwrap();
+        assert_eq!(g, Grown { a: 7, added: None });
+        let v2 = to_vec(&Grown {
+            a: 7,
+            added: Some(3),
+        })
+        .unwrap();
+        assert_eq!(v2[0], FORMAT_VERSION);
+        assert_eq!(from_slice::<Grown>(&v2).unwrap().added, Some(3));
+    }
+
+    #[test]
+    fn a_record_of_a_newer_version_or_none_at_all_is_refused() {
+        let newer = [FORMAT_VERSION + 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            from_slice::<u64>(&newer),
+            Err(EngineError::FormatVersion { found, .. }) if found == FORMAT_VERSION + 1
+        ));
+        assert!(matches!(
+            from_slice::<u64>(&[0, 1, 2]),
+            Err(EngineError::FormatVersion { found: 0, .. })
+        ));
+        assert!(matches!(
+            from_slice::<u64>(&[]),
+            Err(EngineError::Corrupt { .. })
+        ));
     }
 }

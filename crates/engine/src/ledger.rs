@@ -6,7 +6,6 @@
 //! other accounts are the sums of their postings in the journal.
 
 use crate::error::EngineError;
-use crate::loyalty::lots::{self, Unit};
 use crate::model::{Account, AccountKey, JournalEntry, JournalKind, UnixTime};
 use crate::store::{abort, Table, Tx, TxResult};
 use clubswitch_wire::Rrn;
@@ -80,10 +79,10 @@ pub(crate) fn post(
         if acc.available() < 0 {
             return abort(EngineError::invalid(format!("{key:?} would go below zero")));
         }
-        tx.put(Table::Accounts, &key.to_key(), &acc)?;
-        if *delta > 0 {
-            lot(tx, key, at, *delta, acc.balance)?;
+        if matches!(key, AccountKey::Points { .. } | AccountKey::Store { .. }) {
+            acc.grants.posted(at, *delta, acc.balance);
         }
+        tx.put(Table::Accounts, &key.to_key(), &acc)?;
     }
     let id = tx.next_id()?;
     let entry = JournalEntry {
@@ -94,18 +93,6 @@ pub(crate) fn post(
         postings,
     };
     tx.put(Table::Journal, &id.to_be_bytes(), &entry)
-}
-
-/// A credit to a member's points or store credit is a lot, which expires
-/// on its own (see `loyalty::lots`).
-fn lot(tx: &Tx<'_>, key: &AccountKey, at: UnixTime, delta: i64, balance: i64) -> TxResult<()> {
-    let (owner, unit) = match key {
-        AccountKey::Points { member, merchant } => ((*member, merchant), Unit::Points),
-        AccountKey::Store { member, merchant } => ((*member, merchant), Unit::Credit),
-        _ => return Ok(()),
-    };
-    let (delta, balance) = (delta.unsigned_abs(), balance.max(0).unsigned_abs());
-    lots::credited(tx, owner, unit, at, delta, balance)
 }
 
 /// Signed amount for postings; every amount the engine handles is below

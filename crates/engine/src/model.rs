@@ -268,10 +268,23 @@ impl AccountKey {
 }
 
 /// A balance and the holds on it. Available = balance − held.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Account {
     pub balance: i64,
     pub held: i64,
+    /// For a member's points and store credit: when what the balance holds
+    /// was granted, so it expires oldest first. Kept with the balance, so a
+    /// grant writes one record (format version 2).
+    pub grants: crate::loyalty::Grants,
+}
+
+impl crate::codec::Record for Account {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1 => crate::codec::with_tail(body, &crate::loyalty::Grants::default()),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
 }
 
 impl Account {
@@ -428,6 +441,19 @@ pub struct Txn {
     /// Whether the card's daily spend counter includes this transaction
     /// (only cards with a daily limit keep one).
     pub daily_tracked: bool,
+    /// For a purchase: what it earned and what has been taken back; for a
+    /// refund: what it recovered (format version 2; before, a record of its
+    /// own in the earnings table).
+    pub earned: Option<crate::loyalty::Earned>,
+}
+
+impl crate::codec::Record for Txn {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1 => crate::codec::with_tail(body, &None::<crate::loyalty::Earned>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
 }
 
 impl Txn {

@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::codec;
+use crate::codec::{self, Record};
 use crate::durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
 use crate::error::{EngineError, Result};
 
@@ -56,7 +54,8 @@ pub enum Table {
     /// Members' loyalty standing (spend by month, VIP, referral), by member.
     Standing,
     /// What a confirmed purchase earned, by RRN, so a reversal or refund
-    /// can take it back.
+    /// can take it back: written by record format 1 only (format 2 keeps it
+    /// on the transaction); a take-back moves it there.
     Earnings,
     /// Member notices awaiting delivery, by sequence number.
     Outbox,
@@ -65,9 +64,11 @@ pub enum Table {
     /// Coalitions by name (`C` ‖ name) and each member merchant's
     /// coalition (`M` ‖ merchant).
     Coalitions,
-    /// What the daily pass works through: the lots of a member's points and
-    /// store credit at a merchant (`L` ‖ member ‖ merchant), and birthdays
-    /// by date (`B` ‖ month ‖ day ‖ member) and by member (`b` ‖ member).
+    /// What the daily pass works through: birthdays by date (`B` ‖ month ‖
+    /// day ‖ member) and by member (`b` ‖ member); and, written by record
+    /// format 1 only, the lots of a member's points and store credit at a
+    /// merchant (`L` ‖ member ‖ merchant), which the pass moves into the
+    /// accounts.
     Daily,
 }
 
@@ -267,10 +268,23 @@ impl Store {
         }
     }
 
+    /// Refuses a data directory written by a newer release; records the
+    /// version of this one, whose records it reads whatever version they
+    /// were written in (see `codec`).
     fn check_format(open: &Open) -> Result<()> {
         let meta = open.tree(Table::Meta);
-        match meta.get(b"format_version")? {
-            Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => Ok(()),
+        let found = meta.get(b"format_version")?;
+        match found.as_deref() {
+            Some([v]) if *v == codec::FORMAT_VERSION => Ok(()),
+            Some([v]) if (codec::OLDEST_VERSION..codec::FORMAT_VERSION).contains(v) => {
+                tracing::info!(
+                    from = v,
+                    to = codec::FORMAT_VERSION,
+                    "data directory written by an earlier release: records are read as they are and rewritten as they change"
+                );
+                meta.insert(b"format_version", &[codec::FORMAT_VERSION])?;
+                Ok(())
+            }
             Some(v) => Err(EngineError::FormatVersion {
                 found: v.first().copied().unwrap_or(0),
                 supported: codec::FORMAT_VERSION,
@@ -319,7 +333,7 @@ impl Store {
         })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+    pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
         let raw = self.check(self.open_now()?.tree(table).get(key).map_err(Into::into))?;
         match raw {
             Some(raw) => codec::from_slice(&raw).map(Some),
@@ -328,7 +342,7 @@ impl Store {
     }
 
     /// Records whose key starts with `prefix`, in key order.
-    pub fn scan<T: DeserializeOwned>(
+    pub fn scan<T: Record>(
         &self,
         table: Table,
         prefix: &[u8],
@@ -337,7 +351,7 @@ impl Store {
     }
 
     /// Records from `from` on, in key order.
-    pub fn scan_from<T: DeserializeOwned>(
+    pub fn scan_from<T: Record>(
         &self,
         table: Table,
         from: &[u8],
@@ -372,7 +386,7 @@ impl Store {
         .map(|item| item.map(|(k, _)| k.to_vec()))
     }
 
-    fn records<T: DeserializeOwned>(
+    fn records<T: Record>(
         &self,
         iter: Result<sled::Iter>,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
@@ -399,7 +413,7 @@ impl Store {
     }
 
     /// Stores a record outside any transaction (bookkeeping such as cursors).
-    pub fn put<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
+    pub fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
         let raw = codec::to_vec(value)?;
         self.check(
             self.open_now()?
@@ -526,7 +540,7 @@ impl Tx<'_> {
         &self.trees[table.index()]
     }
 
-    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
+    pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
         match self.tree(table).get(key)? {
             Some(raw) => codec::from_slice(&raw).map(Some).or_else(abort),
             None => Ok(None),
@@ -537,7 +551,7 @@ impl Tx<'_> {
         Ok(self.tree(table).get(key)?.is_some())
     }
 
-    pub fn put<T: Serialize>(&self, table: Table, key: &[u8], value: &T) -> TxResult<()> {
+    pub fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> TxResult<()> {
         let raw = codec::to_vec(value).or_else(abort)?;
         self.tree(table).insert(key, raw)?;
         Ok(())

@@ -35,7 +35,8 @@ fn club_purchase_holds_then_partial_confirm_releases_the_rest() {
         w.club_account(),
         Account {
             balance: 500_000,
-            held: 120_000
+            held: 120_000,
+            ..Account::default()
         }
     );
 
@@ -49,7 +50,8 @@ fn club_purchase_holds_then_partial_confirm_releases_the_rest() {
         w.club_account(),
         Account {
             balance: 400_000,
-            held: 0
+            held: 0,
+            ..Account::default()
         }
     );
     // Merchant owed 100 000 less 1% fee.
@@ -449,7 +451,8 @@ fn hold_expires_lazily_on_confirm_and_by_the_sweeper() {
         w.club_account(),
         Account {
             balance: 500_000,
-            held: 0
+            held: 0,
+            ..Account::default()
         }
     );
     w.assert_audit();
@@ -464,7 +467,8 @@ fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
         w.club_account(),
         Account {
             balance: 500_000,
-            held: 0
+            held: 0,
+            ..Account::default()
         }
     );
     assert_eq!(
@@ -480,7 +484,8 @@ fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
         w.club_account(),
         Account {
             balance: 500_000,
-            held: 0
+            held: 0,
+            ..Account::default()
         }
     );
     assert_eq!(
@@ -1051,7 +1056,8 @@ fn a_batch_is_handled_in_order_as_if_one_by_one() {
         w.club_account(),
         Account {
             balance: 500_000,
-            held: 500_000
+            held: 500_000,
+            ..Account::default()
         }
     );
     w.assert_audit();

@@ -29,9 +29,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clubswitch_wire::Rrn;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::Record;
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::expiry::successor;
@@ -201,7 +201,8 @@ impl Engine {
                         )));
                     }
                     tx.remove(Table::Txns, t.rrn.as_bytes())?;
-                    // Past the refund window nothing takes earnings back.
+                    // Past the refund window nothing takes earnings back
+                    // (a record of its own only if format 1 wrote it).
                     tx.remove(Table::Earnings, t.rrn.as_bytes())?;
                     if let Some(b) = t.settled {
                         let slot = by_batch.entry(b).or_default();
@@ -284,7 +285,7 @@ impl Engine {
     /// takes them out of the ledger a chunk per transaction with `commit`,
     /// which also advances the archive state. Returns how many, and the
     /// file.
-    fn move_out<T: Serialize + DeserializeOwned>(
+    fn move_out<T: Record>(
         &self,
         kind: Kind,
         from: &[u8],

@@ -254,6 +254,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
         refund_of: None,
         payable_delta: 0,
         daily_tracked,
+        earned: None,
     };
     cx.save_txn(&txn)?;
 

@@ -148,7 +148,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
         postings,
     )?;
     let earned = match earning {
-        Some(e) => e.finish(cx, &txn, charged)?,
+        Some(e) => e.finish(cx, &mut txn, charged)?,
         None => Vec::new(),
     };
     let mut blocks = match blocks {

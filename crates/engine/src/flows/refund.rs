@@ -75,9 +75,8 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     ledger::post(cx.tx, cx.now, JournalKind::Refund, Some(rrn), postings)?;
     purchase.refunded += amount;
     purchase.fee_refunded += fee_back;
-    cx.save_txn(&purchase)?;
 
-    let refund = Txn {
+    let mut refund = Txn {
         rrn,
         auth_id,
         code: req.code,
@@ -103,13 +102,15 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
         refund_of: Some(purchase.rrn),
         payable_delta,
         daily_tracked: false,
+        earned: None,
     };
-    cx.save_txn(&refund)?;
     let share = Share {
         amount,
         last: amount == refundable,
     };
-    loyalty::take_back(cx, &purchase, &refund, share)?;
+    loyalty::take_back(cx, &mut purchase, Some(&mut refund), share)?;
+    cx.save_txn(&purchase)?;
+    cx.save_txn(&refund)?;
     if req.code == ProcessingCode::ClubRefund {
         cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
     }

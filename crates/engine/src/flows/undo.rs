@@ -81,7 +81,8 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
     let amount = signed(txn.final_amount)?;
     let fee = signed(txn.fee)?;
     let offset = cx.engine.cfg.utc_offset_secs;
-    let (kind, postings) = match (txn.code, &txn.account) {
+    let account = txn.account.clone();
+    let (kind, postings) = match (txn.code, &account) {
         (ProcessingCode::ClubPurchase, Some(acc)) => {
             if let (Some(card), true) = (&txn.card, txn.daily_tracked) {
                 adjust_daily(
@@ -147,8 +148,8 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
             if let Some(mut orig) = cx.tx.get::<Txn>(Table::Txns, orig_rrn.as_bytes())? {
                 orig.refunded = orig.refunded.saturating_sub(txn.final_amount);
                 orig.fee_refunded = orig.fee_refunded.saturating_sub(txn.fee);
+                loyalty::on_refund_reversed(cx, txn, &mut orig)?;
                 cx.save_txn(&orig)?;
-                loyalty::on_refund_reversed(cx, txn, &orig)?;
             }
             let postings = if txn.code == ProcessingCode::ClubRefund {
                 vec![
@@ -172,7 +173,7 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
             amount: txn.final_amount,
             last: true,
         };
-        loyalty::take_back(cx, txn, txn, all)?;
+        loyalty::take_back(cx, txn, None, all)?;
     }
     cx.tx
         .remove(Table::Unsettled, &keys::unsettled(&m, &txn.rrn))?;

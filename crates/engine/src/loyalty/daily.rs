@@ -8,7 +8,7 @@
 //! lots and never repeat; a birthday or card notice may (notices are at
 //! least once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -137,12 +137,26 @@ impl Engine {
         self.store.get(Table::Daily, &by_member(member))
     }
 
-    /// A member's lots of points and store credit at a merchant.
+    /// A member's lots of points and store credit at a merchant, cut to
+    /// what the balances hold.
     pub fn lots(&self, member: MemberId, merchant: &MerchantId) -> Result<Lots> {
-        Ok(self
+        let mut legacy: Lots = self
             .store
-            .get(Table::Daily, &lots::key(member, merchant))?
-            .unwrap_or_default())
+            .get(Table::Daily, &lots::legacy_key(member, merchant))?
+            .unwrap_or_default();
+        let mut view = Lots {
+            warned_through: legacy.warned_through,
+            ..Lots::default()
+        };
+        for unit in [Unit::Points, Unit::Credit] {
+            let mut acc = self.account(&unit_account(unit, member, *merchant))?;
+            let balance = acc.balance.max(0).unsigned_abs();
+            acc.grants.take_older(&mut legacy, unit);
+            lots::cut(&mut acc.grants.lots, balance);
+            *view.unit_mut(unit) = acc.grants.lots;
+            view.warned_through = view.warned_through.max(acc.grants.warned_through);
+        }
+        Ok(view)
     }
 
     /// What of a member's points and store credit at a merchant will
@@ -151,7 +165,7 @@ impl Engine {
         let Some(p) = self.program(merchant)? else {
             return Ok(Vec::new());
         };
-        let mut lots = self.lots(member, merchant)?;
+        let lots = self.lots(member, merchant)?;
         let offset = self.cfg.utc_offset_secs;
         let mut out = Vec::new();
         let units = [
@@ -160,20 +174,7 @@ impl Engine {
         ];
         for (unit, valid) in units {
             let Some(valid) = valid else { continue };
-            let account = match unit {
-                Unit::Points => AccountKey::Points {
-                    member,
-                    merchant: *merchant,
-                },
-                Unit::Credit => AccountKey::Store {
-                    member,
-                    merchant: *merchant,
-                },
-            };
-            let balance = self.account(&account)?.balance.max(0).unsigned_abs();
-            let held = lots.unit_mut(unit);
-            lots::cut(held, balance);
-            for l in held.iter() {
+            for l in lots.unit(unit) {
                 let valid_through = l.at.local_day(offset) + i64::from(valid);
                 match out.last_mut() {
                     Some(Expiring {
@@ -245,16 +246,30 @@ impl Engine {
         if expiring.is_empty() {
             return Ok(());
         }
-        for item in self.store.scan_keys(Table::Daily, b"L") {
-            let key = item?;
-            let (Some(member), Ok(merchant)) = (
-                key.get(1..9)
-                    .and_then(|b| b.try_into().ok())
-                    .map(|b| MemberId(u64::from_be_bytes(b))),
-                MerchantId::from_bytes(key.get(9..).unwrap_or_default()),
-            ) else {
-                continue;
-            };
+        // Every member and merchant with points or store credit there (and
+        // lots format version 1 kept apart).
+        let mut owners: BTreeSet<(MemberId, MerchantId)> = BTreeSet::new();
+        for (table, tag) in [
+            (Table::Accounts, b"Q"),
+            (Table::Accounts, b"S"),
+            (Table::Daily, b"L"),
+        ] {
+            for item in self.store.scan_keys(table, tag) {
+                let key = item?;
+                let (Some(member), Ok(merchant)) = (
+                    key.get(1..9)
+                        .and_then(|b| b.try_into().ok())
+                        .map(|b| MemberId(u64::from_be_bytes(b))),
+                    MerchantId::from_bytes(key.get(9..).unwrap_or_default()),
+                ) else {
+                    continue;
+                };
+                if expiring.contains_key(&merchant) {
+                    owners.insert((member, merchant));
+                }
+            }
+        }
+        for (member, merchant) in owners {
             let Some(program) = expiring.get(&merchant) else {
                 continue;
             };
@@ -279,13 +294,14 @@ impl Engine {
         (member, merchant): (MemberId, MerchantId),
         p: &Program,
     ) -> TxResult<Expired> {
-        let key = lots::key(member, &merchant);
-        let Some(mut lots) = tx.get::<Lots>(Table::Daily, &key)? else {
-            return Ok(Expired::default());
-        };
+        // Lots format version 1 kept apart move into their accounts.
+        let legacy_key = lots::legacy_key(member, &merchant);
+        let mut legacy = tx.get::<Lots>(Table::Daily, &legacy_key)?;
+        if legacy.is_some() {
+            tx.remove(Table::Daily, &legacy_key)?;
+        }
         let offset = self.cfg.utc_offset_secs;
         let horizon = today + i64::from(p.expiry_warn_days);
-        let warned = lots.warned_through.max(today - 1);
         let mut out = Expired::default();
         let mut warn = [0u64; 2];
         let mut first_day: Option<i64> = None;
@@ -294,49 +310,50 @@ impl Engine {
             (Unit::Credit, p.credit_valid_days),
         ];
         for (i, (unit, valid)) in units.into_iter().enumerate() {
+            let account = unit_account(unit, member, merchant);
+            let mut acc = ledger::account(tx, &account)?;
+            if let Some(l) = legacy.as_mut() {
+                acc.grants.take_older(l, unit);
+                if !acc.grants.lots.is_empty() {
+                    tx.put(Table::Accounts, &account.to_key(), &acc)?;
+                }
+            }
             let Some(valid) = valid else { continue };
+            if acc.grants.lots.is_empty() {
+                continue;
+            }
             let last_day = |l: &Lot| l.at.local_day(offset) + i64::from(valid);
-            let (account, issued) = match unit {
-                Unit::Points => (
-                    AccountKey::Points { member, merchant },
-                    AccountKey::PointsIssued(merchant),
-                ),
-                Unit::Credit => (
-                    AccountKey::Store { member, merchant },
-                    AccountKey::StoreIssued(merchant),
-                ),
-            };
-            let acc = ledger::account(tx, &account)?;
             let balance = acc.balance.max(0).unsigned_abs();
             let available = acc.available().max(0).unsigned_abs();
-            let due = lots::held_of(lots.unit(unit), balance, last_day, i64::MIN, today - 1)
+            let due = lots::held_of(&acc.grants.lots, balance, last_day, i64::MIN, today - 1)
                 .min(available);
             if due > 0 {
                 let v = ledger::signed(due)?;
+                let issued = match unit {
+                    Unit::Points => AccountKey::PointsIssued(merchant),
+                    Unit::Credit => AccountKey::StoreIssued(merchant),
+                };
                 ledger::post(
                     tx,
                     now,
                     JournalKind::Expiry,
                     None,
-                    vec![(account, -v), (issued, v)],
+                    vec![(account.clone(), -v), (issued, v)],
                 )?;
                 out.expired[i] = due;
+                acc = ledger::account(tx, &account)?;
             }
-            let held = lots.unit_mut(unit);
-            lots::cut(held, balance - due);
-            for l in held.iter() {
+            let warned = acc.grants.warned_through.max(today - 1);
+            lots::cut(&mut acc.grants.lots, acc.balance.max(0).unsigned_abs());
+            for l in &acc.grants.lots {
                 let d = last_day(l);
                 if warned < d && d <= horizon {
                     warn[i] += l.amount;
                     first_day = Some(first_day.map_or(d, |f| f.min(d)));
                 }
             }
-        }
-        lots.warned_through = lots.warned_through.max(horizon);
-        if lots.points.is_empty() && lots.credit.is_empty() {
-            tx.remove(Table::Daily, &key)?;
-        } else {
-            tx.put(Table::Daily, &key, &lots)?;
+            acc.grants.warned_through = acc.grants.warned_through.max(horizon);
+            tx.put(Table::Accounts, &account.to_key(), &acc)?;
         }
         let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
             return Ok(out);
@@ -434,6 +451,14 @@ impl Engine {
             run.cards_expiring += usize::from(sent);
         }
         Ok(())
+    }
+}
+
+/// The account that holds a member's `unit` at a merchant.
+fn unit_account(unit: Unit, member: MemberId, merchant: MerchantId) -> AccountKey {
+    match unit {
+        Unit::Points => AccountKey::Points { member, merchant },
+        Unit::Credit => AccountKey::Store { member, merchant },
     }
 }
 

@@ -211,10 +211,15 @@ impl Earning {
     }
 
     /// Everything else, once the purchase (with the postings) is posted:
-    /// a referral bonus, automatic conversion, the tier, the earnings
-    /// record, notices. Returns the DE 54 blocks to add (points earned and
-    /// balance) when the merchant has a programme.
-    pub(crate) fn finish(self, cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Vec<AmountBlock>> {
+    /// a referral bonus, automatic conversion, the tier, what it earned
+    /// (kept on the purchase), notices. Returns the DE 54 blocks to add
+    /// (points earned and balance) when the merchant has a programme.
+    pub(crate) fn finish(
+        self,
+        cx: &Cx<'_>,
+        txn: &mut Txn,
+        charged: u64,
+    ) -> TxResult<Vec<AmountBlock>> {
         let Earning {
             mut member,
             mut standing,
@@ -254,7 +259,7 @@ impl Earning {
         // Only what a take-back needs more than the purchase itself: the
         // spend it counted follows from the transaction.
         if earned.points > 0 || earned.cashback > 0 || earned.upgraded_from.is_some() {
-            tx.put(Table::Earnings, txn.rrn.as_bytes(), &earned)?;
+            txn.earned = Some(earned);
         }
 
         if cfg.receipts {
@@ -394,17 +399,32 @@ fn adjust_standing(
     Ok(standing)
 }
 
+/// What a transaction earned (a purchase) or recovered (a refund), taken
+/// out of it: on the transaction since format version 2, in a record of its
+/// own before (which leaves the earnings table as it moves).
+fn take_earned(tx: &Tx<'_>, txn: &mut Txn) -> TxResult<Option<Earned>> {
+    if let Some(e) = txn.earned.take() {
+        return Ok(Some(e));
+    }
+    let legacy = tx.get::<Earned>(Table::Earnings, txn.rrn.as_bytes())?;
+    if legacy.is_some() {
+        tx.remove(Table::Earnings, txn.rrn.as_bytes())?;
+    }
+    Ok(legacy)
+}
+
 /// Takes back what a purchase brought, for `share` of it, in the
-/// reversal's or refund's transaction `by` (posted under its RRN): the
+/// reversal's transaction or in `refund`'s (posted under its RRN): the
 /// spend it counted toward the tier and, if it earned any, its points and
 /// cashback. Points still held come back first, then the store credit they
 /// were converted into; what the member has already spent is written off to
-/// the merchant. A refund's take-back is recorded under the refund's RRN.
-/// `purchase.refunded` already includes a refund's amount.
+/// the merchant. What a refund recovered is kept on the refund, so that
+/// undoing it gives it back. `purchase.refunded` already includes a
+/// refund's amount; the caller saves both transactions.
 pub(crate) fn take_back(
     cx: &Cx<'_>,
-    purchase: &Txn,
-    by: &Txn,
+    purchase: &mut Txn,
+    refund: Option<&mut Txn>,
     share: Share,
 ) -> TxResult<Option<Recovered>> {
     let tx = cx.tx;
@@ -412,14 +432,13 @@ pub(crate) fn take_back(
         return Ok(None);
     };
     let (charged, month) = counted(cx, purchase);
-    let after = if by.rrn == purchase.rrn {
-        purchase.final_amount
-    } else {
-        purchase.refunded
+    let (by, after) = match &refund {
+        Some(r) => (r.rrn, purchase.refunded),
+        None => (purchase.rrn, purchase.final_amount),
     };
     let before = after.saturating_sub(share.amount);
     let spend = spend_slice(charged, before, after, purchase.final_amount);
-    let Some(mut e) = tx.get::<Earned>(Table::Earnings, purchase.rrn.as_bytes())? else {
+    let Some(mut e) = take_earned(tx, purchase)? else {
         // Nothing earned: only the tier's spend goes back.
         adjust_standing(tx, member_id, month, spend, 0, false)?;
         return Ok(None);
@@ -457,7 +476,7 @@ pub(crate) fn take_back(
         tx,
         cx.now,
         JournalKind::LoyaltyReturn,
-        Some(by.rrn),
+        Some(by),
         vec![
             (points_key(e.member, merchant), -p),
             (AccountKey::PointsIssued(merchant), p),
@@ -485,7 +504,7 @@ pub(crate) fn take_back(
                 cx.now,
                 &member,
                 NoticeKind::Returned {
-                    rrn: by.rrn,
+                    rrn: by,
                     merchant,
                     points,
                     credit: credit_for_points + cashback,
@@ -493,24 +512,26 @@ pub(crate) fn take_back(
             )?;
         }
     }
-    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)?;
-    if by.rrn != purchase.rrn {
-        // A refund: remember what it took, so that undoing it gives it back.
-        let r = Earned {
+    if let Some(r) = refund {
+        r.earned = Some(Earned {
             member: e.member,
             refund: Some(rec),
             ..Earned::default()
-        };
-        tx.put(Table::Earnings, by.rrn.as_bytes(), &r)?;
+        });
     }
+    purchase.earned = Some(e);
     Ok(Some(rec))
 }
 
 /// A refund was undone: gives back what it took (the spend it subtracted,
 /// and the points, credit and cashback it recovered) and counts the
 /// purchase's earnings as not returned again. `purchase.refunded` no
-/// longer includes the refund.
-pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> TxResult<()> {
+/// longer includes the refund; the caller saves both transactions.
+pub(crate) fn on_refund_reversed(
+    cx: &Cx<'_>,
+    refund: &mut Txn,
+    purchase: &mut Txn,
+) -> TxResult<()> {
     let tx = cx.tx;
     let Some(member) = member_of(tx, purchase)?.map(|m| m.id) else {
         return Ok(());
@@ -523,27 +544,21 @@ pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> T
         before + refund.final_amount,
         purchase.final_amount,
     );
-    let rec = match tx.get::<Earned>(Table::Earnings, refund.rrn.as_bytes())? {
-        Some(Earned {
-            refund: Some(rec), ..
-        }) => rec,
-        _ => {
-            adjust_standing(tx, member, month, spend, 0, true)?;
-            return Ok(());
-        }
+    let Some(rec) = take_earned(tx, refund)?.and_then(|e| e.refund) else {
+        adjust_standing(tx, member, month, spend, 0, true)?;
+        return Ok(());
     };
     adjust_standing(tx, member, month, spend, rec.owed_points, true)?;
     grant(
         tx,
         cx.now,
         JournalKind::Loyalty,
-        Some(refund),
+        Some(&*refund),
         (member, purchase.merchant),
         rec.points,
         rec.credit_for_points + rec.cashback,
     )?;
-    tx.remove(Table::Earnings, refund.rrn.as_bytes())?;
-    let Some(mut e) = tx.get::<Earned>(Table::Earnings, purchase.rrn.as_bytes())? else {
+    let Some(mut e) = take_earned(tx, purchase)? else {
         return Ok(());
     };
     let converted = rec
@@ -558,5 +573,6 @@ pub(crate) fn on_refund_reversed(cx: &Cx<'_>, refund: &Txn, purchase: &Txn) -> T
         .saturating_sub(rec.owed_cashback - rec.cashback);
     e.returned_points = e.returned_points.saturating_sub(rec.owed_points);
     e.returned_cashback = e.returned_cashback.saturating_sub(rec.owed_cashback);
-    tx.put(Table::Earnings, purchase.rrn.as_bytes(), &e)
+    purchase.earned = Some(e);
+    Ok(())
 }

@@ -5,9 +5,15 @@
 //! lot, dated by when it was granted (grants in the same quarter hour share
 //! one). Spending takes from the oldest lots first. Rather than follow
 //! every debit, the lots a balance still holds are found from the balance
-//! itself: they are the newest lots that add up to it. So only a credit
-//! writes lots, and it cuts the record down to what the balance holds.
-//! Value without a lot (granted before lots were kept) never expires.
+//! itself: they are the newest lots that add up to it. The lots live in the
+//! balance's own account record ([`crate::model::Account::grants`]), so a
+//! grant writes nothing more than its posting does, and every posting cuts
+//! them down to what the balance holds. Value without a lot (granted before
+//! lots were kept) never expires.
+//!
+//! Format version 1 kept a member's lots at a merchant (both units) in one
+//! record of the daily table; [`legacy_key`] finds it, and the daily pass
+//! moves it into the accounts.
 //!
 //! A lot granted on local day `D` is valid through day `D + valid_days`
 //! (the programme's `points_valid_days` or `credit_valid_days`), and the
@@ -18,7 +24,6 @@ use clubswitch_wire::MerchantId;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{MemberId, UnixTime};
-use crate::store::{Table, Tx, TxResult};
 
 /// Grants this close together (in seconds, aligned) share a lot.
 const BUCKET_SECS: i64 = 900;
@@ -42,7 +47,19 @@ pub struct Lot {
     pub amount: u64,
 }
 
-/// A member's lots at one merchant, oldest first.
+/// The lots of one balance (a member's points or store credit at one
+/// merchant), oldest first, kept in its account.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Grants {
+    pub lots: Vec<Lot>,
+    /// The last local day whose expiring value the member has been warned
+    /// of.
+    pub warned_through: i64,
+}
+
+/// A member's lots at one merchant, oldest first: what
+/// [`crate::Engine::lots`] shows, and how format version 1 kept them (one
+/// record per member and merchant in the daily table).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Lots {
     pub points: Vec<Lot>,
@@ -68,7 +85,8 @@ impl Lots {
     }
 }
 
-pub(crate) fn key(member: MemberId, merchant: &MerchantId) -> Vec<u8> {
+/// Where format version 1 kept a member's lots at a merchant.
+pub(crate) fn legacy_key(member: MemberId, merchant: &MerchantId) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + merchant.as_bytes().len());
     k.push(b'L');
     k.extend_from_slice(&member.0.to_be_bytes());
@@ -76,20 +94,29 @@ pub(crate) fn key(member: MemberId, merchant: &MerchantId) -> Vec<u8> {
     k
 }
 
-/// Records a credit of `amount` at `at` that left the balance at
-/// `balance`, inside the posting's transaction.
-pub(crate) fn credited(
-    tx: &Tx<'_>,
-    (member, merchant): (MemberId, &MerchantId),
-    unit: Unit,
-    at: UnixTime,
-    amount: u64,
-    balance: u64,
-) -> TxResult<()> {
-    let k = key(member, merchant);
-    let mut lots: Lots = tx.get(Table::Daily, &k)?.unwrap_or_default();
-    add(lots.unit_mut(unit), at, amount, balance);
-    tx.put(Table::Daily, &k, &lots)
+impl Grants {
+    /// A posting of `delta` left the balance at `balance`: a credit is a
+    /// lot granted at `at`; whatever it was, the lots are cut to what the
+    /// balance holds.
+    pub(crate) fn posted(&mut self, at: UnixTime, delta: i64, balance: i64) {
+        let balance = balance.max(0).unsigned_abs();
+        if delta > 0 {
+            add(&mut self.lots, at, delta.unsigned_abs(), balance);
+        } else {
+            cut(&mut self.lots, balance);
+        }
+    }
+
+    /// Puts the lots of `unit` that format version 1 kept apart (in
+    /// `older`) in front of these.
+    pub(crate) fn take_older(&mut self, older: &mut Lots, unit: Unit) {
+        let before = older.unit_mut(unit);
+        if !before.is_empty() {
+            before.append(&mut self.lots);
+            self.lots = std::mem::take(before);
+        }
+        self.warned_through = self.warned_through.max(older.warned_through);
+    }
 }
 
 fn add(lots: &mut Vec<Lot>, at: UnixTime, amount: u64, balance: u64) {

@@ -15,7 +15,9 @@
 //! proportion, the last refund taking whatever is left. Points already
 //! converted are taken back from the store credit they became, at the rate
 //! they were converted at; what the member has already spent is written off
-//! to the merchant and shown on the purchase's [`Earned`] record.
+//! to the merchant and shown on what the purchase [`Earned`] (kept on the
+//! transaction itself, so a confirm that earns writes no more records than
+//! one that does not, but for the points and credit balances).
 //!
 //! **Tiers.** A member's tier follows their rolling spend (or points
 //! earned) over the last months, across the network. A purchase that
@@ -39,7 +41,7 @@ pub use coalition::{Coalition, Owed};
 pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, earning, on_refund_reversed, take_back, Share};
-pub use lots::{Lot, Lots, Unit};
+pub use lots::{Grants, Lot, Lots, Unit};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 

@@ -517,7 +517,7 @@ fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
         expiry: c
             .expiry
             .map(|e| String::from_utf8_lossy(&e.to_yymm()).into_owned()),
-        balance: acc.map(|a| a.balance),
+        balance: acc.as_ref().map(|a| a.balance),
         available: acc.map(|a| a.available()),
         replaced_by: c.replaced_by.map(|r| r.to_hex()),
     })

@@ -1,0 +1,196 @@
+//! A data directory written in record format 1 opens and works on: what a
+//! purchase earned (kept then in a record of its own) is still taken back,
+//! and lots (kept then in one record per member and merchant) still expire
+//! and move into the accounts. The format-1 directory is made by writing
+//! this release's records back in the older layout, straight through sled.
+
+mod common;
+
+use std::path::Path;
+
+use clubswitch_engine::codec::{self, Record};
+use clubswitch_engine::loyalty::{Grants, Lots, ONE};
+use clubswitch_engine::store::Table;
+use clubswitch_engine::*;
+use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+const DAY: i64 = 86_400;
+
+/// A record of this release as format 1 wrote it: the same body, without
+/// the `tail` bytes format 2 appended.
+fn as_v1(raw: &[u8], tail: usize) -> Vec<u8> {
+    assert_eq!(raw[0], codec::FORMAT_VERSION);
+    let mut v1 = raw[..raw.len() - tail].to_vec();
+    v1[0] = 1;
+    v1
+}
+
+fn v1_of<T: Record>(value: &T) -> Vec<u8> {
+    as_v1(&codec::to_vec(value).unwrap(), 0)
+}
+
+/// Rewrites the ledger in `dir` as format 1 would have left it.
+fn downgrade(dir: &Path) {
+    let db = sled::open(dir).unwrap();
+    let grants_len = bincode::serialize(&Grants::default()).unwrap().len();
+    let accounts = db.open_tree("accounts").unwrap();
+    let daily = db.open_tree("daily").unwrap();
+    let mut legacy_lots: Vec<(Vec<u8>, Lots)> = Vec::new();
+    for item in accounts.iter() {
+        let (k, v) = item.unwrap();
+        let mut acc: Account = codec::from_slice(&v).unwrap();
+        let grants = std::mem::take(&mut acc.grants);
+        if !grants.lots.is_empty() {
+            let mut key = vec![b'L'];
+            key.extend_from_slice(&k[1..]);
+            let lots = match legacy_lots.iter_mut().find(|(lk, _)| *lk == key) {
+                Some((_, l)) => l,
+                None => {
+                    legacy_lots.push((key, Lots::default()));
+                    &mut legacy_lots.last_mut().unwrap().1
+                }
+            };
+            match k[0] {
+                b'Q' => lots.points = grants.lots,
+                b'S' => lots.credit = grants.lots,
+                other => panic!("lots on account kind {other}"),
+            }
+            lots.warned_through = lots.warned_through.max(grants.warned_through);
+        }
+        accounts
+            .insert(&k, as_v1(&codec::to_vec(&acc).unwrap(), grants_len))
+            .unwrap();
+    }
+    for (k, lots) in &legacy_lots {
+        daily.insert(k, v1_of(lots)).unwrap();
+    }
+    let txns = db.open_tree("txns").unwrap();
+    let earnings = db.open_tree("earnings").unwrap();
+    for item in txns.iter() {
+        let (k, v) = item.unwrap();
+        let mut t: Txn = codec::from_slice(&v).unwrap();
+        if let Some(e) = t.earned.take() {
+            earnings.insert(&k, v1_of(&e)).unwrap();
+        }
+        // `None` is one byte.
+        txns.insert(&k, as_v1(&codec::to_vec(&t).unwrap(), 1))
+            .unwrap();
+    }
+    // Every other record is unchanged but for its version byte.
+    for name in db.tree_names() {
+        if [&b"accounts"[..], b"txns", b"earnings", b"__sled__default"].contains(&&name[..]) {
+            continue;
+        }
+        let tree = db.open_tree(&name).unwrap();
+        for item in tree.iter() {
+            let (k, v) = item.unwrap();
+            if name == b"meta" && &k[..] == b"format_version" {
+                tree.insert(&k, &[1u8][..]).unwrap();
+            } else if v.first() == Some(&codec::FORMAT_VERSION) {
+                let mut old = v.to_vec();
+                old[0] = 1;
+                tree.insert(&k, old).unwrap();
+            }
+        }
+    }
+    db.flush().unwrap();
+}
+
+fn format_version(dir: &Path) -> Vec<u8> {
+    let db = sled::open(dir).unwrap();
+    let v = db
+        .open_tree("meta")
+        .unwrap()
+        .get(b"format_version")
+        .unwrap()
+        .unwrap();
+    v.to_vec()
+}
+
+#[test]
+fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
+    let dir = TempDir::new("upgrade");
+    let open = || {
+        let store = Store::open(&dir.0, &StoreConfig::default()).unwrap();
+        (World::open_or_seed(store.clone()), store)
+    };
+    let (w, store) = open();
+    w.engine
+        .put_program(
+            &w.merchant,
+            &Program {
+                points: 1,
+                per_amount: 1_000,
+                tier_bps: [ONE; 4],
+                cashback_bps: 1_000,
+                points_valid_days: Some(30),
+                credit_valid_days: Some(30),
+                ..Program::default()
+            },
+        )
+        .unwrap();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let bought = w.confirm(&auth, &out, 100_000, T0.plus(5));
+    assert_eq!(bought.code, Rc::Approved);
+    let rrn = bought.rrn.unwrap();
+    assert_eq!(
+        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        100
+    );
+    assert_eq!(w.store_account().balance, 10_000, "10% cashback");
+    let before = w.engine.lots(w.member.id, &w.merchant).unwrap();
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+
+    downgrade(&dir.0);
+    assert_eq!(format_version(&dir.0), [1]);
+
+    let (w, store) = open();
+    w.assert_audit();
+    assert_eq!(store.len(Table::Earnings), 1);
+    assert_eq!(
+        w.engine.lots(w.member.id, &w.merchant).unwrap(),
+        before,
+        "lots kept apart read as before"
+    );
+    let points_before = w.engine.points(w.member.id, &w.merchant).unwrap();
+    assert_eq!(
+        points_before.grants,
+        Grants::default(),
+        "a format-1 account"
+    );
+
+    // Half refunded: half of what the purchase earned comes back, from the
+    // record format 1 kept, which moves onto the purchase.
+    let r = w.refund(Pc::ClubRefund, rrn, 50_000, T0.plus(DAY));
+    assert_eq!(r.code, Rc::Approved, "{r:?}");
+    assert_eq!(
+        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        50
+    );
+    assert_eq!(w.store_account().balance, 5_000);
+    assert_eq!(store.len(Table::Earnings), 0);
+    let purchase = w.engine.txn(&rrn).unwrap().unwrap();
+    let earned = purchase.earned.expect("earnings moved onto the purchase");
+    assert_eq!(
+        (earned.returned_points, earned.returned_cashback),
+        (50, 5_000)
+    );
+
+    // Past their validity, the lots format 1 kept expire, and what is left
+    // of the record moves into the accounts.
+    let run = w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    assert_eq!((run.points_expired, run.credit_expired), (50, 5_000));
+    assert_eq!(
+        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        0
+    );
+    assert_eq!(store.scan_keys(Table::Daily, b"L").count(), 0);
+    w.assert_audit();
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+}
