@@ -142,8 +142,19 @@ impl Engine {
 
     /// Removes a delivered notice.
     pub fn notice_delivered(&self, id: u64) -> Result<()> {
-        self.store
-            .transaction(|tx| tx.remove(Table::Outbox, &id.to_be_bytes()))
+        self.notices_delivered(&[id])
+    }
+
+    /// Removes delivered notices, all in one transaction (a delivery round
+    /// removes what it sent at once rather than one at a time).
+    pub fn notices_delivered(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.store.transaction(|tx| {
+            ids.iter()
+                .try_for_each(|id| tx.remove(Table::Outbox, &id.to_be_bytes()))
+        })
     }
 
     /// Records a failed attempt; the notice is tried again after

@@ -267,8 +267,9 @@ pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
 /// leaves many notices waiting, and each round looks at no more than this.
 const SCAN_PER_ROUND: usize = 100_000;
 
-/// One delivery round: sends what is due, removes what was accepted and
-/// reschedules what was not.
+/// One delivery round: sends what is due, removes what was accepted (in
+/// one transaction at the end: a crash before it sends those again, which
+/// at-least-once allows) and reschedules what was not.
 pub fn round(
     engine: &Engine,
     channel: &dyn Channel,
@@ -280,13 +281,13 @@ pub fn round(
     let due = engine
         .due_notices(now, cfg.per_round, SCAN_PER_ROUND)
         .map_err(|e| format!("reading the outbox: {e}"))?;
+    let mut delivered = Vec::with_capacity(due.len());
+    let mut failed = None;
     for n in due {
         match channel.send(&n, &text(&n, tier_names)) {
             Ok(()) => {
                 metrics.notices_sent.fetch_add(1, Relaxed);
-                engine
-                    .notice_delivered(n.id)
-                    .map_err(|e| format!("removing notice {}: {e}", n.id))?;
+                delivered.push(n.id);
             }
             Err(e) => {
                 metrics.notices_failed.fetch_add(1, Relaxed);
@@ -297,15 +298,21 @@ pub fn round(
                     retry_in_secs = wait,
                     "notice not delivered: {e}"
                 );
-                engine
-                    .notice_failed(n.id, now, &e, wait)
-                    .map_err(|e| format!("rescheduling notice {}: {e}", n.id))?;
+                failed = Some((n.id, e, wait));
                 // The gateway is failing: leave the rest for the next round.
                 break;
             }
         }
     }
-    Ok(())
+    engine
+        .notices_delivered(&delivered)
+        .map_err(|e| format!("removing {} delivered notices: {e}", delivered.len()))?;
+    match failed {
+        Some((id, e, wait)) => engine
+            .notice_failed(id, now, &e, wait)
+            .map_err(|e| format!("rescheduling notice {id}: {e}")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
