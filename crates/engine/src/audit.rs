@@ -60,7 +60,8 @@ impl Engine {
 
     /// Checks: every journal entry balances; every stored balance equals the
     /// sum of its postings; no customer account is below zero available;
-    /// every account's holds equal its pending transactions; every
+    /// no balance's lots add up to more than it; every account's holds
+    /// equal its pending transactions; every
     /// transaction is in exactly one state with the indexes that state
     /// implies; budgeted campaigns' holds match pending lookups; every approved request
     /// names an existing (or archived) transaction; settled batches equal
@@ -135,6 +136,17 @@ impl Engine {
                 r.violations.push(format!(
                     "{name}: holds {} but pending transactions hold {h}",
                     acc.held
+                ));
+            }
+            let in_lots = acc
+                .grants
+                .lots
+                .iter()
+                .fold(0u64, |s, l| s.saturating_add(l.amount));
+            if in_lots > acc.balance.max(0).unsigned_abs() {
+                r.violations.push(format!(
+                    "{name}: lots of {in_lots} but a balance of {}",
+                    acc.balance
                 ));
             }
             let customer = matches!(k.first(), Some(b'C' | b'S'));

@@ -314,6 +314,7 @@ impl Engine {
             let mut acc = ledger::account(tx, &account)?;
             if let Some(l) = legacy.as_mut() {
                 acc.grants.take_older(l, unit);
+                lots::cut(&mut acc.grants.lots, acc.balance.max(0).unsigned_abs());
                 if !acc.grants.lots.is_empty() {
                     tx.put(Table::Accounts, &account.to_key(), &acc)?;
                 }

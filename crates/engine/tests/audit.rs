@@ -1,0 +1,77 @@
+//! The audit finds what a damaged ledger gets wrong: records are changed
+//! behind the engine's back, straight through sled, and the audit must name
+//! each change.
+
+mod common;
+
+use clubswitch_engine::codec;
+use clubswitch_engine::loyalty::{Lot, ONE};
+use clubswitch_engine::*;
+use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+#[test]
+fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_balance() {
+    let dir = TempDir::new("audit");
+    let store = Store::open(&dir.0, &StoreConfig::default()).unwrap();
+    let w = World::open_or_seed(store.clone());
+    w.engine
+        .put_program(
+            &w.merchant,
+            &Program {
+                points: 1,
+                per_amount: 1_000,
+                tier_bps: [ONE; 4],
+                points_valid_days: Some(30),
+                ..Program::default()
+            },
+        )
+        .unwrap();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    assert_eq!(w.confirm(&auth, &out, 100_000, T0).code, Rc::Approved);
+    w.assert_audit();
+    let points = AccountKey::Points {
+        member: w.member.id,
+        merchant: w.merchant,
+    };
+    let club = AccountKey::Club(w.club.account.unwrap());
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+
+    let db = sled::open(&dir.0).unwrap();
+    let accounts = db.open_tree("accounts").unwrap();
+    let rewrite = |key: &AccountKey, change: &dyn Fn(&mut Account)| {
+        let mut acc: Account =
+            codec::from_slice(&accounts.get(key.to_key()).unwrap().unwrap()).unwrap();
+        change(&mut acc);
+        accounts
+            .insert(key.to_key(), codec::to_vec(&acc).unwrap())
+            .unwrap();
+    };
+    rewrite(&points, &|a| a.grants.lots.push(Lot { at: T0, amount: 1 }));
+    rewrite(&club, &|a| a.balance += 1);
+    db.flush().unwrap();
+    drop(accounts);
+    drop(db);
+
+    let w = World::open_or_seed(Store::open(&dir.0, &StoreConfig::default()).unwrap());
+    let report = w.engine.audit().unwrap();
+    assert_eq!(report.violations.len(), 2, "{:#?}", report.violations);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("Points") && v.contains("lots of 101 but a balance of 100")),
+        "{:#?}",
+        report.violations
+    );
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains("Club") && v.contains("journal says")),
+        "{:#?}",
+        report.violations
+    );
+}
