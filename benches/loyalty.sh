@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # What a loyalty programme costs the switch under load: the load generator
 # against a fresh demo switch with every programme switched off, then with
-# `loadgen --loyalty` (every demo merchant runs a programme with tier and
-# campaign multipliers, cashback and automatic conversion), alternating, and
-# the medians of each.
+# programmes at every demo merchant, alternating, and the medians of each.
 #
 #   benches/loyalty.sh [rounds] [seconds] [connections]
+#
+# MODES (default "none full") chooses the runs of a round:
+#   none    every programme switched off
+#   points  points with tier multipliers and a campaign doubling them
+#   demo    the demo's own programme (Book City's): points by tier, 500
+#           points become credit (about every fifth purchase), referrals,
+#           points and credit that expire
+#   full    `loadgen --loyalty`: tier and campaign multipliers, 1% cashback
+#           and automatic conversion at 500 points (about every second
+#           purchase): every path that moves value, as often as it can
 #
 # Defaults: 5 rounds of 15 seconds each way, 64 connections, 64 member club
 # cards. Half the flows are club purchases by members (they earn), half
@@ -50,14 +58,19 @@ one_run() {
     sleep 0.1
   done
   local admin=(--admin-url http://127.0.0.1:26859 --token-file "$dir/admin.token")
-  local extra=()
-  if [ "$mode" = none ]; then
+  local extra=() program=
+  case $mode in
+    none) program='{"active": false}' ;;
+    points) program='{"points": 1, "per_amount": 10000, "tier_bps": [10000, 12500, 15000, 20000], "campaigns": [{"name": "double", "from": 0, "to": 9223372036854775807, "multiplier_bps": 20000}]}' ;;
+    demo) program='{"points": 1, "per_amount": 10000, "tier_bps": [10000, 12500, 15000, 20000], "credit_per_point": 100, "auto_convert_at": 500, "referral_points": 200, "points_valid_days": 365, "credit_valid_days": 180}' ;;
+    full) extra=(--loyalty) ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
+  esac
+  if [ -n "$program" ]; then
     for m in $(python3 -c 'import json,sys; print(" ".join(m["id"] for m in json.load(open(sys.argv[1]))["merchants"]))' "$dir/demo.json"); do
       "$bin" admin --url http://127.0.0.1:26859 --token-file "$dir/admin.token" \
-        merchant program "$m" '{"active": false}' > /dev/null
+        merchant program "$m" "$program" > /dev/null
     done
-  else
-    extra=(--loyalty)
   fi
   before=$(cpu_ticks "$pid")
   out=$("${pin_load[@]}" "$bin" loadgen --addr 127.0.0.1:26858 "${admin[@]}" \
@@ -71,28 +84,33 @@ import json, sys
 mode, r, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:6])
 non00 = sum(v for k, v in r["response_codes"].items() if k != "00")
 cpu = (after - before) / hz * 1e6 / max(r["flows"], 1)
-print(f'{mode:4} {r["flows_per_sec"]:7.0f} flows/s  p99 {r["latency_ms"]["p99"]:6.2f} ms  '
+print(f'{mode:6} {r["flows_per_sec"]:7.0f} flows/s  p99 {r["latency_ms"]["p99"]:6.2f} ms  '
       f'switch CPU {cpu:6.1f} us/flow  non-00 {non00}  errors {r["errors"]}')
 PY
 }
 
+modes=${MODES:-none full}
 for _ in $(seq "$rounds"); do
-  one_run none
-  one_run full
+  for mode in $modes; do
+    one_run "$mode"
+  done
 done
-python3 - "$results" <<'PY'
+python3 - "$results" $modes <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+modes = sys.argv[2:]
 def col(mode, i):
     return [float(r[i]) for r in rows if r[0] == mode]
-none, full = col("none", 1), col("full", 1)
-cpu_none, cpu_full = col("none", 8), col("full", 8)
-# Each round's pair ran back to back, so its ratio is the least disturbed
-# by the machine's own drift.
-pairs = statistics.median(f / n for n, f in zip(none, full))
-cpu_pairs = statistics.median(f / n for n, f in zip(cpu_none, cpu_full))
 m = statistics.median
-print(f"median: no programme {m(none):.0f} flows/s, --loyalty {m(full):.0f} flows/s; "
-      f"per round: {(pairs - 1) * 100:+.1f}% flows/s, {(cpu_pairs - 1) * 100:+.1f}% switch CPU per flow "
-      f"({m(cpu_none):.1f} -> {m(cpu_full):.1f} us)")
+base, base_cpu = col(modes[0], 1), col(modes[0], 8)
+print(f"{modes[0]}: median {m(base):.0f} flows/s, switch CPU {m(base_cpu):.1f} us/flow")
+for mode in modes[1:]:
+    runs, cpu = col(mode, 1), col(mode, 8)
+    # Each round's runs went back to back, so their ratio is the least
+    # disturbed by the machine's own drift.
+    ratio = m(r / b for b, r in zip(base, runs))
+    cpu_ratio = m(c / b for b, c in zip(base_cpu, cpu))
+    print(f"{mode}: median {m(runs):.0f} flows/s, switch CPU {m(cpu):.1f} us/flow; "
+          f"per round against {modes[0]}: {(ratio - 1) * 100:+.1f}% flows/s, "
+          f"{(cpu_ratio - 1) * 100:+.1f}% CPU per flow")
 PY
