@@ -13,7 +13,7 @@
 //! - 1: the first.
 //! - 2: a transaction carries what it earned ([`crate::model::Txn::earned`],
 //!   before in a record of its own), and a member's points and store-credit
-//!   accounts the lots of their balance ([`crate::model::Account::lots`],
+//!   accounts the lots of their balance ([`crate::model::Account::grants`],
 //!   before in a record per member and merchant). Both were appended, so
 //!   a version-1 body is a version-2 body without its last field.
 

@@ -2,7 +2,7 @@
 //! profile carries them (pyiso8583's `default` layout: ASCII MTI and fields,
 //! binary bitmaps), their framing on a TCP stream, and their security.
 //!
-//! - [`Message`] holds an MTI and data elements; [`decode`] and [`encode`]
+//! - [`Message`] holds an MTI and data elements; [`decode()`] and [`encode()`]
 //!   convert it from and to bytes; bitmaps are always derived.
 //! - [`fields`] has typed values ([`Stan`], [`Rrn`], [`Amount`], ...) and
 //!   accessors, so callers never parse field strings.

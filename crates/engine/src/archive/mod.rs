@@ -4,7 +4,7 @@
 //! terminal or settle: pending holds, unsettled items, purchases inside the
 //! refund window, recent journal entries. Everything older than a horizon
 //! moves, oldest first, out of sled into append-only archive files (see
-//! [`file`]), so the ledger's size (and sled's memory, which grows with it)
+//! [`mod@file`]), so the ledger's size (and sled's memory, which grows with it)
 //! follows the traffic of the horizon rather than the switch's whole life.
 //!
 //! - Transactions go in RRN order (the order they were created) once they

@@ -12,7 +12,7 @@
 //! lots were kept) never expires.
 //!
 //! Format version 1 kept a member's lots at a merchant (both units) in one
-//! record of the daily table; [`legacy_key`] finds it, and the daily pass
+//! record of the daily table; `legacy_key` finds it, and the daily pass
 //! moves it into the accounts.
 //!
 //! A lot granted on local day `D` is valid through day `D + valid_days`

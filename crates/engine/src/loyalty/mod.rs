@@ -4,10 +4,16 @@
 //! member's points at a merchant are the customer account
 //! [`AccountKey::Points`], balanced by [`AccountKey::PointsIssued`] of the
 //! merchant, and every conversion and take-back is one balanced journal
-//! entry; what a purchase earns is posted in the purchase's own entry. Cashback and converted points become store credit at the
-//! merchant ([`AccountKey::Store`] against [`AccountKey::StoreIssued`]), so
+//! entry; what a purchase earns is posted in the purchase's own entry.
+//! Cashback and converted points become store credit at the merchant
+//! ([`AccountKey::Store`] against [`AccountKey::StoreIssued`]), so
 //! they are spent with a store purchase and carried by the merchant like
 //! any other credit it granted.
+//!
+//! [`AccountKey::Points`]: crate::model::AccountKey::Points
+//! [`AccountKey::PointsIssued`]: crate::model::AccountKey::PointsIssued
+//! [`AccountKey::Store`]: crate::model::AccountKey::Store
+//! [`AccountKey::StoreIssued`]: crate::model::AccountKey::StoreIssued
 //!
 //! **When.** Earnings are made final at confirm, in the confirm's own
 //! transaction (never at authorize, which stays as fast as without a

@@ -78,7 +78,7 @@ pub enum AdminCommand {
     },
     /// Check the ledger's invariants on the running switch.
     Audit,
-    /// Any admin API call: METHOD PATH [JSON].
+    /// Any admin API call: a method, a path and an optional JSON body.
     Call {
         method: String,
         path: String,
