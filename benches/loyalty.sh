@@ -28,12 +28,10 @@ rounds=${1:-5}
 secs=${2:-15}
 conns=${3:-64}
 
-cd "$(dirname "$0")/.."
-cargo build --release -p clubswitch >&2
-bin=$PWD/target/release/clubswitch
-pin_switch=() pin_load=()
+source "$(dirname "$0")/switch.sh"
+pin_load=()
 if [ "${PIN:-}" = 1 ]; then
-  pin_switch=(taskset -c 1) pin_load=(taskset -c 0)
+  pin_load=(taskset -c 0)
 fi
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
@@ -49,14 +47,10 @@ cpu_ticks() {
 one_run() {
   local mode=$1 dir pid before after out
   dir=$(mktemp -d -t clubswitch-loyalty-XXXXXX)
-  CLUBSWITCH_LOG=warn "${pin_switch[@]}" "$bin" run --demo --data-dir "$dir" \
-    --listen 127.0.0.1:26858 --admin 127.0.0.1:26859 --metrics 127.0.0.1:26860 \
-    > "$dir/switch.out" 2> "$dir/switch.err" &
-  pid=$!
-  for _ in $(seq 100); do
-    grep -q "admin API on" "$dir/switch.out" 2>/dev/null && break
-    sleep 0.1
-  done
+  start_switch "$dir" 26858
+  if [ "${PIN:-}" = 1 ]; then
+    taskset -a -p -c 1 "$pid" > /dev/null
+  fi
   local admin=(--admin-url http://127.0.0.1:26859 --token-file "$dir/admin.token")
   local extra=() program=
   case $mode in

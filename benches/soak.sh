@@ -18,9 +18,7 @@ minutes=${1:-30}
 rate=${2:-5500}
 conns=${3:-64}
 
-cd "$(dirname "$0")/.."
-cargo build --release -p clubswitch >&2
-bin=target/release/clubswitch
+source "$(dirname "$0")/switch.sh"
 dir=$(mktemp -d -t clubswitch-soak-XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
@@ -34,14 +32,7 @@ after_secs = 300
 interval_secs = 10
 TOML
 
-CLUBSWITCH_LOG=warn "$bin" run --demo -c "$dir/soak.toml" --data-dir "$dir" \
-  --listen 127.0.0.1:25858 --admin 127.0.0.1:25859 --metrics 127.0.0.1:25860 \
-  > "$dir/switch.out" 2> "$dir/switch.err" &
-pid=$!
-for _ in $(seq 100); do
-  grep -q "admin API on" "$dir/switch.out" 2>/dev/null && break
-  sleep 0.1
-done
+start_switch "$dir" 25858 -c "$dir/soak.toml"
 
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status"; }
 ledger_mb() { du -sm "$dir/ledger" | cut -f1; }

@@ -140,11 +140,6 @@ impl Engine {
         self.store.len(Table::Outbox)
     }
 
-    /// Removes a delivered notice.
-    pub fn notice_delivered(&self, id: u64) -> Result<()> {
-        self.notices_delivered(&[id])
-    }
-
     /// Removes delivered notices, all in one transaction (a delivery round
     /// removes what it sent at once rather than one at a time).
     pub fn notices_delivered(&self, ids: &[u64]) -> Result<()> {

@@ -49,9 +49,8 @@ fn take_notices(w: &World) -> Vec<NoticeKind> {
         .engine
         .due_notices(UnixTime(i64::MAX), 1_000, 1_000)
         .unwrap();
-    for n in &all {
-        w.engine.notice_delivered(n.id).unwrap();
-    }
+    let ids: Vec<u64> = all.iter().map(|n| n.id).collect();
+    w.engine.notices_delivered(&ids).unwrap();
     all.into_iter().map(|n| n.kind).collect()
 }
 

@@ -508,9 +508,8 @@ fn receipts_and_low_balance_notices_are_queued_and_removed_once_delivered() {
         .unwrap();
     assert_eq!(e.due_notices(T0.plus(200), 10, 100).unwrap().len(), 3);
     assert_eq!(e.due_notices(T0.plus(230), 10, 100).unwrap().len(), 4);
-    for n in &due {
-        e.notice_delivered(n.id).unwrap();
-    }
+    let ids: Vec<u64> = due.iter().map(|n| n.id).collect();
+    e.notices_delivered(&ids).unwrap();
     assert_eq!(e.outbox_len(), 0);
 }
 

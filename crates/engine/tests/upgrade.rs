@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use clubswitch_engine::codec::{self, Record};
@@ -36,7 +37,7 @@ fn downgrade(dir: &Path) {
     let grants_len = bincode::serialize(&Grants::default()).unwrap().len();
     let accounts = db.open_tree("accounts").unwrap();
     let daily = db.open_tree("daily").unwrap();
-    let mut legacy_lots: Vec<(Vec<u8>, Lots)> = Vec::new();
+    let mut legacy_lots: BTreeMap<Vec<u8>, Lots> = BTreeMap::new();
     for item in accounts.iter() {
         let (k, v) = item.unwrap();
         let mut acc: Account = codec::from_slice(&v).unwrap();
@@ -44,13 +45,7 @@ fn downgrade(dir: &Path) {
         if !grants.lots.is_empty() {
             let mut key = vec![b'L'];
             key.extend_from_slice(&k[1..]);
-            let lots = match legacy_lots.iter_mut().find(|(lk, _)| *lk == key) {
-                Some((_, l)) => l,
-                None => {
-                    legacy_lots.push((key, Lots::default()));
-                    &mut legacy_lots.last_mut().unwrap().1
-                }
-            };
+            let lots = legacy_lots.entry(key).or_default();
             match k[0] {
                 b'Q' => lots.points = grants.lots,
                 b'S' => lots.credit = grants.lots,
@@ -88,9 +83,7 @@ fn downgrade(dir: &Path) {
             if name == b"meta" && &k[..] == b"format_version" {
                 tree.insert(&k, &[1u8][..]).unwrap();
             } else if v.first() == Some(&codec::FORMAT_VERSION) {
-                let mut old = v.to_vec();
-                old[0] = 1;
-                tree.insert(&k, old).unwrap();
+                tree.insert(&k, as_v1(&v, 0)).unwrap();
             }
         }
     }

@@ -344,8 +344,8 @@ impl Engine {
                 out.expired[i] = due;
                 acc = ledger::account(tx, &account)?;
             }
+            // Every posting cut the lots to what the balance holds.
             let warned = acc.grants.warned_through.max(today - 1);
-            lots::cut(&mut acc.grants.lots, acc.balance.max(0).unsigned_abs());
             for l in &acc.grants.lots {
                 let d = last_day(l);
                 if warned < d && d <= horizon {
