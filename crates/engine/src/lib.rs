@@ -17,6 +17,7 @@ pub mod audit;
 pub mod calendar;
 pub mod codec;
 pub mod durability;
+pub mod durable_file;
 pub mod engine;
 pub mod error;
 pub mod expiry;

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clubswitch_engine::durable_file::{self, Access};
 use clubswitch_engine::{
     BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Program, Status,
     Terminal, Tier, UnixTime,
@@ -312,9 +313,12 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
         "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
     });
     let path = dir.join("demo.json");
-    std::fs::write(
+    durable_file::replace(
         &path,
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        serde_json::to_string_pretty(&doc)
+            .unwrap_or_default()
+            .as_bytes(),
+        Access::Owner,
     )
     .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use clubswitch_engine::durable_file::{self, Access};
 
 const MAGIC: &[u8; 4] = b"CSK1";
 
@@ -105,17 +106,11 @@ impl MasterKey {
     }
 }
 
-/// Writes a new key file readable by its owner only.
+/// Writes a new key file readable by its owner only, durably: a key the
+/// switch sealed anything under must survive a power cut. Refuses to
+/// replace an existing file.
 pub fn write_key_file(path: &Path, hex: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path)?;
-    writeln!(f, "{hex}")
+    durable_file::create_new(path, format!("{hex}\n").as_bytes(), Access::Owner)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::codec::{self, Record};
+use crate::durable_file;
 use crate::error::{EngineError, Result};
 
 const MAGIC: &[u8; 8] = b"CLUBARC1";
@@ -119,8 +120,7 @@ pub fn write<T: Record>(
         .map_err(|e| io_error(&tmp, e.into_error()))?;
     file.sync_all().map_err(|e| io_error(&tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-    sync_dir(dir)?;
+    durable_file::commit(&tmp, &path).map_err(|e| io_error(&path, e))?;
     Ok(path)
 }
 
@@ -213,15 +213,9 @@ pub fn list(dir: &Path) -> Result<(Vec<Listed>, Vec<PathBuf>)> {
 pub fn remove(path: &Path) -> Result<()> {
     fs::remove_file(path).map_err(|e| io_error(path, e))?;
     match path.parent() {
-        Some(dir) => sync_dir(dir),
+        Some(dir) => durable_file::sync_dir(dir).map_err(|e| io_error(dir, e)),
         None => Ok(()),
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(dir, e))
 }
 
 /// Hashes everything written through it.
