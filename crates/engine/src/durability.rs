@@ -73,14 +73,6 @@ pub trait Flush: Send + 'static {
     fn flush(&self) -> Result<(), String>;
 }
 
-impl Flush for sled::Db {
-    fn flush(&self) -> Result<(), String> {
-        sled::Tree::flush(self)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
 /// The group-commit flusher.
 pub struct GroupCommit {
     shared: Arc<Shared>,

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub const MASTER_KEY_ENV: &str = "CLUBSWITCH_MASTER_KEY";
 /// The admin API's bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "CLUBSWITCH_ADMIN_TOKEN";
+/// Set (to anything), the ledger's flushes skip `fdatasync`, and a power
+/// cut can lose what the switch answered as done. For the power-loss test
+/// only, which shows with it that it catches such a loss; never set it in
+/// production.
+pub const NO_FDATASYNC_ENV: &str = "CLUBSWITCH_TEST_UNSAFE_NO_FDATASYNC";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

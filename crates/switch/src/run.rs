@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clubswitch_engine::durable_file::{self, Access};
 use clubswitch_engine::{CardHasher, Engine, SettlementBatch, Store, StoreConfig, UnixTime};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -33,12 +34,13 @@ pub fn init_logs(cfg: &Config) {
 /// Opens the data directory and the engine: the master key unseals the
 /// card-hash key (created on first start).
 pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    durable_file::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("creating {}: {e}", cfg.data_dir.display()))?;
     let store = Store::open(
         &cfg.data_dir.join("ledger"),
         &StoreConfig {
             cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+            fdatasync: std::env::var_os(crate::config::NO_FDATASYNC_ENV).is_none(),
             ..StoreConfig::default()
         },
     )
@@ -70,7 +72,7 @@ pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, String> {
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("master.key"));
     if create && std::env::var_os(crate::config::MASTER_KEY_ENV).is_none() && !file.exists() {
-        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+        durable_file::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
         write_key_file(&file, &MasterKey::generate_hex())
             .map_err(|e| format!("creating {}: {e}", file.display()))?;
         tracing::warn!(file = %file.display(), "created a master key for the demo; back it up: losing it loses every terminal key");
@@ -108,15 +110,18 @@ pub fn write_settlement_files(
         return Ok(Vec::new());
     }
     let dir = cfg.data_dir.join(&cfg.settlement.output_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    durable_file::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let first = batches.first().map_or(0, |b| b.id);
     let stem = dir.join(format!("settlement-{}-{first}", now.0));
     let csv = stem.with_extension("csv");
     let json = stem.with_extension("json");
-    std::fs::write(&csv, clubswitch_engine::settlement::to_csv(batches))
-        .map_err(|e| e.to_string())?;
-    std::fs::write(&json, clubswitch_engine::settlement::to_json(batches))
-        .map_err(|e| e.to_string())?;
+    for (path, text) in [
+        (&csv, clubswitch_engine::settlement::to_csv(batches)),
+        (&json, clubswitch_engine::settlement::to_json(batches)),
+    ] {
+        durable_file::replace(path, text.as_bytes(), Access::Default)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     Ok(vec![csv, json])
 }
 
