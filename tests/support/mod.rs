@@ -2,6 +2,9 @@
 //! data directory and the demo data set.
 #![allow(dead_code)]
 
+pub mod cut;
+pub mod powercut;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -51,17 +54,29 @@ impl Daemon {
     /// configuration, and then `config`.
     pub fn start_with_top(name: &str, top: &str, config: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        Self::prepare(&dir, top, config);
+        Self::start_in(dir, extra)
+    }
+
+    /// Makes `dir` a fresh data directory whose `switch.toml` holds `top`,
+    /// the certification configuration, and `config`.
+    pub fn prepare(dir: &std::path::Path, top: &str, config: &str) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
         let certification =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/config/switch.toml");
         let text = std::fs::read_to_string(certification).unwrap();
         std::fs::write(dir.join("switch.toml"), format!("{top}\n{text}\n{config}")).unwrap();
-        Self::start_in(dir, extra)
     }
 
     /// Starts the switch on `dir` with its `switch.toml`.
     pub fn start_in(dir: PathBuf, extra: &[&str]) -> Daemon {
+        Self::start_in_env(dir, extra, &[])
+    }
+
+    /// Starts the switch on `dir` with its `switch.toml` and `env` added to
+    /// its environment.
+    pub fn start_in_env(dir: PathBuf, extra: &[&str], env: &[(String, String)]) -> Daemon {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let config = dir.join("switch.toml");
         let (p, a, m) = (free_port(), free_port(), free_port());
@@ -75,6 +90,7 @@ impl Daemon {
             .arg(&dir)
             .args(["--listen", &addr, "--admin", &admin, "--metrics", &metrics])
             .args(&extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CLUBSWITCH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -234,6 +250,67 @@ impl Drop for Daemon {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A small deterministic generator; a test prints its seed so a failing
+/// run can be repeated.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// Seeded from `var` if set, else from the clock; prints the seed as
+    /// `var=seed`.
+    pub fn from_env(var: &str) -> Lcg {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{var}={seed}");
+        Lcg(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// The card hash of the demo card `label`.
+pub fn card_hash(d: &Daemon, label: &str) -> String {
+    let c = d
+        .admin(
+            "POST",
+            "/v1/cards/find",
+            Some(serde_json::json!({ "pan": d.pan(label) })),
+        )
+        .unwrap();
+    c["hash"].as_str().unwrap().to_owned()
+}
+
+/// Every transaction of every demo terminal, by RRN; no RRN twice.
+pub fn ledger_by_rrn(d: &Daemon) -> std::collections::HashMap<String, serde_json::Value> {
+    let mut by_rrn = std::collections::HashMap::new();
+    for t in d.demo["terminals"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        let history = d
+            .admin("GET", &format!("/v1/terminals/{id}/history"), None)
+            .unwrap();
+        for txn in history.as_array().unwrap() {
+            let rrn = txn["rrn"].as_str().unwrap().to_owned();
+            assert!(
+                by_rrn.insert(rrn.clone(), txn.clone()).is_none(),
+                "RRN {rrn} is in the ledger twice"
+            );
+        }
+    }
+    by_rrn
 }
 
 pub fn rand_stan() -> u32 {
