@@ -36,14 +36,6 @@ fi
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
-cpu_ticks() {
-  local total=0 t
-  for t in /proc/"$1"/task/*/stat; do
-    total=$((total + $(awk '{print $14 + $15}' "$t")))
-  done
-  echo "$total"
-}
-
 one_run() {
   local mode=$1 dir pid before after out
   dir=$(mktemp -d -t clubswitch-loyalty-XXXXXX)
@@ -73,14 +65,7 @@ one_run() {
   kill "$pid"
   wait "$pid" || true
   rm -rf "$dir"
-  python3 - "$mode" "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY' | tee -a "$results"
-import json, sys
-mode, r, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:6])
-non00 = sum(v for k, v in r["response_codes"].items() if k != "00")
-cpu = (after - before) / hz * 1e6 / max(r["flows"], 1)
-print(f'{mode:6} {r["flows_per_sec"]:7.0f} flows/s  p99 {r["latency_ms"]["p99"]:6.2f} ms  '
-      f'switch CPU {cpu:6.1f} us/flow  non-00 {non00}  errors {r["errors"]}')
-PY
+  report_run "$mode" "$out" "$before" "$after" | tee -a "$results"
 }
 
 modes=${MODES:-none full}
@@ -89,22 +74,4 @@ for _ in $(seq "$rounds"); do
     one_run "$mode"
   done
 done
-python3 - "$results" $modes <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-modes = sys.argv[2:]
-def col(mode, i):
-    return [float(r[i]) for r in rows if r[0] == mode]
-m = statistics.median
-base, base_cpu = col(modes[0], 1), col(modes[0], 8)
-print(f"{modes[0]}: median {m(base):.0f} flows/s, switch CPU {m(base_cpu):.1f} us/flow")
-for mode in modes[1:]:
-    runs, cpu = col(mode, 1), col(mode, 8)
-    # Each round's runs went back to back, so their ratio is the least
-    # disturbed by the machine's own drift.
-    ratio = m(r / b for b, r in zip(base, runs))
-    cpu_ratio = m(c / b for b, c in zip(base_cpu, cpu))
-    print(f"{mode}: median {m(runs):.0f} flows/s, switch CPU {m(cpu):.1f} us/flow; "
-          f"per round against {modes[0]}: {(ratio - 1) * 100:+.1f}% flows/s, "
-          f"{(cpu_ratio - 1) * 100:+.1f}% CPU per flow")
-PY
+summarize "$results" $modes

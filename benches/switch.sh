@@ -24,3 +24,51 @@ start_switch() {
   echo "the switch did not start; see $dir/switch.err" >&2
   return 1
 }
+
+# cpu_ticks PID: the CPU time (clock ticks) of every thread of PID so far.
+cpu_ticks() {
+  local total=0 t
+  for t in /proc/"$1"/task/*/stat; do
+    total=$((total + $(awk '{print $14 + $15}' "$t")))
+  done
+  echo "$total"
+}
+
+# report_run MODE LOADGEN_JSON CPU_BEFORE CPU_AFTER [EXTRA]: one line of a
+# comparison: flows/s, p99, the switch's CPU per flow, non-00 answers and
+# errors, then EXTRA.
+report_run() {
+  python3 - "$1" "$2" "$3" "$4" "$(getconf CLK_TCK)" "${5:-}" <<'PY'
+import json, sys
+mode, r, before, after, hz, extra = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:6]), sys.argv[6]
+non00 = sum(v for k, v in r["response_codes"].items() if k != "00")
+cpu = (after - before) / hz * 1e6 / max(r["flows"], 1)
+print(f'{mode:9} {r["flows_per_sec"]:7.0f} flows/s  p99 {r["latency_ms"]["p99"]:6.2f} ms  '
+      f'switch CPU {cpu:6.1f} us/flow  non-00 {non00}  errors {r["errors"]}  {extra}')
+PY
+}
+
+# summarize RESULTS MODE...: medians of each mode's runs in RESULTS (lines
+# of report_run), and each later mode against the first, round by round.
+summarize() {
+  python3 - "$@" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+modes = sys.argv[2:]
+def col(mode, i):
+    return [float(r[i]) for r in rows if r[0] == mode]
+m = statistics.median
+base, base_p99, base_cpu = col(modes[0], 1), col(modes[0], 4), col(modes[0], 8)
+print(f"{modes[0]}: median {m(base):.0f} flows/s, p99 {m(base_p99):.2f} ms, "
+      f"switch CPU {m(base_cpu):.1f} us/flow")
+for mode in modes[1:]:
+    runs, p99, cpu = col(mode, 1), col(mode, 4), col(mode, 8)
+    # Each round's runs went back to back, so their ratio is the least
+    # disturbed by the machine's own drift.
+    ratio = m(r / b for b, r in zip(base, runs))
+    cpu_ratio = m(c / b for b, c in zip(base_cpu, cpu))
+    print(f"{mode}: median {m(runs):.0f} flows/s, p99 {m(p99):.2f} ms, "
+          f"switch CPU {m(cpu):.1f} us/flow; per round against {modes[0]}: "
+          f"{(ratio - 1) * 100:+.1f}% flows/s, {(cpu_ratio - 1) * 100:+.1f}% CPU per flow")
+PY
+}
