@@ -71,9 +71,63 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Copies the file `from` to the new file `to`, durably; fails if `to`
+/// exists.
+pub fn copy_new(from: &Path, to: &Path) -> io::Result<u64> {
+    if to.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", to.display()),
+        ));
+    }
+    let tmp = temporary_name(to);
+    let copied = fs::copy(from, &tmp).and_then(|n| {
+        File::open(&tmp)?.sync_all()?;
+        Ok(n)
+    });
+    match copied {
+        Ok(n) => {
+            commit(&tmp, to)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Copies the directory `from` and everything in it to `to`, which must
+/// not exist, durably. Returns the files and bytes copied.
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<(u64, u64)> {
+    if to.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", to.display()),
+        ));
+    }
+    create_dir_all(to)?;
+    let (mut files, mut bytes) = (0, 0);
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            let (f, b) = copy_tree(&src, &dst)?;
+            files += f;
+            bytes += b;
+        } else {
+            bytes += copy_new(&src, &dst)?;
+            files += 1;
+        }
+    }
+    Ok((files, bytes))
+}
+
 /// The temporary name `path` is staged under before [`commit`].
+/// A hidden name beside `path`, so listings that skip dot files skip it.
 pub fn temporary_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
 }
@@ -126,6 +180,17 @@ mod tests {
         replace(&p, b"new", Access::Default).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn copy_tree_copies_nested_files_and_refuses_an_existing_target() {
+        let d = dir("copy-tree");
+        create_dir_all(&d.join("from/blobs")).unwrap();
+        fs::write(d.join("from/db"), b"log").unwrap();
+        fs::write(d.join("from/blobs/1"), b"blob").unwrap();
+        assert_eq!(copy_tree(&d.join("from"), &d.join("to")).unwrap(), (2, 7));
+        assert_eq!(fs::read(d.join("to/blobs/1")).unwrap(), b"blob");
+        assert!(copy_tree(&d.join("from"), &d.join("to")).is_err());
     }
 
     #[test]

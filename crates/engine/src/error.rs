@@ -17,8 +17,10 @@ pub enum EngineError {
     FormatVersion { found: u8, supported: u8 },
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
-    #[error("archive {}: {reason}", path.display())]
-    Archive {
+    /// A file outside the ledger (archive, backup) could not be written or
+    /// read, or is damaged.
+    #[error("{}: {reason}", path.display())]
+    File {
         path: std::path::PathBuf,
         reason: String,
     },

@@ -21,6 +21,7 @@ pub mod durable_file;
 pub mod engine;
 pub mod error;
 pub mod expiry;
+mod framed;
 mod flows;
 pub mod keys;
 mod ledger;

@@ -1,31 +1,18 @@
-//! The archive file format.
-//!
-//! ```text
-//! magic    8 bytes  "CLUBARC1"
-//! kind     1 byte   1 = journal entries, 2 = transactions
-//! records  each: length (u32, big-endian) ‖ record (the ledger's codec:
-//!          format-version byte ‖ bincode)
-//! end      length 0xFFFFFFFF ‖ SHA-256 of every byte before it
-//! ```
-//!
-//! A file is written under a temporary name, synced, renamed to its final
-//! name and its directory synced, so a file with a final name is complete;
-//! the trailing hash catches later damage. Names carry the first and last
-//! key (`journal-<first id>-<last id>.arc`, `txns-<first RRN>-<last
-//! RRN>.arc`, zero-padded so names sort in key order).
+//! Archive files: [`crate::framed`] files of magic `CLUBARC1` whose kind
+//! byte is 1 for journal entries and 2 for transactions, one record (the
+//! ledger's codec: format-version byte ‖ bincode) per frame. Names carry
+//! the first and last key (`journal-<first id>-<last id>.arc`,
+//! `txns-<first RRN>-<last RRN>.arc`, zero-padded so names sort in key
+//! order).
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::codec::{self, Record};
-use crate::durable_file;
 use crate::error::{EngineError, Result};
+use crate::{durable_file, framed};
 
 const MAGIC: &[u8; 8] = b"CLUBARC1";
-const END: u32 = u32::MAX;
 
 /// What an archive file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,16 +49,9 @@ pub struct Listed {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> EngineError {
-    EngineError::Archive {
+    EngineError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    }
-}
-
-fn corrupt(path: &Path, reason: impl Into<String>) -> EngineError {
-    EngineError::Archive {
-        path: path.to_path_buf(),
-        reason: reason.into(),
     }
 }
 
@@ -90,80 +70,20 @@ pub fn write<T: Record>(
     records: &[T],
 ) -> Result<PathBuf> {
     let path = dir.join(name(kind, first, last));
-    let tmp = dir.join(format!(".{}.tmp", name(kind, first, last)));
-    let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    let mut out = HashingWriter {
-        inner: BufWriter::new(file),
-        hash: Sha256::new(),
-    };
-    let mut put = |bytes: &[u8]| out.write_all(bytes).map_err(|e| io_error(&tmp, e));
-    put(MAGIC)?;
-    put(&[kind.tag()])?;
+    let mut out = framed::Writer::create(&path, MAGIC, kind.tag())?;
     for r in records {
-        let raw = codec::to_vec(r)?;
-        let len = u32::try_from(raw.len())
-            .ok()
-            .filter(|l| *l != END)
-            .ok_or_else(|| corrupt(&tmp, "record too large"))?;
-        put(&len.to_be_bytes())?;
-        put(&raw)?;
+        out.push(&codec::to_vec(r)?)?;
     }
-    put(&END.to_be_bytes())?;
-    let digest = out.hash.clone().finalize();
-    out.inner
-        .write_all(&digest)
-        .and_then(|()| out.inner.flush())
-        .map_err(|e| io_error(&tmp, e))?;
-    let file = out
-        .inner
-        .into_inner()
-        .map_err(|e| io_error(&tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| io_error(&tmp, e))?;
-    drop(file);
-    durable_file::commit(&tmp, &path).map_err(|e| io_error(&path, e))?;
+    out.finish(&path)?;
     Ok(path)
 }
 
 /// Reads every record of the file at `path`, checking its magic, kind and
 /// hash.
 pub fn read<T: Record>(path: &Path, kind: Kind) -> Result<Vec<T>> {
-    let raw = fs::read(path).map_err(|e| io_error(path, e))?;
-    let body_len = raw
-        .len()
-        .checked_sub(32)
-        .filter(|n| *n >= MAGIC.len() + 1 + 4)
-        .ok_or_else(|| corrupt(path, "truncated"))?;
-    let (body, digest) = raw.split_at(body_len);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err(corrupt(path, "hash does not match: the file was damaged"));
-    }
-    if &body[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(path, "not an archive file"));
-    }
-    if body[MAGIC.len()] != kind.tag() {
-        return Err(corrupt(path, "holds another kind of record"));
-    }
-    let mut rest = &body[MAGIC.len() + 1..];
-    let mut out = Vec::new();
-    loop {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(corrupt(path, "truncated record"));
-        };
-        let len = u32::from_be_bytes(*len);
-        if len == END {
-            if !tail.is_empty() {
-                return Err(corrupt(path, "bytes after the end mark"));
-            }
-            return Ok(out);
-        }
-        let len = len as usize;
-        if tail.len() < len {
-            return Err(corrupt(path, "truncated record"));
-        }
-        let (record, tail) = tail.split_at(len);
-        out.push(codec::from_slice(record)?);
-        rest = tail;
-    }
+    framed::Reader::open(path, MAGIC, kind.tag())?
+        .map(|frame| codec::from_slice(&frame?))
+        .collect()
 }
 
 /// The archive files in `dir` (none if it does not exist), in name order,
@@ -181,7 +101,7 @@ pub fn list(dir: &Path) -> Result<(Vec<Listed>, Vec<PathBuf>)> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if name.starts_with('.') && name.ends_with(".arc.tmp") {
+        if name.starts_with('.') && name.contains(".arc.tmp") {
             temporary.push(path);
             continue;
         }
@@ -215,24 +135,6 @@ pub fn remove(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) => durable_file::sync_dir(dir).map_err(|e| io_error(dir, e)),
         None => Ok(()),
-    }
-}
-
-/// Hashes everything written through it.
-struct HashingWriter<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

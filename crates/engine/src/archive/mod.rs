@@ -155,7 +155,7 @@ impl Engine {
                 "the archive is busy (another archive run, or an audit)",
             ));
         };
-        crate::durable_file::create_dir_all(dir).map_err(|e| EngineError::Archive {
+        crate::durable_file::create_dir_all(dir).map_err(|e| EngineError::File {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
