@@ -4,9 +4,10 @@
 //! touches sled, so another backend (a networked database shared by several
 //! switch nodes) replaces this module alone.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -19,7 +20,7 @@ use crate::durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
 use crate::error::{EngineError, Result};
 
 /// The trees of the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// Format version and engine settings.
     Meta,
@@ -98,7 +99,7 @@ impl Table {
         Table::Daily,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Meta => "meta",
             Table::Merchants => "merchants",
@@ -166,6 +167,9 @@ impl Default for StoreConfig {
 struct Open {
     db: sled::Db,
     trees: Box<[sled::Tree]>,
+    /// Added to sled's ids: a ledger restored from a backup goes on from
+    /// the ids its source had issued (`meta` key `id_base`).
+    id_base: AtomicU64,
     /// What makes a flush durable; `None` for a temporary store (or with
     /// [`StoreConfig::fdatasync`] off).
     sync: Option<DiskSync>,
@@ -283,6 +287,23 @@ struct Shared {
     failed: AtomicBool,
     /// Where to reopen it (`None`: a temporary store, never reopened).
     reopen: Option<(PathBuf, StoreConfig)>,
+    /// Every write holds it shared; a snapshot takes it exclusively for an
+    /// instant, so it begins between writes (see [`Snapshot`]).
+    gate: RwLock<()>,
+    /// While a snapshot is read: the value each key had when it began.
+    capture: ArcSwapOption<Capture>,
+    /// A snapshot is being read (one at a time).
+    snapshotting: AtomicBool,
+}
+
+impl Shared {
+    /// Held for the length of a write, with the capture to feed.
+    fn writing(&self) -> (RwLockReadGuard<'_, ()>, Option<Arc<Capture>>) {
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        // Loaded under the gate: a write either ends before a snapshot
+        // begins or sees its capture.
+        (gate, self.capture.load_full())
+    }
 }
 
 /// The engine's database.
@@ -362,9 +383,14 @@ impl Store {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        let id_base = match trees[Table::Meta.index()].get(ID_BASE)? {
+            Some(raw) => codec::from_slice(&raw)?,
+            None => 0,
+        };
         Ok(Open {
             db,
             trees: trees.into(),
+            id_base: AtomicU64::new(id_base),
             sync: None,
         })
     }
@@ -374,6 +400,9 @@ impl Store {
             current: ArcSwapOption::from_pointee(open),
             failed: AtomicBool::new(false),
             reopen,
+            gate: RwLock::new(()),
+            capture: ArcSwapOption::empty(),
+            snapshotting: AtomicBool::new(false),
         });
         Store {
             flusher: Arc::new(GroupCommit::start(FlushCurrent(Arc::clone(&shared)))),
@@ -435,8 +464,13 @@ impl Store {
     /// outside the transaction.
     pub fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
         let open = self.open_now()?;
+        let (_gate, capture) = self.shared.writing();
         let result = open.trees[..].transaction(|trees: &Vec<TransactionalTree>| {
-            let tx = Tx { trees };
+            let tx = Tx {
+                trees,
+                id_base: open.id_base.load(Ordering::Acquire),
+                capture: capture.as_deref(),
+            };
             f(&tx)
         });
         self.check(match result {
@@ -528,13 +562,13 @@ impl Store {
     /// Stores a record outside any transaction (bookkeeping such as cursors).
     pub fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
         let raw = codec::to_vec(value)?;
-        self.check(
-            self.open_now()?
-                .tree(table)
-                .insert(key, raw)
-                .map(|_| ())
-                .map_err(Into::into),
-        )
+        let open = self.open_now()?;
+        let tree = open.tree(table);
+        let (_gate, capture) = self.shared.writing();
+        if let Some(c) = capture {
+            self.check(c.note(table, key, || tree.get(key)).map_err(Into::into))?;
+        }
+        self.check(tree.insert(key, raw).map(|_| ()).map_err(Into::into))
     }
 
     pub fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
@@ -552,7 +586,58 @@ impl Store {
 
     /// A unique, monotonic id that survives restarts.
     pub fn next_id(&self) -> Result<u64> {
-        self.check(self.open_now()?.db.generate_id().map_err(Into::into))
+        let open = self.open_now()?;
+        let id = self.check(open.db.generate_id().map_err(Into::into))?;
+        Ok(open.id_base.load(Ordering::Acquire) + id)
+    }
+
+    /// A consistent view of every table as it was at one instant between
+    /// two writes, read while the switch goes on writing (an online
+    /// backup). One at a time.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let open = self.open_now()?;
+        if self.shared.snapshotting.swap(true, Ordering::AcqRel) {
+            return Err(EngineError::invalid("a snapshot is already being taken"));
+        }
+        let capture = Arc::new(Capture::default());
+        let next_id = {
+            let _gate = self.shared.gate.write().unwrap_or_else(|p| p.into_inner());
+            self.shared.capture.store(Some(Arc::clone(&capture)));
+            // Every id issued so far is below this one: each write that
+            // took one has committed.
+            self.next_id()
+        };
+        // Built first, so a failure below ends the capture it began.
+        let mut snapshot = Snapshot {
+            store: self.clone(),
+            open,
+            capture,
+            next_id: 0,
+        };
+        snapshot.next_id = next_id?;
+        Ok(snapshot)
+    }
+
+    /// Writes raw records, as a [`Snapshot`] reads them, into a store no
+    /// one else uses yet (a backup being made).
+    pub fn import(&self, table: Table, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in records {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        let open = self.open_now()?;
+        self.check(open.tree(table).apply_batch(batch).map_err(Into::into))
+    }
+
+    /// Makes every id this store issues from now on `base` or above (a
+    /// backup goes on from the ids its source issued). Never lowers it.
+    pub fn raise_id_base(&self, base: u64) -> Result<()> {
+        let open = self.open_now()?;
+        let stored: u64 = self.get(Table::Meta, ID_BASE)?.unwrap_or(0);
+        let raised = base.max(stored).max(open.id_base.load(Ordering::Acquire));
+        self.put(Table::Meta, ID_BASE, &raised)?;
+        open.id_base.store(raised, Ordering::Release);
+        Ok(())
     }
 
     /// A ticket resolved once everything committed so far is on disk.
@@ -643,14 +728,149 @@ fn recovery(shared: &Weak<Shared>, flusher: &Weak<GroupCommit>) {
     }
 }
 
+/// Live records a snapshot reads between two looks at its capture.
+const SNAPSHOT_CHUNK: usize = 256;
+
+/// `meta` key: what sled's ids are offset by.
+const ID_BASE: &[u8] = b"id_base";
+
+/// The values keys had when a snapshot began, recorded by the first write
+/// to each key after it. A key written since the snapshot began is in
+/// here (it is noted before the write commits); a key not in here still
+/// has the value it had then.
+#[derive(Default)]
+struct Capture {
+    before: Mutex<Before>,
+}
+
+/// A key's value at a snapshot (`None`: it had none), by table and key.
+type Before = HashMap<(Table, Vec<u8>), Option<sled::IVec>>;
+
+impl Capture {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Before> {
+        self.before.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Before a write to `key`: records its value as `read` gives it, if
+    /// no earlier write since the snapshot did. Only the first write
+    /// records; whatever it read is the value at the snapshot, since any
+    /// write that changed it since would have recorded first.
+    fn note<E>(
+        &self,
+        table: Table,
+        key: &[u8],
+        read: impl FnOnce() -> std::result::Result<Option<sled::IVec>, E>,
+    ) -> std::result::Result<(), E> {
+        let k = (table, key.to_vec());
+        if self.lock().contains_key(&k) {
+            return Ok(());
+        }
+        let value = read()?;
+        self.lock().entry(k).or_insert(value);
+        Ok(())
+    }
+
+    /// Of records just read live from `table`, those whose key was not
+    /// written since the snapshot began.
+    fn unwritten(
+        &self,
+        table: Table,
+        read: Vec<sled::Result<(sled::IVec, sled::IVec)>>,
+    ) -> Vec<Result<(Vec<u8>, Vec<u8>)>> {
+        let before = self.lock();
+        read.into_iter()
+            .filter_map(|item| match item {
+                Ok((k, v)) if !before.contains_key(&(table, k.to_vec())) => {
+                    Some(Ok((k.to_vec(), v.to_vec())))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(e.into())),
+            })
+            .collect()
+    }
+
+    /// What `table` held at the snapshot of the keys written since.
+    fn values(&self, table: Table) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.lock()
+            .iter()
+            .filter(|((t, _), _)| *t == table)
+            .filter_map(|((_, k), v)| Some((k.clone(), v.as_ref()?.to_vec())))
+            .collect()
+    }
+}
+
+/// Every table as it was when [`Store::snapshot`] was called.
+///
+/// The live tables are read as they are; a key written since the snapshot
+/// began is skipped and its value at the snapshot (if it had one) given at
+/// the end of its table instead. Writes go on meanwhile at the cost of one
+/// read and a note per key written. Dropping the snapshot ends the capture.
+pub struct Snapshot {
+    store: Store,
+    open: Arc<Open>,
+    capture: Arc<Capture>,
+    next_id: u64,
+}
+
+impl Snapshot {
+    /// Each record of `table` as raw bytes (key, stored value), each key
+    /// once, in no guaranteed order.
+    pub fn records(&self, table: Table) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
+        let mut live = self.open.tree(table).iter();
+        let mut chunk: std::vec::IntoIter<Result<(Vec<u8>, Vec<u8>)>> = Vec::new().into_iter();
+        let mut written: Option<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> = None;
+        std::iter::from_fn(move || loop {
+            if let Some(next) = chunk.next() {
+                return Some(next);
+            }
+            if let Some(w) = &mut written {
+                return w.next().map(Ok);
+            }
+            // Records are read in chunks and checked against the capture
+            // under one lock per chunk: the terminals' writes take that
+            // lock too, and must not wait behind one per record.
+            let read: Vec<_> = live.by_ref().take(SNAPSHOT_CHUNK).collect();
+            if read.is_empty() {
+                written = Some(self.capture.values(table).into_iter());
+                continue;
+            }
+            chunk = self.capture.unwritten(table, read).into_iter();
+        })
+    }
+
+    /// An id above every id issued before the snapshot.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let shared = &self.store.shared;
+        shared.capture.store(None);
+        shared.snapshotting.store(false, Ordering::Release);
+    }
+}
+
 /// A view of every table inside one transaction.
 pub struct Tx<'a> {
     trees: &'a [TransactionalTree],
+    id_base: u64,
+    /// The running snapshot's capture, if one is being read.
+    capture: Option<&'a Capture>,
 }
 
 impl Tx<'_> {
     fn tree(&self, table: Table) -> &TransactionalTree {
         &self.trees[table.index()]
+    }
+
+    /// Before writing `key`: its value for a running snapshot.
+    fn note(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        match self.capture {
+            Some(c) => Ok(c.note(table, key, || self.tree(table).get(key))?),
+            None => Ok(()),
+        }
     }
 
     pub fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
@@ -666,23 +886,102 @@ impl Tx<'_> {
 
     pub fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> TxResult<()> {
         let raw = codec::to_vec(value).or_else(abort)?;
+        self.note(table, key)?;
         self.tree(table).insert(key, raw)?;
         Ok(())
     }
 
     /// Stores a key with no value (index entries).
     pub fn mark(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.note(table, key)?;
         self.tree(table).insert(key, &[][..])?;
         Ok(())
     }
 
     pub fn remove(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.note(table, key)?;
         self.tree(table).remove(key)?;
         Ok(())
     }
 
     /// A unique id (may skip numbers when the transaction retries).
     pub fn next_id(&self) -> TxResult<u64> {
-        Ok(self.tree(Table::Meta).generate_id()?)
+        Ok(self.id_base + self.tree(Table::Meta).generate_id()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn read(snapshot: &Snapshot) -> BTreeMap<Vec<u8>, u64> {
+        snapshot
+            .records(Table::Members)
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k, codec::from_slice::<u64>(&v).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_reads_every_table_as_it_was_when_it_began() {
+        let store = Store::temporary().unwrap();
+        for (k, v) in [(b"a", 1u64), (b"b", 2), (b"c", 3), (b"d", 4)] {
+            store.put(Table::Members, k, &v).unwrap();
+        }
+        let snapshot = store.snapshot().unwrap();
+        assert!(store.snapshot().is_err(), "one snapshot at a time");
+
+        // Writes after it began, in and outside transactions: a change, a
+        // removal, a new key, a key written twice.
+        store
+            .transaction(|tx| {
+                tx.put(Table::Members, b"a", &10u64)?;
+                tx.remove(Table::Members, b"b")?;
+                tx.put(Table::Members, b"e", &5u64)?;
+                tx.put(Table::Members, b"a", &11u64)
+            })
+            .unwrap();
+        store.put(Table::Members, b"c", &30u64).unwrap();
+
+        // And writes while it is being read: behind it and ahead of it.
+        let mut records = snapshot.records(Table::Members);
+        let first = records.next().unwrap().unwrap();
+        store.put(Table::Members, &first.0, &100u64).unwrap();
+        store.put(Table::Members, b"d", &40u64).unwrap();
+        let rest: Vec<_> = records.map(Result::unwrap).collect();
+        let mut seen: BTreeMap<Vec<u8>, u64> = std::iter::once(first)
+            .chain(rest)
+            .map(|(k, v)| (k, codec::from_slice(&v).unwrap()))
+            .collect();
+        let then: BTreeMap<Vec<u8>, u64> = [(b"a", 1), (b"b", 2), (b"c", 3), (b"d", 4)]
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v))
+            .collect();
+        assert_eq!(seen, then);
+        seen = read(&snapshot);
+        assert_eq!(seen, then, "read again, the same");
+
+        // Ended, the live tables are as written, and a new snapshot sees them.
+        drop(snapshot);
+        let now = read(&store.snapshot().unwrap());
+        assert_eq!(now.get(b"a".as_slice()), Some(&11));
+        assert_eq!(now.get(b"b".as_slice()), None);
+        assert_eq!(now.get(b"d".as_slice()), Some(&40));
+        assert_eq!(now.get(b"e".as_slice()), Some(&5));
+    }
+
+    #[test]
+    fn a_raised_id_base_moves_every_later_id_above_it() {
+        let store = Store::temporary().unwrap();
+        let before = store.next_id().unwrap();
+        store.raise_id_base(1_000_000).unwrap();
+        assert!(store.next_id().unwrap() >= 1_000_000);
+        let in_tx = store.transaction(|tx| tx.next_id()).unwrap();
+        assert!(in_tx >= 1_000_000 && in_tx > before);
+        store.raise_id_base(5).unwrap();
+        assert!(store.next_id().unwrap() > in_tx, "never lowered");
     }
 }
