@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::error::Result;
-use crate::model::{keys, Account, JournalEntry, RequestRecord, Txn, TxnState};
+use crate::error::{EngineError, Result};
+use crate::model::{keys, Account, AccountKey, JournalEntry, RequestRecord, Txn, TxnState};
 use crate::rules::RuleRecord;
 use crate::settlement::SettlementBatch;
 use crate::store::Table;
@@ -56,6 +56,42 @@ impl Engine {
                 .map(|v| format!("archive: {v}")),
         );
         Ok(r)
+    }
+
+    /// Each customer account's stored balance (club, store credit, points).
+    pub fn balances(&self) -> Result<BTreeMap<AccountKey, i64>> {
+        let mut out = BTreeMap::new();
+        for item in self.store.scan::<Account>(Table::Accounts, b"") {
+            let (k, acc) = item?;
+            let key = AccountKey::from_key(&k).ok_or_else(|| EngineError::Corrupt {
+                what: "account key",
+                reason: hex::encode(&k),
+            })?;
+            out.insert(key, acc.balance);
+        }
+        Ok(out)
+    }
+
+    /// Each customer account's balance as the journal entries with ids
+    /// below `below` (and what the archive took out) leave it: the
+    /// balances at an instant a backup reports.
+    pub fn balances_before(&self, below: u64) -> Result<BTreeMap<AccountKey, i64>> {
+        let mut out: BTreeMap<AccountKey, i64> = self
+            .archived_sums()?
+            .into_values()
+            .filter(|(k, _)| k.is_customer())
+            .collect();
+        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+            let (_, e) = item?;
+            if e.id >= below {
+                continue;
+            }
+            for (k, v) in e.postings.into_iter().filter(|(k, _)| k.is_customer()) {
+                let slot = out.entry(k).or_default();
+                *slot = slot.saturating_add(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Checks: every journal entry balances; every stored balance equals the

@@ -254,6 +254,36 @@ impl AccountKey {
         k
     }
 
+    /// The account a storage key names ([`AccountKey::to_key`]'s inverse).
+    pub fn from_key(k: &[u8]) -> Option<AccountKey> {
+        let (tag, rest) = k.split_first()?;
+        let merchant = |b: &[u8]| MerchantId::from_bytes(b).ok();
+        let member = |b: &[u8]| Some(MemberId(u64::from_be_bytes(b.try_into().ok()?)));
+        let member_at = |b: &[u8]| Some((member(b.get(..8)?)?, merchant(b.get(8..)?)?));
+        Some(match (tag, rest.len()) {
+            (b'C', 8) => AccountKey::Club(u64::from_be_bytes(rest.try_into().ok()?)),
+            (b'S', 23) => {
+                let (member, merchant) = member_at(rest)?;
+                AccountKey::Store { member, merchant }
+            }
+            (b'P', 15) => AccountKey::Payable(merchant(rest)?),
+            (b'F', 0) => AccountKey::FeeIncome,
+            (b'K', 0) => AccountKey::Clearing,
+            (b'T', 0) => AccountKey::ClubFunding,
+            (b'I', 15) => AccountKey::StoreIssued(merchant(rest)?),
+            (b'Q', 23) => {
+                let (member, merchant) = member_at(rest)?;
+                AccountKey::Points { member, merchant }
+            }
+            (b'J', 15) => AccountKey::PointsIssued(merchant(rest)?),
+            (b'X', 30) => AccountKey::CoalitionDue {
+                debtor: merchant(&rest[..15])?,
+                creditor: merchant(&rest[15..])?,
+            },
+            _ => return None,
+        })
+    }
+
     /// Whether the account holds a customer's value, which may never go
     /// below zero. Only customer accounts keep a stored balance (it is
     /// checked on every purchase); the network's and merchants' accounts
@@ -477,6 +507,43 @@ impl Txn {
             TxnState::Confirmed => self.settled.is_some() || !self.settles(),
             TxnState::Voided | TxnState::Expired | TxnState::Reversed => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_account_key_reads_back_from_its_storage_key() {
+        let m: MerchantId = "MERCHANT0000001".parse().unwrap();
+        let n: MerchantId = "MERCHANT0000002".parse().unwrap();
+        let member = MemberId(42);
+        for key in [
+            AccountKey::Club(7),
+            AccountKey::Store {
+                member,
+                merchant: m,
+            },
+            AccountKey::Payable(m),
+            AccountKey::FeeIncome,
+            AccountKey::Clearing,
+            AccountKey::ClubFunding,
+            AccountKey::StoreIssued(m),
+            AccountKey::Points {
+                member,
+                merchant: n,
+            },
+            AccountKey::PointsIssued(n),
+            AccountKey::CoalitionDue {
+                debtor: m,
+                creditor: n,
+            },
+        ] {
+            assert_eq!(AccountKey::from_key(&key.to_key()), Some(key));
+        }
+        assert_eq!(AccountKey::from_key(b"C123"), None);
+        assert_eq!(AccountKey::from_key(b""), None);
     }
 }
 

@@ -1,0 +1,136 @@
+//! Online backup: the copy is the ledger at one instant, taken while
+//! purchases go on, and restores into a ledger that passes the audit.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clubswitch_engine::store::Table;
+use clubswitch_engine::*;
+use clubswitch_wire::ProcessingCode;
+use common::*;
+
+fn paths(dir: &std::path::Path) -> BackupPaths {
+    std::fs::create_dir_all(dir.join("backup")).unwrap();
+    BackupPaths {
+        dump: dir.join("backup/ledger.dump"),
+        archive_from: dir.join("archive"),
+        archive_to: dir.join("backup/archive"),
+    }
+}
+
+/// Restores the backup in `dir` into `dir/restored` and opens it.
+fn restored(dir: &std::path::Path) -> (Engine, backup::RestoreReport) {
+    let p = paths(dir);
+    let ledger = dir.join("restored/ledger");
+    let report = backup::restore(
+        &p.dump,
+        &p.archive_to,
+        &ledger,
+        &dir.join("restored/archive"),
+    )
+    .unwrap();
+    let store = Store::open(&ledger, &StoreConfig::default()).unwrap();
+    let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
+    (engine, report)
+}
+
+#[test]
+fn a_backup_taken_while_purchases_run_is_the_ledger_at_one_instant() {
+    let w = World::new();
+    let dir = TempDir::new("backup");
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) || n < 50 {
+                let now = T0.plus(60 + n as i64);
+                let (req, out) = w.authorize(ProcessingCode::ClubPurchase, CLUB_PAN, 10, now);
+                assert_eq!(code(&out), clubswitch_wire::ResponseCode::Approved);
+                w.confirm(&req, &out, 10, now);
+                n += 1;
+            }
+        });
+        // Some purchases before the backup begins, some while it runs.
+        while w.club_account().balance > 500_000 - 200 {
+            std::thread::yield_now();
+        }
+        let report = w.engine.backup(&paths(&dir.0)).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        report
+    });
+    let live = w.engine.store();
+    assert!(report.records > 0);
+    assert!(
+        live.next_id().unwrap() > report.next_id,
+        "purchases went on after the backup's instant"
+    );
+
+    let (restored, read) = restored(&dir.0);
+    assert_eq!(read.records, report.records);
+    let copy = restored.store();
+    // The copy holds exactly the journal entries issued before its
+    // instant, and the balances they leave.
+    let copied_ids: Vec<u64> = copy
+        .scan::<JournalEntry>(Table::Journal, b"")
+        .map(|i| i.unwrap().1.id)
+        .collect();
+    let live_ids: Vec<u64> = live
+        .scan::<JournalEntry>(Table::Journal, b"")
+        .map(|i| i.unwrap().1.id)
+        .filter(|id| *id < report.next_id)
+        .collect();
+    assert_eq!(copied_ids, live_ids);
+    assert_eq!(report.journal_through, live_ids.last().copied());
+    assert_eq!(
+        restored.balances().unwrap(),
+        w.engine.balances_before(report.next_id).unwrap()
+    );
+    assert_ne!(
+        restored.balances().unwrap(),
+        w.engine.balances().unwrap(),
+        "the purchases after the backup's instant are not in it"
+    );
+
+    // The copy is a ledger of its own: it passes the audit and goes on
+    // issuing ids from where its source was at the backup.
+    let audit = restored.audit().unwrap();
+    assert!(audit.ok(), "{:#?}", audit.violations);
+    assert!(copy.next_id().unwrap() >= report.next_id);
+}
+
+#[test]
+fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
+    let w = World::new();
+    let dir = TempDir::new("restore");
+    w.engine.backup(&paths(&dir.0)).unwrap();
+    let (engine, _) = restored(&dir.0);
+    assert!(engine.audit().unwrap().ok());
+    assert_eq!(
+        engine
+            .account(&AccountKey::Club(w.club.account.unwrap()))
+            .unwrap(),
+        w.club_account()
+    );
+    drop(engine);
+
+    let p = paths(&dir.0);
+    let (ledger, archive) = (dir.0.join("restored/ledger"), dir.0.join("elsewhere"));
+    let again = backup::restore(&p.dump, &p.archive_to, &ledger, &archive);
+    assert!(
+        matches!(again, Err(EngineError::Exists { .. })),
+        "{again:?}"
+    );
+
+    let mut raw = std::fs::read(&p.dump).unwrap();
+    let middle = raw.len() / 2;
+    raw[middle] ^= 0x55;
+    std::fs::write(&p.dump, &raw).unwrap();
+    let (ledger, archive) = (dir.0.join("damaged/ledger"), dir.0.join("damaged/archive"));
+    let damaged = backup::restore(&p.dump, &p.archive_to, &ledger, &archive);
+    assert!(
+        matches!(damaged, Err(EngineError::File { .. })),
+        "{damaged:?}"
+    );
+    assert!(!ledger.exists(), "a damaged backup leaves no ledger behind");
+}
