@@ -497,9 +497,31 @@ pub fn format_date(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// RFC 3339 (UTC, seconds) of a moment: "2026-12-02T07:13:54Z".
+pub fn format_timestamp(t: clubswitch_engine::UnixTime) -> String {
+    let secs = t.0.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        format_date(t.0.div_euclid(86_400)),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc() {
+        let t = clubswitch_engine::UnixTime(1_795_428_000 + 3_723);
+        assert_eq!(format_timestamp(t), "2026-11-23T11:02:03Z");
+        assert_eq!(
+            format_timestamp(clubswitch_engine::UnixTime(-1)),
+            "1969-12-31T23:59:59Z"
+        );
+    }
 
     #[test]
     fn defaults_pass_their_own_checks() {

@@ -2,6 +2,8 @@
 //! tests and tools share its terminal client and configuration.
 
 pub mod alloc;
+pub mod background;
+pub mod backup;
 pub mod batch;
 pub mod cli;
 pub mod client;

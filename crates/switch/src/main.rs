@@ -72,6 +72,16 @@ enum Command {
     /// files now, on a stopped data directory (the running switch does it
     /// every `archive.interval_secs`).
     Archive(RunArgs),
+    /// Put a backup (`clubswitch admin backup`) into the configured data
+    /// directory, whose ledger and archive must not exist (the switch must
+    /// be stopped).
+    Restore {
+        #[command(flatten)]
+        run: RunArgs,
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Re-seal every terminal key and the card key under a new master key
     /// (the switch must be stopped).
     RotateMasterKey {
@@ -148,6 +158,9 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
         Command::Archive(a) => config(&a).and_then(|cfg| cli::offline::archive(&cfg)),
+        Command::Restore { run, from } => {
+            config(&run).and_then(|cfg| clubswitch::backup::restore(&cfg, &from))
+        }
         Command::RotateMasterKey { run, new_key_file } => {
             config(&run).and_then(|cfg| cli::offline::rotate_master(&cfg, &new_key_file))
         }

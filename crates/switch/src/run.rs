@@ -37,7 +37,7 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
     durable_file::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("creating {}: {e}", cfg.data_dir.display()))?;
     let store = Store::open(
-        &cfg.data_dir.join("ledger"),
+        &ledger_dir(&cfg.data_dir),
         &StoreConfig {
             cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
             fdatasync: std::env::var_os(crate::config::NO_FDATASYNC_ENV).is_none(),
@@ -378,7 +378,7 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .cfg
         .archive
         .request_keep_secs(&switch.cfg.holds, &switch.cfg.security);
-    let dir = archive_dir(&switch.cfg);
+    let dir = archive_dir(&switch.cfg.data_dir);
     every(period, stop, "archiver", move |now| {
         let s = Arc::clone(&switch);
         let dir = dir.clone();
@@ -430,9 +430,14 @@ async fn notifier(
     .await;
 }
 
-/// Where the archive files go.
-pub fn archive_dir(cfg: &Config) -> PathBuf {
-    cfg.data_dir.join("archive")
+/// Where the archive files of a data directory (or a backup) go.
+pub fn archive_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("archive")
+}
+
+/// Where the ledger of a data directory (or a backup) is.
+pub fn ledger_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ledger")
 }
 
 /// `config check`: parse, check, and say what would run.

@@ -78,6 +78,13 @@ pub enum AdminCommand {
     },
     /// Check the ledger's invariants on the running switch.
     Audit,
+    /// Copy the ledger and its archive files, consistent at one instant,
+    /// into a new directory on the switch's machine while it runs
+    /// (`clubswitch restore` puts it back; the master key is not in it).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Any admin API call: a method, a path and an optional JSON body.
     Call {
         method: String,
@@ -436,6 +443,14 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
             ("GET", format!("/v1/reports{q}"), None)
         }
         AdminCommand::Audit => ("GET", "/v1/audit".into(), None),
+        AdminCommand::Backup { out } => {
+            let dir = crate::backup::absolute(&out).map_err(AdminError::Input)?;
+            (
+                "POST",
+                "/v1/backup".into(),
+                Some(json!({ "dir": dir.display().to_string() })),
+            )
+        }
         AdminCommand::Call { method, path, body } => {
             let body = body.as_deref().map(parse_json).transpose()?;
             let m: &'static str = match method.to_ascii_uppercase().as_str() {

@@ -173,6 +173,7 @@ pub fn admin_router(http: Arc<Http>) -> Router {
         )
         .route("/v1/reports", get(report))
         .route("/v1/audit", get(audit))
+        .route("/v1/backup", post(backup))
         .merge(loyalty::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&http),
@@ -810,8 +811,35 @@ async fn report(
     ))
 }
 
+#[derive(Deserialize)]
+struct BackupIn {
+    /// A new directory on the switch's machine, as an absolute path.
+    dir: String,
+}
+
+/// An online backup into a new directory; answers with its manifest once
+/// it is on disk.
+async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
+    let dir = std::path::PathBuf::from(&b.dir);
+    if !dir.is_absolute() {
+        return Err(bad("dir must be an absolute path on the switch's machine"));
+    }
+    let paths = crate::backup::prepare(&dir, &h.switch.cfg).map_err(bad)?;
+    let started = UnixTime::now();
+    let engine = h.switch.engine.clone();
+    let report = crate::background::run("backup", move || engine.backup(&paths))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))??;
+    let manifest = crate::backup::write_manifest(&dir, &report, started)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    tracing::info!(dir = %dir.display(), records = report.records, took_ms = report.took_ms, "backup taken");
+    let mut out = serde_json::to_value(manifest).unwrap_or_default();
+    out["dir"] = json!(b.dir);
+    Ok(Json(out))
+}
+
 async fn audit(State(h): Shared) -> ApiResult {
-    let dir = crate::run::archive_dir(&h.switch.cfg);
+    let dir = crate::run::archive_dir(&h.switch.cfg.data_dir);
     let report = blocking(&h, move |e| e.audit_all(&dir)).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

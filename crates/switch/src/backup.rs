@@ -1,0 +1,126 @@
+//! Online backup and restore, around the engine's: where a backup's parts
+//! go, and the manifest that says what it holds.
+//!
+//! A backup directory holds `ledger.dump` (the ledger at one instant),
+//! `archive/` (the archive files it refers to) and `backup.json`. It holds
+//! no master key: the copy is sealed under the running switch's, which
+//! must be kept apart.
+
+use std::path::{Path, PathBuf};
+
+use clubswitch_engine::durable_file::{self, Access};
+use clubswitch_engine::{backup, BackupPaths, BackupReport, UnixTime};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// The file a backup's manifest is in.
+pub const MANIFEST: &str = "backup.json";
+
+/// What `backup.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// When the backup was taken (RFC 3339, UTC).
+    pub created: String,
+    /// The release that took it.
+    pub switch_version: String,
+    pub records: u64,
+    /// The highest journal entry id in the copy.
+    pub journal_through: Option<u64>,
+    /// Every id issued before the backup's instant is below this one.
+    pub next_id: u64,
+    pub dump_bytes: u64,
+    pub archive_files: u64,
+    pub took_ms: u64,
+}
+
+/// The backup's dump of the ledger in a backup directory.
+fn dump(dir: &Path) -> PathBuf {
+    dir.join("ledger.dump")
+}
+
+/// Makes `dir` (new, or empty) ready for a backup of the switch
+/// configured by `cfg`, and returns where its parts go.
+pub fn prepare(dir: &Path, cfg: &Config) -> Result<BackupPaths, String> {
+    let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+    if !empty {
+        return Err(format!("{} exists and is not empty", dir.display()));
+    }
+    durable_file::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(BackupPaths {
+        dump: dump(dir),
+        archive_from: crate::run::archive_dir(&cfg.data_dir),
+        archive_to: crate::run::archive_dir(dir),
+    })
+}
+
+/// Writes the manifest of a backup just made in `dir`.
+pub fn write_manifest(
+    dir: &Path,
+    report: &BackupReport,
+    now: UnixTime,
+) -> Result<Manifest, String> {
+    let manifest = Manifest {
+        created: crate::config::format_timestamp(now),
+        switch_version: env!("CARGO_PKG_VERSION").to_owned(),
+        records: report.records,
+        journal_through: report.journal_through,
+        next_id: report.next_id,
+        dump_bytes: report.dump_bytes,
+        archive_files: report.archive_files,
+        took_ms: report.took_ms,
+    };
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
+    let path = dir.join(MANIFEST);
+    durable_file::create_new(&path, text.as_bytes(), Access::Default)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(manifest)
+}
+
+/// `clubswitch restore`: puts the backup in `from` into the configured
+/// data directory, whose ledger and archive must not exist.
+pub fn restore(cfg: &Config, from: &Path) -> Result<(), String> {
+    let manifest_path = from.join(MANIFEST);
+    let manifest: Manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("{}: {e} (not a backup directory?)", manifest_path.display()))
+        .and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", manifest_path.display()))
+        })?;
+    let (ledger, archive) = (
+        crate::run::ledger_dir(&cfg.data_dir),
+        crate::run::archive_dir(&cfg.data_dir),
+    );
+    for existing in [&ledger, &archive] {
+        if existing.exists() {
+            return Err(format!(
+                "{} exists: stop the switch and move it aside before restoring",
+                existing.display()
+            ));
+        }
+    }
+    let read = backup::restore(
+        &dump(from),
+        &crate::run::archive_dir(from),
+        &ledger,
+        &archive,
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "restored the backup of {} ({} records, journal through {}, {} archive files) into {}",
+        manifest.created,
+        read.records,
+        manifest
+            .journal_through
+            .map_or_else(|| "-".to_owned(), |j| j.to_string()),
+        read.archive_files,
+        cfg.data_dir.display()
+    );
+    println!("check it with `clubswitch audit` before starting the switch on it");
+    Ok(())
+}
+
+/// The absolute form of `dir` (a backup directory named on the command
+/// line, sent to a switch whose working directory may differ).
+pub fn absolute(dir: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
