@@ -13,9 +13,7 @@ use clubswitch_engine::{backup, BackupPaths, BackupReport, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-
-/// The file a backup's manifest is in.
-pub const MANIFEST: &str = "backup.json";
+use crate::layout::{archive_dir, backup_dump, backup_manifest, ledger_dir};
 
 /// What `backup.json` says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,11 +32,6 @@ pub struct Manifest {
     pub took_ms: u64,
 }
 
-/// The backup's dump of the ledger in a backup directory.
-fn dump(dir: &Path) -> PathBuf {
-    dir.join("ledger.dump")
-}
-
 /// Makes `dir` (new, or empty) ready for a backup of the switch
 /// configured by `cfg`, and returns where its parts go.
 pub fn prepare(dir: &Path, cfg: &Config) -> Result<BackupPaths, String> {
@@ -48,9 +41,9 @@ pub fn prepare(dir: &Path, cfg: &Config) -> Result<BackupPaths, String> {
     }
     durable_file::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(BackupPaths {
-        dump: dump(dir),
-        archive_from: crate::run::archive_dir(&cfg.data_dir),
-        archive_to: crate::run::archive_dir(dir),
+        dump: backup_dump(dir),
+        archive_from: archive_dir(&cfg.data_dir),
+        archive_to: archive_dir(dir),
     })
 }
 
@@ -71,7 +64,7 @@ pub fn write_manifest(
         took_ms: report.took_ms,
     };
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
-    let path = dir.join(MANIFEST);
+    let path = backup_manifest(dir);
     durable_file::create_new(&path, text.as_bytes(), Access::Default)
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(manifest)
@@ -80,16 +73,13 @@ pub fn write_manifest(
 /// `clubswitch restore`: puts the backup in `from` into the configured
 /// data directory, whose ledger and archive must not exist.
 pub fn restore(cfg: &Config, from: &Path) -> Result<(), String> {
-    let manifest_path = from.join(MANIFEST);
+    let manifest_path = backup_manifest(from);
     let manifest: Manifest = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("{}: {e} (not a backup directory?)", manifest_path.display()))
         .and_then(|t| {
             serde_json::from_str(&t).map_err(|e| format!("{}: {e}", manifest_path.display()))
         })?;
-    let (ledger, archive) = (
-        crate::run::ledger_dir(&cfg.data_dir),
-        crate::run::archive_dir(&cfg.data_dir),
-    );
+    let (ledger, archive) = (ledger_dir(&cfg.data_dir), archive_dir(&cfg.data_dir));
     for existing in [&ledger, &archive] {
         if existing.exists() {
             return Err(format!(
@@ -98,13 +88,8 @@ pub fn restore(cfg: &Config, from: &Path) -> Result<(), String> {
             ));
         }
     }
-    let read = backup::restore(
-        &dump(from),
-        &crate::run::archive_dir(from),
-        &ledger,
-        &archive,
-    )
-    .map_err(|e| e.to_string())?;
+    let read = backup::restore(&backup_dump(from), &archive_dir(from), &ledger, &archive)
+        .map_err(|e| e.to_string())?;
     println!(
         "restored the backup of {} ({} records, journal through {}, {} archive files) into {}",
         manifest.created,

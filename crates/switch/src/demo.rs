@@ -312,7 +312,7 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
         "loyalty": [{ "merchant": MERCHANTS[1].0, "points_per_10000_rials": 1, "tier_multipliers": [1.0, 1.25, 1.5, 2.0], "credit_per_point": 100, "auto_convert_at": 500 }],
         "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
     });
-    let path = dir.join("demo.json");
+    let path = crate::layout::demo_file(dir);
     durable_file::replace(
         &path,
         serde_json::to_string_pretty(&doc)

@@ -1,12 +1,12 @@
 //! `clubswitch run`: the daemon.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clubswitch_engine::durable_file::{self, Access};
-use clubswitch_engine::{CardHasher, Engine, SettlementBatch, Store, StoreConfig, UnixTime};
+use clubswitch_engine::durable_file;
+use clubswitch_engine::{CardHasher, Engine, Store, StoreConfig, UnixTime};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV};
 use crate::handler::Switch;
 use crate::http::{admin_router, metrics_router, Http};
+use crate::layout::{admin_token_file, archive_dir, ledger_dir, master_key_file};
 use crate::master::{write_key_file, MasterKey};
 
 const CARD_KEY: &[u8] = b"card_hash_key";
@@ -67,10 +68,7 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
 /// The master key from the environment or the configured file; with
 /// `create`, a missing key file is created (demo mode).
 pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, String> {
-    let file = cfg
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("master.key"));
+    let file = master_key_file(cfg);
     if create && std::env::var_os(crate::config::MASTER_KEY_ENV).is_none() && !file.exists() {
         durable_file::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
         write_key_file(&file, &MasterKey::generate_hex())
@@ -85,11 +83,7 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
     if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
         return Ok(t.trim().to_owned());
     }
-    let file = cfg
-        .admin
-        .token_file
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("admin.token"));
+    let file = admin_token_file(cfg);
     if !file.exists() {
         let token = hex::encode(rand::random::<[u8; 24]>());
         write_key_file(&file, &token).map_err(|e| format!("creating {}: {e}", file.display()))?;
@@ -98,31 +92,6 @@ fn admin_token(cfg: &Config) -> Result<String, String> {
     std::fs::read_to_string(&file)
         .map(|t| t.trim().to_owned())
         .map_err(|e| format!("reading {}: {e}", file.display()))
-}
-
-/// Writes settlement batches as CSV and JSON under the settlement directory.
-pub fn write_settlement_files(
-    cfg: &Config,
-    batches: &[SettlementBatch],
-    now: UnixTime,
-) -> Result<Vec<PathBuf>, String> {
-    if batches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dir = cfg.data_dir.join(&cfg.settlement.output_dir);
-    durable_file::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let first = batches.first().map_or(0, |b| b.id);
-    let stem = dir.join(format!("settlement-{}-{first}", now.0));
-    let csv = stem.with_extension("csv");
-    let json = stem.with_extension("json");
-    for (path, text) in [
-        (&csv, clubswitch_engine::settlement::to_csv(batches)),
-        (&json, clubswitch_engine::settlement::to_json(batches)),
-    ] {
-        durable_file::replace(path, text.as_bytes(), Access::Default)
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    Ok(vec![csv, json])
 }
 
 /// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose
@@ -357,7 +326,7 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
             }
             if settle_now {
                 let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
-                let files = write_settlement_files(&s.cfg, &batches, now)?;
+                let files = crate::settlement::write_files(&s.cfg, &batches, now)?;
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
             Ok(())
@@ -428,16 +397,6 @@ async fn notifier(
         }
     })
     .await;
-}
-
-/// Where the archive files of a data directory (or a backup) go.
-pub fn archive_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("archive")
-}
-
-/// Where the ledger of a data directory (or a backup) is.
-pub fn ledger_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("ledger")
 }
 
 /// `config check`: parse, check, and say what would run.

@@ -14,7 +14,7 @@ pub fn audit(cfg: &Config) -> Result<(), String> {
     let master = crate::run::master_key(cfg, false)?;
     let engine = crate::run::open_engine(cfg, &master)?;
     let r = engine
-        .audit_all(&crate::run::archive_dir(&cfg.data_dir))
+        .audit_all(&crate::layout::archive_dir(&cfg.data_dir))
         .map_err(|e| e.to_string())?;
     println!(
         "journal entries {}, accounts {}, transactions {}, pending holds {}, request records {}, settlements {}",
@@ -54,7 +54,7 @@ pub fn archive(cfg: &Config) -> Result<(), String> {
     let run = engine
         .archive(
             now.plus(-cfg.archive.after_secs),
-            &crate::run::archive_dir(&cfg.data_dir),
+            &crate::layout::archive_dir(&cfg.data_dir),
         )
         .map_err(|e| e.to_string())?;
     engine.store().close().map_err(|e| e.to_string())?;

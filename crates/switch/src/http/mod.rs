@@ -727,7 +727,7 @@ async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiRe
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
     let batches = blocking(&h, move |e| e.settle(cutoff, now)).await?;
-    let files = crate::run::write_settlement_files(&h.switch.cfg, &batches, now)
+    let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(json!({ "batches": batches, "files": files })))
 }
@@ -839,7 +839,7 @@ async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
 }
 
 async fn audit(State(h): Shared) -> ApiResult {
-    let dir = crate::run::archive_dir(&h.switch.cfg.data_dir);
+    let dir = crate::layout::archive_dir(&h.switch.cfg.data_dir);
     let report = blocking(&h, move |e| e.audit_all(&dir)).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

@@ -1,0 +1,35 @@
+//! Settlement files: each settlement run's batches written as CSV and JSON
+//! for the merchants' bank, by the daily job and by the admin API alike.
+
+use std::path::PathBuf;
+
+use clubswitch_engine::durable_file::{self, Access};
+use clubswitch_engine::{SettlementBatch, UnixTime};
+
+use crate::config::Config;
+use crate::layout::settlement_dir;
+
+/// Writes settlement batches as CSV and JSON under the settlement directory.
+pub fn write_files(
+    cfg: &Config,
+    batches: &[SettlementBatch],
+    now: UnixTime,
+) -> Result<Vec<PathBuf>, String> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = settlement_dir(cfg);
+    durable_file::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let first = batches.first().map_or(0, |b| b.id);
+    let stem = dir.join(format!("settlement-{}-{first}", now.0));
+    let csv = stem.with_extension("csv");
+    let json = stem.with_extension("json");
+    for (path, text) in [
+        (&csv, clubswitch_engine::settlement::to_csv(batches)),
+        (&json, clubswitch_engine::settlement::to_json(batches)),
+    ] {
+        durable_file::replace(path, text.as_bytes(), Access::Default)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(vec![csv, json])
+}
