@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     clubswitch::alloc::limit_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => config(&a).and_then(|cfg| clubswitch::run::run(cfg, a.demo)),
+        Command::Run(a) => config(&a).and_then(|cfg| clubswitch::daemon::run(cfg, a.demo)),
         Command::Keygen { out } => {
             let key = clubswitch::master::MasterKey::generate_hex();
             match out {
@@ -148,10 +148,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Config(ConfigCmd::Check { path }) => clubswitch::run::check_config(&path),
-        Command::Config(ConfigCmd::Default) => toml::to_string_pretty(&Config::default())
-            .map(|s| print!("{s}"))
-            .map_err(|e| e.to_string()),
+        Command::Config(ConfigCmd::Check { path }) => cli::config::check(&path),
+        Command::Config(ConfigCmd::Default) => cli::config::print_default(),
         Command::Wire(cmd) => cli::wire::run(cmd).map_err(|e| e.to_string()),
         Command::Admin(a) => cli::admin::run(a).map_err(|e| e.to_string()),
         Command::Replay(a) => cli::replay::run(a),

@@ -5,14 +5,15 @@ use std::path::Path;
 use clubswitch_engine::store::Table;
 use clubswitch_engine::{Terminal, UnixTime};
 
+use crate::boot::{CARD_KEY, CARD_KEY_PURPOSE};
 use crate::config::Config;
 use crate::handler::TMK_PURPOSE;
 use crate::master::MasterKey;
 
 /// `clubswitch audit`: the invariants of a stopped switch's ledger.
 pub fn audit(cfg: &Config) -> Result<(), String> {
-    let master = crate::run::master_key(cfg, false)?;
-    let engine = crate::run::open_engine(cfg, &master)?;
+    let master = crate::boot::master_key(cfg, false)?;
+    let engine = crate::boot::open_engine(cfg, &master)?;
     let r = engine
         .audit_all(&crate::layout::archive_dir(&cfg.data_dir))
         .map_err(|e| e.to_string())?;
@@ -37,8 +38,8 @@ pub fn audit(cfg: &Config) -> Result<(), String> {
 
 /// `clubswitch archive`: one archiver round on a stopped data directory.
 pub fn archive(cfg: &Config) -> Result<(), String> {
-    let master = crate::run::master_key(cfg, false)?;
-    let engine = crate::run::open_engine(cfg, &master)?;
+    let master = crate::boot::master_key(cfg, false)?;
+    let engine = crate::boot::open_engine(cfg, &master)?;
     let now = UnixTime::now();
     let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
     let mut purged = 0;
@@ -75,9 +76,9 @@ pub fn archive(cfg: &Config) -> Result<(), String> {
 /// under a new master key. Run with the switch stopped; afterwards point the
 /// configuration at the new key.
 pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), String> {
-    let old = crate::run::master_key(cfg, false)?;
+    let old = crate::boot::master_key(cfg, false)?;
     let new = MasterKey::load(Some(new_key)).map_err(|e| e.to_string())?;
-    let engine = crate::run::open_engine(cfg, &old)?;
+    let engine = crate::boot::open_engine(cfg, &old)?;
     let terminals: Vec<Terminal> = engine.terminals().map_err(|e| e.to_string())?;
     for t in &terminals {
         let current = old
@@ -103,17 +104,17 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), String> {
     }
     let store = engine.store();
     let sealed: Vec<u8> = store
-        .get(Table::Meta, b"card_hash_key")
+        .get(Table::Meta, CARD_KEY)
         .map_err(|e| e.to_string())?
         .ok_or("no card key in this data directory")?;
     let card_key = old
-        .unseal("clubswitch card hash key", &sealed)
+        .unseal(CARD_KEY_PURPOSE, &sealed)
         .map_err(|e| e.to_string())?;
     store
         .put(
             Table::Meta,
-            b"card_hash_key",
-            &new.seal("clubswitch card hash key", &card_key),
+            CARD_KEY,
+            &new.seal(CARD_KEY_PURPOSE, &card_key),
         )
         .map_err(|e| e.to_string())?;
     store.close().map_err(|e| e.to_string())?;

@@ -1,0 +1,93 @@
+//! Opening a data directory: the logs, the master key, the admin token and
+//! the engine. The daemon and the offline commands (`audit`, `archive`,
+//! `rotate-master-key`) all start here, so they open a ledger the same way.
+
+use clubswitch_engine::durable_file;
+use clubswitch_engine::store::Table;
+use clubswitch_engine::{CardHasher, Engine, Store, StoreConfig};
+
+use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV, MASTER_KEY_ENV, NO_FDATASYNC_ENV};
+use crate::layout::{admin_token_file, ledger_dir, master_key_file};
+use crate::master::{write_key_file, MasterKey};
+
+/// Where the ledger keeps the sealed card-hash key.
+pub const CARD_KEY: &[u8] = b"card_hash_key";
+/// Purpose string sealing the card-hash key under the master key.
+pub const CARD_KEY_PURPOSE: &str = "clubswitch card hash key";
+
+/// Logs to standard error at the configured level (`CLUBSWITCH_LOG` wins)
+/// and format.
+pub fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUBSWITCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Opens the data directory and the engine: the master key unseals the
+/// card-hash key (created on first start).
+pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
+    durable_file::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("creating {}: {e}", cfg.data_dir.display()))?;
+    let store = Store::open(
+        &ledger_dir(&cfg.data_dir),
+        &StoreConfig {
+            cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+            fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
+            ..StoreConfig::default()
+        },
+    )
+    .map_err(|e| format!("opening the ledger in {}: {e}", cfg.data_dir.display()))?;
+    let sealed: Option<Vec<u8>> = store
+        .get(Table::Meta, CARD_KEY)
+        .map_err(|e| e.to_string())?;
+    let card_key = match sealed {
+        Some(s) => master
+            .unseal32(CARD_KEY_PURPOSE, &s)
+            .map_err(|e| e.to_string())?,
+        None => {
+            let k: [u8; 32] = rand::random();
+            store
+                .put(Table::Meta, CARD_KEY, &master.seal(CARD_KEY_PURPOSE, &k))
+                .map_err(|e| e.to_string())?;
+            store.durable().wait().map_err(|e| e.to_string())?;
+            k
+        }
+    };
+    let engine_cfg = cfg.engine().map_err(|e| e.to_string())?;
+    Ok(Engine::new(store, CardHasher::new(&card_key), engine_cfg))
+}
+
+/// The master key from the environment or the configured file; with
+/// `create`, a missing key file is created (demo mode).
+pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, String> {
+    let file = master_key_file(cfg);
+    if create && std::env::var_os(MASTER_KEY_ENV).is_none() && !file.exists() {
+        durable_file::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+        write_key_file(&file, &MasterKey::generate_hex())
+            .map_err(|e| format!("creating {}: {e}", file.display()))?;
+        tracing::warn!(file = %file.display(), "created a master key for the demo; back it up: losing it loses every terminal key");
+    }
+    MasterKey::load(Some(&file)).map_err(|e| e.to_string())
+}
+
+/// The admin token from the environment or file, created on first start.
+pub fn admin_token(cfg: &Config) -> Result<String, String> {
+    if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
+        return Ok(t.trim().to_owned());
+    }
+    let file = admin_token_file(cfg);
+    if !file.exists() {
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        write_key_file(&file, &token).map_err(|e| format!("creating {}: {e}", file.display()))?;
+        tracing::info!(file = %file.display(), "created the admin API token");
+    }
+    std::fs::read_to_string(&file)
+        .map(|t| t.trim().to_owned())
+        .map_err(|e| format!("reading {}: {e}", file.display()))
+}

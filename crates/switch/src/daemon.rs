@@ -1,0 +1,189 @@
+//! `clubswitch run`: the daemon. Opens the data directory, binds the
+//! terminal, metrics and admin listeners, starts the background jobs, and
+//! on SIGTERM or Ctrl-C stops taking connections, lets requests in flight
+//! finish within the grace period and flushes the ledger.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clubswitch_engine::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::boot::{admin_token, init_logs, master_key, open_engine};
+use crate::config::Config;
+use crate::handler::Switch;
+use crate::http::{admin_router, metrics_router, Http};
+use crate::master::MasterKey;
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub fn run(cfg: Config, demo: bool) -> Result<(), String> {
+    init_logs(&cfg);
+    let master = master_key(&cfg, demo)?;
+    let engine = open_engine(&cfg, &master)?;
+    if demo {
+        let path = crate::demo::seed(&engine, &master, &cfg.data_dir)?;
+        println!(
+            "demo data set ready; terminal keys and card numbers: {}",
+            path.display()
+        );
+    }
+    let token = admin_token(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("clubswitch")
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(serve(cfg, engine, master, token))
+}
+
+/// Serves terminals and the HTTP listeners until a shutdown signal, then
+/// shuts down gracefully.
+async fn serve(
+    cfg: Config,
+    engine: Engine,
+    master: MasterKey,
+    token: String,
+) -> Result<(), String> {
+    ignore_file_size_limit();
+    let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
+    let http = Arc::new(Http {
+        switch: Arc::clone(&switch),
+        token,
+        ready: false.into(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tracker = TaskTracker::new();
+
+    let servers = listen_for_terminals(&switch, &tracker, &stop_rx).await?;
+    // The admin API starts last: the tests (and operators) take its line
+    // on standard output to mean the switch is up.
+    for (addr, router, what) in [
+        (
+            cfg.metrics.addr,
+            metrics_router(Arc::clone(&http)),
+            "metrics",
+        ),
+        (cfg.admin.addr, admin_router(Arc::clone(&http)), "admin API"),
+    ] {
+        listen_http(addr, router, what, stop_rx.clone()).await?;
+    }
+    crate::jobs::start(&switch, &stop_rx)?;
+    http.ready.store(true, Ordering::Relaxed);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    http.ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = s.await;
+    }
+    tracker.close();
+    let grace = Duration::from_secs(cfg.limits.shutdown_grace_secs);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within {grace:?}");
+    }
+    switch
+        .engine
+        .store()
+        .close()
+        .map_err(|e| format!("final flush: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Binds every configured terminal listener and starts accepting on each;
+/// connections share one limit and one tracker, so shutdown can wait for
+/// them all.
+async fn listen_for_terminals(
+    switch: &Arc<Switch>,
+    tracker: &TaskTracker,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let slots = Arc::new(Semaphore::new(switch.cfg.limits.max_connections));
+    let mut servers = Vec::new();
+    for l in &switch.cfg.listeners {
+        let listener = TcpListener::bind(l.addr)
+            .await
+            .map_err(|e| format!("listening on {}: {e}", l.addr))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, header = ?l.header, "terminal listener");
+        println!("listening for terminals on {addr}");
+        servers.push(tokio::spawn(crate::server::serve(
+            Arc::clone(switch),
+            listener,
+            l.header,
+            Arc::clone(&slots),
+            tracker.clone(),
+            stop.clone(),
+        )));
+    }
+    Ok(servers)
+}
+
+/// Binds `addr` and serves `router` on it until `stop` turns true.
+async fn listen_http(
+    addr: std::net::SocketAddr,
+    router: Router,
+    what: &'static str,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{what} on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(addr = %bound, "{what} listener");
+    println!("{what} on http://{bound}");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+    });
+    Ok(())
+}
+
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose
+/// default action kills the process. Listening for it turns the write into
+/// an I/O error, which the ledger handles like a full disk: requests are
+/// answered 96 until the ledger can be reopened.
+fn ignore_file_size_limit() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut s) => {
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    tracing::error!("a write went past the file-size limit (SIGXFSZ)");
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot catch SIGXFSZ: {e}"),
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,184 @@
+//! The daemon's background work: periodic rounds on the blocking pool,
+//! one at a time each, that keep the ledger tidy and deliver what the
+//! engine queued. Housekeeping expires holds and runs the loyalty review,
+//! the daily pass and the daily settlement; the archiver keeps the live
+//! ledger bounded; the notifier drains the outbox of member notices.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clubswitch_engine::UnixTime;
+use tokio::sync::watch;
+
+use crate::config::parse_hhmm;
+use crate::handler::Switch;
+use crate::layout::archive_dir;
+use crate::notify::{self, Channel};
+use crate::settlement;
+
+/// Starts every periodic job of the daemon; each stops when `stop` turns
+/// true.
+pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), String> {
+    tokio::spawn(housekeeping(Arc::clone(switch), stop.clone()));
+    tokio::spawn(archiver(Arc::clone(switch), stop.clone()));
+    let channel = notify::channel(&switch.cfg.notices)?;
+    tokio::spawn(notifier(Arc::clone(switch), channel, stop.clone()));
+    Ok(())
+}
+
+/// Runs a blocking round every `period` until shutdown, one at a time. The
+/// round is made on the async side by `round` (which may keep state from
+/// one to the next) and runs on the blocking pool; its errors are logged
+/// under `what`.
+async fn every<R>(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    mut round: impl FnMut(UnixTime) -> R,
+) where
+    R: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        match tokio::task::spawn_blocking(round(UnixTime::now())).await {
+            Ok(Err(e)) => tracing::error!("{what}: {e}"),
+            Err(e) => tracing::error!("{what} task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Expires holds, runs the monthly loyalty review, the daily pass
+/// (expiry of points and credit, birthdays, cards expiring) and the daily
+/// settlement when configured.
+async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
+    let daily = switch
+        .cfg
+        .settlement
+        .daily_at
+        .as_deref()
+        .and_then(parse_hhmm);
+    let mut last_settled_day = None;
+    every(period, stop, "housekeeping", move |now| {
+        let local = now.0 + switch.cfg.utc_offset_secs;
+        let day = local.div_euclid(86_400);
+        let minute = local.rem_euclid(86_400) / 60;
+        let settle_now = daily.is_some_and(|(h, m)| {
+            minute >= i64::from(h) * 60 + i64::from(m) && last_settled_day != Some(day)
+        });
+        if settle_now {
+            last_settled_day = Some(day);
+        }
+        let s = Arc::clone(&switch);
+        move || {
+            let n = s
+                .engine
+                .expire_holds(now, 10_000)
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                tracing::info!(expired = n, "holds expired");
+            }
+            if let Some(r) = s
+                .engine
+                .review_standing(now)
+                .map_err(|e| format!("loyalty review: {e}"))?
+            {
+                tracing::info!(
+                    members = r.members,
+                    upgraded = r.upgraded,
+                    downgraded = r.downgraded,
+                    new_vip = r.new_vip,
+                    "monthly loyalty review"
+                );
+            }
+            if let Some(r) = s
+                .engine
+                .daily_pass(now)
+                .map_err(|e| format!("daily pass: {e}"))?
+            {
+                tracing::info!(
+                    lots = r.lots_checked,
+                    points_expired = r.points_expired,
+                    credit_expired = r.credit_expired,
+                    expiry_warnings = r.expiry_warnings,
+                    birthdays = r.birthdays,
+                    cards_expiring = r.cards_expiring,
+                    "daily pass"
+                );
+            }
+            if settle_now {
+                let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
+                let files = settlement::write_files(&s.cfg, &batches, now)?;
+                tracing::info!(batches = batches.len(), ?files, "daily settlement");
+            }
+            Ok(())
+        }
+    })
+    .await;
+}
+
+/// Request records one archiver round looks at (a few hundred
+/// milliseconds of work), so a large backlog is worked off over rounds.
+const PURGE_SCAN_PER_ROUND: usize = 1_000_000;
+
+/// Keeps the live ledger bounded: forgets old request records and moves
+/// finished history into archive files, every `archive.interval_secs`.
+async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(switch.cfg.archive.interval_secs);
+    let keep = switch
+        .cfg
+        .archive
+        .request_keep_secs(&switch.cfg.holds, &switch.cfg.security);
+    let dir = archive_dir(&switch.cfg.data_dir);
+    every(period, stop, "archiver", move |now| {
+        let s = Arc::clone(&switch);
+        let dir = dir.clone();
+        move || {
+            let started = std::time::Instant::now();
+            let purge = s
+                .engine
+                .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
+                .map_err(|e| format!("purging request records: {e}"))?;
+            let run = s
+                .engine
+                .archive(now.plus(-s.cfg.archive.after_secs), &dir)
+                .map_err(|e| format!("archiving: {e}"))?;
+            s.metrics.archived(&run, purge.removed);
+            if run.transactions + run.journal_entries + purge.removed > 0 {
+                tracing::info!(
+                    transactions = run.transactions,
+                    journal_entries = run.journal_entries,
+                    request_records = purge.removed,
+                    counters = run.counters,
+                    files = run.files.len(),
+                    waiting_on = ?run.waiting_on,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "archived"
+                );
+            }
+            Ok(())
+        }
+    })
+    .await;
+}
+
+/// Drains the outbox of member notices through `channel`.
+async fn notifier(switch: Arc<Switch>, channel: Box<dyn Channel>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(switch.cfg.notices.interval_ms);
+    let channel: Arc<dyn Channel> = Arc::from(channel);
+    every(period, stop, "notices", move |now| {
+        let s = Arc::clone(&switch);
+        let channel = Arc::clone(&channel);
+        move || {
+            let names = &s.engine.config().loyalty.tier_names;
+            notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now)
+        }
+    })
+    .await;
+}
