@@ -2,9 +2,8 @@
 //! standing, conversion on request, referrals, the period review and the
 //! notice outbox.
 
-use std::sync::Arc;
-
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;

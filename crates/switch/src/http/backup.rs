@@ -1,0 +1,46 @@
+//! Admin API for online backups: a copy of the ledger and its archive
+//! files, consistent at one instant, taken while the switch runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use clubswitch_engine::UnixTime;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{bad, ApiError, ApiResult, Http, Shared};
+
+pub fn routes() -> Router<Arc<Http>> {
+    Router::new().route("/v1/backup", post(backup))
+}
+
+#[derive(Deserialize)]
+struct BackupIn {
+    /// A new directory on the switch's machine, as an absolute path.
+    dir: String,
+}
+
+/// An online backup into a new directory; answers with its manifest once
+/// it is on disk.
+async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
+    let dir = PathBuf::from(&b.dir);
+    if !dir.is_absolute() {
+        return Err(bad("dir must be an absolute path on the switch's machine"));
+    }
+    let paths = crate::backup::prepare(&dir, &h.switch.cfg).map_err(bad)?;
+    let started = UnixTime::now();
+    let engine = h.switch.engine.clone();
+    let report = crate::background::run("backup", move || engine.backup(&paths))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))??;
+    let manifest = crate::backup::write_manifest(&dir, &report, started)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    tracing::info!(dir = %dir.display(), records = report.records, took_ms = report.took_ms, "backup taken");
+    let mut out = serde_json::to_value(manifest).unwrap_or_default();
+    out["dir"] = json!(b.dir);
+    Ok(Json(out))
+}

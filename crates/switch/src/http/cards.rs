@@ -1,0 +1,256 @@
+//! Admin API for cards: club cards issued one at a time or in printed
+//! batches, bank cards enrolled, finding a card by number, the actions on
+//! a card (block, expiry, limits, link, renew, top-up), its history, and
+//! store credit granted to a member at a merchant.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clubswitch_engine::{AccountKey, Card, CardKind, MemberId, NewCard, Status, UnixTime};
+use clubswitch_wire::CardNumber;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{
+    amount, bad, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiError, ApiResult,
+    Http, Shared,
+};
+
+pub fn routes() -> Router<Arc<Http>> {
+    Router::new()
+        .route("/v1/cards", post(issue_card))
+        .route("/v1/cards/batch", post(issue_batch))
+        .route("/v1/cards/find", post(find_card))
+        .route("/v1/cards/{hash}", get(get_card))
+        .route("/v1/cards/{hash}/history", get(card_history))
+        .route("/v1/cards/{hash}/{action}", post(card_action))
+        .route("/v1/store-credit", post(grant_store_credit))
+}
+
+#[derive(Serialize)]
+struct CardView {
+    hash: String,
+    last4: String,
+    kind: CardKind,
+    member: Option<u64>,
+    status: Status,
+    expiry: Option<String>,
+    balance: Option<i64>,
+    available: Option<i64>,
+    replaced_by: Option<String>,
+}
+
+fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
+    let acc = c
+        .account
+        .map(|id| h.switch.engine.account(&AccountKey::Club(id)))
+        .transpose()?;
+    Ok(CardView {
+        hash: c.hash.to_hex(),
+        last4: String::from_utf8_lossy(&c.last4).into_owned(),
+        kind: c.kind,
+        member: c.member.map(|m| m.0),
+        status: c.status,
+        expiry: c
+            .expiry
+            .map(|e| String::from_utf8_lossy(&e.to_yymm()).into_owned()),
+        balance: acc.as_ref().map(|a| a.balance),
+        available: acc.map(|a| a.available()),
+        replaced_by: c.replaced_by.map(|r| r.to_hex()),
+    })
+}
+
+#[derive(Deserialize)]
+struct CardIn {
+    pan: String,
+    #[serde(default = "club")]
+    kind: CardKind,
+    member: Option<u64>,
+    expiry: Option<String>,
+    max_amount: Option<u64>,
+    daily_limit: Option<u64>,
+}
+
+fn club() -> CardKind {
+    CardKind::Club
+}
+
+async fn issue_card(State(h): Shared, Json(c): Json<CardIn>) -> ApiResult<Json<CardView>> {
+    let card = h.switch.engine.issue_card(&NewCard {
+        pan: pan(&c.pan)?,
+        kind: c.kind,
+        member: c.member.map(MemberId),
+        expiry: expiry(c.expiry.as_deref())?,
+        max_amount: c.max_amount.map(amount).transpose()?,
+        daily_limit: c.daily_limit.map(amount).transpose()?,
+    })?;
+    Ok(Json(card_view(&h, &card)?))
+}
+
+#[derive(Deserialize)]
+struct BatchIn {
+    /// Card-number prefix (6 to 10 digits); the rest is a sequence and the
+    /// Luhn digit.
+    bin: String,
+    count: u32,
+    /// First sequence number.
+    #[serde(default)]
+    start: u64,
+    #[serde(default = "sixteen")]
+    length: usize,
+    expiry: Option<String>,
+    #[serde(default)]
+    names: Vec<String>,
+}
+
+fn sixteen() -> usize {
+    16
+}
+
+/// Issues a batch of club cards and returns the personalization records for
+/// the card printer: the only place the switch ever shows card numbers.
+async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
+    if !(6..=10).contains(&b.bin.len()) || !b.bin.bytes().all(|d| d.is_ascii_digit()) {
+        return Err(bad("bin must be 6 to 10 digits"));
+    }
+    if !(12..=19).contains(&b.length) || b.count == 0 || b.count > 10_000 {
+        return Err(bad("length must be 12-19 and count 1-10000"));
+    }
+    let exp = expiry(b.expiry.as_deref())?;
+    let seq_digits = b.length - b.bin.len() - 1;
+    let mut planned = Vec::new();
+    for i in 0..u64::from(b.count) {
+        let seq = b.start + i;
+        let body = format!("{}{:0width$}", b.bin, seq, width = seq_digits);
+        if body.len() != b.length - 1 {
+            return Err(bad("the sequence does not fit the card length"));
+        }
+        let number = (0..10)
+            .map(|d| format!("{body}{d}"))
+            .find(|n| n.parse::<CardNumber>().is_ok_and(|p| p.luhn_ok()))
+            .ok_or_else(|| bad("no Luhn digit"))?;
+        let name = b.names.get(i as usize).cloned().unwrap_or_default();
+        planned.push((name, pan(&number)?, exp));
+    }
+    // One transaction: a batch is issued whole or not at all.
+    let issued = h.switch.engine.issue_batch(&planned)?;
+    let out: Vec<Value> = planned
+        .iter()
+        .zip(&issued)
+        .map(|((name, pan, _), (member, card))| {
+            json!({
+                "pan": String::from_utf8_lossy(pan.expose()), "expiry": b.expiry, "name": name,
+                "member": member.id.0, "hash": card.hash.to_hex(),
+            })
+        })
+        .collect();
+    tracing::info!(count = b.count, "issued a card batch");
+    Ok(Json(json!({ "personalization": out })))
+}
+
+#[derive(Deserialize)]
+struct PanIn {
+    pan: String,
+}
+
+async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<CardView>> {
+    let hash = h.switch.engine.card_hash(&pan(&p.pan)?);
+    let c = h
+        .switch
+        .engine
+        .card(&hash)?
+        .ok_or_else(|| not_found("card"))?;
+    Ok(Json(card_view(&h, &c)?))
+}
+
+async fn get_card(State(h): Shared, Path(hash): Path<String>) -> ApiResult<Json<CardView>> {
+    let c = h
+        .switch
+        .engine
+        .card(&card_hash(&hash)?)?
+        .ok_or_else(|| not_found("card"))?;
+    Ok(Json(card_view(&h, &c)?))
+}
+
+async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
+    let ts = h.switch.engine.card_history(&card_hash(&hash)?)?;
+    Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
+}
+
+async fn card_action(
+    State(h): Shared,
+    Path((hash, action)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> ApiResult<Json<CardView>> {
+    let hash = card_hash(&hash)?;
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let engine = &h.switch.engine;
+    let mark = engine.store().mark();
+    let card = match action.as_str() {
+        "block" => engine.update_card(&hash, |c| c.status = Status::Blocked)?,
+        "unblock" => engine.update_card(&hash, |c| c.status = Status::Active)?,
+        "expiry" => {
+            let e = expiry(body["expiry"].as_str())?;
+            engine.update_card(&hash, |c| c.expiry = e)?
+        }
+        "limits" => {
+            let max = body["max_amount"].as_u64().map(amount).transpose()?;
+            let daily = body["daily_limit"].as_u64().map(amount).transpose()?;
+            engine.update_card(&hash, |c| {
+                c.max_amount = max;
+                c.daily_limit = daily;
+            })?
+        }
+        "link" => {
+            let m = MemberId(
+                body["member"]
+                    .as_u64()
+                    .ok_or_else(|| bad("member is required"))?,
+            );
+            engine.member(m)?.ok_or_else(|| not_found("member"))?;
+            engine.update_card(&hash, |c| c.member = Some(m))?
+        }
+        "renew" => {
+            let p = pan(body["pan"].as_str().ok_or_else(|| bad("pan is required"))?)?;
+            engine.renew_card(&hash, &p, expiry(body["expiry"].as_str())?)?
+        }
+        "top-up" => {
+            let a = amount(
+                body["amount"]
+                    .as_u64()
+                    .ok_or_else(|| bad("amount is required"))?,
+            )?;
+            engine.top_up(&hash, a, UnixTime::now())?;
+            engine.card(&hash)?.ok_or_else(|| not_found("card"))?
+        }
+        other => return Err(not_found(&format!("card action {other:?}"))),
+    };
+    engine
+        .store()
+        .durable_since(mark)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(card_view(&h, &card)?))
+}
+
+#[derive(Deserialize)]
+struct CreditIn {
+    member: u64,
+    merchant: String,
+    amount: u64,
+}
+
+async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>) -> ApiResult {
+    let acc = h.switch.engine.grant_store_credit(
+        MemberId(c.member),
+        &merchant_id(&c.merchant)?,
+        amount(c.amount)?,
+        UnixTime::now(),
+    )?;
+    Ok(Json(
+        json!({ "balance": acc.balance, "available": acc.available() }),
+    ))
+}

@@ -1,0 +1,90 @@
+//! The metrics listener: Prometheus metrics, liveness (`/health`) and
+//! readiness (`/ready`), without a token.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use super::{Http, Shared};
+
+pub fn metrics_router(http: Arc<Http>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .with_state(http)
+}
+
+async fn metrics(State(h): Shared) -> impl IntoResponse {
+    let engine = &h.switch.engine;
+    let flush = engine.store().flush_stats();
+    let extra = [
+        (
+            "clubswitch_pending_holds",
+            "Holds awaiting confirm at the last sweep.",
+            engine.pending_holds() as f64,
+        ),
+        (
+            "clubswitch_flushes_total",
+            "Group-commit flushes.",
+            flush.flushes as f64,
+        ),
+        (
+            "clubswitch_flush_tickets_total",
+            "Durable operations served by flushes.",
+            flush.tickets as f64,
+        ),
+        (
+            "clubswitch_flush_last_batch",
+            "Operations served by the last flush.",
+            flush.last_batch as f64,
+        ),
+        (
+            "clubswitch_flush_last_seconds",
+            "Duration of the last flush.",
+            flush.last_flush.as_secs_f64(),
+        ),
+        (
+            "clubswitch_flush_seconds_total",
+            "Time spent flushing.",
+            flush.total_flush.as_secs_f64(),
+        ),
+        (
+            "clubswitch_flush_failures_total",
+            "Flushes that failed.",
+            flush.failures as f64,
+        ),
+        (
+            "clubswitch_notices_waiting",
+            "Member notices in the outbox, due or backing off.",
+            engine.outbox_len() as f64,
+        ),
+        (
+            "clubswitch_storage_healthy",
+            "1 while the ledger accepts writes; 0 after a storage failure until it is reopened.",
+            if engine.store().healthy() { 1.0 } else { 0.0 },
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.switch.metrics.render(&extra),
+    )
+}
+
+async fn ready(State(h): Shared) -> impl IntoResponse {
+    if !h.ready.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    } else if !h.switch.engine.store().healthy() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage failure: reopening the ledger\n",
+        )
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}

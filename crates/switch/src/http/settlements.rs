@@ -1,0 +1,51 @@
+//! Admin API for settlement: running one (and writing its files) and
+//! listing the batches, as JSON or CSV.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clubswitch_engine::settlement::to_csv;
+use clubswitch_engine::UnixTime;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{blocking, ApiError, ApiResult, Http, Shared};
+
+pub fn routes() -> Router<Arc<Http>> {
+    Router::new().route(
+        "/v1/settlements",
+        get(list_settlements).post(run_settlement),
+    )
+}
+
+#[derive(Deserialize)]
+struct SettleIn {
+    /// Unix time; default now.
+    cutoff: Option<i64>,
+}
+
+/// Runs a settlement and writes its CSV and JSON files.
+async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
+    let now = UnixTime::now();
+    let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
+    let batches = blocking(&h, move |e| e.settle(cutoff, now)).await?;
+    let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(Json(json!({ "batches": batches, "files": files })))
+}
+
+async fn list_settlements(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let batches = match h.switch.engine.settlements() {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if q.get("format").map(String::as_str) == Some("csv") {
+        return ([(header::CONTENT_TYPE, "text/csv")], to_csv(&batches)).into_response();
+    }
+    Json(serde_json::to_value(batches).unwrap_or_default()).into_response()
+}

@@ -1,0 +1,113 @@
+//! Admin API for terminals: registration (the one time a terminal's key is
+//! shown), blocking, unlocking, key rotation and history.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clubswitch_engine::{Status, Terminal};
+use clubswitch_wire::Tmk;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{merchant_id, not_found, terminal_id, txn_json, ApiError, ApiResult, Http, Shared};
+use crate::handler::TMK_PURPOSE;
+
+pub fn routes() -> Router<Arc<Http>> {
+    Router::new()
+        .route("/v1/terminals", get(list_terminals).post(add_terminal))
+        .route("/v1/terminals/{id}/{action}", post(terminal_action))
+        .route("/v1/terminals/{id}/history", get(terminal_history))
+}
+
+#[derive(Deserialize)]
+struct TerminalIn {
+    id: String,
+    merchant: String,
+}
+
+fn terminal_json(t: &Terminal) -> Value {
+    json!({
+        "id": t.id.as_str(), "merchant": t.merchant.as_str(), "status": t.status,
+        "locked": t.locked, "security_failures": t.security_failures,
+        "key_change_pending": t.previous_tmk.is_some(),
+    })
+}
+
+/// Registers a terminal; the answer carries its TMK, shown this once.
+async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult {
+    let tmk = Tmk::generate();
+    let rec = Terminal {
+        id: terminal_id(&t.id)?,
+        merchant: merchant_id(&t.merchant)?,
+        status: Status::Active,
+        sealed_tmk: h.switch.master.seal(TMK_PURPOSE, tmk.as_bytes()),
+        previous_tmk: None,
+        security_failures: 0,
+        locked: false,
+    };
+    let mark = h.switch.engine.store().mark();
+    h.switch.engine.add_terminal(&rec)?;
+    h.switch
+        .engine
+        .store()
+        .durable_since(mark)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tracing::info!(terminal = %rec.id, merchant = %rec.merchant, "terminal registered");
+    let mut out = terminal_json(&rec);
+    out["tmk"] = json!(tmk.to_hex());
+    Ok(Json(out))
+}
+
+async fn list_terminals(State(h): Shared) -> ApiResult {
+    let ts = h.switch.engine.terminals()?;
+    Ok(Json(Value::Array(ts.iter().map(terminal_json).collect())))
+}
+
+async fn terminal_action(
+    State(h): Shared,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult {
+    let id = terminal_id(&id)?;
+    let engine = &h.switch.engine;
+    let mark = engine.store().mark();
+    let mut out = json!({});
+    match action.as_str() {
+        "block" => engine.update_terminal(&id, |t| t.status = Status::Blocked)?,
+        "unblock" => engine.update_terminal(&id, |t| t.status = Status::Active)?,
+        "unlock" => engine.update_terminal(&id, |t| {
+            t.locked = false;
+            t.security_failures = 0;
+        })?,
+        "rotate-key" => {
+            let tmk = Tmk::generate();
+            let sealed = h.switch.master.seal(TMK_PURPOSE, tmk.as_bytes());
+            engine.update_terminal(&id, |t| {
+                t.sealed_tmk = sealed.clone();
+                t.previous_tmk = None;
+            })?;
+            out["tmk"] = json!(tmk.to_hex());
+        }
+        other => return Err(not_found(&format!("terminal action {other:?}"))),
+    }
+    engine
+        .store()
+        .durable_since(mark)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    h.switch.forget_terminal(&id);
+    let t = engine.terminal(&id)?.ok_or_else(|| not_found("terminal"))?;
+    let mut view = terminal_json(&t);
+    if let Some(k) = out.get("tmk") {
+        view["tmk"] = k.clone();
+    }
+    Ok(Json(view))
+}
+
+async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+    let ts = h.switch.engine.terminal_history(&terminal_id(&id)?)?;
+    Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
+}
