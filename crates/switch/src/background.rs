@@ -4,6 +4,8 @@
 
 use tokio::sync::oneshot;
 
+use crate::error::SwitchError;
+
 /// The niceness background work runs at (the terminals' threads run at 0).
 const NICENESS: i32 = 10;
 
@@ -14,7 +16,7 @@ const NICENESS: i32 = 10;
 pub async fn run<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, SwitchError> {
     let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("clubswitch-{name}"))
@@ -22,9 +24,12 @@ pub async fn run<T: Send + 'static>(
             lower_priority();
             let _ = tx.send(f());
         })
-        .map_err(|e| format!("starting the {name} thread: {e}"))?;
+        .map_err(|source| SwitchError::Thread {
+            name: name.to_owned(),
+            source,
+        })?;
     rx.await
-        .map_err(|_| format!("the {name} thread stopped without an answer"))
+        .map_err(|_| SwitchError::ThreadLost(name.to_owned()))
 }
 
 fn lower_priority() {

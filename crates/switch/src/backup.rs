@@ -13,6 +13,7 @@ use clubswitch_engine::{backup, BackupPaths, BackupReport, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::error::SwitchError;
 use crate::layout::{archive_dir, backup_dump, backup_manifest, ledger_dir};
 
 /// What `backup.json` says.
@@ -34,12 +35,15 @@ pub struct Manifest {
 
 /// Makes `dir` (new, or empty) ready for a backup of the switch
 /// configured by `cfg`, and returns where its parts go.
-pub fn prepare(dir: &Path, cfg: &Config) -> Result<BackupPaths, String> {
+pub fn prepare(dir: &Path, cfg: &Config) -> Result<BackupPaths, SwitchError> {
     let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
     if !empty {
-        return Err(format!("{} exists and is not empty", dir.display()));
+        return Err(SwitchError::BackupDirNotEmpty(dir.to_owned()));
     }
-    durable_file::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    durable_file::create_dir_all(dir).map_err(|source| SwitchError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     Ok(BackupPaths {
         dump: backup_dump(dir),
         archive_from: archive_dir(&cfg.data_dir),
@@ -52,7 +56,7 @@ pub fn write_manifest(
     dir: &Path,
     report: &BackupReport,
     now: UnixTime,
-) -> Result<Manifest, String> {
+) -> Result<Manifest, SwitchError> {
     let manifest = Manifest {
         created: crate::config::format_timestamp(now),
         switch_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -63,33 +67,33 @@ pub fn write_manifest(
         archive_files: report.archive_files,
         took_ms: report.took_ms,
     };
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(SwitchError::Manifest)?;
     let path = backup_manifest(dir);
     durable_file::create_new(&path, text.as_bytes(), Access::Default)
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        .map_err(|source| SwitchError::Write { path, source })?;
     Ok(manifest)
 }
 
 /// `clubswitch restore`: puts the backup in `from` into the configured
 /// data directory, whose ledger and archive must not exist.
-pub fn restore(cfg: &Config, from: &Path) -> Result<(), String> {
+pub fn restore(cfg: &Config, from: &Path) -> Result<(), SwitchError> {
     let manifest_path = backup_manifest(from);
-    let manifest: Manifest = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("{}: {e} (not a backup directory?)", manifest_path.display()))
-        .and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", manifest_path.display()))
+    let text =
+        std::fs::read_to_string(&manifest_path).map_err(|source| SwitchError::NotABackup {
+            path: manifest_path.clone(),
+            source,
         })?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|source| SwitchError::Json {
+        path: manifest_path,
+        source,
+    })?;
     let (ledger, archive) = (ledger_dir(&cfg.data_dir), archive_dir(&cfg.data_dir));
     for existing in [&ledger, &archive] {
         if existing.exists() {
-            return Err(format!(
-                "{} exists: stop the switch and move it aside before restoring",
-                existing.display()
-            ));
+            return Err(SwitchError::RestoreOver(existing.clone()));
         }
     }
-    let read = backup::restore(&backup_dump(from), &archive_dir(from), &ledger, &archive)
-        .map_err(|e| e.to_string())?;
+    let read = backup::restore(&backup_dump(from), &archive_dir(from), &ledger, &archive)?;
     println!(
         "restored the backup of {} ({} records, journal through {}, {} archive files) into {}",
         manifest.created,
@@ -106,6 +110,9 @@ pub fn restore(cfg: &Config, from: &Path) -> Result<(), String> {
 
 /// The absolute form of `dir` (a backup directory named on the command
 /// line, sent to a switch whose working directory may differ).
-pub fn absolute(dir: &Path) -> Result<PathBuf, String> {
-    std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))
+pub fn absolute(dir: &Path) -> Result<PathBuf, SwitchError> {
+    std::path::absolute(dir).map_err(|source| SwitchError::Io {
+        path: dir.to_owned(),
+        source,
+    })
 }

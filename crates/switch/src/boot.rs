@@ -7,6 +7,7 @@ use clubswitch_engine::store::Table;
 use clubswitch_engine::{CardHasher, Engine, Store, StoreConfig};
 
 use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV, MASTER_KEY_ENV, NO_FDATASYNC_ENV};
+use crate::error::SwitchError;
 use crate::layout::{admin_token_file, ledger_dir, master_key_file};
 use crate::master::{write_key_file, MasterKey};
 
@@ -31,9 +32,11 @@ pub fn init_logs(cfg: &Config) {
 
 /// Opens the data directory and the engine: the master key unseals the
 /// card-hash key (created on first start).
-pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
-    durable_file::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("creating {}: {e}", cfg.data_dir.display()))?;
+pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, SwitchError> {
+    durable_file::create_dir_all(&cfg.data_dir).map_err(|source| SwitchError::Create {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
     let store = Store::open(
         &ledger_dir(&cfg.data_dir),
         &StoreConfig {
@@ -42,52 +45,59 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, String> {
             ..StoreConfig::default()
         },
     )
-    .map_err(|e| format!("opening the ledger in {}: {e}", cfg.data_dir.display()))?;
-    let sealed: Option<Vec<u8>> = store
-        .get(Table::Meta, CARD_KEY)
-        .map_err(|e| e.to_string())?;
+    .map_err(|source| SwitchError::OpenLedger {
+        dir: cfg.data_dir.clone(),
+        source,
+    })?;
+    let sealed: Option<Vec<u8>> = store.get(Table::Meta, CARD_KEY)?;
     let card_key = match sealed {
-        Some(s) => master
-            .unseal32(CARD_KEY_PURPOSE, &s)
-            .map_err(|e| e.to_string())?,
+        Some(s) => master.unseal32(CARD_KEY_PURPOSE, &s)?,
         None => {
             let k: [u8; 32] = rand::random();
-            store
-                .put(Table::Meta, CARD_KEY, &master.seal(CARD_KEY_PURPOSE, &k))
-                .map_err(|e| e.to_string())?;
-            store.durable().wait().map_err(|e| e.to_string())?;
+            store.put(Table::Meta, CARD_KEY, &master.seal(CARD_KEY_PURPOSE, &k))?;
+            store.durable().wait()?;
             k
         }
     };
-    let engine_cfg = cfg.engine().map_err(|e| e.to_string())?;
+    let engine_cfg = cfg.engine()?;
     Ok(Engine::new(store, CardHasher::new(&card_key), engine_cfg))
 }
 
 /// The master key from the environment or the configured file; with
 /// `create`, a missing key file is created (demo mode).
-pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, String> {
+pub fn master_key(cfg: &Config, create: bool) -> Result<MasterKey, SwitchError> {
     let file = master_key_file(cfg);
     if create && std::env::var_os(MASTER_KEY_ENV).is_none() && !file.exists() {
-        durable_file::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
-        write_key_file(&file, &MasterKey::generate_hex())
-            .map_err(|e| format!("creating {}: {e}", file.display()))?;
+        durable_file::create_dir_all(&cfg.data_dir).map_err(|source| SwitchError::Create {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+        write_key_file(&file, &MasterKey::generate_hex()).map_err(|source| {
+            SwitchError::Create {
+                path: file.clone(),
+                source,
+            }
+        })?;
         tracing::warn!(file = %file.display(), "created a master key for the demo; back it up: losing it loses every terminal key");
     }
-    MasterKey::load(Some(&file)).map_err(|e| e.to_string())
+    Ok(MasterKey::load(Some(&file))?)
 }
 
 /// The admin token from the environment or file, created on first start.
-pub fn admin_token(cfg: &Config) -> Result<String, String> {
+pub fn admin_token(cfg: &Config) -> Result<String, SwitchError> {
     if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
         return Ok(t.trim().to_owned());
     }
     let file = admin_token_file(cfg);
     if !file.exists() {
         let token = hex::encode(rand::random::<[u8; 24]>());
-        write_key_file(&file, &token).map_err(|e| format!("creating {}: {e}", file.display()))?;
+        write_key_file(&file, &token).map_err(|source| SwitchError::Create {
+            path: file.clone(),
+            source,
+        })?;
         tracing::info!(file = %file.display(), "created the admin API token");
     }
     std::fs::read_to_string(&file)
         .map(|t| t.trim().to_owned())
-        .map_err(|e| format!("reading {}: {e}", file.display()))
+        .map_err(|source| SwitchError::Read { path: file, source })
 }

@@ -16,12 +16,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::boot::{admin_token, init_logs, master_key, open_engine};
 use crate::config::Config;
+use crate::error::SwitchError;
 use crate::handler::Switch;
 use crate::http::{admin_router, metrics_router, Http};
 use crate::master::MasterKey;
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
-pub fn run(cfg: Config, demo: bool) -> Result<(), String> {
+pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
     init_logs(&cfg);
     let master = master_key(&cfg, demo)?;
     let engine = open_engine(&cfg, &master)?;
@@ -37,7 +38,7 @@ pub fn run(cfg: Config, demo: bool) -> Result<(), String> {
         .enable_all()
         .thread_name("clubswitch")
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(SwitchError::Runtime)?;
     rt.block_on(serve(cfg, engine, master, token))
 }
 
@@ -48,7 +49,7 @@ async fn serve(
     engine: Engine,
     master: MasterKey,
     token: String,
-) -> Result<(), String> {
+) -> Result<(), SwitchError> {
     ignore_file_size_limit();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
     let http = Arc::new(Http {
@@ -91,7 +92,7 @@ async fn serve(
         .engine
         .store()
         .close()
-        .map_err(|e| format!("final flush: {e}"))?;
+        .map_err(SwitchError::FinalFlush)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -103,14 +104,16 @@ async fn listen_for_terminals(
     switch: &Arc<Switch>,
     tracker: &TaskTracker,
     stop: &watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, String> {
+) -> Result<Vec<JoinHandle<()>>, SwitchError> {
     let slots = Arc::new(Semaphore::new(switch.cfg.limits.max_connections));
     let mut servers = Vec::new();
     for l in &switch.cfg.listeners {
-        let listener = TcpListener::bind(l.addr)
-            .await
-            .map_err(|e| format!("listening on {}: {e}", l.addr))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let listening = |source| SwitchError::Listen {
+            addr: l.addr,
+            source,
+        };
+        let listener = TcpListener::bind(l.addr).await.map_err(listening)?;
+        let addr = listener.local_addr().map_err(listening)?;
         tracing::info!(%addr, header = ?l.header, "terminal listener");
         println!("listening for terminals on {addr}");
         servers.push(tokio::spawn(crate::server::serve(
@@ -131,11 +134,10 @@ async fn listen_http(
     router: Router,
     what: &'static str,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{what} on {addr}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+) -> Result<(), SwitchError> {
+    let listening = |source| SwitchError::HttpListen { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listening)?;
+    let bound = listener.local_addr().map_err(listening)?;
     tracing::info!(addr = %bound, "{what} listener");
     println!("{what} on http://{bound}");
     tokio::spawn(async move {

@@ -16,6 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use crate::error::SwitchError;
 use crate::handler::TMK_PURPOSE;
 use crate::master::MasterKey;
 
@@ -133,163 +134,140 @@ fn demo_tmk(terminal: &str) -> Tmk {
     Tmk::from_bytes(mac.finalize().into_bytes().into())
 }
 
-fn parse<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("demo data: bad value {s:?}"))
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T, SwitchError> {
+    s.parse().map_err(|_| SwitchError::DemoValue(s.to_owned()))
 }
 
 /// Seeds the demo data set unless present, and writes `demo.json` into
 /// `dir`. Returns its path.
-pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, String> {
+pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, SwitchError> {
     let first: MerchantId = parse(MERCHANTS[0].0)?;
-    let fresh = engine
-        .merchant(&first)
-        .map_err(|e| e.to_string())?
-        .is_none();
+    let fresh = engine.merchant(&first)?.is_none();
     let now = UnixTime::now();
-    let e = |e: clubswitch_engine::EngineError| e.to_string();
     let mut cards_out = Vec::new();
     if fresh {
         for (id, name, fee, base) in MERCHANTS {
-            engine
-                .put_merchant(&Merchant {
-                    id: parse(id)?,
-                    name: name.into(),
-                    status: Status::Active,
-                    fee_bps: fee,
-                    fee_base: base,
-                    settlement_account: format!("IR{:0>24}", &id[8..]),
-                    offers: Offers::default(),
-                    max_amount: Amount::new(50_000_000),
-                })
-                .map_err(e)?;
+            engine.put_merchant(&Merchant {
+                id: parse(id)?,
+                name: name.into(),
+                status: Status::Active,
+                fee_bps: fee,
+                fee_base: base,
+                settlement_account: format!("IR{:0>24}", &id[8..]),
+                offers: Offers::default(),
+                max_amount: Amount::new(50_000_000),
+            })?;
         }
         for (tid, m) in TERMINALS {
-            engine
-                .add_terminal(&Terminal {
-                    id: parse(tid)?,
-                    merchant: parse(MERCHANTS[m].0)?,
-                    status: Status::Active,
-                    sealed_tmk: master.seal(TMK_PURPOSE, demo_tmk(tid).as_bytes()),
-                    previous_tmk: None,
-                    security_failures: 0,
-                    locked: false,
-                })
-                .map_err(e)?;
+            engine.add_terminal(&Terminal {
+                id: parse(tid)?,
+                merchant: parse(MERCHANTS[m].0)?,
+                status: Status::Active,
+                sealed_tmk: master.seal(TMK_PURPOSE, demo_tmk(tid).as_bytes()),
+                previous_tmk: None,
+                security_failures: 0,
+                locked: false,
+            })?;
         }
         let mut members = Vec::new();
         for (name, phone, tier) in MEMBERS {
             members.push(
                 engine
-                    .add_member(name, phone, tier, vec!["demo".into()])
-                    .map_err(e)?
+                    .add_member(name, phone, tier, vec!["demo".into()])?
                     .id,
             );
         }
-        if let Some(mut suspended) = engine.member(members[3]).map_err(e)? {
+        if let Some(mut suspended) = engine.member(members[3])? {
             suspended.status = Status::Blocked;
-            engine.put_member(&suspended).map_err(e)?;
+            engine.put_member(&suspended)?;
         }
         let m1: MerchantId = parse(MERCHANTS[0].0)?;
         let m2: MerchantId = parse(MERCHANTS[1].0)?;
-        engine
-            .grant_store_credit(
-                members[0],
-                &m1,
-                Amount::new(250_000).unwrap_or(Amount::ZERO),
-                now,
-            )
-            .map_err(e)?;
-        engine
-            .add_rule(
-                &m1,
-                DiscountRule {
-                    name: "10% off, up to 200 000".into(),
-                    percent_bps: 1000,
-                    cap: Some(200_000),
-                    min_purchase: 100_000,
-                    ..Default::default()
-                },
-            )
-            .map_err(e)?;
-        engine
-            .add_rule(
-                &m1,
-                DiscountRule {
-                    name: "gold members 15%".into(),
-                    percent_bps: 1500,
-                    tiers: vec![Tier::Gold, Tier::Platinum],
-                    ..Default::default()
-                },
-            )
-            .map_err(e)?;
-        engine
-            .add_rule(
-                &m2,
-                DiscountRule {
-                    name: "Bank 603799 cards: 50 000 off 500 000".into(),
-                    fixed: 50_000,
-                    min_purchase: 500_000,
-                    bins: vec![BinRange {
-                        digits: 6,
-                        from: 603_799,
-                        to: 603_799,
-                    }],
-                    budget: Some(10_000_000),
-                    ..Default::default()
-                },
-            )
-            .map_err(e)?;
+        engine.grant_store_credit(
+            members[0],
+            &m1,
+            Amount::new(250_000).unwrap_or(Amount::ZERO),
+            now,
+        )?;
+        engine.add_rule(
+            &m1,
+            DiscountRule {
+                name: "10% off, up to 200 000".into(),
+                percent_bps: 1000,
+                cap: Some(200_000),
+                min_purchase: 100_000,
+                ..Default::default()
+            },
+        )?;
+        engine.add_rule(
+            &m1,
+            DiscountRule {
+                name: "gold members 15%".into(),
+                percent_bps: 1500,
+                tiers: vec![Tier::Gold, Tier::Platinum],
+                ..Default::default()
+            },
+        )?;
+        engine.add_rule(
+            &m2,
+            DiscountRule {
+                name: "Bank 603799 cards: 50 000 off 500 000".into(),
+                fixed: 50_000,
+                min_purchase: 500_000,
+                bins: vec![BinRange {
+                    digits: 6,
+                    from: 603_799,
+                    to: 603_799,
+                }],
+                budget: Some(10_000_000),
+                ..Default::default()
+            },
+        )?;
         // Book City runs a loyalty programme (Cafe Naderi does not, so
         // both kinds of merchant can be tried): a point per 10,000 rials,
         // more for higher tiers, and every 500 points become 50,000 rials
         // of store credit there.
-        engine
-            .put_program(
-                &m2,
-                &Program {
-                    points: 1,
-                    per_amount: 10_000,
-                    tier_bps: [10_000, 12_500, 15_000, 20_000],
-                    credit_per_point: 100,
-                    auto_convert_at: Some(500),
-                    referral_points: 200,
-                    points_valid_days: Some(365),
-                    credit_valid_days: Some(180),
-                    ..Program::default()
-                },
-            )
-            .map_err(e)?;
+        engine.put_program(
+            &m2,
+            &Program {
+                points: 1,
+                per_amount: 10_000,
+                tier_bps: [10_000, 12_500, 15_000, 20_000],
+                credit_per_point: 100,
+                auto_convert_at: Some(500),
+                referral_points: 200,
+                points_valid_days: Some(365),
+                credit_valid_days: Some(180),
+                ..Program::default()
+            },
+        )?;
         for (_, body, kind, member, balance, exp, blocked) in CARDS {
-            let number = luhn_complete(body).ok_or("demo card without Luhn digit")?;
-            let card = engine
-                .issue_card(&NewCard {
-                    pan: parse(&number)?,
-                    kind,
-                    member: Some(members[member]),
-                    expiry: Expiry::from_yymm(exp.as_bytes()),
-                    max_amount: None,
-                    daily_limit: None,
-                })
-                .map_err(e)?;
+            let number = luhn_complete(body)
+                .ok_or_else(|| SwitchError::invalid("demo card without Luhn digit"))?;
+            let card = engine.issue_card(&NewCard {
+                pan: parse(&number)?,
+                kind,
+                member: Some(members[member]),
+                expiry: Expiry::from_yymm(exp.as_bytes()),
+                max_amount: None,
+                daily_limit: None,
+            })?;
             if balance > 0 {
-                engine
-                    .top_up(
-                        &card.hash,
-                        Amount::new(balance).unwrap_or(Amount::ZERO),
-                        now,
-                    )
-                    .map_err(e)?;
+                engine.top_up(
+                    &card.hash,
+                    Amount::new(balance).unwrap_or(Amount::ZERO),
+                    now,
+                )?;
             }
             if blocked {
-                engine
-                    .update_card(&card.hash, |c| c.status = Status::Blocked)
-                    .map_err(e)?;
+                engine.update_card(&card.hash, |c| c.status = Status::Blocked)?;
             }
         }
-        engine.store().durable().wait().map_err(|e| e.to_string())?;
+        engine.store().durable().wait()?;
     }
     for (label, body, kind, member, balance, exp, blocked) in CARDS {
-        let number = luhn_complete(body).ok_or("demo card without Luhn digit")?;
+        let number = luhn_complete(body)
+            .ok_or_else(|| SwitchError::invalid("demo card without Luhn digit"))?;
         cards_out.push(json!({
             "label": label, "pan": number, "expiry": exp, "kind": kind, "member": MEMBERS[member].0,
             "initial_club_balance": balance, "blocked": blocked,
@@ -320,6 +298,9 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
             .as_bytes(),
         Access::Owner,
     )
-    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    .map_err(|source| SwitchError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }

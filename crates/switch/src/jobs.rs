@@ -11,6 +11,7 @@ use clubswitch_engine::UnixTime;
 use tokio::sync::watch;
 
 use crate::config::parse_hhmm;
+use crate::error::SwitchError;
 use crate::handler::Switch;
 use crate::layout::archive_dir;
 use crate::notify::{self, Channel};
@@ -18,7 +19,7 @@ use crate::settlement;
 
 /// Starts every periodic job of the daemon; each stops when `stop` turns
 /// true.
-pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), String> {
+pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), SwitchError> {
     tokio::spawn(housekeeping(Arc::clone(switch), stop.clone()));
     tokio::spawn(archiver(Arc::clone(switch), stop.clone()));
     let channel = notify::channel(&switch.cfg.notices)?;
@@ -36,7 +37,7 @@ async fn every<R>(
     what: &'static str,
     mut round: impl FnMut(UnixTime) -> R,
 ) where
-    R: FnOnce() -> Result<(), String> + Send + 'static,
+    R: FnOnce() -> Result<(), SwitchError> + Send + 'static,
 {
     let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -77,17 +78,14 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         }
         let s = Arc::clone(&switch);
         move || {
-            let n = s
-                .engine
-                .expire_holds(now, 10_000)
-                .map_err(|e| e.to_string())?;
+            let n = s.engine.expire_holds(now, 10_000)?;
             if n > 0 {
                 tracing::info!(expired = n, "holds expired");
             }
             if let Some(r) = s
                 .engine
                 .review_standing(now)
-                .map_err(|e| format!("loyalty review: {e}"))?
+                .map_err(SwitchError::LoyaltyReview)?
             {
                 tracing::info!(
                     members = r.members,
@@ -97,11 +95,7 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     "monthly loyalty review"
                 );
             }
-            if let Some(r) = s
-                .engine
-                .daily_pass(now)
-                .map_err(|e| format!("daily pass: {e}"))?
-            {
+            if let Some(r) = s.engine.daily_pass(now).map_err(SwitchError::DailyPass)? {
                 tracing::info!(
                     lots = r.lots_checked,
                     points_expired = r.points_expired,
@@ -113,7 +107,7 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 );
             }
             if settle_now {
-                let batches = s.engine.settle(now, now).map_err(|e| e.to_string())?;
+                let batches = s.engine.settle(now, now)?;
                 let files = settlement::write_files(&s.cfg, &batches, now)?;
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
@@ -144,11 +138,11 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
             let purge = s
                 .engine
                 .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
-                .map_err(|e| format!("purging request records: {e}"))?;
+                .map_err(SwitchError::PurgeRequests)?;
             let run = s
                 .engine
                 .archive(now.plus(-s.cfg.archive.after_secs), &dir)
-                .map_err(|e| format!("archiving: {e}"))?;
+                .map_err(SwitchError::Archive)?;
             s.metrics.archived(&run, purge.removed);
             if run.transactions + run.journal_entries + purge.removed > 0 {
                 tracing::info!(

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod error;
 pub mod handler;
 pub mod http;
 pub mod jobs;

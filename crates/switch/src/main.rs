@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use clubswitch::cli;
-use clubswitch::config::Config;
+use clubswitch::config::{Config, LogFormat};
+use clubswitch::error::SwitchError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,9 +102,9 @@ enum ConfigCmd {
     Default,
 }
 
-fn config(a: &RunArgs) -> Result<Config, String> {
+fn config(a: &RunArgs) -> Result<Config, SwitchError> {
     let mut cfg = match &a.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        Some(p) => Config::load(p)?,
         None => Config::default(),
     };
     if let Some(d) = &a.data_dir {
@@ -122,12 +123,12 @@ fn config(a: &RunArgs) -> Result<Config, String> {
     }
     if let Some(f) = &a.log_format {
         cfg.log.format = match f.as_str() {
-            "json" => clubswitch::config::LogFormat::Json,
-            "human" => clubswitch::config::LogFormat::Human,
-            other => return Err(format!("--log-format {other}: human or json")),
+            "json" => LogFormat::Json,
+            "human" => LogFormat::Human,
+            other => return Err(SwitchError::LogFormat(other.to_owned())),
         };
     }
-    cfg.check().map_err(|e| e.to_string())?;
+    cfg.check()?;
     Ok(cfg)
 }
 
@@ -141,7 +142,7 @@ fn main() -> ExitCode {
             match out {
                 Some(p) => clubswitch::master::write_key_file(&p, &key)
                     .map(|_| println!("wrote a new master key to {}", p.display()))
-                    .map_err(|e| format!("{}: {e}", p.display())),
+                    .map_err(|source| SwitchError::Io { path: p, source }),
                 None => {
                     println!("{key}");
                     Ok(())
@@ -150,8 +151,8 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCmd::Check { path }) => cli::config::check(&path),
         Command::Config(ConfigCmd::Default) => cli::config::print_default(),
-        Command::Wire(cmd) => cli::wire::run(cmd).map_err(|e| e.to_string()),
-        Command::Admin(a) => cli::admin::run(a).map_err(|e| e.to_string()),
+        Command::Wire(cmd) => cli::wire::run(cmd).map_err(SwitchError::from),
+        Command::Admin(a) => cli::admin::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),

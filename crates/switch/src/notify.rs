@@ -14,20 +14,21 @@ use clubswitch_engine::notice::backoff;
 use clubswitch_engine::{Engine, Notice, NoticeKind, UnixTime};
 use serde_json::{json, Value};
 
-use crate::config::{format_date, NoticeChannel, Notices};
+use crate::config::{format_date, ConfigError, NoticeChannel, Notices};
+use crate::error::SwitchError;
 use crate::metrics::Metrics;
 
 /// Where notices go.
 pub trait Channel: Send + Sync {
     /// Delivers one notice; an error means it was not accepted.
-    fn send(&self, notice: &Notice, text: &str) -> Result<(), String>;
+    fn send(&self, notice: &Notice, text: &str) -> Result<(), SwitchError>;
 }
 
 /// Writes notices to the log, the phone number masked (the demo).
 pub struct LogChannel;
 
 impl Channel for LogChannel {
-    fn send(&self, n: &Notice, text: &str) -> Result<(), String> {
+    fn send(&self, n: &Notice, text: &str) -> Result<(), SwitchError> {
         tracing::info!(
             id = n.id,
             member = n.member.0,
@@ -56,7 +57,7 @@ impl Webhook {
 }
 
 impl Channel for Webhook {
-    fn send(&self, n: &Notice, text: &str) -> Result<(), String> {
+    fn send(&self, n: &Notice, text: &str) -> Result<(), SwitchError> {
         let body = json!({
             "id": n.id,
             "member": n.member.0,
@@ -71,25 +72,28 @@ impl Channel for Webhook {
         }
         match req.send_json(body) {
             Ok(_) => Ok(()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("gateway answered {code}")),
-            Err(e) => Err(format!("gateway: {e}")),
+            Err(ureq::Error::Status(code, _)) => Err(SwitchError::GatewayStatus(code)),
+            Err(e) => Err(SwitchError::Gateway(Box::new(e))),
         }
     }
 }
 
 /// The channel the configuration asks for.
-pub fn channel(cfg: &Notices) -> Result<Box<dyn Channel>, String> {
+pub fn channel(cfg: &Notices) -> Result<Box<dyn Channel>, SwitchError> {
     match cfg.channel {
         NoticeChannel::Log => Ok(Box::new(LogChannel)),
         NoticeChannel::Webhook => {
             let url = cfg
                 .webhook_url
                 .clone()
-                .ok_or("notices.webhook_url is not set")?;
+                .ok_or_else(|| ConfigError::Invalid("notices.webhook_url is not set".into()))?;
             let token = match &cfg.webhook_token_file {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
-                        .map_err(|e| format!("{}: {e}", p.display()))?
+                        .map_err(|source| SwitchError::Io {
+                            path: p.clone(),
+                            source,
+                        })?
                         .trim()
                         .to_owned(),
                 ),
@@ -277,10 +281,10 @@ pub fn round(
     tier_names: &[String; 4],
     metrics: &Metrics,
     now: UnixTime,
-) -> Result<(), String> {
+) -> Result<(), SwitchError> {
     let due = engine
         .due_notices(now, cfg.per_round, SCAN_PER_ROUND)
-        .map_err(|e| format!("reading the outbox: {e}"))?;
+        .map_err(SwitchError::Outbox)?;
     let mut delivered = Vec::with_capacity(due.len());
     let mut failed = None;
     for n in due {
@@ -306,11 +310,14 @@ pub fn round(
     }
     engine
         .notices_delivered(&delivered)
-        .map_err(|e| format!("removing {} delivered notices: {e}", delivered.len()))?;
+        .map_err(|source| SwitchError::NoticesDelivered {
+            count: delivered.len(),
+            source,
+        })?;
     match failed {
         Some((id, e, wait)) => engine
-            .notice_failed(id, now, &e, wait)
-            .map_err(|e| format!("rescheduling notice {id}: {e}")),
+            .notice_failed(id, now, &e.to_string(), wait)
+            .map_err(|source| SwitchError::NoticeRescheduled { id, source }),
         None => Ok(()),
     }
 }

@@ -7,6 +7,7 @@ use clubswitch_engine::durable_file::{self, Access};
 use clubswitch_engine::{SettlementBatch, UnixTime};
 
 use crate::config::Config;
+use crate::error::SwitchError;
 use crate::layout::settlement_dir;
 
 /// Writes settlement batches as CSV and JSON under the settlement directory.
@@ -14,12 +15,15 @@ pub fn write_files(
     cfg: &Config,
     batches: &[SettlementBatch],
     now: UnixTime,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, SwitchError> {
     if batches.is_empty() {
         return Ok(Vec::new());
     }
     let dir = settlement_dir(cfg);
-    durable_file::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    durable_file::create_dir_all(&dir).map_err(|source| SwitchError::Create {
+        path: dir.clone(),
+        source,
+    })?;
     let first = batches.first().map_or(0, |b| b.id);
     let stem = dir.join(format!("settlement-{}-{first}", now.0));
     let csv = stem.with_extension("csv");
@@ -28,8 +32,12 @@ pub fn write_files(
         (&csv, clubswitch_engine::settlement::to_csv(batches)),
         (&json, clubswitch_engine::settlement::to_json(batches)),
     ] {
-        durable_file::replace(path, text.as_bytes(), Access::Default)
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        durable_file::replace(path, text.as_bytes(), Access::Default).map_err(|source| {
+            SwitchError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
     }
     Ok(vec![csv, json])
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::error::SwitchError;
+
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The admin API.
@@ -250,33 +252,27 @@ pub enum CardCmd {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("the admin token: {0}")]
-    Token(String),
-    #[error("{0}")]
-    Http(String),
-    #[error("{0}")]
-    Input(String),
-}
-
-fn read_pan() -> Result<String, AdminError> {
+fn read_pan() -> Result<String, SwitchError> {
     let mut s = String::new();
     std::io::stdin()
         .read_line(&mut s)
-        .map_err(|e| AdminError::Input(e.to_string()))?;
+        .map_err(SwitchError::Stdin)?;
     Ok(s.trim().to_owned())
 }
 
-fn parse_json(s: &str) -> Result<Value, AdminError> {
-    serde_json::from_str(s).map_err(|e| AdminError::Input(format!("not JSON: {e}")))
+fn parse_json(s: &str) -> Result<Value, SwitchError> {
+    serde_json::from_str(s).map_err(SwitchError::NotJson)
 }
 
-pub fn run(a: AdminArgs) -> Result<(), AdminError> {
+pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     let token = match std::env::var(crate::config::ADMIN_TOKEN_ENV) {
         Ok(t) => t,
-        Err(_) => std::fs::read_to_string(&a.token_file)
-            .map_err(|e| AdminError::Token(format!("{}: {e}", a.token_file.display())))?,
+        Err(_) => {
+            std::fs::read_to_string(&a.token_file).map_err(|source| SwitchError::AdminToken {
+                path: a.token_file.clone(),
+                source,
+            })?
+        }
     };
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
         AdminCommand::Merchant { cmd } => match cmd {
@@ -444,7 +440,7 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
         }
         AdminCommand::Audit => ("GET", "/v1/audit".into(), None),
         AdminCommand::Backup { out } => {
-            let dir = crate::backup::absolute(&out).map_err(AdminError::Input)?;
+            let dir = crate::backup::absolute(&out)?;
             (
                 "POST",
                 "/v1/backup".into(),
@@ -457,11 +453,7 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
                 "GET" => "GET",
                 "POST" => "POST",
                 "PUT" => "PUT",
-                other => {
-                    return Err(AdminError::Input(format!(
-                        "method {other} is not used by the admin API"
-                    )))
-                }
+                other => return Err(SwitchError::Method(other.to_owned())),
             };
             (m, path, body)
         }
@@ -479,7 +471,7 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
             let mut text = String::new();
             r.into_reader()
                 .read_to_string(&mut text)
-                .map_err(|e| AdminError::Http(e.to_string()))?;
+                .map_err(SwitchError::HttpBody)?;
             match serde_json::from_str::<Value>(&text) {
                 Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
                 Err(_) => print!("{text}"),
@@ -492,8 +484,11 @@ pub fn run(a: AdminArgs) -> Result<(), AdminError> {
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_owned))
                 .unwrap_or(text);
-            Err(AdminError::Http(format!("{code}: {msg}")))
+            Err(SwitchError::AdminStatus { code, message: msg })
         }
-        Err(e) => Err(AdminError::Http(format!("{url}: {e}"))),
+        Err(e) => Err(SwitchError::Http {
+            what: url,
+            source: Box::new(e),
+        }),
     }
 }

@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use crate::config::Config;
+use crate::error::SwitchError;
 
 /// `config check`: parse, check, and say what would run.
-pub fn check(path: &Path) -> Result<(), String> {
-    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+pub fn check(path: &Path) -> Result<(), SwitchError> {
+    let cfg = Config::load(path)?;
     println!("{}: ok", path.display());
     for l in &cfg.listeners {
         println!("  terminals on {} ({:?} length header)", l.addr, l.header);
@@ -21,8 +22,7 @@ pub fn check(path: &Path) -> Result<(), String> {
 }
 
 /// `config default`: the built-in configuration as TOML.
-pub fn print_default() -> Result<(), String> {
-    toml::to_string_pretty(&Config::default())
-        .map(|s| print!("{s}"))
-        .map_err(|e| e.to_string())
+pub fn print_default() -> Result<(), SwitchError> {
+    print!("{}", toml::to_string_pretty(&Config::default())?);
+    Ok(())
 }

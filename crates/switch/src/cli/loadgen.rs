@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::client::{Connection, Terminal};
+use crate::error::SwitchError;
 
 #[derive(Debug, Args)]
 pub struct LoadgenArgs {
@@ -92,28 +93,31 @@ struct Tally {
     approvals: Vec<Value>,
 }
 
-fn parse_mix(s: &str) -> Result<Vec<(Flow, u32)>, String> {
+fn parse_mix(s: &str) -> Result<Vec<(Flow, u32)>, SwitchError> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let (name, w) = part
             .split_once('=')
-            .ok_or_else(|| format!("mix part {part:?}: name=weight"))?;
-        let w: u32 = w.trim().parse().map_err(|_| format!("mix weight {w:?}"))?;
+            .ok_or_else(|| SwitchError::invalid(format!("mix part {part:?}: name=weight")))?;
+        let w: u32 = w
+            .trim()
+            .parse()
+            .map_err(|_| SwitchError::invalid(format!("mix weight {w:?}")))?;
         let f = match name.trim() {
             "discount" => Flow::Discount,
             "club" => Flow::Club,
             "store" => Flow::Store,
             "inquiry" => Flow::Inquiry,
             other => {
-                return Err(format!(
+                return Err(SwitchError::invalid(format!(
                     "unknown flow {other:?}: discount, club, store, inquiry"
-                ))
+                )))
             }
         };
         out.push((f, w));
     }
     if out.iter().map(|(_, w)| w).sum::<u32>() == 0 {
-        return Err("the mix has no weight".into());
+        return Err(SwitchError::invalid("the mix has no weight"));
     }
     Ok(out)
 }
@@ -123,21 +127,26 @@ fn random_bank_card(rng: &mut impl Rng) -> String {
     crate::demo::luhn_complete(&body).unwrap_or(body)
 }
 
-fn setup(a: &LoadgenArgs) -> Result<Setup, String> {
-    let text =
-        std::fs::read_to_string(&a.demo).map_err(|e| format!("{}: {e}", a.demo.display()))?;
-    let demo: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+fn setup(a: &LoadgenArgs) -> Result<Setup, SwitchError> {
+    let text = std::fs::read_to_string(&a.demo).map_err(|source| SwitchError::Io {
+        path: a.demo.clone(),
+        source,
+    })?;
+    let demo: Value = serde_json::from_str(&text).map_err(|source| SwitchError::Json {
+        path: a.demo.clone(),
+        source,
+    })?;
     let mut terminals = Vec::new();
     for t in demo["terminals"].as_array().into_iter().flatten() {
         let id: TerminalId = t["id"]
             .as_str()
             .unwrap_or_default()
             .parse()
-            .map_err(|_| "demo terminal id")?;
+            .map_err(|_| SwitchError::invalid("demo terminal id"))?;
         let tmk = t["tmk"]
             .as_str()
             .and_then(Tmk::from_hex)
-            .ok_or("demo terminal key")?;
+            .ok_or_else(|| SwitchError::invalid("demo terminal key"))?;
         let merchant = t["merchant"].as_str().unwrap_or_default().to_owned();
         let seed = rand::random::<u32>() % 900_000;
         terminals.push((id, tmk, merchant, Arc::new(AtomicU32::new(seed))));
@@ -171,14 +180,16 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, String> {
     })
 }
 
-fn admin_auth(a: &LoadgenArgs) -> Result<String, String> {
-    let token = std::fs::read_to_string(&a.token_file)
-        .map_err(|e| format!("{}: {e}", a.token_file.display()))?;
+fn admin_auth(a: &LoadgenArgs) -> Result<String, SwitchError> {
+    let token = std::fs::read_to_string(&a.token_file).map_err(|source| SwitchError::Io {
+        path: a.token_file.clone(),
+        source,
+    })?;
     Ok(format!("Bearer {}", token.trim()))
 }
 
 /// A loyalty programme at `merchant` that exercises every earning path.
-fn put_program(a: &LoadgenArgs, merchant: &str) -> Result<(), String> {
+fn put_program(a: &LoadgenArgs, merchant: &str) -> Result<(), SwitchError> {
     ureq::put(&format!("{}/v1/merchants/{merchant}/program", a.admin_url))
         .set("Authorization", &admin_auth(a)?)
         .send_json(json!({
@@ -190,27 +201,36 @@ fn put_program(a: &LoadgenArgs, merchant: &str) -> Result<(), String> {
             "credit_per_point": 100,
             "auto_convert_at": 500,
         }))
-        .map_err(|e| format!("loyalty programme for {merchant}: {e}"))?;
+        .map_err(|e| SwitchError::Http {
+            what: format!("loyalty programme for {merchant}"),
+            source: Box::new(e),
+        })?;
     Ok(())
 }
 
 /// Issues `a.cards` club cards and tops each up, through the admin API.
-fn create_cards(a: &LoadgenArgs) -> Result<Vec<String>, String> {
+fn create_cards(a: &LoadgenArgs) -> Result<Vec<String>, SwitchError> {
     let auth = admin_auth(a)?;
     let start = u64::from(rand::random::<u32>() % 1_000_000);
     let resp: Value = ureq::post(&format!("{}/v1/cards/batch", a.admin_url))
         .set("Authorization", &auth)
         .send_json(json!({ "bin": "99887766", "count": a.cards, "start": start }))
-        .map_err(|e| format!("issuing cards: {e}"))?
+        .map_err(|e| SwitchError::Http {
+            what: "issuing cards".into(),
+            source: Box::new(e),
+        })?
         .into_json()
-        .map_err(|e| e.to_string())?;
+        .map_err(SwitchError::HttpBody)?;
     let mut out = Vec::new();
     for c in resp["personalization"].as_array().into_iter().flatten() {
         let hash = c["hash"].as_str().unwrap_or_default();
         ureq::post(&format!("{}/v1/cards/{hash}/top-up", a.admin_url))
             .set("Authorization", &auth)
             .send_json(json!({ "amount": 900_000_000_000u64 }))
-            .map_err(|e| format!("top-up: {e}"))?;
+            .map_err(|e| SwitchError::Http {
+                what: "top-up".into(),
+                source: Box::new(e),
+            })?;
         out.push(c["pan"].as_str().unwrap_or_default().to_owned());
     }
     Ok(out)
@@ -378,21 +398,29 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
 }
 
-pub fn run(a: LoadgenArgs) -> Result<(), String> {
+pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
     let setup = Arc::new(setup(&a)?);
     if setup.terminals.is_empty() || setup.club_cards.is_empty() {
-        return Err("demo.json has no terminals or club cards".into());
+        return Err(SwitchError::invalid(
+            "demo.json has no terminals or club cards",
+        ));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(SwitchError::Runtime)?;
     rt.block_on(async {
         let mut idle = Vec::with_capacity(a.idle);
         for _ in 0..a.idle {
             match tokio::net::TcpStream::connect(&a.addr).await {
                 Ok(s) => idle.push(s),
-                Err(e) => return Err(format!("idle connection {} of {}: {e}", idle.len() + 1, a.idle)),
+                Err(source) => {
+                    return Err(SwitchError::IdleConnection {
+                        n: idle.len() + 1,
+                        of: a.idle,
+                        source,
+                    })
+                }
             }
         }
         let started = Instant::now();
@@ -413,7 +441,7 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
             .collect();
         let mut all = Tally::default();
         for t in tasks {
-            let t = t.await.map_err(|e| e.to_string())?;
+            let t = t.await?;
             all.latencies_us.extend(t.latencies_us);
             all.flows += t.flows;
             all.errors += t.errors;
@@ -436,7 +464,10 @@ pub fn run(a: LoadgenArgs) -> Result<(), String> {
                 lines.push_str(&v.to_string());
                 lines.push('\n');
             }
-            std::fs::write(path, lines).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(path, lines).map_err(|source| SwitchError::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
         all.latencies_us.sort_unstable();
         let msgs = all.latencies_us.len();

@@ -5,18 +5,18 @@ use std::path::Path;
 use clubswitch_engine::store::Table;
 use clubswitch_engine::{Terminal, UnixTime};
 
-use crate::boot::{CARD_KEY, CARD_KEY_PURPOSE};
+use crate::boot::{master_key, open_engine, CARD_KEY, CARD_KEY_PURPOSE};
 use crate::config::Config;
+use crate::error::SwitchError;
 use crate::handler::TMK_PURPOSE;
+use crate::layout::archive_dir;
 use crate::master::MasterKey;
 
 /// `clubswitch audit`: the invariants of a stopped switch's ledger.
-pub fn audit(cfg: &Config) -> Result<(), String> {
-    let master = crate::boot::master_key(cfg, false)?;
-    let engine = crate::boot::open_engine(cfg, &master)?;
-    let r = engine
-        .audit_all(&crate::layout::archive_dir(&cfg.data_dir))
-        .map_err(|e| e.to_string())?;
+pub fn audit(cfg: &Config) -> Result<(), SwitchError> {
+    let master = master_key(cfg, false)?;
+    let engine = open_engine(cfg, &master)?;
+    let r = engine.audit_all(&archive_dir(&cfg.data_dir))?;
     println!(
         "journal entries {}, accounts {}, transactions {}, pending holds {}, request records {}, settlements {}",
         r.journal_entries, r.accounts, r.transactions, r.pending_holds, r.requests, r.settlements
@@ -32,33 +32,29 @@ pub fn audit(cfg: &Config) -> Result<(), String> {
         for v in &r.violations {
             println!("violation: {v}");
         }
-        Err(format!("audit: {} violations", r.violations.len()))
+        Err(SwitchError::AuditFailed(r.violations.len()))
     }
 }
 
 /// `clubswitch archive`: one archiver round on a stopped data directory.
-pub fn archive(cfg: &Config) -> Result<(), String> {
-    let master = crate::boot::master_key(cfg, false)?;
-    let engine = crate::boot::open_engine(cfg, &master)?;
+pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
+    let master = master_key(cfg, false)?;
+    let engine = open_engine(cfg, &master)?;
     let now = UnixTime::now();
     let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
     let mut purged = 0;
     loop {
-        let p = engine
-            .purge_requests(now.plus(-keep), 1_000_000)
-            .map_err(|e| e.to_string())?;
+        let p = engine.purge_requests(now.plus(-keep), 1_000_000)?;
         purged += p.removed;
         if p.wrapped {
             break;
         }
     }
-    let run = engine
-        .archive(
-            now.plus(-cfg.archive.after_secs),
-            &crate::layout::archive_dir(&cfg.data_dir),
-        )
-        .map_err(|e| e.to_string())?;
-    engine.store().close().map_err(|e| e.to_string())?;
+    let run = engine.archive(
+        now.plus(-cfg.archive.after_secs),
+        &archive_dir(&cfg.data_dir),
+    )?;
+    engine.store().close()?;
     println!(
         "archived {} transactions and {} journal entries into {} files; forgot {purged} request records and {} daily counters",
         run.transactions,
@@ -75,49 +71,39 @@ pub fn archive(cfg: &Config) -> Result<(), String> {
 /// Re-seals every terminal key (current and previous) and the card-hash key
 /// under a new master key. Run with the switch stopped; afterwards point the
 /// configuration at the new key.
-pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), String> {
-    let old = crate::boot::master_key(cfg, false)?;
-    let new = MasterKey::load(Some(new_key)).map_err(|e| e.to_string())?;
-    let engine = crate::boot::open_engine(cfg, &old)?;
-    let terminals: Vec<Terminal> = engine.terminals().map_err(|e| e.to_string())?;
+pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
+    let old = master_key(cfg, false)?;
+    let new = MasterKey::load(Some(new_key))?;
+    let engine = open_engine(cfg, &old)?;
+    let terminals: Vec<Terminal> = engine.terminals()?;
     for t in &terminals {
-        let current = old
-            .unseal(TMK_PURPOSE, &t.sealed_tmk)
-            .map_err(|e| format!("{}: {e}", t.id))?;
+        let current =
+            old.unseal(TMK_PURPOSE, &t.sealed_tmk)
+                .map_err(|source| SwitchError::TerminalKey {
+                    terminal: t.id,
+                    source,
+                })?;
         let sealed = new.seal(TMK_PURPOSE, &current);
         let previous = match &t.previous_tmk {
-            Some((s, until)) => Some((
-                new.seal(
-                    TMK_PURPOSE,
-                    &old.unseal(TMK_PURPOSE, s).map_err(|e| e.to_string())?,
-                ),
-                *until,
-            )),
+            Some((s, until)) => Some((new.seal(TMK_PURPOSE, &old.unseal(TMK_PURPOSE, s)?), *until)),
             None => None,
         };
-        engine
-            .update_terminal(&t.id, |x| {
-                x.sealed_tmk = sealed.clone();
-                x.previous_tmk = previous.clone();
-            })
-            .map_err(|e| e.to_string())?;
+        engine.update_terminal(&t.id, |x| {
+            x.sealed_tmk = sealed.clone();
+            x.previous_tmk = previous.clone();
+        })?;
     }
     let store = engine.store();
     let sealed: Vec<u8> = store
-        .get(Table::Meta, CARD_KEY)
-        .map_err(|e| e.to_string())?
-        .ok_or("no card key in this data directory")?;
-    let card_key = old
-        .unseal(CARD_KEY_PURPOSE, &sealed)
-        .map_err(|e| e.to_string())?;
-    store
-        .put(
-            Table::Meta,
-            CARD_KEY,
-            &new.seal(CARD_KEY_PURPOSE, &card_key),
-        )
-        .map_err(|e| e.to_string())?;
-    store.close().map_err(|e| e.to_string())?;
+        .get(Table::Meta, CARD_KEY)?
+        .ok_or(SwitchError::NoCardKey)?;
+    let card_key = old.unseal(CARD_KEY_PURPOSE, &sealed)?;
+    store.put(
+        Table::Meta,
+        CARD_KEY,
+        &new.seal(CARD_KEY_PURPOSE, &card_key),
+    )?;
+    store.close()?;
     println!(
         "re-sealed {} terminal keys and the card key under the new master key",
         terminals.len()

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::client::{ClientError, Connection, Terminal};
+use crate::error::SwitchError;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -83,9 +84,15 @@ struct Demo {
     cards: BTreeMap<String, (String, Option<String>)>,
 }
 
-fn load_demo(path: &Path) -> Result<Demo, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+fn load_demo(path: &Path) -> Result<Demo, SwitchError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SwitchError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|source| SwitchError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut d = Demo {
         terminals: BTreeMap::new(),
         cards: BTreeMap::new(),
@@ -121,14 +128,14 @@ fn field_text(n: u8, v: &[u8]) -> String {
 }
 
 /// Replaces `{step.N}` (response field) and `{step.req.N}` (request field).
-fn substitute(s: &str, records: &BTreeMap<String, Record>) -> Result<String, String> {
+fn substitute(s: &str, records: &BTreeMap<String, Record>) -> Result<String, SwitchError> {
     let mut out = String::new();
     let mut rest = s;
     while let Some(i) = rest.find('{') {
         out.push_str(&rest[..i]);
         let end = rest[i..]
             .find('}')
-            .ok_or_else(|| format!("unclosed {{ in {s:?}"))?
+            .ok_or_else(|| SwitchError::fixture(format!("unclosed {{ in {s:?}")))?
             + i;
         let expr = &rest[i + 1..end];
         let parts: Vec<&str> = expr.split('.').collect();
@@ -136,22 +143,21 @@ fn substitute(s: &str, records: &BTreeMap<String, Record>) -> Result<String, Str
             [step, f] => (*step, false, *f),
             [step, "req", f] => (*step, true, *f),
             _ => {
-                return Err(format!(
+                return Err(SwitchError::fixture(format!(
                     "cannot read {{{expr}}}: use {{step.N}} or {{step.req.N}}"
-                ))
+                )))
             }
         };
-        let n: u8 = field
-            .parse()
-            .map_err(|_| format!("{{{expr}}}: {field} is not a field number"))?;
+        let n: u8 = field.parse().map_err(|_| {
+            SwitchError::fixture(format!("{{{expr}}}: {field} is not a field number"))
+        })?;
         let rec = records
             .get(step)
-            .ok_or_else(|| format!("{{{expr}}}: no earlier step {step:?}"))?;
+            .ok_or_else(|| SwitchError::fixture(format!("{{{expr}}}: no earlier step {step:?}")))?;
         let msg = if req { &rec.sent } else { &rec.got };
-        let v = msg
-            .as_ref()
-            .and_then(|(_, m)| m.get(n))
-            .ok_or_else(|| format!("{{{expr}}}: step {step:?} has no DE {n}"))?;
+        let v = msg.as_ref().and_then(|(_, m)| m.get(n)).ok_or_else(|| {
+            SwitchError::fixture(format!("{{{expr}}}: step {step:?} has no DE {n}"))
+        })?;
         out.push_str(&field_text(n, v));
         rest = &rest[end + 1..];
     }
@@ -167,25 +173,25 @@ struct Runner {
 }
 
 impl Runner {
-    fn terminal(&mut self, id: &str, tmk: Option<&str>) -> Result<Terminal, String> {
+    fn terminal(&mut self, id: &str, tmk: Option<&str>) -> Result<Terminal, SwitchError> {
         if let Some(k) = tmk {
-            let tmk = Tmk::from_hex(k).ok_or("tmk must be 64 hex digits")?;
-            let tid: TerminalId = id
-                .parse()
-                .map_err(|_| format!("terminal {id:?} is not 8 characters"))?;
+            let tmk = Tmk::from_hex(k)
+                .ok_or_else(|| SwitchError::fixture("tmk must be 64 hex digits"))?;
+            let tid: TerminalId = id.parse().map_err(|_| {
+                SwitchError::fixture(format!("terminal {id:?} is not 8 characters"))
+            })?;
             return Ok(Terminal::new(tid, &tmk));
         }
         if let Some(t) = self.terminals.get(id) {
             return Ok(t.clone());
         }
-        let tmk = self
-            .demo
-            .terminals
-            .get(id)
-            .ok_or_else(|| format!("terminal {id} is not in demo.json"))?;
+        let tmk =
+            self.demo.terminals.get(id).ok_or_else(|| {
+                SwitchError::fixture(format!("terminal {id} is not in demo.json"))
+            })?;
         let tid: TerminalId = id
             .parse()
-            .map_err(|_| format!("terminal {id:?} is not 8 characters"))?;
+            .map_err(|_| SwitchError::fixture(format!("terminal {id:?} is not 8 characters")))?;
         let start = (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -197,7 +203,7 @@ impl Runner {
         Ok(t)
     }
 
-    fn card(&self, c: &str) -> Result<CardData, String> {
+    fn card(&self, c: &str) -> Result<CardData, SwitchError> {
         let (pan, exp) = match c.split_once('=') {
             Some((p, e)) => (p.to_owned(), Some(e.to_owned())),
             None => match self.demo.cards.get(c) {
@@ -209,7 +215,10 @@ impl Runner {
             Some(e) => format!("{pan}={e}"),
             None => pan,
         };
-        CardData::from_plaintext(plain.as_bytes()).map_err(|e| format!("card {c:?}: {e}"))
+        CardData::from_plaintext(plain.as_bytes()).map_err(|source| SwitchError::Card {
+            card: c.to_owned(),
+            source,
+        })
     }
 
     fn build(
@@ -217,18 +226,18 @@ impl Runner {
         step: &Step,
         default_terminal: Option<&str>,
         records: &BTreeMap<String, Record>,
-    ) -> Result<(Bytes, Message, Terminal), String> {
+    ) -> Result<(Bytes, Message, Terminal), SwitchError> {
         let tid = step
             .terminal
             .as_deref()
             .or(default_terminal)
-            .ok_or("no terminal for the step")?
+            .ok_or_else(|| SwitchError::fixture("no terminal for the step"))?
             .to_owned();
         let mut term = self.terminal(&tid, step.tmk.as_deref())?;
         let mti: Mti = step
             .mti
             .parse()
-            .map_err(|_| format!("mti {:?}", step.mti))?;
+            .map_err(|_| SwitchError::fixture(format!("mti {:?}", step.mti)))?;
         let mut m = term.request(mti, step.de7_offset);
         if step.tmk.is_none() {
             self.terminals.insert(tid.clone(), term.clone());
@@ -237,7 +246,7 @@ impl Runner {
             let (_, o) = records
                 .get(other)
                 .and_then(|r| r.sent.as_ref())
-                .ok_or_else(|| format!("same_key_as: no step {other:?}"))?;
+                .ok_or_else(|| SwitchError::fixture(format!("same_key_as: no step {other:?}")))?;
             for n in [7, 11] {
                 if let Some(v) = o.get_bytes(n) {
                     let _ = m.set(n, v.clone());
@@ -247,34 +256,38 @@ impl Runner {
         for (k, v) in &step.fields {
             let n: u8 = k
                 .parse()
-                .map_err(|_| format!("field {k:?} is not a number"))?;
+                .map_err(|_| SwitchError::fixture(format!("field {k:?} is not a number")))?;
             let v = substitute(v, records)?;
             let bytes = match spec::field(n).map(|s| s.encoding) {
-                Some(Encoding::Binary) => hex::decode(&v).map_err(|e| format!("DE {n}: {e}"))?,
+                Some(Encoding::Binary) => hex::decode(&v).map_err(|source| SwitchError::Hex {
+                    what: format!("DE {n}"),
+                    source,
+                })?,
                 _ => v.into_bytes(),
             };
-            m.set(n, bytes).map_err(|e| e.to_string())?;
+            m.set(n, bytes)?;
         }
         if let Some(c) = &step.card {
             let card = self.card(c)?;
-            term.seal_card(&mut m, &card).map_err(|e| e.to_string())?;
+            term.seal_card(&mut m, &card)?;
         }
         match step.card_block.as_deref() {
-            Some("garbage") => m
-                .set(
-                    120,
-                    &b"00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF"[..],
-                )
-                .map_err(|e| e.to_string())?,
+            Some("garbage") => m.set(
+                120,
+                &b"00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF"[..],
+            )?,
             Some("wrong-aad") => {
                 let card = self.card(step.card.as_deref().unwrap_or("sara-club"))?;
                 let mut other = m.clone();
                 let _ = other.set(11, &b"999999"[..]);
-                let aad = clubswitch_wire::CardAad::of(&other).map_err(|e| e.to_string())?;
-                m.set(120, term.keys.seal_card(&card, &aad).into_bytes())
-                    .map_err(|e| e.to_string())?;
+                let aad = clubswitch_wire::CardAad::of(&other)?;
+                m.set(120, term.keys.seal_card(&card, &aad).into_bytes())?;
             }
-            Some(other) => return Err(format!("card_block {other:?}: garbage or wrong-aad")),
+            Some(other) => {
+                return Err(SwitchError::fixture(format!(
+                    "card_block {other:?}: garbage or wrong-aad"
+                )))
+            }
             None => {}
         }
         let raw = match step.mac.as_deref() {
@@ -288,7 +301,7 @@ impl Runner {
                 }
                 Bytes::from(v)
             }
-            Some(other) => return Err(format!("mac {other:?}: bad or none")),
+            Some(other) => return Err(SwitchError::fixture(format!("mac {other:?}: bad or none"))),
         };
         Ok((raw, m, term))
     }
@@ -298,7 +311,7 @@ impl Runner {
         step: &Step,
         default_terminal: Option<&str>,
         records: &mut BTreeMap<String, Record>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, SwitchError> {
         if step.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(step.sleep_ms)).await;
         }
@@ -316,8 +329,12 @@ impl Runner {
                     .map(|t| t.keys);
                 (
                     Bytes::from(
-                        hex::decode(h.split_whitespace().collect::<String>())
-                            .map_err(|e| format!("raw_hex: {e}"))?,
+                        hex::decode(h.split_whitespace().collect::<String>()).map_err(
+                            |source| SwitchError::Hex {
+                                what: "raw_hex".into(),
+                                source,
+                            },
+                        )?,
                     ),
                     None,
                     keys,
@@ -326,8 +343,8 @@ impl Runner {
                 let rec = records
                     .get(prev)
                     .and_then(|r| r.sent.clone())
-                    .ok_or_else(|| format!("repeat: no step {prev:?}"))?;
-                let tid = rec.1.terminal_id().map_err(|e| e.to_string())?;
+                    .ok_or_else(|| SwitchError::fixture(format!("repeat: no step {prev:?}")))?;
+                let tid = rec.1.terminal_id()?;
                 let keys = self
                     .terminal(tid.as_str(), step.tmk.as_deref())
                     .ok()
@@ -337,13 +354,9 @@ impl Runner {
                 let (raw, m, t) = self.build(step, default_terminal, records)?;
                 (raw, Some(m), Some(t.keys))
             };
-        let mut conn = Connection::connect(&self.addr, self.header)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = Connection::connect(&self.addr, self.header).await?;
         conn.timeout = Duration::from_secs(if step.expect_no_response { 1 } else { 10 });
-        conn.send_raw(raw.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        conn.send_raw(raw.clone()).await?;
         let got = conn.recv().await;
         let rec = Record {
             sent: sent.map(|m| (raw, m)),
@@ -383,9 +396,9 @@ impl Runner {
                         }
                         continue;
                     }
-                    let n: u8 = k
-                        .parse()
-                        .map_err(|_| format!("expect: {k:?} is not a field number"))?;
+                    let n: u8 = k.parse().map_err(|_| {
+                        SwitchError::fixture(format!("expect: {k:?} is not a field number"))
+                    })?;
                     let got = resp.get(n).map(|v| field_text(n, v));
                     match (want.as_str(), got) {
                         ("*", None) => diffs.push(format!("DE {n}: expected present, absent")),
@@ -422,12 +435,15 @@ impl Runner {
     }
 }
 
-fn fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SwitchError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
+                .map_err(|source| SwitchError::Io {
+                    path: p.clone(),
+                    source,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect();
@@ -440,13 +456,13 @@ fn fixture_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-pub fn run(a: ReplayArgs) -> Result<(), String> {
+pub fn run(a: ReplayArgs) -> Result<(), SwitchError> {
     let demo = load_demo(&a.demo)?;
     let files = fixture_files(&a.paths)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(SwitchError::Runtime)?;
     let mut runner = Runner {
         demo,
         addr: a.addr.clone(),
@@ -455,9 +471,14 @@ pub fn run(a: ReplayArgs) -> Result<(), String> {
     };
     let (mut passed, mut failed) = (0, 0);
     for file in files {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let fx: Fixture = toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|source| SwitchError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let fx: Fixture = toml::from_str(&text).map_err(|source| SwitchError::Toml {
+            path: file.clone(),
+            source: Box::new(source),
+        })?;
         println!("{} — {}", file.display(), fx.name);
         let mut records = BTreeMap::new();
         for step in &fx.steps {
@@ -495,7 +516,7 @@ pub fn run(a: ReplayArgs) -> Result<(), String> {
     }
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
-        Err(format!("{failed} steps failed"))
+        Err(SwitchError::StepsFailed(failed))
     } else {
         Ok(())
     }

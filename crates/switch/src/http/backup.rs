@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use clubswitch_engine::UnixTime;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad, ApiError, ApiResult, Http, Shared};
+use super::{bad, ApiResult, Http, Shared};
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new().route("/v1/backup", post(backup))
@@ -31,14 +30,11 @@ async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
     if !dir.is_absolute() {
         return Err(bad("dir must be an absolute path on the switch's machine"));
     }
-    let paths = crate::backup::prepare(&dir, &h.switch.cfg).map_err(bad)?;
+    let paths = crate::backup::prepare(&dir, &h.switch.cfg).map_err(|e| bad(e.to_string()))?;
     let started = UnixTime::now();
     let engine = h.switch.engine.clone();
-    let report = crate::background::run("backup", move || engine.backup(&paths))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))??;
-    let manifest = crate::backup::write_manifest(&dir, &report, started)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let report = crate::background::run("backup", move || engine.backup(&paths)).await??;
+    let manifest = crate::backup::write_manifest(&dir, &report, started)?;
     tracing::info!(dir = %dir.display(), records = report.records, took_ms = report.took_ms, "backup taken");
     let mut out = serde_json::to_value(manifest).unwrap_or_default();
     out["dir"] = json!(b.dir);

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::{AccountKey, Card, CardKind, MemberId, NewCard, Status, UnixTime};
@@ -15,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    amount, bad, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiError, ApiResult,
-    Http, Shared,
+    amount, bad, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult, Http, Shared,
 };
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -228,11 +226,7 @@ async fn card_action(
         }
         other => return Err(not_found(&format!("card action {other:?}"))),
     };
-    engine
-        .store()
-        .durable_since(mark)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    engine.store().durable_since(mark).await?;
     Ok(Json(card_view(&h, &card)?))
 }
 

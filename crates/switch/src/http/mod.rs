@@ -15,11 +15,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use clubswitch_engine::{CardHash, Engine, EngineError, Txn, UnixTime};
+use clubswitch_engine::{CardHash, Engine, EngineError, FlushError, Txn, UnixTime};
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, TerminalId};
 use serde_json::{json, Value};
 
 use crate::config::parse_date;
+use crate::error::SwitchError;
 use crate::handler::Switch;
 
 mod audit;
@@ -62,6 +63,25 @@ impl From<EngineError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
+    }
+}
+
+/// A write that was committed but not made durable: not done, so a server
+/// error.
+impl From<FlushError> for ApiError {
+    fn from(e: FlushError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+/// An engine error keeps its status; anything else the switch itself
+/// failed at (a file, a thread) is a server error.
+impl From<SwitchError> for ApiError {
+    fn from(e: SwitchError) -> Self {
+        match e {
+            SwitchError::Engine(e) => e.into(),
+            other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
     }
 }
 

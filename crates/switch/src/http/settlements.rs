@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -34,8 +34,7 @@ async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiRe
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
     let batches = blocking(&h, move |e| e.settle(cutoff, now)).await?;
-    let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
     Ok(Json(json!({ "batches": batches, "files": files })))
 }
 

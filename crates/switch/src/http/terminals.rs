@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::{Status, Terminal};
@@ -12,7 +11,7 @@ use clubswitch_wire::Tmk;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{merchant_id, not_found, terminal_id, txn_json, ApiError, ApiResult, Http, Shared};
+use super::{merchant_id, not_found, terminal_id, txn_json, ApiResult, Http, Shared};
 use crate::handler::TMK_PURPOSE;
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -50,12 +49,7 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
     };
     let mark = h.switch.engine.store().mark();
     h.switch.engine.add_terminal(&rec)?;
-    h.switch
-        .engine
-        .store()
-        .durable_since(mark)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    h.switch.engine.store().durable_since(mark).await?;
     tracing::info!(terminal = %rec.id, merchant = %rec.merchant, "terminal registered");
     let mut out = terminal_json(&rec);
     out["tmk"] = json!(tmk.to_hex());
@@ -93,11 +87,7 @@ async fn terminal_action(
         }
         other => return Err(not_found(&format!("terminal action {other:?}"))),
     }
-    engine
-        .store()
-        .durable_since(mark)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    engine.store().durable_since(mark).await?;
     h.switch.forget_terminal(&id);
     let t = engine.terminal(&id)?.ok_or_else(|| not_found("terminal"))?;
     let mut view = terminal_json(&t);
