@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use clubswitch_engine::{EngineError, FlushError};
 use clubswitch_wire::{FieldError, SecurityError, SetFieldError, TerminalId};
 
-use crate::cli::wire::WireCmdError;
 use crate::client::ClientError;
 use crate::config::ConfigError;
 use crate::master::MasterKeyError;
@@ -153,6 +152,31 @@ pub enum SwitchError {
     #[error("audit: {0} violations")]
     AuditFailed(usize),
 
+    // The command line's input.
+    #[error("reading standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// Hex, given on the command line or in a fixture, that is not hex;
+    /// `what` says whose.
+    #[error("{what}: {source}")]
+    Hex {
+        what: String,
+        source: hex::FromHexError,
+    },
+    /// A hex length header (`wire --framed`) that does not frame one
+    /// message.
+    #[error("length header: {0}")]
+    LengthHeader(String),
+    #[error("the key must be 64 hex digits")]
+    KeyHex,
+    /// A message field, built by `wire encode` or a fixture, that cannot
+    /// be set or read.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error(transparent)]
+    SetField(#[from] SetFieldError),
+
     // The command-line clients of a running switch.
     #[error("the admin token: {}: {source}", path.display())]
     AdminToken {
@@ -173,12 +197,7 @@ pub enum SwitchError {
     HttpBody(std::io::Error),
     #[error("method {0} is not used by the admin API")]
     Method(String),
-    #[error("{0}")]
-    Stdin(std::io::Error),
-    #[error("not JSON: {0}")]
-    NotJson(serde_json::Error),
-    #[error(transparent)]
-    Wire(#[from] WireCmdError),
+    /// A terminal connection (replay, loadgen) failed.
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("idle connection {n} of {of}: {source}")]
@@ -193,18 +212,8 @@ pub enum SwitchError {
     /// terminal or a value that is not there).
     #[error("{0}")]
     Fixture(String),
-    /// A fixture's hex that is not hex; `what` says whose.
-    #[error("{what}: {source}")]
-    Hex {
-        what: String,
-        source: hex::FromHexError,
-    },
     #[error("card {card:?}: {source}")]
     Card { card: String, source: SecurityError },
-    #[error(transparent)]
-    Field(#[from] FieldError),
-    #[error(transparent)]
-    SetField(#[from] SetFieldError),
     #[error("{0} steps failed")]
     StepsFailed(usize),
 

@@ -151,7 +151,7 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCmd::Check { path }) => cli::config::check(&path),
         Command::Config(ConfigCmd::Default) => cli::config::print_default(),
-        Command::Wire(cmd) => cli::wire::run(cmd).map_err(SwitchError::from),
+        Command::Wire(cmd) => cli::wire::run(cmd),
         Command::Admin(a) => cli::admin::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),

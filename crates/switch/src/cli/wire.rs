@@ -12,6 +12,8 @@ use clubswitch_wire::{
 };
 use serde_json::{json, Map, Value};
 
+use crate::error::SwitchError;
+
 #[derive(Debug, Subcommand)]
 pub enum WireCommand {
     /// Decode a message given as hex into JSON naming each field.
@@ -64,71 +66,59 @@ pub struct EncodeArgs {
     key: Option<String>,
 }
 
-/// Errors of the wire subcommands, shown to the user as they are.
-#[derive(Debug, thiserror::Error)]
-pub enum WireCmdError {
-    #[error("reading standard input: {0}")]
-    Stdin(#[from] std::io::Error),
-    #[error("not hex: {0}")]
-    Hex(#[from] hex::FromHexError),
-    #[error("length header: {0}")]
-    Frame(String),
-    #[error("not JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Input(String),
-    #[error("the key must be 64 hex digits")]
-    Key,
-}
-
-pub fn run(cmd: WireCommand) -> Result<(), WireCmdError> {
+pub fn run(cmd: WireCommand) -> Result<(), SwitchError> {
     match cmd {
         WireCommand::Decode(a) => {
             let out = decode_cmd(a)?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(SwitchError::NotJson)?
+            );
         }
         WireCommand::Encode(a) => println!("{}", encode_cmd(a)?),
     }
     Ok(())
 }
 
-fn input(arg: Option<String>) -> Result<String, WireCmdError> {
+fn input(arg: Option<String>) -> Result<String, SwitchError> {
     match arg.as_deref() {
         None | Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(SwitchError::Stdin)?;
             Ok(s)
         }
         Some(s) => Ok(s.to_owned()),
     }
 }
 
-fn keys(key: Option<&str>) -> Result<Option<TerminalKeys>, WireCmdError> {
+fn keys(key: Option<&str>) -> Result<Option<TerminalKeys>, SwitchError> {
     key.map(|k| {
         Tmk::from_hex(k)
             .map(|t| TerminalKeys::derive(&t))
-            .ok_or(WireCmdError::Key)
+            .ok_or(SwitchError::KeyHex)
     })
     .transpose()
 }
 
-fn unframe(raw: Vec<u8>, header: LengthHeader) -> Result<Bytes, WireCmdError> {
+fn unframe(raw: Vec<u8>, header: LengthHeader) -> Result<Bytes, SwitchError> {
     use tokio_util::codec::Decoder as _;
     let mut codec = FrameCodec::new(header, header.limit());
     let mut buf = BytesMut::from(&raw[..]);
     match codec.decode(&mut buf) {
         Ok(Some(clubswitch_wire::Frame::Message(m))) if buf.is_empty() => Ok(m),
-        Ok(Some(clubswitch_wire::Frame::KeepAlive)) => {
-            Err(WireCmdError::Frame("a keep-alive (zero length)".into()))
-        }
-        Ok(Some(_)) => Err(WireCmdError::Frame(format!(
+        Ok(Some(clubswitch_wire::Frame::KeepAlive)) => Err(SwitchError::LengthHeader(
+            "a keep-alive (zero length)".into(),
+        )),
+        Ok(Some(_)) => Err(SwitchError::LengthHeader(format!(
             "{} bytes after the frame",
             buf.len()
         ))),
-        Ok(None) => Err(WireCmdError::Frame(
+        Ok(None) => Err(SwitchError::LengthHeader(
             "the frame is shorter than its header says".into(),
         )),
-        Err(e) => Err(WireCmdError::Frame(e.to_string())),
+        Err(e) => Err(SwitchError::LengthHeader(e.to_string())),
     }
 }
 
@@ -155,9 +145,12 @@ pub fn message_json(m: &Message) -> Value {
     json!({ "mti": m.mti().as_str(), "fields": fields })
 }
 
-fn decode_cmd(a: DecodeArgs) -> Result<Value, WireCmdError> {
+fn decode_cmd(a: DecodeArgs) -> Result<Value, SwitchError> {
     let text: String = input(a.hex)?.split_whitespace().collect();
-    let raw = hex::decode(text)?;
+    let raw = hex::decode(text).map_err(|source| SwitchError::Hex {
+        what: "not hex".into(),
+        source,
+    })?;
     let raw = match a.framed {
         Some(h) => unframe(raw, h.into())?,
         None => Bytes::from(raw),
@@ -189,9 +182,9 @@ fn decode_cmd(a: DecodeArgs) -> Result<Value, WireCmdError> {
 }
 
 /// Encodes the JSON message, returning hex.
-fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
-    let doc: Value = serde_json::from_str(&input(a.json)?)?;
-    let bad = |s: String| WireCmdError::Input(s);
+fn encode_cmd(a: EncodeArgs) -> Result<String, SwitchError> {
+    let doc: Value = serde_json::from_str(&input(a.json)?).map_err(SwitchError::NotJson)?;
+    let bad = SwitchError::Invalid;
     let mti: Mti = doc["mti"]
         .as_str()
         .ok_or_else(|| bad("`mti` (4 digits) is required".into()))?
@@ -218,10 +211,13 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
             _ => return Err(bad(format!("DE {n}: value must be a string"))),
         };
         let value = match spec::field(n).map(|s| s.encoding) {
-            Some(Encoding::Binary) => hex::decode(text).map_err(|e| bad(format!("DE {n}: {e}")))?,
+            Some(Encoding::Binary) => hex::decode(text).map_err(|source| SwitchError::Hex {
+                what: format!("DE {n}"),
+                source,
+            })?,
             _ => text.as_bytes().to_vec(),
         };
-        msg.set(n, value).map_err(|e| bad(e.to_string()))?;
+        msg.set(n, value)?;
     }
     let keys = keys(a.key.as_deref())?;
     if let Some(card) = doc.get("card").filter(|c| !c.is_null()) {
@@ -246,8 +242,7 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
             }
             None => keys.seal_card(&data, &aad),
         };
-        msg.set(de::CARD_BLOCK, block.into_bytes())
-            .map_err(|e| bad(e.to_string()))?;
+        msg.set(de::CARD_BLOCK, block.into_bytes())?;
     }
     let raw = match &keys {
         Some(k) => k.sign(&mut msg),
@@ -259,7 +254,7 @@ fn encode_cmd(a: EncodeArgs) -> Result<String, WireCmdError> {
             let mut framed = BytesMut::new();
             codec
                 .put_header(raw.len(), &mut framed)
-                .map_err(|e| WireCmdError::Frame(e.to_string()))?;
+                .map_err(|e| SwitchError::LengthHeader(e.to_string()))?;
             framed.extend_from_slice(&raw);
             framed.freeze()
         }
