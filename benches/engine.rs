@@ -46,6 +46,7 @@ impl Bench {
         );
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
         engine
+            .admin()
             .put_merchant(&Merchant {
                 id: merchant,
                 name: "Bench".into(),
@@ -56,8 +57,11 @@ impl Bench {
                 offers: Offers::default(),
                 max_amount: None,
             })
+            .unwrap()
+            .wait()
             .unwrap();
         engine
+            .admin()
             .add_rule(
                 &merchant,
                 DiscountRule {
@@ -66,8 +70,11 @@ impl Bench {
                     ..Default::default()
                 },
             )
+            .unwrap()
+            .wait()
             .unwrap();
         engine
+            .admin()
             .add_rule(
                 &merchant,
                 DiscountRule {
@@ -76,16 +83,29 @@ impl Bench {
                     ..Default::default()
                 },
             )
+            .unwrap()
+            .wait()
             .unwrap();
         if let Some(p) = &program {
-            engine.put_program(&merchant, p).unwrap();
+            engine
+                .loyalty()
+                .put_program(&merchant, p)
+                .unwrap()
+                .wait()
+                .unwrap();
         }
         let mut terminals = Vec::new();
         let mut cards = Vec::new();
-        let member = engine.add_member("Bench", "0", Tier::Gold, vec![]).unwrap();
+        let member = engine
+            .admin()
+            .add_member("Bench", "0", Tier::Gold, vec![])
+            .unwrap()
+            .wait()
+            .unwrap();
         for i in 0..THREADS as u64 {
             let id: TerminalId = format!("TERM{i:04}").parse().unwrap();
             engine
+                .admin()
                 .add_terminal(&Terminal {
                     id,
                     merchant,
@@ -95,10 +115,13 @@ impl Bench {
                     security_failures: 0,
                     locked: false,
                 })
+                .unwrap()
+                .wait()
                 .unwrap();
             terminals.push(id);
             let pan = luhn(628_023_140_000_000 + i);
             let card = engine
+                .admin()
                 .issue_card(&NewCard {
                     pan: pan.clone(),
                     kind: CardKind::Club,
@@ -107,13 +130,18 @@ impl Bench {
                     max_amount: None,
                     daily_limit: None,
                 })
+                .unwrap()
+                .wait()
                 .unwrap();
             engine
+                .admin()
                 .top_up(
                     &card.hash,
                     Amount::new(900_000_000_000).unwrap(),
                     UnixTime(T0),
                 )
+                .unwrap()
+                .wait()
                 .unwrap();
             cards.push(pan);
         }
@@ -301,7 +329,7 @@ fn engine(c: &mut Criterion) {
     });
     g.finish();
     loyalty(c);
-    let stats = b.engine.store().flush_stats();
+    let stats = b.engine.flush_stats();
     eprintln!(
         "group commit: {} flushes for {} durable confirms ({:.1} per flush), mean flush {:?}",
         stats.flushes,

@@ -8,14 +8,14 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use clubswitch_engine::{CardHasher, Engine, EngineConfig, Store, StoreConfig};
+use clubswitch_engine::{CardHasher, EmbeddedConfig, Engine, EngineConfig, Store};
 use serde_json::Value;
 use support::cut::fund_demo_cards;
 use support::{Daemon, BIN};
 
 /// The ledger in `data_dir`, opened offline (balances need no keys).
 fn ledger(data_dir: &std::path::Path) -> Engine {
-    let store = Store::open(&data_dir.join("ledger"), &StoreConfig::default()).unwrap();
+    let store = Store::open(&data_dir.join("ledger"), &EmbeddedConfig::default()).unwrap();
     Engine::new(store, CardHasher::new(&[0; 32]), EngineConfig::default())
 }
 
@@ -99,13 +99,13 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
 
     let (source, taken) = (ledger(&d.dir), ledger(&restored));
     assert_eq!(
-        taken.balances().unwrap(),
-        source.balances_before(next_id).unwrap(),
+        taken.audit().balances().unwrap(),
+        source.audit().balances_before(next_id).unwrap(),
         "the copy's balances are the ledger's at the instant it reports"
     );
     assert_ne!(
-        taken.balances().unwrap(),
-        source.balances().unwrap(),
+        taken.audit().balances().unwrap(),
+        source.audit().balances().unwrap(),
         "purchases went on after the backup's instant"
     );
     drop((source, taken));

@@ -387,7 +387,7 @@ impl Harness {
 
     /// The ledger's invariants.
     pub fn audit(&self) {
-        let report = self.switch.engine.audit().expect("audit runs");
+        let report = self.switch.engine.audit().ledger().expect("audit runs");
         assert!(report.ok(), "audit: {:?}", report.violations);
     }
 }

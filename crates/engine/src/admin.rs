@@ -4,7 +4,8 @@
 
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Rrn, TerminalId};
 
-use crate::engine::Engine;
+use crate::archive::Archive;
+use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::ledger::{self, signed};
 use crate::model::{
@@ -12,7 +13,19 @@ use crate::model::{
     Status, Terminal, Txn, UnixTime,
 };
 use crate::rules::{DiscountRule, RuleRecord};
-use crate::store::{abort, Table};
+use crate::storage::{abort, Durable, Table};
+
+/// Operator actions on the ledger: merchants, terminals, members, cards,
+/// rules, top-up and store credit, and what they look up.
+pub struct Admin<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Admin<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Admin { core }
+    }
+}
 
 /// A new card.
 #[derive(Debug, Clone)]
@@ -32,27 +45,29 @@ pub(crate) fn not_found(what: &'static str, key: impl ToString) -> EngineError {
     }
 }
 
-impl Engine {
+impl Admin<'_> {
     /// Creates or updates a merchant.
-    pub fn put_merchant(&self, m: &Merchant) -> Result<()> {
-        self.store
-            .transaction(|tx| tx.put(Table::Merchants, m.id.as_bytes(), m))
+    pub fn put_merchant(&self, m: &Merchant) -> Result<Durable<()>> {
+        self.core
+            .store
+            .transaction_durable(|tx| tx.put(Table::Merchants, m.id.as_bytes(), m))
     }
 
     pub fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>> {
-        self.store.get(Table::Merchants, id.as_bytes())
+        self.core.store.get(Table::Merchants, id.as_bytes())
     }
 
     pub fn merchants(&self) -> Result<Vec<Merchant>> {
-        self.store
+        self.core
+            .store
             .scan(Table::Merchants, b"")
             .map(|r| r.map(|(_, m)| m))
             .collect()
     }
 
     /// Registers a terminal of an existing merchant.
-    pub fn add_terminal(&self, t: &Terminal) -> Result<()> {
-        self.store.transaction(|tx| {
+    pub fn add_terminal(&self, t: &Terminal) -> Result<Durable<()>> {
+        self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Merchants, t.merchant.as_bytes())? {
                 return abort(not_found("merchant", t.merchant));
             }
@@ -67,37 +82,30 @@ impl Engine {
     }
 
     pub fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>> {
-        self.store.get(Table::Terminals, id.as_bytes())
+        self.core.store.get(Table::Terminals, id.as_bytes())
     }
 
     pub fn terminals(&self) -> Result<Vec<Terminal>> {
-        self.store
+        self.core
+            .store
             .scan(Table::Terminals, b"")
             .map(|r| r.map(|(_, t)| t))
             .collect()
     }
 
-    /// Changes a terminal record in one transaction.
-    pub fn update_terminal<T>(&self, id: &TerminalId, f: impl Fn(&mut Terminal) -> T) -> Result<T> {
-        self.store.transaction(|tx| {
+    /// Changes a terminal record in one transaction; returns it as changed.
+    pub fn update_terminal(
+        &self,
+        id: &TerminalId,
+        f: impl Fn(&mut Terminal),
+    ) -> Result<Durable<Terminal>> {
+        self.core.store.transaction_durable(|tx| {
             let Some(mut t) = tx.get::<Terminal>(Table::Terminals, id.as_bytes())? else {
                 return abort(not_found("terminal", id));
             };
-            let out = f(&mut t);
+            f(&mut t);
             tx.put(Table::Terminals, id.as_bytes(), &t)?;
-            Ok(out)
-        })
-    }
-
-    /// Counts a security failure; locks the terminal at `threshold`
-    /// consecutive failures. Returns whether it is now locked.
-    pub fn security_failure(&self, id: &TerminalId, threshold: u32) -> Result<bool> {
-        self.update_terminal(id, |t| {
-            t.security_failures = t.security_failures.saturating_add(1);
-            if threshold > 0 && t.security_failures >= threshold {
-                t.locked = true;
-            }
-            t.locked
+            Ok(t)
         })
     }
 
@@ -107,8 +115,8 @@ impl Engine {
         phone: &str,
         tier: crate::model::Tier,
         groups: Vec<String>,
-    ) -> Result<Member> {
-        let id = MemberId(self.store.next_id()? + 1);
+    ) -> Result<Durable<Member>> {
+        let id = MemberId(self.core.store.next_id()? + 1);
         let m = Member {
             id,
             name: name.to_owned(),
@@ -117,26 +125,29 @@ impl Engine {
             groups,
             status: Status::Active,
         };
-        self.store
-            .transaction(|tx| tx.put(Table::Members, &id.0.to_be_bytes(), &m))?;
-        Ok(m)
+        let stored = self
+            .core
+            .store
+            .transaction_durable(|tx| tx.put(Table::Members, &id.0.to_be_bytes(), &m))?;
+        Ok(stored.map(|()| m))
     }
 
-    pub fn put_member(&self, m: &Member) -> Result<()> {
-        self.store
-            .transaction(|tx| tx.put(Table::Members, &m.id.0.to_be_bytes(), m))
+    pub fn put_member(&self, m: &Member) -> Result<Durable<()>> {
+        self.core
+            .store
+            .transaction_durable(|tx| tx.put(Table::Members, &m.id.0.to_be_bytes(), m))
     }
 
     pub fn member(&self, id: MemberId) -> Result<Option<Member>> {
-        self.store.get(Table::Members, &id.0.to_be_bytes())
+        self.core.store.get(Table::Members, &id.0.to_be_bytes())
     }
 
     /// Issues a club card or enrols a bank card. Only the keyed hash and the
     /// last four digits are stored.
-    pub fn issue_card(&self, new: &NewCard) -> Result<Card> {
-        let hash = self.hasher.hash(&new.pan);
+    pub fn issue_card(&self, new: &NewCard) -> Result<Durable<Card>> {
+        let hash = self.core.hasher.hash(&new.pan);
         let account = match new.kind {
-            CardKind::Club => Some(self.store.next_id()? + 1),
+            CardKind::Club => Some(self.core.store.next_id()? + 1),
             CardKind::Bank => None,
         };
         let card = Card {
@@ -151,21 +162,23 @@ impl Engine {
             daily_limit: new.daily_limit,
             replaced_by: None,
         };
-        self.store.transaction(|tx| {
-            if tx.contains(Table::Cards, &hash.0)? {
-                return abort(EngineError::Exists {
-                    what: "card",
-                    key: new.pan.masked(),
-                });
-            }
-            if let Some(m) = new.member {
-                if !tx.contains(Table::Members, &m.0.to_be_bytes())? {
-                    return abort(not_found("member", m.0));
+        self.core
+            .store
+            .transaction_durable(|tx| {
+                if tx.contains(Table::Cards, &hash.0)? {
+                    return abort(EngineError::Exists {
+                        what: "card",
+                        key: new.pan.masked(),
+                    });
                 }
-            }
-            tx.put(Table::Cards, &hash.0, &card)
-        })?;
-        Ok(card)
+                if let Some(m) = new.member {
+                    if !tx.contains(Table::Members, &m.0.to_be_bytes())? {
+                        return abort(not_found("member", m.0));
+                    }
+                }
+                tx.put(Table::Cards, &hash.0, &card)
+            })
+            .map(|issued| issued.map(|()| card))
     }
 
     /// Issues a batch of club cards, each with a new member, in one
@@ -173,11 +186,11 @@ impl Engine {
     pub fn issue_batch(
         &self,
         cards: &[(String, CardNumber, Option<Expiry>)],
-    ) -> Result<Vec<(Member, Card)>> {
+    ) -> Result<Durable<Vec<(Member, Card)>>> {
         let mut planned = Vec::with_capacity(cards.len());
         for (name, pan, expiry) in cards {
             let member = Member {
-                id: MemberId(self.store.next_id()? + 1),
+                id: MemberId(self.core.store.next_id()? + 1),
                 name: name.clone(),
                 phone: String::new(),
                 tier: crate::model::Tier::Bronze,
@@ -185,11 +198,11 @@ impl Engine {
                 status: Status::Active,
             };
             let card = Card {
-                hash: self.hasher.hash(pan),
+                hash: self.core.hasher.hash(pan),
                 last4: pan.last4(),
                 kind: CardKind::Club,
                 member: Some(member.id),
-                account: Some(self.store.next_id()? + 1),
+                account: Some(self.core.store.next_id()? + 1),
                 status: Status::Active,
                 expiry: *expiry,
                 max_amount: None,
@@ -198,29 +211,31 @@ impl Engine {
             };
             planned.push((member, card, pan.masked()));
         }
-        self.store.transaction_durable(|tx| {
-            for (member, card, masked) in &planned {
-                if tx.contains(Table::Cards, &card.hash.0)? {
-                    return abort(EngineError::Exists {
-                        what: "card",
-                        key: masked.clone(),
-                    });
+        self.core
+            .store
+            .transaction_durable(|tx| {
+                for (member, card, masked) in &planned {
+                    if tx.contains(Table::Cards, &card.hash.0)? {
+                        return abort(EngineError::Exists {
+                            what: "card",
+                            key: masked.clone(),
+                        });
+                    }
+                    tx.put(Table::Members, &member.id.0.to_be_bytes(), member)?;
+                    tx.put(Table::Cards, &card.hash.0, card)?;
                 }
-                tx.put(Table::Members, &member.id.0.to_be_bytes(), member)?;
-                tx.put(Table::Cards, &card.hash.0, card)?;
-            }
-            Ok(())
-        })?;
-        Ok(planned.into_iter().map(|(m, c, _)| (m, c)).collect())
+                Ok(())
+            })
+            .map(|issued| issued.map(|()| planned.into_iter().map(|(m, c, _)| (m, c)).collect()))
     }
 
     pub fn card(&self, hash: &CardHash) -> Result<Option<Card>> {
-        self.store.get(Table::Cards, &hash.0)
+        self.core.store.get(Table::Cards, &hash.0)
     }
 
     /// Changes a card record in one transaction.
-    pub fn update_card(&self, hash: &CardHash, f: impl Fn(&mut Card)) -> Result<Card> {
-        self.store.transaction(|tx| {
+    pub fn update_card(&self, hash: &CardHash, f: impl Fn(&mut Card)) -> Result<Durable<Card>> {
+        self.core.store.transaction_durable(|tx| {
             let Some(mut c) = tx.get::<Card>(Table::Cards, &hash.0)? else {
                 return abort(not_found("card", hex::encode(&hash.0[..6])));
             };
@@ -237,9 +252,9 @@ impl Engine {
         old: &CardHash,
         pan: &CardNumber,
         expiry: Option<Expiry>,
-    ) -> Result<Card> {
-        let hash = self.hasher.hash(pan);
-        self.store.transaction(|tx| {
+    ) -> Result<Durable<Card>> {
+        let hash = self.core.hasher.hash(pan);
+        self.core.store.transaction_durable(|tx| {
             let Some(mut prev) = tx.get::<Card>(Table::Cards, &old.0)? else {
                 return abort(not_found("card", hex::encode(&old.0[..6])));
             };
@@ -269,11 +284,16 @@ impl Engine {
     }
 
     /// A member charging a club card: money in from outside.
-    pub fn top_up(&self, card: &CardHash, amount: Amount, now: UnixTime) -> Result<Account> {
+    pub fn top_up(
+        &self,
+        card: &CardHash,
+        amount: Amount,
+        now: UnixTime,
+    ) -> Result<Durable<Account>> {
         if amount.is_zero() {
             return Err(EngineError::invalid("top-up amount must be positive"));
         }
-        let acc = self.store.transaction_durable(|tx| {
+        self.core.store.transaction_durable(|tx| {
             let Some(c) = tx.get::<Card>(Table::Cards, &card.0)? else {
                 return abort(not_found("card", hex::encode(&card.0[..6])));
             };
@@ -293,8 +313,7 @@ impl Engine {
                 vec![(AccountKey::ClubFunding, -v), (key.clone(), v)],
             )?;
             ledger::account(tx, &key)
-        })?;
-        Ok(acc)
+        })
     }
 
     /// A merchant granting store credit (gift, cashback) to a member.
@@ -304,11 +323,11 @@ impl Engine {
         merchant: &MerchantId,
         amount: Amount,
         now: UnixTime,
-    ) -> Result<Account> {
+    ) -> Result<Durable<Account>> {
         if amount.is_zero() {
             return Err(EngineError::invalid("credit amount must be positive"));
         }
-        let acc = self.store.transaction_durable(|tx| {
+        self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
                 return abort(not_found("member", member.0));
             }
@@ -328,14 +347,13 @@ impl Engine {
                 vec![(AccountKey::StoreIssued(*merchant), -v), (key.clone(), v)],
             )?;
             ledger::account(tx, &key)
-        })?;
-        Ok(acc)
+        })
     }
 
     /// Adds a discount rule to a merchant; returns its id.
-    pub fn add_rule(&self, merchant: &MerchantId, rule: DiscountRule) -> Result<u64> {
-        let id = self.store.next_id()? + 1;
-        self.store.transaction(|tx| {
+    pub fn add_rule(&self, merchant: &MerchantId, rule: DiscountRule) -> Result<Durable<u64>> {
+        let id = self.core.store.next_id()? + 1;
+        let added = self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Merchants, merchant.as_bytes())? {
                 return abort(not_found("merchant", merchant));
             }
@@ -351,17 +369,22 @@ impl Engine {
             };
             tx.put(Table::Rules, &keys::rule(merchant, id), &rec)
         })?;
-        Ok(id)
+        Ok(added.map(|()| id))
     }
 
     pub fn rules(&self, merchant: &MerchantId) -> Result<Vec<RuleRecord>> {
         let ids: Vec<u64> = self
+            .core
             .store
             .get(Table::Rules, merchant.as_bytes())?
             .unwrap_or_default();
         let mut out = Vec::new();
         for id in ids {
-            if let Some(r) = self.store.get(Table::Rules, &keys::rule(merchant, id))? {
+            if let Some(r) = self
+                .core
+                .store
+                .get(Table::Rules, &keys::rule(merchant, id))?
+            {
                 out.push(r);
             }
         }
@@ -373,12 +396,14 @@ impl Engine {
     pub fn account(&self, key: &AccountKey) -> Result<Account> {
         if key.is_customer() {
             return Ok(self
+                .core
                 .store
                 .get(Table::Accounts, &key.to_key())?
                 .unwrap_or_default());
         }
-        let mut balance = self.archived_sum(key)?;
+        let mut balance = Archive::new(self.core).archived_sum(key)?;
         for item in self
+            .core
             .store
             .scan::<crate::model::JournalEntry>(Table::Journal, b"")
         {
@@ -398,7 +423,7 @@ impl Engine {
     }
 
     pub fn txn(&self, rrn: &Rrn) -> Result<Option<Txn>> {
-        self.store.get(Table::Txns, rrn.as_bytes())
+        self.core.store.get(Table::Txns, rrn.as_bytes())
     }
 
     /// A card's transactions still in the live ledger (see `archive`),
@@ -417,7 +442,7 @@ impl Engine {
     /// authorize path would have to write.
     pub fn transactions(&self, keep: impl Fn(&Txn) -> bool) -> Result<Vec<Txn>> {
         let mut out = Vec::new();
-        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+        for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             if keep(&t) {
                 out.push(t);
@@ -428,8 +453,9 @@ impl Engine {
 
     /// Today's club spend of a card (for limits and support).
     pub fn daily_spend(&self, card: &CardHash, now: UnixTime) -> Result<u64> {
-        let day = now.local_day(self.cfg.utc_offset_secs);
+        let day = now.local_day(self.core.cfg.utc_offset_secs);
         Ok(self
+            .core
             .store
             .get(Table::DailySpend, &keys::daily(card, day))?
             .unwrap_or(0))

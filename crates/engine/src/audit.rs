@@ -5,12 +5,25 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::engine::Engine;
+use crate::archive::Archive;
+use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::model::{keys, Account, AccountKey, JournalEntry, RequestRecord, Txn, TxnState};
 use crate::rules::RuleRecord;
 use crate::settlement::SettlementBatch;
-use crate::store::Table;
+use crate::storage::Table;
+
+/// The ledger's invariants recomputed from scratch, and the balances they
+/// imply.
+pub struct Audit<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Audit<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Audit { core }
+    }
+}
 
 /// What an audit found.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -25,10 +38,21 @@ pub struct AuditReport {
     /// with the rest; `verify_archive` checks the files).
     pub archived_journal_entries: u64,
     pub archived_transactions: u64,
-    /// Archive files checked (by [`Engine::audit_all`]).
+    /// Archive files checked (by [`Audit::everything`]).
     pub archive_files: usize,
     /// Every broken invariant, in words.
     pub violations: Vec<String>,
+}
+
+/// Records of each kind in the live ledger (see [`Audit::records`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Records {
+    pub journal_entries: usize,
+    pub transactions: usize,
+    pub request_records: usize,
+    pub accounts: usize,
+    /// Member notices awaiting delivery.
+    pub notices: usize,
 }
 
 impl AuditReport {
@@ -37,17 +61,18 @@ impl AuditReport {
     }
 }
 
-impl Engine {
-    /// The whole ledger, live and archived: [`Engine::audit`], then
-    /// [`Engine::verify_archive`] on the files in `archive`, with no
+impl Audit<'_> {
+    /// The whole ledger, live and archived: [`Audit::ledger`], then
+    /// [`Archive::verify`] on the files in `archive`, with no
     /// archive run in between.
-    pub fn audit_all(&self, archive: &Path) -> Result<AuditReport> {
+    pub fn everything(&self, archive: &Path) -> Result<AuditReport> {
         let _no_archive_run = self
+            .core
             .archiving
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut r = self.audit()?;
-        let check = self.verify_archive(archive)?;
+        let mut r = self.ledger()?;
+        let check = Archive::new(self.core).verify(archive)?;
         r.archive_files = check.files;
         r.violations.extend(
             check
@@ -58,10 +83,34 @@ impl Engine {
         Ok(r)
     }
 
+    /// How many records the live ledger holds of each kind: a count, not a
+    /// check (for metrics and tests; it may cost a scan).
+    pub fn records(&self) -> Records {
+        let store = &self.core.store;
+        Records {
+            journal_entries: store.len(Table::Journal),
+            transactions: store.len(Table::Txns),
+            request_records: store.len(Table::Requests),
+            accounts: store.len(Table::Accounts),
+            notices: store.len(Table::Outbox),
+        }
+    }
+
+    /// Up to `max` journal entries of the live ledger with ids from `from`
+    /// on, in id order (entries archived before are in the archive files).
+    pub fn journal(&self, from: u64, max: usize) -> Result<Vec<JournalEntry>> {
+        self.core
+            .store
+            .scan_from::<JournalEntry>(Table::Journal, &from.to_be_bytes())
+            .take(max)
+            .map(|item| item.map(|(_, e)| e))
+            .collect()
+    }
+
     /// Each customer account's stored balance (club, store credit, points).
     pub fn balances(&self) -> Result<BTreeMap<AccountKey, i64>> {
         let mut out = BTreeMap::new();
-        for item in self.store.scan::<Account>(Table::Accounts, b"") {
+        for item in self.core.store.scan::<Account>(Table::Accounts, b"") {
             let (k, acc) = item?;
             let key = AccountKey::from_key(&k).ok_or_else(|| EngineError::Corrupt {
                 what: "account key",
@@ -76,12 +125,12 @@ impl Engine {
     /// below `below` (and what the archive took out) leave it: the
     /// balances at an instant a backup reports.
     pub fn balances_before(&self, below: u64) -> Result<BTreeMap<AccountKey, i64>> {
-        let mut out: BTreeMap<AccountKey, i64> = self
+        let mut out: BTreeMap<AccountKey, i64> = Archive::new(self.core)
             .archived_sums()?
             .into_values()
             .filter(|(k, _)| k.is_customer())
             .collect();
-        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+        for item in self.core.store.scan::<JournalEntry>(Table::Journal, b"") {
             let (_, e) = item?;
             if e.id >= below {
                 continue;
@@ -103,13 +152,13 @@ impl Engine {
     /// names an existing (or archived) transaction; settled batches equal
     /// their items. What the archive took out counts through the sums it
     /// kept.
-    pub fn audit(&self) -> Result<AuditReport> {
+    pub fn ledger(&self) -> Result<AuditReport> {
         let mut r = AuditReport::default();
-        let archived = self.archive_state()?;
+        let archived = Archive::new(self.core).state()?;
         r.archived_journal_entries = archived.journal_entries;
         r.archived_transactions = archived.transactions;
-        let mut sums = self.archived_sums()?;
-        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+        let mut sums = Archive::new(self.core).archived_sums()?;
+        for item in self.core.store.scan::<JournalEntry>(Table::Journal, b"") {
             let (_, e) = item?;
             r.journal_entries += 1;
             let total: i128 = e.postings.iter().map(|(_, v)| i128::from(*v)).sum();
@@ -126,8 +175,8 @@ impl Engine {
         let mut held: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut rule_held: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut unsettled_expected = Vec::new();
-        let mut payable_by_batch = self.archived_batches()?;
-        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+        let mut payable_by_batch = Archive::new(self.core).archived_batches()?;
+        for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             r.transactions += 1;
 
@@ -154,7 +203,7 @@ impl Engine {
             }
         }
 
-        for item in self.store.scan::<Account>(Table::Accounts, b"") {
+        for item in self.core.store.scan::<Account>(Table::Accounts, b"") {
             let (k, acc) = item?;
             r.accounts += 1;
             let (name, expected) = match sums.remove(&k) {
@@ -208,7 +257,7 @@ impl Engine {
             ));
         }
 
-        for item in self.store.scan::<RuleRecord>(Table::Rules, b"") {
+        for item in self.core.store.scan::<RuleRecord>(Table::Rules, b"") {
             let (k, rec) = match item {
                 Ok(v) => v,
                 Err(_) => continue, // the per-merchant id lists share the tree
@@ -233,7 +282,7 @@ impl Engine {
         }
 
         let mut unsettled_found = 0;
-        for key in self.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
+        for key in self.core.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
             let key = key?;
             unsettled_found += 1;
             if !unsettled_expected.contains(&key) {
@@ -250,13 +299,14 @@ impl Engine {
             ));
         }
 
-        for item in self.store.scan::<RequestRecord>(Table::Requests, b"") {
+        for item in self.core.store.scan::<RequestRecord>(Table::Requests, b"") {
             let (_, rec) = item?;
             r.requests += 1;
             if rec.outcome.approved() && rec.outcome.auth_id.is_some() {
                 let exists = rec.rrn.is_some_and(|rrn| {
                     archived.archived(&rrn)
                         || self
+                            .core
                             .store
                             .get::<Txn>(Table::Txns, rrn.as_bytes())
                             .is_ok_and(|t| t.is_some())
@@ -270,7 +320,11 @@ impl Engine {
             }
         }
 
-        for item in self.store.scan::<SettlementBatch>(Table::Settlements, b"") {
+        for item in self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
+        {
             let (_, b) = item?;
             r.settlements += 1;
             let items = payable_by_batch.remove(&b.id).unwrap_or(0);

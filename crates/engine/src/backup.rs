@@ -2,7 +2,7 @@
 //! switch goes on serving terminals, and putting one back.
 //!
 //! The copy is the ledger as it was at one instant between two writes (a
-//! [`Snapshot`](crate::store::Snapshot)): every journal entry with an id
+//! [`Snapshot`](crate::storage::Snapshot)): every journal entry with an id
 //! below [`BackupReport::next_id`] and none above, and every balance as
 //! those entries left it. The terminals' transactions are held up only
 //! for the instant the snapshot begins; while it is read, each write pays
@@ -30,9 +30,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::archive::file;
+use crate::core::Core;
 use crate::error::{EngineError, Result};
-use crate::store::{Store, StoreConfig, Table};
-use crate::{durable_file, framed, Engine};
+use crate::storage::{EmbeddedConfig, Store, Table};
+use crate::{durable_file, framed};
 
 const MAGIC: &[u8; 8] = b"CLUBBAK1";
 const LEDGER: u8 = 1;
@@ -93,74 +94,72 @@ fn must_not_exist(path: &Path) -> Result<()> {
     Ok(())
 }
 
-impl Engine {
-    /// Copies the ledger as it is now, and the archive files it refers to,
-    /// while the switch runs. Returns once the copy is on disk.
-    pub fn backup(&self, to: &BackupPaths) -> Result<BackupReport> {
-        must_not_exist(&to.dump)?;
-        must_not_exist(&to.archive_to)?;
-        // No archive run moves history between the ledger and the files
-        // while they are copied.
-        let _archive = self.archiving.lock().unwrap_or_else(|p| p.into_inner());
-        let started = Instant::now();
-        let snapshot = self.store.snapshot()?;
-        let mut report = BackupReport {
-            records: 0,
-            journal_through: None,
-            next_id: snapshot.next_id(),
-            dump_bytes: 0,
-            archive_files: 0,
-            archive_bytes: 0,
-            took_ms: 0,
-        };
-        let mut out = framed::Writer::create(&to.dump, MAGIC, LEDGER)?;
-        let mut frame = Vec::new();
-        for table in Table::ALL {
-            frame.clear();
-            frame.push(b'T');
-            frame.extend_from_slice(table.name().as_bytes());
-            out.push(&frame)?;
-            for item in snapshot.records(table) {
-                let (k, v) = item?;
-                if table == Table::Journal {
-                    if let Ok(id) = <[u8; 8]>::try_from(k.as_slice()) {
-                        let id = u64::from_be_bytes(id);
-                        report.journal_through = report.journal_through.max(Some(id));
-                    }
-                }
-                let key_len = u16::try_from(k.len()).map_err(|_| {
-                    file_error(&to.dump, format!("a key of {} bytes in {table:?}", k.len()))
-                })?;
-                frame.clear();
-                frame.push(b'R');
-                frame.extend_from_slice(&key_len.to_be_bytes());
-                frame.extend_from_slice(&k);
-                frame.extend_from_slice(&v);
-                out.push(&frame)?;
-                report.records += 1;
-            }
-        }
+/// Copies the ledger as it is now, and the archive files it refers to,
+/// while the switch runs. Returns once the copy is on disk.
+pub(crate) fn take(core: &Core, to: &BackupPaths) -> Result<BackupReport> {
+    must_not_exist(&to.dump)?;
+    must_not_exist(&to.archive_to)?;
+    // No archive run moves history between the ledger and the files
+    // while they are copied.
+    let _archive = core.archiving.lock().unwrap_or_else(|p| p.into_inner());
+    let started = Instant::now();
+    let snapshot = core.store.snapshot()?;
+    let mut report = BackupReport {
+        records: 0,
+        journal_through: None,
+        next_id: snapshot.next_id(),
+        dump_bytes: 0,
+        archive_files: 0,
+        archive_bytes: 0,
+        took_ms: 0,
+    };
+    let mut out = framed::Writer::create(&to.dump, MAGIC, LEDGER)?;
+    let mut frame = Vec::new();
+    for table in Table::ALL {
         frame.clear();
-        frame.push(b'I');
-        frame.extend_from_slice(&snapshot.next_id().to_be_bytes());
+        frame.push(b'T');
+        frame.extend_from_slice(table.name().as_bytes());
         out.push(&frame)?;
-        drop(snapshot);
-        report.dump_bytes = out.finish(&to.dump)?;
-
-        let (listed, _) = file::list(&to.archive_from)?;
-        durable_file::create_dir_all(&to.archive_to).map_err(|e| file_error(&to.archive_to, e))?;
-        for f in listed {
-            let Some(name) = f.path.file_name() else {
-                continue;
-            };
-            let dest = to.archive_to.join(name);
-            report.archive_bytes +=
-                durable_file::copy_new(&f.path, &dest).map_err(|e| file_error(&dest, e))?;
-            report.archive_files += 1;
+        for item in snapshot.records(table) {
+            let (k, v) = item?;
+            if table == Table::Journal {
+                if let Ok(id) = <[u8; 8]>::try_from(k.as_slice()) {
+                    let id = u64::from_be_bytes(id);
+                    report.journal_through = report.journal_through.max(Some(id));
+                }
+            }
+            let key_len = u16::try_from(k.len()).map_err(|_| {
+                file_error(&to.dump, format!("a key of {} bytes in {table:?}", k.len()))
+            })?;
+            frame.clear();
+            frame.push(b'R');
+            frame.extend_from_slice(&key_len.to_be_bytes());
+            frame.extend_from_slice(&k);
+            frame.extend_from_slice(&v);
+            out.push(&frame)?;
+            report.records += 1;
         }
-        report.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(report)
     }
+    frame.clear();
+    frame.push(b'I');
+    frame.extend_from_slice(&snapshot.next_id().to_be_bytes());
+    out.push(&frame)?;
+    drop(snapshot);
+    report.dump_bytes = out.finish(&to.dump)?;
+
+    let (listed, _) = file::list(&to.archive_from)?;
+    durable_file::create_dir_all(&to.archive_to).map_err(|e| file_error(&to.archive_to, e))?;
+    for f in listed {
+        let Some(name) = f.path.file_name() else {
+            continue;
+        };
+        let dest = to.archive_to.join(name);
+        report.archive_bytes +=
+            durable_file::copy_new(&f.path, &dest).map_err(|e| file_error(&dest, e))?;
+        report.archive_files += 1;
+    }
+    report.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
 }
 
 /// Puts a backup (its `dump` and the archive files in `from_archive`) into
@@ -198,7 +197,7 @@ pub fn restore(
 }
 
 fn read_dump(dump: &Path, ledger: &Path) -> Result<RestoreReport> {
-    let store = Store::open(ledger, &StoreConfig::default())?;
+    let store = Store::open(ledger, &EmbeddedConfig::default())?;
     let mut report = RestoreReport {
         records: 0,
         next_id: 0,

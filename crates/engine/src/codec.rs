@@ -82,38 +82,14 @@ pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
     }
 }
 
-/// Types stored as they have been since version 1.
+/// Plain values stored as they have been since version 1 (counters,
+/// cursors, keys). Each record type of the ledger implements [`Record`]
+/// where it is defined.
 macro_rules! unchanged_records {
     ($($t:ty),* $(,)?) => { $(impl Record for $t {})* };
 }
 
-unchanged_records!(
-    u64,
-    i64,
-    (),
-    String,
-    Vec<u8>,
-    Vec<u64>,
-    (crate::model::AccountKey, i64),
-    crate::model::Merchant,
-    crate::model::Terminal,
-    crate::model::Card,
-    crate::model::Member,
-    crate::model::JournalEntry,
-    crate::model::RequestRecord,
-    crate::rules::RuleRecord,
-    crate::rules::AllowanceUse,
-    crate::settlement::SettlementBatch,
-    crate::archive::ArchiveState,
-    crate::notice::Notice,
-    crate::loyalty::Program,
-    crate::loyalty::Standing,
-    crate::loyalty::Earned,
-    crate::loyalty::Lots,
-    crate::loyalty::Coalition,
-    crate::loyalty::Draw,
-    crate::loyalty::Birthday,
-);
+unchanged_records!(u64, i64, (), String, Vec<u8>, Vec<u64>);
 
 #[cfg(test)]
 mod tests {

@@ -5,9 +5,9 @@
 /// Why an operation could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("storage: {0}")]
-    Storage(#[from] sled::Error),
-    #[error("storage unavailable: the ledger is being reopened after a storage failure")]
+    #[error(transparent)]
+    Storage(StorageError),
+    #[error("storage unavailable: the ledger cannot take requests now")]
     Unavailable,
     #[error("not made durable: {0}")]
     NotDurable(String),
@@ -36,6 +36,34 @@ impl EngineError {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         EngineError::Invalid(msg.into())
     }
+}
+
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(_) => EngineError::Unavailable,
+            e => EngineError::Storage(e),
+        }
+    }
+}
+
+/// A failure of the storage backend (see [`crate::storage`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// It cannot take requests now: it is being reopened after a failure,
+    /// or no database answers.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Reading or writing failed (a full disk, an I/O error, a lost
+    /// connection).
+    #[error("storage: {0}")]
+    Io(String),
+    /// What it holds cannot be read.
+    #[error("storage holds damaged data: {0}")]
+    Corrupt(String),
+    /// A transaction kept meeting others and gave up.
+    #[error("storage: a transaction kept conflicting with others")]
+    Conflict,
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -7,27 +7,43 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::engine::Engine;
+use crate::core::Core;
 use crate::error::Result;
 use crate::flows::end_hold;
 use crate::model::{RequestRecord, Txn, TxnState, UnixTime};
-use crate::store::Table;
+use crate::storage::Table;
+
+/// What the sweep does between requests: expiring holds never confirmed,
+/// forgetting request records too old to be retransmitted.
+pub struct Sweeper<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Sweeper<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Sweeper { core }
+    }
+}
 
 const CURSOR: &[u8] = b"sweep_cursor";
 const PURGE_CURSOR: &[u8] = b"purge_cursor";
 
-impl Engine {
+impl Sweeper<'_> {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
     /// what they held. Returns how many it expired. Each hold ends in its own
     /// transaction, and only if it is still pending, so a hold confirmed or
     /// voided meanwhile is left alone.
     pub fn expire_holds(&self, now: UnixTime, max: usize) -> Result<usize> {
-        let cursor: Vec<u8> = self.store.get(Table::Meta, CURSOR)?.unwrap_or_default();
-        let offset = self.cfg.utc_offset_secs;
+        let cursor: Vec<u8> = self
+            .core
+            .store
+            .get(Table::Meta, CURSOR)?
+            .unwrap_or_default();
+        let offset = self.core.cfg.utc_offset_secs;
         let (mut expired, mut pending) = (0usize, 0usize);
         let mut next_cursor: Option<Vec<u8>> = None;
         let mut last_key: Option<Vec<u8>> = None;
-        for item in self.store.scan_from::<Txn>(Table::Txns, &cursor) {
+        for item in self.core.store.scan_from::<Txn>(Table::Txns, &cursor) {
             let (key, t) = item?;
             if t.created > now {
                 next_cursor.get_or_insert(key);
@@ -43,7 +59,7 @@ impl Engine {
                 continue;
             }
             let rrn = t.rrn;
-            let ended = self.store.transaction(|tx| {
+            let ended = self.core.store.transaction(|tx| {
                 let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
                     return Ok(false);
                 };
@@ -58,15 +74,15 @@ impl Engine {
         }
         let next = next_cursor.or_else(|| last_key.map(|k| successor(&k)));
         if let Some(next) = next.filter(|n| *n != cursor) {
-            self.store.put(Table::Meta, CURSOR, &next)?;
+            self.core.store.put(Table::Meta, CURSOR, &next)?;
         }
-        self.pending.store(pending, Ordering::Relaxed);
+        self.core.pending.store(pending, Ordering::Relaxed);
         Ok(expired)
     }
 
     /// Pending holds seen by the last sweep.
     pub fn pending_holds(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.core.pending.load(Ordering::Relaxed)
     }
 
     /// Forgets request records older than `before` (retransmissions that old
@@ -75,6 +91,7 @@ impl Engine {
     /// call costs the same however many records there are.
     pub fn purge_requests(&self, before: UnixTime, max: usize) -> Result<Purge> {
         let cursor: Vec<u8> = self
+            .core
             .store
             .get(Table::Meta, PURGE_CURSOR)?
             .unwrap_or_default();
@@ -82,6 +99,7 @@ impl Engine {
         let mut old = Vec::new();
         let mut next = Vec::new();
         for item in self
+            .core
             .store
             .scan_from::<RequestRecord>(Table::Requests, &cursor)
         {
@@ -97,7 +115,7 @@ impl Engine {
         }
         purge.wrapped = next.is_empty();
         for chunk in old.chunks(256) {
-            purge.removed += self.store.transaction(|tx| {
+            purge.removed += self.core.store.transaction(|tx| {
                 let mut n = 0;
                 for k in chunk {
                     // Re-read: only a record still that old goes.
@@ -110,12 +128,12 @@ impl Engine {
                 Ok(n)
             })?;
         }
-        self.store.put(Table::Meta, PURGE_CURSOR, &next)?;
+        self.core.store.put(Table::Meta, PURGE_CURSOR, &next)?;
         Ok(purge)
     }
 }
 
-/// What one [`Engine::purge_requests`] call did.
+/// What one [`Sweeper::purge_requests`] call did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purge {
     pub scanned: usize,

@@ -7,7 +7,7 @@
 
 use crate::error::EngineError;
 use crate::model::{Account, AccountKey, JournalEntry, JournalKind, UnixTime};
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::storage::{abort, Table, Tx, TxResult};
 use clubswitch_wire::Rrn;
 
 pub(crate) fn account(tx: &Tx<'_>, key: &AccountKey) -> TxResult<Account> {

@@ -10,10 +10,22 @@
 use clubswitch_wire::{MerchantId, Rrn};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
+use crate::core::Core;
 use crate::error::Result;
 use crate::model::{Member, MemberId, Tier, UnixTime};
-use crate::store::{Table, Tx, TxResult};
+use crate::storage::{Table, Tx, TxResult};
+
+/// The outbox of member notices: what is due, and what became of each
+/// delivery.
+pub struct Outbox<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Outbox<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Outbox { core }
+    }
+}
 
 /// What a notice tells.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -118,12 +130,17 @@ pub fn backoff(attempts: u32, base_secs: i64, max_secs: i64) -> i64 {
     base_secs.saturating_mul(factor).min(max_secs).max(1)
 }
 
-impl Engine {
+impl Outbox<'_> {
     /// Notices due at `now`, oldest first, at most `max` of them, looking at
     /// no more than `scan` records.
-    pub fn due_notices(&self, now: UnixTime, max: usize, scan: usize) -> Result<Vec<Notice>> {
+    pub fn due(&self, now: UnixTime, max: usize, scan: usize) -> Result<Vec<Notice>> {
         let mut due = Vec::new();
-        for item in self.store.scan::<Notice>(Table::Outbox, b"").take(scan) {
+        for item in self
+            .core
+            .store
+            .scan::<Notice>(Table::Outbox, b"")
+            .take(scan)
+        {
             let (_, n) = item?;
             if n.next_at <= now {
                 due.push(n);
@@ -136,17 +153,22 @@ impl Engine {
     }
 
     /// Notices waiting, delivered or not yet.
-    pub fn outbox_len(&self) -> usize {
-        self.store.len(Table::Outbox)
+    pub fn len(&self) -> usize {
+        self.core.store.len(Table::Outbox)
+    }
+
+    /// Whether no notice awaits delivery.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Removes delivered notices, all in one transaction (a delivery round
     /// removes what it sent at once rather than one at a time).
-    pub fn notices_delivered(&self, ids: &[u64]) -> Result<()> {
+    pub fn delivered(&self, ids: &[u64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.store.transaction(|tx| {
+        self.core.store.transaction(|tx| {
             ids.iter()
                 .try_for_each(|id| tx.remove(Table::Outbox, &id.to_be_bytes()))
         })
@@ -154,14 +176,8 @@ impl Engine {
 
     /// Records a failed attempt; the notice is tried again after
     /// `retry_in_secs`.
-    pub fn notice_failed(
-        &self,
-        id: u64,
-        now: UnixTime,
-        error: &str,
-        retry_in_secs: i64,
-    ) -> Result<()> {
-        self.store.transaction(|tx| {
+    pub fn failed(&self, id: u64, now: UnixTime, error: &str, retry_in_secs: i64) -> Result<()> {
+        self.core.store.transaction(|tx| {
             let key = id.to_be_bytes();
             let Some(mut n) = tx.get::<Notice>(Table::Outbox, &key)? else {
                 return Ok(());
@@ -173,6 +189,8 @@ impl Engine {
         })
     }
 }
+
+impl crate::codec::Record for Notice {}
 
 #[cfg(test)]
 mod tests {

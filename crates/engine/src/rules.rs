@@ -229,6 +229,9 @@ pub fn fee(merchant: &Merchant, amount: u64, discount: u64) -> u64 {
     (u128::from(base) * u128::from(merchant.fee_bps) / 10_000) as u64
 }
 
+impl crate::codec::Record for RuleRecord {}
+impl crate::codec::Record for AllowanceUse {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,11 +14,22 @@
 use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
+use crate::core::Core;
 use crate::error::Result;
 use crate::ledger;
 use crate::model::{keys, AccountKey, JournalKind, Merchant, Txn, UnixTime};
-use crate::store::{Table, TxResult};
+use crate::storage::{Durable, Table, TxResult};
+
+/// Settlement: closing confirmed items into batches per merchant.
+pub struct Settlement<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Settlement<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Settlement { core }
+    }
+}
 
 /// Items settled per transaction: a busy merchant's day is settled in
 /// steps, so the terminals' transactions are never held up for long and
@@ -53,25 +64,25 @@ pub struct SettlementBatch {
     pub net: i64,
 }
 
-impl Engine {
+impl Settlement<'_> {
     /// Settles everything confirmed up to `cutoff`. Returns the new batches.
-    pub fn settle(&self, cutoff: UnixTime, now: UnixTime) -> Result<Vec<SettlementBatch>> {
-        self.settle_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS)
+    pub fn run(&self, cutoff: UnixTime, now: UnixTime) -> Result<Durable<Vec<SettlementBatch>>> {
+        self.run_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS)
     }
 
-    /// [`Engine::settle`] with `per_transaction` items per step and
+    /// [`Settlement::run`] with `per_transaction` items per step and
     /// batches closing at `max_items` (tests use small ones).
-    pub fn settle_in_steps(
+    pub fn run_in_steps(
         &self,
         cutoff: UnixTime,
         now: UnixTime,
         per_transaction: usize,
         max_items: usize,
-    ) -> Result<Vec<SettlementBatch>> {
-        // Gather candidates outside the transactions (sled cannot scan inside
+    ) -> Result<Durable<Vec<SettlementBatch>>> {
+        // Gather candidates outside the transactions (a backend need not scan inside
         // one); each merchant's transaction re-checks every item.
         let mut by_merchant: Vec<(MerchantId, Vec<Rrn>)> = Vec::new();
-        for key in self.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
+        for key in self.core.store.keys_in(Table::Unsettled, b"", &[0xFF]) {
             let key = key?;
             if key.len() != 27 {
                 continue;
@@ -88,19 +99,20 @@ impl Engine {
             }
         }
         let due_day = self
+            .core
             .cfg
             .calendar
-            .next_working_day(now.local_day(self.cfg.utc_offset_secs));
-        let mark = self.store.mark();
+            .next_working_day(now.local_day(self.core.cfg.utc_offset_secs));
+        let mark = self.core.store.mark();
         let mut out = Vec::new();
         for (merchant, rrns) in by_merchant {
             let mut open: Option<SettlementBatch> = None;
             for chunk in rrns.chunks(per_transaction.max(1)) {
                 let id = match &open {
                     Some(b) => b.id,
-                    None => self.store.next_id()? + 1,
+                    None => self.core.store.next_id()? + 1,
                 };
-                let batch = self.store.transaction(|tx| {
+                let batch = self.core.store.transaction(|tx| {
                     let mut b = match &open {
                         Some(b) => b.clone(),
                         None => SettlementBatch {
@@ -164,18 +176,13 @@ impl Engine {
             }
             out.extend(open);
         }
-        if !out.is_empty() {
-            self.store
-                .durable_since(mark)
-                .wait()
-                .map_err(|e| crate::EngineError::invalid(e.to_string()))?;
-        }
-        Ok(out)
+        Ok(Durable::new(out, self.core.store.durable_since(mark)))
     }
 
     /// Every settlement batch, oldest first.
-    pub fn settlements(&self) -> Result<Vec<SettlementBatch>> {
-        self.store
+    pub fn batches(&self) -> Result<Vec<SettlementBatch>> {
+        self.core
+            .store
             .scan(Table::Settlements, b"")
             .map(|r| r.map(|(_, b)| b))
             .collect()
@@ -242,3 +249,5 @@ fn csv_field(s: &str) -> String {
 pub fn to_json(batches: &[SettlementBatch]) -> String {
     serde_json::to_string_pretty(batches).unwrap_or_else(|_| "[]".into())
 }
+
+impl crate::codec::Record for SettlementBatch {}

@@ -4,7 +4,6 @@
 mod common;
 
 use clubswitch_engine::archive::file::{self, Kind};
-use clubswitch_engine::store::Table;
 use clubswitch_engine::*;
 use clubswitch_wire::{Amount, ProcessingCode as Pc, ResponseCode as Rc};
 use common::*;
@@ -18,12 +17,12 @@ fn balances(w: &World) -> Vec<i64> {
         AccountKey::StoreIssued(w.merchant),
     ]
     .iter()
-    .map(|k| w.engine.account(k).unwrap().balance)
+    .map(|k| w.engine.admin().account(k).unwrap().balance)
     .collect()
 }
 
 fn assert_verified(w: &World, dir: &TempDir) -> ArchiveCheck {
-    let check = w.engine.verify_archive(&dir.0).unwrap();
+    let check = w.engine.archive().verify(&dir.0).unwrap();
     assert!(check.violations.is_empty(), "{:#?}", check.violations);
     check
 }
@@ -31,7 +30,10 @@ fn assert_verified(w: &World, dir: &TempDir) -> ArchiveCheck {
 /// A day of every kind of transaction, all finished by `T0 + 1000`.
 fn finished_day(w: &World) -> usize {
     w.engine
+        .admin()
         .grant_store_credit(w.member.id, &w.merchant, Amount::new(50_000).unwrap(), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
     w.confirm(&a, &o, 80_000, T0.plus(10));
@@ -46,9 +48,15 @@ fn finished_day(w: &World) -> usize {
     );
     let (_, expired) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 7_000, T0.plus(80));
     assert_eq!(expired.code, Rc::Approved);
-    w.engine.expire_holds(T0.plus(1000), 100).unwrap();
+    w.engine.sweeper().expire_holds(T0.plus(1000), 100).unwrap();
     assert_eq!(
-        w.engine.settle(T0.plus(900), T0.plus(900)).unwrap().len(),
+        w.engine
+            .settlement()
+            .run(T0.plus(900), T0.plus(900))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .len(),
         1
     );
     5
@@ -63,20 +71,24 @@ fn finished_history_leaves_the_ledger_and_every_balance_and_the_audit_stay() {
     let (_, later) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000, T0.plus(5000));
     let club = w.club_account();
     let others = balances(&w);
-    let journal = w.engine.store().len(Table::Journal);
+    let journal = w.engine.audit().records().journal_entries;
 
-    let run = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    let run = w.engine.archive().run(T0.plus(2000), &dir.0).unwrap();
     assert_eq!(run.transactions, n);
     assert_eq!(run.journal_entries, journal);
     assert_eq!(run.waiting_on, None);
     assert_eq!(run.files.len(), 2);
 
-    assert_eq!(w.engine.store().len(Table::Txns), 1, "only the new hold");
-    assert!(w.engine.txn(&later.rrn.unwrap()).unwrap().is_some());
-    assert_eq!(w.engine.store().len(Table::Journal), 0);
+    assert_eq!(
+        w.engine.audit().records().transactions,
+        1,
+        "only the new hold"
+    );
+    assert!(w.engine.admin().txn(&later.rrn.unwrap()).unwrap().is_some());
+    assert_eq!(w.engine.audit().records().journal_entries, 0);
     assert_eq!(w.club_account(), club);
     assert_eq!(balances(&w), others);
-    let r = w.engine.audit().unwrap();
+    let r = w.engine.audit().ledger().unwrap();
     assert!(r.ok(), "{:#?}", r.violations);
     assert_eq!(
         (r.archived_transactions, r.archived_journal_entries),
@@ -87,7 +99,7 @@ fn finished_history_leaves_the_ledger_and_every_balance_and_the_audit_stay() {
     assert_eq!(check.journal_entries, journal as u64);
 
     // A second run finds nothing more; the ledger goes on working.
-    let again = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    let again = w.engine.archive().run(T0.plus(2000), &dir.0).unwrap();
     assert_eq!((again.transactions, again.journal_entries), (0, 0));
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(6000));
     assert_eq!(w.confirm(&a, &o, 3_000, T0.plus(6010)).code, Rc::Approved);
@@ -103,14 +115,19 @@ fn an_unsettled_purchase_holds_the_archive_back_until_it_settles() {
     let (_, v) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 2_000, T0.plus(10));
     w.undo_rrn(v.rrn.unwrap(), T0.plus(11));
 
-    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    let run = w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     assert_eq!(run.transactions, 0, "transactions go in RRN order");
     assert_eq!(run.waiting_on, o.rrn);
     assert!(run.journal_entries > 0, "the journal is not held back");
     w.assert_audit();
 
-    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
-    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    w.engine
+        .settlement()
+        .run(T0.plus(50), T0.plus(60))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let run = w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     assert_eq!((run.transactions, run.waiting_on), (2, None));
     w.assert_audit();
     assert_verified(&w, &dir);
@@ -122,8 +139,13 @@ fn an_archived_purchase_can_no_longer_be_refunded_or_reversed() {
     let dir = TempDir::new("archive");
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
-    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
-    w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    w.engine
+        .settlement()
+        .run(T0.plus(50), T0.plus(60))
+        .unwrap()
+        .wait()
+        .unwrap();
+    w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     let before = w.club_account();
     let rrn = o.rrn.unwrap();
     assert_eq!(
@@ -141,16 +163,27 @@ fn a_refund_of_a_purchase_archived_meanwhile_still_settles_and_balances() {
     let dir = TempDir::new("archive");
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
-    w.engine.settle(T0.plus(50), T0.plus(60)).unwrap();
+    w.engine
+        .settlement()
+        .run(T0.plus(50), T0.plus(60))
+        .unwrap()
+        .wait()
+        .unwrap();
     let r = w.refund(Pc::ClubRefund, o.rrn.unwrap(), 4_000, T0.plus(70));
     assert_eq!(r.code, Rc::Approved);
     // The purchase goes; the refund, not settled yet, stays and waits.
-    let run = w.engine.archive(T0.plus(100), &dir.0).unwrap();
+    let run = w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     assert_eq!((run.transactions, run.waiting_on), (1, r.rrn));
     w.assert_audit();
-    let batches = w.engine.settle(T0.plus(150), T0.plus(160)).unwrap();
+    let batches = w
+        .engine
+        .settlement()
+        .run(T0.plus(150), T0.plus(160))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(batches[0].refunds, 4_000);
-    w.engine.archive(T0.plus(200), &dir.0).unwrap();
+    w.engine.archive().run(T0.plus(200), &dir.0).unwrap();
     w.assert_audit();
     assert_eq!(assert_verified(&w, &dir).transactions, 2);
 }
@@ -162,11 +195,11 @@ fn a_run_interrupted_between_its_file_and_the_ledger_is_repaired_by_the_next() {
     finished_day(&w);
     let (a, o) = w.authorize(Pc::StorePurchase, CLUB_PAN, 1_000, T0.plus(3000));
     w.confirm(&a, &o, 1_000, T0.plus(3010));
-    w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    w.engine.archive().run(T0.plus(2000), &dir.0).unwrap();
 
     // What a run killed after writing its files leaves: files reaching past
     // what the ledger archived, and a half-written temporary file.
-    let live = w.engine.txn(&o.rrn.unwrap()).unwrap().unwrap();
+    let live = w.engine.admin().txn(&o.rrn.unwrap()).unwrap().unwrap();
     let rrn = live.rrn;
     let records = [live];
     let straddling = file::write(
@@ -189,7 +222,7 @@ fn a_run_interrupted_between_its_file_and_the_ledger_is_repaired_by_the_next() {
     // The verifier ignores what the ledger did not archive.
     assert_verified(&w, &dir);
 
-    let run = w.engine.archive(T0.plus(4000), &dir.0).unwrap();
+    let run = w.engine.archive().run(T0.plus(4000), &dir.0).unwrap();
     assert_eq!(run.transactions, 1);
     assert!(!beyond.exists() || run.files.contains(&beyond));
     assert!(!straddling.exists());
@@ -206,7 +239,7 @@ fn a_damaged_or_missing_archive_file_fails_verification() {
     let w = World::new();
     let dir = TempDir::new("archive");
     finished_day(&w);
-    let run = w.engine.archive(T0.plus(2000), &dir.0).unwrap();
+    let run = w.engine.archive().run(T0.plus(2000), &dir.0).unwrap();
     let journal = run
         .files
         .iter()
@@ -220,14 +253,14 @@ fn a_damaged_or_missing_archive_file_fails_verification() {
     let mut raw = std::fs::read(journal).unwrap();
     raw[20] ^= 0x40;
     std::fs::write(journal, &raw).unwrap();
-    let check = w.engine.verify_archive(&dir.0).unwrap();
+    let check = w.engine.archive().verify(&dir.0).unwrap();
     assert!(
         check.violations.iter().any(|v| v.contains("damaged")),
         "{:#?}",
         check.violations
     );
     std::fs::remove_file(journal).unwrap();
-    let check = w.engine.verify_archive(&dir.0).unwrap();
+    let check = w.engine.archive().verify(&dir.0).unwrap();
     assert!(
         check
             .violations
@@ -244,6 +277,7 @@ fn daily_counters_of_days_long_past_are_dropped() {
     let dir = TempDir::new("archive");
     let limited = w
         .engine
+        .admin()
         .issue_card(&NewCard {
             pan: pan(&luhn_fix("628023140000010")),
             kind: CardKind::Club,
@@ -252,17 +286,32 @@ fn daily_counters_of_days_long_past_are_dropped() {
             max_amount: None,
             daily_limit: Amount::new(100_000),
         })
+        .unwrap()
+        .wait()
         .unwrap();
     w.engine
+        .admin()
         .top_up(&limited.hash, Amount::new(50_000).unwrap(), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     let (a, o) = w.authorize(Pc::ClubPurchase, &luhn_fix("628023140000010"), 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
-    assert_eq!(w.engine.daily_spend(&limited.hash, T0).unwrap(), 10_000);
-    assert_eq!(w.engine.archive(T0.plus(100), &dir.0).unwrap().counters, 0);
-    let run = w.engine.archive(T0.plus(3 * 86_400), &dir.0).unwrap();
+    assert_eq!(
+        w.engine.admin().daily_spend(&limited.hash, T0).unwrap(),
+        10_000
+    );
+    assert_eq!(
+        w.engine
+            .archive()
+            .run(T0.plus(100), &dir.0)
+            .unwrap()
+            .counters,
+        0
+    );
+    let run = w.engine.archive().run(T0.plus(3 * 86_400), &dir.0).unwrap();
     assert_eq!(run.counters, 1);
-    assert_eq!(w.engine.daily_spend(&limited.hash, T0).unwrap(), 0);
+    assert_eq!(w.engine.admin().daily_spend(&limited.hash, T0).unwrap(), 0);
 }
 
 #[test]
@@ -274,11 +323,11 @@ fn request_records_are_purged_in_bounded_steps_that_wrap() {
     for i in 0..5 {
         w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0.plus(1000 + i));
     }
-    assert_eq!(w.engine.store().len(Table::Requests), 15);
+    assert_eq!(w.engine.audit().records().request_records, 15);
     let mut removed = 0;
     let mut steps = 0;
     loop {
-        let p = w.engine.purge_requests(T0.plus(500), 4).unwrap();
+        let p = w.engine.sweeper().purge_requests(T0.plus(500), 4).unwrap();
         assert!(p.scanned <= 4);
         removed += p.removed;
         steps += 1;
@@ -287,10 +336,14 @@ fn request_records_are_purged_in_bounded_steps_that_wrap() {
         }
     }
     assert_eq!((removed, steps), (10, 4));
-    assert_eq!(w.engine.store().len(Table::Requests), 5);
+    assert_eq!(w.engine.audit().records().request_records, 5);
     // The next pass starts again from the first record.
     assert_eq!(
-        w.engine.purge_requests(T0.plus(500), 100).unwrap().scanned,
+        w.engine
+            .sweeper()
+            .purge_requests(T0.plus(500), 100)
+            .unwrap()
+            .scanned,
         5
     );
 }

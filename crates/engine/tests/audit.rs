@@ -5,7 +5,8 @@
 mod common;
 
 use clubswitch_engine::codec;
-use clubswitch_engine::loyalty::{Lot, ONE};
+use clubswitch_engine::loyalty::ONE;
+use clubswitch_engine::Lot;
 use clubswitch_engine::*;
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
 use common::*;
@@ -13,9 +14,10 @@ use common::*;
 #[test]
 fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_balance() {
     let dir = TempDir::new("audit");
-    let store = Store::open(&dir.0, &StoreConfig::default()).unwrap();
+    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
     let w = World::open_or_seed(store.clone());
     w.engine
+        .loyalty()
         .put_program(
             &w.merchant,
             &Program {
@@ -26,6 +28,8 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
                 ..Program::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
     assert_eq!(w.confirm(&auth, &out, 100_000, T0).code, Rc::Approved);
@@ -55,8 +59,8 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
     drop(accounts);
     drop(db);
 
-    let w = World::open_or_seed(Store::open(&dir.0, &StoreConfig::default()).unwrap());
-    let report = w.engine.audit().unwrap();
+    let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());
+    let report = w.engine.audit().ledger().unwrap();
     let v = &report.violations;
     let names =
         |account: &str, what: &str| v.iter().any(|v| v.contains(account) && v.contains(what));

@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clubswitch_engine::store::Table;
 use clubswitch_engine::*;
 use clubswitch_wire::ProcessingCode;
 use common::*;
@@ -30,7 +29,7 @@ fn restored(dir: &std::path::Path) -> (Engine, backup::RestoreReport) {
         &dir.join("restored/archive"),
     )
     .unwrap();
-    let store = Store::open(&ledger, &StoreConfig::default()).unwrap();
+    let store = Store::open(&ledger, &EmbeddedConfig::default()).unwrap();
     let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
     (engine, report)
 }
@@ -59,44 +58,50 @@ fn a_backup_taken_while_purchases_run_is_the_ledger_at_one_instant() {
         stop.store(true, Ordering::Relaxed);
         report
     });
-    let live = w.engine.store();
     assert!(report.records > 0);
+    let ids = |e: &Engine, from: u64| -> Vec<u64> {
+        let entries = e.audit().journal(from, usize::MAX).unwrap();
+        entries.into_iter().map(|j| j.id).collect()
+    };
     assert!(
-        live.next_id().unwrap() > report.next_id,
+        !ids(&w.engine, report.next_id).is_empty(),
         "purchases went on after the backup's instant"
     );
 
     let (restored, read) = restored(&dir.0);
     assert_eq!(read.records, report.records);
-    let copy = restored.store();
     // The copy holds exactly the journal entries issued before its
     // instant, and the balances they leave.
-    let copied_ids: Vec<u64> = copy
-        .scan::<JournalEntry>(Table::Journal, b"")
-        .map(|i| i.unwrap().1.id)
-        .collect();
-    let live_ids: Vec<u64> = live
-        .scan::<JournalEntry>(Table::Journal, b"")
-        .map(|i| i.unwrap().1.id)
+    let live_ids: Vec<u64> = ids(&w.engine, 0)
+        .into_iter()
         .filter(|id| *id < report.next_id)
         .collect();
-    assert_eq!(copied_ids, live_ids);
+    assert_eq!(ids(&restored, 0), live_ids);
     assert_eq!(report.journal_through, live_ids.last().copied());
     assert_eq!(
-        restored.balances().unwrap(),
-        w.engine.balances_before(report.next_id).unwrap()
+        restored.audit().balances().unwrap(),
+        w.engine.audit().balances_before(report.next_id).unwrap()
     );
     assert_ne!(
-        restored.balances().unwrap(),
-        w.engine.balances().unwrap(),
+        restored.audit().balances().unwrap(),
+        w.engine.audit().balances().unwrap(),
         "the purchases after the backup's instant are not in it"
     );
 
     // The copy is a ledger of its own: it passes the audit and goes on
     // issuing ids from where its source was at the backup.
-    let audit = restored.audit().unwrap();
+    let audit = restored.audit().ledger().unwrap();
     assert!(audit.ok(), "{:#?}", audit.violations);
-    assert!(copy.next_id().unwrap() >= report.next_id);
+    restored
+        .admin()
+        .top_up(&w.club.hash, clubswitch_wire::Amount::new(1).unwrap(), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(ids(&restored, 0)
+        .iter()
+        .all(|id| live_ids.contains(id) || *id >= report.next_id));
+    assert_eq!(ids(&restored, report.next_id).len(), 1);
 }
 
 #[test]
@@ -105,9 +110,10 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
     let dir = TempDir::new("restore");
     w.engine.backup(&paths(&dir.0)).unwrap();
     let (engine, _) = restored(&dir.0);
-    assert!(engine.audit().unwrap().ok());
+    assert!(engine.audit().ledger().unwrap().ok());
     assert_eq!(
         engine
+            .admin()
             .account(&AccountKey::Club(w.club.account.unwrap()))
             .unwrap(),
         w.club_account()

@@ -28,7 +28,7 @@ fn crash_child() {
         .unwrap()
         .parse()
         .unwrap();
-    let store = Store::open(Path::new(&dir), &StoreConfig::default()).unwrap();
+    let store = Store::open(Path::new(&dir), &EmbeddedConfig::default()).unwrap();
     let w = World::open_or_seed(store);
     let mut rng = rand::rngs::StdRng::seed_from_u64(run as u64);
     let mut t = T0.plus(run * 100_000);
@@ -38,11 +38,14 @@ fn crash_child() {
         let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, rng.gen_range(1..2_000), t);
         if out.code == Rc::InsufficientFunds {
             w.engine
+                .admin()
                 .top_up(
                     &w.club.hash,
                     clubswitch_wire::Amount::new(100_000).unwrap(),
                     t,
                 )
+                .unwrap()
+                .wait()
                 .unwrap();
             println!("TOPUP 100000");
             continue;
@@ -123,13 +126,14 @@ fn killed_at_random_points_the_ledger_keeps_every_reported_operation() {
             }
         }
 
-        let store = Store::open(&dir, &StoreConfig::default()).unwrap();
+        let store = Store::open(&dir, &EmbeddedConfig::default()).unwrap();
         let w = World::open_or_seed(store.clone());
-        let report = w.engine.audit().unwrap();
+        let report = w.engine.audit().ledger().unwrap();
         assert!(report.ok(), "run {run}: {:#?}", report.violations);
         for (rrn, what) in &reported {
             let t = w
                 .engine
+                .admin()
                 .txn(rrn)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{rrn} reported {what} but lost"));
@@ -141,7 +145,7 @@ fn killed_at_random_points_the_ledger_keeps_every_reported_operation() {
             assert_eq!(t.state, expect, "{rrn}");
         }
         for rrn in &refunded {
-            let t = w.engine.txn(rrn).unwrap().unwrap();
+            let t = w.engine.admin().txn(rrn).unwrap().unwrap();
             assert!(
                 t.refunded >= 1,
                 "{rrn} reported refunded but the refund is lost"
@@ -158,12 +162,13 @@ fn killed_at_random_points_the_ledger_keeps_every_reported_operation() {
     );
 
     // Held value that was never confirmed is released after expiry.
-    let store = Store::open(&dir, &StoreConfig::default()).unwrap();
+    let store = Store::open(&dir, &EmbeddedConfig::default()).unwrap();
     let w = World::open_or_seed(store.clone());
     w.engine
+        .sweeper()
         .expire_holds(T0.plus(10_000_000), usize::MAX)
         .unwrap();
-    let report = w.engine.audit().unwrap();
+    let report = w.engine.audit().ledger().unwrap();
     assert!(report.ok(), "{:#?}", report.violations);
     assert_eq!(report.pending_holds, 0);
     assert_eq!(w.club_account().held, 0);

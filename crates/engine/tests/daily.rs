@@ -27,7 +27,12 @@ fn program() -> Program {
 
 fn with_program(p: Program) -> World {
     let w = World::new();
-    w.engine.put_program(&w.merchant, &p).unwrap();
+    w.engine
+        .loyalty()
+        .put_program(&w.merchant, &p)
+        .unwrap()
+        .wait()
+        .unwrap();
     w
 }
 
@@ -40,17 +45,22 @@ fn buy(w: &World, code: Pc, amount: u64, at: UnixTime) -> Outcome {
 }
 
 fn points(w: &World) -> i64 {
-    w.engine.points(w.member.id, &w.merchant).unwrap().balance
+    w.engine
+        .loyalty()
+        .points(w.member.id, &w.merchant)
+        .unwrap()
+        .balance
 }
 
 /// The notices waiting, and clears them.
 fn take_notices(w: &World) -> Vec<NoticeKind> {
     let all = w
         .engine
-        .due_notices(UnixTime(i64::MAX), 1_000, 1_000)
+        .outbox()
+        .due(UnixTime(i64::MAX), 1_000, 1_000)
         .unwrap();
     let ids: Vec<u64> = all.iter().map(|n| n.id).collect();
-    w.engine.notices_delivered(&ids).unwrap();
+    w.engine.outbox().delivered(&ids).unwrap();
     all.into_iter().map(|n| n.kind).collect()
 }
 
@@ -67,10 +77,17 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
     assert_eq!(points(&w), 150);
     // Converting 60 spends the oldest lot first: 40 of the first lot left.
     w.engine
+        .loyalty()
         .convert_points(w.member.id, &w.merchant, Some(60), T0.plus(12 * DAY))
+        .unwrap()
+        .wait()
         .unwrap();
     take_notices(&w);
-    let schedule = w.engine.expiring(w.member.id, &w.merchant).unwrap();
+    let schedule = w
+        .engine
+        .loyalty()
+        .expiring(w.member.id, &w.merchant)
+        .unwrap();
     let parts: Vec<_> = schedule
         .iter()
         .map(|e| (e.valid_through, e.amount))
@@ -79,9 +96,19 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
 
     // The first lot is valid through day d0 + 30: a week before, one
     // warning for what is left of it.
-    assert!(w.engine.daily_pass(T0.plus(22 * DAY)).unwrap().is_some());
+    assert!(w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(22 * DAY))
+        .unwrap()
+        .is_some());
     assert_eq!(take_notices(&w), vec![]);
-    let run = w.engine.daily_pass(T0.plus(23 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(23 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!(run.expiry_warnings, 1);
     assert_eq!(
         take_notices(&w),
@@ -93,16 +120,34 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
         }]
     );
     assert!(
-        w.engine.daily_pass(T0.plus(23 * DAY)).unwrap().is_none(),
+        w.engine
+            .loyalty()
+            .daily_pass(T0.plus(23 * DAY))
+            .unwrap()
+            .is_none(),
         "once a day"
     );
-    w.engine.daily_pass(T0.plus(24 * DAY)).unwrap().unwrap();
+    w.engine
+        .loyalty()
+        .daily_pass(T0.plus(24 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!(take_notices(&w), vec![], "warned once");
 
     // Still valid on its last day; gone the day after, the newer lot kept.
-    let run = w.engine.daily_pass(T0.plus(30 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(30 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.points_expired, points(&w)), (0, 90));
-    let run = w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(31 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.points_expired, points(&w)), (40, 50));
     let notices = take_notices(&w);
     assert!(notices.contains(&NoticeKind::Expired {
@@ -110,7 +155,7 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
         points: 40,
         credit: 0,
     }));
-    let lots = w.engine.lots(w.member.id, &w.merchant).unwrap();
+    let lots = w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap();
     assert_eq!(
         lots.points.iter().map(|l| l.amount).collect::<Vec<_>>(),
         [50]
@@ -118,6 +163,7 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
 
     let report = w
         .engine
+        .loyalty()
         .loyalty_report(T0, T0.plus(40 * DAY))
         .unwrap()
         .merchants;
@@ -136,12 +182,15 @@ fn store_credit_held_for_a_pending_purchase_does_not_expire_under_it() {
         ..program()
     });
     w.engine
+        .admin()
         .grant_store_credit(w.member.id, &w.merchant, Amount::new(100_000).unwrap(), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     let at = T0.plus(11 * DAY);
     let (auth, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 80_000, at);
     assert_eq!(out.code, Rc::Approved);
-    let run = w.engine.daily_pass(at.plus(60)).unwrap().unwrap();
+    let run = w.engine.loyalty().daily_pass(at.plus(60)).unwrap().unwrap();
     assert_eq!(run.credit_expired, 20_000, "only what is not held");
     assert_eq!(w.store_account().balance, 80_000);
     let c = w.confirm(&auth, &out, 80_000, at.plus(120));
@@ -154,7 +203,11 @@ fn store_credit_held_for_a_pending_purchase_does_not_expire_under_it() {
 fn a_refund_after_the_points_expired_writes_them_off_and_keeps_the_ledger_whole() {
     let w = with_program(program());
     let c = buy(&w, Pc::ClubPurchase, 100_000, T0);
-    w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    w.engine
+        .loyalty()
+        .daily_pass(T0.plus(31 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!(points(&w), 0);
     let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(32 * DAY));
     assert_eq!(r.code, Rc::Approved, "{r:?}");
@@ -172,18 +225,31 @@ fn credit_granted_again_later_starts_a_new_lot_and_outlives_the_old_one() {
     });
     let grant = |amount: u64, at: UnixTime| {
         w.engine
+            .admin()
             .grant_store_credit(w.member.id, &w.merchant, Amount::new(amount).unwrap(), at)
+            .unwrap()
+            .wait()
             .unwrap();
     };
     grant(30_000, T0);
     grant(20_000, T0.plus(5 * DAY));
     buy(&w, Pc::StorePurchase, 35_000, T0.plus(6 * DAY));
     // 15,000 left, all of it from the second grant.
-    let run = w.engine.daily_pass(T0.plus(11 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(11 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.credit_expired, w.store_account().balance), (0, 15_000));
-    let run = w.engine.daily_pass(T0.plus(16 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(16 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.credit_expired, w.store_account().balance), (15_000, 0));
-    let lots = w.engine.lots(w.member.id, &w.merchant).unwrap();
+    let lots = w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap();
     assert!(
         lots.points.is_empty() && lots.credit.is_empty(),
         "nothing left, no lot left: {lots:?}"
@@ -204,33 +270,59 @@ fn birthdays_and_cards_about_to_expire_are_told_once_and_on_the_day() {
         ..EngineConfig::default()
     });
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| {
             c.expiry = Some(Expiry { year: 27, month: 1 })
         })
+        .unwrap()
+        .wait()
         .unwrap();
     let (_, m, d) = clubswitch_wire::fields::civil_from_days(today + 1);
     let birthday: Birthday = format!("1990-{m:02}-{d:02}").parse().unwrap();
-    w.engine.set_birthday(w.member.id, Some(birthday)).unwrap();
-    assert_eq!(w.engine.birthday(w.member.id).unwrap(), Some(birthday));
+    w.engine
+        .loyalty()
+        .set_birthday(w.member.id, Some(birthday))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(
+        w.engine.loyalty().birthday(w.member.id).unwrap(),
+        Some(birthday)
+    );
 
     // Before the daily hour nothing runs.
     let morning = UnixTime((today * DAY) - EngineConfig::default().utc_offset_secs + 3_600);
-    assert!(w.engine.daily_pass(morning).unwrap().is_none());
+    assert!(w.engine.loyalty().daily_pass(morning).unwrap().is_none());
 
-    let run = w.engine.daily_pass(T0).unwrap().unwrap();
+    let run = w.engine.loyalty().daily_pass(T0).unwrap().unwrap();
     assert_eq!((run.cards_expiring, run.birthdays), (1, 0));
     let last4 = String::from_utf8_lossy(&w.club.last4).into_owned();
     assert_eq!(
         take_notices(&w),
         vec![NoticeKind::CardExpiring { last4, through }]
     );
-    let run = w.engine.daily_pass(T0.plus(DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.cards_expiring, run.birthdays), (0, 1));
     assert_eq!(take_notices(&w), vec![NoticeKind::Birthday]);
 
     // A forgotten birthday is not greeted next year.
-    w.engine.set_birthday(w.member.id, None).unwrap();
-    let run = w.engine.daily_pass(T0.plus(366 * DAY)).unwrap().unwrap();
+    w.engine
+        .loyalty()
+        .set_birthday(w.member.id, None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(366 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!(run.birthdays, 0);
     w.assert_audit();
 }

@@ -57,13 +57,18 @@ fn club_purchase_holds_then_partial_confirm_releases_the_rest() {
     // Merchant owed 100 000 less 1% fee.
     assert_eq!(
         w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
         99_000
     );
     assert_eq!(
-        w.engine.account(&AccountKey::FeeIncome).unwrap().balance,
+        w.engine
+            .admin()
+            .account(&AccountKey::FeeIncome)
+            .unwrap()
+            .balance,
         1_000
     );
     w.assert_audit();
@@ -105,25 +110,37 @@ fn card_checks_give_14_57_62_54() {
     );
 
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| c.status = Status::Blocked)
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
         Rc::RestrictedCard
     );
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| c.status = Status::Active)
+        .unwrap()
+        .wait()
         .unwrap();
 
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| c.expiry = Expiry::from_yymm(b"2610"))
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
         Rc::ExpiredCard
     );
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| c.expiry = Expiry::from_yymm(b"2611"))
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
@@ -192,7 +209,10 @@ fn terminal_and_merchant_checks_give_58_and_03() {
     req.key = w.next_key(T0);
     req.merchant = w.merchant;
     w.engine
+        .admin()
         .update_terminal(&w.terminal, |t| t.status = Status::Blocked)
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(
         w.engine
@@ -203,11 +223,19 @@ fn terminal_and_merchant_checks_give_58_and_03() {
         Rc::NotPermittedToTerminal
     );
     w.engine
+        .admin()
         .update_terminal(&w.terminal, |t| t.status = Status::Active)
+        .unwrap()
+        .wait()
         .unwrap();
 
-    assert!(!w.engine.security_failure(&w.terminal, 2).unwrap());
-    assert!(w.engine.security_failure(&w.terminal, 2).unwrap());
+    let failure = Request::Terminal(TerminalUpdate {
+        terminal: w.terminal,
+        change: TerminalChange::SecurityFailure { lock_after: 2 },
+    });
+    let locked = |r: Reply| r.terminal.map(|t| t.locked);
+    assert_eq!(locked(w.engine.handle(&failure, T0).unwrap()), Some(false));
+    assert_eq!(locked(w.engine.handle(&failure, T0).unwrap()), Some(true));
     req.key = w.next_key(T0);
     assert_eq!(
         w.engine
@@ -218,21 +246,24 @@ fn terminal_and_merchant_checks_give_58_and_03() {
         Rc::NotPermittedToTerminal
     );
     w.engine
+        .admin()
         .update_terminal(&w.terminal, |t| {
             t.locked = false;
             t.security_failures = 0;
         })
+        .unwrap()
+        .wait()
         .unwrap();
 
     let mut m = merchant_record(w.merchant);
     m.offers.club = false;
-    w.engine.put_merchant(&m).unwrap();
+    w.engine.admin().put_merchant(&m).unwrap().wait().unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
         Rc::NotPermittedToTerminal
     );
     m.status = Status::Blocked;
-    w.engine.put_merchant(&m).unwrap();
+    w.engine.admin().put_merchant(&m).unwrap().wait().unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
         Rc::InvalidMerchant
@@ -279,16 +310,19 @@ fn limits_give_61() {
     let w = World::new();
     let mut m = merchant_record(w.merchant);
     m.max_amount = Amount::new(100_000);
-    w.engine.put_merchant(&m).unwrap();
+    w.engine.admin().put_merchant(&m).unwrap().wait().unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_001, T0).1.code,
         Rc::ExceedsAmountLimit
     );
     m.max_amount = None;
-    w.engine.put_merchant(&m).unwrap();
+    w.engine.admin().put_merchant(&m).unwrap().wait().unwrap();
 
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| c.daily_limit = Amount::new(150_000))
+        .unwrap()
+        .wait()
         .unwrap();
     let (a1, o1) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
     assert_eq!(o1.code, Rc::Approved);
@@ -311,10 +345,13 @@ fn limits_give_61() {
     );
 
     w.engine
+        .admin()
         .update_card(&w.club.hash, |c| {
             c.daily_limit = None;
             c.max_amount = Amount::new(10);
         })
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 11, T0).1.code,
@@ -328,7 +365,7 @@ fn suspended_member_gets_05() {
     let w = World::new();
     let mut m = w.member.clone();
     m.status = Status::Blocked;
-    w.engine.put_member(&m).unwrap();
+    w.engine.admin().put_member(&m).unwrap().wait().unwrap();
     assert_eq!(
         w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
         Rc::DoNotHonour
@@ -431,20 +468,36 @@ fn hold_expires_lazily_on_confirm_and_by_the_sweeper() {
     );
     assert_eq!(w.club_account().held, 0);
     assert_eq!(
-        w.engine.txn(&out.rrn.unwrap()).unwrap().unwrap().state,
+        w.engine
+            .admin()
+            .txn(&out.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state,
         TxnState::Expired
     );
 
     let (_, out2) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
-    assert_eq!(w.engine.expire_holds(T0.plus(899), 100).unwrap(), 0);
-    assert_eq!(w.engine.expire_holds(T0.plus(900), 100).unwrap(), 1);
     assert_eq!(
-        w.engine.expire_holds(T0.plus(901), 100).unwrap(),
+        w.engine.sweeper().expire_holds(T0.plus(899), 100).unwrap(),
+        0
+    );
+    assert_eq!(
+        w.engine.sweeper().expire_holds(T0.plus(900), 100).unwrap(),
+        1
+    );
+    assert_eq!(
+        w.engine.sweeper().expire_holds(T0.plus(901), 100).unwrap(),
         0,
         "ends exactly once"
     );
     assert_eq!(
-        w.engine.txn(&out2.rrn.unwrap()).unwrap().unwrap().state,
+        w.engine
+            .admin()
+            .txn(&out2.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state,
         TxnState::Expired
     );
     assert_eq!(
@@ -472,7 +525,12 @@ fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
         }
     );
     assert_eq!(
-        w.engine.txn(&held.rrn.unwrap()).unwrap().unwrap().state,
+        w.engine
+            .admin()
+            .txn(&held.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state,
         TxnState::Voided
     );
 
@@ -490,6 +548,7 @@ fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
     );
     assert_eq!(
         w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
@@ -552,7 +611,13 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     let w = World::new();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
     w.confirm(&auth, &out, 200_000, T0);
-    let batches = w.engine.settle(T0.plus(60), T0.plus(120)).unwrap();
+    let batches = w
+        .engine
+        .settlement()
+        .run(T0.plus(60), T0.plus(120))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     assert_eq!(
@@ -561,13 +626,18 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     );
     assert_eq!(
         w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
         0
     );
     assert_eq!(
-        w.engine.account(&AccountKey::Clearing).unwrap().balance,
+        w.engine
+            .admin()
+            .account(&AccountKey::Clearing)
+            .unwrap()
+            .balance,
         198_000
     );
 
@@ -578,7 +648,13 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     let r = w.refund(Pc::ClubRefund, out.rrn.unwrap(), 50_000, T0.plus(300));
     assert_eq!(r.code, Rc::Approved);
     assert_eq!(w.club_account().balance, 350_000);
-    let next = w.engine.settle(T0.plus(400), T0.plus(400)).unwrap();
+    let next = w
+        .engine
+        .settlement()
+        .run(T0.plus(400), T0.plus(400))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(
         (next[0].refunds, next[0].fees, next[0].net),
@@ -586,7 +662,10 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     );
     assert!(
         w.engine
-            .settle(T0.plus(500), T0.plus(500))
+            .settlement()
+            .run(T0.plus(500), T0.plus(500))
+            .unwrap()
+            .wait()
             .unwrap()
             .is_empty(),
         "nothing left"
@@ -609,7 +688,10 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     // Three items a step, batches closing once they reach seven.
     let batches = w
         .engine
-        .settle_in_steps(T0.plus(100), T0.plus(100), 3, 7)
+        .settlement()
+        .run_in_steps(T0.plus(100), T0.plus(100), 3, 7)
+        .unwrap()
+        .wait()
         .unwrap();
     let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
     assert_eq!(sizes, [9, 9, 2]);
@@ -619,17 +701,22 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     assert_eq!(gross, (0..20).map(|i| 1_000 + i).sum::<u64>());
     let net: i64 = batches.iter().map(|b| b.net).sum();
     assert_eq!(
-        w.engine.account(&AccountKey::Clearing).unwrap().balance,
+        w.engine
+            .admin()
+            .account(&AccountKey::Clearing)
+            .unwrap()
+            .balance,
         net
     );
     assert_eq!(
         w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
         0
     );
-    assert_eq!(w.engine.settlements().unwrap(), batches);
+    assert_eq!(w.engine.settlement().batches().unwrap(), batches);
     w.assert_audit();
 }
 
@@ -643,7 +730,13 @@ fn settlement_respects_the_cutoff_and_the_calendar() {
     // Thursday 2026-11-26, local: due Saturday (Friday is the weekend).
     let thursday =
         UnixTime(clubswitch_wire::fields::days_from_civil(2026, 11, 26) * 86_400 + 6 * 3600);
-    let batches = w.engine.settle(T0.plus(50), thursday).unwrap();
+    let batches = w
+        .engine
+        .settlement()
+        .run(T0.plus(50), thursday)
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(
         batches[0].gross, 10_000,
         "only what was confirmed by the cut-off"
@@ -682,9 +775,17 @@ fn refunds_partial_full_and_over() {
     assert_eq!(w.refund(Pc::ClubRefund, rrn, 1, T0).code, Rc::InvalidAmount);
     assert_eq!(w.club_account().balance, 500_000);
     // The whole fee went back: nothing owed either way.
-    assert_eq!(w.engine.account(&AccountKey::FeeIncome).unwrap().balance, 0);
     assert_eq!(
         w.engine
+            .admin()
+            .account(&AccountKey::FeeIncome)
+            .unwrap()
+            .balance,
+        0
+    );
+    assert_eq!(
+        w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
@@ -713,7 +814,12 @@ fn a_refund_can_be_reversed() {
     assert_eq!(w.undo_rrn(r.rrn.unwrap(), T0).code, Rc::Approved);
     assert_eq!(w.club_account().balance, 400_000);
     assert_eq!(
-        w.engine.txn(&out.rrn.unwrap()).unwrap().unwrap().refunded,
+        w.engine
+            .admin()
+            .txn(&out.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .refunded,
         0
     );
     assert_eq!(
@@ -742,7 +848,10 @@ fn store_credit_purchase_is_local_to_the_merchant_and_not_settled() {
         Rc::InsufficientFunds
     );
     w.engine
+        .admin()
         .grant_store_credit(w.member.id, &w.merchant, Amount::new(50_000).unwrap(), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     let (auth, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 30_000, T0);
     assert_eq!(out.code, Rc::Approved);
@@ -754,7 +863,10 @@ fn store_credit_purchase_is_local_to_the_merchant_and_not_settled() {
     assert_eq!(w.store_account().balance, 20_000);
     assert!(w
         .engine
-        .settle(T0.plus(10), T0.plus(10))
+        .settlement()
+        .run(T0.plus(10), T0.plus(10))
+        .unwrap()
+        .wait()
         .unwrap()
         .is_empty());
     let r = w.refund(Pc::StoreRefund, out.rrn.unwrap(), 10_000, T0);
@@ -768,7 +880,10 @@ fn store_credit_purchase_is_local_to_the_merchant_and_not_settled() {
 fn balance_inquiries() {
     let w = World::new();
     w.engine
+        .admin()
         .grant_store_credit(w.member.id, &w.merchant, Amount::new(7_000).unwrap(), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
     let (_, club) = w.authorize(Pc::ClubBalance, CLUB_PAN, 0, T0);
@@ -800,6 +915,7 @@ fn balance_inquiries() {
 fn discount_lookup_applies_the_best_rule_and_fee() {
     let w = World::new();
     w.engine
+        .admin()
         .add_rule(
             &w.merchant,
             DiscountRule {
@@ -809,8 +925,11 @@ fn discount_lookup_applies_the_best_rule_and_fee() {
                 ..Default::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     w.engine
+        .admin()
         .add_rule(
             &w.merchant,
             DiscountRule {
@@ -820,6 +939,8 @@ fn discount_lookup_applies_the_best_rule_and_fee() {
                 ..Default::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let (auth, out) = w.authorize(Pc::BankDiscount, BANK_PAN, 500_000, T0);
     assert_eq!(out.code, Rc::Approved);
@@ -839,6 +960,7 @@ fn discount_lookup_applies_the_best_rule_and_fee() {
     assert_eq!(c.code, Rc::Approved);
     assert_eq!(
         w.engine
+            .admin()
             .account(&AccountKey::Payable(w.merchant))
             .unwrap()
             .balance,
@@ -876,6 +998,7 @@ fn campaign_budget_is_held_at_request_and_consumed_only_at_confirm() {
     let w = World::new();
     let id = w
         .engine
+        .admin()
         .add_rule(
             &w.merchant,
             DiscountRule {
@@ -884,9 +1007,12 @@ fn campaign_budget_is_held_at_request_and_consumed_only_at_confirm() {
                 ..Default::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let rule = |w: &World| {
         w.engine
+            .admin()
             .rules(&w.merchant)
             .unwrap()
             .into_iter()
@@ -922,6 +1048,7 @@ fn campaign_budget_is_held_at_request_and_consumed_only_at_confirm() {
 fn per_card_daily_allowance() {
     let w = World::new();
     w.engine
+        .admin()
         .add_rule(
             &w.merchant,
             DiscountRule {
@@ -930,6 +1057,8 @@ fn per_card_daily_allowance() {
                 ..Default::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let (_, o1) = w.authorize(Pc::BankDiscount, BANK_PAN, 100_000, T0);
     assert_eq!(
@@ -956,7 +1085,10 @@ fn renewal_carries_the_balance_to_the_new_card() {
     let new_pan = luhn_fix("628023140000010");
     let renewed = w
         .engine
+        .admin()
         .renew_card(&w.club.hash, &pan(&new_pan), Expiry::from_yymm(b"3012"))
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(renewed.account, w.club.account);
     assert_eq!(
@@ -973,14 +1105,27 @@ fn renewal_carries_the_balance_to_the_new_card() {
 #[test]
 fn card_numbers_are_stored_only_as_hash_and_last_four() {
     let w = World::new();
-    let card = w.engine.card(&w.club.hash).unwrap().unwrap();
+    let card = w.engine.admin().card(&w.club.hash).unwrap().unwrap();
     assert_eq!(&card.last4, b"0013");
     let raw = format!("{card:?}");
     assert!(!raw.contains(CLUB_PAN));
-    assert_eq!(w.engine.card_history(&w.club.hash).unwrap().len(), 0);
+    assert_eq!(
+        w.engine.admin().card_history(&w.club.hash).unwrap().len(),
+        0
+    );
     w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0);
-    assert_eq!(w.engine.card_history(&w.club.hash).unwrap().len(), 1);
-    assert_eq!(w.engine.terminal_history(&w.terminal).unwrap().len(), 1);
+    assert_eq!(
+        w.engine.admin().card_history(&w.club.hash).unwrap().len(),
+        1
+    );
+    assert_eq!(
+        w.engine
+            .admin()
+            .terminal_history(&w.terminal)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -988,11 +1133,17 @@ fn top_up_and_grant_reject_bad_input_without_change() {
     let w = World::new();
     assert!(w
         .engine
+        .admin()
         .top_up(&w.bank.hash, Amount::new(1).unwrap(), T0)
         .is_err());
-    assert!(w.engine.top_up(&w.club.hash, Amount::ZERO, T0).is_err());
     assert!(w
         .engine
+        .admin()
+        .top_up(&w.club.hash, Amount::ZERO, T0)
+        .is_err());
+    assert!(w
+        .engine
+        .admin()
         .grant_store_credit(MemberId(999_999), &w.merchant, Amount::new(1).unwrap(), T0)
         .is_err());
     assert_eq!(w.club_account().balance, 500_000);
@@ -1007,15 +1158,22 @@ fn a_card_batch_is_issued_whole_or_not_at_all() {
         ("Nima".to_string(), fresh.clone(), None),
         ("Duplicate".to_string(), pan(CLUB_PAN), None),
     ];
-    assert!(w.engine.issue_batch(&batch).is_err());
+    assert!(w.engine.admin().issue_batch(&batch).is_err());
     assert!(
         w.engine
+            .admin()
             .card(&w.engine.card_hash(&fresh))
             .unwrap()
             .is_none(),
         "nothing half-applied"
     );
-    let issued = w.engine.issue_batch(&batch[..1]).unwrap();
+    let issued = w
+        .engine
+        .admin()
+        .issue_batch(&batch[..1])
+        .unwrap()
+        .wait()
+        .unwrap();
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].1.member, Some(issued[0].0.id));
 }

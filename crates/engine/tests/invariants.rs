@@ -85,9 +85,13 @@ impl Harness {
     fn new() -> Harness {
         let w = World::new();
         w.engine
+            .admin()
             .grant_store_credit(w.member.id, &w.merchant, Amount::new(200_000).unwrap(), T0)
+            .unwrap()
+            .wait()
             .unwrap();
         w.engine
+            .admin()
             .add_rule(
                 &w.merchant,
                 DiscountRule {
@@ -97,8 +101,11 @@ impl Harness {
                     ..Default::default()
                 },
             )
+            .unwrap()
+            .wait()
             .unwrap();
         w.engine
+            .admin()
             .add_rule(
                 &w.merchant,
                 DiscountRule {
@@ -106,10 +113,13 @@ impl Harness {
                     ..Default::default()
                 },
             )
+            .unwrap()
+            .wait()
             .unwrap();
         // A loyalty programme with everything that moves value: points,
         // cashback, automatic conversion, expiry.
         w.engine
+            .loyalty()
             .put_program(
                 &w.merchant,
                 &Program {
@@ -125,6 +135,8 @@ impl Harness {
                     ..Program::default()
                 },
             )
+            .unwrap()
+            .wait()
             .unwrap();
         let cards = vec![
             CLUB_PAN.to_owned(),
@@ -221,52 +233,62 @@ impl Harness {
                 let Some((req, first, _)) = Self::pick(&self.requests, *req).cloned() else {
                     return;
                 };
-                let journal = self
-                    .w
-                    .engine
-                    .store()
-                    .len(clubswitch_engine::store::Table::Journal);
-                let accounts = self.w.engine.audit().unwrap();
+                let journal = self.w.engine.audit().records().journal_entries;
+                let accounts = self.w.engine.audit().ledger().unwrap();
                 let again = self.w.engine.handle(&req, self.now).unwrap().wait();
                 assert_eq!(again, first, "a repeated request answers as the first time");
                 assert_eq!(
-                    self.w
-                        .engine
-                        .store()
-                        .len(clubswitch_engine::store::Table::Journal),
+                    self.w.engine.audit().records().journal_entries,
                     journal,
                     "and moves nothing"
                 );
                 assert_eq!(
-                    self.w.engine.audit().unwrap().pending_holds,
+                    self.w.engine.audit().ledger().unwrap().pending_holds,
                     accounts.pending_holds
                 );
             }
             Op::Advance { secs } => self.now = self.now.plus(i64::from(*secs)),
             Op::Expire => {
-                self.w.engine.expire_holds(self.now, 1000).unwrap();
+                self.w
+                    .engine
+                    .sweeper()
+                    .expire_holds(self.now, 1000)
+                    .unwrap();
             }
             Op::Settle => {
-                self.w.engine.settle(self.now, self.now).unwrap();
+                self.w
+                    .engine
+                    .settlement()
+                    .run(self.now, self.now)
+                    .unwrap()
+                    .wait()
+                    .unwrap();
             }
             Op::TopUp { amount } => {
                 self.w
                     .engine
+                    .admin()
                     .top_up(&self.w.club.hash, Amount::new(*amount).unwrap(), self.now)
+                    .unwrap()
+                    .wait()
                     .unwrap();
             }
             Op::Archive { back } => {
                 let horizon = self.now.plus(-i64::from(*back));
-                self.w.engine.archive(horizon, &self.archive.0).unwrap();
+                self.w
+                    .engine
+                    .archive()
+                    .run(horizon, &self.archive.0)
+                    .unwrap();
             }
             Op::Daily => {
                 self.now = self.now.plus(86_400);
-                self.w.engine.daily_pass(self.now).unwrap();
+                self.w.engine.loyalty().daily_pass(self.now).unwrap();
             }
             Op::Convert { points } => {
                 // Refused (more than the balance) or done; either way the
                 // ledger stays whole.
-                let _ = self.w.engine.convert_points(
+                let _ = self.w.engine.loyalty().convert_points(
                     self.w.member.id,
                     &self.w.merchant,
                     Some(u64::from(*points)),
@@ -286,21 +308,21 @@ proptest! {
         for op in &ops {
             h.apply(op);
         }
-        let report = h.w.engine.audit().unwrap();
+        let report = h.w.engine.audit().ledger().unwrap();
         prop_assert!(report.ok(), "{:#?}", report.violations);
         // Everything expires in the end: nothing stays held.
-        h.w.engine.expire_holds(h.now.plus(3600), usize::MAX).unwrap();
-        let report = h.w.engine.audit().unwrap();
+        h.w.engine.sweeper().expire_holds(h.now.plus(3600), usize::MAX).unwrap();
+        let report = h.w.engine.audit().ledger().unwrap();
         prop_assert!(report.ok(), "{:#?}", report.violations);
         prop_assert_eq!(report.pending_holds, 0);
         prop_assert_eq!(h.w.club_account().held, 0);
         // Archiving everything finished keeps the balances and the audit.
         let before = h.w.club_account();
-        h.w.engine.archive(h.now.plus(3600), &h.archive.0).unwrap();
-        let report = h.w.engine.audit().unwrap();
+        h.w.engine.archive().run(h.now.plus(3600), &h.archive.0).unwrap();
+        let report = h.w.engine.audit().ledger().unwrap();
         prop_assert!(report.ok(), "{:#?}", report.violations);
         prop_assert_eq!(h.w.club_account(), before);
-        let check = h.w.engine.verify_archive(&h.archive.0).unwrap();
+        let check = h.w.engine.archive().verify(&h.archive.0).unwrap();
         prop_assert!(check.violations.is_empty(), "{:#?}", check.violations);
     }
 }
@@ -313,7 +335,10 @@ fn concurrent_terminals_never_overspend_a_card_or_lose_an_update() {
         .map(|i| {
             let id = format!("TERM{i:04}").parse().unwrap();
             w.engine
+                .admin()
                 .add_terminal(&terminal_record(id, w.merchant))
+                .unwrap()
+                .wait()
                 .unwrap();
             id
         })

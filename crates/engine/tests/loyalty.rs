@@ -21,7 +21,12 @@ fn program() -> Program {
 
 fn with_program(p: Program) -> World {
     let w = World::new();
-    w.engine.put_program(&w.merchant, &p).unwrap();
+    w.engine
+        .loyalty()
+        .put_program(&w.merchant, &p)
+        .unwrap()
+        .wait()
+        .unwrap();
     w
 }
 
@@ -33,7 +38,11 @@ fn points_in(o: &Outcome, t: AmountType) -> Option<u64> {
 }
 
 fn points(w: &World) -> i64 {
-    w.engine.points(w.member.id, &w.merchant).unwrap().balance
+    w.engine
+        .loyalty()
+        .points(w.member.id, &w.merchant)
+        .unwrap()
+        .balance
 }
 
 /// Authorizes and confirms a purchase in full; returns the confirm.
@@ -47,7 +56,8 @@ fn buy(w: &World, code: Pc, card: &str, amount: u64, at: UnixTime) -> Outcome {
 
 fn notices(w: &World) -> Vec<NoticeKind> {
     w.engine
-        .due_notices(UnixTime(i64::MAX), 1_000, 1_000)
+        .outbox()
+        .due(UnixTime(i64::MAX), 1_000, 1_000)
         .unwrap()
         .into_iter()
         .map(|n| n.kind)
@@ -77,12 +87,20 @@ fn a_merchant_without_a_programme_answers_as_before() {
     assert_eq!(points_in(&c, AmountType::PointsEarned), None);
     assert_eq!(points(&w), 0);
     // The standing still counts the spend toward the tier.
-    let s = w.engine.standing(w.member.id).unwrap().unwrap();
+    let s = w.engine.loyalty().standing(w.member.id).unwrap().unwrap();
     assert_eq!((s.purchases, s.months[0].spend), (1, 100_000));
     // Refunds in thirds take the spend back exactly; undoing one gives its
     // part back.
     let rrn = c.rrn.unwrap();
-    let spend = |w: &World| w.engine.standing(w.member.id).unwrap().unwrap().months[0].spend;
+    let spend = |w: &World| {
+        w.engine
+            .loyalty()
+            .standing(w.member.id)
+            .unwrap()
+            .unwrap()
+            .months[0]
+            .spend
+    };
     w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(60));
     let r2 = w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(61));
     assert_eq!(spend(&w), 100_000 - 66_666);
@@ -97,6 +115,7 @@ fn a_merchant_without_a_programme_answers_as_before() {
 fn a_bank_card_purchase_earns_on_what_was_charged_after_the_discount() {
     let w = with_program(program());
     w.engine
+        .admin()
         .add_rule(
             &w.merchant,
             DiscountRule {
@@ -105,6 +124,8 @@ fn a_bank_card_purchase_earns_on_what_was_charged_after_the_discount() {
                 ..Default::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let c = buy(&w, Pc::BankDiscount, BANK_PAN, 200_000, T0);
     // 180,000 charged → 180 × 1.5.
@@ -117,11 +138,15 @@ fn a_bank_card_purchase_earns_on_what_was_charged_after_the_discount() {
 fn store_credit_purchases_earn_only_when_the_programme_says_so() {
     let w = with_program(program());
     w.engine
+        .admin()
         .grant_store_credit(w.member.id, &w.merchant, amount(100_000), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0);
     assert_eq!(points(&w), 0);
     w.engine
+        .loyalty()
         .put_program(
             &w.merchant,
             &Program {
@@ -129,6 +154,8 @@ fn store_credit_purchases_earn_only_when_the_programme_says_so() {
                 ..program()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0.plus(60));
     assert_eq!(points(&w), 75);
@@ -202,20 +229,28 @@ fn conversion_on_request_moves_points_into_store_credit_at_the_rate() {
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 points
     let e = &w.engine;
     assert!(e
+        .loyalty()
         .convert_points(w.member.id, &w.merchant, Some(151), T0)
         .is_err());
     assert_eq!(
-        e.convert_points(w.member.id, &w.merchant, Some(100), T0)
+        e.loyalty()
+            .convert_points(w.member.id, &w.merchant, Some(100), T0)
+            .unwrap()
+            .wait()
             .unwrap(),
         (100, 5_000)
     );
     assert_eq!((points(&w), w.store_account().balance), (50, 5_000));
     assert_eq!(
-        e.convert_points(w.member.id, &w.merchant, None, T0)
+        e.loyalty()
+            .convert_points(w.member.id, &w.merchant, None, T0)
+            .unwrap()
+            .wait()
             .unwrap(),
         (50, 2_500)
     );
     assert!(e
+        .loyalty()
         .convert_points(w.member.id, &w.merchant, None, T0)
         .is_err());
     w.assert_audit();
@@ -231,7 +266,7 @@ fn a_reversal_takes_back_points_and_cashback_in_full() {
     assert_eq!((points(&w), w.store_account().balance), (150, 10_000));
     assert_eq!(w.undo_rrn(c.rrn.unwrap(), T0.plus(30)).code, Rc::Approved);
     assert_eq!((points(&w), w.store_account().balance), (0, 0));
-    let s = w.engine.standing(w.member.id).unwrap().unwrap();
+    let s = w.engine.loyalty().standing(w.member.id).unwrap().unwrap();
     assert_eq!(s.months[0].spend, 0);
     w.assert_audit();
 }
@@ -269,7 +304,10 @@ fn a_refund_after_points_were_converted_takes_the_credit_they_became_and_writes_
     });
     let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 points
     let e = &w.engine;
-    e.convert_points(w.member.id, &w.merchant, Some(120), T0.plus(10))
+    e.loyalty()
+        .convert_points(w.member.id, &w.merchant, Some(120), T0.plus(10))
+        .unwrap()
+        .wait()
         .unwrap(); // 30 points left, 12,000 credit
     buy(&w, Pc::StorePurchase, CLUB_PAN, 9_000, T0.plus(20)); // 3,000 credit left
     assert_eq!(
@@ -280,7 +318,7 @@ fn a_refund_after_points_were_converted_takes_the_credit_they_became_and_writes_
     // 30 points back from points, 30 more as 3,000 of credit, the other 90
     // were spent: written off to the merchant.
     assert_eq!((points(&w), w.store_account().balance), (0, 0));
-    let earned = e.txn(&c.rrn.unwrap()).unwrap().unwrap();
+    let earned = e.admin().txn(&c.rrn.unwrap()).unwrap().unwrap();
     assert_eq!(earned.refunded, 100_000);
     w.assert_audit();
 }
@@ -318,7 +356,7 @@ fn tiered() -> EngineConfig {
 }
 
 fn tier(w: &World) -> Tier {
-    w.engine.member(w.member.id).unwrap().unwrap().tier
+    w.engine.admin().member(w.member.id).unwrap().unwrap().tier
 }
 
 #[test]
@@ -359,17 +397,21 @@ fn downgrades_wait_for_the_monthly_review() {
     let e = &w.engine;
     // The ledger's first period starts with the first review.
     let nov = T0.plus(-20 * 86_400);
-    assert_eq!(e.review_standing(nov).unwrap(), None);
+    assert_eq!(e.loyalty().review_standing(nov).unwrap(), None);
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 350_000, T0);
     assert_eq!(tier(&w), Tier::Gold);
-    assert_eq!(e.review_standing(T0).unwrap(), None, "once a month");
+    assert_eq!(
+        e.loyalty().review_standing(T0).unwrap(),
+        None,
+        "once a month"
+    );
     // In December the window (one month: November) still holds 350,000.
     let dec = T0.plus(10 * 86_400);
-    let r = e.review_standing(dec).unwrap().unwrap();
+    let r = e.loyalty().review_standing(dec).unwrap().unwrap();
     assert_eq!((r.downgraded, tier(&w)), (0, Tier::Gold));
     // In January November is out of the window: down to bronze.
     let jan = T0.plus(41 * 86_400);
-    let r = e.review_standing(jan).unwrap().unwrap();
+    let r = e.loyalty().review_standing(jan).unwrap().unwrap();
     assert_eq!((r.downgraded, tier(&w)), (1, Tier::Bronze));
     w.assert_audit();
 }
@@ -383,6 +425,7 @@ fn members_who_keep_the_monthly_commitment_become_vip_and_earn_the_vip_multiplie
     cfg.loyalty.vip_lasts_months = 3;
     let w = World::with_config(cfg);
     w.engine
+        .loyalty()
         .put_program(
             &w.merchant,
             &Program {
@@ -390,24 +433,31 @@ fn members_who_keep_the_monthly_commitment_become_vip_and_earn_the_vip_multiplie
                 ..program()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let oct = T0.plus(-35 * 86_400);
-    assert_eq!(w.engine.review_standing(oct).unwrap(), None, "first period");
+    assert_eq!(
+        w.engine.loyalty().review_standing(oct).unwrap(),
+        None,
+        "first period"
+    );
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, oct);
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 40_000, T0);
     let dec = T0.plus(10 * 86_400);
-    let r = w.engine.review_standing(dec).unwrap().unwrap();
+    let r = w.engine.loyalty().review_standing(dec).unwrap().unwrap();
     assert_eq!(r.new_vip, 0, "November fell short");
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 50_000, dec);
     let jan = T0.plus(41 * 86_400);
-    let r = w.engine.review_standing(jan).unwrap().unwrap();
+    let r = w.engine.loyalty().review_standing(jan).unwrap().unwrap();
     assert_eq!(r.new_vip, 0, "November and December: November fell short");
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 60_000, jan);
     let feb = T0.plus(72 * 86_400);
-    let r = w.engine.review_standing(feb).unwrap().unwrap();
+    let r = w.engine.loyalty().review_standing(feb).unwrap().unwrap();
     assert_eq!(r.new_vip, 1, "December and January kept it");
     assert!(w
         .engine
+        .loyalty()
         .standing(w.member.id)
         .unwrap()
         .unwrap()
@@ -435,10 +485,14 @@ fn a_referral_pays_both_members_once_at_the_newcomers_first_purchase() {
     });
     let e = &w.engine;
     let newcomer = e
+        .admin()
         .add_member("Reza", "09121111111", Tier::Bronze, vec![])
+        .unwrap()
+        .wait()
         .unwrap();
     let pan2 = luhn_fix("628023140000005");
     let card = e
+        .admin()
         .issue_card(&NewCard {
             pan: pan(&pan2),
             kind: CardKind::Club,
@@ -447,23 +501,35 @@ fn a_referral_pays_both_members_once_at_the_newcomers_first_purchase() {
             max_amount: None,
             daily_limit: None,
         })
+        .unwrap()
+        .wait()
         .unwrap();
-    e.top_up(&card.hash, amount(500_000), T0).unwrap();
+    e.admin()
+        .top_up(&card.hash, amount(500_000), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
     let code = ReferralCode(w.member.id);
     assert!(
-        e.refer(newcomer.id, ReferralCode(newcomer.id)).is_err(),
+        e.loyalty()
+            .refer(newcomer.id, ReferralCode(newcomer.id))
+            .is_err(),
         "not oneself"
     );
-    e.refer(newcomer.id, code).unwrap();
-    assert!(e.refer(newcomer.id, code).is_err(), "once");
+    e.loyalty()
+        .refer(newcomer.id, code)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(e.loyalty().refer(newcomer.id, code).is_err(), "once");
     buy(&w, Pc::ClubPurchase, &pan2, 10_000, T0);
-    let pts = |m: MemberId| e.points(m, &w.merchant).unwrap().balance;
+    let pts = |m: MemberId| e.loyalty().points(m, &w.merchant).unwrap().balance;
     assert_eq!(pts(newcomer.id), 500 + 10);
     assert_eq!(pts(w.member.id), 500);
     buy(&w, Pc::ClubPurchase, &pan2, 10_000, T0.plus(60));
     assert_eq!((pts(newcomer.id), pts(w.member.id)), (520, 500));
     assert!(
-        e.refer(newcomer.id, code).is_err(),
+        e.loyalty().refer(newcomer.id, code).is_err(),
         "not after the first purchase"
     );
     w.assert_audit();
@@ -503,14 +569,15 @@ fn receipts_and_low_balance_notices_are_queued_and_removed_once_delivered() {
         vec![&NoticeKind::LowBalance { available: 50_000 }]
     );
     let e = &w.engine;
-    let due = e.due_notices(T0.plus(200), 10, 100).unwrap();
-    e.notice_failed(due[0].id, T0.plus(200), "gateway down", 30)
+    let due = e.outbox().due(T0.plus(200), 10, 100).unwrap();
+    e.outbox()
+        .failed(due[0].id, T0.plus(200), "gateway down", 30)
         .unwrap();
-    assert_eq!(e.due_notices(T0.plus(200), 10, 100).unwrap().len(), 3);
-    assert_eq!(e.due_notices(T0.plus(230), 10, 100).unwrap().len(), 4);
+    assert_eq!(e.outbox().due(T0.plus(200), 10, 100).unwrap().len(), 3);
+    assert_eq!(e.outbox().due(T0.plus(230), 10, 100).unwrap().len(), 4);
     let ids: Vec<u64> = due.iter().map(|n| n.id).collect();
-    e.notices_delivered(&ids).unwrap();
-    assert_eq!(e.outbox_len(), 0);
+    e.outbox().delivered(&ids).unwrap();
+    assert_eq!(e.outbox().len(), 0);
 }
 
 /// `n` more members, each with a club card that bought once at the
@@ -520,10 +587,14 @@ fn buyers(w: &World, n: u64, at: UnixTime) -> Vec<MemberId> {
     (0..n)
         .map(|i| {
             let m = e
+                .admin()
                 .add_member(&format!("buyer {i}"), "09129999999", Tier::Bronze, vec![])
+                .unwrap()
+                .wait()
                 .unwrap();
             let number = luhn_fix(&format!("6280231499{i:05}"));
             let card = e
+                .admin()
                 .issue_card(&NewCard {
                     pan: pan(&number),
                     kind: CardKind::Club,
@@ -532,8 +603,14 @@ fn buyers(w: &World, n: u64, at: UnixTime) -> Vec<MemberId> {
                     max_amount: None,
                     daily_limit: None,
                 })
+                .unwrap()
+                .wait()
                 .unwrap();
-            e.top_up(&card.hash, amount(100_000), at).unwrap();
+            e.admin()
+                .top_up(&card.hash, amount(100_000), at)
+                .unwrap()
+                .wait()
+                .unwrap();
             buy(w, Pc::ClubPurchase, &number, 10_000, at);
             m.id
         })
@@ -560,18 +637,27 @@ fn a_draw_gives_everyone_at_least_the_minimum_chance_and_repeats_from_its_seed()
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(-60));
     let d = w
         .engine
+        .loyalty()
         .run_draw(&draw_spec(&w, 1, 7), T0.plus(90_000))
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(d.eligible, ids);
     // One prize, but 25% of 12 must win.
     assert_eq!((d.winners.len(), d.odds_bps), (3, 2_500));
     for m in &d.winners {
-        assert_eq!(w.engine.points(*m, &w.merchant).unwrap().balance, 1_000);
+        assert_eq!(
+            w.engine.loyalty().points(*m, &w.merchant).unwrap().balance,
+            1_000
+        );
     }
-    assert!(w.engine.verify_draw(d.id).unwrap());
+    assert!(w.engine.loyalty().verify_draw(d.id).unwrap());
     let again = w
         .engine
+        .loyalty()
         .run_draw(&draw_spec(&w, 1, 7), T0.plus(90_001))
+        .unwrap()
+        .wait()
         .unwrap();
     assert_eq!(again.winners, d.winners, "the same seed, the same winners");
     assert!(notices(&w)
@@ -586,7 +672,10 @@ fn a_draw_with_fewer_members_than_prizes_gives_each_member_one_prize() {
     let ids = buyers(&w, 2, T0.plus(60));
     let d = w
         .engine
+        .loyalty()
         .run_draw(&draw_spec(&w, 5, 1), T0.plus(90_000))
+        .unwrap()
+        .wait()
         .unwrap();
     let mut winners = d.winners.clone();
     winners.sort();
@@ -595,7 +684,10 @@ fn a_draw_with_fewer_members_than_prizes_gives_each_member_one_prize() {
     let empty = World::new();
     let none = empty
         .engine
+        .loyalty()
         .run_draw(&draw_spec(&empty, 5, 1), T0.plus(90_000))
+        .unwrap()
+        .wait()
         .unwrap();
     assert!(none.winners.is_empty() && none.eligible.is_empty());
     w.assert_audit();
@@ -611,11 +703,18 @@ fn the_loyalty_report_adds_up_points_credit_liability_and_repeat_buyers() {
     let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0); // 150 pts, 10,000 cashback
     buy(&w, Pc::ClubPurchase, CLUB_PAN, 20_000, T0.plus(60)); // 30 pts, 2,000
     w.engine
+        .loyalty()
         .convert_points(w.member.id, &w.merchant, Some(100), T0.plus(120))
+        .unwrap()
+        .wait()
         .unwrap(); // 1,000 credit
     w.refund(Pc::ClubRefund, c.rrn.unwrap(), 50_000, T0.plus(180)); // 75 pts, 5,000 back
     buyers(&w, 1, T0.plus(200));
-    let r = w.engine.loyalty_report(T0, T0.plus(86_400)).unwrap();
+    let r = w
+        .engine
+        .loyalty()
+        .loyalty_report(T0, T0.plus(86_400))
+        .unwrap();
     let m = &r.merchants[0];
     assert_eq!(m.merchant, w.merchant.as_str());
     assert_eq!(
@@ -633,7 +732,11 @@ fn the_loyalty_report_adds_up_points_credit_liability_and_repeat_buyers() {
         (2, 1, 5_000)
     );
     // Nothing of it before the period.
-    let before = w.engine.loyalty_report(T0.plus(-86_400), T0).unwrap();
+    let before = w
+        .engine
+        .loyalty()
+        .loyalty_report(T0.plus(-86_400), T0)
+        .unwrap();
     assert_eq!(before.merchants[0].points_issued, 0);
 }
 
@@ -647,7 +750,7 @@ fn segments_score_members_by_quintile_and_filter_by_group() {
         buy(&w, Pc::ClubPurchase, CLUB_PAN, 50_000, T0.plus(3_600 + i));
     }
     let now = T0.plus(86_400 * 3);
-    let all = e.segments(None, None, now).unwrap();
+    let all = e.loyalty().segments(None, None, now).unwrap();
     assert_eq!(all.len(), 5);
     let top = all.iter().find(|s| s.member == w.member.id.0).unwrap();
     assert_eq!((top.r, top.f, top.m, top.segment), (5, 5, 5, "champions"));
@@ -659,12 +762,18 @@ fn segments_score_members_by_quintile_and_filter_by_group() {
         assert_eq!((s.f, s.frequency), (1, 1));
     }
     // At the merchant, from its transactions: the same buyers.
-    assert_eq!(e.segments(Some(&w.merchant), None, now).unwrap().len(), 5);
+    assert_eq!(
+        e.loyalty()
+            .segments(Some(&w.merchant), None, now)
+            .unwrap()
+            .len(),
+        5
+    );
     // Tag a member and ask for the group alone.
-    let mut tagged = e.member(others[0]).unwrap().unwrap();
+    let mut tagged = e.admin().member(others[0]).unwrap().unwrap();
     tagged.groups.push("vip-list".into());
-    e.put_member(&tagged).unwrap();
-    let group = e.segments(None, Some("vip-list"), now).unwrap();
+    e.admin().put_member(&tagged).unwrap().wait().unwrap();
+    let group = e.loyalty().segments(None, Some("vip-list"), now).unwrap();
     assert_eq!(
         group.iter().map(|s| s.member).collect::<Vec<_>>(),
         vec![others[0].0]
@@ -676,28 +785,39 @@ fn coalition_credit_is_honoured_at_a_partner_and_the_clearing_says_who_owes_whom
     let w = World::new();
     let e = &w.engine;
     let other: clubswitch_wire::MerchantId = "MERCHANT0000009".parse().unwrap();
-    e.put_merchant(&merchant_record(other)).unwrap();
-    e.grant_store_credit(w.member.id, &other, amount(80_000), T0)
+    e.admin()
+        .put_merchant(&merchant_record(other))
+        .unwrap()
+        .wait()
+        .unwrap();
+    e.admin()
+        .grant_store_credit(w.member.id, &other, amount(80_000), T0)
+        .unwrap()
+        .wait()
         .unwrap();
     // Not in a coalition yet: the credit at the other merchant is no use here.
     let (_, out) = w.authorize(Pc::StorePurchase, CLUB_PAN, 50_000, T0);
     assert_eq!(out.code, Rc::InsufficientFunds);
-    e.put_coalition(&loyalty::Coalition {
-        name: "Tehran north".into(),
-        merchants: vec![w.merchant, other],
-    })
-    .unwrap();
-    let c = buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0.plus(60));
-    let credit_there = |e: &Engine| {
-        e.account(&AccountKey::Store {
-            member: w.member.id,
-            merchant: other,
+    e.loyalty()
+        .put_coalition(&loyalty::Coalition {
+            name: "Tehran north".into(),
+            merchants: vec![w.merchant, other],
         })
         .unwrap()
-        .balance
+        .wait()
+        .unwrap();
+    let c = buy(&w, Pc::StorePurchase, CLUB_PAN, 50_000, T0.plus(60));
+    let credit_there = |e: &Engine| {
+        e.admin()
+            .account(&AccountKey::Store {
+                member: w.member.id,
+                merchant: other,
+            })
+            .unwrap()
+            .balance
     };
     assert_eq!(credit_there(e), 30_000);
-    let owed = e.clearing().unwrap();
+    let owed = e.loyalty().clearing().unwrap();
     assert_eq!(
         owed,
         vec![loyalty::Owed {
@@ -709,11 +829,16 @@ fn coalition_credit_is_honoured_at_a_partner_and_the_clearing_says_who_owes_whom
     // A partial refund gives the credit back where it came from.
     w.refund(Pc::StoreRefund, c.rrn.unwrap(), 20_000, T0.plus(120));
     assert_eq!(credit_there(e), 50_000);
-    assert_eq!(e.clearing().unwrap()[0].amount, 30_000);
+    assert_eq!(e.loyalty().clearing().unwrap()[0].amount, 30_000);
     // A merchant is in one coalition at most.
     let third: clubswitch_wire::MerchantId = "MERCHANT0000008".parse().unwrap();
-    e.put_merchant(&merchant_record(third)).unwrap();
+    e.admin()
+        .put_merchant(&merchant_record(third))
+        .unwrap()
+        .wait()
+        .unwrap();
     assert!(e
+        .loyalty()
         .put_coalition(&loyalty::Coalition {
             name: "other".into(),
             merchants: vec![third, other],

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use clubswitch_engine::codec::{self, Record};
-use clubswitch_engine::loyalty::{Grants, Lots, ONE};
-use clubswitch_engine::store::Table;
+use clubswitch_engine::loyalty::ONE;
 use clubswitch_engine::*;
+use clubswitch_engine::{Grants, Lots};
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
 use common::*;
 
@@ -101,15 +101,25 @@ fn format_version(dir: &Path) -> Vec<u8> {
     v.to_vec()
 }
 
+/// The records format 1 kept apart that are still in the (closed) ledger
+/// in `dir`: what purchases earned, and lots (daily table, key `L…`).
+fn legacy_records(dir: &Path) -> (usize, usize) {
+    let db = sled::open(dir).unwrap();
+    let earnings = db.open_tree("earnings").unwrap().len();
+    let lots = db.open_tree("daily").unwrap().scan_prefix(b"L").count();
+    (earnings, lots)
+}
+
 #[test]
 fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
     let dir = TempDir::new("upgrade");
     let open = || {
-        let store = Store::open(&dir.0, &StoreConfig::default()).unwrap();
+        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
         (World::open_or_seed(store.clone()), store)
     };
     let (w, store) = open();
     w.engine
+        .loyalty()
         .put_program(
             &w.merchant,
             &Program {
@@ -122,33 +132,39 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
                 ..Program::default()
             },
         )
+        .unwrap()
+        .wait()
         .unwrap();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
     let bought = w.confirm(&auth, &out, 100_000, T0.plus(5));
     assert_eq!(bought.code, Rc::Approved);
     let rrn = bought.rrn.unwrap();
     assert_eq!(
-        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        w.engine
+            .loyalty()
+            .points(w.member.id, &w.merchant)
+            .unwrap()
+            .balance,
         100
     );
     assert_eq!(w.store_account().balance, 10_000, "10% cashback");
-    let before = w.engine.lots(w.member.id, &w.merchant).unwrap();
+    let before = w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap();
     drop(w);
     store.close().unwrap();
     drop(store);
 
     downgrade(&dir.0);
     assert_eq!(format_version(&dir.0), [1]);
+    assert_eq!(legacy_records(&dir.0), (1, 1), "what format 1 kept apart");
 
     let (w, store) = open();
     w.assert_audit();
-    assert_eq!(store.len(Table::Earnings), 1);
     assert_eq!(
-        w.engine.lots(w.member.id, &w.merchant).unwrap(),
+        w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap(),
         before,
         "lots kept apart read as before"
     );
-    let points_before = w.engine.points(w.member.id, &w.merchant).unwrap();
+    let points_before = w.engine.loyalty().points(w.member.id, &w.merchant).unwrap();
     assert_eq!(
         points_before.grants,
         Grants::default(),
@@ -160,12 +176,15 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
     let r = w.refund(Pc::ClubRefund, rrn, 50_000, T0.plus(DAY));
     assert_eq!(r.code, Rc::Approved, "{r:?}");
     assert_eq!(
-        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        w.engine
+            .loyalty()
+            .points(w.member.id, &w.merchant)
+            .unwrap()
+            .balance,
         50
     );
     assert_eq!(w.store_account().balance, 5_000);
-    assert_eq!(store.len(Table::Earnings), 0);
-    let purchase = w.engine.txn(&rrn).unwrap().unwrap();
+    let purchase = w.engine.admin().txn(&rrn).unwrap().unwrap();
     let earned = purchase.earned.expect("earnings moved onto the purchase");
     assert_eq!(
         (earned.returned_points, earned.returned_cashback),
@@ -174,16 +193,29 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
 
     // Past their validity, the lots format 1 kept expire, and what is left
     // of the record moves into the accounts.
-    let run = w.engine.daily_pass(T0.plus(31 * DAY)).unwrap().unwrap();
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(31 * DAY))
+        .unwrap()
+        .unwrap();
     assert_eq!((run.points_expired, run.credit_expired), (50, 5_000));
     assert_eq!(
-        w.engine.points(w.member.id, &w.merchant).unwrap().balance,
+        w.engine
+            .loyalty()
+            .points(w.member.id, &w.merchant)
+            .unwrap()
+            .balance,
         0
     );
-    assert_eq!(store.scan_keys(Table::Daily, b"L").count(), 0);
     w.assert_audit();
     drop(w);
     store.close().unwrap();
     drop(store);
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+    assert_eq!(
+        legacy_records(&dir.0),
+        (0, 0),
+        "the refund moved the earnings onto the purchase, the daily pass the lots into the accounts"
+    );
 }

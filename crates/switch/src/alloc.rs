@@ -2,7 +2,7 @@
 //!
 //! glibc gives threads that allocate at the same time their own arenas, up
 //! to eight per core. The switch allocates ledger pages on request and
-//! blocking-pool threads and frees them on others (sled's flusher, the
+//! blocking-pool threads and frees them on others (the storage's flusher, the
 //! archiver), so freed memory scatters over many arenas that each keep
 //! their high-water mark: in the 30-minute soak resident memory rose from
 //! 1.9 to 3.5 GB while the live ledger stayed bounded. With two arenas the

@@ -3,16 +3,15 @@
 //! `rotate-master-key`) all start here, so they open a ledger the same way.
 
 use clubswitch_engine::durable_file;
-use clubswitch_engine::store::Table;
-use clubswitch_engine::{CardHasher, Engine, Store, StoreConfig};
+use clubswitch_engine::{CardHasher, EmbeddedConfig, Engine, Store};
 
 use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV, MASTER_KEY_ENV, NO_FDATASYNC_ENV};
 use crate::error::SwitchError;
 use crate::layout::{admin_token_file, ledger_dir, master_key_file};
 use crate::master::{write_key_file, MasterKey};
 
-/// Where the ledger keeps the sealed card-hash key.
-pub const CARD_KEY: &[u8] = b"card_hash_key";
+/// The name the ledger keeps the sealed card-hash key under.
+pub const CARD_KEY: &str = "card_hash_key";
 /// Purpose string sealing the card-hash key under the master key.
 pub const CARD_KEY_PURPOSE: &str = "clubswitch card hash key";
 
@@ -39,23 +38,23 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, SwitchErr
     })?;
     let store = Store::open(
         &ledger_dir(&cfg.data_dir),
-        &StoreConfig {
+        &EmbeddedConfig {
             cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
             fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
-            ..StoreConfig::default()
+            ..EmbeddedConfig::default()
         },
     )
     .map_err(|source| SwitchError::OpenLedger {
         dir: cfg.data_dir.clone(),
         source,
     })?;
-    let sealed: Option<Vec<u8>> = store.get(Table::Meta, CARD_KEY)?;
-    let card_key = match sealed {
+    let card_key = match store.sealed(CARD_KEY)? {
         Some(s) => master.unseal32(CARD_KEY_PURPOSE, &s)?,
         None => {
             let k: [u8; 32] = rand::random();
-            store.put(Table::Meta, CARD_KEY, &master.seal(CARD_KEY_PURPOSE, &k))?;
-            store.durable().wait()?;
+            store
+                .keep_sealed(CARD_KEY, master.seal(CARD_KEY_PURPOSE, &k))?
+                .wait()?;
             k
         }
     };

@@ -129,7 +129,7 @@ pub struct Storage {
 }
 
 /// Keeping the live ledger bounded: what is older than `after_secs` and
-/// finished leaves sled for hashed archive files in `archive/` under the
+/// finished leaves the ledger for hashed archive files in `archive/` under the
 /// data directory (see the runbook).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

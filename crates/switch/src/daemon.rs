@@ -88,11 +88,7 @@ async fn serve(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not finish within {grace:?}");
     }
-    switch
-        .engine
-        .store()
-        .close()
-        .map_err(SwitchError::FinalFlush)?;
+    switch.engine.close().map_err(SwitchError::FinalFlush)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -142,128 +142,159 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T, SwitchError> {
 /// `dir`. Returns its path.
 pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, SwitchError> {
     let first: MerchantId = parse(MERCHANTS[0].0)?;
-    let fresh = engine.merchant(&first)?.is_none();
+    let fresh = engine.admin().merchant(&first)?.is_none();
     let now = UnixTime::now();
     let mut cards_out = Vec::new();
     if fresh {
         for (id, name, fee, base) in MERCHANTS {
-            engine.put_merchant(&Merchant {
-                id: parse(id)?,
-                name: name.into(),
-                status: Status::Active,
-                fee_bps: fee,
-                fee_base: base,
-                settlement_account: format!("IR{:0>24}", &id[8..]),
-                offers: Offers::default(),
-                max_amount: Amount::new(50_000_000),
-            })?;
+            engine
+                .admin()
+                .put_merchant(&Merchant {
+                    id: parse(id)?,
+                    name: name.into(),
+                    status: Status::Active,
+                    fee_bps: fee,
+                    fee_base: base,
+                    settlement_account: format!("IR{:0>24}", &id[8..]),
+                    offers: Offers::default(),
+                    max_amount: Amount::new(50_000_000),
+                })?
+                .wait()?;
         }
         for (tid, m) in TERMINALS {
-            engine.add_terminal(&Terminal {
-                id: parse(tid)?,
-                merchant: parse(MERCHANTS[m].0)?,
-                status: Status::Active,
-                sealed_tmk: master.seal(TMK_PURPOSE, demo_tmk(tid).as_bytes()),
-                previous_tmk: None,
-                security_failures: 0,
-                locked: false,
-            })?;
+            engine
+                .admin()
+                .add_terminal(&Terminal {
+                    id: parse(tid)?,
+                    merchant: parse(MERCHANTS[m].0)?,
+                    status: Status::Active,
+                    sealed_tmk: master.seal(TMK_PURPOSE, demo_tmk(tid).as_bytes()),
+                    previous_tmk: None,
+                    security_failures: 0,
+                    locked: false,
+                })?
+                .wait()?;
         }
         let mut members = Vec::new();
         for (name, phone, tier) in MEMBERS {
             members.push(
                 engine
+                    .admin()
                     .add_member(name, phone, tier, vec!["demo".into()])?
+                    .wait()?
                     .id,
             );
         }
-        if let Some(mut suspended) = engine.member(members[3])? {
+        if let Some(mut suspended) = engine.admin().member(members[3])? {
             suspended.status = Status::Blocked;
-            engine.put_member(&suspended)?;
+            engine.admin().put_member(&suspended)?.wait()?;
         }
         let m1: MerchantId = parse(MERCHANTS[0].0)?;
         let m2: MerchantId = parse(MERCHANTS[1].0)?;
-        engine.grant_store_credit(
-            members[0],
-            &m1,
-            Amount::new(250_000).unwrap_or(Amount::ZERO),
-            now,
-        )?;
-        engine.add_rule(
-            &m1,
-            DiscountRule {
-                name: "10% off, up to 200 000".into(),
-                percent_bps: 1000,
-                cap: Some(200_000),
-                min_purchase: 100_000,
-                ..Default::default()
-            },
-        )?;
-        engine.add_rule(
-            &m1,
-            DiscountRule {
-                name: "gold members 15%".into(),
-                percent_bps: 1500,
-                tiers: vec![Tier::Gold, Tier::Platinum],
-                ..Default::default()
-            },
-        )?;
-        engine.add_rule(
-            &m2,
-            DiscountRule {
-                name: "Bank 603799 cards: 50 000 off 500 000".into(),
-                fixed: 50_000,
-                min_purchase: 500_000,
-                bins: vec![BinRange {
-                    digits: 6,
-                    from: 603_799,
-                    to: 603_799,
-                }],
-                budget: Some(10_000_000),
-                ..Default::default()
-            },
-        )?;
+        engine
+            .admin()
+            .grant_store_credit(
+                members[0],
+                &m1,
+                Amount::new(250_000).unwrap_or(Amount::ZERO),
+                now,
+            )?
+            .wait()?;
+        engine
+            .admin()
+            .add_rule(
+                &m1,
+                DiscountRule {
+                    name: "10% off, up to 200 000".into(),
+                    percent_bps: 1000,
+                    cap: Some(200_000),
+                    min_purchase: 100_000,
+                    ..Default::default()
+                },
+            )?
+            .wait()?;
+        engine
+            .admin()
+            .add_rule(
+                &m1,
+                DiscountRule {
+                    name: "gold members 15%".into(),
+                    percent_bps: 1500,
+                    tiers: vec![Tier::Gold, Tier::Platinum],
+                    ..Default::default()
+                },
+            )?
+            .wait()?;
+        engine
+            .admin()
+            .add_rule(
+                &m2,
+                DiscountRule {
+                    name: "Bank 603799 cards: 50 000 off 500 000".into(),
+                    fixed: 50_000,
+                    min_purchase: 500_000,
+                    bins: vec![BinRange {
+                        digits: 6,
+                        from: 603_799,
+                        to: 603_799,
+                    }],
+                    budget: Some(10_000_000),
+                    ..Default::default()
+                },
+            )?
+            .wait()?;
         // Book City runs a loyalty programme (Cafe Naderi does not, so
         // both kinds of merchant can be tried): a point per 10,000 rials,
         // more for higher tiers, and every 500 points become 50,000 rials
         // of store credit there.
-        engine.put_program(
-            &m2,
-            &Program {
-                points: 1,
-                per_amount: 10_000,
-                tier_bps: [10_000, 12_500, 15_000, 20_000],
-                credit_per_point: 100,
-                auto_convert_at: Some(500),
-                referral_points: 200,
-                points_valid_days: Some(365),
-                credit_valid_days: Some(180),
-                ..Program::default()
-            },
-        )?;
+        engine
+            .loyalty()
+            .put_program(
+                &m2,
+                &Program {
+                    points: 1,
+                    per_amount: 10_000,
+                    tier_bps: [10_000, 12_500, 15_000, 20_000],
+                    credit_per_point: 100,
+                    auto_convert_at: Some(500),
+                    referral_points: 200,
+                    points_valid_days: Some(365),
+                    credit_valid_days: Some(180),
+                    ..Program::default()
+                },
+            )?
+            .wait()?;
         for (_, body, kind, member, balance, exp, blocked) in CARDS {
             let number = luhn_complete(body)
                 .ok_or_else(|| SwitchError::invalid("demo card without Luhn digit"))?;
-            let card = engine.issue_card(&NewCard {
-                pan: parse(&number)?,
-                kind,
-                member: Some(members[member]),
-                expiry: Expiry::from_yymm(exp.as_bytes()),
-                max_amount: None,
-                daily_limit: None,
-            })?;
+            let card = engine
+                .admin()
+                .issue_card(&NewCard {
+                    pan: parse(&number)?,
+                    kind,
+                    member: Some(members[member]),
+                    expiry: Expiry::from_yymm(exp.as_bytes()),
+                    max_amount: None,
+                    daily_limit: None,
+                })?
+                .wait()?;
             if balance > 0 {
-                engine.top_up(
-                    &card.hash,
-                    Amount::new(balance).unwrap_or(Amount::ZERO),
-                    now,
-                )?;
+                engine
+                    .admin()
+                    .top_up(
+                        &card.hash,
+                        Amount::new(balance).unwrap_or(Amount::ZERO),
+                        now,
+                    )?
+                    .wait()?;
             }
             if blocked {
-                engine.update_card(&card.hash, |c| c.status = Status::Blocked)?;
+                engine
+                    .admin()
+                    .update_card(&card.hash, |c| c.status = Status::Blocked)?
+                    .wait()?;
             }
         }
-        engine.store().durable().wait()?;
     }
     for (label, body, kind, member, balance, exp, blocked) in CARDS {
         let number = luhn_complete(body)

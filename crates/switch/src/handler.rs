@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clubswitch_engine::{
-    Authorize, Confirm, Engine, EngineError, Outcome, Refund, Request, RequestKey, Undo, UnixTime,
+    Authorize, Confirm, Engine, EngineError, Outcome, Refund, Request, RequestKey, Terminal,
+    TerminalChange, TerminalUpdate, Undo, UnixTime,
 };
 use clubswitch_wire::{
     de, decode_partial, AmountBlocks, CardAad, Currency, FieldError, Message, Mti, NetworkCode,
@@ -88,41 +89,74 @@ impl Switch {
         }
     }
 
-    fn terminal_keys(&self, id: &TerminalId) -> Result<Option<Arc<TermKeys>>, Refusal> {
+    /// A terminal's keys: from the cache, or read from the ledger on the
+    /// blocking pool (never on a worker that serves connections) and cached.
+    async fn terminal_keys(&self, id: &TerminalId) -> Result<Option<Arc<TermKeys>>, Refusal> {
         if let Some(k) = self.keys.read().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(Some(k));
         }
-        let Some(t) = self
-            .engine
-            .terminal(id)
+        let (engine, tid) = (self.engine.clone(), *id);
+        let read = tokio::task::spawn_blocking(move || engine.admin().terminal(&tid)).await;
+        let Some(t) = read
+            .map_err(|_| ResponseCode::SystemMalfunction)?
             .map_err(|_| ResponseCode::SystemMalfunction)?
         else {
             return Ok(None);
         };
+        let keys = Arc::new(self.keys_of(&t)?);
+        if let Ok(mut m) = self.keys.write() {
+            m.insert(*id, Arc::clone(&keys));
+        }
+        Ok(Some(keys))
+    }
+
+    /// A terminal's working keys, unsealed from its record.
+    fn keys_of(&self, t: &Terminal) -> Result<TermKeys, Refusal> {
         let unseal = |sealed: &[u8]| {
             self.master
                 .unseal32(TMK_PURPOSE, sealed)
                 .map(|k| TerminalKeys::derive(&Tmk::from_bytes(k)))
         };
         let current = unseal(&t.sealed_tmk).map_err(|e| {
-            tracing::error!(terminal = %id, "{e}");
+            tracing::error!(terminal = %t.id, "{e}");
             ResponseCode::SystemMalfunction
         })?;
         let previous = match &t.previous_tmk {
             Some((sealed, until)) => unseal(sealed).ok().map(|k| (k, sealed.clone(), *until)),
             None => None,
         };
-        let keys = Arc::new(TermKeys {
+        Ok(TermKeys {
             current,
             sealed_current: t.sealed_tmk.clone(),
             previous,
             locked: AtomicBool::new(t.locked),
             failures: AtomicU32::new(t.security_failures),
+        })
+    }
+
+    /// Changes a terminal's own record on the engine thread, in order with
+    /// its requests, and waits until the change is durable if it must be
+    /// (a key change). Returns the terminal as changed.
+    async fn update_terminal(
+        &self,
+        tid: &TerminalId,
+        change: TerminalChange,
+        now: UnixTime,
+    ) -> Result<Terminal, EngineError> {
+        let update = Request::Terminal(TerminalUpdate {
+            terminal: *tid,
+            change,
         });
-        if let Ok(mut m) = self.keys.write() {
-            m.insert(*id, Arc::clone(&keys));
+        let reply = self.batcher.submit(update, now).await?;
+        if let Some(ticket) = reply.durable {
+            ticket
+                .await
+                .map_err(|e| EngineError::NotDurable(e.to_string()))?;
         }
-        Ok(Some(keys))
+        reply.terminal.ok_or_else(|| EngineError::NotFound {
+            what: "terminal",
+            key: tid.to_string(),
+        })
     }
 
     /// Handles one frame. `None`: the message could not be read as far as
@@ -150,7 +184,7 @@ impl Switch {
             }
         }
 
-        let keys = match self.terminal_keys(&tid) {
+        let keys = match self.terminal_keys(&tid).await {
             Ok(Some(k)) => k,
             Ok(None) => {
                 tracing::info!(terminal = %tid, mti = %msg.mti(), "unknown terminal");
@@ -223,20 +257,25 @@ impl Switch {
     }
 
     /// Counts a security failure; locks the terminal at the threshold.
-    fn security_failure(&self, tid: &TerminalId, keys: &TermKeys, what: &str) -> Refusal {
+    async fn security_failure(
+        &self,
+        tid: &TerminalId,
+        keys: &TermKeys,
+        what: &str,
+        now: UnixTime,
+    ) -> Refusal {
         self.metrics
             .security_failures
             .fetch_add(1, Ordering::Relaxed);
         keys.failures.fetch_add(1, Ordering::Relaxed);
-        match self
-            .engine
-            .security_failure(tid, self.cfg.security.lockout_after)
-        {
-            Ok(true) => {
+        let lock_after = self.cfg.security.lockout_after;
+        let change = TerminalChange::SecurityFailure { lock_after };
+        match self.update_terminal(tid, change, now).await {
+            Ok(t) if t.locked => {
                 keys.locked.store(true, Ordering::Relaxed);
                 tracing::warn!(terminal = %tid, "{what}; terminal locked until an operator unlocks it");
             }
-            Ok(false) => tracing::warn!(terminal = %tid, "{what}"),
+            Ok(_) => tracing::warn!(terminal = %tid, "{what}"),
             Err(e) => tracing::error!(terminal = %tid, "recording a security failure: {e}"),
         }
         ResponseCode::SecurityViolation
@@ -262,7 +301,12 @@ impl Switch {
         let verified = if keys.current.verify(raw, msg).is_ok() {
             if keys.previous.is_some() {
                 // The terminal uses its new key: the old one ends now.
-                let _ = self.engine.update_terminal(tid, |t| t.previous_tmk = None);
+                if let Err(e) = self
+                    .update_terminal(tid, TerminalChange::NewKeyUsed, now)
+                    .await
+                {
+                    tracing::error!(terminal = %tid, "ending the old key: {e}");
+                }
                 self.forget_terminal(tid);
             }
             Verified::Current
@@ -273,12 +317,15 @@ impl Switch {
         {
             Verified::Previous
         } else {
-            return Err(self.security_failure(tid, keys, "bad MAC"));
+            return Err(self.security_failure(tid, keys, "bad MAC", now).await);
         };
         if keys.failures.swap(0, Ordering::Relaxed) > 0 {
-            let _ = self
-                .engine
-                .update_terminal(tid, |t| t.security_failures = 0);
+            if let Err(e) = self
+                .update_terminal(tid, TerminalChange::Verified, now)
+                .await
+            {
+                tracing::error!(terminal = %tid, "resetting the security failures: {e}");
+            }
         }
         let transmitted = msg.transmission_time().map_err(format_error)?;
         if transmitted.skew(now.0) > self.cfg.security.replay_window_secs {
@@ -303,15 +350,7 @@ impl Switch {
         };
 
         if msg.mti() == Mti::NETWORK_REQUEST {
-            let mark = self.engine.store().mark();
-            let key_changed = self.network(msg, tid, keys, &verified, now, resp)?;
-            if key_changed {
-                // The terminal must never hold a key the switch could lose.
-                self.engine.store().durable_since(mark).await.map_err(|e| {
-                    tracing::error!("{e}; key change answered 96");
-                    ResponseCode::SystemMalfunction
-                })?;
-            }
+            self.network(msg, tid, keys, &verified, now, resp).await?;
             return Ok((Outcome::decline(ResponseCode::Approved), verified));
         }
 
@@ -339,9 +378,13 @@ impl Switch {
                 };
                 let block = msg.get(de::CARD_BLOCK).ok_or(ResponseCode::FormatError)?;
                 let aad = CardAad::of(msg).map_err(format_error)?;
-                let card = signer
-                    .open_card(block, &aad)
-                    .map_err(|e| self.security_failure(tid, keys, &format!("card block: {e}")))?;
+                let card = match signer.open_card(block, &aad) {
+                    Ok(card) => card,
+                    Err(e) => {
+                        let what = format!("card block: {e}");
+                        return Err(self.security_failure(tid, keys, &what, now).await);
+                    }
+                };
                 Request::Authorize(Authorize {
                     key,
                     merchant,
@@ -421,9 +464,10 @@ impl Switch {
         Ok((reply.outcome, verified))
     }
 
-    /// 0800: sign-on, sign-off, echo, key change. Returns whether the key
-    /// changed.
-    fn network(
+    /// 0800: sign-on, sign-off, echo, key change. A key change is answered
+    /// only once durable: the terminal must never hold a key the switch
+    /// could lose.
+    async fn network(
         &self,
         msg: &Message,
         tid: &TerminalId,
@@ -431,37 +475,39 @@ impl Switch {
         verified: &Verified,
         now: UnixTime,
         resp: &mut Message,
-    ) -> Result<bool, Refusal> {
+    ) -> Result<(), Refusal> {
         let code = msg
             .network_code()
             .map_err(format_error)?
             .ok_or(ResponseCode::InvalidTransaction)?;
-        if code == NetworkCode::KeyChange {
-            // The key that verified this request stays valid for the grace
-            // period, so a terminal that never saw this 0810 can retry.
-            let (old, old_sealed) = match verified {
-                Verified::Previous => keys
-                    .previous
-                    .as_ref()
-                    .map(|p| (&p.0, p.1.clone()))
-                    .ok_or(ResponseCode::SystemMalfunction)?,
-                Verified::Current => (&keys.current, keys.sealed_current.clone()),
-            };
-            let new = Tmk::generate();
-            let sealed = self.master.seal(TMK_PURPOSE, new.as_bytes());
-            let until = now.plus(self.cfg.security.old_key_grace_secs);
-            self.engine
-                .update_terminal(tid, |t| {
-                    t.previous_tmk = Some((old_sealed.clone(), until));
-                    t.sealed_tmk = sealed.clone();
-                })
-                .map_err(|_| ResponseCode::SystemMalfunction)?;
-            self.forget_terminal(tid);
-            let aad = CardAad::of(msg).map_err(format_error)?;
-            let _ = resp.set(de::CARD_BLOCK, old.wrap_key(&new, &aad).into_bytes());
-            tracing::info!(terminal = %tid, "key changed; the old key stays valid until the new one is used");
-            return Ok(true);
+        if code != NetworkCode::KeyChange {
+            return Ok(());
         }
-        Ok(false)
+        // The key that verified this request stays valid for the grace
+        // period, so a terminal that never saw this 0810 can retry.
+        let (old, old_sealed) = match verified {
+            Verified::Previous => keys
+                .previous
+                .as_ref()
+                .map(|p| (&p.0, p.1.clone()))
+                .ok_or(ResponseCode::SystemMalfunction)?,
+            Verified::Current => (&keys.current, keys.sealed_current.clone()),
+        };
+        let aad = CardAad::of(msg).map_err(format_error)?;
+        let new = Tmk::generate();
+        let change = TerminalChange::KeyChanged {
+            sealed: self.master.seal(TMK_PURPOSE, new.as_bytes()),
+            previous: old_sealed,
+            until: now.plus(self.cfg.security.old_key_grace_secs),
+        };
+        let changed = self.update_terminal(tid, change, now).await;
+        self.forget_terminal(tid);
+        if let Err(e) = changed {
+            tracing::error!(terminal = %tid, "{e}; key change answered 96");
+            return Err(ResponseCode::SystemMalfunction);
+        }
+        let _ = resp.set(de::CARD_BLOCK, old.wrap_key(&new, &aad).into_bytes());
+        tracing::info!(terminal = %tid, "key changed; the old key stays valid until the new one is used");
+        Ok(())
     }
 }

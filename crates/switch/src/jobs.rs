@@ -78,12 +78,13 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         }
         let s = Arc::clone(&switch);
         move || {
-            let n = s.engine.expire_holds(now, 10_000)?;
+            let n = s.engine.sweeper().expire_holds(now, 10_000)?;
             if n > 0 {
                 tracing::info!(expired = n, "holds expired");
             }
             if let Some(r) = s
                 .engine
+                .loyalty()
                 .review_standing(now)
                 .map_err(SwitchError::LoyaltyReview)?
             {
@@ -95,7 +96,12 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     "monthly loyalty review"
                 );
             }
-            if let Some(r) = s.engine.daily_pass(now).map_err(SwitchError::DailyPass)? {
+            if let Some(r) = s
+                .engine
+                .loyalty()
+                .daily_pass(now)
+                .map_err(SwitchError::DailyPass)?
+            {
                 tracing::info!(
                     lots = r.lots_checked,
                     points_expired = r.points_expired,
@@ -107,7 +113,7 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 );
             }
             if settle_now {
-                let batches = s.engine.settle(now, now)?;
+                let batches = s.engine.settlement().run(now, now)?.wait()?;
                 let files = settlement::write_files(&s.cfg, &batches, now)?;
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
@@ -137,11 +143,13 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
             let started = std::time::Instant::now();
             let purge = s
                 .engine
+                .sweeper()
                 .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
                 .map_err(SwitchError::PurgeRequests)?;
             let run = s
                 .engine
-                .archive(now.plus(-s.cfg.archive.after_secs), &dir)
+                .archive()
+                .run(now.plus(-s.cfg.archive.after_secs), &dir)
                 .map_err(SwitchError::Archive)?;
             s.metrics.archived(&run, purge.removed);
             if run.transactions + run.journal_entries + purge.removed > 0 {

@@ -283,7 +283,8 @@ pub fn round(
     now: UnixTime,
 ) -> Result<(), SwitchError> {
     let due = engine
-        .due_notices(now, cfg.per_round, SCAN_PER_ROUND)
+        .outbox()
+        .due(now, cfg.per_round, SCAN_PER_ROUND)
         .map_err(SwitchError::Outbox)?;
     let mut delivered = Vec::with_capacity(due.len());
     let mut failed = None;
@@ -309,14 +310,16 @@ pub fn round(
         }
     }
     engine
-        .notices_delivered(&delivered)
+        .outbox()
+        .delivered(&delivered)
         .map_err(|source| SwitchError::NoticesDelivered {
             count: delivered.len(),
             source,
         })?;
     match failed {
         Some((id, e, wait)) => engine
-            .notice_failed(id, now, &e.to_string(), wait)
+            .outbox()
+            .failed(id, now, &e.to_string(), wait)
             .map_err(|source| SwitchError::NoticeRescheduled { id, source }),
         None => Ok(()),
     }

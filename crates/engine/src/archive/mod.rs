@@ -3,8 +3,9 @@
 //! The live ledger holds what the switch may still need to answer a
 //! terminal or settle: pending holds, unsettled items, purchases inside the
 //! refund window, recent journal entries. Everything older than a horizon
-//! moves, oldest first, out of sled into append-only archive files (see
-//! [`mod@file`]), so the ledger's size (and sled's memory, which grows with it)
+//! moves, oldest first, out of the ledger into append-only archive files (see
+//! [`mod@file`]), so the ledger's size (and the embedded store's memory, which
+//! grows with it)
 //! follows the traffic of the horizon rather than the switch's whole life.
 //!
 //! - Transactions go in RRN order (the order they were created) once they
@@ -16,11 +17,11 @@
 //! The `archived` tree keeps what the audit needs to go on checking the
 //! whole ledger: how far each sequence was archived and how many records,
 //! the sum of each account's archived postings, and each settlement batch's
-//! archived items. [`Engine::verify_archive`] checks the files against it.
+//! archived items. [`Archive::verify`] checks the files against it.
 //!
-//! A file is complete on disk before the records it holds leave sled, one
+//! A file is complete on disk before the records it holds leave the ledger, one
 //! chunk per transaction. A run interrupted in between leaves a file that
-//! reaches past what sled says was archived; the next run cuts it back, and
+//! reaches past what the ledger says was archived; the next run cuts it back, and
 //! the verifier ignores what lies past that point (it is still live).
 
 pub mod file;
@@ -32,17 +33,29 @@ use clubswitch_wire::Rrn;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Record;
-use crate::engine::Engine;
+use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::expiry::successor;
 use crate::model::{AccountKey, JournalEntry, Txn, UnixTime};
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::storage::{abort, Table, Tx, TxResult};
 use file::Kind;
+
+/// The archive: moving finished history out of the live ledger into
+/// archive files, and checking the files against it.
+pub struct Archive<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Archive<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Archive { core }
+    }
+}
 
 const STATE: &[u8] = b"state";
 /// Records per archive file.
 const FILE_RECORDS: usize = 50_000;
-/// Records leaving sled per transaction: small enough not to hold up the
+/// Records leaving the ledger per transaction: small enough not to hold up the
 /// terminals' transactions for long.
 const CHUNK: usize = 256;
 
@@ -111,15 +124,20 @@ fn overflow<T>() -> TxResult<T> {
     abort(EngineError::Overflow("archived sum"))
 }
 
-impl Engine {
+impl Archive<'_> {
     /// How far the archive reaches.
-    pub fn archive_state(&self) -> Result<ArchiveState> {
-        Ok(self.store.get(Table::Archived, STATE)?.unwrap_or_default())
+    pub fn state(&self) -> Result<ArchiveState> {
+        Ok(self
+            .core
+            .store
+            .get(Table::Archived, STATE)?
+            .unwrap_or_default())
     }
 
     /// The sum of `key`'s archived postings.
     pub(crate) fn archived_sum(&self, key: &AccountKey) -> Result<i64> {
         Ok(self
+            .core
             .store
             .get::<(AccountKey, i64)>(Table::Archived, &account_key(key))?
             .map_or(0, |(_, v)| v))
@@ -127,7 +145,8 @@ impl Engine {
 
     /// Every account's archived postings, by account storage key.
     pub(crate) fn archived_sums(&self) -> Result<BTreeMap<Vec<u8>, (AccountKey, i64)>> {
-        self.store
+        self.core
+            .store
             .scan::<(AccountKey, i64)>(Table::Archived, b"A")
             .map(|item| item.map(|(_, (key, v))| (key.to_key(), (key, v))))
             .collect()
@@ -136,7 +155,7 @@ impl Engine {
     /// Each settlement batch's archived items' payable, by batch id.
     pub(crate) fn archived_batches(&self) -> Result<BTreeMap<u64, i64>> {
         let mut out = BTreeMap::new();
-        for item in self.store.scan::<i64>(Table::Archived, b"B") {
+        for item in self.core.store.scan::<i64>(Table::Archived, b"B") {
             let (k, v) = item?;
             if let Some(id) = k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
                 out.insert(u64::from_be_bytes(id), v);
@@ -149,8 +168,8 @@ impl Engine {
     /// finished transactions created before it and journal entries posted
     /// before it. Also drops daily counters of days long past. One run at a
     /// time; returns what it moved.
-    pub fn archive(&self, horizon: UnixTime, dir: &Path) -> Result<ArchiveRun> {
-        let Ok(_running) = self.archiving.try_lock() else {
+    pub fn run(&self, horizon: UnixTime, dir: &Path) -> Result<ArchiveRun> {
+        let Ok(_running) = self.core.archiving.try_lock() else {
             return Err(EngineError::invalid(
                 "the archive is busy (another archive run, or an audit)",
             ));
@@ -170,7 +189,7 @@ impl Engine {
     /// Archives up to one file of transactions; returns how many.
     fn archive_txns(&self, horizon: UnixTime, dir: &Path, run: &mut ArchiveRun) -> Result<usize> {
         let from = self
-            .archive_state()?
+            .state()?
             .txns_through
             .map(|r| successor(r.as_bytes()))
             .unwrap_or_default();
@@ -236,7 +255,7 @@ impl Engine {
         run: &mut ArchiveRun,
     ) -> Result<usize> {
         let from = self
-            .archive_state()?
+            .state()?
             .journal_through
             .map_or(0, |id| id.saturating_add(1));
         let (moved, file) = self.move_out(
@@ -299,7 +318,7 @@ impl Engine {
             Kind::Transactions => Table::Txns,
         };
         let mut batch: Vec<T> = Vec::new();
-        for item in self.store.scan_from::<T>(table, from) {
+        for item in self.core.store.scan_from::<T>(table, from) {
             let (_, record) = item?;
             if !take(&record) {
                 break;
@@ -314,7 +333,7 @@ impl Engine {
         };
         let path = file::write(dir, kind, &name(first), &name(last), &batch)?;
         for chunk in batch.chunks(CHUNK) {
-            self.store.transaction(|tx| {
+            self.core.store.transaction(|tx| {
                 let mut st = state(tx)?;
                 commit(tx, chunk, &mut st)?;
                 tx.put(Table::Archived, STATE, &st)
@@ -327,10 +346,11 @@ impl Engine {
     /// days before the horizon's day less one: no hold lives long enough
     /// to touch them again.
     fn prune_counters(&self, horizon: UnixTime) -> Result<usize> {
-        let before = horizon.local_day(self.cfg.utc_offset_secs) - 1;
+        let before = horizon.local_day(self.core.cfg.utc_offset_secs) - 1;
         let mut dropped = 0;
         for table in [Table::DailySpend, Table::Allowance] {
             let old: Vec<Vec<u8>> = self
+                .core
                 .store
                 .keys_in(table, b"", &[0xFF; 64])
                 .filter_map(|k| match k {
@@ -339,7 +359,8 @@ impl Engine {
                 })
                 .collect::<Result<_>>()?;
             for chunk in old.chunks(CHUNK) {
-                self.store
+                self.core
+                    .store
                     .transaction(|tx| chunk.iter().try_for_each(|k| tx.remove(table, k)))?;
             }
             dropped += old.len();
@@ -351,7 +372,7 @@ impl Engine {
     /// past what the ledger says was archived, and the part past it of a
     /// file that straddles it.
     fn repair_archive(&self, dir: &Path) -> Result<()> {
-        let st = self.archive_state()?;
+        let st = self.state()?;
         let (files, temporary) = file::list(dir)?;
         for t in temporary {
             file::remove(&t)?;
@@ -399,8 +420,8 @@ impl Engine {
     /// whole, no record is archived twice, each journal entry balances, the
     /// counts match, every account's archived postings and every batch's
     /// archived items add up to the sums the ledger kept.
-    pub fn verify_archive(&self, dir: &Path) -> Result<ArchiveCheck> {
-        let st = self.archive_state()?;
+    pub fn verify(&self, dir: &Path) -> Result<ArchiveCheck> {
+        let st = self.state()?;
         let (files, _) = file::list(dir)?;
         let mut check = ArchiveCheck {
             files: files.len(),
@@ -524,3 +545,5 @@ fn counter_day(key: &[u8]) -> Option<i64> {
     let day: [u8; 8] = key.get(at..)?.try_into().ok()?;
     Some(i64::from_be_bytes(day))
 }
+
+impl crate::codec::Record for ArchiveState {}

@@ -4,13 +4,14 @@
 use clubswitch_wire::fields::civil_from_days;
 use clubswitch_wire::{Amount, AmountBlock, Expiry, ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, discount_blocks, Cx, Flow};
-use crate::engine::Authorize;
+use super::{adjust_allowance, adjust_daily, approved, discount_blocks, Flow};
+use crate::cx::Cx;
 use crate::ledger;
 use crate::loyalty;
 use crate::model::{keys, AccountKey, Card, CardHash, CardKind, Member, Status, Txn, TxnState};
+use crate::request::Authorize;
 use crate::rules::{self, AllowanceUse, Context, RuleRecord};
-use crate::store::{Table, TxResult};
+use crate::storage::{Table, TxResult};
 
 /// Whether a card valid through `exp` (end of that month) has expired at
 /// local day `day`.
@@ -172,7 +173,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
                 tier: member.as_ref().map(|m| m.tier),
                 groups,
                 now: cx.now,
-                utc_offset: cx.engine.cfg.utc_offset_secs,
+                utc_offset: cx.cfg.utc_offset_secs,
             };
             let mut lookup_err = None;
             let chosen = rules::choose(&records, &rcx, |r| {
@@ -227,7 +228,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
     }
 
     let (rrn, auth_id) = cx.new_rrn()?;
-    let expires = cx.now.plus(cx.engine.cfg.hold_ttl_secs);
+    let expires = cx.now.plus(cx.cfg.hold_ttl_secs);
     let txn = Txn {
         rrn,
         auth_id,

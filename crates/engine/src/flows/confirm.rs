@@ -2,13 +2,14 @@
 
 use clubswitch_wire::{Mti, ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, Cx, Flow};
-use crate::engine::Confirm;
+use super::{adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, Flow};
+use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty;
 use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
+use crate::request::Confirm;
 use crate::rules::{self, RuleRecord};
-use crate::store::{Table, TxResult};
+use crate::storage::{Table, TxResult};
 
 /// The DE 54 blocks a confirm answers with, decided before loyalty runs
 /// (balances are read after it, so they include cashback).
@@ -52,12 +53,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
         }
         TxnState::Held if cx.now >= txn.expires => {
             // Expired but not yet swept: expire it now.
-            end_hold(
-                cx.tx,
-                &mut txn,
-                TxnState::Expired,
-                cx.engine.cfg.utc_offset_secs,
-            )?;
+            end_hold(cx.tx, &mut txn, TxnState::Expired, cx.cfg.utc_offset_secs)?;
             cx.save_txn(&txn)?;
             return Ok(Flow::decline(Rc::OriginalNotFound));
         }
@@ -72,7 +68,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     }
 
     let m = cx.merchant;
-    let offset = cx.engine.cfg.utc_offset_secs;
+    let offset = cx.cfg.utc_offset_secs;
     let held_day = txn.created.local_day(offset);
     let (mut postings, blocks) = match txn.code {
         ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {

@@ -3,12 +3,13 @@
 
 use clubswitch_wire::{ProcessingCode, ResponseCode};
 
-use super::{approved, Cx, Flow};
-use crate::engine::Refund;
+use super::{approved, Flow};
+use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
 use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
-use crate::store::{Table, TxResult};
+use crate::request::Refund;
+use crate::storage::{Table, TxResult};
 
 pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     use ResponseCode as Rc;

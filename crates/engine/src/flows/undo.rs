@@ -3,13 +3,14 @@
 
 use clubswitch_wire::{ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, end_hold, Cx, Flow};
-use crate::engine::Undo;
+use super::{adjust_allowance, adjust_daily, approved, end_hold, Flow};
+use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
 use crate::model::{keys, AccountKey, JournalKind, RequestKey, RequestRecord, Txn, TxnState};
+use crate::request::Undo;
 use crate::rules::RuleRecord;
-use crate::store::{Table, TxResult};
+use crate::storage::{Table, TxResult};
 
 fn find(cx: &Cx<'_>, req: &Undo) -> TxResult<Option<Txn>> {
     if let Some(rrn) = &req.rrn {
@@ -50,7 +51,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Undo) -> TxResult<Flow> {
             durable: true,
         });
     }
-    let offset = cx.engine.cfg.utc_offset_secs;
+    let offset = cx.cfg.utc_offset_secs;
     match txn.state {
         TxnState::Held => end_hold(cx.tx, &mut txn, TxnState::Voided, offset)?,
         TxnState::Confirmed => {
@@ -80,7 +81,7 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
     let m = txn.merchant;
     let amount = signed(txn.final_amount)?;
     let fee = signed(txn.fee)?;
-    let offset = cx.engine.cfg.utc_offset_secs;
+    let offset = cx.cfg.utc_offset_secs;
     let account = txn.account.clone();
     let (kind, postings) = match (txn.code, &account) {
         (ProcessingCode::ClubPurchase, Some(acc)) => {

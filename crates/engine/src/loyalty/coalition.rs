@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 use clubswitch_wire::MerchantId;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
+use super::Loyalty;
+use crate::archive::Archive;
 use crate::error::{EngineError, Result};
 use crate::ledger;
 use crate::model::{AccountKey, JournalEntry, MemberId};
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::storage::Durable;
+use crate::storage::{abort, Table, Tx, TxResult};
 
 /// A named group of merchants.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -102,16 +104,16 @@ pub(crate) fn counter(acc: &AccountKey, merchant: MerchantId) -> AccountKey {
     }
 }
 
-impl Engine {
+impl Loyalty<'_> {
     /// Creates or replaces a coalition. A merchant is in one coalition at
     /// most; naming one that is in another is refused.
-    pub fn put_coalition(&self, c: &Coalition) -> Result<()> {
+    pub fn put_coalition(&self, c: &Coalition) -> Result<Durable<()>> {
         if c.name.is_empty() || c.merchants.len() < 2 {
             return Err(EngineError::invalid(
                 "a coalition needs a name and at least two merchants",
             ));
         }
-        self.store.transaction(|tx| {
+        self.core.store.transaction_durable(|tx| {
             let key = coalition_key(&c.name);
             if let Some(old) = tx.get::<Coalition>(Table::Coalitions, &key)? {
                 for m in &old.merchants {
@@ -134,7 +136,8 @@ impl Engine {
     }
 
     pub fn coalitions(&self) -> Result<Vec<Coalition>> {
-        self.store
+        self.core
+            .store
             .scan::<Coalition>(Table::Coalitions, b"C")
             .map(|r| r.map(|(_, c)| c))
             .collect()
@@ -149,10 +152,10 @@ impl Engine {
                 *due.entry((*debtor, *creditor)).or_default() += v;
             }
         };
-        for (_, (key, v)) in self.archived_sums()? {
+        for (_, (key, v)) in Archive::new(self.core).archived_sums()? {
             add(&key, v);
         }
-        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+        for item in self.core.store.scan::<JournalEntry>(Table::Journal, b"") {
             let (_, e) = item?;
             for (key, v) in &e.postings {
                 add(key, *v);
@@ -182,3 +185,5 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl crate::codec::Record for Coalition {}

@@ -16,15 +16,17 @@ use clubswitch_wire::fields::{civil_from_days, days_from_civil};
 use clubswitch_wire::MerchantId;
 use serde::{Deserialize, Serialize};
 
-use super::lots::{self, Lot, Lots, Unit};
+use super::Loyalty;
 use super::Program;
 use crate::admin::not_found;
-use crate::engine::Engine;
+use crate::admin::Admin;
 use crate::error::{EngineError, Result};
 use crate::ledger;
+use crate::model::lots::{self, Lot, Lots, Unit};
 use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Status, UnixTime};
 use crate::notice::{self, NoticeKind};
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::storage::Durable;
+use crate::storage::{abort, Table, Tx, TxResult};
 
 /// Where the last local day the pass ran is recorded.
 const DONE: &[u8] = b"daily_pass";
@@ -110,10 +112,14 @@ fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
 
-impl Engine {
+impl Loyalty<'_> {
     /// Records (or with `None` forgets) a member's birthday.
-    pub fn set_birthday(&self, member: MemberId, birthday: Option<Birthday>) -> Result<()> {
-        self.store.transaction(|tx| {
+    pub fn set_birthday(
+        &self,
+        member: MemberId,
+        birthday: Option<Birthday>,
+    ) -> Result<Durable<()>> {
+        self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
                 return abort(not_found("member", member.0));
             }
@@ -134,13 +140,14 @@ impl Engine {
     }
 
     pub fn birthday(&self, member: MemberId) -> Result<Option<Birthday>> {
-        self.store.get(Table::Daily, &by_member(member))
+        self.core.store.get(Table::Daily, &by_member(member))
     }
 
     /// A member's lots of points and store credit at a merchant, cut to
     /// what the balances hold.
     pub fn lots(&self, member: MemberId, merchant: &MerchantId) -> Result<Lots> {
         let mut legacy: Lots = self
+            .core
             .store
             .get(Table::Daily, &lots::legacy_key(member, merchant))?
             .unwrap_or_default();
@@ -149,7 +156,7 @@ impl Engine {
             ..Lots::default()
         };
         for unit in [Unit::Points, Unit::Credit] {
-            let mut acc = self.account(&unit_account(unit, member, *merchant))?;
+            let mut acc = Admin::new(self.core).account(&unit_account(unit, member, *merchant))?;
             let balance = acc.balance.max(0).unsigned_abs();
             acc.grants.take_older(&mut legacy, unit);
             lots::cut(&mut acc.grants.lots, balance);
@@ -166,7 +173,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let lots = self.lots(member, merchant)?;
-        let offset = self.cfg.utc_offset_secs;
+        let offset = self.core.cfg.utc_offset_secs;
         let mut out = Vec::new();
         let units = [
             (Unit::Points, p.points_valid_days),
@@ -198,8 +205,8 @@ impl Engine {
     /// `daily_hour` has come; `None` if it is not time or the day's pass
     /// is done.
     pub fn daily_pass(&self, now: UnixTime) -> Result<Option<DailyRun>> {
-        let local = now.0 + self.cfg.utc_offset_secs;
-        if local.rem_euclid(86_400) / 3_600 < i64::from(self.cfg.loyalty.daily_hour) {
+        let local = now.0 + self.core.cfg.utc_offset_secs;
+        if local.rem_euclid(86_400) / 3_600 < i64::from(self.core.cfg.loyalty.daily_hour) {
             return Ok(None);
         }
         self.daily_pass_now(now)
@@ -209,9 +216,9 @@ impl Engine {
     /// `daily_hour` (an operator's request); `None` if the day's pass is
     /// done.
     pub fn daily_pass_now(&self, now: UnixTime) -> Result<Option<DailyRun>> {
-        let cfg = &self.cfg.loyalty;
-        let today = now.local_day(self.cfg.utc_offset_secs);
-        let done: Option<i64> = self.store.get(Table::Meta, DONE)?;
+        let cfg = &self.core.cfg.loyalty;
+        let today = now.local_day(self.core.cfg.utc_offset_secs);
+        let done: Option<i64> = self.core.store.get(Table::Meta, DONE)?;
         if done.is_some_and(|d| d >= today) {
             return Ok(None);
         }
@@ -227,7 +234,7 @@ impl Engine {
         if cfg.card_expiry_warn_days > 0 {
             self.cards_expiring(now, since, today, &mut run)?;
         }
-        self.store.put(Table::Meta, DONE, &today)?;
+        self.core.store.put(Table::Meta, DONE, &today)?;
         Ok(Some(run))
     }
 
@@ -235,7 +242,7 @@ impl Engine {
         // Only merchants whose programme sets a validity have anything to
         // expire or warn of.
         let mut expiring: BTreeMap<MerchantId, Program> = BTreeMap::new();
-        for item in self.store.scan::<Program>(Table::Programs, b"") {
+        for item in self.core.store.scan::<Program>(Table::Programs, b"") {
             let (key, p) = item?;
             if p.points_valid_days.is_some() || p.credit_valid_days.is_some() {
                 if let Ok(m) = MerchantId::from_bytes(&key) {
@@ -254,7 +261,7 @@ impl Engine {
             (Table::Accounts, b"S"),
             (Table::Daily, b"L"),
         ] {
-            for item in self.store.scan_keys(table, tag) {
+            for item in self.core.store.scan_keys(table, tag) {
                 let key = item?;
                 let (Some(member), Ok(merchant)) = (
                     key.get(1..9)
@@ -276,6 +283,7 @@ impl Engine {
             run.lots_checked += 1;
             let owner = (member, merchant);
             let done = self
+                .core
                 .store
                 .transaction(|tx| self.expire_one(tx, now, today, owner, program))?;
             run.points_expired += done.expired[0];
@@ -300,7 +308,7 @@ impl Engine {
         if legacy.is_some() {
             tx.remove(Table::Daily, &legacy_key)?;
         }
-        let offset = self.cfg.utc_offset_secs;
+        let offset = self.core.cfg.utc_offset_secs;
         let horizon = today + i64::from(p.expiry_warn_days);
         let mut out = Expired::default();
         let mut warn = [0u64; 2];
@@ -390,7 +398,7 @@ impl Engine {
         }
         for date in dates {
             let prefix = by_date(date);
-            for item in self.store.scan_keys(Table::Daily, &prefix) {
+            for item in self.core.store.scan_keys(Table::Daily, &prefix) {
                 let key = item?;
                 let Some(id) = key
                     .get(prefix.len()..)
@@ -399,7 +407,7 @@ impl Engine {
                 else {
                     continue;
                 };
-                let sent = self.store.transaction(|tx| {
+                let sent = self.core.store.transaction(|tx| {
                     let Some(m) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
                         return Ok(false);
                     };
@@ -423,8 +431,8 @@ impl Engine {
         today: i64,
         run: &mut DailyRun,
     ) -> Result<()> {
-        let warn = i64::from(self.cfg.loyalty.card_expiry_warn_days);
-        for item in self.store.scan::<Card>(Table::Cards, b"") {
+        let warn = i64::from(self.core.cfg.loyalty.card_expiry_warn_days);
+        for item in self.core.store.scan::<Card>(Table::Cards, b"") {
             let (_, card) = item?;
             let (Some(member), Some(expiry)) = (card.member, card.expiry) else {
                 continue;
@@ -438,7 +446,7 @@ impl Engine {
                 continue;
             }
             let last4 = String::from_utf8_lossy(&card.last4).into_owned();
-            let sent = self.store.transaction(|tx| {
+            let sent = self.core.store.transaction(|tx| {
                 let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
                     return Ok(false);
                 };
@@ -479,6 +487,8 @@ struct Expired {
     expired: [u64; 2],
     warned: bool,
 }
+
+impl crate::codec::Record for Birthday {}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! shuffled by Fisher–Yates driven by SplitMix64 from the recorded seed
 //! (for `i` from the last index down to 1: `j = next() % (i + 1)`, swap);
 //! the first `winners` of the shuffled list win. Anyone holding the
-//! recorded draw can repeat it, and [`Engine::verify_draw`] does.
+//! recorded draw can repeat it, and [`super::Loyalty::verify_draw`] does.
 //!
 //! **Odds.** Every eligible member has the same chance, `winners /
 //! eligible`, published with the draw: at least the configured minimum
@@ -17,11 +17,13 @@ use clubswitch_wire::MerchantId;
 use serde::{Deserialize, Serialize};
 
 use super::earn;
-use crate::engine::Engine;
+use super::Loyalty;
+use crate::admin::Admin;
 use crate::error::{EngineError, Result};
 use crate::model::{Card, JournalKind, Member, MemberId, Status, Txn, TxnState, UnixTime};
 use crate::notice::{self, NoticeKind};
-use crate::store::{abort, Table};
+use crate::storage::Durable;
+use crate::storage::{abort, Table};
 
 /// What a draw is for.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -83,7 +85,7 @@ pub fn pick(eligible: &[MemberId], count: usize, seed: u64) -> Vec<MemberId> {
     order
 }
 
-impl Engine {
+impl Loyalty<'_> {
     /// Members with a confirmed, not reversed purchase at `merchant` in
     /// `[from, to)`, in member-id order (live transactions only: history
     /// past the archive horizon does not count).
@@ -94,7 +96,7 @@ impl Engine {
         to: UnixTime,
     ) -> Result<Vec<MemberId>> {
         let mut members = std::collections::BTreeSet::new();
-        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+        for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             if t.merchant != *merchant
                 || t.state != TxnState::Confirmed
@@ -105,6 +107,7 @@ impl Engine {
             }
             let Some(hash) = t.card else { continue };
             if let Some(m) = self
+                .core
                 .store
                 .get::<Card>(Table::Cards, &hash.0)?
                 .and_then(|c| c.member)
@@ -117,7 +120,7 @@ impl Engine {
 
     /// Runs a draw, credits the winners' prizes and records it. Blocked
     /// members are not eligible.
-    pub fn run_draw(&self, spec: &DrawSpec, now: UnixTime) -> Result<Draw> {
+    pub fn run_draw(&self, spec: &DrawSpec, now: UnixTime) -> Result<Durable<Draw>> {
         if spec.to <= spec.from || spec.min_chance_bps > 10_000 {
             return Err(EngineError::invalid(
                 "a draw needs from < to and a minimum chance of at most 10000 bps",
@@ -125,7 +128,10 @@ impl Engine {
         }
         let mut eligible = Vec::new();
         for m in self.buyers(&spec.merchant, spec.from, spec.to)? {
-            if self.member(m)?.is_some_and(|m| m.status == Status::Active) {
+            if Admin::new(self.core)
+                .member(m)?
+                .is_some_and(|m| m.status == Status::Active)
+            {
                 eligible.push(m);
             }
         }
@@ -136,7 +142,7 @@ impl Engine {
         } else {
             (count * 10_000 / eligible.len()) as u32
         };
-        let id = self.store.next_id()? + 1;
+        let id = self.core.store.next_id()? + 1;
         let draw = Draw {
             id,
             at: now,
@@ -145,42 +151,45 @@ impl Engine {
             winners,
             odds_bps,
         };
-        self.store.transaction_durable(|tx| {
-            if !tx.contains(Table::Merchants, spec.merchant.as_bytes())? {
-                return abort(crate::admin::not_found("merchant", spec.merchant));
-            }
-            for w in &draw.winners {
-                let Some(member) = tx.get::<Member>(Table::Members, &w.0.to_be_bytes())? else {
-                    continue;
-                };
-                earn::grant(
-                    tx,
-                    now,
-                    JournalKind::DrawPrize,
-                    None,
-                    (member.id, spec.merchant),
-                    spec.prize_points,
-                    0,
-                )?;
-                notice::enqueue(
-                    tx,
-                    now,
-                    &member,
-                    NoticeKind::DrawWon {
-                        draw: id,
-                        merchant: spec.merchant,
-                        points: spec.prize_points,
-                    },
-                )?;
-            }
-            tx.put(Table::Draws, &id.to_be_bytes(), &draw)
-        })?;
-        Ok(draw)
+        self.core
+            .store
+            .transaction_durable(|tx| {
+                if !tx.contains(Table::Merchants, spec.merchant.as_bytes())? {
+                    return abort(crate::admin::not_found("merchant", spec.merchant));
+                }
+                for w in &draw.winners {
+                    let Some(member) = tx.get::<Member>(Table::Members, &w.0.to_be_bytes())? else {
+                        continue;
+                    };
+                    earn::grant(
+                        tx,
+                        now,
+                        JournalKind::DrawPrize,
+                        None,
+                        (member.id, spec.merchant),
+                        spec.prize_points,
+                        0,
+                    )?;
+                    notice::enqueue(
+                        tx,
+                        now,
+                        &member,
+                        NoticeKind::DrawWon {
+                            draw: id,
+                            merchant: spec.merchant,
+                            points: spec.prize_points,
+                        },
+                    )?;
+                }
+                tx.put(Table::Draws, &id.to_be_bytes(), &draw)
+            })
+            .map(|run| run.map(|()| draw))
     }
 
     /// Every recorded draw, oldest first.
     pub fn draws(&self) -> Result<Vec<Draw>> {
-        self.store
+        self.core
+            .store
             .scan::<Draw>(Table::Draws, b"")
             .map(|r| r.map(|(_, d)| d))
             .collect()
@@ -189,13 +198,19 @@ impl Engine {
     /// Whether a recorded draw's winners follow from its seed and eligible
     /// list (the published algorithm, run again).
     pub fn verify_draw(&self, id: u64) -> Result<bool> {
-        let Some(d) = self.store.get::<Draw>(Table::Draws, &id.to_be_bytes())? else {
+        let Some(d) = self
+            .core
+            .store
+            .get::<Draw>(Table::Draws, &id.to_be_bytes())?
+        else {
             return Err(crate::admin::not_found("draw", id));
         };
         let count = winner_count(d.eligible.len(), d.spec.prizes, d.spec.min_chance_bps);
         Ok(pick(&d.eligible, count, d.spec.seed) == d.winners)
     }
 }
+
+impl crate::codec::Record for Draw {}
 
 #[cfg(test)]
 mod tests {

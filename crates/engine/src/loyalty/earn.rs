@@ -5,12 +5,13 @@ use clubswitch_wire::{
     AccountType, Amount, AmountBlock, AmountType, Currency, MerchantId, ProcessingCode,
 };
 
-use super::{month_of_day, Earned, Program, Recovered, Standing};
-use crate::flows::Cx;
+use super::{month_of_day, Program, Standing};
+use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Tier, Txn, UnixTime};
+use crate::model::{Earned, Recovered};
 use crate::notice::{self, NoticeKind};
-use crate::store::{Table, Tx, TxResult};
+use crate::storage::{Table, Tx, TxResult};
 
 fn member_key(id: MemberId) -> [u8; 8] {
     id.0.to_be_bytes()
@@ -229,7 +230,7 @@ impl Earning {
             cashback,
         } = self;
         let tx = cx.tx;
-        let cfg = &cx.engine.cfg.loyalty;
+        let cfg = &cx.cfg.loyalty;
         let merchant = txn.merchant;
         let mut earned = Earned {
             member: member.id,
@@ -492,7 +493,7 @@ pub(crate) fn take_back(
 
     if let Some(mut member) = tx.get::<Member>(Table::Members, &member_key(e.member))? {
         // Undo an upgrade this very purchase made, if it no longer holds.
-        let cfg = &cx.engine.cfg.loyalty;
+        let cfg = &cx.cfg.loyalty;
         let now_tier = cfg.tier_for(standing.rolling(cfg, month_of_day(cx.day(cx.now))));
         if let Some(from) = e.upgraded_from.filter(|_| now_tier < member.tier) {
             set_tier(tx, cx.now, &mut member, now_tier.max(from))?;

@@ -38,7 +38,6 @@ mod coalition;
 mod daily;
 mod draw;
 mod earn;
-pub mod lots;
 mod report;
 mod review;
 
@@ -47,13 +46,26 @@ pub use coalition::{Coalition, Owed};
 pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, earning, on_refund_reversed, take_back, Share};
-pub use lots::{Grants, Lot, Lots, Unit};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{LoyaltyConfig, TierBasis};
+use crate::core::Core;
 use crate::model::{MemberId, Tier, UnixTime};
+
+/// Loyalty programmes, members' standing and points, the daily pass, draws,
+/// coalitions and reports.
+pub struct Loyalty<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Loyalty<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Loyalty { core }
+    }
+}
 
 /// Basis points of one: a multiplier of 10,000 leaves a figure unchanged.
 pub const ONE: u32 = 10_000;
@@ -183,107 +195,6 @@ impl Program {
     }
 }
 
-/// What decides a member's tier.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TierBasis {
-    /// Rials spent in the window.
-    #[default]
-    Spend,
-    /// Points earned in the window.
-    Points,
-}
-
-/// Network-wide loyalty settings (the `[loyalty]` table of the switch's
-/// configuration).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LoyaltyConfig {
-    /// Display names of the four tiers, lowest first.
-    pub tier_names: [String; 4],
-    /// What silver, gold and platinum take, in the basis's unit.
-    pub tier_thresholds: [u64; 3],
-    /// `spend` (rials) or `points` (earned).
-    pub tier_basis: TierBasis,
-    /// Months the rolling window covers (the current one included).
-    pub window_months: u32,
-    /// VIP by commitment: at least `min_monthly` rials spent in each of
-    /// `months` consecutive complete months makes a member VIP for
-    /// `lasts_months` months. `min_monthly` 0 turns it off.
-    pub vip_min_monthly: u64,
-    pub vip_months: u32,
-    pub vip_lasts_months: u32,
-    /// Notify a member whose club balance falls below this after a
-    /// purchase.
-    pub low_balance: Option<u64>,
-    /// Send a receipt notice for every confirmed purchase of a member.
-    pub receipts: bool,
-    /// The local hour from which the daily pass runs (expiry of points and
-    /// credit, their warnings, birthdays, cards expiring): notices written
-    /// then go out at a civil hour.
-    pub daily_hour: u8,
-    /// Greet members with a birthday on record.
-    pub birthdays: bool,
-    /// Warn a member this many days before their card's last valid day; 0:
-    /// never.
-    pub card_expiry_warn_days: u32,
-}
-
-impl Default for LoyaltyConfig {
-    fn default() -> Self {
-        LoyaltyConfig {
-            tier_names: ["bronze", "silver", "gold", "platinum"].map(String::from),
-            tier_thresholds: [100_000_000, 500_000_000, 2_000_000_000],
-            tier_basis: TierBasis::Spend,
-            window_months: 12,
-            vip_min_monthly: 0,
-            vip_months: 6,
-            vip_lasts_months: 6,
-            low_balance: None,
-            receipts: false,
-            daily_hour: 9,
-            birthdays: true,
-            card_expiry_warn_days: 30,
-        }
-    }
-}
-
-impl LoyaltyConfig {
-    /// The tier a rolling figure reaches.
-    pub fn tier_for(&self, figure: u64) -> Tier {
-        let t = &self.tier_thresholds;
-        if figure >= t[2] {
-            Tier::Platinum
-        } else if figure >= t[1] {
-            Tier::Gold
-        } else if figure >= t[0] {
-            Tier::Silver
-        } else {
-            Tier::Bronze
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        let t = &self.tier_thresholds;
-        if !(t[0] <= t[1] && t[1] <= t[2]) {
-            return Err("tier thresholds must not decrease".into());
-        }
-        if self.window_months == 0 {
-            return Err("window_months must be positive".into());
-        }
-        if self.daily_hour > 23 {
-            return Err("daily_hour is 0 to 23".into());
-        }
-        if self.card_expiry_warn_days > 366 {
-            return Err("card_expiry_warn_days is at most 366".into());
-        }
-        if self.vip_min_monthly > 0 && (self.vip_months == 0 || self.vip_lasts_months == 0) {
-            return Err("vip months and lasts_months must be positive".into());
-        }
-        Ok(())
-    }
-}
-
 /// A member's activity in one local calendar month.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct MonthActivity {
@@ -355,48 +266,14 @@ impl Standing {
     }
 }
 
-/// What one confirmed purchase earned, and what has been taken back
-/// (kept only for purchases that earned points or cashback or raised the
-/// member's tier).
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-pub struct Earned {
-    pub member: MemberId,
-    pub points: u64,
-    pub cashback: u64,
-    /// Store credit one point was converted at (for taking back converted
-    /// points); 0 if the programme does not convert.
-    pub credit_per_point: u64,
-    /// Taken back so far (owed, whether recovered or written off).
-    pub returned_points: u64,
-    pub returned_cashback: u64,
-    /// What could not be recovered: points already spent (as converted
-    /// credit) and cashback already spent.
-    pub written_off_points: u64,
-    pub written_off_cashback: u64,
-    /// The tier this purchase upgraded the member from.
-    pub upgraded_from: Option<Tier>,
-    /// For a refund: what it recovered (points, credit, cashback), which
-    /// reversing the refund gives back.
-    pub refund: Option<Recovered>,
-}
-
-/// What a take-back recovered.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-pub struct Recovered {
-    pub points: u64,
-    /// Store credit taken in place of converted points.
-    pub credit_for_points: u64,
-    pub cashback: u64,
-    /// The owed shares this take-back counted against the purchase.
-    pub owed_points: u64,
-    pub owed_cashback: u64,
-}
-
 /// Local month index (year × 12 + month − 1) of local day `day`.
 pub fn month_of_day(day: i64) -> i64 {
     let (y, m, _) = clubswitch_wire::fields::civil_from_days(day);
     y * 12 + i64::from(m) - 1
 }
+
+impl crate::codec::Record for Program {}
+impl crate::codec::Record for Standing {}
 
 #[cfg(test)]
 mod tests {

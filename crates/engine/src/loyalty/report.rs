@@ -16,13 +16,15 @@ use std::collections::BTreeMap;
 use clubswitch_wire::{MerchantId, ProcessingCode};
 use serde::Serialize;
 
+use super::Loyalty;
 use super::{month_of_day, Standing};
-use crate::engine::Engine;
+use crate::admin::Admin;
+use crate::archive::Archive;
 use crate::error::Result;
 use crate::model::{
     AccountKey, Card, JournalEntry, JournalKind, Member, MemberId, Tier, Txn, TxnState, UnixTime,
 };
-use crate::store::Table;
+use crate::storage::Table;
 
 /// One merchant's loyalty figures.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -118,12 +120,12 @@ fn add(slot: &mut u64, v: i64) {
     *slot = slot.saturating_add(v.unsigned_abs());
 }
 
-impl Engine {
+impl Loyalty<'_> {
     /// The loyalty report for `[from, to)` (live journal: what is archived
     /// counts in the outstanding figures only).
     pub fn loyalty_report(&self, from: UnixTime, to: UnixTime) -> Result<LoyaltyReport> {
         let mut by: BTreeMap<MerchantId, MerchantLoyalty> = BTreeMap::new();
-        for m in self.merchants()? {
+        for m in Admin::new(self.core).merchants()? {
             by.entry(m.id).or_default();
         }
         // Outstanding: every posting ever, archived ones by their sums.
@@ -134,14 +136,14 @@ impl Engine {
                 r.store_credit_liability -= v;
             }
         };
-        for (_, (key, v)) in self.archived_sums()? {
+        for (_, (key, v)) in Archive::new(self.core).archived_sums()? {
             match key {
                 AccountKey::PointsIssued(m) => outstanding(by.entry(m).or_default(), true, v),
                 AccountKey::StoreIssued(m) => outstanding(by.entry(m).or_default(), false, v),
                 _ => {}
             }
         }
-        for item in self.store.scan::<JournalEntry>(Table::Journal, b"") {
+        for item in self.core.store.scan::<JournalEntry>(Table::Journal, b"") {
             let (_, e) = item?;
             let in_period = from <= e.at && e.at < to;
             for (key, v) in &e.postings {
@@ -184,7 +186,7 @@ impl Engine {
         }
 
         let mut campaigns: BTreeMap<(MerchantId, u64), CampaignFigures> = BTreeMap::new();
-        for item in self.store.scan::<Txn>(Table::Txns, b"") {
+        for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             let Some(rule) = t.rule else { continue };
             if t.code != ProcessingCode::BankDiscount
@@ -201,7 +203,7 @@ impl Engine {
         for ((m, rule), c) in campaigns.iter_mut() {
             c.merchant = m.as_str().to_owned();
             c.rule = *rule;
-            c.name = self
+            c.name = Admin::new(self.core)
                 .rules(m)?
                 .into_iter()
                 .find(|r| r.rule.id == *rule)
@@ -210,7 +212,7 @@ impl Engine {
         }
 
         let (mut buyers, mut repeat) = (0u64, 0u64);
-        for item in self.store.scan::<Standing>(Table::Standing, b"") {
+        for item in self.core.store.scan::<Standing>(Table::Standing, b"") {
             let (_, s) = item?;
             buyers += u64::from(s.purchases > 0);
             repeat += u64::from(s.purchases > 1);
@@ -238,10 +240,10 @@ impl Engine {
         let mut figures: BTreeMap<MemberId, (UnixTime, u64, u64)> = BTreeMap::new();
         match merchant {
             None => {
-                let cfg = &self.cfg.loyalty;
-                let month = month_of_day(now.local_day(self.cfg.utc_offset_secs));
+                let cfg = &self.core.cfg.loyalty;
+                let month = month_of_day(now.local_day(self.core.cfg.utc_offset_secs));
                 let from = month - i64::from(cfg.window_months) + 1;
-                for item in self.store.scan::<Standing>(Table::Standing, b"") {
+                for item in self.core.store.scan::<Standing>(Table::Standing, b"") {
                     let (key, s) = item?;
                     let Some(last) = s.last_purchase else {
                         continue;
@@ -260,7 +262,7 @@ impl Engine {
                 }
             }
             Some(merchant) => {
-                for item in self.store.scan::<Txn>(Table::Txns, b"") {
+                for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
                     let (_, t) = item?;
                     if t.merchant != *merchant
                         || t.state != TxnState::Confirmed
@@ -270,6 +272,7 @@ impl Engine {
                     }
                     let Some(hash) = t.card else { continue };
                     let Some(member) = self
+                        .core
                         .store
                         .get::<Card>(Table::Cards, &hash.0)?
                         .and_then(|c| c.member)
@@ -288,6 +291,7 @@ impl Engine {
         let mut members: Vec<(Member, (UnixTime, u64, u64))> = Vec::new();
         for (id, f) in figures {
             let Some(m) = self
+                .core
                 .store
                 .get::<Member>(Table::Members, &id.0.to_be_bytes())?
             else {

@@ -8,14 +8,16 @@ use std::str::FromStr;
 use clubswitch_wire::MerchantId;
 use serde::Serialize;
 
+use super::Loyalty;
 use super::{earn, month_of_day, Program, Standing};
 use crate::admin::not_found;
-use crate::engine::Engine;
+use crate::admin::Admin;
 use crate::error::{EngineError, Result};
 use crate::ledger;
 use crate::model::{Account, AccountKey, Member, MemberId, UnixTime};
 use crate::notice::{self, NoticeKind};
-use crate::store::{abort, Table};
+use crate::storage::Durable;
+use crate::storage::{abort, Table};
 
 /// Where the last period review is recorded (a month index).
 const REVIEWED: &[u8] = b"loyalty_reviewed";
@@ -87,11 +89,11 @@ impl FromStr for ReferralCode {
     }
 }
 
-impl Engine {
+impl Loyalty<'_> {
     /// Sets (or replaces) a merchant's loyalty programme.
-    pub fn put_program(&self, merchant: &MerchantId, p: &Program) -> Result<()> {
+    pub fn put_program(&self, merchant: &MerchantId, p: &Program) -> Result<Durable<()>> {
         p.validate().map_err(EngineError::invalid)?;
-        self.store.transaction(|tx| {
+        self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Merchants, merchant.as_bytes())? {
                 return abort(not_found("merchant", merchant));
             }
@@ -100,11 +102,13 @@ impl Engine {
     }
 
     pub fn program(&self, merchant: &MerchantId) -> Result<Option<Program>> {
-        self.store.get(Table::Programs, merchant.as_bytes())
+        self.core.store.get(Table::Programs, merchant.as_bytes())
     }
 
     pub fn standing(&self, member: MemberId) -> Result<Option<Standing>> {
-        self.store.get(Table::Standing, &member.0.to_be_bytes())
+        self.core
+            .store
+            .get(Table::Standing, &member.0.to_be_bytes())
     }
 
     /// A member's points and store credit, by merchant: (merchant, points,
@@ -115,7 +119,7 @@ impl Engine {
         for (tag, points) in [(b'Q', true), (b'S', false)] {
             let mut prefix = vec![tag];
             prefix.extend_from_slice(&member.0.to_be_bytes());
-            for item in self.store.scan::<Account>(Table::Accounts, &prefix) {
+            for item in self.core.store.scan::<Account>(Table::Accounts, &prefix) {
                 let (key, acc) = item?;
                 let Ok(m) = MerchantId::from_bytes(&key[prefix.len()..]) else {
                     continue;
@@ -133,7 +137,7 @@ impl Engine {
 
     /// A member's points at a merchant.
     pub fn points(&self, member: MemberId, merchant: &MerchantId) -> Result<Account> {
-        self.account(&AccountKey::Points {
+        Admin::new(self.core).account(&AccountKey::Points {
             member,
             merchant: *merchant,
         })
@@ -148,8 +152,8 @@ impl Engine {
         merchant: &MerchantId,
         points: Option<u64>,
         now: UnixTime,
-    ) -> Result<(u64, u64)> {
-        self.store.transaction_durable(|tx| {
+    ) -> Result<Durable<(u64, u64)>> {
+        self.core.store.transaction_durable(|tx| {
             let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
                 return abort(not_found("member", member.0));
             };
@@ -181,12 +185,12 @@ impl Engine {
 
     /// Records that `newcomer` was referred by the holder of `code`. Only
     /// before the newcomer's first purchase, once, and not by themself.
-    pub fn refer(&self, newcomer: MemberId, code: ReferralCode) -> Result<()> {
+    pub fn refer(&self, newcomer: MemberId, code: ReferralCode) -> Result<Durable<()>> {
         let referrer = code.0;
         if referrer == newcomer {
             return Err(EngineError::invalid("a member cannot refer themself"));
         }
-        self.store.transaction(|tx| {
+        self.core.store.transaction_durable(|tx| {
             if !tx.contains(Table::Members, &newcomer.0.to_be_bytes())? {
                 return abort(not_found("member", newcomer.0));
             }
@@ -216,9 +220,9 @@ impl Engine {
     /// months become VIP. Returns what it changed, or `None` if this
     /// month's review was already done.
     pub fn review_standing(&self, now: UnixTime) -> Result<Option<Review>> {
-        let cfg = &self.cfg.loyalty;
-        let month = month_of_day(now.local_day(self.cfg.utc_offset_secs));
-        let done: Option<i64> = self.store.get(Table::Meta, REVIEWED)?;
+        let cfg = &self.core.cfg.loyalty;
+        let month = month_of_day(now.local_day(self.core.cfg.utc_offset_secs));
+        let done: Option<i64> = self.core.store.get(Table::Meta, REVIEWED)?;
         match done {
             Some(d) if d >= month => return Ok(None),
             Some(_) => {}
@@ -226,7 +230,7 @@ impl Engine {
                 // A new ledger: the first period starts now, so tiers set
                 // by an operator (members imported from another club) hold
                 // until it ends.
-                self.store.put(Table::Meta, REVIEWED, &month)?;
+                self.core.store.put(Table::Meta, REVIEWED, &month)?;
                 return Ok(None);
             }
         }
@@ -235,12 +239,12 @@ impl Engine {
             ..Review::default()
         };
         let last = month - 1;
-        for item in self.store.scan::<Standing>(Table::Standing, b"") {
+        for item in self.core.store.scan::<Standing>(Table::Standing, b"") {
             let (key, _) = item?;
             r.members += 1;
             // What changed is counted from the transaction's result, as it
             // may run more than once.
-            let (moved, vip) = self.store.transaction(|tx| {
+            let (moved, vip) = self.core.store.transaction(|tx| {
                 let Some(mut s) = tx.get::<Standing>(Table::Standing, &key)? else {
                     return Ok((None, false));
                 };
@@ -280,7 +284,7 @@ impl Engine {
             }
             r.new_vip += usize::from(vip);
         }
-        self.store.put(Table::Meta, REVIEWED, &month)?;
+        self.core.store.put(Table::Meta, REVIEWED, &month)?;
         Ok(Some(r))
     }
 }

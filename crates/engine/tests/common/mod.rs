@@ -27,6 +27,17 @@ pub struct World {
     stan: AtomicU32,
 }
 
+/// A fresh ledger for a test: the embedded backend in a temporary
+/// directory, or with `CLUBSWITCH_TEST_STORAGE=memory` the memory backend
+/// (every engine test passes on each).
+pub fn store() -> Store {
+    match std::env::var("CLUBSWITCH_TEST_STORAGE").as_deref() {
+        Ok("memory") => Store::memory().unwrap(),
+        Ok("embedded") | Err(_) => Store::temporary().unwrap(),
+        Ok(other) => panic!("CLUBSWITCH_TEST_STORAGE={other}: embedded or memory"),
+    }
+}
+
 pub fn pan(s: &str) -> CardNumber {
     s.parse().unwrap()
 }
@@ -69,7 +80,7 @@ pub fn terminal_record(id: TerminalId, merchant: MerchantId) -> Terminal {
 
 impl World {
     pub fn new() -> World {
-        Self::with_store(Store::temporary().unwrap())
+        Self::with_store(store())
     }
 
     /// A world on `store`, seeded only if it was not already.
@@ -80,18 +91,24 @@ impl World {
             EngineConfig::default(),
         );
         let terminal: TerminalId = "TERM0001".parse().unwrap();
-        if engine.terminal(&terminal).unwrap().is_none() {
+        if engine.admin().terminal(&terminal).unwrap().is_none() {
             return Self::with_store(store);
         }
         let club = engine
+            .admin()
             .card(&engine.card_hash(&pan(CLUB_PAN)))
             .unwrap()
             .unwrap();
         let bank = engine
+            .admin()
             .card(&engine.card_hash(&pan(BANK_PAN)))
             .unwrap()
             .unwrap();
-        let member = engine.member(club.member.unwrap()).unwrap().unwrap();
+        let member = engine
+            .admin()
+            .member(club.member.unwrap())
+            .unwrap()
+            .unwrap();
         World {
             engine,
             merchant: "MERCHANT0000001".parse().unwrap(),
@@ -109,21 +126,33 @@ impl World {
 
     /// A fresh world whose engine runs with `cfg`.
     pub fn with_config(cfg: EngineConfig) -> World {
-        Self::seeded(Store::temporary().unwrap(), cfg)
+        Self::seeded(store(), cfg)
     }
 
     fn seeded(store: Store, cfg: EngineConfig) -> World {
         let engine = Engine::new(store, CardHasher::new(&[9; 32]), cfg);
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
         let terminal: TerminalId = "TERM0001".parse().unwrap();
-        engine.put_merchant(&merchant_record(merchant)).unwrap();
         engine
+            .admin()
+            .put_merchant(&merchant_record(merchant))
+            .unwrap()
+            .wait()
+            .unwrap();
+        engine
+            .admin()
             .add_terminal(&terminal_record(terminal, merchant))
+            .unwrap()
+            .wait()
             .unwrap();
         let member = engine
+            .admin()
             .add_member("Sara", "09120000000", Tier::Silver, vec![])
+            .unwrap()
+            .wait()
             .unwrap();
         let club = engine
+            .admin()
             .issue_card(&NewCard {
                 pan: pan(CLUB_PAN),
                 kind: CardKind::Club,
@@ -132,11 +161,17 @@ impl World {
                 max_amount: None,
                 daily_limit: None,
             })
+            .unwrap()
+            .wait()
             .unwrap();
         engine
+            .admin()
             .top_up(&club.hash, Amount::new(500_000).unwrap(), T0)
+            .unwrap()
+            .wait()
             .unwrap();
         let bank = engine
+            .admin()
             .issue_card(&NewCard {
                 pan: pan(BANK_PAN),
                 kind: CardKind::Bank,
@@ -145,6 +180,8 @@ impl World {
                 max_amount: None,
                 daily_limit: None,
             })
+            .unwrap()
+            .wait()
             .unwrap();
         World {
             engine,
@@ -250,12 +287,14 @@ impl World {
 
     pub fn club_account(&self) -> Account {
         self.engine
+            .admin()
             .account(&AccountKey::Club(self.club.account.unwrap()))
             .unwrap()
     }
 
     pub fn store_account(&self) -> Account {
         self.engine
+            .admin()
             .account(&AccountKey::Store {
                 member: self.member.id,
                 merchant: self.merchant,
@@ -264,7 +303,7 @@ impl World {
     }
 
     pub fn assert_audit(&self) {
-        let r = self.engine.audit().unwrap();
+        let r = self.engine.audit().ledger().unwrap();
         assert!(r.ok(), "audit: {:#?}", r.violations);
     }
 }

@@ -1,5 +1,6 @@
 //! `clubswitch admin …`: operator commands, sent to the running daemon's
-//! admin API (sled admits one process, so the daemon does the work).
+//! admin API (the embedded ledger admits one process, so the daemon does the
+//! work).
 
 use std::io::Read;
 use std::path::PathBuf;

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use clubswitch_engine::store::Table;
 use clubswitch_engine::{Terminal, UnixTime};
 
 use crate::boot::{master_key, open_engine, CARD_KEY, CARD_KEY_PURPOSE};
@@ -16,7 +15,7 @@ use crate::master::MasterKey;
 pub fn audit(cfg: &Config) -> Result<(), SwitchError> {
     let master = master_key(cfg, false)?;
     let engine = open_engine(cfg, &master)?;
-    let r = engine.audit_all(&archive_dir(&cfg.data_dir))?;
+    let r = engine.audit().everything(&archive_dir(&cfg.data_dir))?;
     println!(
         "journal entries {}, accounts {}, transactions {}, pending holds {}, request records {}, settlements {}",
         r.journal_entries, r.accounts, r.transactions, r.pending_holds, r.requests, r.settlements
@@ -44,17 +43,19 @@ pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
     let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
     let mut purged = 0;
     loop {
-        let p = engine.purge_requests(now.plus(-keep), 1_000_000)?;
+        let p = engine
+            .sweeper()
+            .purge_requests(now.plus(-keep), 1_000_000)?;
         purged += p.removed;
         if p.wrapped {
             break;
         }
     }
-    let run = engine.archive(
+    let run = engine.archive().run(
         now.plus(-cfg.archive.after_secs),
         &archive_dir(&cfg.data_dir),
     )?;
-    engine.store().close()?;
+    engine.close()?;
     println!(
         "archived {} transactions and {} journal entries into {} files; forgot {purged} request records and {} daily counters",
         run.transactions,
@@ -75,7 +76,7 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
     let old = master_key(cfg, false)?;
     let new = MasterKey::load(Some(new_key))?;
     let engine = open_engine(cfg, &old)?;
-    let terminals: Vec<Terminal> = engine.terminals()?;
+    let terminals: Vec<Terminal> = engine.admin().terminals()?;
     for t in &terminals {
         let current =
             old.unseal(TMK_PURPOSE, &t.sealed_tmk)
@@ -88,22 +89,20 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
             Some((s, until)) => Some((new.seal(TMK_PURPOSE, &old.unseal(TMK_PURPOSE, s)?), *until)),
             None => None,
         };
-        engine.update_terminal(&t.id, |x| {
-            x.sealed_tmk = sealed.clone();
-            x.previous_tmk = previous.clone();
-        })?;
+        engine
+            .admin()
+            .update_terminal(&t.id, |x| {
+                x.sealed_tmk = sealed.clone();
+                x.previous_tmk = previous.clone();
+            })?
+            .wait()?;
     }
-    let store = engine.store();
-    let sealed: Vec<u8> = store
-        .get(Table::Meta, CARD_KEY)?
-        .ok_or(SwitchError::NoCardKey)?;
+    let sealed: Vec<u8> = engine.sealed(CARD_KEY)?.ok_or(SwitchError::NoCardKey)?;
     let card_key = old.unseal(CARD_KEY_PURPOSE, &sealed)?;
-    store.put(
-        Table::Meta,
-        CARD_KEY,
-        &new.seal(CARD_KEY_PURPOSE, &card_key),
-    )?;
-    store.close()?;
+    engine
+        .keep_sealed(CARD_KEY, new.seal(CARD_KEY_PURPOSE, &card_key))?
+        .wait()?;
+    engine.close()?;
     println!(
         "re-sealed {} terminal keys and the card key under the new master key",
         terminals.len()

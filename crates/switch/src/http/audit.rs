@@ -16,6 +16,6 @@ pub fn routes() -> Router<Arc<Http>> {
 
 async fn audit(State(h): Shared) -> ApiResult {
     let dir = archive_dir(&h.switch.cfg.data_dir);
-    let report = blocking(&h, move |e| e.audit_all(&dir)).await?;
+    let report = blocking(&h, move |e| e.audit().everything(&dir)).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

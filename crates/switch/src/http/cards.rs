@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    amount, bad, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult, Http, Shared,
+    amount, bad, blocking, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult,
+    Http, Shared,
 };
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -44,7 +45,7 @@ struct CardView {
 fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
     let acc = c
         .account
-        .map(|id| h.switch.engine.account(&AccountKey::Club(id)))
+        .map(|id| h.switch.engine.admin().account(&AccountKey::Club(id)))
         .transpose()?;
     Ok(CardView {
         hash: c.hash.to_hex(),
@@ -77,14 +78,17 @@ fn club() -> CardKind {
 }
 
 async fn issue_card(State(h): Shared, Json(c): Json<CardIn>) -> ApiResult<Json<CardView>> {
-    let card = h.switch.engine.issue_card(&NewCard {
+    let new = NewCard {
         pan: pan(&c.pan)?,
         kind: c.kind,
         member: c.member.map(MemberId),
         expiry: expiry(c.expiry.as_deref())?,
         max_amount: c.max_amount.map(amount).transpose()?,
         daily_limit: c.daily_limit.map(amount).transpose()?,
-    })?;
+    };
+    let card = blocking(&h, move |e| e.admin().issue_card(&new))
+        .await?
+        .await?;
     Ok(Json(card_view(&h, &card)?))
 }
 
@@ -134,7 +138,10 @@ async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
         planned.push((name, pan(&number)?, exp));
     }
     // One transaction: a batch is issued whole or not at all.
-    let issued = h.switch.engine.issue_batch(&planned)?;
+    let cards = planned.clone();
+    let issued = blocking(&h, move |e| e.admin().issue_batch(&cards))
+        .await?
+        .await?;
     let out: Vec<Value> = planned
         .iter()
         .zip(&issued)
@@ -159,6 +166,7 @@ async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<Car
     let c = h
         .switch
         .engine
+        .admin()
         .card(&hash)?
         .ok_or_else(|| not_found("card"))?;
     Ok(Json(card_view(&h, &c)?))
@@ -168,13 +176,14 @@ async fn get_card(State(h): Shared, Path(hash): Path<String>) -> ApiResult<Json<
     let c = h
         .switch
         .engine
+        .admin()
         .card(&card_hash(&hash)?)?
         .ok_or_else(|| not_found("card"))?;
     Ok(Json(card_view(&h, &c)?))
 }
 
 async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
-    let ts = h.switch.engine.card_history(&card_hash(&hash)?)?;
+    let ts = h.switch.engine.admin().card_history(&card_hash(&hash)?)?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }
 
@@ -185,22 +194,23 @@ async fn card_action(
 ) -> ApiResult<Json<CardView>> {
     let hash = card_hash(&hash)?;
     let body = body.map(|b| b.0).unwrap_or_default();
-    let engine = &h.switch.engine;
-    let mark = engine.store().mark();
+    let update =
+        |f: Box<dyn Fn(&mut Card) + Send>| blocking(&h, move |e| e.admin().update_card(&hash, f));
     let card = match action.as_str() {
-        "block" => engine.update_card(&hash, |c| c.status = Status::Blocked)?,
-        "unblock" => engine.update_card(&hash, |c| c.status = Status::Active)?,
+        "block" => update(Box::new(|c| c.status = Status::Blocked)).await?,
+        "unblock" => update(Box::new(|c| c.status = Status::Active)).await?,
         "expiry" => {
             let e = expiry(body["expiry"].as_str())?;
-            engine.update_card(&hash, |c| c.expiry = e)?
+            update(Box::new(move |c| c.expiry = e)).await?
         }
         "limits" => {
             let max = body["max_amount"].as_u64().map(amount).transpose()?;
             let daily = body["daily_limit"].as_u64().map(amount).transpose()?;
-            engine.update_card(&hash, |c| {
+            update(Box::new(move |c| {
                 c.max_amount = max;
                 c.daily_limit = daily;
-            })?
+            }))
+            .await?
         }
         "link" => {
             let m = MemberId(
@@ -208,12 +218,17 @@ async fn card_action(
                     .as_u64()
                     .ok_or_else(|| bad("member is required"))?,
             );
-            engine.member(m)?.ok_or_else(|| not_found("member"))?;
-            engine.update_card(&hash, |c| c.member = Some(m))?
+            h.switch
+                .engine
+                .admin()
+                .member(m)?
+                .ok_or_else(|| not_found("member"))?;
+            update(Box::new(move |c| c.member = Some(m))).await?
         }
         "renew" => {
             let p = pan(body["pan"].as_str().ok_or_else(|| bad("pan is required"))?)?;
-            engine.renew_card(&hash, &p, expiry(body["expiry"].as_str())?)?
+            let e = expiry(body["expiry"].as_str())?;
+            blocking(&h, move |en| en.admin().renew_card(&hash, &p, e)).await?
         }
         "top-up" => {
             let a = amount(
@@ -221,12 +236,21 @@ async fn card_action(
                     .as_u64()
                     .ok_or_else(|| bad("amount is required"))?,
             )?;
-            engine.top_up(&hash, a, UnixTime::now())?;
-            engine.card(&hash)?.ok_or_else(|| not_found("card"))?
+            blocking(&h, move |e| {
+                let done = e.admin().top_up(&hash, a, UnixTime::now())?;
+                let card = e.admin().card(&hash)?.ok_or_else(|| {
+                    clubswitch_engine::EngineError::NotFound {
+                        what: "card",
+                        key: hash.to_hex(),
+                    }
+                })?;
+                Ok(done.map(|_| card))
+            })
+            .await?
         }
         other => return Err(not_found(&format!("card action {other:?}"))),
     };
-    engine.store().durable_since(mark).await?;
+    let card = card.await?;
     Ok(Json(card_view(&h, &card)?))
 }
 
@@ -238,12 +262,17 @@ struct CreditIn {
 }
 
 async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>) -> ApiResult {
-    let acc = h.switch.engine.grant_store_credit(
+    let (member, merchant, amount) = (
         MemberId(c.member),
-        &merchant_id(&c.merchant)?,
+        merchant_id(&c.merchant)?,
         amount(c.amount)?,
-        UnixTime::now(),
-    )?;
+    );
+    let acc = blocking(&h, move |e| {
+        e.admin()
+            .grant_store_credit(member, &merchant, amount, UnixTime::now())
+    })
+    .await?
+    .await?;
     Ok(Json(
         json!({ "balance": acc.balance, "available": acc.available() }),
     ))

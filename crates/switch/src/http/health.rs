@@ -22,12 +22,12 @@ pub fn metrics_router(http: Arc<Http>) -> Router {
 
 async fn metrics(State(h): Shared) -> impl IntoResponse {
     let engine = &h.switch.engine;
-    let flush = engine.store().flush_stats();
+    let flush = engine.flush_stats();
     let extra = [
         (
             "clubswitch_pending_holds",
             "Holds awaiting confirm at the last sweep.",
-            engine.pending_holds() as f64,
+            engine.sweeper().pending_holds() as f64,
         ),
         (
             "clubswitch_flushes_total",
@@ -62,12 +62,12 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
         (
             "clubswitch_notices_waiting",
             "Member notices in the outbox, due or backing off.",
-            engine.outbox_len() as f64,
+            engine.outbox().len() as f64,
         ),
         (
             "clubswitch_storage_healthy",
             "1 while the ledger accepts writes; 0 after a storage failure until it is reopened.",
-            if engine.store().healthy() { 1.0 } else { 0.0 },
+            if engine.healthy() { 1.0 } else { 0.0 },
         ),
     ];
     (
@@ -79,7 +79,7 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
 async fn ready(State(h): Shared) -> impl IntoResponse {
     if !h.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    } else if !h.switch.engine.store().healthy() {
+    } else if !h.switch.engine.healthy() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage failure: reopening the ledger\n",

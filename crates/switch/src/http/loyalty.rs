@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::loyalty::month_of_day;
-use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment, Unit};
+use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
+use clubswitch_engine::Unit;
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -43,6 +44,7 @@ async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     let p = h
         .switch
         .engine
+        .loyalty()
         .program(&merchant_id(&id)?)?
         .ok_or_else(|| not_found("programme"))?;
     Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
@@ -53,7 +55,10 @@ async fn put_program(
     Path(id): Path<String>,
     Json(p): Json<Program>,
 ) -> ApiResult {
-    h.switch.engine.put_program(&merchant_id(&id)?, &p)?;
+    let (merchant, program) = (merchant_id(&id)?, p.clone());
+    blocking(&h, move |e| e.loyalty().put_program(&merchant, &program))
+        .await?
+        .await?;
     Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
 }
 
@@ -61,15 +66,20 @@ async fn put_program(
 /// credit by merchant with what of them expires when.
 async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let e = &h.switch.engine;
-    let member = e.member(MemberId(id))?.ok_or_else(|| not_found("member"))?;
+    let member = e
+        .admin()
+        .member(MemberId(id))?
+        .ok_or_else(|| not_found("member"))?;
     let cfg = &e.config().loyalty;
-    let standing = e.standing(member.id)?.unwrap_or_default();
+    let standing = e.loyalty().standing(member.id)?.unwrap_or_default();
     let month = month_of_day(UnixTime::now().local_day(e.config().utc_offset_secs));
     let balances: Vec<Value> = e
+        .loyalty()
         .member_balances(member.id)?
         .into_iter()
         .map(|(m, points, credit)| {
             let expiring: Vec<Value> = e
+                .loyalty()
                 .expiring(member.id, &m)?
                 .into_iter()
                 .map(|x| {
@@ -114,8 +124,10 @@ struct ConvertIn {
 async fn convert(State(h): Shared, Path(id): Path<u64>, Json(c): Json<ConvertIn>) -> ApiResult {
     let merchant = merchant_id(&c.merchant)?;
     let (points, credit) = blocking(&h, move |e| {
-        e.convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
+        e.loyalty()
+            .convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
     })
+    .await?
     .await?;
     Ok(Json(json!({ "points": points, "credit": credit })))
 }
@@ -128,27 +140,29 @@ struct ReferIn {
 
 async fn refer(State(h): Shared, Path(id): Path<u64>, Json(r): Json<ReferIn>) -> ApiResult {
     let code: ReferralCode = r.code.parse().map_err(|_| bad("not a referral code"))?;
-    h.switch.engine.refer(MemberId(id), code)?;
+    blocking(&h, move |e| e.loyalty().refer(MemberId(id), code))
+        .await?
+        .await?;
     Ok(Json(json!({ "member": id, "referred_by": code.0 .0 })))
 }
 
 /// Runs this month's period review now, if it has not run.
 async fn review(State(h): Shared) -> ApiResult {
-    let r = blocking(&h, |e| e.review_standing(UnixTime::now())).await?;
+    let r = blocking(&h, |e| e.loyalty().review_standing(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
 /// Today's daily pass now, before its hour if need be (`null` if it is
 /// done for today).
 async fn daily(State(h): Shared) -> ApiResult {
-    let r = blocking(&h, |e| e.daily_pass_now(UnixTime::now())).await?;
+    let r = blocking(&h, |e| e.loyalty().daily_pass_now(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
 /// The first notices waiting in the outbox (phone numbers masked).
 async fn notices(State(h): Shared) -> ApiResult {
     let e = &h.switch.engine;
-    let waiting = e.due_notices(UnixTime(i64::MAX), 100, 100)?;
+    let waiting = e.outbox().due(UnixTime(i64::MAX), 100, 100)?;
     let list: Vec<Value> = waiting
         .iter()
         .map(|n| {
@@ -164,7 +178,7 @@ async fn notices(State(h): Shared) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(json!({ "waiting": e.outbox_len(), "first": list })))
+    Ok(Json(json!({ "waiting": e.outbox().len(), "first": list })))
 }
 
 /// Local days `from` and `to` (YYYY-MM-DD, default today) as the Unix
@@ -181,7 +195,7 @@ fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, Unix
 /// credit by merchant, campaigns against their sales, repeat buyers.
 async fn loyalty_report(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult {
     let (from, to) = period(&q, h.switch.cfg.utc_offset_secs)?;
-    let r = blocking(&h, move |e| e.loyalty_report(from, to)).await?;
+    let r = blocking(&h, move |e| e.loyalty().loyalty_report(from, to)).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
@@ -202,7 +216,8 @@ async fn segments(
     let merchant = q.get("merchant").map(|m| merchant_id(m)).transpose()?;
     let group = q.get("group").cloned();
     let list: Vec<Segment> = blocking(&h, move |e| {
-        e.segments(merchant.as_ref(), group.as_deref(), UnixTime::now())
+        e.loyalty()
+            .segments(merchant.as_ref(), group.as_deref(), UnixTime::now())
     })
     .await?;
     if q.get("format").map(String::as_str) != Some("csv") {
@@ -275,18 +290,20 @@ async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
         min_chance_bps: d.min_chance_bps.unwrap_or(2_500),
         seed: d.seed.unwrap_or_else(rand::random),
     };
-    let draw = blocking(&h, move |e| e.run_draw(&spec, UnixTime::now())).await?;
+    let draw = blocking(&h, move |e| e.loyalty().run_draw(&spec, UnixTime::now()))
+        .await?
+        .await?;
     Ok(Json(draw_view(&draw)))
 }
 
 async fn list_draws(State(h): Shared) -> ApiResult {
-    let draws = h.switch.engine.draws()?;
+    let draws = h.switch.engine.loyalty().draws()?;
     Ok(Json(Value::Array(draws.iter().map(draw_view).collect())))
 }
 
 /// Runs a recorded draw's published algorithm again from its seed.
 async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
-    let ok = h.switch.engine.verify_draw(id)?;
+    let ok = h.switch.engine.loyalty().verify_draw(id)?;
     Ok(Json(json!({ "draw": id, "reproduced": ok })))
 }
 
@@ -316,12 +333,15 @@ async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResul
         name: c.name,
         merchants,
     };
-    h.switch.engine.put_coalition(&coalition)?;
+    let stored = coalition.clone();
+    blocking(&h, move |e| e.loyalty().put_coalition(&stored))
+        .await?
+        .await?;
     Ok(Json(coalition_view(&coalition)))
 }
 
 async fn list_coalitions(State(h): Shared) -> ApiResult {
-    let list = h.switch.engine.coalitions()?;
+    let list = h.switch.engine.loyalty().coalitions()?;
     Ok(Json(Value::Array(
         list.iter().map(coalition_view).collect(),
     )))
@@ -329,6 +349,6 @@ async fn list_coalitions(State(h): Shared) -> ApiResult {
 
 /// The inter-merchant clearing report: who owes whom for coalition credit.
 async fn clearing(State(h): Shared) -> ApiResult {
-    let owed = blocking(&h, |e| e.clearing()).await?;
+    let owed = blocking(&h, |e| e.loyalty().clearing()).await?;
     Ok(Json(serde_json::to_value(&owed).unwrap_or_default()))
 }

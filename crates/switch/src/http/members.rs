@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clubswitch_engine::{Birthday, Member, MemberId, Status, Tier};
+use clubswitch_engine::{Birthday, Durable, Engine, EngineError, Member, MemberId, Status, Tier};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{not_found, ApiError, ApiResult, Http, Shared};
+use super::{blocking, not_found, ApiError, ApiResult, Http, Shared};
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new()
@@ -49,18 +49,24 @@ impl MemberIn {
 /// A member as JSON, with their birthday.
 fn member_json(h: &Http, m: &Member) -> ApiResult {
     let mut v = serde_json::to_value(m).unwrap_or_default();
-    let birthday = h.switch.engine.birthday(m.id)?.map(|b| b.to_string());
+    let birthday = h
+        .switch
+        .engine
+        .loyalty()
+        .birthday(m.id)?
+        .map(|b| b.to_string());
     v["birthday"] = json!(birthday);
     Ok(Json(v))
 }
 
 async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
     let birthday = m.birthday()?;
-    let engine = &h.switch.engine;
-    let rec = engine.add_member(&m.name, &m.phone, m.tier, m.groups)?;
-    if let Some(b) = birthday {
-        engine.set_birthday(rec.id, b)?;
-    }
+    let rec = blocking(&h, move |e| {
+        let added = e.admin().add_member(&m.name, &m.phone, m.tier, m.groups)?;
+        with_birthday(e, added, birthday)
+    })
+    .await?
+    .await?;
     member_json(&h, &rec)
 }
 
@@ -68,6 +74,7 @@ async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let m = h
         .switch
         .engine
+        .admin()
         .member(MemberId(id))?
         .ok_or_else(|| not_found("member"))?;
     member_json(&h, &m)
@@ -81,6 +88,7 @@ async fn update_member(
     let old = h
         .switch
         .engine
+        .admin()
         .member(MemberId(id))?
         .ok_or_else(|| not_found("member"))?;
     let birthday = m.birthday()?;
@@ -92,9 +100,29 @@ async fn update_member(
         groups: m.groups,
         status: m.status.unwrap_or(old.status),
     };
-    h.switch.engine.put_member(&rec)?;
-    if let Some(b) = birthday {
-        h.switch.engine.set_birthday(rec.id, b)?;
-    }
+    let rec = blocking(&h, move |e| {
+        let stored = e.admin().put_member(&rec)?.map(|()| rec);
+        with_birthday(e, stored, birthday)
+    })
+    .await?
+    .await?;
     member_json(&h, &rec)
+}
+
+/// A member just written, and its birthday written after it when the
+/// request set one (`Some(None)` clears it). The first write is waited
+/// for before the second: a flush failing between them must not leave the
+/// second reported durable and the first lost.
+fn with_birthday(
+    e: &Engine,
+    member: Durable<Member>,
+    birthday: Option<Option<Birthday>>,
+) -> Result<Durable<Member>, EngineError> {
+    match birthday {
+        Some(b) => {
+            let m = member.wait()?;
+            Ok(e.loyalty().set_birthday(m.id, b)?.map(|()| m))
+        }
+        None => Ok(member),
+    }
 }

@@ -9,7 +9,7 @@ use clubswitch_engine::{DiscountRule, FeeBase, Merchant, Offers, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{amount, bad, merchant_id, ApiResult, Http, Shared};
+use super::{amount, bad, blocking, merchant_id, ApiResult, Http, Shared};
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new()
@@ -49,7 +49,10 @@ async fn put_merchant(State(h): Shared, Json(m): Json<MerchantIn>) -> ApiResult 
         offers: m.offers,
         max_amount: m.max_amount.map(amount).transpose()?,
     };
-    h.switch.engine.put_merchant(&rec)?;
+    let stored = rec.clone();
+    blocking(&h, move |e| e.admin().put_merchant(&stored))
+        .await?
+        .await?;
     Ok(Json(merchant_json(&rec)))
 }
 
@@ -62,7 +65,7 @@ fn merchant_json(m: &Merchant) -> Value {
 }
 
 async fn list_merchants(State(h): Shared) -> ApiResult {
-    let ms = h.switch.engine.merchants()?;
+    let ms = h.switch.engine.admin().merchants()?;
     Ok(Json(Value::Array(ms.iter().map(merchant_json).collect())))
 }
 
@@ -74,11 +77,14 @@ async fn add_rule(
     if rule.percent_bps > 10_000 {
         return Err(bad("percent_bps is at most 10000"));
     }
-    let id = h.switch.engine.add_rule(&merchant_id(&id)?, rule)?;
+    let merchant = merchant_id(&id)?;
+    let id = blocking(&h, move |e| e.admin().add_rule(&merchant, rule))
+        .await?
+        .await?;
     Ok(Json(json!({ "id": id })))
 }
 
 async fn list_rules(State(h): Shared, Path(id): Path<String>) -> ApiResult {
-    let rules = h.switch.engine.rules(&merchant_id(&id)?)?;
+    let rules = h.switch.engine.admin().rules(&merchant_id(&id)?)?;
     Ok(Json(serde_json::to_value(rules).unwrap_or_default()))
 }

@@ -33,13 +33,15 @@ struct SettleIn {
 async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
-    let batches = blocking(&h, move |e| e.settle(cutoff, now)).await?;
+    let batches = blocking(&h, move |e| e.settlement().run(cutoff, now))
+        .await?
+        .await?;
     let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
     Ok(Json(json!({ "batches": batches, "files": files })))
 }
 
 async fn list_settlements(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
-    let batches = match h.switch.engine.settlements() {
+    let batches = match h.switch.engine.settlement().batches() {
         Ok(b) => b,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -11,7 +11,7 @@ use clubswitch_wire::Tmk;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{merchant_id, not_found, terminal_id, txn_json, ApiResult, Http, Shared};
+use super::{blocking, merchant_id, not_found, terminal_id, txn_json, ApiResult, Http, Shared};
 use crate::handler::TMK_PURPOSE;
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -47,9 +47,10 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
         security_failures: 0,
         locked: false,
     };
-    let mark = h.switch.engine.store().mark();
-    h.switch.engine.add_terminal(&rec)?;
-    h.switch.engine.store().durable_since(mark).await?;
+    let stored = rec.clone();
+    blocking(&h, move |e| e.admin().add_terminal(&stored))
+        .await?
+        .await?;
     tracing::info!(terminal = %rec.id, merchant = %rec.merchant, "terminal registered");
     let mut out = terminal_json(&rec);
     out["tmk"] = json!(tmk.to_hex());
@@ -57,7 +58,7 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
 }
 
 async fn list_terminals(State(h): Shared) -> ApiResult {
-    let ts = h.switch.engine.terminals()?;
+    let ts = h.switch.engine.admin().terminals()?;
     Ok(Json(Value::Array(ts.iter().map(terminal_json).collect())))
 }
 
@@ -66,30 +67,29 @@ async fn terminal_action(
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult {
     let id = terminal_id(&id)?;
-    let engine = &h.switch.engine;
-    let mark = engine.store().mark();
     let mut out = json!({});
-    match action.as_str() {
-        "block" => engine.update_terminal(&id, |t| t.status = Status::Blocked)?,
-        "unblock" => engine.update_terminal(&id, |t| t.status = Status::Active)?,
-        "unlock" => engine.update_terminal(&id, |t| {
+    let change: Box<dyn Fn(&mut Terminal) + Send> = match action.as_str() {
+        "block" => Box::new(|t| t.status = Status::Blocked),
+        "unblock" => Box::new(|t| t.status = Status::Active),
+        "unlock" => Box::new(|t| {
             t.locked = false;
             t.security_failures = 0;
-        })?,
+        }),
         "rotate-key" => {
             let tmk = Tmk::generate();
             let sealed = h.switch.master.seal(TMK_PURPOSE, tmk.as_bytes());
-            engine.update_terminal(&id, |t| {
+            out["tmk"] = json!(tmk.to_hex());
+            Box::new(move |t| {
                 t.sealed_tmk = sealed.clone();
                 t.previous_tmk = None;
-            })?;
-            out["tmk"] = json!(tmk.to_hex());
+            })
         }
         other => return Err(not_found(&format!("terminal action {other:?}"))),
-    }
-    engine.store().durable_since(mark).await?;
+    };
+    let t = blocking(&h, move |e| e.admin().update_terminal(&id, change))
+        .await?
+        .await?;
     h.switch.forget_terminal(&id);
-    let t = engine.terminal(&id)?.ok_or_else(|| not_found("terminal"))?;
     let mut view = terminal_json(&t);
     if let Some(k) = out.get("tmk") {
         view["tmk"] = k.clone();
@@ -98,6 +98,10 @@ async fn terminal_action(
 }
 
 async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
-    let ts = h.switch.engine.terminal_history(&terminal_id(&id)?)?;
+    let ts = h
+        .switch
+        .engine
+        .admin()
+        .terminal_history(&terminal_id(&id)?)?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }

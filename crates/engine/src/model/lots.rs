@@ -23,7 +23,8 @@
 use clubswitch_wire::MerchantId;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{MemberId, UnixTime};
+use super::{MemberId, UnixTime};
+use crate::codec::Record;
 
 /// Grants this close together (in seconds, aligned) share a lot.
 const BUCKET_SECS: i64 = 900;
@@ -58,7 +59,7 @@ pub struct Grants {
 }
 
 /// A member's lots at one merchant, oldest first: what
-/// [`crate::Engine::lots`] shows, and how format version 1 kept them (one
+/// [`crate::loyalty::Loyalty::lots`] shows, and how format version 1 kept them (one
 /// record per member and merchant in the daily table).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Lots {
@@ -68,6 +69,8 @@ pub struct Lots {
     /// of.
     pub warned_through: i64,
 }
+
+impl Record for Lots {}
 
 impl Lots {
     pub fn unit(&self, unit: Unit) -> &[Lot] {

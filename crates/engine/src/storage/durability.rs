@@ -1,6 +1,6 @@
 //! Group commit: many operations share one flush to disk.
 //!
-//! An operation that must be durable commits its sled transaction, then asks
+//! An operation that must be durable commits its transaction, then asks
 //! for a [`FlushTicket`]. A single flusher thread repeatedly takes every ticket
 //! requested so far and flushes once for all of them; a ticket requested while
 //! a flush runs waits for the next one, because that flush may have started
@@ -200,6 +200,77 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
         }
         for w in wakers {
             w.wake();
+        }
+    }
+}
+
+/// A result that is only final once durable: the answer of an operation
+/// that wrote to the ledger, with the ticket of the flush that covers it.
+/// Nothing may be reported done before [`Durable::wait`] (or `.await`)
+/// says so.
+#[must_use = "an operation's result is not final until it is durable"]
+pub struct Durable<T> {
+    value: T,
+    ticket: FlushTicket,
+}
+
+impl<T> Durable<T> {
+    pub(crate) fn new(value: T, ticket: FlushTicket) -> Durable<T> {
+        Durable { value, ticket }
+    }
+
+    /// Blocks until the result is durable; fails if the flush that covered
+    /// it did.
+    pub fn wait(self) -> Result<T, crate::EngineError> {
+        self.ticket
+            .wait()
+            .map_err(|e| crate::EngineError::NotDurable(e.to_string()))?;
+        Ok(self.value)
+    }
+
+    /// The same durability for another value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Durable<U> {
+        Durable {
+            value: f(self.value),
+            ticket: self.ticket,
+        }
+    }
+}
+
+impl<T: Unpin> std::future::IntoFuture for Durable<T> {
+    type Output = Result<T, crate::EngineError>;
+    type IntoFuture = DurableFuture<T>;
+
+    fn into_future(self) -> DurableFuture<T> {
+        DurableFuture(Some(self))
+    }
+}
+
+/// Awaits a [`Durable`] without blocking a thread.
+pub struct DurableFuture<T>(Option<Durable<T>>);
+
+impl<T: Unpin> Future for DurableFuture<T> {
+    type Output = Result<T, crate::EngineError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ready = match self.0.as_mut() {
+            Some(durable) => Pin::new(&mut durable.ticket).poll(cx),
+            None => {
+                return Poll::Ready(Err(crate::EngineError::invalid(
+                    "a durable result was awaited again after it was ready",
+                )))
+            }
+        };
+        match (ready, self.0.take()) {
+            (Poll::Pending, durable) => {
+                self.0 = durable;
+                Poll::Pending
+            }
+            (Poll::Ready(Err(e)), _) => {
+                Poll::Ready(Err(crate::EngineError::NotDurable(e.to_string())))
+            }
+            (Poll::Ready(Ok(())), Some(d)) => Poll::Ready(Ok(d.value)),
+            (Poll::Ready(Ok(())), None) => Poll::Pending,
         }
     }
 }

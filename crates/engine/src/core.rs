@@ -1,0 +1,22 @@
+//! What every part of the engine shares: the ledger, the card hasher, the
+//! settings, and the state of its background work. The terminal path and
+//! each feature's handle ([`crate::Engine::admin`], [`crate::Engine::loyalty`],
+//! ...) borrow it; none of them holds another.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
+
+use crate::config::EngineConfig;
+use crate::keys::CardHasher;
+use crate::storage::Store;
+
+pub(crate) struct Core {
+    pub(crate) store: Store,
+    pub(crate) hasher: CardHasher,
+    pub(crate) cfg: EngineConfig,
+    /// Pending holds counted by the last sweep (for metrics).
+    pub(crate) pending: AtomicUsize,
+    /// Held by the archive run, audit or backup in progress: none of them
+    /// may see history move between the ledger and the archive files.
+    pub(crate) archiving: Mutex<()>,
+}

@@ -1,0 +1,162 @@
+//! Terminal transactions: the idempotency key and stored answer of a
+//! request, and the purchase or refund it created.
+
+use clubswitch_wire::{
+    AmountBlock, AuthId, Currency, MerchantId, ProcessingCode, ResponseCode, Rrn, Stan, TerminalId,
+    TransmissionTime,
+};
+use serde::{Deserialize, Serialize};
+
+use super::earned::Earned;
+use super::{AccountKey, CardHash, UnixTime};
+use crate::codec::{with_tail, Record};
+
+/// The idempotency key of a request: DE 41 ‖ DE 11 ‖ DE 7.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct RequestKey {
+    pub terminal: TerminalId,
+    pub stan: Stan,
+    pub transmitted: TransmissionTime,
+}
+
+impl RequestKey {
+    pub fn to_key(&self) -> [u8; 24] {
+        let mut k = [0u8; 24];
+        k[..8].copy_from_slice(self.terminal.as_bytes());
+        k[8..14].copy_from_slice(&self.stan.to_bytes());
+        k[14..].copy_from_slice(&self.transmitted.to_bytes());
+        k
+    }
+}
+
+/// The answer to a request, as stored for retransmissions.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    pub code: ResponseCode,
+    pub rrn: Option<Rrn>,
+    pub auth_id: Option<AuthId>,
+    pub amounts: Vec<AmountBlock>,
+}
+
+impl Outcome {
+    pub fn decline(code: ResponseCode) -> Outcome {
+        Outcome {
+            code,
+            rrn: None,
+            auth_id: None,
+            amounts: Vec::new(),
+        }
+    }
+
+    pub fn approved(&self) -> bool {
+        self.code == ResponseCode::Approved
+    }
+}
+
+/// What the switch remembers of a request key.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub fingerprint: [u8; 32],
+    pub at: UnixTime,
+    pub outcome: Outcome,
+    /// The transaction the request created, if any.
+    pub rrn: Option<Rrn>,
+    /// Whether answering it again must wait for a flush (money moved).
+    pub durable: bool,
+}
+
+/// Where a transaction stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxnState {
+    /// Phase 1 approved, value held.
+    Held,
+    /// Final.
+    Confirmed,
+    /// Hold ended by an undo.
+    Voided,
+    /// Hold ended by time.
+    Expired,
+    /// Confirmed, then undone in full.
+    Reversed,
+}
+
+/// A purchase or refund, by RRN.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Txn {
+    pub rrn: Rrn,
+    pub auth_id: AuthId,
+    pub code: ProcessingCode,
+    pub request: RequestKey,
+    pub merchant: MerchantId,
+    pub card: Option<CardHash>,
+    pub account: Option<AccountKey>,
+    pub currency: Currency,
+    /// Amount requested (and held, for club and store purchases).
+    pub amount: u64,
+    /// Amount confirmed.
+    pub final_amount: u64,
+    /// Discount (bank-card lookups): held at request, final at confirm.
+    pub discount: u64,
+    pub fee: u64,
+    pub rule: Option<u64>,
+    pub state: TxnState,
+    pub created: UnixTime,
+    pub expires: UnixTime,
+    pub confirmed: Option<UnixTime>,
+    /// The confirm's answer, returned to a repeated confirm.
+    pub confirm_outcome: Option<Outcome>,
+    /// The undo's answer, returned to a repeated undo.
+    pub undo_outcome: Option<Outcome>,
+    /// Settlement batch that closed it.
+    pub settled: Option<u64>,
+    /// Refunded so far, and the fee returned with it.
+    pub refunded: u64,
+    pub fee_refunded: u64,
+    /// For a refund: the purchase it refunds.
+    pub refund_of: Option<Rrn>,
+    /// Change this transaction made to the merchant's payable.
+    pub payable_delta: i64,
+    /// Whether the card's daily spend counter includes this transaction
+    /// (only cards with a daily limit keep one).
+    pub daily_tracked: bool,
+    /// For a purchase: what it earned and what has been taken back; for a
+    /// refund: what it recovered (format version 2; before, a record of its
+    /// own in the earnings table).
+    pub earned: Option<Earned>,
+}
+
+impl Record for Txn {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1 => with_tail(body, &None::<Earned>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
+
+impl Txn {
+    /// Whether a confirmed transaction of this kind goes into a settlement
+    /// batch (club purchases and refunds, bank-card lookup fees).
+    pub fn settles(&self) -> bool {
+        matches!(
+            self.code,
+            ProcessingCode::ClubPurchase
+                | ProcessingCode::BankDiscount
+                | ProcessingCode::ClubRefund
+        )
+    }
+
+    /// Whether nothing a terminal or a settlement run does can change it
+    /// any more except a refund: it is no longer held and, if it settles,
+    /// it has settled.
+    pub fn finished(&self) -> bool {
+        match self.state {
+            TxnState::Held => false,
+            TxnState::Confirmed => self.settled.is_some() || !self.settles(),
+            TxnState::Voided | TxnState::Expired | TxnState::Reversed => true,
+        }
+    }
+}
+
+impl Record for RequestRecord {}

@@ -1,0 +1,773 @@
+//! The embedded backend: the ledger in a data directory, in sled (0.34), a
+//! log-structured key-value store in the switch's own process. The default
+//! for one node: nothing to run beside the switch. This is the only place
+//! the engine touches sled.
+//!
+//! What sled does not give, this adds:
+//! - **Durability through a power cut.** sled ends a flush of its log with
+//!   `sync_file_range`, which writes the pages out but neither the disk's
+//!   volatile cache nor the metadata needed to find them, and never syncs
+//!   its blob files, its `conf` file or the directory after renaming a
+//!   snapshot. [`DiskSync`] does, after sled's flush.
+//! - **Recovery from a storage failure.** After an I/O error (a full disk)
+//!   sled fails every operation until it is reopened. A recovery thread
+//!   reopens the directory once a second until it succeeds; meanwhile every
+//!   operation fails quickly as unavailable, so the switch answers 96 and
+//!   approves nothing. Whatever was not flushed is lost as in a crash, and
+//!   the next flush fails, so no operation committed before is reported
+//!   durable.
+//! - **Snapshots** ([`Capture`]), for online backups.
+//! - **Ids that continue a restored ledger's** (`meta` key `id_base`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+
+use super::{Backend, Body, Entries, Entry, Range, RawTx, Snapshot, Table, TxError, TxResult};
+use crate::error::StorageError;
+
+/// `meta` key: what sled's ids are offset by.
+const ID_BASE: &[u8] = b"id_base";
+/// Live records a snapshot reads between two looks at its capture.
+const SNAPSHOT_CHUNK: usize = 256;
+
+/// Settings of the embedded ledger.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Page cache size in bytes.
+    pub cache_bytes: u64,
+    /// Background flush interval for what does not wait for a flush.
+    pub flush_every_ms: Option<u64>,
+    /// Whether a flush ends with `fdatasync` (see [`DiskSync`]). Only a
+    /// test turns it off, to show that the power-loss test catches the
+    /// loss it prevents.
+    pub fdatasync: bool,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            cache_bytes: 256 * 1024 * 1024,
+            flush_every_ms: Some(200),
+            fdatasync: true,
+        }
+    }
+}
+
+fn storage_error(e: sled::Error) -> StorageError {
+    match e {
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => {
+            StorageError::Corrupt(e.to_string())
+        }
+        e => StorageError::Io(e.to_string()),
+    }
+}
+
+fn tx_error(e: UnabortableTransactionError) -> TxError {
+    match e {
+        UnabortableTransactionError::Conflict => TxError::Conflict,
+        UnabortableTransactionError::Storage(e) => TxError::Storage(storage_error(e)),
+    }
+}
+
+/// One open database and its trees.
+struct Open {
+    db: sled::Db,
+    trees: Box<[sled::Tree]>,
+    /// Added to sled's ids.
+    id_base: AtomicU64,
+    /// What makes a flush durable; `None` for a temporary ledger (or with
+    /// [`EmbeddedConfig::fdatasync`] off).
+    sync: Option<DiskSync>,
+}
+
+impl Open {
+    fn tree(&self, table: Table) -> &sled::Tree {
+        &self.trees[table.index()]
+    }
+
+    fn with_trees(db: sled::Db) -> Result<Open, StorageError> {
+        let trees = Table::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage_error)?;
+        let id_base = match trees[Table::Meta.index()]
+            .get(ID_BASE)
+            .map_err(storage_error)?
+        {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("meta id_base".into()))?,
+            ),
+            None => 0,
+        };
+        Ok(Open {
+            db,
+            trees: trees.into(),
+            id_base: AtomicU64::new(id_base),
+            sync: None,
+        })
+    }
+
+    /// Writes out everything committed so far and makes it durable.
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush().map_err(storage_error)?;
+        match &self.sync {
+            Some(sync) => sync
+                .sync()
+                .map_err(|e| StorageError::Io(format!("fdatasync: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn next_id(&self) -> Result<u64, StorageError> {
+        let id = self.db.generate_id().map_err(storage_error)?;
+        Ok(self.id_base.load(Ordering::Acquire) + id)
+    }
+}
+
+/// What sled's own flush leaves undone, done after it: every blob file not
+/// yet synced, the directories whose entries changed, and an `fdatasync` of
+/// the log file. The flusher thread runs it once per round for every
+/// operation waiting, so its cost is shared.
+struct DiskSync {
+    dir: PathBuf,
+    /// sled's log file (`db`).
+    log: std::fs::File,
+    /// Entries of the ledger directory and of `blobs/` as last synced.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    dir: Vec<std::ffi::OsString>,
+    blobs: Vec<std::ffi::OsString>,
+}
+
+impl DiskSync {
+    /// Opens the log of the database in `dir` and syncs what opening it may
+    /// have created and sled never syncs: its files (`conf` among them,
+    /// without which it does not open), the directory and its name.
+    fn open(dir: &Path) -> std::io::Result<DiskSync> {
+        let log = std::fs::File::open(dir.join("db"))?;
+        for name in names(dir)? {
+            let path = dir.join(name);
+            if path.is_file() {
+                std::fs::File::open(path)?.sync_all()?;
+            }
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::durable_file::sync_dir(parent)?;
+        }
+        let sync = DiskSync {
+            dir: dir.to_path_buf(),
+            log,
+            seen: Mutex::new(Seen::default()),
+        };
+        sync.sync()?;
+        Ok(sync)
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let blobs_dir = self.dir.join("blobs");
+        let blobs = names(&blobs_dir)?;
+        let new: Vec<_> = blobs
+            .iter()
+            .filter(|b| seen.blobs.binary_search(b).is_err())
+            .collect();
+        for b in &new {
+            std::fs::File::open(blobs_dir.join(b))?.sync_data()?;
+        }
+        if !new.is_empty() {
+            crate::durable_file::sync_dir(&blobs_dir)?;
+        }
+        seen.blobs = blobs;
+        let entries = names(&self.dir)?;
+        if entries != seen.dir {
+            crate::durable_file::sync_dir(&self.dir)?;
+            seen.dir = entries;
+        }
+        self.log.sync_data()
+    }
+}
+
+/// The names in `dir`, sorted; none if it does not exist.
+fn names(dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    let mut out = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The embedded backend. Clones share one database.
+pub(crate) struct Embedded {
+    shared: Arc<Shared>,
+}
+
+/// What the backend and its recovery thread share.
+struct Shared {
+    /// The open database; `None` while it is being reopened.
+    current: ArcSwapOption<Open>,
+    /// A write failed: sled refuses everything after an I/O error until the
+    /// database is reopened.
+    failed: AtomicBool,
+    /// The database was replaced since the last flush: what the old one
+    /// held unflushed is gone, so the next flush must fail.
+    lost: AtomicBool,
+    /// Where to reopen it (`None`: a temporary ledger, never reopened).
+    reopen: Option<(PathBuf, EmbeddedConfig)>,
+    /// Every write holds it shared; a snapshot takes it exclusively for an
+    /// instant, so it begins between writes (see [`Capture`]).
+    gate: RwLock<()>,
+    /// While a snapshot is read: the value each key had when it began.
+    capture: ArcSwapOption<Capture>,
+    /// A snapshot is being read (one at a time).
+    snapshotting: AtomicBool,
+}
+
+impl Shared {
+    /// Held for the length of a write, with the capture to feed.
+    fn writing(&self) -> (RwLockReadGuard<'_, ()>, Option<Arc<Capture>>) {
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        // Loaded under the gate: a write either ends before a snapshot
+        // begins or sees its capture.
+        (gate, self.capture.load_full())
+    }
+
+    /// The open database, or unavailable while it is being reopened.
+    fn open(&self) -> Result<Arc<Open>, StorageError> {
+        self.current.load_full().ok_or_else(|| {
+            StorageError::Unavailable("the ledger is being reopened after a storage failure".into())
+        })
+    }
+
+    /// Notes a storage error so the recovery thread reopens the database.
+    fn check<T>(&self, r: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(StorageError::Io(_) | StorageError::Corrupt(_)) = &r {
+            self.failed.store(true, Ordering::Release);
+        }
+        r
+    }
+}
+
+impl Embedded {
+    /// Opens (creating if needed) the ledger in the directory `path`.
+    pub(crate) fn open(path: &Path, cfg: &EmbeddedConfig) -> Result<Arc<Embedded>, StorageError> {
+        let open = Self::open_db(path, cfg)?;
+        let backend = Arc::new(Self::with(open, Some((path.to_path_buf(), cfg.clone()))));
+        let shared = Arc::downgrade(&backend.shared);
+        let spawned = std::thread::Builder::new()
+            .name("clubswitch-storage-recovery".into())
+            .spawn(move || recovery(&shared));
+        if let Err(e) = spawned {
+            tracing::error!("starting the storage recovery thread: {e}");
+        }
+        Ok(backend)
+    }
+
+    /// A throwaway ledger in a temporary directory.
+    pub(crate) fn temporary() -> Result<Arc<Embedded>, StorageError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(storage_error)?;
+        Ok(Arc::new(Self::with(Open::with_trees(db)?, None)))
+    }
+
+    fn with(open: Open, reopen: Option<(PathBuf, EmbeddedConfig)>) -> Embedded {
+        Embedded {
+            shared: Arc::new(Shared {
+                current: ArcSwapOption::from_pointee(open),
+                failed: AtomicBool::new(false),
+                lost: AtomicBool::new(false),
+                reopen,
+                gate: RwLock::new(()),
+                capture: ArcSwapOption::empty(),
+                snapshotting: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<Open, StorageError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cfg.cache_bytes)
+            .flush_every_ms(cfg.flush_every_ms)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(storage_error)?;
+        let mut open = Open::with_trees(db)?;
+        let sync = DiskSync::open(path).map_err(|e| StorageError::Io(e.to_string()))?;
+        if cfg.fdatasync {
+            open.sync = Some(sync);
+        } else {
+            tracing::error!(
+                "fdatasync is off: a power cut can lose operations the switch answered as done (test setting only)"
+            );
+        }
+        Ok(open)
+    }
+}
+
+impl Backend for Embedded {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let open = self.shared.open()?;
+        let got = open.tree(table).get(key).map_err(storage_error);
+        Ok(self.shared.check(got)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, table: Table, range: Range<'_>) -> Entries<'_> {
+        let open = match self.shared.open() {
+            Ok(open) => open,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let tree = open.tree(table).clone();
+        let iter = match range {
+            Range::Prefix(p) => tree.scan_prefix(p),
+            Range::From(from) => tree.range(from.to_vec()..),
+            Range::Between(from, to) => tree.range(from.to_vec()..to.to_vec()),
+        };
+        Box::new(iter.map(move |item| {
+            let (k, v) = self.shared.check(item.map_err(storage_error))?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
+    }
+
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let open = self.shared.open()?;
+        let tree = open.tree(table);
+        let (_gate, capture) = self.shared.writing();
+        if let Some(c) = capture {
+            self.shared
+                .check(c.note(table, key, || tree.get(key)).map_err(storage_error))?;
+        }
+        self.shared
+            .check(tree.insert(key, value).map(|_| ()).map_err(storage_error))
+    }
+
+    fn transact(&self, body: Body<'_>) -> TxResult<()> {
+        let open = self.shared.open()?;
+        let (_gate, capture) = self.shared.writing();
+        let id_base = open.id_base.load(Ordering::Acquire);
+        let result = open.trees[..].transaction(|trees: &Vec<TransactionalTree>| {
+            let tx = SledTx {
+                trees,
+                id_base,
+                capture: capture.as_deref(),
+            };
+            body(&tx).map_err(|e| match e {
+                TxError::Abort(e) => ConflictableTransactionError::Abort(TxError::Abort(e)),
+                TxError::Conflict => ConflictableTransactionError::Conflict,
+                TxError::Storage(e) => ConflictableTransactionError::Abort(TxError::Storage(e)),
+            })
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => {
+                if let TxError::Storage(s) = &e {
+                    let _ = self.shared.check::<()>(Err(s.clone()));
+                }
+                Err(e)
+            }
+            Err(TransactionError::Storage(e)) => {
+                let e = storage_error(e);
+                let _ = self.shared.check::<()>(Err(e.clone()));
+                Err(TxError::Storage(e))
+            }
+        }
+    }
+
+    fn next_id(&self) -> Result<u64, StorageError> {
+        let open = self.shared.open()?;
+        self.shared.check(open.next_id())
+    }
+
+    fn raise_id_base(&self, base: u64) -> Result<(), StorageError> {
+        let open = self.shared.open()?;
+        let meta = open.tree(Table::Meta);
+        let stored = match meta.get(ID_BASE).map_err(storage_error)? {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("meta id_base".into()))?,
+            ),
+            None => 0,
+        };
+        let raised = base.max(stored).max(open.id_base.load(Ordering::Acquire));
+        meta.insert(ID_BASE, &raised.to_be_bytes())
+            .map_err(storage_error)?;
+        open.id_base.store(raised, Ordering::Release);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        let open = self.shared.open()?;
+        let result = open.flush();
+        if result.is_err() {
+            self.shared.failed.store(true, Ordering::Release);
+        }
+        result?;
+        if self.shared.lost.swap(false, Ordering::AcqRel) {
+            return Err(StorageError::Io(
+                "the ledger was reopened after a storage failure: what it held unflushed is lost"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn len(&self, table: Table) -> usize {
+        self.shared.open().map_or(0, |open| open.tree(table).len())
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>, StorageError> {
+        let open = self.shared.open()?;
+        if self.shared.snapshotting.swap(true, Ordering::AcqRel) {
+            return Err(StorageError::Unavailable(
+                "a snapshot is already being taken".into(),
+            ));
+        }
+        let capture = Arc::new(Capture::default());
+        let next_id = {
+            let _gate = self.shared.gate.write().unwrap_or_else(|p| p.into_inner());
+            self.shared.capture.store(Some(Arc::clone(&capture)));
+            // Every id issued so far is below this one: each write that
+            // took one has committed.
+            open.next_id()
+        };
+        // Built first, so a failure below ends the capture it began.
+        let mut snapshot = SledSnapshot {
+            shared: Arc::clone(&self.shared),
+            open,
+            capture,
+            next_id: 0,
+        };
+        snapshot.next_id = next_id?;
+        Ok(Box::new(snapshot))
+    }
+
+    fn import(&self, table: Table, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in records {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        let open = self.shared.open()?;
+        self.shared
+            .check(open.tree(table).apply_batch(batch).map_err(storage_error))
+    }
+
+    fn healthy(&self) -> bool {
+        !self.shared.failed.load(Ordering::Acquire) && self.shared.current.load().is_some()
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        let open = self.shared.open()?;
+        open.db.size_on_disk().map_err(storage_error)
+    }
+}
+
+/// Reopens the database after a storage failure, once a second until it
+/// succeeds. Stops when the backend is dropped.
+fn recovery(shared: &Weak<Shared>) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.failed.load(Ordering::Acquire) {
+            continue;
+        }
+        let Some((path, cfg)) = &shared.reopen else {
+            continue;
+        };
+        // Take the failed database out of service and wait for the
+        // operations still holding it to finish: sled's directory lock is
+        // released only when its last handle is dropped.
+        if let Some(old) = shared.current.swap(None) {
+            tracing::error!("storage failure: reopening the ledger");
+            // What the old database held but did not flush is gone: no
+            // operation that committed to it may be reported durable.
+            shared.lost.store(true, Ordering::Release);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            drop(old);
+        }
+        match Embedded::open_db(path, cfg) {
+            Ok(open) => {
+                shared.current.store(Some(Arc::new(open)));
+                shared.failed.store(false, Ordering::Release);
+                tracing::warn!("ledger reopened; the switch is taking requests again");
+            }
+            Err(e) => tracing::error!("reopening the ledger: {e}; retrying"),
+        }
+    }
+}
+
+/// The trees of one transaction.
+struct SledTx<'a> {
+    trees: &'a [TransactionalTree],
+    id_base: u64,
+    /// The running snapshot's capture, if one is being read.
+    capture: Option<&'a Capture>,
+}
+
+impl SledTx<'_> {
+    fn tree(&self, table: Table) -> &TransactionalTree {
+        &self.trees[table.index()]
+    }
+
+    /// Before writing `key`: its value for a running snapshot.
+    fn note(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        match self.capture {
+            Some(c) => c
+                .note(table, key, || self.tree(table).get(key))
+                .map_err(tx_error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl RawTx for SledTx<'_> {
+    fn read(&self, table: Table, key: &[u8], with: &mut dyn FnMut(&[u8])) -> TxResult<bool> {
+        match self.tree(table).get(key).map_err(tx_error)? {
+            Some(v) => {
+                with(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn write(&self, table: Table, key: &[u8], value: Vec<u8>) -> TxResult<()> {
+        self.note(table, key)?;
+        self.tree(table).insert(key, value).map_err(tx_error)?;
+        Ok(())
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.note(table, key)?;
+        self.tree(table).remove(key).map_err(tx_error)?;
+        Ok(())
+    }
+
+    fn next_id(&self) -> TxResult<u64> {
+        let id = self
+            .tree(Table::Meta)
+            .generate_id()
+            .map_err(|e| TxError::Storage(storage_error(e)))?;
+        Ok(self.id_base + id)
+    }
+}
+
+/// The values keys had when a snapshot began, recorded by the first write
+/// to each key after it. A key written since the snapshot began is in
+/// here (it is noted before the write commits); a key not in here still
+/// has the value it had then.
+#[derive(Default)]
+struct Capture {
+    before: Mutex<Before>,
+}
+
+/// A key's value at a snapshot (`None`: it had none), by table and key.
+type Before = HashMap<(Table, Vec<u8>), Option<sled::IVec>>;
+
+impl Capture {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Before> {
+        self.before.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Before a write to `key`: records its value as `read` gives it, if
+    /// no earlier write since the snapshot did. Only the first write
+    /// records; whatever it read is the value at the snapshot, since any
+    /// write that changed it since would have recorded first.
+    fn note<E>(
+        &self,
+        table: Table,
+        key: &[u8],
+        read: impl FnOnce() -> Result<Option<sled::IVec>, E>,
+    ) -> Result<(), E> {
+        let k = (table, key.to_vec());
+        if self.lock().contains_key(&k) {
+            return Ok(());
+        }
+        let value = read()?;
+        self.lock().entry(k).or_insert(value);
+        Ok(())
+    }
+
+    /// Of records just read live from `table`, those whose key was not
+    /// written since the snapshot began.
+    fn unwritten(
+        &self,
+        table: Table,
+        read: Vec<sled::Result<(sled::IVec, sled::IVec)>>,
+    ) -> Vec<Entry> {
+        let before = self.lock();
+        read.into_iter()
+            .filter_map(|item| match item {
+                Ok((k, v)) if !before.contains_key(&(table, k.to_vec())) => {
+                    Some(Ok((k.to_vec(), v.to_vec())))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(storage_error(e))),
+            })
+            .collect()
+    }
+
+    /// What `table` held at the snapshot of the keys written since.
+    fn values(&self, table: Table) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.lock()
+            .iter()
+            .filter(|((t, _), _)| *t == table)
+            .filter_map(|((_, k), v)| Some((k.clone(), v.as_ref()?.to_vec())))
+            .collect()
+    }
+}
+
+/// Every table as it was when [`Backend::snapshot`] was called.
+///
+/// The live tables are read as they are; a key written since the snapshot
+/// began is skipped and its value at the snapshot (if it had one) given at
+/// the end of its table instead. Writes go on meanwhile at the cost of one
+/// read and a note per key written. Dropping the snapshot ends the capture.
+struct SledSnapshot {
+    shared: Arc<Shared>,
+    open: Arc<Open>,
+    capture: Arc<Capture>,
+    next_id: u64,
+}
+
+impl Snapshot for SledSnapshot {
+    fn records(&self, table: Table) -> Entries<'_> {
+        let mut live = self.open.tree(table).iter();
+        let mut chunk: std::vec::IntoIter<Entry> = Vec::new().into_iter();
+        let mut written: Option<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> = None;
+        Box::new(std::iter::from_fn(move || loop {
+            if let Some(next) = chunk.next() {
+                return Some(next);
+            }
+            if let Some(w) = &mut written {
+                return w.next().map(Ok);
+            }
+            // Records are read in chunks and checked against the capture
+            // under one lock per chunk: the terminals' writes take that
+            // lock too, and must not wait behind one per record.
+            let read: Vec<_> = live.by_ref().take(SNAPSHOT_CHUNK).collect();
+            if read.is_empty() {
+                written = Some(self.capture.values(table).into_iter());
+                continue;
+            }
+            chunk = self.capture.unwritten(table, read).into_iter();
+        }))
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id
+    }
+}
+
+impl Drop for SledSnapshot {
+    fn drop(&mut self) {
+        self.shared.capture.store(None);
+        self.shared.snapshotting.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn read(snapshot: &dyn Snapshot) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        snapshot
+            .records(Table::Members)
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    fn map(pairs: &[(&[u8], &[u8])]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_reads_every_table_as_it_was_when_it_began() {
+        let backend = Embedded::temporary().unwrap();
+        for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4")] {
+            backend.put(Table::Members, k, v).unwrap();
+        }
+        let snapshot = backend.snapshot().unwrap();
+        assert!(backend.snapshot().is_err(), "one snapshot at a time");
+
+        // Writes after it began, in and outside transactions: a change, a
+        // removal, a new key, a key written twice.
+        backend
+            .transact(&|tx| {
+                tx.write(Table::Members, b"a", b"10".to_vec())?;
+                tx.remove(Table::Members, b"b")?;
+                tx.write(Table::Members, b"e", b"5".to_vec())?;
+                tx.write(Table::Members, b"a", b"11".to_vec())
+            })
+            .unwrap();
+        backend.put(Table::Members, b"c", b"30").unwrap();
+
+        // And writes while it is being read: behind it and ahead of it.
+        let mut records = snapshot.records(Table::Members);
+        let first = records.next().unwrap().unwrap();
+        backend.put(Table::Members, &first.0, b"100").unwrap();
+        backend.put(Table::Members, b"d", b"40").unwrap();
+        let seen: BTreeMap<_, _> = std::iter::once(first)
+            .chain(records.map(Result::unwrap))
+            .collect();
+        let then = map(&[(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4")]);
+        assert_eq!(seen, then);
+        assert_eq!(read(&*snapshot), then, "read again, the same");
+
+        // Ended, the live tables are as written, and a new snapshot sees them.
+        drop(snapshot);
+        let now = read(&*backend.snapshot().unwrap());
+        assert_eq!(
+            now.get(b"a".as_slice()).map(Vec::as_slice),
+            Some(&b"11"[..])
+        );
+        assert_eq!(now.get(b"b".as_slice()), None);
+        assert_eq!(
+            now.get(b"d".as_slice()).map(Vec::as_slice),
+            Some(&b"40"[..])
+        );
+        assert_eq!(now.get(b"e".as_slice()).map(Vec::as_slice), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn a_raised_id_base_moves_every_later_id_above_it() {
+        let store = Store::temporary().unwrap();
+        let before = store.next_id().unwrap();
+        store.raise_id_base(1_000_000).unwrap();
+        assert!(store.next_id().unwrap() >= 1_000_000);
+        let in_tx = store.transaction(|tx| tx.next_id()).unwrap();
+        assert!(in_tx >= 1_000_000 && in_tx > before);
+        store.raise_id_base(5).unwrap();
+        assert!(store.next_id().unwrap() > in_tx, "never lowered");
+    }
+}

@@ -1,0 +1,530 @@
+//! The storage boundary. Everything the engine persists goes through a
+//! [`Store`]: reads, scans, ids and durability outside transactions, and
+//! [`Tx`] (reads and writes inside one atomic transaction), over the
+//! ledger's [`Table`]s of byte keys and byte values. Records are encoded
+//! by [`crate::codec`] here and nowhere else.
+//!
+//! A [`Backend`] provides the tables: the embedded one ([`embedded`], the
+//! default: one process, a data directory), and [`memory`] (tests). A
+//! backend must give:
+//! - transactions that are atomic and serializable over every table, whose
+//!   body it may run more than once (on a conflict) before one commits;
+//! - reads and ordered range scans outside transactions;
+//! - ids that are unique and never reused, even across a crash or a
+//!   transaction that rolled back (they may skip numbers);
+//! - a flush that makes everything committed before it began durable
+//!   (through a power cut), and that fails if anything committed may have
+//!   been lost since the last one.
+//!
+//! The engine builds its guarantees on these alone, so a networked SQL
+//! database shared by several switch nodes is a backend like the others.
+//!
+//! Layout:
+//! - `mod.rs`: [`Table`], the [`Backend`] contract, and the typed [`Store`]
+//!   and [`Tx`] the engine uses.
+//! - `durability.rs`: group commit: many operations share one flush.
+//! - `embedded.rs`: the embedded backend in a data directory.
+//! - `memory.rs`: a backend in memory, for fast tests.
+
+pub mod durability;
+pub mod embedded;
+pub mod memory;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::codec::{self, Record};
+use crate::error::{EngineError, Result, StorageError};
+use durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
+
+pub use durability::{Durable, FlushError};
+pub use embedded::EmbeddedConfig;
+
+/// The tables of the ledger. Their names ([`Table::name`]) are stored (as
+/// the embedded ledger's tree names, in backups, as SQL table names): never
+/// rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Table {
+    /// Format version and engine settings.
+    Meta,
+    Merchants,
+    Terminals,
+    Cards,
+    Members,
+    /// Customer balances and pending holds, by account key.
+    Accounts,
+    /// Transactions (purchases, refunds), by RRN: RRNs are issued in time
+    /// order, so this is also the order holds expire in.
+    Txns,
+    /// Idempotency records by request key (DE 41 ‖ DE 11 ‖ DE 7).
+    Requests,
+    /// Journal entries by sequence number.
+    Journal,
+    /// Confirmed, not yet settled items: merchant ‖ RRN.
+    Unsettled,
+    /// Discount rules and campaign budgets by merchant ‖ rule id.
+    Rules,
+    /// Per-card discount allowance used: card ‖ rule ‖ day.
+    Allowance,
+    /// Per-card daily club spend: card ‖ day.
+    DailySpend,
+    /// Settlement batches by id.
+    Settlements,
+    /// What the archive took out of the live ledger: how far each sequence
+    /// was archived, and the sums the audit needs (see `archive`).
+    Archived,
+    /// Merchants' loyalty programmes, by merchant.
+    Programs,
+    /// Members' loyalty standing (spend by month, VIP, referral), by member.
+    Standing,
+    /// What a confirmed purchase earned, by RRN, so a reversal or refund
+    /// can take it back: written by record format 1 only (format 2 keeps it
+    /// on the transaction); a take-back moves it there.
+    Earnings,
+    /// Member notices awaiting delivery, by sequence number.
+    Outbox,
+    /// Lucky draws as run, by id.
+    Draws,
+    /// Coalitions by name (`C` ‖ name) and each member merchant's
+    /// coalition (`M` ‖ merchant).
+    Coalitions,
+    /// What the daily pass works through: birthdays by date (`B` ‖ month ‖
+    /// day ‖ member) and by member (`b` ‖ member); and, written by record
+    /// format 1 only, the lots of a member's points and store credit at a
+    /// merchant (`L` ‖ member ‖ merchant), which the pass moves into the
+    /// accounts.
+    Daily,
+}
+
+impl Table {
+    pub const ALL: [Table; 22] = [
+        Table::Meta,
+        Table::Merchants,
+        Table::Terminals,
+        Table::Cards,
+        Table::Members,
+        Table::Accounts,
+        Table::Txns,
+        Table::Requests,
+        Table::Journal,
+        Table::Unsettled,
+        Table::Rules,
+        Table::Allowance,
+        Table::DailySpend,
+        Table::Settlements,
+        Table::Archived,
+        Table::Programs,
+        Table::Standing,
+        Table::Earnings,
+        Table::Outbox,
+        Table::Draws,
+        Table::Coalitions,
+        Table::Daily,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Merchants => "merchants",
+            Table::Terminals => "terminals",
+            Table::Cards => "cards",
+            Table::Members => "members",
+            Table::Accounts => "accounts",
+            Table::Txns => "txns",
+            Table::Requests => "requests",
+            Table::Journal => "journal",
+            Table::Unsettled => "unsettled",
+            Table::Rules => "rules",
+            Table::Allowance => "allowance",
+            Table::DailySpend => "daily_spend",
+            Table::Settlements => "settlements",
+            Table::Archived => "archived",
+            Table::Programs => "programs",
+            Table::Standing => "standing",
+            Table::Earnings => "earnings",
+            Table::Outbox => "outbox",
+            Table::Draws => "draws",
+            Table::Coalitions => "coalitions",
+            Table::Daily => "daily",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A range of keys to scan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Range<'a> {
+    /// Keys that start with these bytes.
+    Prefix(&'a [u8]),
+    /// Keys from this one on.
+    From(&'a [u8]),
+    /// Keys in `[from, to)`.
+    Between(&'a [u8], &'a [u8]),
+}
+
+impl Range<'_> {
+    /// Whether `key` lies in the range.
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        match *self {
+            Range::Prefix(p) => key.starts_with(p),
+            Range::From(from) => key >= from,
+            Range::Between(from, to) => key >= from && key < to,
+        }
+    }
+}
+
+/// A raw record (key, stored value), or the storage error that ends a scan.
+pub(crate) type Entry = std::result::Result<(Vec<u8>, Vec<u8>), StorageError>;
+
+/// Raw entries of a scan, in key order; a storage error ends it.
+pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Entry> + 'a>;
+
+/// Why a transaction's body stopped.
+#[derive(Debug)]
+pub enum TxError {
+    /// The engine refused: the transaction is rolled back and this is its
+    /// result.
+    Abort(EngineError),
+    /// Another transaction got in the way: the backend runs the body again.
+    Conflict,
+    /// The backend failed.
+    Storage(StorageError),
+}
+
+impl From<StorageError> for TxError {
+    fn from(e: StorageError) -> Self {
+        TxError::Storage(e)
+    }
+}
+
+pub(crate) type TxResult<T> = std::result::Result<T, TxError>;
+
+/// Aborts the running transaction with `e`.
+pub(crate) fn abort<T>(e: EngineError) -> TxResult<T> {
+    Err(TxError::Abort(e))
+}
+
+/// The reads and writes of one transaction, raw.
+pub(crate) trait RawTx {
+    /// Calls `with` on the value of `key`, if it has one; returns whether
+    /// it had.
+    fn read(&self, table: Table, key: &[u8], with: &mut dyn FnMut(&[u8])) -> TxResult<bool>;
+    fn write(&self, table: Table, key: &[u8], value: Vec<u8>) -> TxResult<()>;
+    fn remove(&self, table: Table, key: &[u8]) -> TxResult<()>;
+    /// A fresh id (see [`Backend::next_id`]).
+    fn next_id(&self) -> TxResult<u64>;
+}
+
+/// A transaction's body, as a backend runs it (maybe more than once).
+pub(crate) type Body<'a> = &'a dyn Fn(&dyn RawTx) -> TxResult<()>;
+
+/// A place the ledger is kept. See the module comment for what each
+/// method must guarantee.
+pub(crate) trait Backend: Send + Sync + 'static {
+    fn get(&self, table: Table, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, StorageError>;
+    fn scan(&self, table: Table, range: Range<'_>) -> Entries<'_>;
+    /// A write outside any transaction (bookkeeping such as cursors).
+    fn put(&self, table: Table, key: &[u8], value: &[u8]) -> std::result::Result<(), StorageError>;
+    /// Runs `body` as one atomic, serializable transaction, again on a
+    /// conflict, until it commits or aborts.
+    fn transact(&self, body: Body<'_>) -> TxResult<()>;
+    /// A unique id that is never issued again.
+    fn next_id(&self) -> std::result::Result<u64, StorageError>;
+    /// Makes every id issued from now on `base` or above. Never lowers it.
+    fn raise_id_base(&self, base: u64) -> std::result::Result<(), StorageError>;
+    /// Makes everything committed before the call durable; fails if
+    /// anything committed since the previous flush may have been lost.
+    fn flush(&self) -> std::result::Result<(), StorageError>;
+    /// Records in `table` (for metrics and tests: may cost a scan).
+    fn len(&self, table: Table) -> usize;
+    /// Every table as of one instant between two writes, read while writes
+    /// go on.
+    fn snapshot(&self) -> std::result::Result<Box<dyn Snapshot>, StorageError>;
+    /// Writes raw records into a ledger no one else uses yet (a restore).
+    fn import(
+        &self,
+        table: Table,
+        records: &[(Vec<u8>, Vec<u8>)],
+    ) -> std::result::Result<(), StorageError>;
+    /// False while the backend cannot take writes (a failed disk being
+    /// reopened, no primary database).
+    fn healthy(&self) -> bool;
+    fn size_on_disk(&self) -> std::result::Result<u64, StorageError>;
+}
+
+/// Every table as of one instant; see [`Backend::snapshot`].
+pub(crate) trait Snapshot: Send {
+    /// Each record of `table`, each key once, in no guaranteed order.
+    fn records(&self, table: Table) -> Entries<'_>;
+    /// An id above every id issued before the snapshot's instant.
+    fn next_id(&self) -> u64;
+}
+
+/// What the flusher calls: the backend's flush.
+struct FlushBackend(Arc<dyn Backend>);
+
+impl durability::Flush for FlushBackend {
+    fn flush(&self) -> std::result::Result<(), String> {
+        self.0.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// The engine's ledger: a backend, and the group-commit flusher that makes
+/// its writes durable.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    flusher: Arc<GroupCommit>,
+}
+
+impl Store {
+    fn new(backend: Arc<dyn Backend>) -> Result<Store> {
+        let store = Store {
+            flusher: Arc::new(GroupCommit::start(FlushBackend(Arc::clone(&backend)))),
+            backend,
+        };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Opens (creating if needed) the embedded ledger in the directory
+    /// `path`.
+    pub fn open(path: &std::path::Path, cfg: &EmbeddedConfig) -> Result<Store> {
+        Store::new(embedded::Embedded::open(path, cfg)?)
+    }
+
+    /// A throwaway embedded ledger in a temporary directory.
+    pub fn temporary() -> Result<Store> {
+        Store::new(embedded::Embedded::temporary()?)
+    }
+
+    /// A ledger in memory (tests, benchmarks).
+    pub fn memory() -> Result<Store> {
+        Store::new(Arc::new(memory::Memory::default()))
+    }
+
+    /// Refuses a ledger written by a newer release; records the version of
+    /// this one, whose records it reads whatever version they were written
+    /// in (see `codec`).
+    fn check_format(&self) -> Result<()> {
+        const KEY: &[u8] = b"format_version";
+        let found = self.backend.get(Table::Meta, KEY)?;
+        match found.as_deref() {
+            Some([v]) if *v == codec::FORMAT_VERSION => Ok(()),
+            Some([v]) if (codec::OLDEST_VERSION..codec::FORMAT_VERSION).contains(v) => {
+                tracing::info!(
+                    from = v,
+                    to = codec::FORMAT_VERSION,
+                    "ledger written by an earlier release: records are read as they are and rewritten as they change"
+                );
+                Ok(self
+                    .backend
+                    .put(Table::Meta, KEY, &[codec::FORMAT_VERSION])?)
+            }
+            Some(v) => Err(EngineError::FormatVersion {
+                found: v.first().copied().unwrap_or(0),
+                supported: codec::FORMAT_VERSION,
+            }),
+            None => Ok(self
+                .backend
+                .put(Table::Meta, KEY, &[codec::FORMAT_VERSION])?),
+        }
+    }
+
+    /// A secret the switch keeps in the ledger sealed under its master key
+    /// (the card-hash key), by name; the engine never sees it in clear.
+    pub fn sealed(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.get(Table::Meta, name.as_bytes())
+    }
+
+    /// Keeps a sealed secret under `name`, replacing any before.
+    pub fn keep_sealed(&self, name: &str, sealed: Vec<u8>) -> Result<Durable<()>> {
+        self.transaction_durable(|tx| tx.put(Table::Meta, name.as_bytes(), &sealed))
+    }
+
+    /// False while the backend cannot take writes.
+    pub fn healthy(&self) -> bool {
+        self.backend.healthy()
+    }
+
+    /// Runs `f` as one atomic, serializable transaction over every table.
+    /// `f` may run more than once (on conflict) and must have no effect
+    /// outside the transaction.
+    pub(crate) fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
+        let out = RefCell::new(None);
+        let ran = self.backend.transact(&|raw| {
+            let v = f(&Tx { raw })?;
+            *out.borrow_mut() = Some(v);
+            Ok(())
+        });
+        match ran {
+            Ok(()) => out
+                .into_inner()
+                .ok_or_else(|| EngineError::invalid("a transaction committed without a result")),
+            Err(TxError::Abort(e)) => Err(e),
+            Err(TxError::Storage(e)) => Err(EngineError::Storage(e)),
+            Err(TxError::Conflict) => Err(EngineError::Storage(StorageError::Conflict)),
+        }
+    }
+
+    /// [`Store::transaction`], with what it returns made durable.
+    pub(crate) fn transaction_durable<T>(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<Durable<T>> {
+        let mark = self.mark();
+        let v = self.transaction(f)?;
+        Ok(Durable::new(v, self.durable_since(mark)))
+    }
+
+    pub(crate) fn get<T: Record>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+        match self.backend.get(table, key)? {
+            Some(raw) => codec::from_slice(&raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Records whose key starts with `prefix`, in key order.
+    pub(crate) fn scan<T: Record>(
+        &self,
+        table: Table,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
+        records(self.backend.scan(table, Range::Prefix(prefix)))
+    }
+
+    /// Records from `from` on, in key order.
+    pub(crate) fn scan_from<T: Record>(
+        &self,
+        table: Table,
+        from: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
+        records(self.backend.scan(table, Range::From(from)))
+    }
+
+    /// Keys that start with `prefix`, in order.
+    pub(crate) fn scan_keys(
+        &self,
+        table: Table,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        keys(self.backend.scan(table, Range::Prefix(prefix)))
+    }
+
+    /// Keys in `[from, to)`, in order.
+    pub(crate) fn keys_in(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        keys(self.backend.scan(table, Range::Between(from, to)))
+    }
+
+    /// Stores a record outside any transaction (bookkeeping such as cursors).
+    pub(crate) fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> Result<()> {
+        Ok(self.backend.put(table, key, &codec::to_vec(value)?)?)
+    }
+
+    pub(crate) fn len(&self, table: Table) -> usize {
+        self.backend.len(table)
+    }
+
+    /// A unique id that is never issued again.
+    pub(crate) fn next_id(&self) -> Result<u64> {
+        Ok(self.backend.next_id()?)
+    }
+
+    /// Taken before a transaction whose result must be durable, for
+    /// [`Store::durable_since`].
+    pub(crate) fn mark(&self) -> FlushMark {
+        self.flusher.mark()
+    }
+
+    /// A ticket resolved once everything committed so far is durable, and
+    /// failed if any flush failed since `mark`: a transaction that
+    /// committed to a database that then failed is not made durable by a
+    /// later successful flush.
+    pub(crate) fn durable_since(&self, mark: FlushMark) -> FlushTicket {
+        self.flusher.ticket_since(mark)
+    }
+
+    pub fn flush_stats(&self) -> FlushStats {
+        self.flusher.stats()
+    }
+
+    /// Flushes everything now and stops the flusher once its tickets are
+    /// served.
+    pub fn close(&self) -> Result<()> {
+        let flushed = self.backend.flush();
+        self.flusher.shutdown();
+        flushed.map_err(|e| EngineError::NotDurable(e.to_string()))
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.backend.size_on_disk()?)
+    }
+
+    pub(crate) fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Ok(self.backend.snapshot()?)
+    }
+
+    pub(crate) fn import(&self, table: Table, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        Ok(self.backend.import(table, records)?)
+    }
+
+    pub(crate) fn raise_id_base(&self, base: u64) -> Result<()> {
+        Ok(self.backend.raise_id_base(base)?)
+    }
+}
+
+fn records<'a, T: Record>(entries: Entries<'a>) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + 'a {
+    entries.map(|item| {
+        let (k, v) = item?;
+        Ok((k, codec::from_slice(&v)?))
+    })
+}
+
+fn keys(entries: Entries<'_>) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+    entries.map(|item| Ok(item?.0))
+}
+
+/// A view of every table inside one transaction, typed.
+pub(crate) struct Tx<'a> {
+    raw: &'a dyn RawTx,
+}
+
+impl Tx<'_> {
+    pub(crate) fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
+        let mut out = None;
+        self.raw
+            .read(table, key, &mut |raw| out = Some(codec::from_slice(raw)))?;
+        out.transpose().or_else(abort)
+    }
+
+    pub(crate) fn contains(&self, table: Table, key: &[u8]) -> TxResult<bool> {
+        self.raw.read(table, key, &mut |_| {})
+    }
+
+    pub(crate) fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> TxResult<()> {
+        let raw = codec::to_vec(value).or_else(abort)?;
+        self.raw.write(table, key, raw)
+    }
+
+    /// Stores a key with no value (index entries).
+    pub(crate) fn mark(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.raw.write(table, key, Vec::new())
+    }
+
+    pub(crate) fn remove(&self, table: Table, key: &[u8]) -> TxResult<()> {
+        self.raw.remove(table, key)
+    }
+
+    /// A unique id (may skip numbers when the transaction retries).
+    pub(crate) fn next_id(&self) -> TxResult<u64> {
+        self.raw.next_id()
+    }
+}
