@@ -77,6 +77,16 @@ impl Daemon {
     /// Starts the switch on `dir` with its `switch.toml` and `env` added to
     /// its environment.
     pub fn start_in_env(dir: PathBuf, extra: &[&str], env: &[(String, String)]) -> Daemon {
+        Self::try_start_in_env(dir, extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Daemon::start_in_env`], or why the switch stopped before it was
+    /// ready, with what it logged.
+    pub fn try_start_in_env(
+        dir: PathBuf,
+        extra: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Daemon, String> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let config = dir.join("switch.toml");
         let (p, a, m) = (free_port(), free_port(), free_port());
@@ -93,17 +103,38 @@ impl Daemon {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CLUBSWITCH_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        // What the switch logs (warnings and above) is kept, to be shown if
+        // it stops before it is ready.
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = std::sync::Arc::clone(&log);
+        let logger = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < 64 * 1024 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+        });
         let mut lines = BufReader::new(stdout).lines();
         // Ready once the admin API is listening (it starts last).
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.starts_with("admin API on") {
-                break;
-            }
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("admin API on"));
+        if !ready {
+            let status = child.wait().unwrap();
+            let _ = logger.join();
+            let log = log.lock().unwrap();
+            return Err(format!(
+                "the switch on {} stopped before it was ready ({status}):\n{log}",
+                dir.display(),
+            ));
         }
         std::thread::spawn(move || for _ in lines {});
         let demo =
@@ -112,7 +143,7 @@ impl Daemon {
             .unwrap()
             .trim()
             .to_owned();
-        Daemon {
+        Ok(Daemon {
             child: Some(child),
             dir,
             addr,
@@ -121,7 +152,7 @@ impl Daemon {
             token,
             demo,
             extra,
-        }
+        })
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -296,12 +327,20 @@ pub fn card_hash(d: &Daemon, label: &str) -> String {
 
 /// Every transaction of every demo terminal, by RRN; no RRN twice.
 pub fn ledger_by_rrn(d: &Daemon) -> std::collections::HashMap<String, serde_json::Value> {
+    try_ledger_by_rrn(d).unwrap_or_else(|e| panic!("reading the ledger: {e}"))
+}
+
+/// [`ledger_by_rrn`], or the admin API's error if the ledger cannot be
+/// read.
+pub fn try_ledger_by_rrn(
+    d: &Daemon,
+) -> Result<std::collections::HashMap<String, serde_json::Value>, String> {
     let mut by_rrn = std::collections::HashMap::new();
     for t in d.demo["terminals"].as_array().unwrap() {
         let id = t["id"].as_str().unwrap();
         let history = d
             .admin("GET", &format!("/v1/terminals/{id}/history"), None)
-            .unwrap();
+            .map_err(|(code, body)| format!("{code}: {body}"))?;
         for txn in history.as_array().unwrap() {
             let rrn = txn["rrn"].as_str().unwrap().to_owned();
             assert!(
@@ -310,7 +349,7 @@ pub fn ledger_by_rrn(d: &Daemon) -> std::collections::HashMap<String, serde_json
             );
         }
     }
-    by_rrn
+    Ok(by_rrn)
 }
 
 pub fn rand_stan() -> u32 {

@@ -305,13 +305,26 @@ impl Embedded {
     }
 
     fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<Open, StorageError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .flush_every_ms(cfg.flush_every_ms)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(storage_error)?;
+            .mode(sled::Mode::HighThroughput);
+        // sled's recovery panics on some logs a torn write left behind
+        // (holes in its page table): refuse such a ledger with a clear
+        // error rather than die on the panic.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                StorageError::Corrupt(format!(
+                    "the ledger's log cannot be recovered ({why}); restore the last backup (runbook: Power cut)"
+                ))
+            })?;
+        let db = opened.map_err(storage_error)?;
         let mut open = Open::with_trees(db)?;
         let sync = DiskSync::open(path).map_err(|e| StorageError::Io(e.to_string()))?;
         if cfg.fdatasync {
