@@ -176,12 +176,24 @@ impl Audit<'_> {
         let mut rule_held: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut unsettled_expected = Vec::new();
         let mut payable_by_batch = Archive::new(self.core).archived_batches()?;
+        // Holds made before the expiry index existed join it at the first
+        // sweep.
+        let indexed = self
+            .core
+            .store
+            .get::<u64>(Table::Meta, b"holds_due_indexed")?
+            .is_some();
         for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             r.transactions += 1;
 
             if t.state == TxnState::Held {
                 r.pending_holds += 1;
+                let due = keys::hold_due(t.expires, &t.rrn);
+                if indexed && !self.core.store.contains(Table::HoldsDue, &due)? {
+                    r.violations
+                        .push(format!("{} is held but not in the expiry index", t.rrn));
+                }
                 if let Some(acc) = &t.account {
                     *held.entry(acc.to_key()).or_default() += t.amount as i64;
                 }

@@ -7,6 +7,8 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
+use clubswitch_wire::TerminalId;
+
 use crate::admin::Admin;
 use crate::archive::Archive;
 use crate::audit::Audit;
@@ -123,6 +125,52 @@ impl Engine {
     /// Keeps a sealed secret (see [`Store::keep_sealed`]).
     pub fn keep_sealed(&self, name: &str, sealed: Vec<u8>) -> Result<Durable<()>> {
         self.core.store.keep_sealed(name, sealed)
+    }
+
+    /// Whether this node runs the background job `name` now: on a ledger
+    /// several nodes share, one node at a time holds each job's lease and
+    /// keeps it until it stops; a ledger one process owns always holds
+    /// them.
+    pub fn lease(&self, name: &str) -> Result<bool> {
+        self.core.store.lease(name)
+    }
+
+    /// Runs `f` while no other node runs anything under `name` (seeding
+    /// the demo data set once when several nodes start on one database).
+    pub fn exclusive<T>(&self, name: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.core.store.exclusive(name, &mut || {
+            if let Some(f) = f.take() {
+                out = Some(f());
+            }
+        })?;
+        out.ok_or_else(|| crate::EngineError::invalid("an exclusive section did not run"))
+    }
+
+    /// Calls `on` with each terminal whose record changes, through this
+    /// node or (on a shared ledger) any other; `None`: changes may have
+    /// been missed (a lost connection), so forget every terminal.
+    pub fn on_terminal_change(&self, on: impl Fn(Option<TerminalId>) + Send + Sync + 'static) {
+        self.core.store.watch_terminals(Arc::new(move |key: &[u8]| {
+            match TerminalId::from_bytes(key) {
+                Ok(id) => on(Some(id)),
+                Err(_) => on(None),
+            }
+        }));
+    }
+
+    /// Whether several switch nodes may share this ledger (a database):
+    /// then history stays in it, and files one node writes (archive files)
+    /// would be seen by that node alone.
+    pub fn shared(&self) -> bool {
+        self.core.store.shared()
+    }
+
+    /// The largest replay lag of the ledger's standbys, in seconds (a
+    /// replicated database only).
+    pub fn replication_lag(&self) -> Option<f64> {
+        self.core.store.replication_lag()
     }
 
     /// False while the ledger cannot take writes.

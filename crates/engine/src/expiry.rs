@@ -1,16 +1,19 @@
 //! Expiring holds that were never confirmed.
 //!
-//! Transactions are keyed by RRN, issued in time order, so the sweeper walks
-//! them from a cursor (the oldest transaction that may still be held, kept in
-//! the `meta` tree) instead of keeping an expiry index that every authorize
-//! would have to write.
+//! Every hold is in an index by expiry time (`HoldsDue`: expires ‖ RRN),
+//! written in the authorize's transaction and removed in the one that ends
+//! the hold. The sweep reads the index up to now: it finds every hold due,
+//! whatever order RRNs committed in (several nodes, each with its own
+//! block of ids, commit out of RRN order), and reads nothing else.
 
 use std::sync::atomic::Ordering;
 
 use crate::core::Core;
 use crate::error::Result;
 use crate::flows::end_hold;
-use crate::model::{RequestRecord, Txn, TxnState, UnixTime};
+use clubswitch_wire::Rrn;
+
+use crate::model::{keys, RequestRecord, Txn, TxnState, UnixTime};
 use crate::storage::Table;
 
 /// What the sweep does between requests: expiring holds never confirmed,
@@ -25,8 +28,9 @@ impl<'a> Sweeper<'a> {
     }
 }
 
-const CURSOR: &[u8] = b"sweep_cursor";
 const PURGE_CURSOR: &[u8] = b"purge_cursor";
+/// Set once every hold a ledger held before the index existed is in it.
+const INDEXED: &[u8] = b"holds_due_indexed";
 
 impl Sweeper<'_> {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
@@ -34,50 +38,57 @@ impl Sweeper<'_> {
     /// transaction, and only if it is still pending, so a hold confirmed or
     /// voided meanwhile is left alone.
     pub fn expire_holds(&self, now: UnixTime, max: usize) -> Result<usize> {
-        let cursor: Vec<u8> = self
-            .core
-            .store
-            .get(Table::Meta, CURSOR)?
-            .unwrap_or_default();
+        self.index_older_holds()?;
+        let store = &self.core.store;
         let offset = self.core.cfg.utc_offset_secs;
-        let (mut expired, mut pending) = (0usize, 0usize);
-        let mut next_cursor: Option<Vec<u8>> = None;
-        let mut last_key: Option<Vec<u8>> = None;
-        for item in self.core.store.scan_from::<Txn>(Table::Txns, &cursor) {
-            let (key, t) = item?;
-            if t.created > now {
-                next_cursor.get_or_insert(key);
-                break;
-            }
-            last_key = Some(key.clone());
-            if t.state != TxnState::Held {
+        let upto = now.0.saturating_add(1).to_be_bytes();
+        let due: Vec<Vec<u8>> = store
+            .keys_in(Table::HoldsDue, b"", &upto)
+            .take(max.saturating_add(1))
+            .collect::<Result<_>>()?;
+        let mut expired = 0usize;
+        for key in due.iter().take(max) {
+            let Some(rrn) = key.get(8..).and_then(|r| Rrn::from_bytes(r).ok()) else {
                 continue;
-            }
-            if t.expires > now || expired >= max {
-                pending += 1;
-                next_cursor.get_or_insert(key);
-                continue;
-            }
-            let rrn = t.rrn;
-            let ended = self.core.store.transaction(|tx| {
-                let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
-                    return Ok(false);
-                };
-                if t.state != TxnState::Held || t.expires > now {
-                    return Ok(false);
+            };
+            let ended = store.transaction(|tx| {
+                let txn = tx.get::<Txn>(Table::Txns, rrn.as_bytes())?;
+                match txn {
+                    Some(mut t) if t.state == TxnState::Held && t.expires <= now => {
+                        end_hold(tx, &mut t, TxnState::Expired, offset)?;
+                        tx.put(Table::Txns, rrn.as_bytes(), &t)?;
+                        Ok(true)
+                    }
+                    // Not held any more (or archived): the entry is stale.
+                    _ => tx.remove(Table::HoldsDue, key).map(|()| false),
                 }
-                end_hold(tx, &mut t, TxnState::Expired, offset)?;
-                tx.put(Table::Txns, rrn.as_bytes(), &t)?;
-                Ok(true)
             })?;
             expired += usize::from(ended);
         }
-        let next = next_cursor.or_else(|| last_key.map(|k| successor(&k)));
-        if let Some(next) = next.filter(|n| *n != cursor) {
-            self.core.store.put(Table::Meta, CURSOR, &next)?;
-        }
-        self.core.pending.store(pending, Ordering::Relaxed);
+        self.core
+            .pending
+            .store(due.len().saturating_sub(max), Ordering::Relaxed);
         Ok(expired)
+    }
+
+    /// A ledger written before the index existed has holds that are not in
+    /// it: the first sweep puts them there, once.
+    fn index_older_holds(&self) -> Result<()> {
+        let store = &self.core.store;
+        if store.get::<u64>(Table::Meta, INDEXED)?.is_some() {
+            return Ok(());
+        }
+        let mut held = Vec::new();
+        for item in store.scan::<Txn>(Table::Txns, b"") {
+            let (_, t) = item?;
+            if t.state == TxnState::Held {
+                held.push(keys::hold_due(t.expires, &t.rrn));
+            }
+        }
+        for chunk in held.chunks(256) {
+            store.transaction(|tx| chunk.iter().try_for_each(|k| tx.mark(Table::HoldsDue, k)))?;
+        }
+        store.put(Table::Meta, INDEXED, &1u64)
     }
 
     /// Pending holds seen by the last sweep.

@@ -36,18 +36,7 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, SwitchErr
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(
-        &ledger_dir(&cfg.data_dir),
-        &EmbeddedConfig {
-            cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
-            fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
-            ..EmbeddedConfig::default()
-        },
-    )
-    .map_err(|source| SwitchError::OpenLedger {
-        dir: cfg.data_dir.clone(),
-        source,
-    })?;
+    let store = open_store(cfg)?;
     let card_key = match store.sealed(CARD_KEY)? {
         Some(s) => master.unseal32(CARD_KEY_PURPOSE, &s)?,
         None => {
@@ -60,6 +49,26 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, SwitchErr
     };
     let engine_cfg = cfg.engine()?;
     Ok(Engine::new(store, CardHasher::new(&card_key), engine_cfg))
+}
+
+/// The ledger: PostgreSQL at `[storage] url` when there is one, otherwise
+/// the embedded ledger in the data directory.
+pub fn open_store(cfg: &Config) -> Result<Store, SwitchError> {
+    match &cfg.storage.url {
+        Some(url) => Store::connect(url).map_err(SwitchError::ConnectLedger),
+        None => Store::open(
+            &ledger_dir(&cfg.data_dir),
+            &EmbeddedConfig {
+                cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+                fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
+                ..EmbeddedConfig::default()
+            },
+        )
+        .map_err(|source| SwitchError::OpenLedger {
+            dir: cfg.data_dir.clone(),
+            source,
+        }),
+    }
 }
 
 /// The master key from the environment or the configured file; with

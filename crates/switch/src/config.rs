@@ -125,7 +125,13 @@ pub struct Metrics {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Storage {
+    /// The embedded ledger's page cache.
     pub cache_mb: u64,
+    /// A PostgreSQL ledger several switch nodes share
+    /// (`postgres://user:password@host1,host2/db?target_session_attrs=read-write`);
+    /// absent: the embedded ledger in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Keeping the live ledger bounded: what is older than `after_secs` and
@@ -311,7 +317,10 @@ impl Default for Notices {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { cache_mb: 256 }
+        Storage {
+            cache_mb: 256,
+            url: None,
+        }
     }
 }
 

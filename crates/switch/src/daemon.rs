@@ -27,7 +27,10 @@ pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
     let master = master_key(&cfg, demo)?;
     let engine = open_engine(&cfg, &master)?;
     if demo {
-        let path = crate::demo::seed(&engine, &master, &cfg.data_dir)?;
+        // Nodes starting together on one database seed it once.
+        let path = engine.exclusive("demo", || {
+            crate::demo::seed(&engine, &master, &cfg.data_dir)
+        })??;
         println!(
             "demo data set ready; terminal keys and card numbers: {}",
             path.display()

@@ -77,6 +77,10 @@ pub enum SwitchError {
     // The ledger.
     #[error("opening the ledger in {}: {source}", dir.display())]
     OpenLedger { dir: PathBuf, source: EngineError },
+    /// The PostgreSQL ledger (the URL is not repeated: it may hold a
+    /// password).
+    #[error("connecting to the ledger in PostgreSQL: {0}")]
+    ConnectLedger(EngineError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]

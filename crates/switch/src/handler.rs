@@ -43,8 +43,11 @@ pub struct Switch {
     pub master: MasterKey,
     pub cfg: Config,
     pub metrics: Metrics,
-    keys: RwLock<HashMap<TerminalId, Arc<TermKeys>>>,
+    keys: Arc<KeyCache>,
 }
+
+/// Terminals' working keys, unsealed, by terminal.
+type KeyCache = RwLock<HashMap<TerminalId, Arc<TermKeys>>>;
 
 /// Why a request is answered without reaching the engine.
 type Refusal = ResponseCode;
@@ -72,13 +75,30 @@ impl TermKeys {
 
 impl Switch {
     pub fn new(engine: Engine, master: MasterKey, cfg: Config) -> Switch {
+        let keys: Arc<KeyCache> = Arc::default();
+        // A terminal's record changed (here, or on another node sharing
+        // the ledger): its cached keys and lock state are stale.
+        let cache = Arc::downgrade(&keys);
+        engine.on_terminal_change(move |id| {
+            if let Some(cache) = cache.upgrade() {
+                if let Ok(mut k) = cache.write() {
+                    match id {
+                        Some(id) => k.remove(&id),
+                        None => {
+                            k.clear();
+                            None
+                        }
+                    };
+                }
+            }
+        });
         Switch {
             batcher: Batcher::start(engine.clone()),
             engine,
             master,
             cfg,
             metrics: Metrics::default(),
-            keys: RwLock::new(HashMap::new()),
+            keys,
         }
     }
 

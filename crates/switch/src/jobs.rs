@@ -27,11 +27,14 @@ pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), S
     Ok(())
 }
 
-/// Runs a blocking round every `period` until shutdown, one at a time. The
-/// round is made on the async side by `round` (which may keep state from
-/// one to the next) and runs on the blocking pool; its errors are logged
-/// under `what`.
+/// Runs a blocking round every `period` until shutdown, one at a time, on
+/// the node that holds the job's lease: on a ledger several nodes share,
+/// each job runs on one of them and moves when that one stops. The round
+/// is made on the async side by `round` (which may keep state from one to
+/// the next) and runs on the blocking pool; its errors are logged under
+/// `what`, the job's name.
 async fn every<R>(
+    switch: &Arc<Switch>,
     period: Duration,
     mut stop: watch::Receiver<bool>,
     what: &'static str,
@@ -46,7 +49,18 @@ async fn every<R>(
             _ = tick.tick() => {},
             _ = stop.changed() => return,
         }
-        match tokio::task::spawn_blocking(round(UnixTime::now())).await {
+        let this = round(UnixTime::now());
+        let s = Arc::clone(switch);
+        let ran = tokio::task::spawn_blocking(move || {
+            let leader = s.engine.lease(what)?;
+            s.metrics.leader(what, leader);
+            if leader {
+                this()?;
+            }
+            Ok::<_, SwitchError>(())
+        })
+        .await;
+        match ran {
             Ok(Err(e)) => tracing::error!("{what}: {e}"),
             Err(e) => tracing::error!("{what} task: {e}"),
             Ok(Ok(())) => {}
@@ -66,7 +80,8 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .as_deref()
         .and_then(parse_hhmm);
     let mut last_settled_day = None;
-    every(period, stop, "housekeeping", move |now| {
+    let me = Arc::clone(&switch);
+    every(&me, period, stop, "housekeeping", move |now| {
         let local = now.0 + switch.cfg.utc_offset_secs;
         let day = local.div_euclid(86_400);
         let minute = local.rem_euclid(86_400) / 60;
@@ -114,6 +129,7 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
             }
             if settle_now {
                 let batches = s.engine.settlement().run(now, now)?.wait()?;
+                s.metrics.settled(now);
                 let files = settlement::write_files(&s.cfg, &batches, now)?;
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
@@ -136,7 +152,8 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .archive
         .request_keep_secs(&switch.cfg.holds, &switch.cfg.security);
     let dir = archive_dir(&switch.cfg.data_dir);
-    every(period, stop, "archiver", move |now| {
+    let me = Arc::clone(&switch);
+    every(&me, period, stop, "archiver", move |now| {
         let s = Arc::clone(&switch);
         let dir = dir.clone();
         move || {
@@ -146,11 +163,16 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 .sweeper()
                 .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
                 .map_err(SwitchError::PurgeRequests)?;
-            let run = s
-                .engine
-                .archive()
-                .run(now.plus(-s.cfg.archive.after_secs), &dir)
-                .map_err(SwitchError::Archive)?;
+            // A ledger several nodes share keeps its history: archive
+            // files would be on one node's disk only.
+            let run = if s.engine.shared() {
+                clubswitch_engine::ArchiveRun::default()
+            } else {
+                s.engine
+                    .archive()
+                    .run(now.plus(-s.cfg.archive.after_secs), &dir)
+                    .map_err(SwitchError::Archive)?
+            };
             s.metrics.archived(&run, purge.removed);
             if run.transactions + run.journal_entries + purge.removed > 0 {
                 tracing::info!(
@@ -174,7 +196,8 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
 async fn notifier(switch: Arc<Switch>, channel: Box<dyn Channel>, stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(switch.cfg.notices.interval_ms);
     let channel: Arc<dyn Channel> = Arc::from(channel);
-    every(period, stop, "notices", move |now| {
+    let me = Arc::clone(&switch);
+    every(&me, period, stop, "notices", move |now| {
         let s = Arc::clone(&switch);
         let channel = Arc::clone(&channel);
         move || {

@@ -27,6 +27,10 @@ struct RunArgs {
     /// Data directory (overrides the configuration).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The ledger in PostgreSQL (overrides `[storage] url`): a libpq-style
+    /// URL, several hosts allowed.
+    #[arg(long, env = "CLUBSWITCH_STORE_URL", hide_env_values = true)]
+    store_url: Option<String>,
     /// Terminal listener address (overrides the first listener).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -73,6 +77,16 @@ enum Command {
     /// files now, on a stopped data directory (the running switch does it
     /// every `archive.interval_secs`).
     Archive(RunArgs),
+    /// Copy a stopped switch's embedded ledger (`DATA_DIR/ledger`) into an
+    /// empty PostgreSQL ledger. Archive files stay in the data directory.
+    Migrate {
+        /// The stopped switch's data directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL ledger's URL.
+        #[arg(long, env = "CLUBSWITCH_STORE_URL", hide_env_values = true)]
+        to: String,
+    },
     /// Put a backup (`clubswitch admin backup`) into the configured data
     /// directory, whose ledger and archive must not exist (the switch must
     /// be stopped).
@@ -109,6 +123,9 @@ fn config(a: &RunArgs) -> Result<Config, SwitchError> {
     };
     if let Some(d) = &a.data_dir {
         cfg.data_dir = d.clone();
+    }
+    if let Some(url) = &a.store_url {
+        cfg.storage.url = Some(url.clone());
     }
     if let Some(l) = a.listen {
         if let Some(first) = cfg.listeners.first_mut() {
@@ -157,6 +174,7 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
         Command::Archive(a) => config(&a).and_then(|cfg| cli::offline::archive(&cfg)),
+        Command::Migrate { from, to } => cli::offline::migrate(&from, &to),
         Command::Restore { run, from } => {
             config(&run).and_then(|cfg| clubswitch::backup::restore(&cfg, &from))
         }

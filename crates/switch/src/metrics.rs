@@ -76,6 +76,12 @@ pub struct Metrics {
     purged_requests: AtomicU64,
     pub notices_sent: AtomicU64,
     pub notices_failed: AtomicU64,
+    /// When a settlement run last finished (Unix seconds; 0: not since
+    /// start).
+    settled_at: AtomicU64,
+    /// The background jobs this node runs, and whether it holds each one's
+    /// lease.
+    leaders: std::sync::Mutex<std::collections::BTreeMap<&'static str, bool>>,
 }
 
 fn mti_index(mti: Mti) -> usize {
@@ -100,6 +106,8 @@ impl Default for Metrics {
             purged_requests: AtomicU64::new(0),
             notices_sent: AtomicU64::new(0),
             notices_failed: AtomicU64::new(0),
+            settled_at: AtomicU64::new(0),
+            leaders: Default::default(),
         }
     }
 }
@@ -120,6 +128,20 @@ impl Metrics {
             .fetch_add(run.journal_entries as u64, Relaxed);
         self.purged_requests
             .fetch_add(purged_requests as u64, Relaxed);
+    }
+
+    /// Whether this node holds the lease of background job `job` now.
+    pub fn leader(&self, job: &'static str, holds: bool) {
+        self.leaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job, holds);
+    }
+
+    /// A settlement run finished at `at`.
+    pub fn settled(&self, at: clubswitch_engine::UnixTime) {
+        self.settled_at
+            .store(u64::try_from(at.0).unwrap_or(0), Relaxed);
     }
 
     /// The Prometheus text format; `extra` appends gauges owned elsewhere.
@@ -209,6 +231,25 @@ impl Metrics {
         }
         for (name, help, v) in extra {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let settled = self.settled_at.load(Relaxed);
+        if settled > 0 {
+            let name = "clubswitch_settlement_last_success_timestamp_seconds";
+            let _ = writeln!(
+                out,
+                "# HELP {name} When a settlement run last finished on this node.\n# TYPE {name} gauge\n{name} {settled}"
+            );
+        }
+        let leaders = self.leaders.lock().unwrap_or_else(|p| p.into_inner());
+        if !leaders.is_empty() {
+            out.push_str("# HELP clubswitch_leader 1 on the node that runs a background job.\n# TYPE clubswitch_leader gauge\n");
+            for (job, holds) in leaders.iter() {
+                let _ = writeln!(
+                    out,
+                    "clubswitch_leader{{job=\"{job}\"}} {}",
+                    u8::from(*holds)
+                );
+            }
         }
         out
     }

@@ -4,7 +4,7 @@
 use clubswitch_wire::fields::civil_from_days;
 use clubswitch_wire::{Amount, AmountBlock, Expiry, ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, discount_blocks, Flow};
+use super::{adjust_allowance, adjust_daily, approved, discount_blocks, hold_started, Flow};
 use crate::cx::Cx;
 use crate::ledger;
 use crate::loyalty;
@@ -258,6 +258,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
         earned: None,
     };
     cx.save_txn(&txn)?;
+    hold_started(cx.tx, &txn)?;
 
     let blocks: Vec<AmountBlock> = match &account {
         Some(acc) => cx.balance_blocks(acc, req.currency)?,

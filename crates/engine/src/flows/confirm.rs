@@ -2,7 +2,9 @@
 
 use clubswitch_wire::{Mti, ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, Flow};
+use super::{
+    adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, hold_ended, Flow,
+};
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty;
@@ -158,6 +160,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
             .mark(Table::Unsettled, &keys::unsettled(&txn.merchant, &txn.rrn))?;
     }
     let outcome = approved(Some(txn.rrn), Some(txn.auth_id), blocks);
+    hold_ended(cx.tx, &txn)?;
     txn.state = TxnState::Confirmed;
     txn.confirmed = Some(cx.now);
     txn.confirm_outcome = Some(outcome.clone());

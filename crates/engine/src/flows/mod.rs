@@ -68,6 +68,16 @@ pub(crate) fn approved(
     }
 }
 
+/// Puts a new hold in the expiry index, so the sweep finds it by time.
+pub(crate) fn hold_started(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
+    tx.mark(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
+}
+
+/// Takes a hold that ended (confirmed, voided, expired) out of the index.
+pub(crate) fn hold_ended(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
+    tx.remove(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
+}
+
 /// Ends a pending hold without confirming it (void or expiry), releasing
 /// everything it held. Ends it exactly once: a hold that is no longer
 /// `Held` is left alone.
@@ -80,6 +90,7 @@ pub(crate) fn end_hold(
     if txn.state != TxnState::Held {
         return Ok(());
     }
+    hold_ended(tx, txn)?;
     match txn.code {
         ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {
             if let Some(acc) = &txn.account {

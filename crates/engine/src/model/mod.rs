@@ -92,7 +92,7 @@ pub enum Status {
 pub(crate) mod keys {
     use clubswitch_wire::{MerchantId, Rrn};
 
-    use super::CardHash;
+    use super::{CardHash, UnixTime};
 
     pub fn unsettled(merchant: &MerchantId, rrn: &Rrn) -> Vec<u8> {
         let mut k = merchant.as_bytes().to_vec();
@@ -110,6 +110,14 @@ pub(crate) mod keys {
     pub fn daily(card: &CardHash, day: i64) -> Vec<u8> {
         let mut k = card.0.to_vec();
         k.extend_from_slice(&day.to_be_bytes());
+        k
+    }
+
+    /// A hold in the expiry index: when it expires, then its RRN.
+    pub fn hold_due(expires: UnixTime, rrn: &Rrn) -> [u8; 20] {
+        let mut k = [0u8; 20];
+        k[..8].copy_from_slice(&expires.0.to_be_bytes());
+        k[8..].copy_from_slice(rrn.as_bytes());
         k
     }
 

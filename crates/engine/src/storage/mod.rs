@@ -5,8 +5,8 @@
 //! by [`crate::codec`] here and nowhere else.
 //!
 //! A [`Backend`] provides the tables: the embedded one ([`embedded`], the
-//! default: one process, a data directory), and [`memory`] (tests). A
-//! backend must give:
+//! default: one process, a data directory), [`postgres`] (several nodes
+//! on one database), and [`memory`] (tests). A backend must give:
 //! - transactions that are atomic and serializable over every table, whose
 //!   body it may run more than once (on a conflict) before one commits;
 //! - reads and ordered range scans outside transactions;
@@ -24,11 +24,13 @@
 //!   and [`Tx`] the engine uses.
 //! - `durability.rs`: group commit: many operations share one flush.
 //! - `embedded.rs`: the embedded backend in a data directory.
+//! - `postgres.rs`: a PostgreSQL database several switch nodes share.
 //! - `memory.rs`: a backend in memory, for fast tests.
 
 pub mod durability;
 pub mod embedded;
 pub mod memory;
+pub mod postgres;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -94,10 +96,13 @@ pub(crate) enum Table {
     /// merchant (`L` ‖ member ‖ merchant), which the pass moves into the
     /// accounts.
     Daily,
+    /// Holds by when they expire (`expires` ‖ RRN, no value): what the
+    /// sweep ends, found by time whatever order their RRNs committed in.
+    HoldsDue,
 }
 
 impl Table {
-    pub const ALL: [Table; 22] = [
+    pub const ALL: [Table; 23] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -120,6 +125,7 @@ impl Table {
         Table::Draws,
         Table::Coalitions,
         Table::Daily,
+        Table::HoldsDue,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -146,6 +152,7 @@ impl Table {
             Table::Draws => "draws",
             Table::Coalitions => "coalitions",
             Table::Daily => "daily",
+            Table::HoldsDue => "holds_due",
         }
     }
 
@@ -253,6 +260,40 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// reopened, no primary database).
     fn healthy(&self) -> bool;
     fn size_on_disk(&self) -> std::result::Result<u64, StorageError>;
+
+    /// Whether this node holds the lease of the background job `name`,
+    /// taking it if no node does. A holder keeps it until it stops (or its
+    /// session with the database ends), so a job runs on one node at a
+    /// time and moves when that node dies. A ledger one process owns
+    /// always holds every lease.
+    fn lease(&self, name: &str) -> std::result::Result<bool, StorageError> {
+        let _ = name;
+        Ok(true)
+    }
+
+    /// Runs `f` while no other node runs anything under `name`.
+    fn exclusive(&self, name: &str, f: &mut dyn FnMut()) -> std::result::Result<(), StorageError> {
+        let _ = name;
+        f();
+        Ok(())
+    }
+
+    /// Calls `on` with each key of `table` another node changes (an empty
+    /// key: changes may have been missed, forget them all). Nothing for a
+    /// ledger one process owns.
+    fn watch(&self, table: Table, on: TerminalListener) {
+        let _ = (table, on);
+    }
+
+    /// The largest replay lag of the database's standbys, in seconds.
+    fn replication_lag(&self) -> Option<f64> {
+        None
+    }
+
+    /// Whether several switch nodes may share this ledger.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Every table as of one instant; see [`Backend::snapshot`].
@@ -272,12 +313,17 @@ impl durability::Flush for FlushBackend {
     }
 }
 
+/// Told the key of each terminal whose record changed.
+pub(crate) type TerminalListener = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// The engine's ledger: a backend, and the group-commit flusher that makes
 /// its writes durable.
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
     flusher: Arc<GroupCommit>,
+    /// Told of every terminal whose record a transaction here changed.
+    listeners: Arc<std::sync::RwLock<Vec<TerminalListener>>>,
 }
 
 impl Store {
@@ -285,6 +331,7 @@ impl Store {
         let store = Store {
             flusher: Arc::new(GroupCommit::start(FlushBackend(Arc::clone(&backend)))),
             backend,
+            listeners: Default::default(),
         };
         store.check_format()?;
         Ok(store)
@@ -294,6 +341,13 @@ impl Store {
     /// `path`.
     pub fn open(path: &std::path::Path, cfg: &EmbeddedConfig) -> Result<Store> {
         Store::new(embedded::Embedded::open(path, cfg)?)
+    }
+
+    /// Connects to the PostgreSQL ledger at `url` (a libpq-style URL; several
+    /// hosts and `target_session_attrs=read-write` follow a failover) and
+    /// brings its schema up to date.
+    pub fn connect(url: &str) -> Result<Store> {
+        Store::new(postgres::Postgres::connect(url)?)
     }
 
     /// A throwaway embedded ledger in a temporary directory.
@@ -345,6 +399,53 @@ impl Store {
         self.transaction_durable(|tx| tx.put(Table::Meta, name.as_bytes(), &sealed))
     }
 
+    /// Calls `on` with the key of every terminal whose record changes,
+    /// here or (on a shared ledger) on another node; an empty key means
+    /// changes may have been missed.
+    pub(crate) fn watch_terminals(&self, on: TerminalListener) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&on));
+        self.backend.watch(Table::Terminals, on);
+    }
+
+    fn changed_terminals(&self, keys: &[Vec<u8>]) {
+        if keys.is_empty() {
+            return;
+        }
+        for on in self
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for k in keys {
+                on(k);
+            }
+        }
+    }
+
+    /// See [`Backend::lease`].
+    pub(crate) fn lease(&self, name: &str) -> Result<bool> {
+        Ok(self.backend.lease(name)?)
+    }
+
+    /// See [`Backend::exclusive`].
+    pub(crate) fn exclusive(&self, name: &str, f: &mut dyn FnMut()) -> Result<()> {
+        Ok(self.backend.exclusive(name, f)?)
+    }
+
+    /// See [`Backend::shared`].
+    pub fn shared(&self) -> bool {
+        self.backend.shared()
+    }
+
+    /// See [`Backend::replication_lag`].
+    pub(crate) fn replication_lag(&self) -> Option<f64> {
+        self.backend.replication_lag()
+    }
+
     /// False while the backend cannot take writes.
     pub fn healthy(&self) -> bool {
         self.backend.healthy()
@@ -355,15 +456,22 @@ impl Store {
     /// outside the transaction.
     pub(crate) fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
         let out = RefCell::new(None);
+        let terminals = RefCell::new(Vec::new());
         let ran = self.backend.transact(&|raw| {
-            let v = f(&Tx { raw })?;
+            terminals.borrow_mut().clear();
+            let v = f(&Tx {
+                raw,
+                terminals: &terminals,
+            })?;
             *out.borrow_mut() = Some(v);
             Ok(())
         });
         match ran {
-            Ok(()) => out
-                .into_inner()
-                .ok_or_else(|| EngineError::invalid("a transaction committed without a result")),
+            Ok(()) => {
+                self.changed_terminals(&terminals.into_inner());
+                out.into_inner()
+                    .ok_or_else(|| EngineError::invalid("a transaction committed without a result"))
+            }
             Err(TxError::Abort(e)) => Err(e),
             Err(TxError::Storage(e)) => Err(EngineError::Storage(e)),
             Err(TxError::Conflict) => Err(EngineError::Storage(StorageError::Conflict)),
@@ -429,6 +537,11 @@ impl Store {
         Ok(self.backend.put(table, key, &codec::to_vec(value)?)?)
     }
 
+    /// Whether `key` is in `table` (an index entry has no value to read).
+    pub(crate) fn contains(&self, table: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.backend.get(table, key)?.is_some())
+    }
+
     pub(crate) fn len(&self, table: Table) -> usize {
         self.backend.len(table)
     }
@@ -468,6 +581,41 @@ impl Store {
         Ok(self.backend.size_on_disk()?)
     }
 
+    /// Copies every record of this ledger, as of one instant, into `to`,
+    /// which must hold nothing yet (a migration from one backend to
+    /// another); `to` then issues ids above every id this one issued.
+    /// Returns the records copied.
+    pub fn copy_into(&self, to: &Store) -> Result<u64> {
+        if let Some(t) = Table::ALL
+            .into_iter()
+            .find(|t| *t != Table::Meta && to.len(*t) > 0)
+        {
+            return Err(EngineError::invalid(format!(
+                "the target ledger is not empty: it has {} records",
+                t.name()
+            )));
+        }
+        let snapshot = self.snapshot()?;
+        let mut copied = 0u64;
+        let mut chunk = Vec::with_capacity(4096);
+        for table in Table::ALL {
+            for item in snapshot.records(table) {
+                chunk.push(item?);
+                if chunk.len() == chunk.capacity() {
+                    to.import(table, &chunk)?;
+                    copied += chunk.len() as u64;
+                    chunk.clear();
+                }
+            }
+            to.import(table, &chunk)?;
+            copied += chunk.len() as u64;
+            chunk.clear();
+        }
+        to.raise_id_base(snapshot.next_id())?;
+        to.close()?;
+        Ok(copied)
+    }
+
     pub(crate) fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         Ok(self.backend.snapshot()?)
     }
@@ -495,6 +643,8 @@ fn keys(entries: Entries<'_>) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
 /// A view of every table inside one transaction, typed.
 pub(crate) struct Tx<'a> {
     raw: &'a dyn RawTx,
+    /// Terminals this run wrote, told to listeners once it commits.
+    terminals: &'a RefCell<Vec<Vec<u8>>>,
 }
 
 impl Tx<'_> {
@@ -511,6 +661,9 @@ impl Tx<'_> {
 
     pub(crate) fn put<T: Record>(&self, table: Table, key: &[u8], value: &T) -> TxResult<()> {
         let raw = codec::to_vec(value).or_else(abort)?;
+        if table == Table::Terminals {
+            self.terminals.borrow_mut().push(key.to_vec());
+        }
         self.raw.write(table, key, raw)
     }
 

@@ -27,10 +27,18 @@ pub struct World {
     stan: AtomicU32,
 }
 
-/// A fresh ledger for a test: the embedded backend in a temporary
-/// directory, or with `CLUBSWITCH_TEST_STORAGE=memory` the memory backend
-/// (every engine test passes on each).
+#[path = "../../../../tests/support/pg.rs"]
+pub mod pg;
+
+/// A fresh ledger for a test: in a test target named `…_on_postgres`, a
+/// schema of its own on a PostgreSQL cluster the test process starts;
+/// otherwise the embedded backend in a temporary directory, or with
+/// `CLUBSWITCH_TEST_STORAGE=memory` the memory backend. The same tests
+/// pass on each.
 pub fn store() -> Store {
+    if env!("CARGO_CRATE_NAME").ends_with("_on_postgres") {
+        return Store::connect(&pg::fresh_url()).unwrap();
+    }
     match std::env::var("CLUBSWITCH_TEST_STORAGE").as_deref() {
         Ok("memory") => Store::memory().unwrap(),
         Ok("embedded") | Err(_) => Store::temporary().unwrap(),

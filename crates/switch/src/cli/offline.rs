@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use clubswitch_engine::{Terminal, UnixTime};
+use clubswitch_engine::{EmbeddedConfig, Store, Terminal, UnixTime};
 
 use crate::boot::{master_key, open_engine, CARD_KEY, CARD_KEY_PURPOSE};
 use crate::config::Config;
@@ -108,5 +108,27 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
         terminals.len()
     );
     println!("now point master_key_file (or CLUBSWITCH_MASTER_KEY) at the new key; keep the old one until the switch has started with the new");
+    Ok(())
+}
+
+/// `clubswitch migrate`: the embedded ledger of the stopped switch in
+/// `from` copied into the PostgreSQL ledger at `to`, which must be empty.
+pub fn migrate(from: &Path, to: &str) -> Result<(), SwitchError> {
+    let source = Store::open(&crate::layout::ledger_dir(from), &EmbeddedConfig::default())
+        .map_err(|source| SwitchError::OpenLedger {
+            dir: from.to_path_buf(),
+            source,
+        })?;
+    let target = Store::connect(to).map_err(SwitchError::ConnectLedger)?;
+    let copied = source.copy_into(&target)?;
+    source.close()?;
+    println!(
+        "copied {copied} records from {} into PostgreSQL; check both with `clubswitch audit`",
+        from.display()
+    );
+    println!(
+        "the archive files stay in {}: keep that directory as the nodes' data directory, or copy its archive/ to theirs",
+        from.display()
+    );
     Ok(())
 }

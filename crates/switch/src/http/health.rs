@@ -10,6 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use clubswitch_engine::Engine;
+
 use super::{Http, Shared};
 
 pub fn metrics_router(http: Arc<Http>) -> Router {
@@ -21,12 +23,31 @@ pub fn metrics_router(http: Arc<Http>) -> Router {
 }
 
 async fn metrics(State(h): Shared) -> impl IntoResponse {
-    let engine = &h.switch.engine;
+    // Some figures are read from the ledger (a count, a query): off the
+    // workers that serve connections.
+    let engine = h.switch.engine.clone();
+    let figures = tokio::task::spawn_blocking(move || ledger_figures(&engine))
+        .await
+        .unwrap_or_default();
+    let extra: Vec<(&str, &str, f64)> = figures.iter().map(|(n, h, v)| (*n, *h, *v)).collect();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.switch.metrics.render(&extra),
+    )
+}
+
+/// The gauges read from the engine and the ledger.
+fn ledger_figures(engine: &Engine) -> Vec<(&'static str, &'static str, f64)> {
     let flush = engine.flush_stats();
-    let extra = [
+    let healthy = if engine.healthy() { 1.0 } else { 0.0 };
+    let locked = engine
+        .admin()
+        .terminals()
+        .map_or(0, |ts| ts.iter().filter(|t| t.locked).count());
+    let mut out = vec![
         (
             "clubswitch_pending_holds",
-            "Holds awaiting confirm at the last sweep.",
+            "Holds past their expiry that the last sweep left for the next (its backlog).",
             engine.sweeper().pending_holds() as f64,
         ),
         (
@@ -67,13 +88,27 @@ async fn metrics(State(h): Shared) -> impl IntoResponse {
         (
             "clubswitch_storage_healthy",
             "1 while the ledger accepts writes; 0 after a storage failure until it is reopened.",
-            if engine.healthy() { 1.0 } else { 0.0 },
+            healthy,
+        ),
+        (
+            "clubswitch_storage_primary_up",
+            "1 while a writable primary answers (the embedded ledger: while it accepts writes).",
+            healthy,
+        ),
+        (
+            "clubswitch_terminals_locked",
+            "Terminals locked after security failures.",
+            locked as f64,
         ),
     ];
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        h.switch.metrics.render(&extra),
-    )
+    if let Some(lag) = engine.replication_lag() {
+        out.push((
+            "clubswitch_storage_replication_lag_seconds",
+            "The largest replay lag of the database's standbys.",
+            lag,
+        ));
+    }
+    out
 }
 
 async fn ready(State(h): Shared) -> impl IntoResponse {

@@ -36,6 +36,7 @@ async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiRe
     let batches = blocking(&h, move |e| e.settlement().run(cutoff, now))
         .await?
         .await?;
+    h.switch.metrics.settled(now);
     let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
     Ok(Json(json!({ "batches": batches, "files": files })))
 }
