@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cut;
+pub mod pg;
 pub mod powercut;
 
 use std::io::{BufRead, BufReader};
@@ -55,7 +56,12 @@ impl Daemon {
     pub fn start_with_top(name: &str, top: &str, config: &str, extra: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
         Self::prepare(&dir, top, config);
-        Self::start_in(dir, extra)
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if on_postgres() {
+            extra.extend(["--store-url".to_owned(), pg::fresh_database()]);
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Self::start_in(dir, &extra)
     }
 
     /// Makes `dir` a fresh data directory whose `switch.toml` holds `top`,
@@ -245,12 +251,21 @@ impl Daemon {
         let out = Command::new(BIN)
             .args(["audit", "--data-dir"])
             .arg(&self.dir)
+            .args(self.store_url())
             .output()
             .unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
+    }
+
+    /// `--store-url URL` if it runs on PostgreSQL.
+    pub fn store_url(&self) -> Vec<String> {
+        match self.extra.iter().position(|a| a == "--store-url") {
+            Some(i) => self.extra[i..=i + 1].to_vec(),
+            None => Vec::new(),
+        }
     }
 
     /// SIGTERM, and the exit status.
@@ -281,6 +296,13 @@ impl Drop for Daemon {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether this test target runs the switch on PostgreSQL (its name ends
+/// with `_on_postgres`): every daemon gets a database of its own on a
+/// cluster the test process starts.
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_on_postgres")
 }
 
 /// A small deterministic generator; a test prints its seed so a failing

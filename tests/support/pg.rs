@@ -165,7 +165,7 @@ impl Cluster {
             .arg("-D")
             .arg(&data)
             .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
-            .args(["-U", "postgres", "-R", "-X", "stream"])
+            .args(["-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast"])
             .arg(format!("--dbname=application_name={name}"))
             .output()
             .unwrap();
@@ -190,8 +190,9 @@ impl Cluster {
         c.run();
         primary.sql(
             "postgres",
-            &format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({name})'; SELECT pg_reload_conf();"),
+            &format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({name})'"),
         );
+        primary.sql("postgres", "SELECT pg_reload_conf()");
         c
     }
 
@@ -344,6 +345,11 @@ fn next() -> u32 {
 pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
     SHARED.get_or_init(|| Cluster::start("shared"))
+}
+
+/// A new database on the shared cluster; its URL.
+pub fn fresh_database() -> String {
+    shared().database(&format!("d{}_{}", std::process::id(), next()))
 }
 
 /// A fresh schema of the shared cluster for one test: the URL of its

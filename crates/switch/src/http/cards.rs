@@ -42,11 +42,16 @@ struct CardView {
     replaced_by: Option<String>,
 }
 
-fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
-    let acc = c
-        .account
-        .map(|id| h.switch.engine.admin().account(&AccountKey::Club(id)))
-        .transpose()?;
+/// A card as the API shows it, with its club balance (read on the
+/// blocking pool).
+async fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
+    let account = c.account;
+    let acc = blocking(h, move |e| {
+        account
+            .map(|id| e.admin().account(&AccountKey::Club(id)))
+            .transpose()
+    })
+    .await?;
     Ok(CardView {
         hash: c.hash.to_hex(),
         last4: String::from_utf8_lossy(&c.last4).into_owned(),
@@ -89,7 +94,7 @@ async fn issue_card(State(h): Shared, Json(c): Json<CardIn>) -> ApiResult<Json<C
     let card = blocking(&h, move |e| e.admin().issue_card(&new))
         .await?
         .await?;
-    Ok(Json(card_view(&h, &card)?))
+    Ok(Json(card_view(&h, &card).await?))
 }
 
 #[derive(Deserialize)]
@@ -163,27 +168,23 @@ struct PanIn {
 
 async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<CardView>> {
     let hash = h.switch.engine.card_hash(&pan(&p.pan)?);
-    let c = h
-        .switch
-        .engine
-        .admin()
-        .card(&hash)?
+    let c = blocking(&h, move |e| e.admin().card(&hash))
+        .await?
         .ok_or_else(|| not_found("card"))?;
-    Ok(Json(card_view(&h, &c)?))
+    Ok(Json(card_view(&h, &c).await?))
 }
 
 async fn get_card(State(h): Shared, Path(hash): Path<String>) -> ApiResult<Json<CardView>> {
-    let c = h
-        .switch
-        .engine
-        .admin()
-        .card(&card_hash(&hash)?)?
+    let hash = card_hash(&hash)?;
+    let c = blocking(&h, move |e| e.admin().card(&hash))
+        .await?
         .ok_or_else(|| not_found("card"))?;
-    Ok(Json(card_view(&h, &c)?))
+    Ok(Json(card_view(&h, &c).await?))
 }
 
 async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
-    let ts = h.switch.engine.admin().card_history(&card_hash(&hash)?)?;
+    let hash = card_hash(&hash)?;
+    let ts = blocking(&h, move |e| e.admin().card_history(&hash)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }
 
@@ -218,10 +219,8 @@ async fn card_action(
                     .as_u64()
                     .ok_or_else(|| bad("member is required"))?,
             );
-            h.switch
-                .engine
-                .admin()
-                .member(m)?
+            blocking(&h, move |e| e.admin().member(m))
+                .await?
                 .ok_or_else(|| not_found("member"))?;
             update(Box::new(move |c| c.member = Some(m))).await?
         }
@@ -251,7 +250,7 @@ async fn card_action(
         other => return Err(not_found(&format!("card action {other:?}"))),
     };
     let card = card.await?;
-    Ok(Json(card_view(&h, &card)?))
+    Ok(Json(card_view(&h, &card).await?))
 }
 
 #[derive(Deserialize)]

@@ -12,12 +12,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clubswitch_engine::loyalty::month_of_day;
 use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
-use clubswitch_engine::Unit;
+use clubswitch_engine::{Engine, Unit};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{bad, blocking, local_days, merchant_id, not_found, ApiError, ApiResult, Http, Shared};
+use super::{
+    bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Http,
+    Shared,
+};
 use crate::config::format_date;
 
 pub fn routes() -> Router<Arc<Http>> {
@@ -41,11 +44,9 @@ pub fn routes() -> Router<Arc<Http>> {
 }
 
 async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
-    let p = h
-        .switch
-        .engine
-        .loyalty()
-        .program(&merchant_id(&id)?)?
+    let merchant = merchant_id(&id)?;
+    let p = blocking(&h, move |e| e.loyalty().program(&merchant))
+        .await?
         .ok_or_else(|| not_found("programme"))?;
     Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
 }
@@ -65,7 +66,10 @@ async fn put_program(
 /// Tier, VIP, referral code, the rolling figure, and points and store
 /// credit by merchant with what of them expires when.
 async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
-    let e = &h.switch.engine;
+    blocking_api(&h, move |e| member_loyalty_of(e, id)).await
+}
+
+fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult {
     let member = e
         .admin()
         .member(MemberId(id))?
@@ -161,8 +165,13 @@ async fn daily(State(h): Shared) -> ApiResult {
 
 /// The first notices waiting in the outbox (phone numbers masked).
 async fn notices(State(h): Shared) -> ApiResult {
-    let e = &h.switch.engine;
-    let waiting = e.outbox().due(UnixTime(i64::MAX), 100, 100)?;
+    let (waiting, total) = blocking(&h, |e| {
+        Ok((
+            e.outbox().due(UnixTime(i64::MAX), 100, 100)?,
+            e.outbox().len(),
+        ))
+    })
+    .await?;
     let list: Vec<Value> = waiting
         .iter()
         .map(|n| {
@@ -178,7 +187,7 @@ async fn notices(State(h): Shared) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(json!({ "waiting": e.outbox().len(), "first": list })))
+    Ok(Json(json!({ "waiting": total, "first": list })))
 }
 
 /// Local days `from` and `to` (YYYY-MM-DD, default today) as the Unix
@@ -297,13 +306,13 @@ async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
 }
 
 async fn list_draws(State(h): Shared) -> ApiResult {
-    let draws = h.switch.engine.loyalty().draws()?;
+    let draws = blocking(&h, |e| e.loyalty().draws()).await?;
     Ok(Json(Value::Array(draws.iter().map(draw_view).collect())))
 }
 
 /// Runs a recorded draw's published algorithm again from its seed.
 async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
-    let ok = h.switch.engine.loyalty().verify_draw(id)?;
+    let ok = blocking(&h, move |e| e.loyalty().verify_draw(id)).await?;
     Ok(Json(json!({ "draw": id, "reproduced": ok })))
 }
 
@@ -341,7 +350,7 @@ async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResul
 }
 
 async fn list_coalitions(State(h): Shared) -> ApiResult {
-    let list = h.switch.engine.loyalty().coalitions()?;
+    let list = blocking(&h, |e| e.loyalty().coalitions()).await?;
     Ok(Json(Value::Array(
         list.iter().map(coalition_view).collect(),
     )))

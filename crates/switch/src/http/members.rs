@@ -47,13 +47,11 @@ impl MemberIn {
 }
 
 /// A member as JSON, with their birthday.
-fn member_json(h: &Http, m: &Member) -> ApiResult {
+async fn member_json(h: &Http, m: &Member) -> ApiResult {
     let mut v = serde_json::to_value(m).unwrap_or_default();
-    let birthday = h
-        .switch
-        .engine
-        .loyalty()
-        .birthday(m.id)?
+    let id = m.id;
+    let birthday = blocking(h, move |e| e.loyalty().birthday(id))
+        .await?
         .map(|b| b.to_string());
     v["birthday"] = json!(birthday);
     Ok(Json(v))
@@ -67,17 +65,14 @@ async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
     })
     .await?
     .await?;
-    member_json(&h, &rec)
+    member_json(&h, &rec).await
 }
 
 async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
-    let m = h
-        .switch
-        .engine
-        .admin()
-        .member(MemberId(id))?
+    let m = blocking(&h, move |e| e.admin().member(MemberId(id)))
+        .await?
         .ok_or_else(|| not_found("member"))?;
-    member_json(&h, &m)
+    member_json(&h, &m).await
 }
 
 async fn update_member(
@@ -85,11 +80,8 @@ async fn update_member(
     Path(id): Path<u64>,
     Json(m): Json<MemberIn>,
 ) -> ApiResult {
-    let old = h
-        .switch
-        .engine
-        .admin()
-        .member(MemberId(id))?
+    let old = blocking(&h, move |e| e.admin().member(MemberId(id)))
+        .await?
         .ok_or_else(|| not_found("member"))?;
     let birthday = m.birthday()?;
     let rec = Member {
@@ -106,7 +98,7 @@ async fn update_member(
     })
     .await?
     .await?;
-    member_json(&h, &rec)
+    member_json(&h, &rec).await
 }
 
 /// A member just written, and its birthday written after it when the

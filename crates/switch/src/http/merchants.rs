@@ -65,7 +65,7 @@ fn merchant_json(m: &Merchant) -> Value {
 }
 
 async fn list_merchants(State(h): Shared) -> ApiResult {
-    let ms = h.switch.engine.admin().merchants()?;
+    let ms = blocking(&h, |e| e.admin().merchants()).await?;
     Ok(Json(Value::Array(ms.iter().map(merchant_json).collect())))
 }
 
@@ -85,6 +85,7 @@ async fn add_rule(
 }
 
 async fn list_rules(State(h): Shared, Path(id): Path<String>) -> ApiResult {
-    let rules = h.switch.engine.admin().rules(&merchant_id(&id)?)?;
+    let merchant = merchant_id(&id)?;
+    let rules = blocking(&h, move |e| e.admin().rules(&merchant)).await?;
     Ok(Json(serde_json::to_value(rules).unwrap_or_default()))
 }

@@ -101,11 +101,21 @@ async fn blocking<T: Send + 'static>(
     h: &Http,
     f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
 ) -> ApiResult<T> {
+    blocking_api(h, move |e| f(e).map_err(ApiError::from)).await
+}
+
+/// [`blocking`] for work that answers with the API's own errors (a record
+/// not found, a bad value) as well as the engine's. Every read of the
+/// ledger goes through here or [`blocking`]: a ledger's client may block
+/// (a database round trip), and never on a worker serving connections.
+async fn blocking_api<T: Send + 'static>(
+    h: &Http,
+    f: impl FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
     let switch = Arc::clone(&h.switch);
     tokio::task::spawn_blocking(move || f(&switch.engine))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(ApiError::from)
 }
 
 /// The admin API: every resource's routes, behind the bearer token.

@@ -14,7 +14,7 @@ use clubswitch_engine::UnixTime;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, ApiError, ApiResult, Http, Shared};
+use super::{blocking, ApiResult, Http, Shared};
 
 pub fn routes() -> Router<Arc<Http>> {
     Router::new().route(
@@ -42,9 +42,9 @@ async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiRe
 }
 
 async fn list_settlements(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
-    let batches = match h.switch.engine.settlement().batches() {
+    let batches = match blocking(&h, |e| e.settlement().batches()).await {
         Ok(b) => b,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     if q.get("format").map(String::as_str) == Some("csv") {
         return ([(header::CONTENT_TYPE, "text/csv")], to_csv(&batches)).into_response();

@@ -58,7 +58,7 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
 }
 
 async fn list_terminals(State(h): Shared) -> ApiResult {
-    let ts = h.switch.engine.admin().terminals()?;
+    let ts = blocking(&h, |e| e.admin().terminals()).await?;
     Ok(Json(Value::Array(ts.iter().map(terminal_json).collect())))
 }
 
@@ -98,10 +98,7 @@ async fn terminal_action(
 }
 
 async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
-    let ts = h
-        .switch
-        .engine
-        .admin()
-        .terminal_history(&terminal_id(&id)?)?;
+    let id = terminal_id(&id)?;
+    let ts = blocking(&h, move |e| e.admin().terminal_history(&id)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }

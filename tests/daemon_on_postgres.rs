@@ -1,0 +1,5 @@
+//! The `daemon` tests with the switch on a PostgreSQL ledger (the test
+//! support picks it by this target's name).
+
+#[path = "daemon.rs"]
+mod daemon;
