@@ -11,14 +11,25 @@
 //! nodes, never reused, not in commit order. The schema is versioned
 //! ([`MIGRATIONS`]) and brought up to date at start, one node at a time.
 //!
-//! **Transactions** are SERIALIZABLE. A body runs against what the
-//! transaction has read so far: a read of a key not yet read answers
+//! **Transactions** are REPEATABLE READ (snapshot isolation), and every
+//! record an invariant rests on is written by the transactions that rely
+//! on it (a balance by whoever spends it, a card's daily spend, a rule's
+//! budget, a request record by the request): so two transactions that
+//! could together break one write the same row, and the second fails
+//! (40001, or 23505 for a key both inserted) and runs again, seeing the
+//! first. SERIALIZABLE was tried: its predicate locks escalate to whole
+//! pages when a batch reads a hundred keys, and two nodes then fail each
+//! other's batches that touch nothing in common.
+//!
+//! A body runs against what the transaction has read so far: a read of a
+//! key not yet read answers
 //! "absent" and is noted, and after the run every noted key is fetched in
 //! one query and the body runs again; a run that read nothing new is the
 //! one that counts, and its writes go out in one statement and commit. So
 //! a batch of requests costs a few round trips (one per level of reads
-//! that depend on earlier ones), not one per key. A serialization failure
-//! or deadlock (40001, 40P01) runs the whole transaction again.
+//! that depend on earlier ones), not one per key. A serialization failure,
+//! a deadlock or a duplicate key (40001, 40P01, 23505) runs the whole
+//! transaction again.
 //!
 //! **Durability** is the database's: a COMMIT that returned is durable
 //! (`synchronous_commit = on`, and with a synchronous standby, on it too),
@@ -85,11 +96,16 @@ fn error(e: postgres::Error) -> StorageError {
     }
 }
 
-/// Whether running the transaction again may succeed.
+/// Whether running the transaction again may succeed: another
+/// transaction changed what this one read, deadlocked with it, or inserted
+/// a key it inserts (a request record both nodes got: run again, it finds
+/// the first's).
 fn retryable(e: &postgres::Error) -> bool {
     matches!(
         e.code(),
-        Some(&SqlState::T_R_SERIALIZATION_FAILURE) | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+            | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+            | Some(&SqlState::UNIQUE_VIOLATION)
     )
 }
 
@@ -397,7 +413,7 @@ impl Postgres {
         let tx = conn
             .client
             .build_transaction()
-            .isolation_level(IsolationLevel::Serializable)
+            .isolation_level(IsolationLevel::RepeatableRead)
             .start()?;
         let tx = RefCell::new(tx);
         let mut read = Rows::new();
