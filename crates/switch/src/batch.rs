@@ -1,9 +1,18 @@
-//! The engine's thread: requests from every connection queue here and are
+//! The engine's threads: requests from every connection queue here and are
 //! committed together, as many as are waiting (up to a bound) in one
 //! transaction. Under light load a batch is one request; under heavy load
 //! the storage's per-commit cost is shared by the whole batch.
+//!
+//! One engine thread is the default: its batches are serial and never
+//! conflict, and on the embedded ledger its flusher syncs for many of them
+//! at once. On PostgreSQL an operator may start several (`[limits]
+//! engine_threads`): a batch's time is mostly round trips and the commit's
+//! wait for the disk, and other batches can run meanwhile; the database
+//! serializes those that touch the same rows, and the loser retries.
 
 use clubswitch_engine::{Engine, EngineError, Reply, Request, UnixTime};
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests committed together.
@@ -25,14 +34,19 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the engine thread. It stops when every handle is dropped.
-    pub fn start(engine: Engine) -> Batcher {
+    /// Starts `threads` engine threads (at least one). They stop when
+    /// every handle is dropped.
+    pub fn start(engine: Engine, threads: usize) -> Batcher {
         let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-        let spawned = std::thread::Builder::new()
-            .name("clubswitch-engine".into())
-            .spawn(move || run(engine, rx));
-        if let Err(e) = spawned {
-            tracing::error!("starting the engine thread: {e}");
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..threads.max(1) {
+            let (engine, rx) = (engine.clone(), Arc::clone(&rx));
+            let spawned = std::thread::Builder::new()
+                .name("clubswitch-engine".into())
+                .spawn(move || run(engine, &rx));
+            if let Err(e) = spawned {
+                tracing::error!("starting an engine thread: {e}");
+            }
         }
         Batcher { tx }
     }
@@ -49,20 +63,34 @@ impl Batcher {
     }
 }
 
-fn run(engine: Engine, mut rx: mpsc::Receiver<Job>) {
+/// Takes the next batch: waits for one request, then takes whatever else
+/// is waiting, up to the bound. One thread at a time takes from the queue.
+fn next_batch(
+    rx: &Mutex<mpsc::Receiver<Job>>,
+    reqs: &mut Vec<Request>,
+    waiters: &mut Vec<(UnixTime, Waiter)>,
+) -> bool {
+    let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+    let mut next = rx.blocking_recv();
+    if next.is_none() {
+        return false;
+    }
+    while let Some(job) = next.take() {
+        reqs.push(job.req);
+        waiters.push((job.now, job.reply));
+        if reqs.len() < MAX_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    true
+}
+
+fn run(engine: Engine, rx: &Mutex<mpsc::Receiver<Job>>) {
     // Requests and their reply channels are kept apart so the batch can be
     // handed to the engine as a slice without copying a request.
     let mut reqs: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut waiters: Vec<(UnixTime, Waiter)> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            reqs.push(job.req);
-            waiters.push((job.now, job.reply));
-            if reqs.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
+    while next_batch(rx, &mut reqs, &mut waiters) {
         // Every request of a batch carries the same clock reading: the latest.
         let now = waiters
             .iter()

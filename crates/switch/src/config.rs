@@ -59,6 +59,14 @@ pub struct Limits {
     pub in_flight_per_connection: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Threads committing terminal requests (default one). More threads
+    /// only help on PostgreSQL, whose batches wait mostly on round trips
+    /// and the commit, and only when terminals seldom touch the same rows:
+    /// batches that share a row (a budgeted rule, one card) conflict and
+    /// are retried, which measured slower than one thread's larger batches
+    /// (`benches/postgres.sh`). The embedded ledger gains nothing from more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +222,7 @@ impl Default for Limits {
             idle_timeout_secs: 300,
             in_flight_per_connection: 32,
             shutdown_grace_secs: 10,
+            engine_threads: None,
         }
     }
 }
@@ -394,6 +403,9 @@ impl Config {
             return bad(
                 "limits.in_flight_per_connection and max_connections must be positive".into(),
             );
+        }
+        if matches!(self.limits.engine_threads, Some(n) if n == 0 || n > 64) {
+            return bad("limits.engine_threads must be between 1 and 64".into());
         }
         if self.holds.expiry_secs <= 0 {
             return bad("holds.expiry_secs must be positive".into());

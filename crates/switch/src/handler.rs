@@ -93,7 +93,7 @@ impl Switch {
             }
         });
         Switch {
-            batcher: Batcher::start(engine.clone()),
+            batcher: Batcher::start(engine.clone(), cfg.limits.engine_threads.unwrap_or(1)),
             engine,
             master,
             cfg,
