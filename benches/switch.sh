@@ -25,13 +25,10 @@ start_switch() {
   return 1
 }
 
-# cpu_ticks PID: the CPU time (clock ticks) of every thread of PID so far.
+# cpu_ticks PID: the CPU time (clock ticks) of PID so far, all its threads
+# (the process's own stat line sums them, ended threads included).
 cpu_ticks() {
-  local total=0 t
-  for t in /proc/"$1"/task/*/stat; do
-    total=$((total + $(awk '{print $14 + $15}' "$t")))
-  done
-  echo "$total"
+  awk '{print $14 + $15}' /proc/"$1"/stat
 }
 
 # report_run MODE LOADGEN_JSON CPU_BEFORE CPU_AFTER [EXTRA]: one line of a
