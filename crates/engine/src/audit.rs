@@ -34,6 +34,8 @@ pub struct AuditReport {
     pub pending_holds: usize,
     pub requests: usize,
     pub settlements: usize,
+    /// Entries in the action log, whose chain was checked.
+    pub actions: u64,
     /// Moved out of the live ledger by the archive (their sums are checked
     /// with the rest; `verify_archive` checks the files).
     pub archived_journal_entries: u64,
@@ -351,6 +353,9 @@ impl Audit<'_> {
             r.violations
                 .push(format!("items name batch {b} ({v}) which does not exist"));
         }
+        let (actions, broken) = crate::access::Access::new(self.core).verify_log()?;
+        r.actions = actions;
+        r.violations.extend(broken);
         Ok(r)
     }
 }

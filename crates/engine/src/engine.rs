@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use clubswitch_wire::TerminalId;
 
+use crate::access::Access;
 use crate::admin::Admin;
 use crate::archive::Archive;
 use crate::audit::Audit;
@@ -45,6 +46,16 @@ impl Engine {
                 archiving: Mutex::new(()),
             }),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Users, API tokens and the action log.
+    pub fn access(&self) -> Access<'_> {
+        Access::new(&self.core)
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -28,6 +28,7 @@
 //! - [`durable_file`], `framed`: files written so a power cut cannot tear
 //!   them.
 
+pub mod access;
 pub mod admin;
 pub mod archive;
 pub mod audit;
@@ -55,6 +56,7 @@ pub mod settlement;
 pub mod storage;
 mod terminal;
 
+pub use access::{ActionEntry, LogFilter, NewAction, Role, TokenRecord, User};
 pub use admin::NewCard;
 pub use archive::{ArchiveCheck, ArchiveRun, ArchiveState};
 pub use audit::{AuditReport, Records};

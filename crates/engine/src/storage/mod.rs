@@ -99,10 +99,17 @@ pub(crate) enum Table {
     /// Holds by when they expire (`expires` ‖ RRN, no value): what the
     /// sweep ends, found by time whatever order their RRNs committed in.
     HoldsDue,
+    /// Users of the admin API and console, by name.
+    Users,
+    /// API tokens by their SHA-256 (never in clear).
+    Tokens,
+    /// The hash-chained action log: entries (`E` ‖ sequence number) and
+    /// its head (`H`), see `access`.
+    ActionLog,
 }
 
 impl Table {
-    pub const ALL: [Table; 23] = [
+    pub const ALL: [Table; 26] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -126,6 +133,9 @@ impl Table {
         Table::Coalitions,
         Table::Daily,
         Table::HoldsDue,
+        Table::Users,
+        Table::Tokens,
+        Table::ActionLog,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -153,6 +163,9 @@ impl Table {
             Table::Coalitions => "coalitions",
             Table::Daily => "daily",
             Table::HoldsDue => "holds_due",
+            Table::Users => "users",
+            Table::Tokens => "tokens",
+            Table::ActionLog => "action_log",
         }
     }
 
