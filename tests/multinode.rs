@@ -90,7 +90,7 @@ fn a_node_killed_under_load_leaves_the_other_serving_and_loses_no_confirm() {
         .into_string()
         .unwrap();
     assert!(
-        leaders.contains("clubswitch_leader{job=\"housekeeping\"} 1"),
+        leaders.contains("clubswitch_leader{task=\"housekeeping\"} 1"),
         "node B runs the sweep now"
     );
     let audit = std::process::Command::new(BIN)

@@ -47,6 +47,10 @@ pub struct Config {
 pub struct Listener {
     pub addr: SocketAddr,
     pub header: LengthHeader,
+    /// Terminals connect with TLS (`{ cert = "…", key = "…" }`; PEM files,
+    /// read again when they change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +125,15 @@ pub struct Admin {
     pub addr: SocketAddr,
     /// Token file; `CLUBSWITCH_ADMIN_TOKEN` wins over it.
     pub token_file: Option<PathBuf>,
+    /// Requests a second each credential may make, in bursts of up to a
+    /// second's worth; more are answered 429. Failed sign-ins are counted
+    /// the same way per source address.
+    pub requests_per_sec: u32,
+    /// HTTPS (`{ cert = "…", key = "…" }`; PEM files, read again when they
+    /// change). Without it the API is plain HTTP: keep it on loopback or
+    /// behind a TLS-terminating proxy (runbook: TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +223,7 @@ impl Default for Listener {
         Listener {
             addr: SocketAddr::from(([0, 0, 0, 0], 5858)),
             header: LengthHeader::Binary2,
+            tls: None,
         }
     }
 }
@@ -271,6 +285,8 @@ impl Default for Admin {
         Admin {
             addr: SocketAddr::from(([127, 0, 0, 1], 5859)),
             token_file: None,
+            requests_per_sec: 500,
+            tls: None,
         }
     }
 }
@@ -403,6 +419,9 @@ impl Config {
             return bad(
                 "limits.in_flight_per_connection and max_connections must be positive".into(),
             );
+        }
+        if self.admin.requests_per_sec == 0 {
+            return bad("admin.requests_per_sec must be positive".into());
         }
         if matches!(self.limits.engine_threads, Some(n) if n == 0 || n > 64) {
             return bad("limits.engine_threads must be between 1 and 64".into());

@@ -20,6 +20,7 @@ use crate::error::SwitchError;
 use crate::handler::Switch;
 use crate::http::{admin_router, metrics_router, Http};
 use crate::master::MasterKey;
+use crate::tls::{Reloading, TlsListener};
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
@@ -55,26 +56,29 @@ async fn serve(
 ) -> Result<(), SwitchError> {
     ignore_file_size_limit();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
-    let http = Arc::new(Http {
-        switch: Arc::clone(&switch),
-        token,
-        ready: false.into(),
-    });
+    let http = Arc::new(Http::new(Arc::clone(&switch), token));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
 
     let servers = listen_for_terminals(&switch, &tracker, &stop_rx).await?;
     // The admin API starts last: the tests (and operators) take its line
     // on standard output to mean the switch is up.
-    for (addr, router, what) in [
+    let admin_tls = cfg.admin.tls.as_ref().map(Reloading::open).transpose()?;
+    for (addr, router, what, tls) in [
         (
             cfg.metrics.addr,
             metrics_router(Arc::clone(&http)),
             "metrics",
+            None,
         ),
-        (cfg.admin.addr, admin_router(Arc::clone(&http)), "admin API"),
+        (
+            cfg.admin.addr,
+            admin_router(Arc::clone(&http)),
+            "admin API",
+            admin_tls,
+        ),
     ] {
-        listen_http(addr, router, what, stop_rx.clone()).await?;
+        listen_http(addr, router, what, tls, stop_rx.clone()).await?;
     }
     crate::jobs::start(&switch, &stop_rx)?;
     http.ready.store(true, Ordering::Relaxed);
@@ -111,14 +115,20 @@ async fn listen_for_terminals(
             addr: l.addr,
             source,
         };
+        let tls = l.tls.as_ref().map(Reloading::open).transpose()?;
+        if let Some(t) = &tls {
+            t.watch();
+        }
         let listener = TcpListener::bind(l.addr).await.map_err(listening)?;
         let addr = listener.local_addr().map_err(listening)?;
-        tracing::info!(%addr, header = ?l.header, "terminal listener");
-        println!("listening for terminals on {addr}");
+        tracing::info!(%addr, header = ?l.header, tls = tls.is_some(), "terminal listener");
+        let with = if tls.is_some() { " (TLS)" } else { "" };
+        println!("listening for terminals on {addr}{with}");
         servers.push(tokio::spawn(crate::server::serve(
             Arc::clone(switch),
             listener,
             l.header,
+            tls,
             Arc::clone(&slots),
             tracker.clone(),
             stop.clone(),
@@ -127,25 +137,47 @@ async fn listen_for_terminals(
     Ok(servers)
 }
 
-/// Binds `addr` and serves `router` on it until `stop` turns true.
+/// Binds `addr` and serves `router` on it (over TLS with `tls`) until
+/// `stop` turns true. Handlers see the peer's address (`ConnectInfo`).
 async fn listen_http(
     addr: std::net::SocketAddr,
     router: Router,
     what: &'static str,
+    tls: Option<Arc<Reloading>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SwitchError> {
+    use axum::serve::ListenerExt;
     let listening = |source| SwitchError::HttpListen { what, addr, source };
     let listener = TcpListener::bind(addr).await.map_err(listening)?;
     let bound = listener.local_addr().map_err(listening)?;
-    tracing::info!(addr = %bound, "{what} listener");
-    println!("{what} on http://{bound}");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await;
-    });
+    tracing::info!(addr = %bound, tls = tls.is_some(), "{what} listener");
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    match tls {
+        None => {
+            println!("{what} on http://{bound}");
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, service)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+        }
+        Some(tls) => {
+            println!("{what} on https://{bound}");
+            tls.watch();
+            // `tap_io` makes the listener one axum gives `ConnectInfo` for.
+            let listener = TlsListener::new(listener, tls)
+                .map_err(listening)?
+                .tap_io(|_| {});
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, service)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+        }
+    }
     Ok(())
 }
 

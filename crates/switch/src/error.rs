@@ -106,6 +106,9 @@ pub enum SwitchError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// A listener's certificate or key could not be used.
+    #[error("TLS ({}): {reason}", cert.display())]
+    Tls { cert: PathBuf, reason: String },
     #[error("starting the {name} thread: {source}")]
     Thread {
         name: String,

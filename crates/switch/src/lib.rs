@@ -73,3 +73,4 @@ pub mod metrics;
 pub mod notify;
 pub mod server;
 pub mod settlement;
+pub mod tls;

@@ -76,6 +76,8 @@ pub struct Metrics {
     purged_requests: AtomicU64,
     pub notices_sent: AtomicU64,
     pub notices_failed: AtomicU64,
+    /// Admin actions done but not written to the action log.
+    actions_not_logged: AtomicU64,
     /// When a settlement run last finished (Unix seconds; 0: not since
     /// start).
     settled_at: AtomicU64,
@@ -106,6 +108,7 @@ impl Default for Metrics {
             purged_requests: AtomicU64::new(0),
             notices_sent: AtomicU64::new(0),
             notices_failed: AtomicU64::new(0),
+            actions_not_logged: AtomicU64::new(0),
             settled_at: AtomicU64::new(0),
             leaders: Default::default(),
         }
@@ -136,6 +139,11 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(job, holds);
+    }
+
+    /// An admin action was done but the action log refused its entry.
+    pub fn action_not_logged(&self) {
+        self.actions_not_logged.fetch_add(1, Relaxed);
     }
 
     /// A settlement run finished at `at`.
@@ -225,12 +233,25 @@ impl Metrics {
                 "Member notice deliveries that failed (each is retried) since start.",
                 self.notices_failed.load(Relaxed),
             ),
+            (
+                "clubswitch_actions_not_logged_total",
+                "Admin actions done whose action log entry could not be written.",
+                self.actions_not_logged.load(Relaxed),
+            ),
         ];
         for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            let kind = kind(name);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
         for (name, help, v) in extra {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            let kind = kind(name);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
         let settled = self.settled_at.load(Relaxed);
         if settled > 0 {
@@ -242,15 +263,26 @@ impl Metrics {
         }
         let leaders = self.leaders.lock().unwrap_or_else(|p| p.into_inner());
         if !leaders.is_empty() {
-            out.push_str("# HELP clubswitch_leader 1 on the node that runs a background job.\n# TYPE clubswitch_leader gauge\n");
-            for (job, holds) in leaders.iter() {
+            out.push_str("# HELP clubswitch_leader 1 on the node that runs a background task.\n# TYPE clubswitch_leader gauge\n");
+            // `task`, not `job`: Prometheus sets `job` to the scrape job.
+            for (task, holds) in leaders.iter() {
                 let _ = writeln!(
                     out,
-                    "clubswitch_leader{{job=\"{job}\"}} {}",
+                    "clubswitch_leader{{task=\"{task}\"}} {}",
                     u8::from(*holds)
                 );
             }
         }
         out
+    }
+}
+
+/// The metric type by the naming convention: a `_total` only ever grows
+/// (since start), so rate() and increase() apply; the rest are gauges.
+fn kind(name: &str) -> &'static str {
+    if name.ends_with("_total") {
+        "counter"
+    } else {
+        "gauge"
     }
 }

@@ -10,18 +10,21 @@ use bytes::Bytes;
 use clubswitch_wire::{Frame, FrameCodec, LengthHeader};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::task::TaskTracker;
 
 use crate::handler::Switch;
+use crate::tls::Reloading;
 
 /// Accepts terminal connections until `shutdown` turns true.
 pub async fn serve(
     switch: Arc<Switch>,
     listener: TcpListener,
     header: LengthHeader,
+    tls: Option<Arc<Reloading>>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     mut shutdown: watch::Receiver<bool>,
@@ -53,6 +56,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let switch = Arc::clone(&switch);
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
             switch
                 .metrics
@@ -62,7 +66,20 @@ pub async fn serve(
                 .metrics
                 .connections_total
                 .fetch_add(1, Ordering::Relaxed);
-            connection(&switch, stream, codec, shutdown).await;
+            match tls {
+                None => {
+                    let (r, w) = stream.into_split();
+                    connection(&switch, Some(peer), r, w, codec, shutdown).await;
+                }
+                // The handshake happens here, in the connection's task, so
+                // a slow one holds up no other terminal.
+                Some(tls) => {
+                    if let Some(s) = tls.handshake(stream).await {
+                        let (r, w) = tokio::io::split(s);
+                        connection(&switch, Some(peer), r, w, codec, shutdown).await;
+                    }
+                }
+            }
             switch
                 .metrics
                 .connections_open
@@ -78,14 +95,17 @@ async fn handle(switch: Arc<Switch>, frame: Bytes) -> Option<Bytes> {
 
 /// One terminal connection. Reads frames while fewer than the in-flight
 /// limit are being processed; writes each response as soon as it is ready.
-async fn connection(
+async fn connection<R, W>(
     switch: &Arc<Switch>,
-    stream: TcpStream,
+    peer: Option<std::net::SocketAddr>,
+    r: R,
+    w: W,
     codec: FrameCodec,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let peer = stream.peer_addr().ok();
-    let (r, w) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = FramedRead::new(r, codec);
     let mut writer = FramedWrite::new(w, codec);
     let idle = Duration::from_secs(switch.cfg.limits.idle_timeout_secs);

@@ -88,11 +88,64 @@ pub enum AdminCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Users of the admin API and console: add (prints the token once),
+    /// list, revoke, a new token.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// The action log, newest first: who did what, when, from where.
+    AuditLog {
+        #[arg(long)]
+        actor: Option<String>,
+        /// A part of the path acted on, e.g. a terminal id.
+        #[arg(long)]
+        target: Option<String>,
+        /// YYYY-MM-DD (UTC), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Any admin API call: a method, a path and an optional JSON body.
     Call {
         method: String,
         path: String,
         body: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Adds a user; prints its token, shown this once.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// admin, support, finance, merchant, cashier or member.
+        #[arg(long)]
+        role: String,
+        /// The merchant of a merchant or cashier.
+        #[arg(long)]
+        merchant: Option<String>,
+        /// The member id of a member.
+        #[arg(long)]
+        member: Option<u64>,
+        /// The token's lifetime in days (default: until revoked).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    List,
+    /// Revokes a user: its tokens are refused from the next request on.
+    Revoke {
+        name: String,
+    },
+    /// A new token for a user, shown this once.
+    Token {
+        name: String,
+        #[arg(long)]
+        expires_days: Option<u32>,
     },
 }
 
@@ -448,6 +501,49 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
                 Some(json!({ "dir": dir.display().to_string() })),
             )
         }
+        AdminCommand::User { cmd } => match cmd {
+            UserCmd::Add {
+                name,
+                role,
+                merchant,
+                member,
+                expires_days,
+            } => (
+                "POST",
+                "/v1/users".into(),
+                Some(json!({
+                    "name": name, "role": role, "merchant": merchant, "member": member,
+                    "expires_days": expires_days,
+                })),
+            ),
+            UserCmd::List => ("GET", "/v1/users".into(), None),
+            UserCmd::Revoke { name } => ("POST", format!("/v1/users/{name}/revoke"), None),
+            UserCmd::Token { name, expires_days } => (
+                "POST",
+                format!("/v1/users/{name}/tokens"),
+                Some(json!({ "expires_days": expires_days })),
+            ),
+        },
+        AdminCommand::AuditLog {
+            actor,
+            target,
+            from,
+            to,
+            limit,
+        } => {
+            let limit = limit.map(|l| l.to_string());
+            let q: Vec<String> = [
+                ("actor", actor),
+                ("target", target),
+                ("from", from),
+                ("to", to),
+                ("limit", limit),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", query_escape(&v))))
+            .collect();
+            ("GET", format!("/v1/audit-log?{}", q.join("&")), None)
+        }
         AdminCommand::Call { method, path, body } => {
             let body = body.as_deref().map(parse_json).transpose()?;
             let m: &'static str = match method.to_ascii_uppercase().as_str() {
@@ -492,4 +588,17 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
             source: Box::new(e),
         }),
     }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn query_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -1,20 +1,13 @@
 //! Admin API for the audit: the ledger's invariants, and the archive files
 //! against it, checked on the running switch.
 
-use std::sync::Arc;
-
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 
-use super::{blocking, ApiResult, Http, Shared};
+use super::{blocking, ApiResult, Shared};
 use crate::layout::archive_dir;
 
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new().route("/v1/audit", get(audit))
-}
-
-async fn audit(State(h): Shared) -> ApiResult {
+pub(super) async fn audit(State(h): Shared) -> ApiResult {
     let dir = archive_dir(&h.switch.cfg.data_dir);
     let report = blocking(&h, move |e| e.audit().everything(&dir)).await?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))

@@ -2,30 +2,24 @@
 //! files, consistent at one instant, taken while the switch runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use clubswitch_engine::UnixTime;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bad, ApiResult, Http, Shared};
-
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new().route("/v1/backup", post(backup))
-}
+use super::{bad, ApiResult, Shared};
 
 #[derive(Deserialize)]
-struct BackupIn {
+pub(super) struct BackupIn {
     /// A new directory on the switch's machine, as an absolute path.
     dir: String,
 }
 
 /// An online backup into a new directory; answers with its manifest once
 /// it is on disk.
-async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
+pub(super) async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
     let dir = PathBuf::from(&b.dir);
     if !dir.is_absolute() {
         return Err(bad("dir must be an absolute path on the switch's machine"));

@@ -3,11 +3,8 @@
 //! a card (block, expiry, limits, link, renew, top-up), its history, and
 //! store credit granted to a member at a merchant.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use clubswitch_engine::{AccountKey, Card, CardKind, MemberId, NewCard, Status, UnixTime};
 use clubswitch_wire::CardNumber;
 use serde::{Deserialize, Serialize};
@@ -18,19 +15,8 @@ use super::{
     Http, Shared,
 };
 
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new()
-        .route("/v1/cards", post(issue_card))
-        .route("/v1/cards/batch", post(issue_batch))
-        .route("/v1/cards/find", post(find_card))
-        .route("/v1/cards/{hash}", get(get_card))
-        .route("/v1/cards/{hash}/history", get(card_history))
-        .route("/v1/cards/{hash}/{action}", post(card_action))
-        .route("/v1/store-credit", post(grant_store_credit))
-}
-
 #[derive(Serialize)]
-struct CardView {
+pub(super) struct CardView {
     hash: String,
     last4: String,
     kind: CardKind,
@@ -68,7 +54,7 @@ async fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
 }
 
 #[derive(Deserialize)]
-struct CardIn {
+pub(super) struct CardIn {
     pan: String,
     #[serde(default = "club")]
     kind: CardKind,
@@ -82,7 +68,10 @@ fn club() -> CardKind {
     CardKind::Club
 }
 
-async fn issue_card(State(h): Shared, Json(c): Json<CardIn>) -> ApiResult<Json<CardView>> {
+pub(super) async fn issue_card(
+    State(h): Shared,
+    Json(c): Json<CardIn>,
+) -> ApiResult<Json<CardView>> {
     let new = NewCard {
         pan: pan(&c.pan)?,
         kind: c.kind,
@@ -98,7 +87,7 @@ async fn issue_card(State(h): Shared, Json(c): Json<CardIn>) -> ApiResult<Json<C
 }
 
 #[derive(Deserialize)]
-struct BatchIn {
+pub(super) struct BatchIn {
     /// Card-number prefix (6 to 10 digits); the rest is a sequence and the
     /// Luhn digit.
     bin: String,
@@ -119,7 +108,7 @@ fn sixteen() -> usize {
 
 /// Issues a batch of club cards and returns the personalization records for
 /// the card printer: the only place the switch ever shows card numbers.
-async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
+pub(super) async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
     if !(6..=10).contains(&b.bin.len()) || !b.bin.bytes().all(|d| d.is_ascii_digit()) {
         return Err(bad("bin must be 6 to 10 digits"));
     }
@@ -162,11 +151,11 @@ async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
 }
 
 #[derive(Deserialize)]
-struct PanIn {
+pub(super) struct PanIn {
     pan: String,
 }
 
-async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<CardView>> {
+pub(super) async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<CardView>> {
     let hash = h.switch.engine.card_hash(&pan(&p.pan)?);
     let c = blocking(&h, move |e| e.admin().card(&hash))
         .await?
@@ -174,7 +163,10 @@ async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<Car
     Ok(Json(card_view(&h, &c).await?))
 }
 
-async fn get_card(State(h): Shared, Path(hash): Path<String>) -> ApiResult<Json<CardView>> {
+pub(super) async fn get_card(
+    State(h): Shared,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<CardView>> {
     let hash = card_hash(&hash)?;
     let c = blocking(&h, move |e| e.admin().card(&hash))
         .await?
@@ -182,13 +174,13 @@ async fn get_card(State(h): Shared, Path(hash): Path<String>) -> ApiResult<Json<
     Ok(Json(card_view(&h, &c).await?))
 }
 
-async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
+pub(super) async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
     let hash = card_hash(&hash)?;
     let ts = blocking(&h, move |e| e.admin().card_history(&hash)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }
 
-async fn card_action(
+pub(super) async fn card_action(
     State(h): Shared,
     Path((hash, action)): Path<(String, String)>,
     body: Option<Json<Value>>,
@@ -254,13 +246,13 @@ async fn card_action(
 }
 
 #[derive(Deserialize)]
-struct CreditIn {
+pub(super) struct CreditIn {
     member: u64,
     merchant: String,
     amount: u64,
 }
 
-async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>) -> ApiResult {
+pub(super) async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>) -> ApiResult {
     let (member, merchant, amount) = (
         MemberId(c.member),
         merchant_id(&c.merchant)?,

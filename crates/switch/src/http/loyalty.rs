@@ -3,13 +3,11 @@
 //! notice outbox.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use clubswitch_engine::loyalty::month_of_day;
 use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
 use clubswitch_engine::{Engine, Unit};
@@ -18,32 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Http,
-    Shared,
+    bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Shared,
 };
 use crate::config::format_date;
 
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new()
-        .route(
-            "/v1/merchants/{id}/program",
-            get(get_program).put(put_program),
-        )
-        .route("/v1/members/{id}/loyalty", get(member_loyalty))
-        .route("/v1/members/{id}/convert", post(convert))
-        .route("/v1/members/{id}/referral", post(refer))
-        .route("/v1/loyalty/review", post(review))
-        .route("/v1/loyalty/daily", post(daily))
-        .route("/v1/loyalty/report", get(loyalty_report))
-        .route("/v1/segments", get(segments))
-        .route("/v1/draws", get(list_draws).post(run_draw))
-        .route("/v1/coalitions", get(list_coalitions).put(put_coalition))
-        .route("/v1/coalitions/clearing", get(clearing))
-        .route("/v1/draws/{id}/verify", get(verify_draw))
-        .route("/v1/notices", get(notices))
-}
-
-async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     let merchant = merchant_id(&id)?;
     let p = blocking(&h, move |e| e.loyalty().program(&merchant))
         .await?
@@ -51,7 +28,7 @@ async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
 }
 
-async fn put_program(
+pub(super) async fn put_program(
     State(h): Shared,
     Path(id): Path<String>,
     Json(p): Json<Program>,
@@ -65,7 +42,7 @@ async fn put_program(
 
 /// Tier, VIP, referral code, the rolling figure, and points and store
 /// credit by merchant with what of them expires when.
-async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
+pub(super) async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     blocking_api(&h, move |e| member_loyalty_of(e, id)).await
 }
 
@@ -119,13 +96,17 @@ fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConvertIn {
+pub(super) struct ConvertIn {
     merchant: String,
     /// Default: all.
     points: Option<u64>,
 }
 
-async fn convert(State(h): Shared, Path(id): Path<u64>, Json(c): Json<ConvertIn>) -> ApiResult {
+pub(super) async fn convert(
+    State(h): Shared,
+    Path(id): Path<u64>,
+    Json(c): Json<ConvertIn>,
+) -> ApiResult {
     let merchant = merchant_id(&c.merchant)?;
     let (points, credit) = blocking(&h, move |e| {
         e.loyalty()
@@ -138,11 +119,15 @@ async fn convert(State(h): Shared, Path(id): Path<u64>, Json(c): Json<ConvertIn>
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReferIn {
+pub(super) struct ReferIn {
     code: String,
 }
 
-async fn refer(State(h): Shared, Path(id): Path<u64>, Json(r): Json<ReferIn>) -> ApiResult {
+pub(super) async fn refer(
+    State(h): Shared,
+    Path(id): Path<u64>,
+    Json(r): Json<ReferIn>,
+) -> ApiResult {
     let code: ReferralCode = r.code.parse().map_err(|_| bad("not a referral code"))?;
     blocking(&h, move |e| e.loyalty().refer(MemberId(id), code))
         .await?
@@ -151,20 +136,20 @@ async fn refer(State(h): Shared, Path(id): Path<u64>, Json(r): Json<ReferIn>) ->
 }
 
 /// Runs this month's period review now, if it has not run.
-async fn review(State(h): Shared) -> ApiResult {
+pub(super) async fn review(State(h): Shared) -> ApiResult {
     let r = blocking(&h, |e| e.loyalty().review_standing(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
 /// Today's daily pass now, before its hour if need be (`null` if it is
 /// done for today).
-async fn daily(State(h): Shared) -> ApiResult {
+pub(super) async fn daily(State(h): Shared) -> ApiResult {
     let r = blocking(&h, |e| e.loyalty().daily_pass_now(UnixTime::now())).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
 }
 
 /// The first notices waiting in the outbox (phone numbers masked).
-async fn notices(State(h): Shared) -> ApiResult {
+pub(super) async fn notices(State(h): Shared) -> ApiResult {
     let (waiting, total) = blocking(&h, |e| {
         Ok((
             e.outbox().due(UnixTime(i64::MAX), 100, 100)?,
@@ -202,7 +187,10 @@ fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, Unix
 
 /// Points issued, redeemed and taken back, outstanding points and store
 /// credit by merchant, campaigns against their sales, repeat buyers.
-async fn loyalty_report(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub(super) async fn loyalty_report(
+    State(h): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
     let (from, to) = period(&q, h.switch.cfg.utc_offset_secs)?;
     let r = blocking(&h, move |e| e.loyalty().loyalty_report(from, to)).await?;
     Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
@@ -218,7 +206,7 @@ fn csv_field(s: &str) -> String {
 
 /// Members with their RFM scores: `?merchant=` (default: the network),
 /// `?group=` (a member tag), `?format=csv` for a member list.
-async fn segments(
+pub(super) async fn segments(
     State(h): Shared,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -258,7 +246,7 @@ async fn segments(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DrawIn {
+pub(super) struct DrawIn {
     merchant: String,
     /// Unix times; purchases in [from, to) make a member eligible.
     from: i64,
@@ -289,7 +277,7 @@ fn draw_view(d: &Draw) -> Value {
 }
 
 /// Runs a lucky draw now and credits its prizes.
-async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
+pub(super) async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
     let spec = DrawSpec {
         merchant: merchant_id(&d.merchant)?,
         from: UnixTime(d.from),
@@ -305,20 +293,20 @@ async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
     Ok(Json(draw_view(&draw)))
 }
 
-async fn list_draws(State(h): Shared) -> ApiResult {
+pub(super) async fn list_draws(State(h): Shared) -> ApiResult {
     let draws = blocking(&h, |e| e.loyalty().draws()).await?;
     Ok(Json(Value::Array(draws.iter().map(draw_view).collect())))
 }
 
 /// Runs a recorded draw's published algorithm again from its seed.
-async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
+pub(super) async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let ok = blocking(&h, move |e| e.loyalty().verify_draw(id)).await?;
     Ok(Json(json!({ "draw": id, "reproduced": ok })))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CoalitionIn {
+pub(super) struct CoalitionIn {
     name: String,
     merchants: Vec<String>,
 }
@@ -332,7 +320,7 @@ fn coalition_view(c: &Coalition) -> Value {
 
 /// Creates or replaces a coalition of merchants that honour one another's
 /// store credit.
-async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResult {
+pub(super) async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResult {
     let merchants = c
         .merchants
         .iter()
@@ -349,7 +337,7 @@ async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResul
     Ok(Json(coalition_view(&coalition)))
 }
 
-async fn list_coalitions(State(h): Shared) -> ApiResult {
+pub(super) async fn list_coalitions(State(h): Shared) -> ApiResult {
     let list = blocking(&h, |e| e.loyalty().coalitions()).await?;
     Ok(Json(Value::Array(
         list.iter().map(coalition_view).collect(),
@@ -357,7 +345,7 @@ async fn list_coalitions(State(h): Shared) -> ApiResult {
 }
 
 /// The inter-merchant clearing report: who owes whom for coalition credit.
-async fn clearing(State(h): Shared) -> ApiResult {
+pub(super) async fn clearing(State(h): Shared) -> ApiResult {
     let owed = blocking(&h, |e| e.loyalty().clearing()).await?;
     Ok(Json(serde_json::to_value(&owed).unwrap_or_default()))
 }

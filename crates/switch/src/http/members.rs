@@ -1,24 +1,15 @@
 //! Admin API for members: enrolment, their record and their birthday.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use clubswitch_engine::{Birthday, Durable, Engine, EngineError, Member, MemberId, Status, Tier};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{blocking, not_found, ApiError, ApiResult, Http, Shared};
 
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new()
-        .route("/v1/members", post(add_member))
-        .route("/v1/members/{id}", get(get_member).put(update_member))
-}
-
 #[derive(Deserialize)]
-struct MemberIn {
+pub(super) struct MemberIn {
     name: String,
     #[serde(default)]
     phone: String,
@@ -57,7 +48,7 @@ async fn member_json(h: &Http, m: &Member) -> ApiResult {
     Ok(Json(v))
 }
 
-async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
+pub(super) async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
     let birthday = m.birthday()?;
     let rec = blocking(&h, move |e| {
         let added = e.admin().add_member(&m.name, &m.phone, m.tier, m.groups)?;
@@ -68,14 +59,14 @@ async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
     member_json(&h, &rec).await
 }
 
-async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
+pub(super) async fn get_member(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
     let m = blocking(&h, move |e| e.admin().member(MemberId(id)))
         .await?
         .ok_or_else(|| not_found("member"))?;
     member_json(&h, &m).await
 }
 
-async fn update_member(
+pub(super) async fn update_member(
     State(h): Shared,
     Path(id): Path<u64>,
     Json(m): Json<MemberIn>,

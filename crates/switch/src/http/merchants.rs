@@ -1,24 +1,16 @@
 //! Admin API for merchants and their discount rules.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use clubswitch_engine::{DiscountRule, FeeBase, Merchant, Offers, Status};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{amount, bad, blocking, merchant_id, ApiResult, Http, Shared};
-
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new()
-        .route("/v1/merchants", get(list_merchants).post(put_merchant))
-        .route("/v1/merchants/{id}/rules", get(list_rules).post(add_rule))
-}
+use super::access::Actor;
+use super::{amount, bad, blocking, merchant_id, ApiResult, Shared};
 
 #[derive(Deserialize)]
-struct MerchantIn {
+pub(super) struct MerchantIn {
     id: String,
     name: String,
     #[serde(default)]
@@ -35,7 +27,7 @@ struct MerchantIn {
     status: Status,
 }
 
-async fn put_merchant(State(h): Shared, Json(m): Json<MerchantIn>) -> ApiResult {
+pub(super) async fn put_merchant(State(h): Shared, Json(m): Json<MerchantIn>) -> ApiResult {
     if m.fee_bps > 10_000 {
         return Err(bad("fee_bps is at most 10000 (100%)"));
     }
@@ -64,12 +56,21 @@ fn merchant_json(m: &Merchant) -> Value {
     })
 }
 
-async fn list_merchants(State(h): Shared) -> ApiResult {
+/// Every merchant; a merchant's own user sees only its own.
+pub(super) async fn list_merchants(
+    State(h): Shared,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult {
     let ms = blocking(&h, |e| e.admin().merchants()).await?;
-    Ok(Json(Value::Array(ms.iter().map(merchant_json).collect())))
+    Ok(Json(Value::Array(
+        ms.iter()
+            .filter(|m| actor.merchant().is_none_or(|own| *own == m.id))
+            .map(merchant_json)
+            .collect(),
+    )))
 }
 
-async fn add_rule(
+pub(super) async fn add_rule(
     State(h): Shared,
     Path(id): Path<String>,
     Json(rule): Json<DiscountRule>,
@@ -84,7 +85,7 @@ async fn add_rule(
     Ok(Json(json!({ "id": id })))
 }
 
-async fn list_rules(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn list_rules(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     let merchant = merchant_id(&id)?;
     let rules = blocking(&h, move |e| e.admin().rules(&merchant)).await?;
     Ok(Json(serde_json::to_value(rules).unwrap_or_default()))

@@ -1,18 +1,19 @@
-//! HTTP: metrics, health and readiness on one listener; the bearer-token
-//! admin API on another (loopback by default).
+//! HTTP: metrics, health and readiness on one listener; the admin API on
+//! another (loopback by default).
 //!
 //! This module holds what every resource shares: the handlers' state, the
-//! error type and its status codes, the bearer-token check, and the
-//! parsing of ids and amounts from paths and bodies. Each resource keeps
-//! its handlers and its `routes()` in a file of its own; `admin_router`
-//! puts them together behind the token.
+//! error type and its status codes, and the parsing of ids and amounts
+//! from paths and bodies. Each resource keeps its handlers in a file of
+//! its own; [`routes::table`] lists every route with who may call it, and
+//! [`admin_router`] builds the API from that table behind
+//! [`access::guard`].
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use clubswitch_engine::{CardHash, Engine, EngineError, FlushError, Txn, UnixTime};
@@ -23,6 +24,7 @@ use crate::config::parse_date;
 use crate::error::SwitchError;
 use crate::handler::Switch;
 
+pub mod access;
 mod audit;
 mod backup;
 mod cards;
@@ -31,16 +33,35 @@ mod loyalty;
 mod members;
 mod merchants;
 mod reports;
+pub mod routes;
 mod settlements;
 mod terminals;
+mod users;
 
 pub use health::metrics_router;
 
 /// What the HTTP handlers share.
 pub struct Http {
     pub switch: Arc<Switch>,
+    /// The bootstrap operator credential (`admin.token`).
     pub token: String,
     pub ready: AtomicBool,
+    /// Who may call each admin route, from [`routes::table`].
+    rules: access::Rules,
+    /// Requests per credential (and failed sign-ins per address).
+    limiter: access::Limiter,
+}
+
+impl Http {
+    pub fn new(switch: Arc<Switch>, token: String) -> Http {
+        Http {
+            limiter: access::Limiter::new(switch.cfg.admin.requests_per_sec),
+            switch,
+            token,
+            ready: AtomicBool::new(false),
+            rules: access::Rules::new(&routes::table()),
+        }
+    }
 }
 
 type Shared = State<Arc<Http>>;
@@ -118,51 +139,20 @@ async fn blocking_api<T: Send + 'static>(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-/// The admin API: every resource's routes, behind the bearer token.
+/// The admin API: every route of [`routes::table`], each behind
+/// [`access::guard`] (which runs once a route matched, so it knows the
+/// route's rule and parameters). A path no route matches answers 404.
 pub fn admin_router(http: Arc<Http>) -> Router {
-    Router::new()
-        .merge(merchants::routes())
-        .merge(terminals::routes())
-        .merge(members::routes())
-        .merge(cards::routes())
-        .merge(settlements::routes())
-        .merge(reports::routes())
-        .merge(audit::routes())
-        .merge(backup::routes())
-        .merge(loyalty::routes())
-        .layer(axum::middleware::from_fn_with_state(
+    let mut router = Router::new();
+    for r in routes::table() {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&http),
-            auth,
+            access::guard,
         ))
         .with_state(http)
-}
-
-async fn auth(
-    State(h): Shared,
-    headers: HeaderMap,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Constant-time comparison of the token.
-    let ok = given.len() == h.token.len()
-        && given
-            .bytes()
-            .zip(h.token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !ok {
-        return ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token".into(),
-        )
-        .into_response();
-    }
-    next.run(req).await
 }
 
 fn merchant_id(s: &str) -> ApiResult<MerchantId> {

@@ -2,35 +2,27 @@
 //! listing the batches, as JSON or CSV.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use clubswitch_engine::settlement::to_csv;
 use clubswitch_engine::UnixTime;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, ApiResult, Http, Shared};
-
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new().route(
-        "/v1/settlements",
-        get(list_settlements).post(run_settlement),
-    )
-}
+use super::access::Actor;
+use super::{blocking, ApiResult, Shared};
 
 #[derive(Deserialize)]
-struct SettleIn {
+pub(super) struct SettleIn {
     /// Unix time; default now.
     cutoff: Option<i64>,
 }
 
 /// Runs a settlement and writes its CSV and JSON files.
-async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
+pub(super) async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
     let batches = blocking(&h, move |e| e.settlement().run(cutoff, now))
@@ -41,11 +33,19 @@ async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiRe
     Ok(Json(json!({ "batches": batches, "files": files })))
 }
 
-async fn list_settlements(State(h): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
-    let batches = match blocking(&h, |e| e.settlement().batches()).await {
+/// The batches (a merchant's user: its own statements).
+pub(super) async fn list_settlements(
+    State(h): Shared,
+    Extension(actor): Extension<Actor>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut batches = match blocking(&h, |e| e.settlement().batches()).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    if let Some(own) = actor.merchant() {
+        batches.retain(|b| b.merchant == *own);
+    }
     if q.get("format").map(String::as_str) == Some("csv") {
         return ([(header::CONTENT_TYPE, "text/csv")], to_csv(&batches)).into_response();
     }

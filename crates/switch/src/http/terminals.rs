@@ -1,28 +1,19 @@
 //! Admin API for terminals: registration (the one time a terminal's key is
 //! shown), blocking, unlocking, key rotation and history.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use clubswitch_engine::{Status, Terminal};
 use clubswitch_wire::Tmk;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, merchant_id, not_found, terminal_id, txn_json, ApiResult, Http, Shared};
+use super::access::Actor;
+use super::{blocking, merchant_id, not_found, terminal_id, txn_json, ApiResult, Shared};
 use crate::handler::TMK_PURPOSE;
 
-pub fn routes() -> Router<Arc<Http>> {
-    Router::new()
-        .route("/v1/terminals", get(list_terminals).post(add_terminal))
-        .route("/v1/terminals/{id}/{action}", post(terminal_action))
-        .route("/v1/terminals/{id}/history", get(terminal_history))
-}
-
 #[derive(Deserialize)]
-struct TerminalIn {
+pub(super) struct TerminalIn {
     id: String,
     merchant: String,
 }
@@ -36,7 +27,7 @@ fn terminal_json(t: &Terminal) -> Value {
 }
 
 /// Registers a terminal; the answer carries its TMK, shown this once.
-async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult {
+pub(super) async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult {
     let tmk = Tmk::generate();
     let rec = Terminal {
         id: terminal_id(&t.id)?,
@@ -57,12 +48,21 @@ async fn add_terminal(State(h): Shared, Json(t): Json<TerminalIn>) -> ApiResult 
     Ok(Json(out))
 }
 
-async fn list_terminals(State(h): Shared) -> ApiResult {
+/// Every terminal; a merchant's user sees only its own.
+pub(super) async fn list_terminals(
+    State(h): Shared,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult {
     let ts = blocking(&h, |e| e.admin().terminals()).await?;
-    Ok(Json(Value::Array(ts.iter().map(terminal_json).collect())))
+    Ok(Json(Value::Array(
+        ts.iter()
+            .filter(|t| actor.merchant().is_none_or(|own| *own == t.merchant))
+            .map(terminal_json)
+            .collect(),
+    )))
 }
 
-async fn terminal_action(
+pub(super) async fn terminal_action(
     State(h): Shared,
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult {
@@ -97,7 +97,7 @@ async fn terminal_action(
     Ok(Json(view))
 }
 
-async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     let id = terminal_id(&id)?;
     let ts = blocking(&h, move |e| e.admin().terminal_history(&id)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))

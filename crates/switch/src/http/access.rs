@@ -1,0 +1,704 @@
+//! Who may call what: the types of the route table ([`super::routes`]),
+//! the one check every admin request passes, and the action log entry it
+//! leaves.
+//!
+//! A route is declared with its [`Rule`]: the roles that may call it and,
+//! for roles bound to a merchant or a member, how the object it acts on is
+//! found ([`Scope`]). [`guard`] runs for every matched route, before its
+//! handler:
+//! - no valid credential: 401;
+//! - a role the route does not name: 403;
+//! - a scoped caller reaching for an object outside its scope: 404, the
+//!   answer a missing object gets, so nothing leaks whether it exists.
+//!
+//! Each credential may make [`Limiter`]'s number of requests a second
+//! (429 past it), and failed sign-ins are limited likewise per source
+//! address. A refused request never reaches its handler, so it changes
+//! nothing.
+//! Every request that may change something (anything but GET) and every
+//! refused request is appended to the ledger's action log with its actor,
+//! role, source address, request id, route, target, status and a summary of
+//! what was asked and answered, with card numbers and secrets removed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{
+    ConnectInfo, FromRequestParts, MatchedPath, Query, RawPathParams, Request, State,
+};
+use axum::handler::Handler;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use clubswitch_engine::{CardHash, NewAction, Role, UnixTime};
+use clubswitch_wire::{MerchantId, TerminalId};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ApiError, Http};
+
+/// A set of roles. Admin is in every set: it may do everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles(u8);
+
+impl Roles {
+    pub const ADMIN: Roles = Roles(1);
+    pub const SUPPORT: Roles = Roles(1 | 2);
+    pub const FINANCE: Roles = Roles(1 | 4);
+    pub const MERCHANT: Roles = Roles(1 | 8);
+    pub const CASHIER: Roles = Roles(1 | 16);
+    pub const MEMBER: Roles = Roles(1 | 32);
+    pub const ANYONE: Roles = Roles(63);
+
+    pub const fn or(self, other: Roles) -> Roles {
+        Roles(self.0 | other.0)
+    }
+
+    fn bit(role: &Role) -> u8 {
+        match role {
+            Role::Admin => 1,
+            Role::Support => 2,
+            Role::Finance => 4,
+            Role::Merchant { .. } => 8,
+            Role::Cashier { .. } => 16,
+            Role::Member { .. } => 32,
+        }
+    }
+
+    pub fn allows(self, role: &Role) -> bool {
+        self.0 & Self::bit(role) != 0
+    }
+
+    /// The role names in the set.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            "admin", "support", "finance", "merchant", "cashier", "member",
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| self.0 & (1 << i) != 0)
+        .map(|(_, n)| n)
+        .collect()
+    }
+}
+
+/// How a route finds the object a merchant, cashier or member acts on.
+/// Operator roles are not scoped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// No object: only operator roles may be allowed.
+    None,
+    /// The handler shows a scoped caller only its own (a list).
+    Own,
+    /// `{id}` is the caller's merchant.
+    MerchantPath,
+    /// `?merchant=` is the caller's merchant.
+    MerchantQuery,
+    /// `{id}` is a terminal of the caller's merchant.
+    TerminalPath,
+    /// `{hash}` is a card of the calling member.
+    CardPath,
+    /// `{id}` is the calling member.
+    MemberPath,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    Fixed(Roles, Scope),
+    /// Per value of the path's `{action}`; an action not listed is for
+    /// admin (whose handler then answers 404 for an unknown one).
+    ByAction(&'static [(&'static str, Roles)], Scope),
+}
+
+impl Rule {
+    fn roles(&self, action: Option<&str>) -> Roles {
+        match self {
+            Rule::Fixed(r, _) => *r,
+            Rule::ByAction(list, _) => action
+                .and_then(|a| list.iter().find(|(n, _)| *n == a))
+                .map_or(Roles::ADMIN, |(_, r)| *r),
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        match self {
+            Rule::Fixed(_, s) | Rule::ByAction(_, s) => *s,
+        }
+    }
+
+    /// The rule as `GET /v1/access` shows it.
+    fn view(&self) -> Value {
+        match self {
+            Rule::Fixed(r, s) => serde_json::json!({ "roles": r.names(), "scope": s }),
+            Rule::ByAction(list, s) => {
+                let actions: serde_json::Map<String, Value> = list
+                    .iter()
+                    .map(|(a, r)| ((*a).to_owned(), serde_json::json!(r.names())))
+                    .collect();
+                serde_json::json!({ "roles": ["admin"], "actions": actions, "scope": s })
+            }
+        }
+    }
+}
+
+/// One route of the admin API: method, path, who may call it, handler.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: Rule,
+    pub(super) handler: MethodRouter<Arc<Http>>,
+}
+
+impl Route {
+    pub fn get<H: Handler<T, Arc<Http>>, T: 'static>(
+        path: &'static str,
+        rule: Rule,
+        h: H,
+    ) -> Route {
+        let handler = axum::routing::get(h);
+        Route {
+            method: Method::GET,
+            path,
+            rule,
+            handler,
+        }
+    }
+
+    pub fn post<H: Handler<T, Arc<Http>>, T: 'static>(
+        path: &'static str,
+        rule: Rule,
+        h: H,
+    ) -> Route {
+        let handler = axum::routing::post(h);
+        Route {
+            method: Method::POST,
+            path,
+            rule,
+            handler,
+        }
+    }
+
+    pub fn put<H: Handler<T, Arc<Http>>, T: 'static>(
+        path: &'static str,
+        rule: Rule,
+        h: H,
+    ) -> Route {
+        let handler = axum::routing::put(h);
+        Route {
+            method: Method::PUT,
+            path,
+            rule,
+            handler,
+        }
+    }
+}
+
+/// The rules by method and path, as the guard looks them up.
+pub struct Rules(HashMap<(Method, &'static str), Rule>);
+
+impl Rules {
+    pub fn new(routes: &[Route]) -> Rules {
+        Rules(
+            routes
+                .iter()
+                .map(|r| ((r.method.clone(), r.path), r.rule))
+                .collect(),
+        )
+    }
+
+    /// The table as `GET /v1/access` serves it.
+    pub fn view(&self) -> Value {
+        let mut rows: Vec<_> = self.0.iter().collect();
+        rows.sort_by(|a, b| (a.0 .1, a.0 .0.as_str()).cmp(&(b.0 .1, b.0 .0.as_str())));
+        Value::Array(
+            rows.into_iter()
+                .map(|((m, p), rule)| {
+                    let mut v = rule.view();
+                    v["method"] = Value::from(m.as_str());
+                    v["path"] = Value::from(*p);
+                    v
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Token buckets by credential (user name) and by address (failed
+/// sign-ins): `rate` a second, up to a second's worth at once.
+pub struct Limiter {
+    rate: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Buckets kept before full ones (idle callers) are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+impl Limiter {
+    pub fn new(rate: u32) -> Limiter {
+        Limiter {
+            rate: f64::from(rate.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket; false when it is empty.
+    pub fn allow(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            let rate = self.rate;
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < rate
+            });
+        }
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The caller of an admin request, as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    /// The merchant a merchant or cashier is bound to: what a listing
+    /// handler keeps ([`Scope::Own`]). `None` for everyone else.
+    pub fn merchant(&self) -> Option<&MerchantId> {
+        self.role.merchant()
+    }
+}
+
+/// The name the bootstrap credential (`admin.token`) acts under.
+pub const BOOTSTRAP: &str = "admin.token";
+
+/// The largest request body the admin API reads.
+const MAX_BODY: usize = 4 << 20;
+
+/// How much of a request or answer the action log keeps.
+const SUMMARY: usize = 1024;
+
+/// Why a request was refused: the answer and what the log says.
+struct Refusal(StatusCode, String);
+
+fn refuse(status: StatusCode, msg: &str) -> Refusal {
+    Refusal(status, msg.to_owned())
+}
+
+/// The check every admin request passes; see the module docs.
+pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Response {
+    let request_id = request_id(req.headers());
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let target = req.uri().path().to_owned();
+    let query: HashMap<String, String> = Query::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+
+    let mut entry = NewAction {
+        at: UnixTime::now(),
+        actor: "-".into(),
+        role: "-".into(),
+        source,
+        request_id: request_id.clone(),
+        action: format!("{method} {route}"),
+        target: target.clone(),
+        ..NewAction::default()
+    };
+
+    let (mut parts, body) = req.into_parts();
+    // The route's parameters ({id}, {hash}, {action}), decoded.
+    let params: HashMap<String, String> = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let r = Refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large".into(),
+            );
+            return finish(&h, entry, r.0, r.1, &request_id).await;
+        }
+    };
+    entry.before = summary(&bytes);
+
+    let actor = match authenticate(&h, parts.headers.get(header::AUTHORIZATION)).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            let ip = entry.source.rsplit_once(':').map_or("-", |(ip, _)| ip);
+            let r = if h.limiter.allow(&format!("address {ip}")) {
+                refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+            } else {
+                refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed sign-ins")
+            };
+            return finish(&h, entry, r.0, r.1, &request_id).await;
+        }
+        Err(e) => return with_headers(e.into_response(), &request_id),
+    };
+    entry.actor = actor.name.clone();
+    entry.role = actor.role.label();
+    if !h.limiter.allow(&actor.name) {
+        // Not recorded: a flood would fill the log with itself.
+        let r = ApiError(StatusCode::TOO_MANY_REQUESTS, "too many requests".into());
+        let mut resp = with_headers(r.into_response(), &request_id);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+
+    let Some(rule) = h.rules.0.get(&(method.clone(), route.as_str())).copied() else {
+        // Unreachable: the router is built from the same table. Fail closed.
+        let r = refuse(StatusCode::FORBIDDEN, "route without declared access");
+        return finish(&h, entry, r.0, r.1, &request_id).await;
+    };
+    if let Err(r) = permitted(&h, &actor, rule, &params, &query).await {
+        return finish(&h, entry, r.0, r.1, &request_id).await;
+    }
+
+    parts.extensions.insert(actor);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if method == Method::GET {
+        return with_headers(response, &request_id);
+    }
+    let (rparts, rbody) = response.into_parts();
+    let rbytes = to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+    entry.status = rparts.status.as_u16();
+    entry.after = summary(&rbytes);
+    record(&h, entry).await;
+    with_headers(
+        Response::from_parts(rparts, Body::from(rbytes)),
+        &request_id,
+    )
+}
+
+/// Whether `actor` may call a route with `rule` on these parameters.
+async fn permitted(
+    h: &Arc<Http>,
+    actor: &Actor,
+    rule: Rule,
+    params: &HashMap<String, String>,
+    query: &HashMap<String, String>,
+) -> Result<(), Refusal> {
+    let roles = rule.roles(params.get("action").map(String::as_str));
+    if !roles.allows(&actor.role) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("the {} role may not do this", actor.role.name()),
+        ));
+    }
+    let role = actor.role;
+    if !matches!(
+        role,
+        Role::Merchant { .. } | Role::Cashier { .. } | Role::Member { .. }
+    ) {
+        return Ok(());
+    }
+    let hidden = || refuse(StatusCode::NOT_FOUND, "not found");
+    let param = |k: &str| params.get(k).cloned().unwrap_or_default();
+    let mine = match rule.scope() {
+        Scope::Own => true,
+        // A declaration error; refused rather than trusted.
+        Scope::None => false,
+        Scope::MerchantPath => role.merchant().is_some_and(|m| m.as_str() == param("id")),
+        Scope::MerchantQuery => match query.get("merchant") {
+            None => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "name your merchant: ?merchant=",
+                ))
+            }
+            Some(a) => role.merchant().is_some_and(|m| m.as_str() == a),
+        },
+        Scope::MemberPath => role
+            .member()
+            .is_some_and(|m| m.0.to_string() == param("id")),
+        Scope::TerminalPath => {
+            let (Some(merchant), Ok(id)) = (role.merchant().copied(), param("id").parse()) else {
+                return Err(hidden());
+            };
+            let id: TerminalId = id;
+            lookup(h, move |e| {
+                Ok(e.admin()
+                    .terminal(&id)?
+                    .is_some_and(|t| t.merchant == merchant))
+            })
+            .await?
+        }
+        Scope::CardPath => {
+            let (Some(member), Some(hash)) = (role.member(), CardHash::from_hex(&param("hash")))
+            else {
+                return Err(hidden());
+            };
+            lookup(h, move |e| {
+                Ok(e.admin()
+                    .card(&hash)?
+                    .is_some_and(|c| c.member == Some(member)))
+            })
+            .await?
+        }
+    };
+    if mine {
+        Ok(())
+    } else {
+        Err(hidden())
+    }
+}
+
+/// A ledger look-up for a scope check, off the connection workers.
+async fn lookup(
+    h: &Arc<Http>,
+    f: impl FnOnce(&clubswitch_engine::Engine) -> Result<bool, clubswitch_engine::EngineError>
+        + Send
+        + 'static,
+) -> Result<bool, Refusal> {
+    super::blocking(h, f).await.map_err(|e| Refusal(e.0, e.1))
+}
+
+/// The actor a request's credential stands for: the bootstrap token, or
+/// a user's token from the ledger.
+async fn authenticate(
+    h: &Arc<Http>,
+    value: Option<&HeaderValue>,
+) -> Result<Option<Actor>, ApiError> {
+    let Some(given) = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Ok(None);
+    };
+    if constant_time_eq(given.as_bytes(), h.token.as_bytes()) {
+        return Ok(Some(Actor {
+            name: BOOTSTRAP.to_owned(),
+            role: Role::Admin,
+        }));
+    }
+    if !given.starts_with("cst_") || given.len() > 128 {
+        return Ok(None);
+    }
+    let token = given.to_owned();
+    let user =
+        super::blocking(h, move |e| e.access().authenticate(&token, UnixTime::now())).await?;
+    Ok(user.map(|u| Actor {
+        name: u.name,
+        role: u.role,
+    }))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The caller's `X-Request-Id` if it is short and printable, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(
+            || {
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                format!("{:08x}-{n}", std::process::id())
+            },
+            str::to_owned,
+        )
+}
+
+/// A refusal answered and recorded.
+async fn finish(
+    h: &Arc<Http>,
+    mut entry: NewAction,
+    status: StatusCode,
+    msg: String,
+    request_id: &str,
+) -> Response {
+    entry.status = status.as_u16();
+    entry.after = msg.clone();
+    record(h, entry).await;
+    with_headers(ApiError(status, msg).into_response(), request_id)
+}
+
+/// Appends an entry to the action log and waits until it is durable. The
+/// action itself is already done: a failure here is logged loudly, the
+/// answer stands (turning it into an error would invite a retry of a
+/// money move that happened).
+async fn record(h: &Arc<Http>, entry: NewAction) {
+    let done = super::blocking(h, move |e| e.access().record(&entry)).await;
+    let durable = match done {
+        Ok(d) => d.await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = durable {
+        h.switch.metrics.action_not_logged();
+        tracing::error!(error = %e.1, "an admin action could not be written to the action log");
+    }
+}
+
+/// Headers every admin answer carries: the request id, and what a browser
+/// must not do with a JSON API (sniff it, frame it, cache it, send a
+/// referrer). No CORS headers: other origins are not served.
+fn with_headers(mut r: Response, request_id: &str) -> Response {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+    let fixed = [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    for (k, v) in fixed {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    r
+}
+
+/// What the log keeps of a body: JSON with card numbers reduced to their
+/// last four digits and secrets removed, cut to [`SUMMARY`] bytes.
+fn summary(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::new();
+    }
+    let mut text = match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut v) => {
+            redact(&mut v);
+            v.to_string()
+        }
+        // Not JSON (a CSV, a malformed body): its size only, since it
+        // could hold anything.
+        Err(_) => format!("<{} bytes, not JSON>", bytes.len()),
+    };
+    if text.len() > SUMMARY {
+        let mut cut = SUMMARY;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Removes what the action log must never hold: card numbers (kept as
+/// their last four digits), keys, tokens, passwords and secrets.
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                let key = k.to_ascii_lowercase();
+                if ["pan", "card_number", "pans"].contains(&key.as_str()) {
+                    mask_cards(val);
+                } else if ["token", "tmk", "key", "password", "secret", "otp"]
+                    .iter()
+                    .any(|s| key.contains(s))
+                {
+                    *val = Value::from("[redacted]");
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(s) if looks_like_card(s) => *s = mask(s),
+        _ => {}
+    }
+}
+
+fn mask_cards(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = mask(s),
+        Value::Array(items) => items.iter_mut().for_each(mask_cards),
+        other => *other = Value::from("[redacted]"),
+    }
+}
+
+/// Twelve or more digits in a row: treated as a card number wherever it
+/// appears.
+fn looks_like_card(s: &str) -> bool {
+    let mut run = 0;
+    for b in s.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 12 {
+            return true;
+        }
+    }
+    false
+}
+
+fn mask(s: &str) -> String {
+    let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
+    let last4: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    format!("****{last4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_never_keeps_a_card_number_or_a_secret() {
+        let body = br#"{"pan":"6037991234567890","amount":5000,"tmk":"00112233",
+            "note":"card 6037991234567890 paid","token":"cst_abc","pans":["5022291111111111"]}"#;
+        let s = summary(body);
+        assert!(!s.contains("6037991234567890"), "{s}");
+        assert!(!s.contains("5022291111111111"), "{s}");
+        assert!(!s.contains("00112233") && !s.contains("cst_abc"), "{s}");
+        assert!(s.contains("****7890") && s.contains("5000"), "{s}");
+    }
+
+    #[test]
+    fn a_credential_gets_its_rate_and_no_more_and_others_keep_theirs() {
+        let l = Limiter::new(5);
+        let allowed = (0..20).filter(|_| l.allow("a")).count();
+        assert_eq!(allowed, 5);
+        assert!(l.allow("b"));
+    }
+
+    #[test]
+    fn admin_is_in_every_set_and_scoped_roles_only_where_named() {
+        let m = Role::Merchant {
+            merchant: "MER000000000001".parse().unwrap(),
+        };
+        assert!(Roles::SUPPORT.allows(&Role::Admin));
+        assert!(!Roles::SUPPORT.allows(&m));
+        assert!(Roles::SUPPORT.or(Roles::MERCHANT).allows(&m));
+        assert_eq!(Roles::FINANCE.names(), vec!["admin", "finance"]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Admin API for users, their tokens and the action log; and what a
+//! caller may ask about itself (`whoami`, the route table's rules).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use clubswitch_engine::{ActionEntry, LogFilter, MemberId, Role, UnixTime, User};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::access::Actor;
+use super::{bad, blocking, merchant_id, ApiResult, Shared};
+use crate::config::parse_date;
+
+/// A user as the API shows it: never a token.
+fn user_json(u: &User) -> Value {
+    json!({
+        "name": u.name, "role": u.role.name(),
+        "merchant": u.role.merchant().map(|m| m.as_str().to_owned()),
+        "member": u.role.member().map(|m| m.0),
+        "created": u.created.0, "revoked": u.revoked.map(|r| r.0),
+    })
+}
+
+pub(super) async fn whoami(Extension(actor): Extension<Actor>) -> ApiResult {
+    Ok(Json(json!({
+        "name": actor.name, "role": actor.role.name(),
+        "merchant": actor.role.merchant().map(|m| m.as_str().to_owned()),
+        "member": actor.role.member().map(|m| m.0),
+    })))
+}
+
+/// Every route and who may call it.
+pub(super) async fn access(State(h): Shared) -> ApiResult {
+    Ok(Json(h.rules.view()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct UserIn {
+    name: String,
+    role: String,
+    merchant: Option<String>,
+    member: Option<u64>,
+    /// The token's lifetime in days (default: until revoked).
+    expires_days: Option<u32>,
+}
+
+/// The role a request names, with the scope it needs and nothing else.
+fn role(u: &UserIn) -> ApiResult<Role> {
+    let unscoped = |r: Role| {
+        if u.merchant.is_some() || u.member.is_some() {
+            Err(bad(format!(
+                "the {} role takes no merchant or member",
+                r.name()
+            )))
+        } else {
+            Ok(r)
+        }
+    };
+    let merchant = || {
+        if u.member.is_some() {
+            return Err(bad("this role takes a merchant, not a member"));
+        }
+        u.merchant
+            .as_deref()
+            .ok_or_else(|| bad("this role needs a merchant"))
+            .and_then(merchant_id)
+    };
+    match u.role.as_str() {
+        "admin" => unscoped(Role::Admin),
+        "support" => unscoped(Role::Support),
+        "finance" => unscoped(Role::Finance),
+        "merchant" => Ok(Role::Merchant {
+            merchant: merchant()?,
+        }),
+        "cashier" => Ok(Role::Cashier {
+            merchant: merchant()?,
+        }),
+        "member" => match (u.member, &u.merchant) {
+            (Some(id), None) => Ok(Role::Member {
+                member: MemberId(id),
+            }),
+            _ => Err(bad("the member role needs a member and no merchant")),
+        },
+        other => Err(bad(format!(
+            "unknown role {other:?}: admin, support, finance, merchant, cashier or member"
+        ))),
+    }
+}
+
+fn expiry(days: Option<u32>, now: UnixTime) -> Option<UnixTime> {
+    days.map(|d| now.plus(i64::from(d) * 86_400))
+}
+
+/// Adds a user; the answer carries its token, shown this once.
+pub(super) async fn add_user(State(h): Shared, Json(u): Json<UserIn>) -> ApiResult {
+    let role = role(&u)?;
+    let now = UnixTime::now();
+    let expires = expiry(u.expires_days, now);
+    let (user, token) = blocking(&h, move |e| {
+        e.access().add_user(&u.name, role, expires, now)
+    })
+    .await?
+    .await?;
+    let mut out = user_json(&user);
+    out["token"] = json!(token);
+    out["expires"] = json!(expires.map(|e| e.0));
+    Ok(Json(out))
+}
+
+pub(super) async fn list_users(State(h): Shared) -> ApiResult {
+    let users = blocking(&h, |e| e.access().users()).await?;
+    Ok(Json(Value::Array(users.iter().map(user_json).collect())))
+}
+
+/// Revokes a user: all its tokens are refused from the next request on.
+pub(super) async fn revoke_user(State(h): Shared, Path(name): Path<String>) -> ApiResult {
+    let u = blocking(&h, move |e| e.access().revoke_user(&name, UnixTime::now()))
+        .await?
+        .await?;
+    Ok(Json(user_json(&u)))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct TokenIn {
+    expires_days: Option<u32>,
+}
+
+/// Another token for a user, shown this once.
+pub(super) async fn new_token(
+    State(h): Shared,
+    Path(name): Path<String>,
+    body: Option<Json<TokenIn>>,
+) -> ApiResult {
+    let now = UnixTime::now();
+    let expires = expiry(body.unwrap_or_default().0.expires_days, now);
+    let user = name.clone();
+    let token = blocking(&h, move |e| e.access().new_token(&user, expires, now))
+        .await?
+        .await?;
+    Ok(Json(
+        json!({ "name": name, "token": token, "expires": expires.map(|e| e.0) }),
+    ))
+}
+
+fn entry_json(e: &ActionEntry) -> Value {
+    json!({
+        "seq": e.seq, "at": e.at.0, "actor": e.actor, "role": e.role, "source": e.source,
+        "request_id": e.request_id, "action": e.action, "target": e.target,
+        "status": e.status, "before": e.before, "after": e.after,
+        "hash": hex::encode(e.hash),
+    })
+}
+
+/// The action log, newest first: `?actor=`, `?target=` (a part of the
+/// path), `?from=` and `?to=` (YYYY-MM-DD, UTC, inclusive), `?limit=`.
+pub(super) async fn audit_log(
+    State(h): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let day = |k: &str| -> ApiResult<Option<i64>> {
+        q.get(k)
+            .map(|s| parse_date(s).ok_or_else(|| bad(format!("{k} must be YYYY-MM-DD"))))
+            .transpose()
+    };
+    let limit = q
+        .get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| bad("limit must be a number"))
+        })
+        .transpose()?;
+    let f = LogFilter {
+        actor: q.get("actor").cloned(),
+        target: q.get("target").cloned(),
+        from: day("from")?.map(|d| UnixTime(d * 86_400)),
+        to: day("to")?.map(|d| UnixTime(d * 86_400 + 86_399)),
+        limit,
+    };
+    let entries = blocking(&h, move |e| e.access().log(&f)).await?;
+    Ok(Json(Value::Array(entries.iter().map(entry_json).collect())))
+}

@@ -1,0 +1,670 @@
+//! Who may do what, on the real binary: the authorization matrix (every
+//! route of the admin API against every role, and the scoped roles against
+//! their own and another's objects), revocation, and the action log.
+//!
+//! The expected matrix is written out here on its own, not read from the
+//! switch: a route the switch serves that this table does not list fails
+//! the test, and so does any cell where the switch disagrees.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use support::*;
+
+/// Everyone a test acts as.
+const ROLES: [&str; 6] = [
+    "admin", "support", "finance", "merchant", "cashier", "member",
+];
+
+/// How a route names the object a scoped caller acts on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Obj {
+    /// No object (operator routes) or a list the switch filters.
+    No,
+    Merchant,
+    MerchantQuery,
+    Terminal,
+    Card,
+    Member,
+}
+
+/// (route as the switch declares it, path to call, roles allowed, object).
+/// `{action}` routes appear once per action the test tries.
+const MATRIX: &[(&str, &str, &str, Obj)] = &[
+    (
+        "GET /v1/whoami",
+        "/v1/whoami",
+        "admin support finance merchant cashier member",
+        Obj::No,
+    ),
+    (
+        "GET /v1/access",
+        "/v1/access",
+        "admin support finance merchant cashier member",
+        Obj::No,
+    ),
+    ("GET /v1/users", "/v1/users", "admin", Obj::No),
+    ("POST /v1/users", "/v1/users", "admin", Obj::No),
+    (
+        "POST /v1/users/{name}/revoke",
+        "/v1/users/nobody/revoke",
+        "admin",
+        Obj::No,
+    ),
+    (
+        "POST /v1/users/{name}/tokens",
+        "/v1/users/nobody/tokens",
+        "admin",
+        Obj::No,
+    ),
+    (
+        "GET /v1/audit-log",
+        "/v1/audit-log",
+        "admin support",
+        Obj::No,
+    ),
+    (
+        "GET /v1/audit",
+        "/v1/audit",
+        "admin support finance",
+        Obj::No,
+    ),
+    ("POST /v1/backup", "/v1/backup", "admin", Obj::No),
+    (
+        "GET /v1/merchants",
+        "/v1/merchants",
+        "admin support finance merchant",
+        Obj::No,
+    ),
+    ("POST /v1/merchants", "/v1/merchants", "admin", Obj::No),
+    (
+        "GET /v1/merchants/{id}/rules",
+        "/v1/merchants/{m}/rules",
+        "admin support merchant",
+        Obj::Merchant,
+    ),
+    (
+        "POST /v1/merchants/{id}/rules",
+        "/v1/merchants/{m}/rules",
+        "admin merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /v1/merchants/{id}/program",
+        "/v1/merchants/{m}/program",
+        "admin support finance merchant",
+        Obj::Merchant,
+    ),
+    (
+        "PUT /v1/merchants/{id}/program",
+        "/v1/merchants/{m}/program",
+        "admin merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /v1/terminals",
+        "/v1/terminals",
+        "admin support merchant",
+        Obj::No,
+    ),
+    ("POST /v1/terminals", "/v1/terminals", "admin", Obj::No),
+    (
+        "POST /v1/terminals/{id}/{action}",
+        "/v1/terminals/{t}/unlock",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
+        "POST /v1/terminals/{id}/{action}",
+        "/v1/terminals/{t}/block",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
+        "POST /v1/terminals/{id}/{action}",
+        "/v1/terminals/{t}/unblock",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
+        "POST /v1/terminals/{id}/{action}",
+        "/v1/terminals/{t}/rotate-key",
+        "admin",
+        Obj::Terminal,
+    ),
+    (
+        "GET /v1/terminals/{id}/history",
+        "/v1/terminals/{t}/history",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    ("POST /v1/members", "/v1/members", "admin support", Obj::No),
+    (
+        "GET /v1/members/{id}",
+        "/v1/members/{b}",
+        "admin support member",
+        Obj::Member,
+    ),
+    (
+        "PUT /v1/members/{id}",
+        "/v1/members/{b}",
+        "admin support",
+        Obj::Member,
+    ),
+    (
+        "GET /v1/members/{id}/loyalty",
+        "/v1/members/{b}/loyalty",
+        "admin support member",
+        Obj::Member,
+    ),
+    (
+        "POST /v1/members/{id}/convert",
+        "/v1/members/{b}/convert",
+        "admin",
+        Obj::Member,
+    ),
+    (
+        "POST /v1/members/{id}/referral",
+        "/v1/members/{b}/referral",
+        "admin support",
+        Obj::Member,
+    ),
+    ("POST /v1/cards", "/v1/cards", "admin", Obj::No),
+    ("POST /v1/cards/batch", "/v1/cards/batch", "admin", Obj::No),
+    (
+        "POST /v1/cards/find",
+        "/v1/cards/find",
+        "admin support cashier",
+        Obj::No,
+    ),
+    (
+        "GET /v1/cards/{hash}",
+        "/v1/cards/{c}",
+        "admin support member",
+        Obj::Card,
+    ),
+    (
+        "GET /v1/cards/{hash}/history",
+        "/v1/cards/{c}/history",
+        "admin support member",
+        Obj::Card,
+    ),
+    (
+        "POST /v1/cards/{hash}/{action}",
+        "/v1/cards/{c}/block",
+        "admin support",
+        Obj::Card,
+    ),
+    (
+        "POST /v1/cards/{hash}/{action}",
+        "/v1/cards/{c}/unblock",
+        "admin support",
+        Obj::Card,
+    ),
+    (
+        "POST /v1/cards/{hash}/{action}",
+        "/v1/cards/{c}/top-up",
+        "admin",
+        Obj::Card,
+    ),
+    (
+        "POST /v1/cards/{hash}/{action}",
+        "/v1/cards/{c}/limits",
+        "admin",
+        Obj::Card,
+    ),
+    (
+        "POST /v1/store-credit",
+        "/v1/store-credit",
+        "admin",
+        Obj::No,
+    ),
+    (
+        "GET /v1/settlements",
+        "/v1/settlements",
+        "admin finance merchant",
+        Obj::No,
+    ),
+    (
+        "POST /v1/settlements",
+        "/v1/settlements",
+        "admin finance",
+        Obj::No,
+    ),
+    (
+        "GET /v1/reports",
+        "/v1/reports",
+        "admin support finance merchant",
+        Obj::No,
+    ),
+    (
+        "POST /v1/loyalty/review",
+        "/v1/loyalty/review",
+        "admin",
+        Obj::No,
+    ),
+    (
+        "POST /v1/loyalty/daily",
+        "/v1/loyalty/daily",
+        "admin",
+        Obj::No,
+    ),
+    (
+        "GET /v1/loyalty/report",
+        "/v1/loyalty/report",
+        "admin support finance",
+        Obj::No,
+    ),
+    (
+        "GET /v1/segments",
+        "/v1/segments?merchant={m}",
+        "admin support merchant",
+        Obj::MerchantQuery,
+    ),
+    ("GET /v1/draws", "/v1/draws", "admin support", Obj::No),
+    ("POST /v1/draws", "/v1/draws", "admin", Obj::No),
+    (
+        "GET /v1/draws/{id}/verify",
+        "/v1/draws/1/verify",
+        "admin support",
+        Obj::No,
+    ),
+    (
+        "GET /v1/coalitions",
+        "/v1/coalitions",
+        "admin support finance",
+        Obj::No,
+    ),
+    ("PUT /v1/coalitions", "/v1/coalitions", "admin", Obj::No),
+    (
+        "GET /v1/coalitions/clearing",
+        "/v1/coalitions/clearing",
+        "admin finance",
+        Obj::No,
+    ),
+    ("GET /v1/notices", "/v1/notices", "admin support", Obj::No),
+];
+
+/// A request with a bearer token: status and body.
+fn call(d: &Daemon, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let req = ureq::request(method, &format!("http://{}{path}", d.admin))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Request-Id", "matrix-test");
+    let resp = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match resp {
+        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+/// The objects the matrix acts on: the scoped users' own, and another's.
+struct Objects {
+    merchant: (&'static str, &'static str),
+    terminal: (&'static str, &'static str),
+    member: (String, String),
+    card: (String, String),
+}
+
+struct World {
+    d: Daemon,
+    tokens: BTreeMap<&'static str, String>,
+    objects: Objects,
+}
+
+fn admin_ok(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> Value {
+    d.admin(method, path, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
+}
+
+/// The demo switch with one user of each role: the merchant and cashier
+/// at MERCHANT0000001, the member who owns `sara-club`.
+fn world(name: &str) -> World {
+    // The matrix reads the whole ledger as admin between calls: far past
+    // the default rate a credential gets.
+    let d = Daemon::start_configured(name, "[admin]\nrequests_per_sec = 1000000\n", &[]);
+    let card = |label: &str| {
+        admin_ok(
+            &d,
+            "POST",
+            "/v1/cards/find",
+            Some(json!({ "pan": d.pan(label) })),
+        )
+    };
+    let own_card = card("sara-club");
+    let other_card = card("reza-club");
+    let member = own_card["member"].as_u64().unwrap();
+    assert_ne!(Some(member), other_card["member"].as_u64());
+    let mut tokens = BTreeMap::from([("admin", d.token.clone())]);
+    for (role, extra) in [
+        ("support", json!({})),
+        ("finance", json!({})),
+        ("merchant", json!({ "merchant": "MERCHANT0000001" })),
+        ("cashier", json!({ "merchant": "MERCHANT0000001" })),
+        ("member", json!({ "member": member })),
+    ] {
+        let mut body = json!({ "name": format!("{role}-user"), "role": role });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let made = admin_ok(&d, "POST", "/v1/users", Some(body));
+        tokens.insert(role, made["token"].as_str().unwrap().to_owned());
+    }
+    World {
+        objects: Objects {
+            merchant: ("MERCHANT0000001", "MERCHANT0000002"),
+            terminal: ("TERM0001", "TERM0003"),
+            member: (
+                member.to_string(),
+                other_card["member"].as_u64().unwrap().to_string(),
+            ),
+            card: (
+                own_card["hash"].as_str().unwrap().to_owned(),
+                other_card["hash"].as_str().unwrap().to_owned(),
+            ),
+        },
+        d,
+        tokens,
+    }
+}
+
+/// The path with its placeholders filled with the own (or the other)
+/// objects.
+fn fill(path: &str, o: &Objects, own: bool) -> String {
+    let pick = |pair: (&str, &str)| {
+        if own {
+            pair.0.to_owned()
+        } else {
+            pair.1.to_owned()
+        }
+    };
+    path.replace("{m}", &pick(o.merchant))
+        .replace("{t}", &pick(o.terminal))
+        .replace("{b}", &pick((&o.member.0, &o.member.1)))
+        .replace("{c}", &pick((&o.card.0, &o.card.1)))
+}
+
+/// A body each route accepts or refuses as malformed, either way harmless
+/// and small.
+fn body(method: &str, path: &str, n: usize) -> Option<Value> {
+    if method == "GET" {
+        return None;
+    }
+    Some(if path.ends_with("/v1/users") {
+        json!({ "name": format!("made-{n}"), "role": "support" })
+    } else if path.ends_with("/top-up") {
+        json!({ "amount": 1 })
+    } else {
+        json!({})
+    })
+}
+
+/// What the ledger holds, read as admin: a refused call must leave it
+/// exactly so. The action log is left out (refusals are recorded there).
+fn fingerprint(w: &World) -> Vec<Value> {
+    let o = &w.objects;
+    let mut audit = admin_ok(&w.d, "GET", "/v1/audit", None);
+    audit.as_object_mut().unwrap().remove("actions");
+    let mut out = vec![audit];
+    for path in [
+        "/v1/merchants".to_owned(),
+        "/v1/terminals".to_owned(),
+        "/v1/users".to_owned(),
+        "/v1/coalitions".to_owned(),
+        "/v1/draws".to_owned(),
+        "/v1/settlements".to_owned(),
+        format!("/v1/merchants/{}/rules", o.merchant.0),
+        format!("/v1/merchants/{}/program", o.merchant.0),
+        format!("/v1/members/{}", o.member.0),
+        format!("/v1/members/{}/loyalty", o.member.0),
+        format!("/v1/cards/{}", o.card.0),
+        format!("/v1/cards/{}", o.card.1),
+    ] {
+        out.push(w.d.admin("GET", &path, None).unwrap_or_else(|e| json!(e.0)));
+    }
+    out
+}
+
+#[test]
+fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
+    let w = world("access-matrix");
+
+    // The switch serves exactly the routes this table expects.
+    let declared: BTreeSet<String> = admin_ok(&w.d, "GET", "/v1/access", None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected: BTreeSet<String> = MATRIX.iter().map(|r| r.0.to_owned()).collect();
+    assert_eq!(
+        declared, expected,
+        "routes served vs routes in the test's matrix"
+    );
+
+    let mut cells = 0;
+    let mut n = 0;
+    let mut state = fingerprint(&w);
+    for &(route, path, allowed, obj) in MATRIX {
+        let method = route.split(' ').next().unwrap();
+        let allowed: BTreeSet<&str> = allowed.split(' ').collect();
+        // Without a credential, or with a made-up one: 401.
+        for token in ["", "cst_0000"] {
+            let (status, _) = call(&w.d, token, method, &fill(path, &w.objects, true), None);
+            assert_eq!(status, 401, "{route} with token {token:?}");
+        }
+        for role in ROLES {
+            let scoped = matches!(role, "merchant" | "cashier" | "member");
+            let sides: &[bool] = if scoped && obj != Obj::No {
+                &[true, false]
+            } else {
+                &[true]
+            };
+            for &own in sides {
+                cells += 1;
+                n += 1;
+                let target = fill(path, &w.objects, own);
+                let (status, answer) = call(
+                    &w.d,
+                    &w.tokens[role],
+                    method,
+                    &target,
+                    body(method, path, n),
+                );
+                let refused_by_guard = answer == json!({ "error": "not found" });
+                let what = format!(
+                    "{role} {method} {target} ({}): {status} {answer}",
+                    if own { "own" } else { "another's" }
+                );
+                if !allowed.contains(role) {
+                    assert_eq!(status, 403, "{what}: a role not allowed gets 403");
+                } else if scoped && !own {
+                    assert!(
+                        status == 404 && refused_by_guard,
+                        "{what}: another's object is hidden"
+                    );
+                } else {
+                    assert!(
+                        status != 401 && status != 403 && !refused_by_guard,
+                        "{what}: allowed"
+                    );
+                    state = fingerprint(&w);
+                    continue;
+                }
+                assert_eq!(
+                    state,
+                    fingerprint(&w),
+                    "{what}: a refused call changed the ledger"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "authorization matrix: {} route entries × {} roles = {cells} cells",
+        MATRIX.len(),
+        ROLES.len()
+    );
+}
+
+#[test]
+fn scoped_lists_show_only_the_callers_own() {
+    let w = world("access-lists");
+    let merchant = &w.tokens["merchant"];
+    let (_, merchants) = call(&w.d, merchant, "GET", "/v1/merchants", None);
+    let ids: Vec<&str> = merchants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["MERCHANT0000001"]);
+    let (_, terminals) = call(&w.d, merchant, "GET", "/v1/terminals", None);
+    assert!(terminals
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["merchant"] == "MERCHANT0000001"));
+    assert_eq!(terminals.as_array().unwrap().len(), 2);
+    let (_, all) = call(&w.d, &w.tokens["support"], "GET", "/v1/terminals", None);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let (_, me) = call(&w.d, &w.tokens["member"], "GET", "/v1/whoami", None);
+    assert_eq!(me["role"], "member");
+    assert_eq!(me["member"].to_string(), w.objects.member.0);
+}
+
+#[test]
+fn a_revoked_user_is_refused_from_the_next_request_on() {
+    let w = world("access-revoke");
+    let support = &w.tokens["support"];
+    assert_eq!(call(&w.d, support, "GET", "/v1/terminals", None).0, 200);
+    admin_ok(&w.d, "POST", "/v1/users/support-user/revoke", None);
+    assert_eq!(call(&w.d, support, "GET", "/v1/terminals", None).0, 401);
+    // A new token for a revoked user is refused too.
+    let again =
+        w.d.admin("POST", "/v1/users/support-user/tokens", Some(json!({})));
+    assert!(matches!(again, Err((400, _))), "{again:?}");
+    // An expired token: one day is the shortest lifetime, so it is made
+    // with zero days and is expired at once.
+    let made = admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users",
+        Some(json!({ "name": "brief", "role": "finance", "expires_days": 0 })),
+    );
+    let brief = made["token"].as_str().unwrap();
+    assert_eq!(call(&w.d, brief, "GET", "/v1/settlements", None).0, 401);
+}
+
+#[test]
+fn the_action_log_records_who_did_what_and_never_a_card_number() {
+    let w = world("access-log");
+    let support = &w.tokens["support"];
+    let card = &w.objects.card.0;
+    let (status, _) = call(
+        &w.d,
+        support,
+        "POST",
+        &format!("/v1/cards/{card}/block"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &w.d,
+        support,
+        "POST",
+        &format!("/v1/cards/{card}/top-up"),
+        Some(json!({ "amount": 1000 })),
+    );
+    assert_eq!(status, 403);
+    let pan = w.d.pan("sara-club");
+    call(
+        &w.d,
+        &w.tokens["cashier"],
+        "POST",
+        "/v1/cards/find",
+        Some(json!({ "pan": pan })),
+    );
+
+    let log = admin_ok(&w.d, "GET", "/v1/audit-log?actor=support-user", None);
+    let entries = log.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{log}");
+    // Newest first: the refused top-up, then the block.
+    assert_eq!(entries[0]["status"], 403);
+    assert_eq!(entries[0]["action"], "POST /v1/cards/{hash}/{action}");
+    assert_eq!(entries[1]["status"], 200);
+    assert_eq!(entries[1]["role"], "support");
+    assert_eq!(entries[1]["request_id"], "matrix-test");
+    assert!(entries[1]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(entries[1]["target"].as_str().unwrap().ends_with("/block"));
+
+    let by_target = admin_ok(
+        &w.d,
+        "GET",
+        &format!("/v1/audit-log?target={}", &card[..16]),
+        None,
+    );
+    assert_eq!(by_target.as_array().unwrap().len(), 2);
+    let everything = admin_ok(&w.d, "GET", "/v1/audit-log?limit=1000", None).to_string();
+    assert!(
+        !everything.contains(&pan),
+        "a card number in the action log"
+    );
+    assert!(!everything.contains("cst_"), "a token in the action log");
+    assert!(everything.contains(&format!("****{}", &pan[pan.len() - 4..])));
+
+    // The chain is part of the ledger audit, online and offline.
+    let audit = admin_ok(&w.d, "GET", "/v1/audit", None);
+    assert!(audit["actions"].as_u64().unwrap() >= 8, "{audit}");
+    assert_eq!(audit["violations"], json!([]));
+    let mut d = w.d;
+    d.terminate();
+    let (ok, report) = d.offline_audit();
+    assert!(ok, "{report}");
+}
+
+#[test]
+fn a_credential_past_its_rate_gets_429_and_the_others_are_served() {
+    let d = Daemon::start_configured("access-rate", "[admin]\nrequests_per_sec = 20\n", &[]);
+    let made = d
+        .admin(
+            "POST",
+            "/v1/users",
+            Some(json!({ "name": "busy", "role": "support" })),
+        )
+        .unwrap();
+    let busy = made["token"].as_str().unwrap();
+    let statuses: Vec<u16> = (0..60)
+        .map(|_| call(&d, busy, "GET", "/v1/terminals", None).0)
+        .collect();
+    let served = statuses.iter().filter(|&&s| s == 200).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(served + limited, 60, "{statuses:?}");
+    assert!(
+        limited > 0 && served >= 20,
+        "served {served}, limited {limited}"
+    );
+    // The bootstrap credential has a bucket of its own.
+    assert_eq!(call(&d, &d.token, "GET", "/v1/terminals", None).0, 200);
+    // Guessing tokens from one address is slowed down the same way.
+    let guesses: Vec<u16> = (0..60)
+        .map(|n| call(&d, &format!("cst_{n}"), "GET", "/v1/terminals", None).0)
+        .collect();
+    assert!(
+        guesses.contains(&429) && guesses.iter().all(|&s| s == 401 || s == 429),
+        "{guesses:?}"
+    );
+}
