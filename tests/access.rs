@@ -33,6 +33,26 @@ enum Obj {
 /// (route as the switch declares it, path to call, roles allowed, object).
 /// `{action}` routes appear once per action the test tries.
 const MATRIX: &[(&str, &str, &str, Obj)] = &[
+    ("POST /v1/login", "/v1/login", "public", Obj::No),
+    ("POST /v1/login/code", "/v1/login/code", "public", Obj::No),
+    (
+        "POST /v1/login/verify",
+        "/v1/login/verify",
+        "public",
+        Obj::No,
+    ),
+    (
+        "POST /v1/logout",
+        "/v1/logout",
+        "admin support finance merchant cashier member",
+        Obj::No,
+    ),
+    (
+        "POST /v1/users/{name}/password",
+        "/v1/users/nobody/password",
+        "admin",
+        Obj::No,
+    ),
     (
         "GET /v1/whoami",
         "/v1/whoami",
@@ -325,9 +345,18 @@ fn admin_ok(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> Value 
 /// The demo switch with one user of each role: the merchant and cashier
 /// at MERCHANT0000001, the member who owns `sara-club`.
 fn world(name: &str) -> World {
+    world_with(name, "", "")
+}
+
+/// [`world`] with more `[admin]` settings and more configuration.
+fn world_with(name: &str, admin: &str, config: &str) -> World {
     // The matrix reads the whole ledger as admin between calls: far past
     // the default rate a credential gets.
-    let d = Daemon::start_configured(name, "[admin]\nrequests_per_sec = 1000000\n", &[]);
+    let d = Daemon::start_configured(
+        name,
+        &format!("[admin]\nrequests_per_sec = 1000000\n{admin}\n{config}"),
+        &[],
+    );
     let card = |label: &str| {
         admin_ok(
             &d,
@@ -458,9 +487,18 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
     let mut state = fingerprint(&w);
     for &(route, path, allowed, obj) in MATRIX {
         let method = route.split(' ').next().unwrap();
-        let allowed: BTreeSet<&str> = allowed.split(' ').collect();
-        // Without a credential, or with a made-up one: 401.
+        let public = allowed == "public";
+        let allowed: BTreeSet<&str> = if public {
+            ROLES.into_iter().collect()
+        } else {
+            allowed.split(' ').collect()
+        };
+        // Without a credential, or with a made-up one: 401 (but for the
+        // sign-in routes, which need none).
         for token in ["", "cst_0000"] {
+            if public {
+                break;
+            }
             let (status, _) = call(&w.d, token, method, &fill(path, &w.objects, true), None);
             assert_eq!(status, 401, "{route} with token {token:?}");
         }
@@ -667,4 +705,325 @@ fn a_credential_past_its_rate_gets_429_and_the_others_are_served() {
         guesses.contains(&429) && guesses.iter().all(|&s| s == 401 || s == 429),
         "{guesses:?}"
     );
+}
+
+/// A request as a browser with a session cookie sends it: status, body,
+/// and the Set-Cookie answered.
+fn browser(
+    d: &Daemon,
+    cookie: &str,
+    csrf: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    let mut req = ureq::request(method, &format!("http://{}{path}", d.admin));
+    if !cookie.is_empty() {
+        req = req.set("Cookie", cookie);
+    }
+    if let Some(t) = csrf {
+        req = req.set("X-CSRF-Token", t);
+    }
+    let resp = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let (status, r) = match resp {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(code, r)) => (code, r),
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let set = r.header("set-cookie").unwrap_or("").to_owned();
+    (status, r.into_json().unwrap_or(Value::Null), set)
+}
+
+/// Signs in with a password: the cookie to send and the CSRF token.
+fn sign_in(d: &Daemon, name: &str, password: &str) -> Result<(String, String), (u16, Value)> {
+    let (status, body, set) = browser(
+        d,
+        "",
+        None,
+        "POST",
+        "/v1/login",
+        Some(json!({ "name": name, "password": password })),
+    );
+    if status != 200 {
+        return Err((status, body));
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    Ok((cookie, body["csrf"].as_str().unwrap().to_owned()))
+}
+
+const PASSWORD: &str = "a long enough passphrase";
+
+#[test]
+fn a_session_changes_nothing_without_its_csrf_token_and_ends_at_sign_out() {
+    let w = world("access-session");
+    admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users/support-user/password",
+        Some(json!({ "password": PASSWORD })),
+    );
+    let (_, _, set) = browser(
+        &w.d,
+        "",
+        None,
+        "POST",
+        "/v1/login",
+        Some(json!({ "name": "support-user", "password": PASSWORD })),
+    );
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "Secure without TLS: {set}");
+    let (cookie, csrf) = sign_in(&w.d, "support-user", PASSWORD).unwrap();
+
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/terminals", None).0,
+        200
+    );
+    let card = &w.objects.card.0;
+    let block = format!("/v1/cards/{card}/block");
+    let (status, _, _) = browser(&w.d, &cookie, None, "POST", &block, Some(json!({})));
+    assert_eq!(status, 403, "a change without the CSRF token");
+    let (status, _, _) = browser(
+        &w.d,
+        &cookie,
+        Some("wrong"),
+        "POST",
+        &block,
+        Some(json!({})),
+    );
+    assert_eq!(status, 403, "a change with a wrong CSRF token");
+    assert_eq!(
+        admin_ok(&w.d, "GET", &format!("/v1/cards/{card}"), None)["status"],
+        "active"
+    );
+    let (status, _, _) = browser(&w.d, &cookie, Some(&csrf), "POST", &block, Some(json!({})));
+    assert_eq!(status, 200);
+    assert_eq!(
+        admin_ok(&w.d, "GET", &format!("/v1/cards/{card}"), None)["status"],
+        "blocked"
+    );
+    // The session acts as its user, and the log says so.
+    let log = admin_ok(&w.d, "GET", "/v1/audit-log?actor=support-user", None);
+    assert_eq!(log[0]["status"], 200);
+    assert_eq!(log[1]["status"], 403);
+
+    let (status, _, cleared) = browser(
+        &w.d,
+        &cookie,
+        Some(&csrf),
+        "POST",
+        "/v1/logout",
+        Some(json!({})),
+    );
+    assert_eq!(status, 200);
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/terminals", None).0,
+        401
+    );
+    // Nor does a password ever reach the log.
+    let everything = admin_ok(&w.d, "GET", "/v1/audit-log?limit=1000", None).to_string();
+    assert!(!everything.contains(PASSWORD) && !everything.contains(&csrf));
+}
+
+#[test]
+fn wrong_passwords_lock_the_user_out_even_with_the_right_one() {
+    let w = world("access-lockout");
+    admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users/finance-user/password",
+        Some(json!({ "password": PASSWORD })),
+    );
+    let short = w.d.admin(
+        "POST",
+        "/v1/users/finance-user/password",
+        Some(json!({ "password": "short" })),
+    );
+    assert!(matches!(short, Err((400, _))), "{short:?}");
+    assert!(matches!(sign_in(&w.d, "nobody", PASSWORD), Err((401, _))));
+    for _ in 0..5 {
+        assert!(matches!(
+            sign_in(&w.d, "finance-user", "not the password"),
+            Err((401, _))
+        ));
+    }
+    let locked = sign_in(&w.d, "finance-user", PASSWORD);
+    assert!(matches!(locked, Err((429, _))), "{locked:?}");
+    // Setting a new password (an operator's act) lifts the lock.
+    admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users/finance-user/password",
+        Some(json!({ "password": PASSWORD })),
+    );
+    assert!(sign_in(&w.d, "finance-user", PASSWORD).is_ok());
+    // A revoked user's session ends with it.
+    let (cookie, _) = sign_in(&w.d, "finance-user", PASSWORD).unwrap();
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/settlements", None).0,
+        200
+    );
+    admin_ok(&w.d, "POST", "/v1/users/finance-user/revoke", None);
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/settlements", None).0,
+        401
+    );
+}
+
+#[test]
+fn a_session_expires() {
+    let w = world_with("access-expiry", "session_secs = 2", "");
+    admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users/support-user/password",
+        Some(json!({ "password": PASSWORD })),
+    );
+    let (cookie, _) = sign_in(&w.d, "support-user", PASSWORD).unwrap();
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/terminals", None).0,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert_eq!(
+        browser(&w.d, &cookie, None, "GET", "/v1/terminals", None).0,
+        401
+    );
+}
+
+/// An SMS gateway that keeps every notice it is sent.
+fn gateway() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = std::sync::Arc::clone(&kept);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut r = BufReader::new(&stream);
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice(&body) {
+                out.lock().unwrap().push(v);
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, kept)
+}
+
+/// The next login code the gateway is sent, within ten seconds.
+fn next_code(kept: &std::sync::Mutex<Vec<Value>>, seen: &mut usize) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let codes: Vec<String> = kept
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n["notice"]["kind"] == "login_code")
+            .map(|n| n["notice"]["code"].as_str().unwrap().to_owned())
+            .collect();
+        if codes.len() > *seen {
+            *seen += 1;
+            return codes[*seen - 1].clone();
+        }
+        assert!(start.elapsed().as_secs() < 10, "no login code was sent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_login_code_signs_a_member_in_once_and_a_guessed_one_never() {
+    let (url, kept) = gateway();
+    let w = world_with(
+        "access-code",
+        "",
+        &format!("[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n"),
+    );
+    let member = admin_ok(
+        &w.d,
+        "GET",
+        &format!("/v1/members/{}", w.objects.member.0),
+        None,
+    );
+    let phone = member["phone"].as_str().unwrap().to_owned();
+    let ask = |p: &str| {
+        browser(
+            &w.d,
+            "",
+            None,
+            "POST",
+            "/v1/login/code",
+            Some(json!({ "phone": p })),
+        )
+    };
+    let verify = |p: &str, c: &str| {
+        browser(
+            &w.d,
+            "",
+            None,
+            "POST",
+            "/v1/login/verify",
+            Some(json!({ "phone": p, "otp": c })),
+        )
+    };
+    let mut seen = 0;
+
+    // A phone no member has gets the same answer, and nothing is sent.
+    let (status, unknown, _) = ask("09990000000");
+    let (_, known, _) = ask(&phone);
+    assert_eq!(status, 200);
+    assert_eq!(unknown, known);
+    let code = next_code(&kept, &mut seen);
+    assert!(kept
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|n| n["to"] == phone.as_str()));
+
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    assert_eq!(verify(&phone, wrong).0, 401);
+    let (status, session, set) = verify(&phone, &code);
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["role"], "member");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let own = format!("/v1/members/{}", w.objects.member.0);
+    let other = format!("/v1/members/{}", w.objects.member.1);
+    assert_eq!(browser(&w.d, &cookie, None, "GET", &own, None).0, 200);
+    assert_eq!(browser(&w.d, &cookie, None, "GET", &other, None).0, 404);
+    // Used once: not again.
+    assert_eq!(verify(&phone, &code).0, 401);
+
+    // Five wrong guesses void a code, the right one included.
+    ask(&phone);
+    let code = next_code(&kept, &mut seen);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    for _ in 0..5 {
+        assert_eq!(verify(&phone, wrong).0, 401);
+    }
+    assert_eq!(verify(&phone, &code).0, 401);
+
+    // Three codes a phone in fifteen minutes: the fourth is refused.
+    assert_eq!(ask(&phone).0, 200);
+    assert_eq!(ask(&phone).0, 429);
+    // The code never reaches the action log.
+    let everything = admin_ok(&w.d, "GET", "/v1/audit-log?limit=1000", None).to_string();
+    assert!(!everything.contains(&format!("\"{code}\"")), "{everything}");
 }

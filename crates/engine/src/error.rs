@@ -30,6 +30,9 @@ pub enum EngineError {
     NotFound { what: &'static str, key: String },
     #[error("{what} {key} already exists")]
     Exists { what: &'static str, key: String },
+    /// A limit on how often something may be done was reached.
+    #[error("too many {0}")]
+    TooMany(String),
 }
 
 impl EngineError {

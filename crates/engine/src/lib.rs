@@ -56,7 +56,9 @@ pub mod settlement;
 pub mod storage;
 mod terminal;
 
-pub use access::{ActionEntry, LogFilter, NewAction, Role, TokenRecord, User};
+pub use access::{
+    ActionEntry, LogFilter, LoginPolicy, NewAction, Role, Session, SignIn, TokenRecord, User,
+};
 pub use admin::NewCard;
 pub use archive::{ArchiveCheck, ArchiveRun, ArchiveState};
 pub use audit::{AuditReport, Records};

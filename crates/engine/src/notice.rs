@@ -86,6 +86,8 @@ pub enum NoticeKind {
     /// The member's card (by its last four digits) is valid through the
     /// end of local day `through`.
     CardExpiring { last4: String, through: i64 },
+    /// A one-time code to sign in to the console with.
+    LoginCode { code: String },
 }
 
 /// One notice in the outbox.

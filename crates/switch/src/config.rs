@@ -129,6 +129,12 @@ pub struct Admin {
     /// second's worth; more are answered 429. Failed sign-ins are counted
     /// the same way per source address.
     pub requests_per_sec: u32,
+    /// A console session lasts this long after sign-in.
+    pub session_secs: u32,
+    /// Wrong passwords in a row that lock a user out...
+    pub max_failed_logins: u32,
+    /// ...for this long.
+    pub lockout_secs: u32,
     /// HTTPS (`{ cert = "…", key = "…" }`; PEM files, read again when they
     /// change). Without it the API is plain HTTP: keep it on loopback or
     /// behind a TLS-terminating proxy (runbook: TLS).
@@ -280,12 +286,26 @@ impl Default for Log {
     }
 }
 
+impl Admin {
+    /// How console sign-ins are limited.
+    pub fn login_policy(&self) -> clubswitch_engine::LoginPolicy {
+        clubswitch_engine::LoginPolicy {
+            session_secs: i64::from(self.session_secs),
+            max_failed: self.max_failed_logins,
+            lockout_secs: i64::from(self.lockout_secs),
+        }
+    }
+}
+
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             addr: SocketAddr::from(([127, 0, 0, 1], 5859)),
             token_file: None,
             requests_per_sec: 500,
+            session_secs: 8 * 3600,
+            max_failed_logins: 5,
+            lockout_secs: 900,
             tls: None,
         }
     }
@@ -422,6 +442,9 @@ impl Config {
         }
         if self.admin.requests_per_sec == 0 {
             return bad("admin.requests_per_sec must be positive".into());
+        }
+        if self.admin.session_secs == 0 || self.admin.max_failed_logins == 0 {
+            return bad("admin.session_secs and max_failed_logins must be positive".into());
         }
         if matches!(self.limits.engine_threads, Some(n) if n == 0 || n > 64) {
             return bad("limits.engine_threads must be between 1 and 64".into());

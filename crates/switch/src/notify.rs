@@ -29,6 +29,12 @@ pub struct LogChannel;
 
 impl Channel for LogChannel {
     fn send(&self, n: &Notice, text: &str) -> Result<(), SwitchError> {
+        // A login code is a credential: never in the log.
+        let text = if matches!(n.kind, NoticeKind::LoginCode { .. }) {
+            "a login code (withheld from the log)"
+        } else {
+            text
+        };
         tracing::info!(
             id = n.id,
             member = n.member.0,
@@ -182,6 +188,7 @@ pub fn kind_json(kind: &NoticeKind) -> Value {
         NoticeKind::CardExpiring { last4, through } => {
             json!({ "kind": "card_expiring", "last4": last4, "valid_through": format_date(*through) })
         }
+        NoticeKind::LoginCode { code } => json!({ "kind": "login_code", "code": code }),
     }
 }
 
@@ -264,6 +271,9 @@ pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
             "Your club card ending {last4} is valid through {}; ask for a renewal.",
             format_date(*through)
         ),
+        NoticeKind::LoginCode { code } => {
+            format!("Your club login code is {code}. It works once, for five minutes.")
+        }
     }
 }
 

@@ -106,10 +106,14 @@ pub(crate) enum Table {
     /// The hash-chained action log: entries (`E` ‖ sequence number) and
     /// its head (`H`), see `access`.
     ActionLog,
+    /// Signed-in sessions by the SHA-256 of their id.
+    Sessions,
+    /// One-time login codes by the member's phone number.
+    LoginCodes,
 }
 
 impl Table {
-    pub const ALL: [Table; 26] = [
+    pub const ALL: [Table; 28] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -136,6 +140,8 @@ impl Table {
         Table::Users,
         Table::Tokens,
         Table::ActionLog,
+        Table::Sessions,
+        Table::LoginCodes,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -166,6 +172,8 @@ impl Table {
             Table::Users => "users",
             Table::Tokens => "tokens",
             Table::ActionLog => "action_log",
+            Table::Sessions => "sessions",
+            Table::LoginCodes => "login_codes",
         }
     }
 

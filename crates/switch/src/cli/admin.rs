@@ -135,6 +135,13 @@ pub enum UserCmd {
         /// The token's lifetime in days (default: until revoked).
         #[arg(long)]
         expires_days: Option<u32>,
+        /// Also set a console password, read from standard input.
+        #[arg(long)]
+        password: bool,
+    },
+    /// Set a user's console password, read from standard input.
+    Password {
+        name: String,
     },
     List,
     /// Revokes a user: its tokens are refused from the next request on.
@@ -328,6 +335,8 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
             })?
         }
     };
+    // A call made after the main one succeeded (a password after its user).
+    let mut then: Option<(String, Value)> = None;
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
         AdminCommand::Merchant { cmd } => match cmd {
             MerchantCmd::Add {
@@ -508,13 +517,28 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
                 merchant,
                 member,
                 expires_days,
-            } => (
+                password,
+            } => {
+                if password {
+                    let p = read_password()?;
+                    then = Some((
+                        format!("/v1/users/{name}/password"),
+                        json!({ "password": p }),
+                    ));
+                }
+                (
+                    "POST",
+                    "/v1/users".into(),
+                    Some(json!({
+                        "name": name, "role": role, "merchant": merchant, "member": member,
+                        "expires_days": expires_days,
+                    })),
+                )
+            }
+            UserCmd::Password { name } => (
                 "POST",
-                "/v1/users".into(),
-                Some(json!({
-                    "name": name, "role": role, "merchant": merchant, "member": member,
-                    "expires_days": expires_days,
-                })),
+                format!("/v1/users/{name}/password"),
+                Some(json!({ "password": read_password()? })),
             ),
             UserCmd::List => ("GET", "/v1/users".into(), None),
             UserCmd::Revoke { name } => ("POST", format!("/v1/users/{name}/revoke"), None),
@@ -555,7 +579,31 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
             (m, path, body)
         }
     };
-    let url = format!("{}{}", a.url.trim_end_matches('/'), path);
+    call(&a.url, &token, method, &path, body)?;
+    if let Some((path, body)) = then {
+        call(&a.url, &token, "POST", &path, Some(body))?;
+    }
+    Ok(())
+}
+
+/// A password from the first line of standard input.
+fn read_password() -> Result<String, SwitchError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(SwitchError::Stdin)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// One admin API call; prints its answer.
+fn call(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(), SwitchError> {
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
     let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {}", token.trim()));
     let resp = match body {
         Some(b) => req.send_json(b),

@@ -111,6 +111,9 @@ pub enum Scope {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
+    /// Anyone, without a credential: the sign-in routes. Limited by
+    /// address.
+    Public,
     Fixed(Roles, Scope),
     /// Per value of the path's `{action}`; an action not listed is for
     /// admin (whose handler then answers 404 for an unknown one).
@@ -120,6 +123,7 @@ pub enum Rule {
 impl Rule {
     fn roles(&self, action: Option<&str>) -> Roles {
         match self {
+            Rule::Public => Roles::ANYONE,
             Rule::Fixed(r, _) => *r,
             Rule::ByAction(list, _) => action
                 .and_then(|a| list.iter().find(|(n, _)| *n == a))
@@ -129,6 +133,7 @@ impl Rule {
 
     fn scope(&self) -> Scope {
         match self {
+            Rule::Public => Scope::Own,
             Rule::Fixed(_, s) | Rule::ByAction(_, s) => *s,
         }
     }
@@ -136,6 +141,7 @@ impl Rule {
     /// The rule as `GET /v1/access` shows it.
     fn view(&self) -> Value {
         match self {
+            Rule::Public => serde_json::json!({ "roles": ["public"], "scope": "own" }),
             Rule::Fixed(r, s) => serde_json::json!({ "roles": r.names(), "scope": s }),
             Rule::ByAction(list, s) => {
                 let actions: serde_json::Map<String, Value> = list
@@ -275,6 +281,16 @@ impl Limiter {
 pub struct Actor {
     pub name: String,
     pub role: Role,
+    /// The session id, when signed in with a session cookie.
+    pub session: Option<String>,
+    /// The session's CSRF token.
+    pub csrf: Option<String>,
+}
+
+/// The caller's address (without the port), for handlers that limit by it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub address: String,
 }
 
 impl Actor {
@@ -352,40 +368,61 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
     };
     entry.before = summary(&bytes);
 
-    let actor = match authenticate(&h, parts.headers.get(header::AUTHORIZATION)).await {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            let ip = entry.source.rsplit_once(':').map_or("-", |(ip, _)| ip);
-            let r = if h.limiter.allow(&format!("address {ip}")) {
-                refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
-            } else {
-                refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed sign-ins")
-            };
-            return finish(&h, entry, r.0, r.1, &request_id).await;
-        }
-        Err(e) => return with_headers(e.into_response(), &request_id),
-    };
-    entry.actor = actor.name.clone();
-    entry.role = actor.role.label();
-    if !h.limiter.allow(&actor.name) {
-        // Not recorded: a flood would fill the log with itself.
-        let r = ApiError(StatusCode::TOO_MANY_REQUESTS, "too many requests".into());
-        let mut resp = with_headers(r.into_response(), &request_id);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
-    }
-
     let Some(rule) = h.rules.0.get(&(method.clone(), route.as_str())).copied() else {
         // Unreachable: the router is built from the same table. Fail closed.
         let r = refuse(StatusCode::FORBIDDEN, "route without declared access");
         return finish(&h, entry, r.0, r.1, &request_id).await;
     };
-    if let Err(r) = permitted(&h, &actor, rule, &params, &query).await {
-        return finish(&h, entry, r.0, r.1, &request_id).await;
-    }
+    let address = entry
+        .source
+        .rsplit_once(':')
+        .map_or("-", |(ip, _)| ip)
+        .to_owned();
 
-    parts.extensions.insert(actor);
+    if matches!(rule, Rule::Public) {
+        // Sign-in routes: no credential yet, so limited by address.
+        if !h.limiter.allow(&format!("address {address}")) {
+            return too_many(&request_id);
+        }
+    } else {
+        let actor = match authenticate(&h, &parts.headers).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                let r = if h.limiter.allow(&format!("address {address}")) {
+                    refuse(StatusCode::UNAUTHORIZED, "missing or wrong credential")
+                } else {
+                    refuse(StatusCode::TOO_MANY_REQUESTS, "too many failed sign-ins")
+                };
+                return finish(&h, entry, r.0, r.1, &request_id).await;
+            }
+            Err(e) => return with_headers(e.into_response(), &request_id),
+        };
+        entry.actor = actor.name.clone();
+        entry.role = actor.role.label();
+        if !h.limiter.allow(&actor.name) {
+            // Not recorded: a flood would fill the log with itself.
+            return too_many(&request_id);
+        }
+        // A session's cookie goes with every request the browser makes,
+        // whoever's page asks: a change must also carry the CSRF token
+        // only the session's own pages know.
+        if let Some(csrf) = &actor.csrf {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .map(HeaderValue::as_bytes)
+                .unwrap_or_default();
+            if method != Method::GET && !constant_time_eq(sent, csrf.as_bytes()) {
+                let r = refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+                return finish(&h, entry, r.0, r.1, &request_id).await;
+            }
+        }
+        if let Err(r) = permitted(&h, &actor, rule, &params, &query).await {
+            return finish(&h, entry, r.0, r.1, &request_id).await;
+        }
+        parts.extensions.insert(actor);
+    }
+    parts.extensions.insert(Peer { address });
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -486,33 +523,65 @@ async fn lookup(
     super::blocking(h, f).await.map_err(|e| Refusal(e.0, e.1))
 }
 
-/// The actor a request's credential stands for: the bootstrap token, or
-/// a user's token from the ledger.
-async fn authenticate(
-    h: &Arc<Http>,
-    value: Option<&HeaderValue>,
-) -> Result<Option<Actor>, ApiError> {
-    let Some(given) = value
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "cs_session";
+
+/// The value of cookie `name` in a request's headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// The actor a request's credential stands for: a bearer token (the
+/// bootstrap token, or a user's from the ledger), or else a session
+/// cookie.
+async fn authenticate(h: &Arc<Http>, headers: &HeaderMap) -> Result<Option<Actor>, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(given) = bearer {
+        if constant_time_eq(given.as_bytes(), h.token.as_bytes()) {
+            return Ok(Some(Actor {
+                name: BOOTSTRAP.to_owned(),
+                role: Role::Admin,
+                session: None,
+                csrf: None,
+            }));
+        }
+        if !given.starts_with("cst_") || given.len() > 128 {
+            return Ok(None);
+        }
+        let token = given.to_owned();
+        let user =
+            super::blocking(h, move |e| e.access().authenticate(&token, UnixTime::now())).await?;
+        return Ok(user.map(|u| Actor {
+            name: u.name,
+            role: u.role,
+            session: None,
+            csrf: None,
+        }));
+    }
+    let Some(id) =
+        cookie(headers, SESSION_COOKIE).filter(|c| c.starts_with("css_") && c.len() <= 128)
     else {
         return Ok(None);
     };
-    if constant_time_eq(given.as_bytes(), h.token.as_bytes()) {
-        return Ok(Some(Actor {
-            name: BOOTSTRAP.to_owned(),
-            role: Role::Admin,
-        }));
-    }
-    if !given.starts_with("cst_") || given.len() > 128 {
-        return Ok(None);
-    }
-    let token = given.to_owned();
-    let user =
-        super::blocking(h, move |e| e.access().authenticate(&token, UnixTime::now())).await?;
-    Ok(user.map(|u| Actor {
-        name: u.name,
-        role: u.role,
+    let id = id.to_owned();
+    let key = id.clone();
+    let session = super::blocking(h, move |e| e.access().session(&key, UnixTime::now())).await?;
+    Ok(session.map(|s| Actor {
+        name: s.actor,
+        role: s.role,
+        session: Some(id),
+        csrf: Some(s.csrf),
     }))
 }
 
@@ -534,6 +603,15 @@ fn request_id(headers: &HeaderMap) -> String {
             },
             str::to_owned,
         )
+}
+
+/// 429, with when to try again.
+fn too_many(request_id: &str) -> Response {
+    let r = ApiError(StatusCode::TOO_MANY_REQUESTS, "too many requests".into());
+    let mut resp = with_headers(r.into_response(), request_id);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// A refusal answered and recorded.
@@ -625,7 +703,7 @@ pub fn redact(v: &mut Value) {
                 let key = k.to_ascii_lowercase();
                 if ["pan", "card_number", "pans"].contains(&key.as_str()) {
                     mask_cards(val);
-                } else if ["token", "tmk", "key", "password", "secret", "otp"]
+                } else if ["token", "tmk", "key", "password", "secret", "otp", "csrf"]
                     .iter()
                     .any(|s| key.contains(s))
                 {

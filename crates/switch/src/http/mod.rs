@@ -29,6 +29,7 @@ mod audit;
 mod backup;
 mod cards;
 mod health;
+mod login;
 mod loyalty;
 mod members;
 mod merchants;
@@ -81,6 +82,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
             EngineError::Exists { .. } => StatusCode::CONFLICT,
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
+            EngineError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

@@ -10,8 +10,8 @@
 //! balances; a member sees itself.
 
 use super::access::{Roles, Route, Rule, Scope};
-use super::users;
 use super::{audit, backup, cards, loyalty, members, merchants, reports, settlements, terminals};
+use super::{login, users};
 
 const ADMIN: Roles = Roles::ADMIN;
 const SUPPORT: Roles = Roles::SUPPORT;
@@ -48,11 +48,17 @@ pub fn table() -> Vec<Route> {
         // Who am I, and what may each role do.
         Route::get("/v1/whoami", scoped(Roles::ANYONE, Own), users::whoami),
         Route::get("/v1/access", scoped(Roles::ANYONE, Own), users::access),
+        // Signing in to the console, and out.
+        Route::post("/v1/login", Rule::Public, login::sign_in),
+        Route::post("/v1/login/code", Rule::Public, login::send_code),
+        Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code),
+        Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out),
         // Users and the action log.
         Route::get("/v1/users", ops(ADMIN), users::list_users),
         Route::post("/v1/users", ops(ADMIN), users::add_user),
         Route::post("/v1/users/{name}/revoke", ops(ADMIN), users::revoke_user),
         Route::post("/v1/users/{name}/tokens", ops(ADMIN), users::new_token),
+        Route::post("/v1/users/{name}/password", ops(ADMIN), login::set_password),
         Route::get("/v1/audit-log", ops(SUPPORT), users::audit_log),
         // The ledger audit and backups.
         Route::get("/v1/audit", ops(SUPPORT.or(FINANCE)), audit::audit),

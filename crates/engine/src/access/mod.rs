@@ -20,6 +20,9 @@
 //! one again) and the chain has no fork and no gap. An entry edited,
 //! removed or inserted afterwards breaks a link [`Access::verify_log`]
 //! (and so the ledger audit) reports.
+//!
+//! **Sign-ins** (passwords, sessions, one-time codes for members) are in
+//! [`login`].
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +34,10 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::model::{MemberId, UnixTime};
 use crate::storage::{abort, Durable, Table};
+
+pub mod login;
+
+pub use login::{LoginPolicy, Session, SignIn};
 
 /// What a user may do: an operator role, or one scoped to a merchant or a
 /// member.
@@ -102,8 +109,14 @@ pub struct User {
     pub name: String,
     pub role: Role,
     pub created: UnixTime,
-    /// Set once: a revoked user's tokens are all refused.
+    /// Set once: a revoked user's tokens and sessions are all refused.
     pub revoked: Option<UnixTime>,
+    /// An argon2id hash (PHC string) of the console password, if any.
+    pub password: Option<String>,
+    /// Wrong passwords since the last right one.
+    pub failed_logins: u32,
+    /// Refused sign-ins until then, after too many wrong passwords.
+    pub locked_until: Option<UnixTime>,
 }
 
 impl Record for User {}
@@ -209,17 +222,22 @@ impl<'a> Access<'a> {
     }
 }
 
-/// A token's ledger key: its SHA-256.
+/// A token's (or session id's) ledger key: its SHA-256.
 fn token_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// A new token: `cst_` and 64 hex digits of randomness.
-fn new_token() -> String {
+/// `prefix` and 64 hex digits of randomness from the OS.
+fn random_secret(prefix: &str) -> String {
     use rand::RngCore;
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
-    format!("cst_{}", hex::encode(raw))
+    format!("{prefix}{}", hex::encode(raw))
+}
+
+/// A new API token.
+fn new_token() -> String {
+    random_secret("cst_")
 }
 
 fn valid_name(name: &str) -> Result<()> {
@@ -271,6 +289,9 @@ impl Access<'_> {
             role,
             created: now,
             revoked: None,
+            password: None,
+            failed_logins: 0,
+            locked_until: None,
         };
         let token = new_token();
         let record = TokenRecord {
@@ -464,6 +485,11 @@ impl Access<'_> {
         }
         Ok((expect - 1, violations))
     }
+}
+
+/// Compares two secrets in time that depends on their length only.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// SHA-256 over the entry's fields (with `hash` zeroed) and its link.
