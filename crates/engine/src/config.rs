@@ -20,6 +20,10 @@ pub struct EngineConfig {
     pub calendar: Calendar,
     /// Tiers, VIP and member notices.
     pub loyalty: LoyaltyConfig,
+    /// A purchase confirmed longer ago than this is not refunded (25, as
+    /// one archived): the same window on every ledger, whether or not its
+    /// history was archived yet.
+    pub refund_window_secs: i64,
 }
 
 impl Default for EngineConfig {
@@ -30,6 +34,7 @@ impl Default for EngineConfig {
             utc_offset_secs: 3 * 3600 + 1800,
             calendar: Calendar::default(),
             loyalty: LoyaltyConfig::default(),
+            refund_window_secs: 30 * 86_400,
         }
     }
 }

@@ -805,6 +805,27 @@ fn refunds_partial_full_and_over() {
 }
 
 #[test]
+fn a_purchase_past_the_refund_window_is_not_refunded() {
+    let w = World::new();
+    let window = w.engine.config().refund_window_secs;
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let confirmed = w.confirm(&auth, &out, 100_000, T0);
+    assert_eq!(confirmed.code, Rc::Approved);
+    let rrn = out.rrn.unwrap();
+    let late = UnixTime(T0.0 + window + 1);
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 1_000, late).code,
+        Rc::OriginalNotFound
+    );
+    let last_day = UnixTime(T0.0 + window);
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 1_000, last_day).code,
+        Rc::Approved
+    );
+    w.assert_audit();
+}
+
+#[test]
 fn a_refund_can_be_reversed() {
     let w = World::new();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);

@@ -531,6 +531,7 @@ impl Config {
             utc_offset_secs: self.utc_offset_secs,
             calendar: self.calendar()?,
             loyalty: self.loyalty.clone(),
+            refund_window_secs: self.archive.after_secs,
         })
     }
 }

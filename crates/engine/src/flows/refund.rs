@@ -28,6 +28,15 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     if purchase.merchant != cx.merchant.id {
         return Ok(Flow::decline(Rc::OriginalNotFound));
     }
+    // Past the window a purchase is as if archived, whether or not the
+    // archiver took it yet (a shared ledger never archives).
+    let window = cx.cfg.refund_window_secs;
+    if purchase
+        .confirmed
+        .is_some_and(|c| cx.now.0.saturating_sub(c.0) > window)
+    {
+        return Ok(Flow::decline(Rc::OriginalNotFound));
+    }
     if purchase.code != purchase_code
         || purchase.refund_of.is_some()
         || purchase.state != TxnState::Confirmed
