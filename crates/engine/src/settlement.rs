@@ -64,7 +64,28 @@ pub struct SettlementBatch {
     pub net: i64,
 }
 
+/// Where the day of the last daily settlement is kept (a local day number).
+const DAILY_DONE: &[u8] = b"daily_settlement_day";
+
 impl Settlement<'_> {
+    /// The local day the daily settlement last ran for, on any node.
+    pub fn daily_done(&self) -> Result<Option<i64>> {
+        self.core.store.get::<i64>(Table::Meta, DAILY_DONE)
+    }
+
+    /// Records that the daily settlement of `day` ran, so no node runs it
+    /// again that day (kept in the ledger: it survives a restart and is
+    /// seen by the node that takes over the job).
+    pub fn mark_daily_done(&self, day: i64) -> Result<Durable<()>> {
+        self.core.store.transaction_durable(|tx| {
+            let done: Option<i64> = tx.get(Table::Meta, DAILY_DONE)?;
+            if done.is_some_and(|d| d >= day) {
+                return Ok(());
+            }
+            tx.put(Table::Meta, DAILY_DONE, &day)
+        })
+    }
+
     /// Settles everything confirmed up to `cutoff`. Returns the new batches.
     pub fn run(&self, cutoff: UnixTime, now: UnixTime) -> Result<Durable<Vec<SettlementBatch>>> {
         self.run_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS)

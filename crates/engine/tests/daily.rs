@@ -201,15 +201,19 @@ fn store_credit_held_for_a_pending_purchase_does_not_expire_under_it() {
 
 #[test]
 fn a_refund_after_the_points_expired_writes_them_off_and_keeps_the_ledger_whole() {
-    let w = with_program(program());
+    // Points that expire within the refund window (30 days).
+    let w = with_program(Program {
+        points_valid_days: Some(10),
+        ..program()
+    });
     let c = buy(&w, Pc::ClubPurchase, 100_000, T0);
     w.engine
         .loyalty()
-        .daily_pass(T0.plus(31 * DAY))
+        .daily_pass(T0.plus(11 * DAY))
         .unwrap()
         .unwrap();
     assert_eq!(points(&w), 0);
-    let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(32 * DAY));
+    let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 100_000, T0.plus(12 * DAY));
     assert_eq!(r.code, Rc::Approved, "{r:?}");
     assert_eq!(points(&w), 0);
     assert_eq!(w.club_account().balance, 500_000);
@@ -325,4 +329,14 @@ fn birthdays_and_cards_about_to_expire_are_told_once_and_on_the_day() {
         .unwrap();
     assert_eq!(run.birthdays, 0);
     w.assert_audit();
+}
+
+#[test]
+fn the_daily_settlement_day_is_kept_in_the_ledger_and_never_goes_back() {
+    let w = World::new();
+    let s = w.engine.settlement();
+    assert_eq!(s.daily_done().unwrap(), None);
+    s.mark_daily_done(20_790).unwrap().wait().unwrap();
+    s.mark_daily_done(20_789).unwrap().wait().unwrap();
+    assert_eq!(s.daily_done().unwrap(), Some(20_790));
 }

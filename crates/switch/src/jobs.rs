@@ -79,18 +79,16 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .daily_at
         .as_deref()
         .and_then(parse_hhmm);
-    let mut last_settled_day = None;
     let me = Arc::clone(&switch);
     every(&me, period, stop, "housekeeping", move |now| {
         let local = now.0 + switch.cfg.utc_offset_secs;
         let day = local.div_euclid(86_400);
         let minute = local.rem_euclid(86_400) / 60;
-        let settle_now = daily.is_some_and(|(h, m)| {
-            minute >= i64::from(h) * 60 + i64::from(m) && last_settled_day != Some(day)
-        });
-        if settle_now {
-            last_settled_day = Some(day);
-        }
+        // Past the hour of the daily settlement: whether today's ran is in
+        // the ledger, so the node holding this job (whichever it is, after
+        // a restart or a failover) runs it once, and again after a failed
+        // run.
+        let settle_time = daily.is_some_and(|(h, m)| minute >= i64::from(h) * 60 + i64::from(m));
         let s = Arc::clone(&switch);
         move || {
             let n = s.engine.sweeper().expire_holds(now, 10_000)?;
@@ -127,10 +125,11 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     "daily pass"
                 );
             }
-            if settle_now {
+            if settle_time && s.engine.settlement().daily_done()? < Some(day) {
                 let batches = s.engine.settlement().run(now, now)?.wait()?;
                 s.metrics.settled(now);
                 let files = settlement::write_files(&s.cfg, &batches, now)?;
+                s.engine.settlement().mark_daily_done(day)?.wait()?;
                 tracing::info!(batches = batches.len(), ?files, "daily settlement");
             }
             Ok(())
