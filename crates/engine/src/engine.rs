@@ -189,6 +189,13 @@ impl Engine {
         self.core.store.healthy()
     }
 
+    /// While unhealthy, tries the ledger once (a round trip on a database:
+    /// call it off the connection workers), so health returns with the
+    /// storage even without traffic.
+    pub fn probe(&self) {
+        self.core.store.probe()
+    }
+
     /// Figures about the group-commit flusher, for metrics.
     pub fn flush_stats(&self) -> FlushStats {
         self.core.store.flush_stats()

@@ -21,6 +21,7 @@ use crate::settlement;
 /// true.
 pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), SwitchError> {
     tokio::spawn(housekeeping(Arc::clone(switch), stop.clone()));
+    tokio::spawn(health_probe(Arc::clone(switch), stop.clone()));
     tokio::spawn(archiver(Arc::clone(switch), stop.clone()));
     let channel = notify::channel(&switch.cfg.notices)?;
     tokio::spawn(notifier(Arc::clone(switch), channel, stop.clone()));
@@ -64,6 +65,24 @@ async fn every<R>(
             Ok(Err(e)) => tracing::error!("{what}: {e}"),
             Err(e) => tracing::error!("{what} task: {e}"),
             Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Once a second while the ledger is unhealthy, tries it: on a database
+/// health is what the last statement found, and a node without traffic or
+/// leases would otherwise stay unready after the database came back.
+async fn health_probe(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {},
+            _ = stop.changed() => return,
+        }
+        if !switch.engine.healthy() {
+            let engine = switch.engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.probe()).await;
         }
     }
 }

@@ -280,6 +280,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// False while the backend cannot take writes (a failed disk being
     /// reopened, no primary database).
     fn healthy(&self) -> bool;
+    /// Tries the storage once while it is unhealthy, so health comes back
+    /// when the storage does even on a node with no traffic. Nothing to do
+    /// where health returns by itself (the embedded ledger's reopening).
+    fn probe(&self) {}
     fn size_on_disk(&self) -> std::result::Result<u64, StorageError>;
 
     /// Whether this node holds the lease of the background job `name`,
@@ -470,6 +474,13 @@ impl Store {
     /// False while the backend cannot take writes.
     pub fn healthy(&self) -> bool {
         self.backend.healthy()
+    }
+
+    /// See [`Backend::probe`]: may block on a round trip.
+    pub fn probe(&self) {
+        if !self.backend.healthy() {
+            self.backend.probe();
+        }
     }
 
     /// Runs `f` as one atomic, serializable transaction over every table.

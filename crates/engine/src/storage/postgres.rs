@@ -669,6 +669,19 @@ impl Backend for Postgres {
         self.up.load(Ordering::Acquire)
     }
 
+    /// Health is "the last statement found the database": this makes a
+    /// statement when nothing else does, and counts a server in recovery
+    /// (a standby, which takes no writes) as no primary.
+    fn probe(&self) {
+        let in_recovery = self.with(|c, _| {
+            c.query_one("SELECT pg_is_in_recovery()", &[])
+                .and_then(|row| row.try_get::<_, bool>(0))
+        });
+        if matches!(in_recovery, Ok(true)) {
+            self.up.store(false, Ordering::Release);
+        }
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         let bytes: i64 = self.with(|c, _| {
             c.query_one("SELECT pg_total_relation_size('ledger')", &[])
