@@ -106,6 +106,10 @@ enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    /// Print the admin API's OpenAPI 3.1 description (what
+    /// `/v1/openapi.json` serves and protocol-spec/admin-api.openapi.json
+    /// keeps).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +179,11 @@ fn main() -> ExitCode {
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
         Command::Archive(a) => config(&a).and_then(|cfg| cli::offline::archive(&cfg)),
         Command::Migrate { from, to } => cli::offline::migrate(&from, &to),
+        Command::Openapi => {
+            let doc = clubswitch::http::openapi::document(&clubswitch::http::routes::table());
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            Ok(())
+        }
         Command::Restore { run, from } => {
             config(&run).and_then(|cfg| clubswitch::backup::restore(&cfg, &from))
         }

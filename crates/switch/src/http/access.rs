@@ -154,12 +154,27 @@ impl Rule {
     }
 }
 
-/// One route of the admin API: method, path, who may call it, handler.
+/// A body's schema: its name and its JSON Schema (derived with utoipa).
+pub type Schema = fn() -> (String, Value);
+
+fn schema_of<T: utoipa::ToSchema>() -> (String, Value) {
+    (
+        T::name().into_owned(),
+        serde_json::to_value(T::schema()).unwrap_or_default(),
+    )
+}
+
+/// One route of the admin API: method, path, who may call it, handler,
+/// and the schemas of its request and answer where they are typed.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub rule: Rule,
     pub(super) handler: MethodRouter<Arc<Http>>,
+    pub body: Option<Schema>,
+    pub answer: Option<Schema>,
+    /// What the route does, for the OpenAPI description.
+    pub summary: &'static str,
 }
 
 impl Route {
@@ -169,12 +184,7 @@ impl Route {
         h: H,
     ) -> Route {
         let handler = axum::routing::get(h);
-        Route {
-            method: Method::GET,
-            path,
-            rule,
-            handler,
-        }
+        Route::new(Method::GET, path, rule, handler)
     }
 
     pub fn post<H: Handler<T, Arc<Http>>, T: 'static>(
@@ -183,12 +193,7 @@ impl Route {
         h: H,
     ) -> Route {
         let handler = axum::routing::post(h);
-        Route {
-            method: Method::POST,
-            path,
-            rule,
-            handler,
-        }
+        Route::new(Method::POST, path, rule, handler)
     }
 
     pub fn put<H: Handler<T, Arc<Http>>, T: 'static>(
@@ -197,12 +202,46 @@ impl Route {
         h: H,
     ) -> Route {
         let handler = axum::routing::put(h);
+        Route::new(Method::PUT, path, rule, handler)
+    }
+
+    fn new(
+        method: Method,
+        path: &'static str,
+        rule: Rule,
+        handler: MethodRouter<Arc<Http>>,
+    ) -> Route {
         Route {
-            method: Method::PUT,
+            method,
             path,
             rule,
             handler,
+            body: None,
+            answer: None,
+            summary: "",
         }
+    }
+
+    /// The request body is a `T`.
+    pub fn body<T: utoipa::ToSchema>(mut self) -> Route {
+        self.body = Some(schema_of::<T>);
+        self
+    }
+
+    /// The answer is a `T`.
+    pub fn answers<T: utoipa::ToSchema>(mut self) -> Route {
+        self.answer = Some(schema_of::<T>);
+        self
+    }
+
+    pub fn doc(mut self, summary: &'static str) -> Route {
+        self.summary = summary;
+        self
+    }
+
+    /// The roles allowed, and per action where they differ.
+    pub fn rule_view(&self) -> Value {
+        self.rule.view()
     }
 }
 
@@ -426,11 +465,35 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if method == Method::GET {
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    if method == Method::GET && !failed {
         return with_headers(response, &request_id);
     }
-    let (rparts, rbody) = response.into_parts();
-    let rbytes = to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+    let (mut rparts, rbody) = response.into_parts();
+    let mut rbytes = to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+    let json = rparts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if failed && !json {
+        // Extractors refuse a body in plain text (a missing field, not
+        // JSON at all): every error has the one shape `{"error": …}`.
+        let text = String::from_utf8_lossy(&rbytes).trim().to_owned();
+        rbytes = serde_json::to_vec(&serde_json::json!({ "error": text }))
+            .unwrap_or_default()
+            .into();
+        rparts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        rparts.headers.remove(header::CONTENT_LENGTH);
+    }
+    if method == Method::GET {
+        return with_headers(
+            Response::from_parts(rparts, Body::from(rbytes)),
+            &request_id,
+        );
+    }
     entry.status = rparts.status.as_u16();
     entry.after = summary(&rbytes);
     record(&h, entry).await;

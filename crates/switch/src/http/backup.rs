@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{bad, ApiResult, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct BackupIn {
     /// A new directory on the switch's machine, as an absolute path.
     dir: String,

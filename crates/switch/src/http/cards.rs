@@ -15,12 +15,14 @@ use super::{
     Http, Shared,
 };
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CardView {
     hash: String,
     last4: String,
+    #[schema(value_type = String, example = "club")]
     kind: CardKind,
     member: Option<u64>,
+    #[schema(value_type = String, example = "active")]
     status: Status,
     expiry: Option<String>,
     balance: Option<i64>,
@@ -53,10 +55,11 @@ async fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CardIn {
     pan: String,
     #[serde(default = "club")]
+    #[schema(value_type = String, example = "club")]
     kind: CardKind,
     member: Option<u64>,
     expiry: Option<String>,
@@ -86,7 +89,7 @@ pub(super) async fn issue_card(
     Ok(Json(card_view(&h, &card).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct BatchIn {
     /// Card-number prefix (6 to 10 digits); the rest is a sequence and the
     /// Luhn digit.
@@ -150,7 +153,7 @@ pub(super) async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> Api
     Ok(Json(json!({ "personalization": out })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PanIn {
     pan: String,
 }
@@ -245,7 +248,7 @@ pub(super) async fn card_action(
     Ok(Json(card_view(&h, &card).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CreditIn {
     member: u64,
     merchant: String,

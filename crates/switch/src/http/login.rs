@@ -14,7 +14,7 @@ use serde_json::json;
 use super::access::{Actor, SESSION_COOKIE};
 use super::{bad, blocking, ApiError, ApiResult, Http, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PasswordIn {
     name: String,
     password: String,
@@ -97,7 +97,7 @@ pub(super) async fn sign_out(
     Ok(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PhoneIn {
     phone: String,
 }
@@ -113,7 +113,7 @@ pub(super) async fn send_code(State(h): Shared, Json(p): Json<PhoneIn>) -> ApiRe
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CodeIn {
     phone: String,
     otp: String,
@@ -134,7 +134,7 @@ pub(super) async fn sign_in_with_code(
     signed_in(&h, outcome)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewPasswordIn {
     password: String,
 }

@@ -94,7 +94,7 @@ fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult {
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConvertIn {
     merchant: String,
@@ -117,7 +117,7 @@ pub(super) async fn convert(
     Ok(Json(json!({ "points": points, "credit": credit })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReferIn {
     code: String,
@@ -244,7 +244,7 @@ pub(super) async fn segments(
     Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DrawIn {
     merchant: String,
@@ -304,7 +304,7 @@ pub(super) async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiRes
     Ok(Json(json!({ "draw": id, "reproduced": ok })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CoalitionIn {
     name: String,

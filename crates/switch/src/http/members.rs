@@ -8,16 +8,18 @@ use serde_json::json;
 
 use super::{blocking, not_found, ApiError, ApiResult, Http, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct MemberIn {
     name: String,
     #[serde(default)]
     phone: String,
     #[serde(default)]
+    #[schema(value_type = String, example = "silver")]
     tier: Tier,
     #[serde(default)]
     groups: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "active")]
     status: Option<Status>,
     /// "MM-DD" or "YYYY-MM-DD" (only the month and day are kept); left
     /// out: unchanged; "": forgotten.

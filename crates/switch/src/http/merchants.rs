@@ -9,21 +9,24 @@ use serde_json::{json, Value};
 use super::access::Actor;
 use super::{amount, bad, blocking, merchant_id, ApiResult, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct MerchantIn {
     id: String,
     name: String,
     #[serde(default)]
     fee_bps: u32,
     #[serde(default)]
+    #[schema(value_type = String, example = "gross")]
     fee_base: FeeBase,
     #[serde(default)]
     settlement_account: String,
     #[serde(default)]
+    #[schema(value_type = Object)]
     offers: Offers,
     #[serde(default)]
     max_amount: Option<u64>,
     #[serde(default)]
+    #[schema(value_type = String, example = "active")]
     status: Status,
 }
 

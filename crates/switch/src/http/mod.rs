@@ -33,6 +33,7 @@ mod login;
 mod loyalty;
 mod members;
 mod merchants;
+pub mod openapi;
 mod reports;
 pub mod routes;
 mod settlements;
@@ -49,6 +50,8 @@ pub struct Http {
     pub ready: AtomicBool,
     /// Who may call each admin route, from [`routes::table`].
     rules: access::Rules,
+    /// The OpenAPI description of the same table.
+    openapi: serde_json::Value,
     /// Requests per credential (and failed sign-ins per address).
     limiter: access::Limiter,
 }
@@ -61,6 +64,7 @@ impl Http {
             token,
             ready: AtomicBool::new(false),
             rules: access::Rules::new(&routes::table()),
+            openapi: openapi::document(&routes::table()),
         }
     }
 }

@@ -46,141 +46,215 @@ pub fn table() -> Vec<Route> {
     use Scope::*;
     vec![
         // Who am I, and what may each role do.
-        Route::get("/v1/whoami", scoped(Roles::ANYONE, Own), users::whoami),
-        Route::get("/v1/access", scoped(Roles::ANYONE, Own), users::access),
+        Route::get("/v1/whoami", scoped(Roles::ANYONE, Own), users::whoami)
+            .doc("The caller: name, role, scope"),
+        Route::get("/v1/access", scoped(Roles::ANYONE, Own), users::access)
+            .doc("Every route and the roles that may call it"),
+        Route::get("/v1/openapi.json", Rule::Public, users::openapi)
+            .doc("This description of the admin API (OpenAPI 3.1)"),
         // Signing in to the console, and out.
-        Route::post("/v1/login", Rule::Public, login::sign_in),
-        Route::post("/v1/login/code", Rule::Public, login::send_code),
-        Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code),
-        Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out),
+        Route::post("/v1/login", Rule::Public, login::sign_in)
+            .body::<login::PasswordIn>()
+            .doc("Sign in with a password: a session cookie and its CSRF token"),
+        Route::post("/v1/login/code", Rule::Public, login::send_code)
+            .body::<login::PhoneIn>()
+            .doc("Send a one-time code to a member's phone"),
+        Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code)
+            .body::<login::CodeIn>()
+            .doc("Sign a member in with the code sent to its phone"),
+        Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out)
+            .doc("End the caller's session"),
         // Users and the action log.
-        Route::get("/v1/users", ops(ADMIN), users::list_users),
-        Route::post("/v1/users", ops(ADMIN), users::add_user),
-        Route::post("/v1/users/{name}/revoke", ops(ADMIN), users::revoke_user),
-        Route::post("/v1/users/{name}/tokens", ops(ADMIN), users::new_token),
-        Route::post("/v1/users/{name}/password", ops(ADMIN), login::set_password),
-        Route::get("/v1/audit-log", ops(SUPPORT), users::audit_log),
+        Route::get("/v1/users", ops(ADMIN), users::list_users).doc("Users (never their tokens)"),
+        Route::post("/v1/users", ops(ADMIN), users::add_user)
+            .body::<users::UserIn>()
+            .doc("Add a user; the answer holds its token, shown once"),
+        Route::post("/v1/users/{name}/revoke", ops(ADMIN), users::revoke_user)
+            .doc("Revoke a user: its tokens and sessions are refused from the next request on"),
+        Route::post("/v1/users/{name}/tokens", ops(ADMIN), users::new_token)
+            .body::<users::TokenIn>()
+            .doc("Another token for a user, shown once"),
+        Route::post("/v1/users/{name}/password", ops(ADMIN), login::set_password)
+            .body::<login::NewPasswordIn>()
+            .doc("Set a user's console password"),
+        Route::get("/v1/audit-log", ops(SUPPORT), users::audit_log)
+            .doc("The action log, newest first (?actor, ?target, ?from, ?to, ?limit)"),
         // The ledger audit and backups.
-        Route::get("/v1/audit", ops(SUPPORT.or(FINANCE)), audit::audit),
-        Route::post("/v1/backup", ops(ADMIN), backup::backup),
+        Route::get("/v1/audit", ops(SUPPORT.or(FINANCE)), audit::audit)
+            .doc("The ledger's invariants, the archive files and the action log's chain"),
+        Route::post("/v1/backup", ops(ADMIN), backup::backup)
+            .body::<backup::BackupIn>()
+            .doc("An online backup into a new directory on the switch's machine"),
         // Merchants and their discount rules.
         Route::get(
             "/v1/merchants",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
             merchants::list_merchants,
-        ),
-        Route::post("/v1/merchants", ops(ADMIN), merchants::put_merchant),
+        )
+        .doc("Merchants (a merchant: its own)"),
+        Route::post("/v1/merchants", ops(ADMIN), merchants::put_merchant)
+            .body::<merchants::MerchantIn>()
+            .doc("Add or update a merchant"),
         Route::get(
             "/v1/merchants/{id}/rules",
             scoped(SUPPORT.or(MERCHANT), MerchantPath),
             merchants::list_rules,
-        ),
+        )
+        .doc("A merchant's discount rules"),
         Route::post(
             "/v1/merchants/{id}/rules",
             scoped(MERCHANT, MerchantPath),
             merchants::add_rule,
-        ),
+        )
+        .doc("Add a discount rule (a DiscountRule object)"),
         Route::get(
             "/v1/merchants/{id}/program",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), MerchantPath),
             loyalty::get_program,
-        ),
+        )
+        .doc("A merchant's loyalty programme"),
         Route::put(
             "/v1/merchants/{id}/program",
             scoped(MERCHANT, MerchantPath),
             loyalty::put_program,
-        ),
+        )
+        .doc("Set a merchant's loyalty programme"),
         // Terminals.
         Route::get(
             "/v1/terminals",
             scoped(SUPPORT.or(MERCHANT), Own),
             terminals::list_terminals,
-        ),
-        Route::post("/v1/terminals", ops(ADMIN), terminals::add_terminal),
+        )
+        .doc("Terminals (a merchant: its own)"),
+        Route::post("/v1/terminals", ops(ADMIN), terminals::add_terminal)
+            .body::<terminals::TerminalIn>()
+            .doc("Register a terminal; the answer holds its key, shown once"),
         Route::post(
             "/v1/terminals/{id}/{action}",
             Rule::ByAction(TERMINAL_ACTIONS, TerminalPath),
             terminals::terminal_action,
-        ),
+        )
+        .doc("block, unblock, unlock or rotate-key a terminal"),
         Route::get(
             "/v1/terminals/{id}/history",
             scoped(SUPPORT.or(MERCHANT), TerminalPath),
             terminals::terminal_history,
-        ),
+        )
+        .doc("A terminal's transactions"),
         // Members.
-        Route::post("/v1/members", ops(SUPPORT), members::add_member),
+        Route::post("/v1/members", ops(SUPPORT), members::add_member)
+            .body::<members::MemberIn>()
+            .doc("Add a member"),
         Route::get(
             "/v1/members/{id}",
             scoped(SUPPORT.or(MEMBER), MemberPath),
             members::get_member,
-        ),
-        Route::put("/v1/members/{id}", ops(SUPPORT), members::update_member),
+        )
+        .doc("A member"),
+        Route::put("/v1/members/{id}", ops(SUPPORT), members::update_member)
+            .body::<members::MemberIn>()
+            .doc("Update a member"),
         Route::get(
             "/v1/members/{id}/loyalty",
             scoped(SUPPORT.or(MEMBER), MemberPath),
             loyalty::member_loyalty,
-        ),
-        Route::post("/v1/members/{id}/convert", ops(ADMIN), loyalty::convert),
-        Route::post("/v1/members/{id}/referral", ops(SUPPORT), loyalty::refer),
+        )
+        .doc("A member's standing, points and credit"),
+        Route::post("/v1/members/{id}/convert", ops(ADMIN), loyalty::convert)
+            .body::<loyalty::ConvertIn>()
+            .doc("Convert points into store credit"),
+        Route::post("/v1/members/{id}/referral", ops(SUPPORT), loyalty::refer)
+            .body::<loyalty::ReferIn>()
+            .doc("Record a referral"),
         // Cards and store credit.
-        Route::post("/v1/cards", ops(ADMIN), cards::issue_card),
-        Route::post("/v1/cards/batch", ops(ADMIN), cards::issue_batch),
+        Route::post("/v1/cards", ops(ADMIN), cards::issue_card)
+            .body::<cards::CardIn>()
+            .answers::<cards::CardView>()
+            .doc("Issue a card"),
+        Route::post("/v1/cards/batch", ops(ADMIN), cards::issue_batch)
+            .body::<cards::BatchIn>()
+            .doc("Issue a batch of club cards (personalization records)"),
         Route::post(
             "/v1/cards/find",
             scoped(SUPPORT.or(CASHIER), Own),
             cards::find_card,
-        ),
+        )
+        .body::<cards::PanIn>()
+        .answers::<cards::CardView>()
+        .doc("Find a card by its number"),
         Route::get(
             "/v1/cards/{hash}",
             scoped(SUPPORT.or(MEMBER), CardPath),
             cards::get_card,
-        ),
+        )
+        .answers::<cards::CardView>()
+        .doc("A card and its balance"),
         Route::get(
             "/v1/cards/{hash}/history",
             scoped(SUPPORT.or(MEMBER), CardPath),
             cards::card_history,
-        ),
+        )
+        .doc("A card's transactions"),
         Route::post(
             "/v1/cards/{hash}/{action}",
             Rule::ByAction(CARD_ACTIONS, None),
             cards::card_action,
-        ),
-        Route::post("/v1/store-credit", ops(ADMIN), cards::grant_store_credit),
+        )
+        .answers::<cards::CardView>()
+        .doc("block, unblock, expiry, limits, link, renew or top-up a card"),
+        Route::post("/v1/store-credit", ops(ADMIN), cards::grant_store_credit)
+            .body::<cards::CreditIn>()
+            .doc("Grant store credit to a member at a merchant"),
         // Settlement and reports.
         Route::get(
             "/v1/settlements",
             scoped(FINANCE.or(MERCHANT), Own),
             settlements::list_settlements,
-        ),
-        Route::post("/v1/settlements", ops(FINANCE), settlements::run_settlement),
+        )
+        .doc("Settlement batches (?format=csv; a merchant: its own)"),
+        Route::post("/v1/settlements", ops(FINANCE), settlements::run_settlement)
+            .body::<settlements::SettleIn>()
+            .doc("Run a settlement and write its files"),
         Route::get(
             "/v1/reports",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
             reports::report,
-        ),
+        )
+        .doc("Sales, discounts, fees and refunds for a period (?from, ?to, ?by)"),
         // Loyalty.
-        Route::post("/v1/loyalty/review", ops(ADMIN), loyalty::review),
-        Route::post("/v1/loyalty/daily", ops(ADMIN), loyalty::daily),
+        Route::post("/v1/loyalty/review", ops(ADMIN), loyalty::review)
+            .doc("Run the loyalty review now"),
+        Route::post("/v1/loyalty/daily", ops(ADMIN), loyalty::daily).doc("Run the daily pass now"),
         Route::get(
             "/v1/loyalty/report",
             ops(SUPPORT.or(FINANCE)),
             loyalty::loyalty_report,
-        ),
+        )
+        .doc("Points and credit issued, redeemed, outstanding"),
         Route::get(
             "/v1/segments",
             scoped(SUPPORT.or(MERCHANT), MerchantQuery),
             loyalty::segments,
-        ),
-        Route::get("/v1/draws", ops(SUPPORT), loyalty::list_draws),
-        Route::post("/v1/draws", ops(ADMIN), loyalty::run_draw),
-        Route::get("/v1/draws/{id}/verify", ops(SUPPORT), loyalty::verify_draw),
+        )
+        .doc("Members with their RFM scores (?merchant, ?group, ?format=csv)"),
+        Route::get("/v1/draws", ops(SUPPORT), loyalty::list_draws).doc("Lucky draws"),
+        Route::post("/v1/draws", ops(ADMIN), loyalty::run_draw)
+            .body::<loyalty::DrawIn>()
+            .doc("Run a lucky draw"),
+        Route::get("/v1/draws/{id}/verify", ops(SUPPORT), loyalty::verify_draw)
+            .doc("Run a draw's published algorithm again from its seed"),
         Route::get(
             "/v1/coalitions",
             ops(SUPPORT.or(FINANCE)),
             loyalty::list_coalitions,
-        ),
-        Route::put("/v1/coalitions", ops(ADMIN), loyalty::put_coalition),
-        Route::get("/v1/coalitions/clearing", ops(FINANCE), loyalty::clearing),
-        Route::get("/v1/notices", ops(SUPPORT), loyalty::notices),
+        )
+        .doc("Coalitions"),
+        Route::put("/v1/coalitions", ops(ADMIN), loyalty::put_coalition)
+            .body::<loyalty::CoalitionIn>()
+            .doc("Create or replace a coalition"),
+        Route::get("/v1/coalitions/clearing", ops(FINANCE), loyalty::clearing)
+            .doc("Who owes whom for coalition credit"),
+        Route::get("/v1/notices", ops(SUPPORT), loyalty::notices)
+            .doc("Member notices waiting for delivery"),
     ]
 }

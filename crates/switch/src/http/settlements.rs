@@ -15,7 +15,7 @@ use serde_json::json;
 use super::access::Actor;
 use super::{blocking, ApiResult, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct SettleIn {
     /// Unix time; default now.
     cutoff: Option<i64>,

@@ -12,7 +12,7 @@ use super::access::Actor;
 use super::{blocking, merchant_id, not_found, terminal_id, txn_json, ApiResult, Shared};
 use crate::handler::TMK_PURPOSE;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct TerminalIn {
     id: String,
     merchant: String,

@@ -31,12 +31,17 @@ pub(super) async fn whoami(Extension(actor): Extension<Actor>) -> ApiResult {
     })))
 }
 
+/// The OpenAPI 3.1 description of the admin API.
+pub(super) async fn openapi(State(h): Shared) -> ApiResult {
+    Ok(Json(h.openapi.clone()))
+}
+
 /// Every route and who may call it.
 pub(super) async fn access(State(h): Shared) -> ApiResult {
     Ok(Json(h.rules.view()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct UserIn {
     name: String,
     role: String,
@@ -122,7 +127,7 @@ pub(super) async fn revoke_user(State(h): Shared, Path(name): Path<String>) -> A
     Ok(Json(user_json(&u)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub(super) struct TokenIn {
     expires_days: Option<u32>,
 }
