@@ -33,7 +33,12 @@ enum Obj {
 /// (route as the switch declares it, path to call, roles allowed, object).
 /// `{action}` routes appear once per action the test tries.
 const MATRIX: &[(&str, &str, &str, Obj)] = &[
-    ("GET /v1/openapi.json", "/v1/openapi.json", "public", Obj::No),
+    (
+        "GET /v1/openapi.json",
+        "/v1/openapi.json",
+        "public",
+        Obj::No,
+    ),
     ("POST /v1/login", "/v1/login", "public", Obj::No),
     ("POST /v1/login/code", "/v1/login/code", "public", Obj::No),
     (
