@@ -25,6 +25,10 @@ enum Obj {
     No,
     Merchant,
     MerchantQuery,
+    /// A body naming the merchant.
+    MerchantBody,
+    /// A lucky draw of the merchant.
+    Draw,
     Terminal,
     Card,
     Member,
@@ -289,13 +293,23 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         "admin support merchant",
         Obj::MerchantQuery,
     ),
-    ("GET /v1/draws", "/v1/draws", "admin support", Obj::No),
-    ("POST /v1/draws", "/v1/draws", "admin", Obj::No),
+    (
+        "GET /v1/draws",
+        "/v1/draws",
+        "admin support merchant",
+        Obj::No,
+    ),
+    (
+        "POST /v1/draws",
+        "/v1/draws",
+        "admin merchant",
+        Obj::MerchantBody,
+    ),
     (
         "GET /v1/draws/{id}/verify",
-        "/v1/draws/1/verify",
-        "admin support",
-        Obj::No,
+        "/v1/draws/{d}/verify",
+        "admin support merchant",
+        Obj::Draw,
     ),
     (
         "GET /v1/coalitions",
@@ -335,6 +349,7 @@ struct Objects {
     terminal: (&'static str, &'static str),
     member: (String, String),
     card: (String, String),
+    draw: (String, String),
 }
 
 struct World {
@@ -390,6 +405,10 @@ fn world_with(name: &str, admin: &str, config: &str) -> World {
         let made = admin_ok(&d, "POST", "/v1/users", Some(body));
         tokens.insert(role, made["token"].as_str().unwrap().to_owned());
     }
+    let draws: Vec<String> = ["MERCHANT0000001", "MERCHANT0000002"]
+        .iter()
+        .map(|m| admin_ok(&d, "POST", "/v1/draws", Some(draw(m)))["id"].to_string())
+        .collect();
     World {
         objects: Objects {
             merchant: ("MERCHANT0000001", "MERCHANT0000002"),
@@ -402,6 +421,7 @@ fn world_with(name: &str, admin: &str, config: &str) -> World {
                 own_card["hash"].as_str().unwrap().to_owned(),
                 other_card["hash"].as_str().unwrap().to_owned(),
             ),
+            draw: (draws[0].clone(), draws[1].clone()),
         },
         d,
         tokens,
@@ -422,21 +442,33 @@ fn fill(path: &str, o: &Objects, own: bool) -> String {
         .replace("{t}", &pick(o.terminal))
         .replace("{b}", &pick((&o.member.0, &o.member.1)))
         .replace("{c}", &pick((&o.card.0, &o.card.1)))
+        .replace("{d}", &pick((&o.draw.0, &o.draw.1)))
 }
 
 /// A body each route accepts or refuses as malformed, either way harmless
 /// and small.
-fn body(method: &str, path: &str, n: usize) -> Option<Value> {
+fn body(method: &str, path: &str, n: usize, merchant: &str) -> Option<Value> {
     if method == "GET" {
         return None;
     }
-    Some(if path.ends_with("/v1/users") {
+    Some(if path.ends_with("/v1/draws") {
+        draw(merchant)
+    } else if path.ends_with("/v1/users") {
         json!({ "name": format!("made-{n}"), "role": "support" })
     } else if path.ends_with("/top-up") {
         json!({ "amount": 1 })
     } else {
         json!({})
     })
+}
+
+/// A lucky draw at `merchant` over the last day, with no prize to move.
+fn draw(merchant: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    json!({ "merchant": merchant, "from": now - 86_400, "to": now, "prizes": 1, "prize_points": 0 })
 }
 
 /// What the ledger holds, read as admin: a refused call must leave it
@@ -524,7 +556,16 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
                     &w.tokens[role],
                     method,
                     &target,
-                    body(method, path, n),
+                    body(
+                        method,
+                        path,
+                        n,
+                        if own {
+                            w.objects.merchant.0
+                        } else {
+                            w.objects.merchant.1
+                        },
+                    ),
                 );
                 let refused_by_guard = answer == json!({ "error": "not found" });
                 let what = format!(

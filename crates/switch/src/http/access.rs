@@ -100,6 +100,10 @@ pub enum Scope {
     MerchantPath,
     /// `?merchant=` is the caller's merchant.
     MerchantQuery,
+    /// The JSON body's `merchant` is the caller's merchant.
+    MerchantBody,
+    /// `{id}` is a lucky draw of the caller's merchant.
+    DrawPath,
     /// `{id}` is a terminal of the caller's merchant.
     TerminalPath,
     /// `{hash}` is a card of the calling member.
@@ -456,7 +460,7 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
                 return finish(&h, entry, r.0, r.1, &request_id).await;
             }
         }
-        if let Err(r) = permitted(&h, &actor, rule, &params, &query).await {
+        if let Err(r) = permitted(&h, &actor, rule, &params, &query, &bytes).await {
             return finish(&h, entry, r.0, r.1, &request_id).await;
         }
         parts.extensions.insert(actor);
@@ -510,6 +514,7 @@ async fn permitted(
     rule: Rule,
     params: &HashMap<String, String>,
     query: &HashMap<String, String>,
+    body: &[u8],
 ) -> Result<(), Refusal> {
     let roles = rule.roles(params.get("action").map(String::as_str));
     if !roles.allows(&actor.role) {
@@ -541,6 +546,33 @@ async fn permitted(
             }
             Some(a) => role.merchant().is_some_and(|m| m.as_str() == a),
         },
+        Scope::MerchantBody => {
+            let named = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("merchant").and_then(Value::as_str).map(str::to_owned));
+            match named {
+                None => {
+                    return Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        "name your merchant in the body's \"merchant\"",
+                    ))
+                }
+                Some(n) => role.merchant().is_some_and(|m| m.as_str() == n),
+            }
+        }
+        Scope::DrawPath => {
+            let (Some(merchant), Ok(id)) = (role.merchant().copied(), param("id").parse::<u64>())
+            else {
+                return Err(hidden());
+            };
+            lookup(h, move |e| {
+                Ok(e.loyalty()
+                    .draws()?
+                    .iter()
+                    .any(|d| d.id == id && d.spec.merchant == merchant))
+            })
+            .await?
+        }
         Scope::MemberPath => role
             .member()
             .is_some_and(|m| m.0.to_string() == param("id")),

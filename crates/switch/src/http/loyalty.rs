@@ -293,9 +293,19 @@ pub(super) async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResu
     Ok(Json(draw_view(&draw)))
 }
 
-pub(super) async fn list_draws(State(h): Shared) -> ApiResult {
+/// Lucky draws (a merchant's user: its own).
+pub(super) async fn list_draws(
+    State(h): Shared,
+    axum::Extension(actor): axum::Extension<super::access::Actor>,
+) -> ApiResult {
     let draws = blocking(&h, |e| e.loyalty().draws()).await?;
-    Ok(Json(Value::Array(draws.iter().map(draw_view).collect())))
+    Ok(Json(Value::Array(
+        draws
+            .iter()
+            .filter(|d| actor.merchant().is_none_or(|own| *own == d.spec.merchant))
+            .map(draw_view)
+            .collect(),
+    )))
 }
 
 /// Runs a recorded draw's published algorithm again from its seed.

@@ -237,12 +237,25 @@ pub fn table() -> Vec<Route> {
             loyalty::segments,
         )
         .doc("Members with their RFM scores (?merchant, ?group, ?format=csv)"),
-        Route::get("/v1/draws", ops(SUPPORT), loyalty::list_draws).doc("Lucky draws"),
-        Route::post("/v1/draws", ops(ADMIN), loyalty::run_draw)
-            .body::<loyalty::DrawIn>()
-            .doc("Run a lucky draw"),
-        Route::get("/v1/draws/{id}/verify", ops(SUPPORT), loyalty::verify_draw)
-            .doc("Run a draw's published algorithm again from its seed"),
+        Route::get(
+            "/v1/draws",
+            scoped(SUPPORT.or(MERCHANT), Own),
+            loyalty::list_draws,
+        )
+        .doc("Lucky draws"),
+        Route::post(
+            "/v1/draws",
+            scoped(MERCHANT, MerchantBody),
+            loyalty::run_draw,
+        )
+        .body::<loyalty::DrawIn>()
+        .doc("Run a lucky draw"),
+        Route::get(
+            "/v1/draws/{id}/verify",
+            scoped(SUPPORT.or(MERCHANT), DrawPath),
+            loyalty::verify_draw,
+        )
+        .doc("Run a draw's published algorithm again from its seed"),
         Route::get(
             "/v1/coalitions",
             ops(SUPPORT.or(FINANCE)),
