@@ -42,6 +42,16 @@ pub struct Config {
     pub notices: Notices,
 }
 
+/// A listener's certificate chain and private key, PEM files (see `tls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Listener {
@@ -50,7 +60,7 @@ pub struct Listener {
     /// Terminals connect with TLS (`{ cert = "…", key = "…" }`; PEM files,
     /// read again when they change).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,7 +149,7 @@ pub struct Admin {
     /// change). Without it the API is plain HTTP: keep it on loopback or
     /// behind a TLS-terminating proxy (runbook: TLS).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

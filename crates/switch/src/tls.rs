@@ -13,12 +13,11 @@
 //!   provider): no renegotiation, no compression, no legacy suites.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -27,6 +26,7 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+pub use crate::config::TlsFiles;
 use crate::error::SwitchError;
 
 /// How long a client has to finish its handshake.
@@ -34,16 +34,6 @@ pub const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// How often the files are looked at for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
-
-/// A listener's certificate chain and private key, PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
 
 /// A server configuration that follows its files.
 pub struct Reloading {
