@@ -99,7 +99,13 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .as_deref()
         .and_then(parse_hhmm);
     let me = Arc::clone(&switch);
+    let mut forgot_at = 0;
     every(&me, period, stop, "housekeeping", move |now| {
+        // Expired sessions and codes are looked for once a minute.
+        let forget = now.0 - forgot_at >= 60;
+        if forget {
+            forgot_at = now.0;
+        }
         let local = now.0 + switch.cfg.utc_offset_secs;
         let day = local.div_euclid(86_400);
         let minute = local.rem_euclid(86_400) / 60;
@@ -113,6 +119,12 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
             let n = s.engine.sweeper().expire_holds(now, 10_000)?;
             if n > 0 {
                 tracing::info!(expired = n, "holds expired");
+            }
+            if forget {
+                let n = s.engine.access().forget_expired(now)?;
+                if n > 0 {
+                    tracing::debug!(forgotten = n, "expired sessions and login codes");
+                }
             }
             if let Some(r) = s
                 .engine

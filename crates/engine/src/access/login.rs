@@ -268,6 +268,63 @@ impl Access<'_> {
         Ok(Some(s))
     }
 
+    /// Forgets sessions past their expiry and codes past their send
+    /// window, so neither table grows with every sign-in. Returns how many
+    /// records went.
+    pub fn forget_expired(&self, now: UnixTime) -> Result<usize> {
+        let sessions: Vec<Vec<u8>> = self
+            .core
+            .store
+            .scan::<Session>(Table::Sessions, b"")
+            .filter_map(|r| match r {
+                Ok((k, s)) if s.expires <= now => Some(Ok(k)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_>>()?;
+        let codes: Vec<Vec<u8>> = self
+            .core
+            .store
+            .scan::<LoginCode>(Table::LoginCodes, b"")
+            .filter_map(|r| match r {
+                Ok((k, c))
+                    if c.expires <= now && c.sent.iter().all(|t| t.0 <= now.0 - CODE_WINDOW) =>
+                {
+                    Some(Ok(k))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_>>()?;
+        if sessions.is_empty() && codes.is_empty() {
+            return Ok(0);
+        }
+        // Removed only if still expired: a session or code renewed since
+        // the scan stays.
+        self.core.store.transaction(|tx| {
+            let mut gone = 0;
+            for k in &sessions {
+                if tx
+                    .get::<Session>(Table::Sessions, k)?
+                    .is_some_and(|s| s.expires <= now)
+                {
+                    tx.remove(Table::Sessions, k)?;
+                    gone += 1;
+                }
+            }
+            for k in &codes {
+                let stale = tx.get::<LoginCode>(Table::LoginCodes, k)?.is_some_and(|c| {
+                    c.expires <= now && c.sent.iter().all(|t| t.0 <= now.0 - CODE_WINDOW)
+                });
+                if stale {
+                    tx.remove(Table::LoginCodes, k)?;
+                    gone += 1;
+                }
+            }
+            Ok(gone)
+        })
+    }
+
     /// Ends a session.
     pub fn sign_out(&self, id: &str) -> Result<Durable<()>> {
         self.core
@@ -382,6 +439,42 @@ mod tests {
         ] {
             assert_eq!(normal_phone(p), "09121234567", "{p}");
         }
+    }
+
+    #[test]
+    fn expired_sessions_are_forgotten_and_live_ones_kept() {
+        let store = crate::Store::memory().unwrap();
+        let engine = crate::Engine::new(
+            store,
+            crate::CardHasher::new(&[7; 32]),
+            crate::EngineConfig::default(),
+        );
+        let a = engine.access();
+        let now = UnixTime(1_700_000_000);
+        a.add_user("sam", Role::Support, None, now)
+            .unwrap()
+            .wait()
+            .unwrap();
+        a.set_password("sam", "long enough password")
+            .unwrap()
+            .wait()
+            .unwrap();
+        let short = LoginPolicy {
+            session_secs: 10,
+            ..LoginPolicy::default()
+        };
+        let sign = |at: UnixTime| match a.sign_in("sam", "long enough password", at, &short) {
+            Ok(d) => match d.wait().unwrap() {
+                SignIn::Session(id, _) => id,
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        };
+        let old = sign(now);
+        let young = sign(now.plus(5));
+        assert_eq!(a.forget_expired(now.plus(11)).unwrap(), 1);
+        assert!(a.session(&old, now).unwrap().is_none(), "forgotten");
+        assert!(a.session(&young, now.plus(11)).unwrap().is_some());
     }
 
     #[test]

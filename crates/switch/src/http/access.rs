@@ -330,12 +330,6 @@ pub struct Actor {
     pub csrf: Option<String>,
 }
 
-/// The caller's address (without the port), for handlers that limit by it.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub address: String,
-}
-
 impl Actor {
     /// The merchant a merchant or cashier is bound to: what a listing
     /// handler keeps ([`Scope::Own`]). `None` for everyone else.
@@ -465,7 +459,6 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         }
         parts.extensions.insert(actor);
     }
-    parts.extensions.insert(Peer { address });
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
