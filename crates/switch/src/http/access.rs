@@ -177,6 +177,8 @@ pub struct Route {
     pub(super) handler: MethodRouter<Arc<Http>>,
     pub body: Option<Schema>,
     pub answer: Option<Schema>,
+    /// The answer is a list of `answer`.
+    pub answer_list: bool,
     /// What the route does, for the OpenAPI description.
     pub summary: &'static str,
 }
@@ -222,6 +224,7 @@ impl Route {
             handler,
             body: None,
             answer: None,
+            answer_list: false,
             summary: "",
         }
     }
@@ -235,6 +238,13 @@ impl Route {
     /// The answer is a `T`.
     pub fn answers<T: utoipa::ToSchema>(mut self) -> Route {
         self.answer = Some(schema_of::<T>);
+        self
+    }
+
+    /// The answer is a list of `T`.
+    pub fn answers_list<T: utoipa::ToSchema>(mut self) -> Route {
+        self.answer = Some(schema_of::<T>);
+        self.answer_list = true;
         self
     }
 

@@ -51,12 +51,34 @@ pub(super) async fn put_merchant(State(h): Shared, Json(m): Json<MerchantIn>) ->
     Ok(Json(merchant_json(&rec)))
 }
 
+/// A merchant as the API shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct MerchantView {
+    id: String,
+    name: String,
+    #[schema(value_type = String, example = "active")]
+    status: Status,
+    fee_bps: u32,
+    #[schema(value_type = String, example = "gross")]
+    fee_base: FeeBase,
+    settlement_account: String,
+    #[schema(value_type = Object)]
+    offers: Offers,
+    max_amount: Option<u64>,
+}
+
 fn merchant_json(m: &Merchant) -> Value {
-    json!({
-        "id": m.id.as_str(), "name": m.name, "status": m.status, "fee_bps": m.fee_bps,
-        "fee_base": m.fee_base, "settlement_account": m.settlement_account, "offers": m.offers,
-        "max_amount": m.max_amount.map(|a| a.value()),
+    serde_json::to_value(MerchantView {
+        id: m.id.as_str().to_owned(),
+        name: m.name.clone(),
+        status: m.status,
+        fee_bps: m.fee_bps,
+        fee_base: m.fee_base,
+        settlement_account: m.settlement_account.clone(),
+        offers: m.offers,
+        max_amount: m.max_amount.map(|a| a.value()),
     })
+    .unwrap_or_default()
 }
 
 /// Every merchant; a merchant's own user sees only its own.

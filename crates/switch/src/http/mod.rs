@@ -207,12 +207,47 @@ fn local_days(q: &HashMap<String, String>, offset: i64) -> ApiResult<(i64, i64)>
 }
 
 /// A transaction as the history of a terminal or a card shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct TxnView {
+    rrn: String,
+    auth_id: String,
+    /// What was asked (DE 3): BankDiscount, ClubPurchase, StorePurchase,
+    /// ClubBalance, StoreBalance, ClubRefund or StoreRefund.
+    #[schema(value_type = String, example = "ClubPurchase")]
+    code: clubswitch_wire::ProcessingCode,
+    #[schema(value_type = String, example = "confirmed")]
+    state: clubswitch_engine::TxnState,
+    terminal: String,
+    merchant: String,
+    amount: u64,
+    final_amount: u64,
+    discount: u64,
+    fee: u64,
+    refunded: u64,
+    refund_of: Option<String>,
+    /// Unix seconds.
+    created: i64,
+    confirmed: Option<i64>,
+    settled_batch: Option<u64>,
+}
+
 fn txn_json(t: &Txn) -> Value {
-    json!({
-        "rrn": t.rrn.as_str(), "auth_id": t.auth_id.as_str(), "code": t.code, "state": t.state,
-        "terminal": t.request.terminal.as_str(), "merchant": t.merchant.as_str(),
-        "amount": t.amount, "final_amount": t.final_amount, "discount": t.discount, "fee": t.fee,
-        "refunded": t.refunded, "refund_of": t.refund_of.map(|r| r.as_str().to_owned()),
-        "created": t.created.0, "confirmed": t.confirmed.map(|c| c.0), "settled_batch": t.settled,
+    serde_json::to_value(TxnView {
+        rrn: t.rrn.as_str().to_owned(),
+        auth_id: t.auth_id.as_str().to_owned(),
+        code: t.code,
+        state: t.state,
+        terminal: t.request.terminal.as_str().to_owned(),
+        merchant: t.merchant.as_str().to_owned(),
+        amount: t.amount,
+        final_amount: t.final_amount,
+        discount: t.discount,
+        fee: t.fee,
+        refunded: t.refunded,
+        refund_of: t.refund_of.map(|r| r.as_str().to_owned()),
+        created: t.created.0,
+        confirmed: t.confirmed.map(|c| c.0),
+        settled_batch: t.settled,
     })
+    .unwrap_or_default()
 }

@@ -35,8 +35,12 @@ pub fn document(routes: &[Route]) -> Value {
         }
         if let Some(schema) = r.answer {
             let (name, s) = schema();
-            op["responses"]["200"]["content"]["application/json"]["schema"] =
-                json!({ "$ref": format!("#/components/schemas/{name}") });
+            let one = json!({ "$ref": format!("#/components/schemas/{name}") });
+            op["responses"]["200"]["content"]["application/json"]["schema"] = if r.answer_list {
+                json!({ "type": "array", "items": one })
+            } else {
+                one
+            };
             schemas.insert(name, s);
         }
         item[r.method.as_str().to_ascii_lowercase()] = op;

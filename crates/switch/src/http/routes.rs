@@ -65,11 +65,15 @@ pub fn table() -> Vec<Route> {
         Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out)
             .doc("End the caller's session"),
         // Users and the action log.
-        Route::get("/v1/users", ops(ADMIN), users::list_users).doc("Users (never their tokens)"),
+        Route::get("/v1/users", ops(ADMIN), users::list_users)
+            .answers_list::<users::UserView>()
+            .doc("Users (never their tokens)"),
         Route::post("/v1/users", ops(ADMIN), users::add_user)
             .body::<users::UserIn>()
+            .answers::<users::UserView>()
             .doc("Add a user; the answer holds its token, shown once"),
         Route::post("/v1/users/{name}/revoke", ops(ADMIN), users::revoke_user)
+            .answers::<users::UserView>()
             .doc("Revoke a user: its tokens and sessions are refused from the next request on"),
         Route::post("/v1/users/{name}/tokens", ops(ADMIN), users::new_token)
             .body::<users::TokenIn>()
@@ -78,6 +82,7 @@ pub fn table() -> Vec<Route> {
             .body::<login::NewPasswordIn>()
             .doc("Set a user's console password"),
         Route::get("/v1/audit-log", ops(SUPPORT), users::audit_log)
+            .answers_list::<users::ActionView>()
             .doc("The action log, newest first (?actor, ?target, ?from, ?to, ?limit)"),
         // The ledger audit and backups.
         Route::get("/v1/audit", ops(SUPPORT.or(FINANCE)), audit::audit)
@@ -91,9 +96,11 @@ pub fn table() -> Vec<Route> {
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
             merchants::list_merchants,
         )
+        .answers_list::<merchants::MerchantView>()
         .doc("Merchants (a merchant: its own)"),
         Route::post("/v1/merchants", ops(ADMIN), merchants::put_merchant)
             .body::<merchants::MerchantIn>()
+            .answers::<merchants::MerchantView>()
             .doc("Add or update a merchant"),
         Route::get(
             "/v1/merchants/{id}/rules",
@@ -125,21 +132,25 @@ pub fn table() -> Vec<Route> {
             scoped(SUPPORT.or(MERCHANT), Own),
             terminals::list_terminals,
         )
+        .answers_list::<terminals::TerminalView>()
         .doc("Terminals (a merchant: its own)"),
         Route::post("/v1/terminals", ops(ADMIN), terminals::add_terminal)
             .body::<terminals::TerminalIn>()
+            .answers::<terminals::TerminalView>()
             .doc("Register a terminal; the answer holds its key, shown once"),
         Route::post(
             "/v1/terminals/{id}/{action}",
             Rule::ByAction(TERMINAL_ACTIONS, TerminalPath),
             terminals::terminal_action,
         )
+        .answers::<terminals::TerminalView>()
         .doc("block, unblock, unlock or rotate-key a terminal"),
         Route::get(
             "/v1/terminals/{id}/history",
             scoped(SUPPORT.or(MERCHANT), TerminalPath),
             terminals::terminal_history,
         )
+        .answers_list::<super::TxnView>()
         .doc("A terminal's transactions"),
         // Members.
         Route::post("/v1/members", ops(SUPPORT), members::add_member)
@@ -194,6 +205,7 @@ pub fn table() -> Vec<Route> {
             scoped(SUPPORT.or(MEMBER), CardPath),
             cards::card_history,
         )
+        .answers_list::<super::TxnView>()
         .doc("A card's transactions"),
         Route::post(
             "/v1/cards/{hash}/{action}",

@@ -18,12 +18,32 @@ pub(super) struct TerminalIn {
     merchant: String,
 }
 
+/// A terminal as the API shows it: its key only when just made.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct TerminalView {
+    id: String,
+    merchant: String,
+    #[schema(value_type = String, example = "active")]
+    status: Status,
+    locked: bool,
+    security_failures: u32,
+    key_change_pending: bool,
+    /// The terminal master key (hex), in the answer that made it only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tmk: Option<String>,
+}
+
 fn terminal_json(t: &Terminal) -> Value {
-    json!({
-        "id": t.id.as_str(), "merchant": t.merchant.as_str(), "status": t.status,
-        "locked": t.locked, "security_failures": t.security_failures,
-        "key_change_pending": t.previous_tmk.is_some(),
+    serde_json::to_value(TerminalView {
+        id: t.id.as_str().to_owned(),
+        merchant: t.merchant.as_str().to_owned(),
+        status: t.status,
+        locked: t.locked,
+        security_failures: t.security_failures,
+        key_change_pending: t.previous_tmk.is_some(),
+        tmk: None,
     })
+    .unwrap_or_default()
 }
 
 /// Registers a terminal; the answer carries its TMK, shown this once.

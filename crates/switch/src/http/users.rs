@@ -13,14 +13,35 @@ use super::access::Actor;
 use super::{bad, blocking, merchant_id, ApiResult, Shared};
 use crate::config::parse_date;
 
-/// A user as the API shows it: never a token.
+/// A user as the API shows it; its token only in the answer that made it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct UserView {
+    name: String,
+    /// admin, support, finance, merchant, cashier or member.
+    role: &'static str,
+    merchant: Option<String>,
+    member: Option<u64>,
+    /// Unix seconds.
+    created: i64,
+    revoked: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<i64>,
+}
+
 fn user_json(u: &User) -> Value {
-    json!({
-        "name": u.name, "role": u.role.name(),
-        "merchant": u.role.merchant().map(|m| m.as_str().to_owned()),
-        "member": u.role.member().map(|m| m.0),
-        "created": u.created.0, "revoked": u.revoked.map(|r| r.0),
+    serde_json::to_value(UserView {
+        name: u.name.clone(),
+        role: u.role.name(),
+        merchant: u.role.merchant().map(|m| m.as_str().to_owned()),
+        member: u.role.member().map(|m| m.0),
+        created: u.created.0,
+        revoked: u.revoked.map(|r| r.0),
+        token: None,
+        expires: None,
     })
+    .unwrap_or_default()
 }
 
 pub(super) async fn whoami(Extension(actor): Extension<Actor>) -> ApiResult {
@@ -149,13 +170,41 @@ pub(super) async fn new_token(
     ))
 }
 
+/// An action log entry as the API shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ActionView {
+    seq: u64,
+    /// Unix seconds.
+    at: i64,
+    actor: String,
+    role: String,
+    source: String,
+    request_id: String,
+    action: String,
+    target: String,
+    status: u16,
+    before: String,
+    after: String,
+    /// SHA-256 of the entry and the one before it (hex).
+    hash: String,
+}
+
 fn entry_json(e: &ActionEntry) -> Value {
-    json!({
-        "seq": e.seq, "at": e.at.0, "actor": e.actor, "role": e.role, "source": e.source,
-        "request_id": e.request_id, "action": e.action, "target": e.target,
-        "status": e.status, "before": e.before, "after": e.after,
-        "hash": hex::encode(e.hash),
+    serde_json::to_value(ActionView {
+        seq: e.seq,
+        at: e.at.0,
+        actor: e.actor.clone(),
+        role: e.role.clone(),
+        source: e.source.clone(),
+        request_id: e.request_id.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        status: e.status,
+        before: e.before.clone(),
+        after: e.after.clone(),
+        hash: hex::encode(e.hash),
     })
+    .unwrap_or_default()
 }
 
 /// The action log, newest first: `?actor=`, `?target=` (a part of the
