@@ -39,6 +39,19 @@ fn signed_in(h: &Http, outcome: SignIn) -> Result<Response, ApiError> {
     }
 }
 
+/// A session just begun (its id goes in the cookie, not here).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SessionView {
+    actor: String,
+    role: &'static str,
+    /// To send as `X-CSRF-Token` with every request other than GET.
+    csrf: String,
+    /// Unix seconds.
+    expires: i64,
+    merchant: Option<String>,
+    member: Option<u64>,
+}
+
 fn session_response(h: &Http, id: &str, s: &Session) -> Response {
     let secure = if h.switch.cfg.admin.tls.is_some() {
         "; Secure"
@@ -49,11 +62,14 @@ fn session_response(h: &Http, id: &str, s: &Session) -> Response {
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     );
-    let body = Json(json!({
-        "actor": s.actor, "role": s.role.name(), "csrf": s.csrf, "expires": s.expires.0,
-        "merchant": s.role.merchant().map(|m| m.as_str().to_owned()),
-        "member": s.role.member().map(|m| m.0),
-    }));
+    let body = Json(SessionView {
+        actor: s.actor.clone(),
+        role: s.role.name(),
+        csrf: s.csrf.clone(),
+        expires: s.expires.0,
+        merchant: s.role.merchant().map(|m| m.as_str().to_owned()),
+        member: s.role.member().map(|m| m.0),
+    });
     let mut r = body.into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use clubswitch_engine::{Birthday, Durable, Engine, EngineError, Member, MemberId, Status, Tier};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{blocking, not_found, ApiError, ApiResult, Http, Shared};
 
@@ -39,15 +38,37 @@ impl MemberIn {
     }
 }
 
+/// A member as the API shows it, with its birthday.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct MemberView {
+    id: u64,
+    name: String,
+    phone: String,
+    #[schema(value_type = String, example = "silver")]
+    tier: Tier,
+    groups: Vec<String>,
+    #[schema(value_type = String, example = "active")]
+    status: Status,
+    /// "MM-DD", if known.
+    birthday: Option<String>,
+}
+
 /// A member as JSON, with their birthday.
 async fn member_json(h: &Http, m: &Member) -> ApiResult {
-    let mut v = serde_json::to_value(m).unwrap_or_default();
     let id = m.id;
     let birthday = blocking(h, move |e| e.loyalty().birthday(id))
         .await?
         .map(|b| b.to_string());
-    v["birthday"] = json!(birthday);
-    Ok(Json(v))
+    let view = MemberView {
+        id: m.id.0,
+        name: m.name.clone(),
+        phone: m.phone.clone(),
+        tier: m.tier,
+        groups: m.groups.clone(),
+        status: m.status,
+        birthday,
+    };
+    Ok(Json(serde_json::to_value(view).unwrap_or_default()))
 }
 
 pub(super) async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {

@@ -47,6 +47,7 @@ pub fn table() -> Vec<Route> {
     vec![
         // Who am I, and what may each role do.
         Route::get("/v1/whoami", scoped(Roles::ANYONE, Own), users::whoami)
+            .answers::<users::WhoAmI>()
             .doc("The caller: name, role, scope"),
         Route::get("/v1/access", scoped(Roles::ANYONE, Own), users::access)
             .doc("Every route and the roles that may call it"),
@@ -55,12 +56,14 @@ pub fn table() -> Vec<Route> {
         // Signing in to the console, and out.
         Route::post("/v1/login", Rule::Public, login::sign_in)
             .body::<login::PasswordIn>()
+            .answers::<login::SessionView>()
             .doc("Sign in with a password: a session cookie and its CSRF token"),
         Route::post("/v1/login/code", Rule::Public, login::send_code)
             .body::<login::PhoneIn>()
             .doc("Send a one-time code to a member's phone"),
         Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code)
             .body::<login::CodeIn>()
+            .answers::<login::SessionView>()
             .doc("Sign a member in with the code sent to its phone"),
         Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out)
             .doc("End the caller's session"),
@@ -155,15 +158,18 @@ pub fn table() -> Vec<Route> {
         // Members.
         Route::post("/v1/members", ops(SUPPORT), members::add_member)
             .body::<members::MemberIn>()
+            .answers::<members::MemberView>()
             .doc("Add a member"),
         Route::get(
             "/v1/members/{id}",
             scoped(SUPPORT.or(MEMBER), MemberPath),
             members::get_member,
         )
+        .answers::<members::MemberView>()
         .doc("A member"),
         Route::put("/v1/members/{id}", ops(SUPPORT), members::update_member)
             .body::<members::MemberIn>()
+            .answers::<members::MemberView>()
             .doc("Update a member"),
         Route::get(
             "/v1/members/{id}/loyalty",

@@ -44,12 +44,23 @@ fn user_json(u: &User) -> Value {
     .unwrap_or_default()
 }
 
-pub(super) async fn whoami(Extension(actor): Extension<Actor>) -> ApiResult {
-    Ok(Json(json!({
-        "name": actor.name, "role": actor.role.name(),
-        "merchant": actor.role.merchant().map(|m| m.as_str().to_owned()),
-        "member": actor.role.member().map(|m| m.0),
-    })))
+/// Who the caller is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct WhoAmI {
+    name: String,
+    /// admin, support, finance, merchant, cashier or member.
+    role: &'static str,
+    merchant: Option<String>,
+    member: Option<u64>,
+}
+
+pub(super) async fn whoami(Extension(actor): Extension<Actor>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        name: actor.name,
+        role: actor.role.name(),
+        merchant: actor.role.merchant().map(|m| m.as_str().to_owned()),
+        member: actor.role.member().map(|m| m.0),
+    })
 }
 
 /// The OpenAPI 3.1 description of the admin API.
