@@ -240,8 +240,17 @@ fn new_token() -> String {
     random_secret("cst_")
 }
 
+/// Names the switch itself acts under in the action log: no user has one.
+pub const RESERVED_NAMES: [&str; 2] = ["admin.token", "-"];
+
 fn valid_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+    if RESERVED_NAMES.contains(&name) {
+        return Err(EngineError::Invalid(format!("{name:?} is reserved")));
+    }
+    let ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
         && name.len() <= MAX_NAME
         && name
             .bytes()
@@ -250,7 +259,7 @@ fn valid_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(EngineError::Invalid(format!(
-            "user name must be 1 to {MAX_NAME} letters, digits or . _ - @"
+            "user name must be 1 to {MAX_NAME} letters, digits or . _ - @, starting with a letter or digit"
         )))
     }
 }
@@ -606,9 +615,14 @@ mod tests {
             engine.access().add_user("m", missing, None, now),
             Err(EngineError::NotFound { .. })
         ));
-        assert!(matches!(
-            engine.access().add_user("", Role::Admin, None, now),
-            Err(EngineError::Invalid(_))
-        ));
+        for bad in ["", "-", "admin.token", ".hidden", "a b"] {
+            assert!(
+                matches!(
+                    engine.access().add_user(bad, Role::Admin, None, now),
+                    Err(EngineError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 }

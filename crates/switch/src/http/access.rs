@@ -348,8 +348,9 @@ impl Actor {
     }
 }
 
-/// The name the bootstrap credential (`admin.token`) acts under.
-pub const BOOTSTRAP: &str = "admin.token";
+/// The name the bootstrap credential (`admin.token`) acts under, which no
+/// user may take.
+pub const BOOTSTRAP: &str = clubswitch_engine::access::RESERVED_NAMES[0];
 
 /// The largest request body the admin API reads.
 const MAX_BODY: usize = 4 << 20;
