@@ -204,4 +204,17 @@ async fn twenty_terminals_on_two_nodes_never_spend_more_than_a_card_holds() {
     let audit = b.admin("GET", "/v1/audit", None).unwrap();
     assert_eq!(audit["violations"], json!([]), "{audit}");
     eprintln!("twenty terminals on two nodes spent {spent} of {before}");
+
+    // The shared ledger keeps its history: the offline archiver refuses it
+    // rather than move it into files on one machine.
+    let archive = std::process::Command::new(BIN)
+        .args(["archive", "--data-dir"])
+        .arg(&b.dir)
+        .args(["--store-url", &url])
+        .env("CLUBSWITCH_MASTER_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!archive.status.success());
+    let said = String::from_utf8_lossy(&archive.stderr);
+    assert!(said.contains("keeps its history"), "{said}");
 }

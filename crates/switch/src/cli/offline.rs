@@ -39,6 +39,13 @@ pub fn audit(cfg: &Config) -> Result<(), SwitchError> {
 pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
     let master = master_key(cfg, false)?;
     let engine = open_engine(cfg, &master)?;
+    // As the daemon's archiver: files on this machine's disk would take
+    // history away from every node of a shared ledger.
+    if engine.shared() {
+        return Err(SwitchError::Invalid(
+            "a ledger several nodes share keeps its history: clubswitch archive is for the embedded ledger".into(),
+        ));
+    }
     let now = UnixTime::now();
     let keep = cfg.archive.request_keep_secs(&cfg.holds, &cfg.security);
     let mut purged = 0;
