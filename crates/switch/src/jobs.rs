@@ -194,9 +194,18 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 .purge_requests(now.plus(-keep), PURGE_SCAN_PER_ROUND)
                 .map_err(SwitchError::PurgeRequests)?;
             // A ledger several nodes share keeps its history: archive
-            // files would be on one node's disk only.
+            // files would be on one node's disk only. Its past days' spend
+            // counters go all the same.
             let run = if s.engine.shared() {
-                clubswitch_engine::ArchiveRun::default()
+                let horizon = now.plus(-s.cfg.archive.after_secs);
+                clubswitch_engine::ArchiveRun {
+                    counters: s
+                        .engine
+                        .archive()
+                        .prune_counters(horizon)
+                        .map_err(SwitchError::Archive)?,
+                    ..Default::default()
+                }
             } else {
                 s.engine
                     .archive()

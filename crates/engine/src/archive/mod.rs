@@ -344,8 +344,10 @@ impl Archive<'_> {
 
     /// Drops per-card daily counters (club spend, discount allowance) of
     /// days before the horizon's day less one: no hold lives long enough
-    /// to touch them again.
-    fn prune_counters(&self, horizon: UnixTime) -> Result<usize> {
+    /// to touch them again. Part of [`Archive::run`]; on its own for a
+    /// ledger that keeps its history (a shared one), whose counters must
+    /// not grow with every card and day either.
+    pub fn prune_counters(&self, horizon: UnixTime) -> Result<usize> {
         let before = horizon.local_day(self.core.cfg.utc_offset_secs) - 1;
         let mut dropped = 0;
         for table in [Table::DailySpend, Table::Allowance] {
