@@ -53,7 +53,12 @@ async fn every<R>(
         let this = round(UnixTime::now());
         let s = Arc::clone(switch);
         let ran = tokio::task::spawn_blocking(move || {
-            let leader = s.engine.lease(what)?;
+            // A lease that cannot be checked (the database is away) is not
+            // held: the gauge says so rather than keep its last value.
+            let leader = s
+                .engine
+                .lease(what)
+                .inspect_err(|_| s.metrics.leader(what, false))?;
             s.metrics.leader(what, leader);
             if leader {
                 this()?;

@@ -115,10 +115,12 @@ async fn ready(State(h): Shared) -> impl IntoResponse {
     if !h.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     } else if !h.switch.engine.healthy() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage failure: reopening the ledger\n",
-        )
+        let why = if h.switch.engine.shared() {
+            "storage unavailable: no writable primary database reached\n"
+        } else {
+            "storage failure: reopening the ledger\n"
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, why)
     } else {
         (StatusCode::OK, "ready\n")
     }
