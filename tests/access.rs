@@ -944,38 +944,6 @@ fn a_session_expires() {
     );
 }
 
-/// An SMS gateway that keeps every notice it is sent.
-fn gateway() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/sms", listener.local_addr().unwrap());
-    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let out = std::sync::Arc::clone(&kept);
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut r = BufReader::new(&stream);
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            if let Ok(v) = serde_json::from_slice(&body) {
-                out.lock().unwrap().push(v);
-            }
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, kept)
-}
-
 /// The next login code the gateway is sent, within ten seconds.
 fn next_code(kept: &std::sync::Mutex<Vec<Value>>, seen: &mut usize) -> String {
     let start = std::time::Instant::now();
@@ -998,7 +966,7 @@ fn next_code(kept: &std::sync::Mutex<Vec<Value>>, seen: &mut usize) -> String {
 
 #[test]
 fn a_login_code_signs_a_member_in_once_and_a_guessed_one_never() {
-    let (url, kept) = gateway();
+    let (url, kept) = gateway(Gateway::FailFirst(0));
     let w = world_with(
         "access-code",
         "",

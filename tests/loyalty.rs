@@ -4,14 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clubswitch_wire::{AccountType, AmountType, Message, ProcessingCode, ResponseCode};
 use serde_json::{json, Value};
-use support::{club_purchase, purchase, Daemon};
+use support::{club_purchase, gateway, purchase, Daemon, Gateway};
 
 const BOOK_CITY: &str = "MERCHANT0000002";
 
@@ -20,72 +18,6 @@ fn points(m: &Message, t: AmountType) -> Option<u64> {
         .ok()?
         .find(AccountType::Unspecified, t)
         .map(|b| b.amount.value())
-}
-
-/// What a fake SMS gateway does with each request.
-#[derive(Clone, Copy)]
-enum Gateway {
-    /// Answer 503 to the first `n` requests, then 200.
-    FailFirst(usize),
-    /// Read the request and never answer.
-    Hang,
-}
-
-/// A fake SMS gateway on a free port; returns its URL and the bodies it
-/// accepted (answered 200).
-fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/sms", listener.local_addr().unwrap());
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let out = Arc::clone(&accepted);
-    std::thread::spawn(move || {
-        let mut seen = 0;
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            seen += 1;
-            let body = read_request(&stream);
-            match mode {
-                Gateway::Hang => {
-                    std::thread::spawn(move || {
-                        std::thread::sleep(Duration::from_secs(3600));
-                        drop(stream);
-                    });
-                }
-                Gateway::FailFirst(n) if seen <= n => respond(stream, "503 Service Unavailable"),
-                Gateway::FailFirst(_) => {
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        out.lock().unwrap().push(v);
-                    }
-                    respond(stream, "200 OK");
-                }
-            }
-        }
-    });
-    (url, accepted)
-}
-
-fn read_request(stream: &TcpStream) -> Vec<u8> {
-    let mut r = BufReader::new(stream);
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; len];
-    let _ = r.read_exact(&mut body);
-    body
-}
-
-fn respond(mut stream: TcpStream, status: &str) {
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    );
 }
 
 /// A member's loyalty view's balances at `merchant`.

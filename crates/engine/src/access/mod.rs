@@ -132,10 +132,22 @@ pub struct TokenRecord {
 
 impl Record for TokenRecord {}
 
-/// One recorded action.
+/// One recorded action: what was done, its place in the log and its link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionEntry {
     pub seq: u64,
+    pub action: NewAction,
+    /// The hash of the entry before (zeros for the first).
+    pub prev: [u8; 32],
+    /// SHA-256 over every field above.
+    pub hash: [u8; 32],
+}
+
+impl Record for ActionEntry {}
+
+/// An action to record; the log gives it its place and hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAction {
     pub at: UnixTime,
     /// The user's name (`admin.token` for the bootstrap credential; `-`
     /// when no credential was accepted).
@@ -154,27 +166,6 @@ pub struct ActionEntry {
     /// What was asked (the request body, secrets and card numbers removed).
     pub before: String,
     /// What came of it (the answer's body, likewise).
-    pub after: String,
-    /// The hash of the entry before (zeros for the first).
-    pub prev: [u8; 32],
-    /// SHA-256 over every field above and `prev`.
-    pub hash: [u8; 32],
-}
-
-impl Record for ActionEntry {}
-
-/// An action to record; the log gives it its place and hashes.
-#[derive(Debug, Clone, Default)]
-pub struct NewAction {
-    pub at: UnixTime,
-    pub actor: String,
-    pub role: String,
-    pub source: String,
-    pub request_id: String,
-    pub action: String,
-    pub target: String,
-    pub status: u16,
-    pub before: String,
     pub after: String,
 }
 
@@ -393,16 +384,7 @@ impl Access<'_> {
             let head: Head = tx.get(Table::ActionLog, HEAD_KEY)?.unwrap_or_default();
             let mut e = ActionEntry {
                 seq: head.seq + 1,
-                at: a.at,
-                actor: a.actor.clone(),
-                role: a.role.clone(),
-                source: a.source.clone(),
-                request_id: a.request_id.clone(),
-                action: a.action.clone(),
-                target: a.target.clone(),
-                status: a.status,
-                before: a.before.clone(),
-                after: a.after.clone(),
+                action: a.clone(),
                 prev: head.hash,
                 hash: [0; 32],
             };
@@ -434,12 +416,13 @@ impl Access<'_> {
             if out.len() >= limit {
                 break;
             }
-            let keep = f.actor.as_ref().is_none_or(|a| &e.actor == a)
+            let a = &e.action;
+            let keep = f.actor.as_ref().is_none_or(|actor| &a.actor == actor)
                 && f.target
                     .as_ref()
-                    .is_none_or(|t| e.target.contains(t.as_str()))
-                && f.from.is_none_or(|from| e.at >= from)
-                && f.to.is_none_or(|to| e.at <= to);
+                    .is_none_or(|t| a.target.contains(t.as_str()))
+                && f.from.is_none_or(|from| a.at >= from)
+                && f.to.is_none_or(|to| a.at <= to);
             if keep {
                 out.push(e);
             }
@@ -497,7 +480,7 @@ impl Access<'_> {
 }
 
 /// Compares two secrets in time that depends on their length only.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -548,7 +531,7 @@ mod tests {
             .get(Table::ActionLog, &entry_key(3))
             .unwrap()
             .unwrap();
-        e.actor = "mallory".into();
+        e.action.actor = "mallory".into();
         engine
             .core()
             .store

@@ -35,6 +35,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use clubswitch_engine::access::constant_time_eq;
 use clubswitch_engine::{CardHash, NewAction, Role, UnixTime};
 use clubswitch_wire::{MerchantId, TerminalId};
 use serde::Serialize;
@@ -682,10 +683,6 @@ async fn authenticate(h: &Arc<Http>, headers: &HeaderMap) -> Result<Option<Actor
         session: Some(id),
         csrf: Some(s.csrf),
     }))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The caller's `X-Request-Id` if it is short and printable, else a new one.

@@ -201,18 +201,19 @@ pub(super) struct ActionView {
 }
 
 fn entry_json(e: &ActionEntry) -> Value {
+    let a = &e.action;
     serde_json::to_value(ActionView {
         seq: e.seq,
-        at: e.at.0,
-        actor: e.actor.clone(),
-        role: e.role.clone(),
-        source: e.source.clone(),
-        request_id: e.request_id.clone(),
-        action: e.action.clone(),
-        target: e.target.clone(),
-        status: e.status,
-        before: e.before.clone(),
-        after: e.after.clone(),
+        at: a.at.0,
+        actor: a.actor.clone(),
+        role: a.role.clone(),
+        source: a.source.clone(),
+        request_id: a.request_id.clone(),
+        action: a.action.clone(),
+        target: a.target.clone(),
+        status: a.status,
+        before: a.before.clone(),
+        after: a.after.clone(),
         hash: hex::encode(e.hash),
     })
     .unwrap_or_default()
