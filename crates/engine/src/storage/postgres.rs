@@ -45,7 +45,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -68,6 +68,9 @@ const POOL: usize = 8;
 /// How long a transaction keeps being run again after serialization
 /// failures before it gives up (a terminal waits longer for an answer).
 const RETRY_FOR: Duration = Duration::from_secs(5);
+/// Failed attempts after which a transaction runs alone on this node (see
+/// `Postgres::turns`).
+const ALONE_AFTER: u32 = 3;
 /// The channel changes to terminals are announced on.
 const TERMINALS: &str = "clubswitch_terminals";
 
@@ -159,6 +162,14 @@ pub(crate) struct Postgres {
     config: postgres::Config,
     pool: Mutex<Vec<Conn>>,
     ids: Mutex<IdBlock>,
+    /// Who may run an attempt: every first try shares it; a transaction
+    /// that lost [`ALONE_AFTER`] times takes it alone, so the other threads
+    /// of this node finish what they started and start nothing new until it
+    /// committed. Without it, threads that keep meeting on one hot row (a
+    /// card spent from several terminals) can starve one of them past
+    /// [`RETRY_FOR`]. `RwLock` on Linux prefers a waiting writer, so the
+    /// transaction that waits alone is not itself starved by new readers.
+    turns: RwLock<()>,
     /// The last statement succeeded (for `healthy` and `/ready`).
     up: AtomicBool,
     /// The session that holds this node's leases, and which it holds.
@@ -186,6 +197,7 @@ impl Postgres {
             config,
             pool: Mutex::new(Vec::new()),
             ids: Mutex::new(IdBlock::default()),
+            turns: RwLock::new(()),
             up: AtomicBool::new(true),
             leases: Mutex::new(Leases::default()),
         };
@@ -401,6 +413,14 @@ impl RawTx for PgTx<'_, '_> {
     }
 }
 
+/// A transaction's turn: shared with the other threads, or alone. Held
+/// only for what dropping it releases.
+#[allow(dead_code)]
+enum Turn<'a> {
+    Shared(RwLockReadGuard<'a, ()>),
+    Alone(RwLockWriteGuard<'a, ()>),
+}
+
 /// Why one attempt at a transaction stopped.
 enum Attempt {
     Done(TxResult<()>),
@@ -588,13 +608,19 @@ impl Backend for Postgres {
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
         while started.elapsed() < RETRY_FOR {
+            let turn = if attempt >= ALONE_AFTER {
+                Turn::Alone(self.turns.write().unwrap_or_else(|p| p.into_inner()))
+            } else {
+                Turn::Shared(self.turns.read().unwrap_or_else(|p| p.into_inner()))
+            };
             let mut conn = self.conn()?;
             let result = self.attempt(&mut conn, body);
             self.noted(&result);
             self.put_back(conn);
+            drop(turn);
             match result {
                 Ok(Attempt::Done(r)) => return r,
-                Ok(Attempt::Retry) => {}
+                Ok(Attempt::Retry) => attempt += 1,
                 Err(e) if retryable(&e) => {
                     // Another transaction got in the way: a pause, random
                     // so that the ones that met do not meet again, growing
