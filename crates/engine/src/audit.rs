@@ -197,7 +197,7 @@ impl Audit<'_> {
                         .push(format!("{} is held but not in the expiry index", t.rrn));
                 }
                 if let Some(acc) = &t.account {
-                    *held.entry(acc.to_key()).or_default() += t.amount as i64;
+                    *held.entry(acc.to_key()).or_default() += t.hold_amount() as i64;
                 }
                 if let Some(rule) = t.rule {
                     *rule_held.entry(keys::rule(&t.merchant, rule)).or_default() += t.discount;

@@ -16,6 +16,10 @@
 //!   accounts the lots of their balance ([`crate::model::Account::grants`],
 //!   before in a record per member and merchant). Both were appended, so
 //!   a version-1 body is a version-2 body without its last field.
+//! - 3: profile 1.1's points at the till: a transaction carries the points
+//!   it moved ([`crate::model::Txn::points`]) and a loyalty programme whether
+//!   it lets members pay with points ([`crate::loyalty::Program::till`]).
+//!   Both appended.
 
 use std::borrow::Cow;
 
@@ -25,7 +29,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;

@@ -68,7 +68,7 @@ pub use config::{EngineConfig, LoyaltyConfig, TierBasis};
 pub use engine::Engine;
 pub use error::{EngineError, StorageError};
 pub use keys::CardHasher;
-pub use loyalty::{Birthday, DailyRun, Program, ReferralCode, Review, Standing};
+pub use loyalty::{Birthday, DailyRun, Program, ReferralCode, Review, Standing, Till};
 pub use model::*;
 pub use notice::{Notice, NoticeKind};
 pub use reports::{SalesBy, SalesLine};

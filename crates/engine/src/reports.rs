@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use clubswitch_wire::ProcessingCode;
 use serde::Serialize;
 
 use crate::admin::Admin;
@@ -62,9 +61,7 @@ impl<'a> Reports<'a> {
             };
             let l = lines.entry(key.to_owned()).or_default();
             match t.code {
-                ProcessingCode::ClubRefund | ProcessingCode::StoreRefund => {
-                    l.refunds += t.final_amount
-                }
+                c if c.is_refund() => l.refunds += t.final_amount,
                 _ if t.state == TxnState::Confirmed => {
                     l.purchases += 1;
                     l.sales += t.final_amount;

@@ -846,3 +846,157 @@ fn coalition_credit_is_honoured_at_a_partner_and_the_clearing_says_who_owes_whom
         .is_err());
     w.assert_audit();
 }
+
+/// Points at the till (profile 1.1): 100 rials a point, at least 10 points;
+/// the member holds 150 points from a club purchase of 150,000 rials.
+fn with_points_at_the_till() -> World {
+    let w = with_program(Program {
+        till: Some(Till {
+            rials_per_point: 100,
+            min_points: 10,
+        }),
+        tier_bps: [ONE; 4],
+        ..program()
+    });
+    buy(&w, Pc::ClubPurchase, CLUB_PAN, 150_000, T0);
+    assert_eq!(points(&w), 150);
+    w
+}
+
+fn points_held(w: &World) -> i64 {
+    w.engine
+        .loyalty()
+        .points(w.member.id, &w.merchant)
+        .unwrap()
+        .held
+}
+
+#[test]
+fn a_points_purchase_holds_the_points_rounded_up_then_pays_for_what_was_confirmed() {
+    let w = with_points_at_the_till();
+    let (auth, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 10_050, T0.plus(60));
+    assert_eq!(out.code, Rc::Approved, "{out:?}");
+    // 10,050 rials at 100 a point: 101 points, rounded up.
+    assert_eq!(points_in(&out, AmountType::PointsRedeemed), Some(101));
+    assert_eq!(points_in(&out, AmountType::PointsBalance), Some(49));
+    assert_eq!(points_held(&w), 101);
+    w.assert_audit();
+
+    // The confirm may be for less: 9,000 rials pay 90 points, the rest is
+    // released, and a purchase paid with points earns none.
+    let c = w.confirm(&auth, &out, 9_000, T0.plus(70));
+    assert_eq!(c.code, Rc::Approved, "{c:?}");
+    assert_eq!(points_in(&c, AmountType::PointsRedeemed), Some(90));
+    assert_eq!(points_in(&c, AmountType::PointsBalance), Some(60));
+    assert_eq!(points_in(&c, AmountType::PointsEarned), None);
+    assert_eq!((points(&w), points_held(&w)), (60, 0));
+    w.assert_audit();
+
+    // The merchant carries them: nothing to settle, and the report shows
+    // them paid at the till.
+    let report = w
+        .engine
+        .loyalty()
+        .loyalty_report(T0, T0.plus(3_600))
+        .unwrap();
+    let mine = report
+        .merchants
+        .iter()
+        .find(|m| m.merchant == w.merchant.as_str())
+        .unwrap();
+    assert_eq!(mine.points_at_till, 90);
+    assert_eq!(mine.points_outstanding, 60);
+}
+
+#[test]
+fn a_points_purchase_is_declined_51_without_the_points_57_without_the_till_and_13_under_the_minimum(
+) {
+    let w = with_points_at_the_till();
+    let (_, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 15_001, T0.plus(60));
+    assert_eq!(out.code, Rc::InsufficientFunds, "151 points of 150");
+    let (_, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 900, T0.plus(61));
+    assert_eq!(
+        out.code,
+        Rc::InvalidAmount,
+        "9 points, under the minimum of 10"
+    );
+    assert_eq!((points(&w), points_held(&w)), (150, 0));
+
+    // The programme does not allow it: 57.
+    w.engine
+        .loyalty()
+        .put_program(&w.merchant, &program())
+        .unwrap()
+        .wait()
+        .unwrap();
+    let (_, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 1_000, T0.plus(62));
+    assert_eq!(out.code, Rc::NotPermittedToCardholder);
+    // No programme at all: 57 too.
+    let bare = World::new();
+    let (_, out) = bare.authorize(Pc::PointsPurchase, CLUB_PAN, 1_000, T0);
+    assert_eq!(out.code, Rc::NotPermittedToCardholder);
+    w.assert_audit();
+    bare.assert_audit();
+}
+
+#[test]
+fn voiding_or_expiring_a_points_hold_releases_it_and_a_reversal_gives_the_points_back() {
+    let w = with_points_at_the_till();
+    let (_, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 5_000, T0.plus(60));
+    assert_eq!(points_held(&w), 50);
+    assert_eq!(w.undo_rrn(out.rrn.unwrap(), T0.plus(61)).code, Rc::Approved);
+    assert_eq!((points(&w), points_held(&w)), (150, 0));
+
+    w.authorize(Pc::PointsPurchase, CLUB_PAN, 5_000, T0.plus(62));
+    assert_eq!(points_held(&w), 50);
+    w.engine
+        .sweeper()
+        .expire_holds(T0.plus(62 + 3_600), 100)
+        .unwrap();
+    assert_eq!((points(&w), points_held(&w)), (150, 0));
+
+    let (auth, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 5_000, T0.plus(4_000));
+    w.confirm(&auth, &out, 5_000, T0.plus(4_001));
+    assert_eq!(points(&w), 100);
+    assert_eq!(
+        w.undo_rrn(out.rrn.unwrap(), T0.plus(4_002)).code,
+        Rc::Approved
+    );
+    assert_eq!((points(&w), points_held(&w)), (150, 0));
+    w.assert_audit();
+}
+
+#[test]
+fn a_points_refund_gives_the_points_back_in_proportion_and_the_last_gives_back_the_rest() {
+    let w = with_points_at_the_till();
+    let (auth, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 10_000, T0.plus(60));
+    w.confirm(&auth, &out, 10_000, T0.plus(61));
+    assert_eq!(points(&w), 50);
+    let rrn = out.rrn.unwrap();
+
+    // A refund of a points purchase must say so: 209300, not 209100.
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 1_000, T0.plus(62)).code,
+        Rc::InvalidTransaction
+    );
+    // 3,333 of 10,000 rials: 33 of the 100 points, rounded down.
+    let r1 = w.refund(Pc::PointsRefund, rrn, 3_333, T0.plus(63));
+    assert_eq!(r1.code, Rc::Approved, "{r1:?}");
+    assert_eq!(points_in(&r1, AmountType::PointsRedeemed), Some(33));
+    assert_eq!(points_in(&r1, AmountType::PointsBalance), Some(83));
+    // Undoing that refund takes the 33 points again.
+    assert_eq!(w.undo_rrn(r1.rrn.unwrap(), T0.plus(64)).code, Rc::Approved);
+    assert_eq!(points(&w), 50);
+    let r2 = w.refund(Pc::PointsRefund, rrn, 3_333, T0.plus(65));
+    assert_eq!(points_in(&r2, AmountType::PointsRedeemed), Some(33));
+    // The rest, 6,667 rials, gives back the other 67.
+    let r3 = w.refund(Pc::PointsRefund, rrn, 6_667, T0.plus(66));
+    assert_eq!(points_in(&r3, AmountType::PointsRedeemed), Some(67));
+    assert_eq!(points(&w), 150);
+    assert_eq!(
+        w.refund(Pc::PointsRefund, rrn, 1, T0.plus(67)).code,
+        Rc::InvalidAmount,
+        "nothing left to refund"
+    );
+    w.assert_audit();
+}

@@ -1,4 +1,6 @@
-//! A data directory written in record format 1 opens and works on: what a
+//! A data directory written in record format 1 (the oldest this release
+//! reads; format 2 is format 1 with fields appended, as format 3 is format
+//! 2) opens and works on: what a
 //! purchase earned (kept then in a record of its own) is still taken back,
 //! and lots (kept then in one record per member and merchant) still expire
 //! and move into the accounts. The format-1 directory is made by writing
@@ -68,13 +70,31 @@ fn downgrade(dir: &Path) {
         if let Some(e) = t.earned.take() {
             earnings.insert(&k, v1_of(&e)).unwrap();
         }
-        // `None` is one byte.
-        txns.insert(&k, as_v1(&codec::to_vec(&t).unwrap(), 1))
+        // Format 3 appended the points (`None` here), format 2 what it
+        // earned: `None` is one byte each.
+        assert_eq!(t.points, None);
+        txns.insert(&k, as_v1(&codec::to_vec(&t).unwrap(), 2))
             .unwrap();
+    }
+    // A programme without the till format 3 appended (`None`, one byte).
+    let programs = db.open_tree("programs").unwrap();
+    for item in programs.iter() {
+        let (k, v) = item.unwrap();
+        let p: Program = codec::from_slice(&v).unwrap();
+        assert_eq!(p.till, None);
+        programs.insert(&k, as_v1(&v, 1)).unwrap();
     }
     // Every other record is unchanged but for its version byte.
     for name in db.tree_names() {
-        if [&b"accounts"[..], b"txns", b"earnings", b"__sled__default"].contains(&&name[..]) {
+        if [
+            &b"accounts"[..],
+            b"txns",
+            b"earnings",
+            b"programs",
+            b"__sled__default",
+        ]
+        .contains(&&name[..])
+        {
             continue;
         }
         let tree = db.open_tree(&name).unwrap();

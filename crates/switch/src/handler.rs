@@ -13,7 +13,7 @@ use clubswitch_engine::{
 };
 use clubswitch_wire::{
     de, decode_partial, AmountBlocks, CardAad, Currency, FieldError, Message, Mti, NetworkCode,
-    ProcessingCode, ResponseCode, TerminalId, TerminalKeys, Tmk,
+    ResponseCode, TerminalId, TerminalKeys, Tmk,
 };
 
 use crate::batch::Batcher;
@@ -385,10 +385,7 @@ impl Switch {
             .ok_or(ResponseCode::InvalidTransaction)?;
         let request = match msg.mti() {
             Mti::AUTH_REQUEST => {
-                if matches!(
-                    code,
-                    ProcessingCode::ClubRefund | ProcessingCode::StoreRefund
-                ) {
+                if code.is_refund() {
                     return Err(ResponseCode::InvalidTransaction);
                 }
                 let amount = match msg.get(de::AMOUNT) {
@@ -447,10 +444,7 @@ impl Switch {
                 })
             }
             Mti::FINANCIAL_REQUEST => {
-                if !matches!(
-                    code,
-                    ProcessingCode::ClubRefund | ProcessingCode::StoreRefund
-                ) {
+                if !code.is_refund() {
                     return Err(ResponseCode::InvalidTransaction);
                 }
                 Request::Refund(Refund {

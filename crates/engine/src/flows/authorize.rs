@@ -4,7 +4,9 @@
 use clubswitch_wire::fields::civil_from_days;
 use clubswitch_wire::{Amount, AmountBlock, Expiry, ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, discount_blocks, hold_started, Flow};
+use super::{
+    adjust_allowance, adjust_daily, approved, discount_blocks, hold_started, points, Flow,
+};
 use crate::cx::Cx;
 use crate::ledger;
 use crate::loyalty;
@@ -26,17 +28,18 @@ fn offered(cx: &Cx<'_>, code: ProcessingCode) -> bool {
         ProcessingCode::BankDiscount => o.discount,
         ProcessingCode::ClubPurchase | ProcessingCode::ClubBalance => o.club,
         ProcessingCode::StorePurchase | ProcessingCode::StoreBalance => o.store,
-        ProcessingCode::ClubRefund | ProcessingCode::StoreRefund => false,
+        // Whether the programme allows it is the flow's to answer (57).
+        ProcessingCode::PointsPurchase => true,
+        ProcessingCode::ClubRefund | ProcessingCode::StoreRefund | ProcessingCode::PointsRefund => {
+            false
+        }
     }
 }
 
 pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxResult<Flow> {
     use ResponseCode as Rc;
     let code = req.code;
-    if matches!(
-        code,
-        ProcessingCode::ClubRefund | ProcessingCode::StoreRefund
-    ) {
+    if code.is_refund() {
         return Ok(Flow::decline(Rc::InvalidTransaction));
     }
     if !offered(cx, code) {
@@ -111,9 +114,13 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
             member: m.id,
             merchant: cx.merchant.id,
         }),
-        (ProcessingCode::StorePurchase | ProcessingCode::StoreBalance, _, None) => {
-            return Ok(Flow::decline(Rc::NotPermittedToCardholder))
-        }
+        (
+            ProcessingCode::StorePurchase
+            | ProcessingCode::StoreBalance
+            | ProcessingCode::PointsPurchase,
+            _,
+            None,
+        ) => return Ok(Flow::decline(Rc::NotPermittedToCardholder)),
         _ => None,
     };
 
@@ -218,7 +225,17 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
     // The hold.
     let daily_tracked = code == ProcessingCode::ClubPurchase
         && card.as_ref().is_some_and(|c| c.daily_limit.is_some());
-    if let Some(acc) = &account {
+    let mut account = account;
+    let mut points = None;
+    if let (ProcessingCode::PointsPurchase, Some(m)) = (code, &member) {
+        match points::hold(cx, m, amount.value())? {
+            Ok(held) => {
+                account = Some(held.account);
+                points = Some(held.paid);
+            }
+            Err(rc) => return Ok(Flow::decline(rc)),
+        }
+    } else if let Some(acc) = &account {
         if !ledger::hold(cx.tx, acc, amount.value())? {
             return Ok(Flow::decline(Rc::InsufficientFunds));
         }
@@ -256,13 +273,15 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Authorize, hash: Option<CardHash>) -> TxRes
         payable_delta: 0,
         daily_tracked,
         earned: None,
+        points,
     };
     cx.save_txn(&txn)?;
     hold_started(cx.tx, &txn)?;
 
-    let blocks: Vec<AmountBlock> = match &account {
-        Some(acc) => cx.balance_blocks(acc, req.currency)?,
-        None => discount_blocks(req.currency, amount.value(), discount, fee),
+    let blocks: Vec<AmountBlock> = match (&account, points) {
+        (Some(acc), Some(p)) => points::blocks(cx, acc, req.currency, Some(p.held))?,
+        (Some(acc), None) => cx.balance_blocks(acc, req.currency)?,
+        (None, _) => discount_blocks(req.currency, amount.value(), discount, fee),
     };
     Ok(Flow {
         outcome: approved(Some(rrn), Some(auth_id), blocks),

@@ -3,7 +3,7 @@
 use clubswitch_wire::{Mti, ProcessingCode, ResponseCode};
 
 use super::{
-    adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, hold_ended, Flow,
+    adjust_allowance, adjust_daily, approved, discount_blocks, end_hold, hold_ended, points, Flow,
 };
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
@@ -18,6 +18,8 @@ use crate::storage::{Table, TxResult};
 enum Blocks {
     Balance(AccountKey),
     Discount(Vec<clubswitch_wire::AmountBlock>),
+    /// Points paid at the till, and the account they came from.
+    Points(AccountKey, u64),
 }
 
 pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
@@ -98,6 +100,16 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
             };
             (postings, Blocks::Balance(acc))
         }
+        ProcessingCode::PointsPurchase => {
+            let (Some(acc), Some(mut paid)) = (txn.account.clone(), txn.points) else {
+                return Ok(Flow::decline(Rc::SystemMalfunction));
+            };
+            ledger::release(cx.tx, &acc, paid.held)?;
+            paid.paid = points::paid_for(&paid, amount);
+            txn.points = Some(paid);
+            let postings = points::postings(&acc, m.id, signed(paid.paid)?);
+            (postings, Blocks::Points(acc, paid.paid))
+        }
         ProcessingCode::BankDiscount => {
             let held = txn.discount;
             let mut discount = held.min(amount);
@@ -131,8 +143,13 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
         _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
     };
     txn.final_amount = amount;
-    // A bank-card purchase earns on what the member paid after discount.
-    let charged = amount - txn.discount.min(amount);
+    // A bank-card purchase earns on what the member paid after discount; a
+    // purchase paid with points earns nothing, nor counts as spend, but is
+    // still a visit.
+    let charged = match txn.code {
+        ProcessingCode::PointsPurchase => 0,
+        _ => amount - txn.discount.min(amount),
+    };
     // What it earns is posted in the purchase's own journal entry.
     let earning = loyalty::earning(cx, &txn, charged)?;
     if let Some(e) = &earning {
@@ -152,10 +169,11 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     let mut blocks = match blocks {
         Blocks::Balance(acc) => cx.balance_blocks(&acc, txn.currency)?,
         Blocks::Discount(b) => b,
+        Blocks::Points(acc, paid) => points::blocks(cx, &acc, txn.currency, Some(paid))?,
     };
     blocks.extend(earned);
 
-    if txn.code != ProcessingCode::StorePurchase {
+    if txn.settles() {
         cx.tx
             .mark(Table::Unsettled, &keys::unsettled(&txn.merchant, &txn.rrn))?;
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod authorize;
 pub(crate) mod confirm;
+pub(crate) mod points;
 pub(crate) mod refund;
 pub(crate) mod undo;
 
@@ -92,9 +93,11 @@ pub(crate) fn end_hold(
     }
     hold_ended(tx, txn)?;
     match txn.code {
-        ProcessingCode::ClubPurchase | ProcessingCode::StorePurchase => {
+        ProcessingCode::ClubPurchase
+        | ProcessingCode::StorePurchase
+        | ProcessingCode::PointsPurchase => {
             if let Some(acc) = &txn.account {
-                ledger::release(tx, acc, txn.amount)?;
+                ledger::release(tx, acc, txn.hold_amount())?;
             }
             if txn.daily_tracked {
                 if let Some(card) = &txn.card {

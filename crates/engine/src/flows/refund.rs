@@ -1,22 +1,21 @@
-//! Refund (0200, 209100 / 209200) of a confirmed purchase, in full or in
-//! part, to where the value came from.
+//! Refund (0200, 209100 / 209200 / 209300) of a confirmed purchase, in full
+//! or in part, to where the value came from (for a points purchase, the
+//! points it paid with, in proportion).
 
 use clubswitch_wire::{ProcessingCode, ResponseCode};
 
-use super::{approved, Flow};
+use super::{approved, points, Flow};
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
-use crate::model::{keys, AccountKey, JournalKind, Txn, TxnState};
+use crate::model::{keys, AccountKey, JournalKind, PointsPaid, Txn, TxnState};
 use crate::request::Refund;
 use crate::storage::{Table, TxResult};
 
 pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     use ResponseCode as Rc;
-    let purchase_code = match req.code {
-        ProcessingCode::ClubRefund => ProcessingCode::ClubPurchase,
-        ProcessingCode::StoreRefund => ProcessingCode::StorePurchase,
-        _ => return Ok(Flow::decline(Rc::InvalidTransaction)),
+    let Some(purchase_code) = req.code.refunds() else {
+        return Ok(Flow::decline(Rc::InvalidTransaction));
     };
     let amount = req.amount.value();
     if amount == 0 || !cx.currency_ok(req.currency) {
@@ -61,24 +60,39 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
         (u128::from(purchase.fee) * u128::from(amount) / u128::from(purchase.final_amount)) as u64
     };
     let m = cx.merchant.id;
-    let (payable_delta, postings) = if req.code == ProcessingCode::ClubRefund {
-        let delta = -signed(amount - fee_back)?;
-        (
-            delta,
-            vec![
-                (acc.clone(), signed(amount)?),
-                (AccountKey::Payable(m), delta),
-                (AccountKey::FeeIncome, -signed(fee_back)?),
-            ],
-        )
-    } else {
-        (
+    let mut points_back = None;
+    let (payable_delta, postings) = match req.code {
+        ProcessingCode::ClubRefund => {
+            let delta = -signed(amount - fee_back)?;
+            (
+                delta,
+                vec![
+                    (acc.clone(), signed(amount)?),
+                    (AccountKey::Payable(m), delta),
+                    (AccountKey::FeeIncome, -signed(fee_back)?),
+                ],
+            )
+        }
+        ProcessingCode::PointsRefund => {
+            let Some(paid) = purchase.points.as_mut() else {
+                return Ok(Flow::decline(Rc::SystemMalfunction));
+            };
+            let back = points::refunded_for(paid, amount, refundable, purchase.final_amount);
+            paid.returned += back;
+            points_back = Some(PointsPaid {
+                rate: paid.rate,
+                returned: back,
+                ..PointsPaid::default()
+            });
+            (0, points::postings(&acc, m, -signed(back)?))
+        }
+        _ => (
             0,
             vec![
                 (acc.clone(), signed(amount)?),
                 (loyalty::store_counter(&acc, m), -signed(amount)?),
             ],
-        )
+        ),
     };
 
     let (rrn, auth_id) = cx.new_rrn()?;
@@ -113,6 +127,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
         payable_delta,
         daily_tracked: false,
         earned: None,
+        points: points_back,
     };
     let share = Share {
         amount,
@@ -124,7 +139,10 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     if req.code == ProcessingCode::ClubRefund {
         cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
     }
-    let blocks = cx.balance_blocks(&acc, req.currency)?;
+    let blocks = match points_back {
+        Some(p) => points::blocks(cx, &acc, req.currency, Some(p.returned))?,
+        None => cx.balance_blocks(&acc, req.currency)?,
+    };
     Ok(Flow {
         outcome: approved(Some(rrn), Some(auth_id), blocks),
         rrn: Some(rrn),

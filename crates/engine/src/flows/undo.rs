@@ -3,7 +3,7 @@
 
 use clubswitch_wire::{ProcessingCode, ResponseCode};
 
-use super::{adjust_allowance, adjust_daily, approved, end_hold, Flow};
+use super::{adjust_allowance, adjust_daily, approved, end_hold, points, Flow};
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
@@ -109,6 +109,34 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
                 (loyalty::store_counter(acc, m), -amount),
             ],
         ),
+        (ProcessingCode::PointsPurchase, Some(acc)) => {
+            let paid = txn.points.map_or(0, |p| p.paid);
+            (
+                JournalKind::Reversal,
+                points::postings(acc, m, -signed(paid)?),
+            )
+        }
+        (ProcessingCode::PointsRefund, Some(acc)) => {
+            let back = txn.points.map_or(0, |p| p.returned);
+            if ledger::account(cx.tx, acc)?.available() < signed(back)? {
+                return Ok(Some(ResponseCode::InsufficientFunds));
+            }
+            let Some(orig_rrn) = txn.refund_of else {
+                return Ok(Some(ResponseCode::InvalidTransaction));
+            };
+            if let Some(mut orig) = cx.tx.get::<Txn>(Table::Txns, orig_rrn.as_bytes())? {
+                orig.refunded = orig.refunded.saturating_sub(txn.final_amount);
+                if let Some(p) = orig.points.as_mut() {
+                    p.returned = p.returned.saturating_sub(back);
+                }
+                loyalty::on_refund_reversed(cx, txn, &mut orig)?;
+                cx.save_txn(&orig)?;
+            }
+            (
+                JournalKind::RefundReversal,
+                points::postings(acc, m, signed(back)?),
+            )
+        }
         (ProcessingCode::BankDiscount, _) => {
             if let Some(id) = txn.rule {
                 let key = keys::rule(&m, id);

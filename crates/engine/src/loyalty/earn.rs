@@ -180,8 +180,11 @@ pub(crate) fn earning(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Option<E
     let mut standing: Standing = tx
         .get(Table::Standing, &member_key(member.id))?
         .unwrap_or_default();
-    let program = program(tx, &txn.merchant)?
-        .filter(|p| txn.code != ProcessingCode::StorePurchase || p.earn_on_store);
+    let program = program(tx, &txn.merchant)?.filter(|p| match txn.code {
+        ProcessingCode::StorePurchase => p.earn_on_store,
+        ProcessingCode::PointsPurchase => false,
+        _ => true,
+    });
     let vip = standing.vip(month);
     let (points, cashback) = program.as_ref().map_or((0, 0), |p| {
         (

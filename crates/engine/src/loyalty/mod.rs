@@ -45,7 +45,7 @@ pub(crate) use coalition::{counter as store_counter, store_account};
 pub use coalition::{Coalition, Owed};
 pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
-pub(crate) use earn::{balance_block, earning, on_refund_reversed, take_back, Share};
+pub(crate) use earn::{balance_block, earning, on_refund_reversed, program, take_back, Share};
 pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 
@@ -104,6 +104,30 @@ pub struct Program {
     pub credit_valid_days: Option<u32>,
     /// Warn a member this many days before points or credit expire.
     pub expiry_warn_days: u32,
+    /// Whether members may pay with their points at the till (009300,
+    /// profile 1.1), and at what rate; `None`: they may not (answered 57).
+    pub till: Option<Till>,
+}
+
+/// Paying with points at the till.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Till {
+    /// Rials one point pays for: a purchase of DE 4 rials needs DE 4 /
+    /// this, rounded up, points.
+    pub rials_per_point: u64,
+    /// The fewest points one purchase may pay with (a smaller purchase is
+    /// answered 13); 0 or 1: no minimum.
+    #[serde(default)]
+    pub min_points: u64,
+}
+
+impl Till {
+    /// The points that pay for `rials`: rounded up, so a member never pays
+    /// less than the programme's rate.
+    pub fn points_for(&self, rials: u64) -> u64 {
+        rials.div_ceil(self.rials_per_point.max(1))
+    }
 }
 
 impl Default for Program {
@@ -123,6 +147,7 @@ impl Default for Program {
             points_valid_days: None,
             credit_valid_days: None,
             expiry_warn_days: 7,
+            till: None,
         }
     }
 }
@@ -156,6 +181,9 @@ impl Program {
         }
         if self.expiry_warn_days > 366 {
             return Err("expiry_warn_days is at most 366".into());
+        }
+        if self.till.is_some_and(|t| t.rials_per_point == 0) {
+            return Err("till.rials_per_point must be positive".into());
         }
         if self.campaigns.iter().any(|c| c.to <= c.from) {
             return Err("a campaign must end after it starts".into());
@@ -272,7 +300,14 @@ pub fn month_of_day(day: i64) -> i64 {
     y * 12 + i64::from(m) - 1
 }
 
-impl crate::codec::Record for Program {}
+impl crate::codec::Record for Program {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1 | 2 => crate::codec::with_tail(body, &None::<Till>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
 impl crate::codec::Record for Standing {}
 
 #[cfg(test)]

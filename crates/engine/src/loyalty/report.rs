@@ -37,6 +37,9 @@ pub struct MerchantLoyalty {
     pub points_returned: u64,
     /// In the period: points past their validity.
     pub points_expired: u64,
+    /// In the period: points members paid with at the till (profile 1.1),
+    /// less those given back by reversals and refunds.
+    pub points_at_till: i64,
     /// In the period: store credit from points and from cashback, credit
     /// taken back, and credit past its validity.
     pub credit_from_points: u64,
@@ -161,6 +164,14 @@ impl Loyalty<'_> {
                 // cashback as the merchant's credit issued (negative; credit
                 // spent in a store purchase comes back positive).
                 match (e.kind, points) {
+                    // Paid at the till: the points come back to the
+                    // merchant (positive); a reversal or refund gives them
+                    // back to the member (negative).
+                    (JournalKind::Purchase, true) if *v > 0 => r.points_at_till += *v,
+                    (
+                        JournalKind::Reversal | JournalKind::Refund | JournalKind::RefundReversal,
+                        true,
+                    ) => r.points_at_till += *v,
                     (
                         JournalKind::Purchase
                         | JournalKind::Loyalty

@@ -25,7 +25,7 @@ pub use account::{Account, AccountKey, JournalEntry, JournalKind};
 pub use earned::{Earned, Recovered};
 pub use lots::{Grants, Lot, Lots, Unit};
 pub use party::{Card, CardKind, FeeBase, Member, Merchant, Offers, Terminal, Tier};
-pub use txn::{Outcome, RequestKey, RequestRecord, Txn, TxnState};
+pub use txn::{Outcome, PointsPaid, RequestKey, RequestRecord, Txn, TxnState};
 
 /// Seconds since the Unix epoch, UTC.
 #[derive(

@@ -124,12 +124,39 @@ pub struct Txn {
     /// refund: what it recovered (format version 2; before, a record of its
     /// own in the earnings table).
     pub earned: Option<Earned>,
+    /// For a points purchase (009300) or refund (209300): the points it
+    /// moved (format version 3).
+    pub points: Option<PointsPaid>,
+}
+
+/// The points a purchase paid with at the till (profile 1.1). The rials of
+/// DE 4 are in [`Txn::amount`] and [`Txn::final_amount`] as for any
+/// purchase; these are the points that stand for them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct PointsPaid {
+    /// Rials a point pays for, the programme's rate at the request.
+    pub rate: u64,
+    /// Held by the request, until the confirm, an undo or expiry ends the
+    /// hold (the account's `held` includes it exactly while the purchase is
+    /// `Held`).
+    pub held: u64,
+    /// Paid at confirm (at most `held`).
+    pub paid: u64,
+    /// For a purchase: given back by its refunds so far (at most `paid`);
+    /// for a refund: given back by this refund.
+    pub returned: u64,
 }
 
 impl Record for Txn {
     fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
         match version {
-            1 => with_tail(body, &None::<Earned>),
+            1 => {
+                let v2 = with_tail(body, &None::<Earned>)?.into_owned();
+                Ok(std::borrow::Cow::Owned(
+                    with_tail(&v2, &None::<PointsPaid>)?.into_owned(),
+                ))
+            }
+            2 => with_tail(body, &None::<PointsPaid>),
             _ => Ok(std::borrow::Cow::Borrowed(body)),
         }
     }
@@ -145,6 +172,15 @@ impl Txn {
                 | ProcessingCode::BankDiscount
                 | ProcessingCode::ClubRefund
         )
+    }
+
+    /// What the purchase holds on its account while `Held`, in the
+    /// account's unit (rials, or points for a points purchase).
+    pub fn hold_amount(&self) -> u64 {
+        match self.points {
+            Some(p) => p.held,
+            None => self.amount,
+        }
     }
 
     /// Whether nothing a terminal or a settlement run does can change it

@@ -54,6 +54,9 @@ pub enum AmountType {
     PointsEarned,
     /// 94
     PointsBalance,
+    /// 95 (profile 1.1): points redeemed (held by a points purchase, then
+    /// confirmed).
+    PointsRedeemed,
 }
 
 impl AmountType {
@@ -66,6 +69,7 @@ impl AmountType {
             AmountType::NetAmount => b"92",
             AmountType::PointsEarned => b"93",
             AmountType::PointsBalance => b"94",
+            AmountType::PointsRedeemed => b"95",
         }
     }
     fn from_bytes(raw: &[u8]) -> Option<AmountType> {
@@ -77,6 +81,7 @@ impl AmountType {
             b"92" => Some(AmountType::NetAmount),
             b"93" => Some(AmountType::PointsEarned),
             b"94" => Some(AmountType::PointsBalance),
+            b"95" => Some(AmountType::PointsRedeemed),
             _ => None,
         }
     }

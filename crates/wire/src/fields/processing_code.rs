@@ -23,10 +23,16 @@ pub enum ProcessingCode {
     ClubRefund,
     /// 209200: refund to store credit.
     StoreRefund,
+    /// 009300 (profile 1.1): purchase paid with the member's points at this
+    /// merchant.
+    PointsPurchase,
+    /// 209300 (profile 1.1): refund of a points purchase; the points go
+    /// back.
+    PointsRefund,
 }
 
 impl ProcessingCode {
-    pub const ALL: [ProcessingCode; 7] = [
+    pub const ALL: [ProcessingCode; 9] = [
         ProcessingCode::BankDiscount,
         ProcessingCode::ClubPurchase,
         ProcessingCode::StorePurchase,
@@ -34,6 +40,8 @@ impl ProcessingCode {
         ProcessingCode::StoreBalance,
         ProcessingCode::ClubRefund,
         ProcessingCode::StoreRefund,
+        ProcessingCode::PointsPurchase,
+        ProcessingCode::PointsRefund,
     ];
 
     pub fn code(self) -> &'static [u8; 6] {
@@ -45,6 +53,8 @@ impl ProcessingCode {
             ProcessingCode::StoreBalance => b"319200",
             ProcessingCode::ClubRefund => b"209100",
             ProcessingCode::StoreRefund => b"209200",
+            ProcessingCode::PointsPurchase => b"009300",
+            ProcessingCode::PointsRefund => b"209300",
         }
     }
 
@@ -63,7 +73,26 @@ impl ProcessingCode {
             ProcessingCode::BankDiscount
                 | ProcessingCode::ClubPurchase
                 | ProcessingCode::StorePurchase
+                | ProcessingCode::PointsPurchase
         )
+    }
+
+    /// Whether this is a refund (single phase, naming a purchase by DE 37).
+    pub fn is_refund(self) -> bool {
+        matches!(
+            self,
+            ProcessingCode::ClubRefund | ProcessingCode::StoreRefund | ProcessingCode::PointsRefund
+        )
+    }
+
+    /// The purchase a refund code refunds.
+    pub fn refunds(self) -> Option<ProcessingCode> {
+        match self {
+            ProcessingCode::ClubRefund => Some(ProcessingCode::ClubPurchase),
+            ProcessingCode::StoreRefund => Some(ProcessingCode::StorePurchase),
+            ProcessingCode::PointsRefund => Some(ProcessingCode::PointsPurchase),
+            _ => None,
+        }
     }
 }
 
