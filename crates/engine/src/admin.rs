@@ -7,23 +7,34 @@ use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Rrn, TerminalId};
 use crate::archive::Archive;
 use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::idempotency::{once, Idempotency};
 use crate::ledger::{self, signed};
 use crate::model::{
     keys, Account, AccountKey, Card, CardHash, CardKind, JournalKind, Member, MemberId, Merchant,
     Status, Terminal, Txn, UnixTime,
 };
 use crate::rules::{DiscountRule, RuleRecord};
-use crate::storage::{abort, Durable, Table};
+use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
 /// Operator actions on the ledger: merchants, terminals, members, cards,
 /// rules, top-up and store credit, and what they look up.
 pub struct Admin<'a> {
     core: &'a Core,
+    /// The caller's idempotency key, for the calls that move money.
+    idem: Option<Idempotency>,
 }
 
 impl<'a> Admin<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Admin { core }
+        Admin { core, idem: None }
+    }
+
+    /// These calls under the caller's idempotency key: a call that moves
+    /// money ([`Admin::top_up`], [`Admin::grant_store_credit`]) does so at
+    /// most once per key and answers a repeat as the first (see
+    /// [`crate::idempotency`]).
+    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
+        Admin { idem, ..self }
     }
 }
 
@@ -294,26 +305,38 @@ impl Admin<'_> {
             return Err(EngineError::invalid("top-up amount must be positive"));
         }
         self.core.store.transaction_durable(|tx| {
-            let Some(c) = tx.get::<Card>(Table::Cards, &card.0)? else {
-                return abort(not_found("card", hex::encode(&card.0[..6])));
-            };
-            let Some(id) = c.account else {
-                return abort(EngineError::invalid("only club cards can be topped up"));
-            };
-            if c.status != Status::Active {
-                return abort(EngineError::invalid("card is blocked"));
-            }
-            let key = AccountKey::Club(id);
-            let v = signed(amount.value())?;
-            ledger::post(
-                tx,
-                now,
-                JournalKind::TopUp,
-                None,
-                vec![(AccountKey::ClubFunding, -v), (key.clone(), v)],
-            )?;
-            ledger::account(tx, &key)
+            once(tx, self.idem.as_ref(), now, || {
+                self.top_up_in(tx, card, amount, now)
+            })
         })
+    }
+
+    fn top_up_in(
+        &self,
+        tx: &Tx<'_>,
+        card: &CardHash,
+        amount: Amount,
+        now: UnixTime,
+    ) -> TxResult<Account> {
+        let Some(c) = tx.get::<Card>(Table::Cards, &card.0)? else {
+            return abort(not_found("card", hex::encode(&card.0[..6])));
+        };
+        let Some(id) = c.account else {
+            return abort(EngineError::invalid("only club cards can be topped up"));
+        };
+        if c.status != Status::Active {
+            return abort(EngineError::invalid("card is blocked"));
+        }
+        let key = AccountKey::Club(id);
+        let v = signed(amount.value())?;
+        ledger::post(
+            tx,
+            now,
+            JournalKind::TopUp,
+            None,
+            vec![(AccountKey::ClubFunding, -v), (key.clone(), v)],
+        )?;
+        ledger::account(tx, &key)
     }
 
     /// A merchant granting store credit (gift, cashback) to a member.
@@ -328,26 +351,39 @@ impl Admin<'_> {
             return Err(EngineError::invalid("credit amount must be positive"));
         }
         self.core.store.transaction_durable(|tx| {
-            if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
-                return abort(not_found("member", member.0));
-            }
-            if !tx.contains(Table::Merchants, merchant.as_bytes())? {
-                return abort(not_found("merchant", merchant));
-            }
-            let key = AccountKey::Store {
-                member,
-                merchant: *merchant,
-            };
-            let v = signed(amount.value())?;
-            ledger::post(
-                tx,
-                now,
-                JournalKind::StoreGrant,
-                None,
-                vec![(AccountKey::StoreIssued(*merchant), -v), (key.clone(), v)],
-            )?;
-            ledger::account(tx, &key)
+            once(tx, self.idem.as_ref(), now, || {
+                self.grant_store_credit_in(tx, member, merchant, amount, now)
+            })
         })
+    }
+
+    fn grant_store_credit_in(
+        &self,
+        tx: &Tx<'_>,
+        member: MemberId,
+        merchant: &MerchantId,
+        amount: Amount,
+        now: UnixTime,
+    ) -> TxResult<Account> {
+        if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+            return abort(not_found("member", member.0));
+        }
+        if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+            return abort(not_found("merchant", merchant));
+        }
+        let key = AccountKey::Store {
+            member,
+            merchant: *merchant,
+        };
+        let v = signed(amount.value())?;
+        ledger::post(
+            tx,
+            now,
+            JournalKind::StoreGrant,
+            None,
+            vec![(AccountKey::StoreIssued(*merchant), -v), (key.clone(), v)],
+        )?;
+        ledger::account(tx, &key)
     }
 
     /// Adds a discount rule to a merchant; returns its id.

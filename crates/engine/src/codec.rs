@@ -93,7 +93,7 @@ macro_rules! unchanged_records {
     ($($t:ty),* $(,)?) => { $(impl Record for $t {})* };
 }
 
-unchanged_records!(u64, i64, (), String, Vec<u8>, Vec<u64>);
+unchanged_records!(u64, i64, (), String, Vec<u8>, Vec<u64>, (u64, u64));
 
 #[cfg(test)]
 mod tests {

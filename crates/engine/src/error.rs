@@ -33,6 +33,9 @@ pub enum EngineError {
     /// A limit on how often something may be done was reached.
     #[error("too many {0}")]
     TooMany(String),
+    /// An idempotency key already answered another request.
+    #[error("this idempotency key was used for a different request")]
+    KeyReused,
 }
 
 impl EngineError {

@@ -268,10 +268,12 @@ impl Access<'_> {
         Ok(Some(s))
     }
 
-    /// Forgets sessions past their expiry and codes past their send
-    /// window, so neither table grows with every sign-in. Returns how many
-    /// records went.
+    /// Forgets sessions past their expiry, codes past their send window
+    /// and idempotency keys past [`crate::idempotency::KEEP_SECS`], so no
+    /// table grows with every sign-in or call. Returns how many records
+    /// went.
     pub fn forget_expired(&self, now: UnixTime) -> Result<usize> {
+        let keys = crate::idempotency::forget(&self.core.store, now)?;
         let sessions: Vec<Vec<u8>> = self
             .core
             .store
@@ -297,7 +299,7 @@ impl Access<'_> {
             })
             .collect::<Result<_>>()?;
         if sessions.is_empty() && codes.is_empty() {
-            return Ok(0);
+            return Ok(keys);
         }
         // Removed only if still expired: a session or code renewed since
         // the scan stays.
@@ -321,7 +323,7 @@ impl Access<'_> {
                     gone += 1;
                 }
             }
-            Ok(gone)
+            Ok(gone + keys)
         })
     }
 

@@ -53,17 +53,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LoyaltyConfig, TierBasis};
 use crate::core::Core;
+use crate::idempotency::Idempotency;
 use crate::model::{MemberId, Tier, UnixTime};
 
 /// Loyalty programmes, members' standing and points, the daily pass, draws,
 /// coalitions and reports.
 pub struct Loyalty<'a> {
     core: &'a Core,
+    /// The caller's idempotency key, for the calls that move points.
+    idem: Option<Idempotency>,
 }
 
 impl<'a> Loyalty<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Loyalty { core }
+        Loyalty { core, idem: None }
+    }
+
+    /// These calls under the caller's idempotency key: a call that moves
+    /// points or credit ([`Loyalty::grant_points`],
+    /// [`Loyalty::convert_points`]) does so at most once per key and
+    /// answers a repeat as the first (see [`crate::idempotency`]).
+    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
+        Loyalty { idem, ..self }
     }
 }
 

@@ -179,6 +179,9 @@ impl Loyalty<'_> {
                         | JournalKind::DrawPrize,
                         true,
                     ) => add(&mut r.points_issued, *v),
+                    // Granted by hand (negative: issued) or taken back.
+                    (JournalKind::PointsGrant, true) if *v < 0 => add(&mut r.points_issued, *v),
+                    (JournalKind::PointsGrant, true) => add(&mut r.points_returned, *v),
                     (JournalKind::Purchase | JournalKind::Loyalty, false) if *v < 0 => {
                         add(&mut r.cashback, *v)
                     }

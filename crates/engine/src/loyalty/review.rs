@@ -13,11 +13,12 @@ use super::{earn, month_of_day, Program, Standing};
 use crate::admin::not_found;
 use crate::admin::Admin;
 use crate::error::{EngineError, Result};
+use crate::idempotency::once;
 use crate::ledger;
-use crate::model::{Account, AccountKey, Member, MemberId, UnixTime};
+use crate::model::{Account, AccountKey, JournalKind, Member, MemberId, UnixTime};
 use crate::notice::{self, NoticeKind};
 use crate::storage::Durable;
-use crate::storage::{abort, Table};
+use crate::storage::{abort, Table, Tx, TxResult};
 
 /// Where the last period review is recorded (a month index).
 const REVIEWED: &[u8] = b"loyalty_reviewed";
@@ -154,32 +155,93 @@ impl Loyalty<'_> {
         now: UnixTime,
     ) -> Result<Durable<(u64, u64)>> {
         self.core.store.transaction_durable(|tx| {
-            let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
-                return abort(not_found("member", member.0));
-            };
-            let Some(p) = earn::program(tx, merchant)? else {
-                return abort(EngineError::invalid(format!(
-                    "merchant {merchant} has no active loyalty programme"
-                )));
-            };
-            if p.credit_per_point == 0 {
-                return abort(EngineError::invalid(format!(
-                    "merchant {merchant} does not convert points"
-                )));
-            }
-            let key = AccountKey::Points {
-                member,
-                merchant: *merchant,
-            };
-            let have = u64::try_from(ledger::account(tx, &key)?.available()).unwrap_or(0);
-            let n = points.unwrap_or(have);
-            if n == 0 || n > have {
-                return abort(EngineError::invalid(format!(
-                    "cannot convert {n} points: {have} available"
-                )));
-            }
-            let credit = earn::convert(tx, now, &m, *merchant, &p, n)?;
-            Ok((n, credit))
+            once(tx, self.idem.as_ref(), now, || {
+                self.convert_in(tx, member, merchant, points, now)
+            })
+        })
+    }
+
+    fn convert_in(
+        &self,
+        tx: &Tx<'_>,
+        member: MemberId,
+        merchant: &MerchantId,
+        points: Option<u64>,
+        now: UnixTime,
+    ) -> TxResult<(u64, u64)> {
+        let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
+            return abort(not_found("member", member.0));
+        };
+        let Some(p) = earn::program(tx, merchant)? else {
+            return abort(EngineError::invalid(format!(
+                "merchant {merchant} has no active loyalty programme"
+            )));
+        };
+        if p.credit_per_point == 0 {
+            return abort(EngineError::invalid(format!(
+                "merchant {merchant} does not convert points"
+            )));
+        }
+        let key = AccountKey::Points {
+            member,
+            merchant: *merchant,
+        };
+        let have = u64::try_from(ledger::account(tx, &key)?.available()).unwrap_or(0);
+        let n = points.unwrap_or(have);
+        if n == 0 || n > have {
+            return abort(EngineError::invalid(format!(
+                "cannot convert {n} points: {have} available"
+            )));
+        }
+        let credit = earn::convert(tx, now, &m, *merchant, &p, n)?;
+        Ok((n, credit))
+    }
+
+    /// Grants a member `points` at a merchant (a goodwill grant, a
+    /// correction), or takes them back when negative (at most what is
+    /// available). Granted points are a lot of their own and expire as
+    /// earned ones do. Returns the points account after.
+    pub fn grant_points(
+        &self,
+        member: MemberId,
+        merchant: &MerchantId,
+        points: i64,
+        now: UnixTime,
+    ) -> Result<Durable<Account>> {
+        if points == 0 {
+            return Err(EngineError::invalid("points must not be zero"));
+        }
+        self.core.store.transaction_durable(|tx| {
+            once(tx, self.idem.as_ref(), now, || {
+                if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+                    return abort(not_found("member", member.0));
+                }
+                if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+                    return abort(not_found("merchant", merchant));
+                }
+                let key = AccountKey::Points {
+                    member,
+                    merchant: *merchant,
+                };
+                if points < 0 && ledger::account(tx, &key)?.available() < -points {
+                    return abort(EngineError::invalid(format!(
+                        "cannot take back {} points: {} available",
+                        -points,
+                        ledger::account(tx, &key)?.available()
+                    )));
+                }
+                ledger::post(
+                    tx,
+                    now,
+                    JournalKind::PointsGrant,
+                    None,
+                    vec![
+                        (AccountKey::PointsIssued(*merchant), -points),
+                        (key.clone(), points),
+                    ],
+                )?;
+                ledger::account(tx, &key)
+            })
         })
     }
 

@@ -182,6 +182,9 @@ pub enum JournalKind {
     /// Points or store credit past their validity, taken back by the daily
     /// pass.
     Expiry,
+    /// Points an operator or merchant granted (or, negative, took back) by
+    /// hand.
+    PointsGrant,
 }
 
 /// One balanced movement of value.

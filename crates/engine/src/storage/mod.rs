@@ -110,10 +110,13 @@ pub(crate) enum Table {
     Sessions,
     /// One-time login codes by the member's phone number.
     LoginCodes,
+    /// Idempotency keys of money-moving admin calls and their answers, by
+    /// caller and key (see `idempotency`).
+    Idempotency,
 }
 
 impl Table {
-    pub const ALL: [Table; 28] = [
+    pub const ALL: [Table; 29] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -142,6 +145,7 @@ impl Table {
         Table::ActionLog,
         Table::Sessions,
         Table::LoginCodes,
+        Table::Idempotency,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -174,6 +178,7 @@ impl Table {
             Table::ActionLog => "action_log",
             Table::Sessions => "sessions",
             Table::LoginCodes => "login_codes",
+            Table::Idempotency => "idempotency",
         }
     }
 

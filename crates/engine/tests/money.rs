@@ -1,0 +1,146 @@
+//! Money-moving admin calls under idempotency keys: a key moves value at
+//! most once, answers a repeat as the first, and refuses another request.
+
+mod common;
+
+use std::sync::Arc;
+
+use clubswitch_engine::*;
+use clubswitch_wire::Amount;
+use common::*;
+
+fn key(k: &str, body: &str) -> Option<Idempotency> {
+    use sha2::{Digest, Sha256};
+    Some(Idempotency::new("gateway", k, Sha256::digest(body).into()))
+}
+
+#[test]
+fn a_top_up_repeated_under_its_key_credits_once_and_answers_as_the_first() {
+    let w = World::new();
+    let before = w.club_account().balance;
+    let top_up = |k: &str, body: &str, amount: u64| {
+        w.engine
+            .admin()
+            .keyed(key(k, body))
+            .top_up(&w.club.hash, Amount::new(amount).unwrap(), T0)
+            .and_then(|d| d.wait().map_err(|e| EngineError::NotDurable(e.to_string())))
+    };
+    let first = top_up("order-1", "50000", 50_000).unwrap();
+    assert_eq!(first.balance, before + 50_000);
+    // Another top-up without a key moves the balance on...
+    w.engine
+        .admin()
+        .top_up(&w.club.hash, Amount::new(1_000).unwrap(), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    // ...but the repeat answers exactly as the first did, and moves nothing.
+    assert_eq!(top_up("order-1", "50000", 50_000).unwrap(), first);
+    assert_eq!(w.club_account().balance, before + 51_000);
+    // The same key for another request is refused, and moves nothing.
+    assert!(matches!(
+        top_up("order-1", "60000", 60_000),
+        Err(EngineError::KeyReused)
+    ));
+    assert_eq!(w.club_account().balance, before + 51_000);
+    // A new key is a new top-up.
+    top_up("order-2", "50000", 50_000).unwrap();
+    assert_eq!(w.club_account().balance, before + 101_000);
+    w.assert_audit();
+}
+
+#[test]
+fn one_key_sent_from_many_threads_at_once_credits_once() {
+    let w = Arc::new(World::new());
+    let before = w.club_account().balance;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || {
+                w.engine
+                    .admin()
+                    .keyed(key("callback-7", "25000"))
+                    .top_up(&w.club.hash, Amount::new(25_000).unwrap(), T0)
+                    .unwrap()
+                    .wait()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<Account> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(w.club_account().balance, before + 25_000);
+    w.assert_audit();
+}
+
+#[test]
+fn points_grants_and_conversions_are_kept_by_their_keys_too() {
+    let w = World::new();
+    w.engine
+        .loyalty()
+        .put_program(
+            &w.merchant,
+            &Program {
+                credit_per_point: 100,
+                ..Program::default()
+            },
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    let grant = |k: &str, points: i64| {
+        w.engine
+            .loyalty()
+            .keyed(key(k, &points.to_string()))
+            .grant_points(w.member.id, &w.merchant, points, T0)
+            .unwrap()
+            .wait()
+            .unwrap()
+    };
+    assert_eq!(grant("g1", 500).balance, 500);
+    assert_eq!(grant("g1", 500).balance, 500, "repeat moves nothing");
+    assert_eq!(grant("g2", -100).balance, 400, "a negative grant takes back");
+    assert!(w
+        .engine
+        .loyalty()
+        .grant_points(w.member.id, &w.merchant, -401, T0)
+        .is_err());
+    let convert = || {
+        w.engine
+            .loyalty()
+            .keyed(key("c1", "300"))
+            .convert_points(w.member.id, &w.merchant, Some(300), T0)
+            .unwrap()
+            .wait()
+            .unwrap()
+    };
+    assert_eq!(convert(), (300, 30_000));
+    assert_eq!(convert(), (300, 30_000));
+    let points = w.engine.loyalty().points(w.member.id, &w.merchant).unwrap();
+    assert_eq!(points.balance, 100);
+    assert_eq!(w.store_account().balance, 30_000);
+    w.assert_audit();
+}
+
+#[test]
+fn keys_are_forgotten_only_after_the_keeping_time() {
+    let w = World::new();
+    let top_up = |at: UnixTime| {
+        w.engine
+            .admin()
+            .keyed(key("k", "1"))
+            .top_up(&w.club.hash, Amount::new(1_000).unwrap(), at)
+            .unwrap()
+            .wait()
+            .unwrap()
+    };
+    let before = w.club_account().balance;
+    top_up(T0);
+    let keep = idempotency::KEEP_SECS;
+    assert_eq!(w.engine.access().forget_expired(T0.plus(keep - 1)).unwrap(), 0);
+    top_up(T0.plus(keep - 1));
+    assert_eq!(w.club_account().balance, before + 1_000);
+    assert_eq!(w.engine.access().forget_expired(T0.plus(keep + 1)).unwrap(), 1);
+    top_up(T0.plus(keep + 2));
+    assert_eq!(w.club_account().balance, before + 2_000);
+}
