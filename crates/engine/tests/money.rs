@@ -99,7 +99,11 @@ fn points_grants_and_conversions_are_kept_by_their_keys_too() {
     };
     assert_eq!(grant("g1", 500).balance, 500);
     assert_eq!(grant("g1", 500).balance, 500, "repeat moves nothing");
-    assert_eq!(grant("g2", -100).balance, 400, "a negative grant takes back");
+    assert_eq!(
+        grant("g2", -100).balance,
+        400,
+        "a negative grant takes back"
+    );
     assert!(w
         .engine
         .loyalty()
@@ -137,10 +141,16 @@ fn keys_are_forgotten_only_after_the_keeping_time() {
     let before = w.club_account().balance;
     top_up(T0);
     let keep = idempotency::KEEP_SECS;
-    assert_eq!(w.engine.access().forget_expired(T0.plus(keep - 1)).unwrap(), 0);
+    assert_eq!(
+        w.engine.access().forget_expired(T0.plus(keep - 1)).unwrap(),
+        0
+    );
     top_up(T0.plus(keep - 1));
     assert_eq!(w.club_account().balance, before + 1_000);
-    assert_eq!(w.engine.access().forget_expired(T0.plus(keep + 1)).unwrap(), 1);
+    assert_eq!(
+        w.engine.access().forget_expired(T0.plus(keep + 1)).unwrap(),
+        1
+    );
     top_up(T0.plus(keep + 2));
     assert_eq!(w.club_account().balance, before + 2_000);
 }

@@ -150,6 +150,28 @@ pub struct Admin {
     /// behind a TLS-terminating proxy (runbook: TLS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFiles>,
+    /// Payment gateways whose signed top-up callbacks are taken
+    /// (`POST /v1/gateways/{name}/top-up`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<GatewayConfig>,
+}
+
+/// A payment gateway that reports paid top-ups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Its name in the callback's path.
+    pub name: String,
+    /// A file holding the secret it signs callbacks with (at least 32
+    /// characters).
+    pub secret_file: PathBuf,
+    /// How far a callback's timestamp may be from the switch's clock.
+    #[serde(default = "default_gateway_window")]
+    pub window_secs: u32,
+}
+
+fn default_gateway_window() -> u32 {
+    300
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,6 +339,7 @@ impl Default for Admin {
             max_failed_logins: 5,
             lockout_secs: 900,
             tls: None,
+            gateways: Vec::new(),
         }
     }
 }
@@ -452,6 +475,18 @@ impl Config {
         }
         if self.admin.requests_per_sec == 0 {
             return bad("admin.requests_per_sec must be positive".into());
+        }
+        for (i, g) in self.admin.gateways.iter().enumerate() {
+            let named = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if g.name.is_empty() || g.name.len() > 64 || !g.name.chars().all(named) {
+                return bad(format!(
+                    "admin.gateways: name {:?}: 1 to 64 letters, digits, - or _",
+                    g.name
+                ));
+            }
+            if self.admin.gateways[..i].iter().any(|o| o.name == g.name) {
+                return bad(format!("admin.gateways: {} is listed twice", g.name));
+            }
         }
         if self.admin.session_secs == 0 || self.admin.max_failed_logins == 0 {
             return bad("admin.session_secs and max_failed_logins must be positive".into());

@@ -56,7 +56,8 @@ async fn serve(
 ) -> Result<(), SwitchError> {
     ignore_file_size_limit();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
-    let http = Arc::new(Http::new(Arc::clone(&switch), token));
+    let gateways = crate::http::gateway::Gateways::load(&cfg.admin.gateways)?;
+    let http = Arc::new(Http::new(Arc::clone(&switch), token, gateways));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
 

@@ -20,7 +20,7 @@
 //! role, source address, request id, route, target, status and a summary of
 //! what was asked and answered, with card numbers and secrets removed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,10 +36,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use clubswitch_engine::access::constant_time_eq;
-use clubswitch_engine::{CardHash, NewAction, Role, UnixTime};
+use clubswitch_engine::{CardHash, Idempotency, NewAction, Role, UnixTime};
 use clubswitch_wire::{MerchantId, TerminalId};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{ApiError, Http};
 
@@ -119,6 +120,9 @@ pub enum Rule {
     /// Anyone, without a credential: the sign-in routes. Limited by
     /// address.
     Public,
+    /// A payment gateway, by the signature of its callback (see
+    /// `gateway`); no user credential. Limited per gateway.
+    Gateway,
     Fixed(Roles, Scope),
     /// Per value of the path's `{action}`; an action not listed is for
     /// admin (whose handler then answers 404 for an unknown one).
@@ -128,7 +132,7 @@ pub enum Rule {
 impl Rule {
     fn roles(&self, action: Option<&str>) -> Roles {
         match self {
-            Rule::Public => Roles::ANYONE,
+            Rule::Public | Rule::Gateway => Roles::ANYONE,
             Rule::Fixed(r, _) => *r,
             Rule::ByAction(list, _) => action
                 .and_then(|a| list.iter().find(|(n, _)| *n == a))
@@ -138,7 +142,7 @@ impl Rule {
 
     fn scope(&self) -> Scope {
         match self {
-            Rule::Public => Scope::Own,
+            Rule::Public | Rule::Gateway => Scope::Own,
             Rule::Fixed(_, s) | Rule::ByAction(_, s) => *s,
         }
     }
@@ -147,6 +151,7 @@ impl Rule {
     fn view(&self) -> Value {
         match self {
             Rule::Public => serde_json::json!({ "roles": ["public"], "scope": "own" }),
+            Rule::Gateway => serde_json::json!({ "roles": ["gateway"], "scope": "own" }),
             Rule::Fixed(r, s) => serde_json::json!({ "roles": r.names(), "scope": s }),
             Rule::ByAction(list, s) => {
                 let actions: serde_json::Map<String, Value> = list
@@ -182,6 +187,8 @@ pub struct Route {
     pub answer_list: bool,
     /// What the route does, for the OpenAPI description.
     pub summary: &'static str,
+    /// It moves money and takes an `Idempotency-Key`.
+    pub keyed: bool,
 }
 
 impl Route {
@@ -227,7 +234,16 @@ impl Route {
             answer: None,
             answer_list: false,
             summary: "",
+            keyed: false,
         }
+    }
+
+    /// It moves money: it takes an `Idempotency-Key` header, and a repeat
+    /// with the same key and body answers as the first and moves nothing
+    /// (see `clubswitch_engine::idempotency`).
+    pub fn keyed(mut self) -> Route {
+        self.keyed = true;
+        self
     }
 
     /// The request body is a `T`.
@@ -261,7 +277,11 @@ impl Route {
 }
 
 /// The rules by method and path, as the guard looks them up.
-pub struct Rules(HashMap<(Method, &'static str), Rule>);
+pub struct Rules(
+    HashMap<(Method, &'static str), Rule>,
+    /// The routes that take an `Idempotency-Key`.
+    HashSet<(Method, &'static str)>,
+);
 
 impl Rules {
     pub fn new(routes: &[Route]) -> Rules {
@@ -269,6 +289,11 @@ impl Rules {
             routes
                 .iter()
                 .map(|r| ((r.method.clone(), r.path), r.rule))
+                .collect(),
+            routes
+                .iter()
+                .filter(|r| r.keyed)
+                .map(|r| (r.method.clone(), r.path))
                 .collect(),
         )
     }
@@ -433,6 +458,29 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         if !h.limiter.allow(&format!("address {address}")) {
             return too_many(&request_id);
         }
+    } else if matches!(rule, Rule::Gateway) {
+        let name = params.get("name").map(String::as_str).unwrap_or_default();
+        match h
+            .gateways
+            .verify(name, &parts.headers, &bytes, UnixTime::now())
+        {
+            Ok(idem) => {
+                entry.actor = format!("gateway:{name}");
+                entry.role = "gateway".into();
+                if !h.limiter.allow(&entry.actor) {
+                    return too_many(&request_id);
+                }
+                parts.extensions.insert(idem);
+            }
+            Err(why) => {
+                let status = match why {
+                    super::gateway::Refused::Reference => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                let r = refuse(status, why.message());
+                return finish(&h, entry, r.0, r.1, &request_id).await;
+            }
+        }
     } else {
         let actor = match authenticate(&h, &parts.headers).await {
             Ok(Some(a)) => a,
@@ -468,6 +516,14 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         }
         if let Err(r) = permitted(&h, &actor, rule, &params, &query, &bytes).await {
             return finish(&h, entry, r.0, r.1, &request_id).await;
+        }
+        let keyed = h.rules.1.contains(&(method.clone(), route.as_str()));
+        match idempotency(&parts.headers, keyed, &actor.name, &method, &target, &bytes) {
+            Ok(Some(idem)) => {
+                parts.extensions.insert(idem);
+            }
+            Ok(None) => {}
+            Err(r) => return finish(&h, entry, r.0, r.1, &request_id).await,
         }
         parts.extensions.insert(actor);
     }
@@ -510,6 +566,49 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         Response::from_parts(rparts, Body::from(rbytes)),
         &request_id,
     )
+}
+
+/// The header that names a money move, so a retry moves nothing.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The caller's idempotency key, scoped to `caller` and fingerprinted by
+/// what is asked (method, path, body), when the request carries one. A key
+/// on a route that moves no money is refused rather than ignored: the
+/// caller would believe itself protected.
+fn idempotency(
+    headers: &HeaderMap,
+    keyed: bool,
+    caller: &str,
+    method: &Method,
+    target: &str,
+    body: &[u8],
+) -> Result<Option<Idempotency>, Refusal> {
+    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    if !keyed {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "this route moves no money and takes no Idempotency-Key",
+        ));
+    }
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key: 1 to 255 visible ASCII characters",
+            )
+        })?;
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update(b" ");
+    h.update(target);
+    h.update(b"\n");
+    h.update(body);
+    Ok(Some(Idempotency::new(caller, key, h.finalize().into())))
 }
 
 /// Whether `actor` may call a route with `rule` on these parameters.

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    amount, bad, blocking, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult,
-    Http, Shared,
+    amount, bad, blocking, card_hash, expiry, key, merchant_id, not_found, pan, txn_json,
+    ApiResult, Http, Key, Shared,
 };
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -185,6 +185,7 @@ pub(super) async fn card_history(State(h): Shared, Path(hash): Path<String>) -> 
 
 pub(super) async fn card_action(
     State(h): Shared,
+    k: Key,
     Path((hash, action)): Path<(String, String)>,
     body: Option<Json<Value>>,
 ) -> ApiResult<Json<CardView>> {
@@ -230,17 +231,24 @@ pub(super) async fn card_action(
                     .as_u64()
                     .ok_or_else(|| bad("amount is required"))?,
             )?;
-            blocking(&h, move |e| {
-                let done = e.admin().top_up(&hash, a, UnixTime::now())?;
+            // The balance answered is the one the top-up left, so a repeat
+            // under its key answers exactly as the first did.
+            let (card, acc) = blocking(&h, move |e| {
+                let done = e.admin().keyed(key(k)).top_up(&hash, a, UnixTime::now())?;
                 let card = e.admin().card(&hash)?.ok_or_else(|| {
                     clubswitch_engine::EngineError::NotFound {
                         what: "card",
                         key: hash.to_hex(),
                     }
                 })?;
-                Ok(done.map(|_| card))
+                Ok(done.map(|acc| (card, acc)))
             })
             .await?
+            .await?;
+            let mut view = card_view(&h, &card).await?;
+            view.balance = Some(acc.balance);
+            view.available = Some(acc.available());
+            return Ok(Json(view));
         }
         other => return Err(not_found(&format!("card action {other:?}"))),
     };
@@ -255,7 +263,11 @@ pub(super) struct CreditIn {
     amount: u64,
 }
 
-pub(super) async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>) -> ApiResult {
+pub(super) async fn grant_store_credit(
+    State(h): Shared,
+    k: Key,
+    Json(c): Json<CreditIn>,
+) -> ApiResult {
     let (member, merchant, amount) = (
         MemberId(c.member),
         merchant_id(&c.merchant)?,
@@ -263,6 +275,7 @@ pub(super) async fn grant_store_credit(State(h): Shared, Json(c): Json<CreditIn>
     );
     let acc = blocking(&h, move |e| {
         e.admin()
+            .keyed(key(k))
             .grant_store_credit(member, &merchant, amount, UnixTime::now())
     })
     .await?

@@ -12,11 +12,12 @@ use clubswitch_engine::loyalty::month_of_day;
 use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
 use clubswitch_engine::{Engine, Unit};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Shared,
+    bad, blocking, blocking_api, key, local_days, merchant_id, not_found, ApiError, ApiResult, Key,
+    Shared,
 };
 use crate::config::format_date;
 
@@ -104,17 +105,59 @@ pub(super) struct ConvertIn {
 
 pub(super) async fn convert(
     State(h): Shared,
+    k: Key,
     Path(id): Path<u64>,
     Json(c): Json<ConvertIn>,
 ) -> ApiResult {
     let merchant = merchant_id(&c.merchant)?;
     let (points, credit) = blocking(&h, move |e| {
         e.loyalty()
+            .keyed(key(k))
             .convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
     })
     .await?
     .await?;
     Ok(Json(json!({ "points": points, "credit": credit })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PointsIn {
+    member: u64,
+    merchant: String,
+    /// Points to grant; negative: to take back (at most what is available).
+    points: i64,
+}
+
+/// A member's points after a grant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PointsView {
+    member: u64,
+    merchant: String,
+    balance: i64,
+    available: i64,
+}
+
+pub(super) async fn grant_points(
+    State(h): Shared,
+    k: Key,
+    Json(p): Json<PointsIn>,
+) -> ApiResult<Json<PointsView>> {
+    let merchant = merchant_id(&p.merchant)?;
+    let member = MemberId(p.member);
+    let acc = blocking(&h, move |e| {
+        e.loyalty()
+            .keyed(key(k))
+            .grant_points(member, &merchant, p.points, UnixTime::now())
+    })
+    .await?
+    .await?;
+    Ok(Json(PointsView {
+        member: member.0,
+        merchant: merchant.as_str().to_owned(),
+        balance: acc.balance,
+        available: acc.available(),
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -28,6 +28,7 @@ pub mod access;
 mod audit;
 mod backup;
 mod cards;
+pub mod gateway;
 mod health;
 mod login;
 mod loyalty;
@@ -54,11 +55,14 @@ pub struct Http {
     openapi: serde_json::Value,
     /// Requests per credential (and failed sign-ins per address).
     limiter: access::Limiter,
+    /// Payment gateways and their secrets.
+    gateways: gateway::Gateways,
 }
 
 impl Http {
-    pub fn new(switch: Arc<Switch>, token: String) -> Http {
+    pub fn new(switch: Arc<Switch>, token: String, gateways: gateway::Gateways) -> Http {
         Http {
+            gateways,
             limiter: access::Limiter::new(switch.cfg.admin.requests_per_sec),
             switch,
             token,
@@ -70,6 +74,14 @@ impl Http {
 }
 
 type Shared = State<Arc<Http>>;
+
+/// The caller's idempotency key, on a route declared `keyed` that was sent
+/// one (set by [`access::guard`]).
+type Key = Option<axum::Extension<clubswitch_engine::Idempotency>>;
+
+fn key(k: Key) -> Option<clubswitch_engine::Idempotency> {
+    k.map(|e| e.0)
+}
 
 /// An admin error: status and message.
 pub struct ApiError(StatusCode, String);
@@ -87,6 +99,7 @@ impl From<EngineError> for ApiError {
             EngineError::Exists { .. } => StatusCode::CONFLICT,
             EngineError::Invalid(_) => StatusCode::BAD_REQUEST,
             EngineError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

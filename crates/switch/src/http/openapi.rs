@@ -86,7 +86,7 @@ fn operation(r: &Route) -> Value {
             })
             .collect::<String>()
     );
-    let params: Vec<Value> = r
+    let mut params: Vec<Value> = r
         .path
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -97,6 +97,32 @@ fn operation(r: &Route) -> Value {
             })
         })
         .collect();
+    if matches!(r.rule, Rule::Gateway) {
+        for (name, what) in [
+            (
+                "X-Clubswitch-Timestamp",
+                "Unix seconds, within the gateway's window of the switch's clock.",
+            ),
+            (
+                "X-Clubswitch-Signature",
+                "Hex of HMAC-SHA256(the gateway's secret, timestamp ‖ \".\" ‖ body).",
+            ),
+        ] {
+            params.push(json!({
+                "name": name, "in": "header", "required": true, "description": what,
+                "schema": { "type": "string", "minLength": 1, "maxLength": 128 }
+            }));
+        }
+    }
+    if r.keyed {
+        params.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "Names this money move: a repeat with the same key and body answers \
+                as the first and moves nothing; the same key with another body is refused \
+                (422). Keys are kept at least 24 hours, per caller.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+        }));
+    }
     let view = r.rule_view();
     let error = |what: &str| {
         json!({
@@ -111,7 +137,7 @@ fn operation(r: &Route) -> Value {
         "409": error("It exists already."),
         "413": error("The body is larger than 4 MiB."),
         "415": error("The body is not JSON."),
-        "422": error("The body lacks a field or has one of the wrong type."),
+        "422": error("The body lacks a field or has one of the wrong type, or the Idempotency-Key was used for another request."),
         "429": error("Too many requests from this credential (or failed sign-ins from this address)."),
         "500": error("The switch failed at something of its own (a file, the ledger)."),
         "503": error("The ledger cannot take writes now."),
@@ -126,6 +152,10 @@ fn operation(r: &Route) -> Value {
     if matches!(r.rule, Rule::Public) {
         op["security"] = json!([]);
         op["responses"]["401"] = error("Wrong name, password or code.");
+    } else if matches!(r.rule, Rule::Gateway) {
+        op["security"] = json!([]);
+        op["responses"]["401"] =
+            error("Unknown gateway, a missing or wrong signature, or a stale timestamp.");
     } else {
         op["responses"]["401"] = error("No valid credential.");
         op["responses"]["403"] =

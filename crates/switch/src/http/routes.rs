@@ -11,7 +11,7 @@
 
 use super::access::{Roles, Route, Rule, Scope};
 use super::{audit, backup, cards, loyalty, members, merchants, reports, settlements, terminals};
-use super::{login, users};
+use super::{gateway, login, users};
 
 const ADMIN: Roles = Roles::ADMIN;
 const SUPPORT: Roles = Roles::SUPPORT;
@@ -178,6 +178,7 @@ pub fn table() -> Vec<Route> {
         )
         .doc("A member's standing, points and credit"),
         Route::post("/v1/members/{id}/convert", ops(ADMIN), loyalty::convert)
+            .keyed()
             .body::<loyalty::ConvertIn>()
             .doc("Convert points into store credit"),
         Route::post("/v1/members/{id}/referral", ops(SUPPORT), loyalty::refer)
@@ -219,10 +220,21 @@ pub fn table() -> Vec<Route> {
             cards::card_action,
         )
         .answers::<cards::CardView>()
+        .keyed()
         .doc("block, unblock, expiry, limits, link, renew or top-up a card"),
         Route::post("/v1/store-credit", ops(ADMIN), cards::grant_store_credit)
             .body::<cards::CreditIn>()
+            .keyed()
             .doc("Grant store credit to a member at a merchant"),
+        Route::post("/v1/gateways/{name}/top-up", Rule::Gateway, gateway::top_up)
+            .body::<gateway::CallbackIn>()
+            .answers::<gateway::CallbackView>()
+            .doc("A payment gateway's signed top-up callback (HMAC, see the runbook)"),
+        Route::post("/v1/points", ops(ADMIN), loyalty::grant_points)
+            .body::<loyalty::PointsIn>()
+            .answers::<loyalty::PointsView>()
+            .keyed()
+            .doc("Grant a member points at a merchant (negative: take back)"),
         // Settlement and reports.
         Route::get(
             "/v1/settlements",

@@ -1,0 +1,219 @@
+//! Money in, on the real binary: admin money moves under an
+//! `Idempotency-Key`, and payment gateways' signed top-up callbacks, which
+//! credit once however often and however concurrently they are repeated.
+
+mod support;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use support::*;
+
+const SECRET: &str = "a-test-gateway-secret-of-at-least-32-chars";
+
+/// A demo switch taking callbacks from gateway `testpay`, and allowing
+/// enough requests a second for a thousand at once.
+fn switch(name: &str) -> Daemon {
+    let secret = std::env::temp_dir().join(format!("clubswitch-gw-{name}-{}", std::process::id()));
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    Daemon::start_configured(
+        name,
+        &format!(
+            "[admin]\nrequests_per_sec = 100000\n\
+             [[admin.gateways]]\nname = \"testpay\"\nsecret_file = {:?}\n",
+            secret.display().to_string()
+        ),
+        &[],
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn sign(secret: &str, stamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(stamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Sends a callback as gateway `gateway` would; returns status and answer.
+fn callback(d: &Daemon, gateway: &str, body: &Value, stamp: i64, secret: &str) -> (u16, Value) {
+    let raw = serde_json::to_vec(body).unwrap();
+    let stamp = stamp.to_string();
+    let resp = ureq::post(&format!("http://{}/v1/gateways/{gateway}/top-up", d.admin))
+        .set("Content-Type", "application/json")
+        .set("X-Clubswitch-Timestamp", &stamp)
+        .set("X-Clubswitch-Signature", &sign(secret, &stamp, &raw))
+        .send_bytes(&raw);
+    answer(resp)
+}
+
+fn answer(resp: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    match resp {
+        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn balance(d: &Daemon, hash: &str) -> i64 {
+    d.admin("GET", &format!("/v1/cards/{hash}"), None).unwrap()["balance"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn the_same_gateway_callback_sent_a_thousand_times_at_once_credits_once() {
+    let d = switch("money-callback");
+    let card = card_hash(&d, "mina-club");
+    let before = balance(&d, &card);
+    let body = json!({ "reference": "pay-2026-000123", "card": card, "amount": 250_000 });
+    let stamp = now();
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let (addr, body) = (d.admin.clone(), body.clone());
+            std::thread::spawn(move || {
+                let raw = serde_json::to_vec(&body).unwrap();
+                let stamp = stamp.to_string();
+                let sig = sign(SECRET, &stamp, &raw);
+                let agent = ureq::AgentBuilder::new().build();
+                (0..20)
+                    .map(|_| {
+                        answer(
+                            agent
+                                .post(&format!("http://{addr}/v1/gateways/testpay/top-up"))
+                                .set("Content-Type", "application/json")
+                                .set("X-Clubswitch-Timestamp", &stamp)
+                                .set("X-Clubswitch-Signature", &sig)
+                                .send_bytes(&raw),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(answers.len(), 1_000);
+    let first = &answers[0];
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(first.1["balance"], json!(before + 250_000));
+    assert!(
+        answers.iter().all(|a| a == first),
+        "every repeat answered as the first: {:?}",
+        answers.iter().find(|a| *a != first)
+    );
+    assert_eq!(balance(&d, &card), before + 250_000, "credited once");
+
+    // A new reference is a new payment.
+    let again = json!({ "reference": "pay-2026-000124", "card": card, "amount": 1_000 });
+    assert_eq!(callback(&d, "testpay", &again, now(), SECRET).0, 200);
+    assert_eq!(balance(&d, &card), before + 251_000);
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], json!([]), "{audit}");
+}
+
+#[test]
+fn a_callback_unsigned_wrongly_signed_stale_or_from_an_unknown_gateway_moves_nothing() {
+    let d = switch("money-refused");
+    let card = card_hash(&d, "mina-club");
+    let before = balance(&d, &card);
+    let body = json!({ "reference": "pay-1", "card": card, "amount": 5_000 });
+    let wrong = "another-secret-that-is-long-enough-to-pass";
+    let cases = [
+        ("testpay", now(), wrong, 401, "wrong secret"),
+        ("testpay", now() - 3_600, SECRET, 401, "an hour old"),
+        ("testpay", now() + 3_600, SECRET, 401, "an hour ahead"),
+        ("otherpay", now(), SECRET, 401, "unknown gateway"),
+    ];
+    for (gateway, stamp, secret, status, what) in cases {
+        let (got, answer) = callback(&d, gateway, &body, stamp, secret);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(answer["error"].is_string(), "{what}: {answer}");
+    }
+    // No signature at all.
+    let (got, _) = answer(
+        ureq::post(&format!("http://{}/v1/gateways/testpay/top-up", d.admin)).send_json(&body),
+    );
+    assert_eq!(got, 401);
+    // An admin's bearer token is no gateway's signature.
+    let (got, _) = answer(
+        ureq::post(&format!("http://{}/v1/gateways/testpay/top-up", d.admin))
+            .set("Authorization", &format!("Bearer {}", d.token))
+            .send_json(&body),
+    );
+    assert_eq!(got, 401);
+    // Signed, but without a reference: refused before anything moves.
+    let (got, _) = callback(
+        &d,
+        "testpay",
+        &json!({ "card": card, "amount": 5_000 }),
+        now(),
+        SECRET,
+    );
+    assert_eq!(got, 400);
+    assert_eq!(balance(&d, &card), before);
+    // Each refusal is in the action log.
+    let log = d.admin("GET", "/v1/audit-log?limit=50", None).unwrap();
+    let refused = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == json!("POST /v1/gateways/{name}/top-up"))
+        .count();
+    assert!(refused >= 7, "{log}");
+}
+
+/// An admin call with a key; returns status and answer.
+fn keyed(d: &Daemon, path: &str, key: &str, body: Value) -> (u16, Value) {
+    answer(
+        ureq::post(&format!("http://{}{path}", d.admin))
+            .set("Authorization", &format!("Bearer {}", d.token))
+            .set("Idempotency-Key", key)
+            .send_json(body),
+    )
+}
+
+#[test]
+fn an_admin_top_up_repeated_under_its_key_credits_once_and_another_body_gets_422() {
+    let d = switch("money-keyed");
+    let card = card_hash(&d, "mina-club");
+    let before = balance(&d, &card);
+    let path = format!("/v1/cards/{card}/top-up");
+    let first = keyed(&d, &path, "topup-77", json!({ "amount": 40_000 }));
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(first.1["balance"], json!(before + 40_000));
+    d.admin("POST", &path, Some(json!({ "amount": 1 })))
+        .unwrap();
+    // The repeat answers with the balance the first left, and moves nothing.
+    assert_eq!(
+        keyed(&d, &path, "topup-77", json!({ "amount": 40_000 })),
+        first
+    );
+    assert_eq!(balance(&d, &card), before + 40_001);
+    let (status, answer) = keyed(&d, &path, "topup-77", json!({ "amount": 50_000 }));
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(balance(&d, &card), before + 40_001);
+
+    // Points grants take keys too.
+    let member = d.admin("GET", &format!("/v1/cards/{card}"), None).unwrap()["member"].clone();
+    let grant = json!({ "member": member, "merchant": "MERCHANT0000001", "points": 70 });
+    let g1 = keyed(&d, "/v1/points", "grant-1", grant.clone());
+    assert_eq!(g1.0, 200, "{g1:?}");
+    assert_eq!(keyed(&d, "/v1/points", "grant-1", grant), g1);
+
+    // A key on a route that moves no money is refused, not ignored.
+    let (status, answer) = keyed(&d, "/v1/members", "k", json!({ "name": "Sara" }));
+    assert_eq!(status, 400, "{answer}");
+    // A key that is not visible ASCII is refused.
+    let (status, _) = keyed(&d, &path, "", json!({ "amount": 1 }));
+    assert_eq!(status, 400);
+}
