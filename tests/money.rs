@@ -217,3 +217,91 @@ fn an_admin_top_up_repeated_under_its_key_credits_once_and_another_body_gets_422
     let (status, _) = keyed(&d, &path, "", json!({ "amount": 1 }));
     assert_eq!(status, 400);
 }
+
+/// Fails on what a person or a bank's system cannot read: an array of byte
+/// values (an id or RRN serialized raw) or a date as a day count.
+fn assert_readable(what: &str, v: &Value) {
+    match v {
+        Value::Array(items) => {
+            let bytes =
+                items.len() >= 4 && items.iter().all(|i| i.as_u64().is_some_and(|n| n <= 255));
+            assert!(!bytes, "{what}: an array of byte values: {v}");
+            for i in items {
+                assert_readable(what, i);
+            }
+        }
+        Value::Object(fields) => {
+            for (k, f) in fields {
+                assert!(
+                    !(k.ends_with("_day") && f.is_number()),
+                    "{what}: {k} is a day count: {f}"
+                );
+                assert_readable(&format!("{what}.{k}"), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_dates() {
+    let d = switch("money-readable");
+    // Confirmed club purchases and lookups, so that a settlement has items.
+    let load = std::process::Command::new(BIN)
+        .args(["loadgen", "--addr", &d.addr, "-c", "2", "-d", "1"])
+        .args(["--mix", "discount=50,club=50", "--demo"])
+        .arg(d.dir.join("demo.json"))
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{load:?}");
+    let settled = d.admin("POST", "/v1/settlements", Some(json!({}))).unwrap();
+    let batches = settled["batches"].as_array().unwrap();
+    assert!(!batches.is_empty(), "{settled}");
+    assert_readable("POST /v1/settlements", &settled);
+    let batch = &batches[0];
+    assert!(batch["merchant"].as_str().unwrap().starts_with("MERCHANT"));
+    let due = batch["due_date"].as_str().unwrap();
+    assert!(
+        due.len() == 10 && due.as_bytes()[4] == b'-' && due.as_bytes()[7] == b'-',
+        "{due}"
+    );
+    assert!(batch["items"][0].as_str().unwrap().len() == 12, "{batch}");
+    for file in settled["files"].as_array().unwrap() {
+        let path = file.as_str().unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        if path.ends_with(".json") {
+            assert_readable(path, &serde_json::from_str(&text).unwrap());
+        } else {
+            assert!(text.contains(due), "{path}: {text}");
+        }
+    }
+
+    // Every GET of the admin API, on objects that exist.
+    let card = card_hash(&d, "mina-club");
+    let member = d.admin("GET", &format!("/v1/cards/{card}"), None).unwrap()["member"].to_string();
+    let routes = d.admin("GET", "/v1/access", None).unwrap();
+    let mut read = 0;
+    for r in routes.as_array().unwrap() {
+        if r["method"] != json!("GET") {
+            continue;
+        }
+        let path = r["path"]
+            .as_str()
+            .unwrap()
+            .replace("/merchants/{id}", "/merchants/MERCHANT0000001")
+            .replace("/terminals/{id}", "/terminals/TERM0001")
+            .replace("/members/{id}", &format!("/members/{member}"))
+            .replace("{hash}", &card)
+            .replace("/draws/{id}", "/draws/1");
+        match d.admin("GET", &path, None) {
+            Ok(answer) => {
+                assert_readable(&format!("GET {path}"), &answer);
+                read += 1;
+            }
+            // A draw that was never held, say: nothing to read.
+            Err((404, _)) => {}
+            Err(e) => panic!("GET {path}: {e:?}"),
+        }
+    }
+    assert!(read >= 20, "{read} answers read");
+}

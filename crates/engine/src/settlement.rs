@@ -238,15 +238,12 @@ pub fn to_csv(batches: &[SettlementBatch]) -> String {
         "batch,merchant,settlement_account,due_date,items,gross,discounts,fees,refunds,net\n",
     );
     for b in batches {
-        let (y, m, d) = clubswitch_wire::fields::civil_from_days(b.due_day);
         out.push_str(&format!(
-            "{},{},{},{:04}-{:02}-{:02},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             b.id,
             b.merchant.as_str().trim(),
             csv_field(&b.settlement_account),
-            y,
-            m,
-            d,
+            crate::model::iso_date(b.due_day),
             b.items.len(),
             b.gross,
             b.discounts,
@@ -266,9 +263,50 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The batches as JSON.
+/// A batch as JSON shows it to people and banks' systems: ids and RRNs as
+/// strings, the due date as an ISO 8601 date, times as RFC 3339 (the
+/// stored record keeps raw bytes and a day number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BatchView {
+    pub id: u64,
+    pub merchant: String,
+    pub settlement_account: String,
+    /// RFC 3339, UTC.
+    pub cutoff: String,
+    pub created: String,
+    /// YYYY-MM-DD (local).
+    pub due_date: String,
+    pub items: Vec<String>,
+    pub gross: u64,
+    pub discounts: u64,
+    pub fees: i64,
+    pub refunds: u64,
+    pub net: i64,
+}
+
+impl SettlementBatch {
+    pub fn view(&self) -> BatchView {
+        BatchView {
+            id: self.id,
+            merchant: self.merchant.as_str().trim().to_owned(),
+            settlement_account: self.settlement_account.clone(),
+            cutoff: self.cutoff.to_rfc3339(),
+            created: self.created.to_rfc3339(),
+            due_date: crate::model::iso_date(self.due_day),
+            items: self.items.iter().map(|r| r.as_str().to_owned()).collect(),
+            gross: self.gross,
+            discounts: self.discounts,
+            fees: self.fees,
+            refunds: self.refunds,
+            net: self.net,
+        }
+    }
+}
+
+/// The batches as JSON ([`BatchView`]s).
 pub fn to_json(batches: &[SettlementBatch]) -> String {
-    serde_json::to_string_pretty(batches).unwrap_or_else(|_| "[]".into())
+    let views: Vec<BatchView> = batches.iter().map(SettlementBatch::view).collect();
+    serde_json::to_string_pretty(&views).unwrap_or_else(|_| "[]".into())
 }
 
 impl crate::codec::Record for SettlementBatch {}

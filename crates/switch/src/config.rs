@@ -602,20 +602,12 @@ pub fn parse_date(s: &str) -> Option<i64> {
 
 /// "YYYY-MM-DD" of a day number (days since 1970-01-01).
 pub fn format_date(day: i64) -> String {
-    let (y, m, d) = clubswitch_wire::fields::civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    clubswitch_engine::iso_date(day)
 }
 
 /// RFC 3339 (UTC, seconds) of a moment: "2026-12-02T07:13:54Z".
 pub fn format_timestamp(t: clubswitch_engine::UnixTime) -> String {
-    let secs = t.0.rem_euclid(86_400);
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        format_date(t.0.div_euclid(86_400)),
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    t.to_rfc3339()
 }
 
 #[cfg(test)]

@@ -49,6 +49,24 @@ impl UnixTime {
     pub fn local_day(self, offset: i64) -> i64 {
         (self.0 + offset).div_euclid(86_400)
     }
+
+    /// RFC 3339, UTC, whole seconds: "2026-12-02T07:13:54Z".
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.rem_euclid(86_400);
+        format!(
+            "{}T{:02}:{:02}:{:02}Z",
+            iso_date(self.0.div_euclid(86_400)),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+}
+
+/// ISO 8601 "YYYY-MM-DD" of a day number (days since 1970-01-01).
+pub fn iso_date(day: i64) -> String {
+    let (y, m, d) = clubswitch_wire::fields::civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// Keyed hash of a card number (HMAC-SHA256 under the switch's card key).

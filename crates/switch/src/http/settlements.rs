@@ -30,7 +30,8 @@ pub(super) async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>
         .await?;
     h.switch.metrics.settled(now);
     let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
-    Ok(Json(json!({ "batches": batches, "files": files })))
+    let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
+    Ok(Json(json!({ "batches": views, "files": files })))
 }
 
 /// The batches (a merchant's user: its own statements).
@@ -49,5 +50,6 @@ pub(super) async fn list_settlements(
     if q.get("format").map(String::as_str) == Some("csv") {
         return ([(header::CONTENT_TYPE, "text/csv")], to_csv(&batches)).into_response();
     }
-    Json(serde_json::to_value(batches).unwrap_or_default()).into_response()
+    let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
+    Json(serde_json::to_value(views).unwrap_or_default()).into_response()
 }
