@@ -252,6 +252,26 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::No,
     ),
     ("POST /v1/points", "/v1/points", "admin", Obj::No),
+    ("POST /v1/payouts", "/v1/payouts", "admin finance", Obj::No),
+    ("GET /v1/payouts", "/v1/payouts", "admin finance", Obj::No),
+    (
+        "GET /v1/payouts/{id}",
+        "/v1/payouts/1",
+        "admin finance",
+        Obj::No,
+    ),
+    (
+        "POST /v1/payouts/reconcile",
+        "/v1/payouts/reconcile",
+        "admin finance",
+        Obj::No,
+    ),
+    (
+        "GET /v1/payouts/outstanding",
+        "/v1/payouts/outstanding",
+        "admin finance merchant",
+        Obj::No,
+    ),
     // Signed by a payment gateway, not called with a user's credential:
     // every role's token is refused (tests/money.rs signs them).
     (

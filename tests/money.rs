@@ -13,6 +13,7 @@ const SECRET: &str = "a-test-gateway-secret-of-at-least-32-chars";
 
 /// A demo switch taking callbacks from gateway `testpay`, and allowing
 /// enough requests a second for a thousand at once.
+/// The operator's account payouts are paid from.
 fn switch(name: &str) -> Daemon {
     let secret = std::env::temp_dir().join(format!("clubswitch-gw-{name}-{}", std::process::id()));
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
@@ -20,7 +21,9 @@ fn switch(name: &str) -> Daemon {
         name,
         &format!(
             "[admin]\nrequests_per_sec = 100000\n\
-             [[admin.gateways]]\nname = \"testpay\"\nsecret_file = {:?}\n",
+             [[admin.gateways]]\nname = \"testpay\"\nsecret_file = {:?}\n\
+             [settlement.debtor]\nname = \"Club Operator & Co <Tehran>\"\n\
+             iban = \"IR120170000000123456789012\"\n",
             secret.display().to_string()
         ),
         &[],
@@ -304,4 +307,196 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
         }
     }
     assert!(read >= 20, "{read} answers read");
+}
+
+/// Runs `clubswitch admin …` against the switch; returns standard output.
+fn admin_cli(d: &Daemon, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(["admin", "--url", &format!("http://{}", d.admin)])
+        .arg("--token-file")
+        .arg(d.dir.join("admin.token"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A Python that can validate against the ISO 20022 schemas, if this
+/// machine has one; CI must (`.ci/run` installs it).
+fn xsd_python() -> Option<String> {
+    let set = std::env::var("CLUBSWITCH_PYTHON").ok();
+    let py = set.clone().unwrap_or_else(|| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import xmlschema, sepaxml"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        set.is_none(),
+        "CLUBSWITCH_PYTHON is set but lacks xmlschema and sepaxml: the payout file must be validated"
+    );
+    eprintln!("skipping the schema check: no Python with xmlschema and sepaxml");
+    None
+}
+
+/// A camt.053.001.08 statement: `paid` booked as debits, `returned` as
+/// returns with reason AC04.
+fn camt053(paid: &[(&str, i64)], returned: &[(&str, i64)]) -> String {
+    let mut entries = String::new();
+    for (id, amount) in paid {
+        entries.push_str(&format!(
+            "<Ntry><Amt Ccy=\"IRR\">{amount}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <NtryDtls><TxDtls><Refs><EndToEndId>{id}</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>"
+        ));
+    }
+    for (id, amount) in returned {
+        entries.push_str(&format!(
+            "<Ntry><Amt Ccy=\"IRR\">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <NtryDtls><TxDtls><Refs><EndToEndId>{id}</EndToEndId></Refs>\
+             <RtrInf><Rsn><Cd>AC04</Cd></Rsn><AddtlInf>Closed account</AddtlInf></RtrInf>\
+             </TxDtls></NtryDtls></Ntry>"
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>\
+         <GrpHdr><MsgId>S1</MsgId><CreDtTm>2026-12-03T08:00:00</CreDtTm></GrpHdr>\
+         <Stmt><Id>1</Id><Acct><Id><IBAN>IR120170000000123456789012</IBAN></Id></Acct>{entries}</Stmt>\
+         </BkToCstmrStmt></Document>"
+    )
+}
+
+#[test]
+fn a_payout_file_is_valid_pain001_and_a_returned_transfer_is_reconciled_and_paid_again() {
+    let d = switch("money-payout");
+    // Two merchants' club purchases, settled.
+    let load = std::process::Command::new(BIN)
+        .args(["loadgen", "--addr", &d.addr, "-c", "4", "-d", "1"])
+        .args(["--mix", "club=100", "--demo"])
+        .arg(d.dir.join("demo.json"))
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{load:?}");
+    let settled = d.admin("POST", "/v1/settlements", Some(json!({}))).unwrap();
+    let paying: Vec<&Value> = settled["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["net"].as_i64().unwrap() > 0)
+        .collect();
+    assert!(!paying.is_empty(), "{settled}");
+
+    // The payout, through the CLI, as the bank's file.
+    let xml = admin_cli(&d, &["settlement", "payout", "--format", "pain001"]);
+    assert!(
+        xml.contains("urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("Club Operator &amp; Co &lt;Tehran&gt;"),
+        "escaped: {xml}"
+    );
+    assert_eq!(xml.matches("<CdtTrfTxInf>").count(), paying.len());
+    let file = d.dir.join("payout.xml");
+    std::fs::write(&file, &xml).unwrap();
+    if let Some(py) = xsd_python() {
+        let script =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/xsd.py");
+        let out = std::process::Command::new(py)
+            .arg(script)
+            .arg("pain.001.001.09.xsd")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pain.001 against the schema: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let payouts = d.admin("GET", "/v1/payouts", None).unwrap();
+    let id = payouts[0]["id"].as_u64().unwrap();
+    let first = d.admin("GET", &format!("/v1/payouts/{id}"), None).unwrap();
+    let items = first["items"].as_array().unwrap();
+    let csv = admin_cli(
+        &d,
+        &["settlement", "payout", &id.to_string(), "--format", "csv"],
+    );
+    assert_eq!(csv.lines().count(), items.len() + 1, "{csv}");
+
+    // The bank pays all but the first, which it returns.
+    let e2e = |i: &Value| i["end_to_end_id"].as_str().unwrap().to_owned();
+    let amount = |i: &Value| i["amount"].as_i64().unwrap();
+    let returned = &items[0];
+    let paid: Vec<(String, i64)> = items[1..].iter().map(|i| (e2e(i), amount(i))).collect();
+    let paid_refs: Vec<(&str, i64)> = paid.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+    let statement = d.dir.join("statement.xml");
+    std::fs::write(
+        &statement,
+        camt053(&paid_refs, &[(&e2e(returned), amount(returned))]),
+    )
+    .unwrap();
+    let done: Value = serde_json::from_str(&admin_cli(
+        &d,
+        &["settlement", "reconcile", statement.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(done["paid"], json!(paid.len()), "{done}");
+    assert_eq!(done["returned"], json!(1), "{done}");
+    // Reading it again changes nothing.
+    let again: Value = serde_json::from_str(&admin_cli(
+        &d,
+        &["settlement", "reconcile", statement.to_str().unwrap()],
+    ))
+    .unwrap();
+    assert_eq!(again["unchanged"], json!(items.len()), "{again}");
+
+    let merchant = returned["merchant"].as_str().unwrap();
+    let outstanding = d.admin("GET", "/v1/payouts/outstanding", None).unwrap();
+    let row = outstanding
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["merchant"] == json!(merchant))
+        .unwrap();
+    assert_eq!(row["returned"].as_i64(), Some(amount(returned)), "{row}");
+
+    // The next payout sends the returned transfer again, with its reason.
+    let next = d.admin("POST", "/v1/payouts", Some(json!({}))).unwrap();
+    let again_items = next["items"].as_array().unwrap();
+    assert_eq!(again_items.len(), 1, "{next}");
+    assert_eq!(again_items[0]["batch"], returned["batch"]);
+    assert!(
+        again_items[0]["returns"][0]
+            .as_str()
+            .unwrap()
+            .contains("AC04 Closed account"),
+        "{next}"
+    );
+    let results = d.dir.join("results.csv");
+    std::fs::write(
+        &results,
+        format!(
+            "end_to_end_id,status,reason\n{},paid\n",
+            e2e(&again_items[0])
+        ),
+    )
+    .unwrap();
+    admin_cli(&d, &["settlement", "reconcile", results.to_str().unwrap()]);
+    let outstanding = d.admin("GET", "/v1/payouts/outstanding", None).unwrap();
+    for row in outstanding.as_array().unwrap() {
+        assert_eq!(row["outstanding"], json!(0), "all paid: {row}");
+    }
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], json!([]), "{audit}");
+    assert_readable("payouts", &d.admin("GET", "/v1/payouts", None).unwrap());
 }

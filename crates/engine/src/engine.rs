@@ -98,6 +98,11 @@ impl Engine {
         Settlement::new(&self.core)
     }
 
+    /// Paying settled batches by bank transfer, and reconciling them.
+    pub fn payouts(&self) -> crate::payout::Payouts<'_> {
+        crate::payout::Payouts::new(&self.core)
+    }
+
     /// Moving finished history into archive files, and checking them.
     pub fn archive(&self) -> Archive<'_> {
         Archive::new(&self.core)

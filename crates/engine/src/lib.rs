@@ -50,6 +50,7 @@ mod ledger;
 pub mod loyalty;
 pub mod model;
 pub mod notice;
+pub mod payout;
 pub mod reports;
 pub mod request;
 pub mod rules;

@@ -154,3 +154,124 @@ fn keys_are_forgotten_only_after_the_keeping_time() {
     top_up(T0.plus(keep + 2));
     assert_eq!(w.club_account().balance, before + 2_000);
 }
+
+/// Settles one club purchase of `amount` (one batch); returns its id.
+fn settle(w: &World, amount: u64, at: UnixTime) -> u64 {
+    let (a, o) = w.authorize(
+        clubswitch_wire::ProcessingCode::ClubPurchase,
+        CLUB_PAN,
+        amount,
+        at,
+    );
+    w.confirm(&a, &o, amount, at);
+    let batches = w
+        .engine
+        .settlement()
+        .run(at.plus(1), at.plus(2))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(batches.len(), 1);
+    batches[0].id
+}
+
+fn clearing_and_paid(w: &World) -> (i64, i64) {
+    let admin = w.engine.admin();
+    (
+        admin.account(&AccountKey::Clearing).unwrap().balance,
+        admin.account(&AccountKey::PaidOut).unwrap().balance,
+    )
+}
+
+#[test]
+fn a_payout_pays_each_open_batch_once_and_a_returned_one_goes_again_with_its_reason() {
+    use payout::{BankOutcome, BankResult, ItemState};
+    let w = World::new();
+    let first = settle(&w, 100_000, T0);
+    let payouts = w.engine.payouts();
+    let p1 = payouts
+        .create(T0.plus(10))
+        .unwrap()
+        .wait()
+        .unwrap()
+        .unwrap();
+    assert_eq!(p1.batches, vec![first]);
+    // Nothing new to pay: no second file for the same batch.
+    assert_eq!(payouts.create(T0.plus(11)).unwrap().wait().unwrap(), None);
+
+    let (_, items) = payouts.get(p1.id).unwrap().unwrap();
+    let net = items[0].amount;
+    assert_eq!(net, 99_000, "the purchase less the 1% fee");
+    let e2e = items[0].end_to_end.clone();
+    let returned = BankResult {
+        end_to_end: e2e.clone(),
+        outcome: BankOutcome::Returned {
+            reason: "AC04 closed account".into(),
+        },
+    };
+    let r = payouts
+        .reconcile(std::slice::from_ref(&returned), T0.plus(20))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((r.paid, r.returned), (0, 1));
+    // Read twice, the statement changes nothing more.
+    let r = payouts
+        .reconcile(&[returned], T0.plus(21))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((r.returned, r.unchanged), (0, 1));
+    let out = payouts.outstanding(None).unwrap();
+    assert_eq!((out[0].returned, out[0].outstanding), (net, net));
+
+    // The next payout takes the returned batch again, and a new one.
+    let second = settle(&w, 50_000, T0.plus(100));
+    let p2 = payouts
+        .create(T0.plus(200))
+        .unwrap()
+        .wait()
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.batches, vec![first, second]);
+    let (_, items) = payouts.get(p2.id).unwrap().unwrap();
+    assert_eq!(items[0].returns[0].reason, "AC04 closed account");
+    assert_ne!(items[0].end_to_end, e2e, "sent again under a new id");
+    let results: Vec<BankResult> = items
+        .iter()
+        .map(|i| BankResult {
+            end_to_end: i.end_to_end.clone(),
+            outcome: BankOutcome::Paid,
+        })
+        .chain([BankResult {
+            end_to_end: "NOT-OURS-1".into(),
+            outcome: BankOutcome::Paid,
+        }])
+        .collect();
+    let r = payouts
+        .reconcile(&results, T0.plus(300))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((r.paid, r.unmatched.len()), (2, 1));
+    assert_eq!(clearing_and_paid(&w), (0, net + 49_500));
+    let out = payouts.outstanding(None).unwrap();
+    assert_eq!((out[0].paid, out[0].outstanding), (net + 49_500, 0));
+    assert!(items.iter().all(|i| i.state == ItemState::Sent));
+    w.assert_audit();
+
+    // A transfer the bank returns after booking it paid is booked back.
+    let late = BankResult {
+        end_to_end: payouts.get(p2.id).unwrap().unwrap().1[1].end_to_end.clone(),
+        outcome: BankOutcome::Returned {
+            reason: "AC01".into(),
+        },
+    };
+    payouts
+        .reconcile(&[late], T0.plus(400))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(clearing_and_paid(&w), (49_500, net));
+    w.assert_audit();
+}

@@ -112,6 +112,10 @@ pub struct Settlement {
     pub holidays: Vec<String>,
     /// Where settlement files are written (relative to the data directory).
     pub output_dir: PathBuf,
+    /// The operator's account payouts are paid from (`{ name, iban, bic }`);
+    /// needed for a `pain.001` payout file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debtor: Option<crate::payout::Debtor>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +309,7 @@ impl Default for Settlement {
             weekend: vec!["friday".into()],
             holidays: Vec::new(),
             output_dir: PathBuf::from("settlements"),
+            debtor: None,
         }
     }
 }

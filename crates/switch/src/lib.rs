@@ -71,6 +71,7 @@ pub mod layout;
 pub mod master;
 pub mod metrics;
 pub mod notify;
+pub mod payout;
 pub mod server;
 pub mod settlement;
 pub mod tls;

@@ -42,6 +42,9 @@ pub enum AccountKey {
         debtor: MerchantId,
         creditor: MerchantId,
     },
+    /// Paid to merchants by bank transfer, as the bank's statement
+    /// confirmed (out of [`AccountKey::Clearing`]).
+    PaidOut,
 }
 
 impl AccountKey {
@@ -83,6 +86,7 @@ impl AccountKey {
                 k.extend_from_slice(debtor.as_bytes());
                 k.extend_from_slice(creditor.as_bytes());
             }
+            AccountKey::PaidOut => k.push(b'O'),
         }
         k
     }
@@ -109,6 +113,7 @@ impl AccountKey {
                 AccountKey::Points { member, merchant }
             }
             (b'J', 15) => AccountKey::PointsIssued(merchant(rest)?),
+            (b'O', 0) => AccountKey::PaidOut,
             (b'X', 30) => AccountKey::CoalitionDue {
                 debtor: merchant(&rest[..15])?,
                 creditor: merchant(&rest[15..])?,
@@ -185,6 +190,8 @@ pub enum JournalKind {
     /// Points an operator or merchant granted (or, negative, took back) by
     /// hand.
     PointsGrant,
+    /// A bank transfer to a merchant confirmed (or, reversed, returned).
+    Payout,
 }
 
 /// One balanced movement of value.
@@ -231,6 +238,7 @@ mod tests {
                 debtor: m,
                 creditor: n,
             },
+            AccountKey::PaidOut,
         ] {
             assert_eq!(AccountKey::from_key(&key.to_key()), Some(key));
         }

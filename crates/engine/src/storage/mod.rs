@@ -113,10 +113,13 @@ pub(crate) enum Table {
     /// Idempotency keys of money-moving admin calls and their answers, by
     /// caller and key (see `idempotency`).
     Idempotency,
+    /// Payouts: each settlement batch's bank transfer (`I` ‖ batch id) and
+    /// each payout file (`P` ‖ payout id), see `payout`.
+    Payouts,
 }
 
 impl Table {
-    pub const ALL: [Table; 29] = [
+    pub const ALL: [Table; 30] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -146,6 +149,7 @@ impl Table {
         Table::Sessions,
         Table::LoginCodes,
         Table::Idempotency,
+        Table::Payouts,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -179,6 +183,7 @@ impl Table {
             Table::Sessions => "sessions",
             Table::LoginCodes => "login_codes",
             Table::Idempotency => "idempotency",
+            Table::Payouts => "payouts",
         }
     }
 

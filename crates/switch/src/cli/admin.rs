@@ -46,6 +46,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: MemberCmd,
     },
+    /// Payouts of settled batches to merchants' banks, and reconciliation.
+    Settlement {
+        #[command(subcommand)]
+        cmd: SettlementCmd,
+    },
     /// Cards: issue, batch, find, block, unblock, expiry, renew, top-up, link, history.
     Card {
         #[command(subcommand)]
@@ -325,6 +330,73 @@ fn parse_json(s: &str) -> Result<Value, SwitchError> {
     serde_json::from_str(s).map_err(SwitchError::NotJson)
 }
 
+#[derive(Subcommand, Debug)]
+pub enum SettlementCmd {
+    /// A payout file for the bank: of payout BATCH, or, without it, of a
+    /// new payout of every settled batch not yet paid or on its way
+    /// (returned ones included). Printed in the format asked.
+    Payout {
+        batch: Option<u64>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv", "pain001"])]
+        format: String,
+    },
+    /// Read the bank's statement (camt.053 XML, or a CSV of
+    /// end_to_end_id,status,reason) and mark transfers paid or returned.
+    Reconcile { file: std::path::PathBuf },
+    /// What is still owed to each merchant.
+    Outstanding,
+}
+
+/// Payout commands: a new payout's id comes from the first call.
+fn settlement(base: &str, token: &str, cmd: SettlementCmd) -> Result<(), SwitchError> {
+    match cmd {
+        SettlementCmd::Payout { batch, format } => {
+            let id = match batch {
+                Some(id) => id,
+                None => {
+                    let made: Value = serde_json::from_str(&fetch(
+                        base,
+                        token,
+                        "POST",
+                        "/v1/payouts",
+                        Body::Json(json!({})),
+                    )?)
+                    .unwrap_or(Value::Null);
+                    match made["id"].as_u64() {
+                        Some(id) => id,
+                        None => {
+                            eprintln!("nothing to pay: every settled batch is paid or on its way");
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            call(
+                base,
+                token,
+                "GET",
+                &format!("/v1/payouts/{id}?format={format}"),
+                None,
+            )
+        }
+        SettlementCmd::Reconcile { file } => {
+            let raw = std::fs::read(&file).map_err(|source| SwitchError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            print_answer(fetch(
+                base,
+                token,
+                "POST",
+                "/v1/payouts/reconcile",
+                Body::Raw(raw),
+            )?);
+            Ok(())
+        }
+        SettlementCmd::Outstanding => call(base, token, "GET", "/v1/payouts/outstanding", None),
+    }
+}
+
 pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     let token = match std::env::var(crate::config::ADMIN_TOKEN_ENV) {
         Ok(t) => t,
@@ -338,6 +410,7 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     // A call made after the main one succeeded (a password after its user).
     let mut then: Option<(String, Value)> = None;
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
+        AdminCommand::Settlement { cmd } => return settlement(&a.url, &token, cmd),
         AdminCommand::Merchant { cmd } => match cmd {
             MerchantCmd::Add {
                 id,
@@ -595,6 +668,14 @@ fn read_password() -> Result<String, SwitchError> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// What a call sends.
+enum Body {
+    None,
+    Json(Value),
+    /// A file as it is (a bank statement).
+    Raw(Vec<u8>),
+}
+
 /// One admin API call; prints its answer.
 fn call(
     base: &str,
@@ -603,11 +684,35 @@ fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<(), SwitchError> {
+    let body = body.map_or(Body::None, Body::Json);
+    print_answer(fetch(base, token, method, path, body)?);
+    Ok(())
+}
+
+/// Prints an answer: JSON pretty, anything else as it is.
+fn print_answer(text: String) {
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
+        Err(_) => print!("{text}"),
+    }
+}
+
+/// One admin API call; returns its answer's text.
+fn fetch(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Body,
+) -> Result<String, SwitchError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {}", token.trim()));
     let resp = match body {
-        Some(b) => req.send_json(b),
-        None => req.call(),
+        Body::None => req.call(),
+        Body::Json(b) => req.send_json(b),
+        Body::Raw(b) => req
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(&b),
     };
     match resp {
         Ok(r) => {
@@ -617,11 +722,7 @@ fn call(
             r.into_reader()
                 .read_to_string(&mut text)
                 .map_err(SwitchError::HttpBody)?;
-            match serde_json::from_str::<Value>(&text) {
-                Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
-                Err(_) => print!("{text}"),
-            }
-            Ok(())
+            Ok(text)
         }
         Err(ureq::Error::Status(code, r)) => {
             let text = r.into_string().unwrap_or_default();

@@ -35,6 +35,7 @@ mod loyalty;
 mod members;
 mod merchants;
 pub mod openapi;
+mod payouts;
 mod reports;
 pub mod routes;
 mod settlements;

@@ -10,7 +10,9 @@
 //! balances; a member sees itself.
 
 use super::access::{Roles, Route, Rule, Scope};
-use super::{audit, backup, cards, loyalty, members, merchants, reports, settlements, terminals};
+use super::{
+    audit, backup, cards, loyalty, members, merchants, payouts, reports, settlements, terminals,
+};
 use super::{gateway, login, users};
 
 const ADMIN: Roles = Roles::ADMIN;
@@ -242,6 +244,23 @@ pub fn table() -> Vec<Route> {
             settlements::list_settlements,
         )
         .doc("Settlement batches (?format=csv; a merchant: its own)"),
+        Route::post("/v1/payouts", ops(FINANCE), payouts::create_payout)
+            .answers::<payouts::PayoutView>()
+            .doc("Make a payout of every settled batch not yet paid or on its way"),
+        Route::get("/v1/payouts", ops(FINANCE), payouts::list_payouts)
+            .answers_list::<payouts::PayoutView>()
+            .doc("Every payout"),
+        Route::get("/v1/payouts/{id}", ops(FINANCE), payouts::get_payout)
+            .answers::<payouts::PayoutView>()
+            .doc("A payout (?format=pain001 for the bank's ISO 20022 file, or csv)"),
+        Route::post("/v1/payouts/reconcile", ops(FINANCE), payouts::reconcile)
+            .doc("Read the bank's statement (camt.053 XML, or CSV end_to_end_id,status,reason)"),
+        Route::get(
+            "/v1/payouts/outstanding",
+            scoped(FINANCE.or(MERCHANT), Own),
+            payouts::outstanding,
+        )
+        .doc("What is still owed to each merchant (a merchant: itself)"),
         Route::post("/v1/settlements", ops(FINANCE), settlements::run_settlement)
             .body::<settlements::SettleIn>()
             .doc("Run a settlement and write its files"),
