@@ -108,8 +108,13 @@ pub struct Settlement {
     pub daily_at: Option<String>,
     /// Weekend days by name (default Friday).
     pub weekend: Vec<String>,
-    /// Holidays, "YYYY-MM-DD".
+    /// Holidays, Gregorian "YYYY-MM-DD".
     pub holidays: Vec<String>,
+    /// Holidays as the Iranian calendar gives them, Jalali "YYYY-MM-DD"
+    /// (e.g. "1405-01-01" for Nowruz). Thursday as a full weekend day:
+    /// `weekend = ["thursday", "friday"]`; as a half day it stays a working
+    /// day (banks execute transfers in the morning).
+    pub jalali_holidays: Vec<String>,
     /// Where settlement files are written (relative to the data directory).
     pub output_dir: PathBuf,
     /// The operator's account payouts are paid from (`{ name, iban, bic }`);
@@ -308,6 +313,7 @@ impl Default for Settlement {
             daily_at: None,
             weekend: vec!["friday".into()],
             holidays: Vec::new(),
+            jalali_holidays: Vec::new(),
             output_dir: PathBuf::from("settlements"),
             debtor: None,
         }
@@ -567,6 +573,16 @@ impl Config {
                 ConfigError::Invalid(format!("settlement.holidays: {h:?} is not YYYY-MM-DD"))
             })?);
         }
+        for h in &self.settlement.jalali_holidays {
+            let day = parse_ymd(h)
+                .and_then(|(y, m, d)| clubswitch_engine::calendar::day_from_jalali(y, m, d))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "settlement.jalali_holidays: {h:?} is not a Jalali YYYY-MM-DD date"
+                    ))
+                })?;
+            cal.holidays.insert(day);
+        }
         Ok(cal)
     }
 
@@ -603,6 +619,16 @@ pub fn parse_date(s: &str) -> Option<i64> {
     }
     let days = clubswitch_wire::fields::days_from_civil(y, m, d);
     (clubswitch_wire::fields::civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
+/// The numbers of "YYYY-MM-DD", whatever the calendar.
+fn parse_ymd(s: &str) -> Option<(i32, u8, u8)> {
+    let mut parts = s.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    Some((y.parse().ok()?, m.parse().ok()?, d.parse().ok()?))
 }
 
 /// "YYYY-MM-DD" of a day number (days since 1970-01-01).
@@ -655,6 +681,27 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clubswitch.toml");
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.listeners.len(), 2);
+    }
+
+    #[test]
+    fn jalali_holidays_and_a_thursday_weekend_move_the_settlement_due_date() {
+        let mut c = Config::default();
+        // Wednesday 9 Dey 1405 = 2026-12-30; Thursday and Friday off, and
+        // Saturday 12 Dey a holiday: due Sunday 2027-01-03.
+        c.settlement.weekend = vec!["thursday".into(), "friday".into()];
+        c.settlement.jalali_holidays = vec!["1405-10-12".into()];
+        let cal = c.calendar().unwrap();
+        let wednesday = clubswitch_wire::fields::days_from_civil(2026, 12, 30);
+        assert_eq!(
+            cal.next_working_day(wednesday),
+            clubswitch_wire::fields::days_from_civil(2027, 1, 3)
+        );
+        c.settlement.jalali_holidays = vec!["1404-12-30".into()];
+        assert!(c
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("jalali_holidays"));
     }
 
     #[test]
