@@ -106,7 +106,7 @@ impl Harness {
         cfg.security.lockout_after = 0;
         let master = MasterKey::from_hex(MASTER).expect("master key");
         let engine = clubswitch::boot::open_engine(&cfg, &master).expect("engine");
-        let demo = clubswitch::demo::seed(&engine, &master, dir).expect("demo data");
+        let demo = clubswitch::demo::seed(&engine, &master, dir, &cfg.holds).expect("demo data");
         let demo: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(demo).expect("demo.json"))
                 .expect("demo.json");

@@ -66,6 +66,22 @@ impl Daemon {
         Self::start_in(dir, &extra)
     }
 
+    /// Starts the switch as README.md does, without the certification
+    /// configuration: the default configuration (a 15-minute hold time)
+    /// plus `config`.
+    pub fn start_default(name: &str, config: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("switch.toml"), config).unwrap();
+        let mut extra = Vec::new();
+        if on_postgres() {
+            extra.extend(["--store-url".to_owned(), pg::fresh_database()]);
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Self::start_in(dir, &extra)
+    }
+
     /// Makes `dir` a fresh data directory whose `switch.toml` holds `top`,
     /// the certification configuration, and `config`.
     pub fn prepare(dir: &std::path::Path, top: &str, config: &str) {

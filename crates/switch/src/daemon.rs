@@ -30,7 +30,7 @@ pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
     if demo {
         // Nodes starting together on one database seed it once.
         let path = engine.exclusive("demo", || {
-            crate::demo::seed(&engine, &master, &cfg.data_dir)
+            crate::demo::seed(&engine, &master, &cfg.data_dir, &cfg.holds)
         })??;
         println!(
             "demo data set ready; terminal keys and card numbers: {}",

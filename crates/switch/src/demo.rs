@@ -1,21 +1,24 @@
 //! The deterministic demo data set: two merchants, three terminals, members
 //! with club cards, store credit, enrolled bank cards, discount rules and a
-//! loyalty programme.
+//! loyalty programme that lets members pay with their points at the till
+//! (profile 1.1), with points to pay with.
 //! Seeding is idempotent; the demo keys are derived from a fixed seed, so
-//! every run writes the same `demo.json`. Never use them in production.
+//! every run writes the same `demo.json` (but for the hold time it records,
+//! which is the running switch's). Never use them in production.
 
 use std::path::{Path, PathBuf};
 
 use clubswitch_engine::durable_file::{self, Access};
 use clubswitch_engine::{
     BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Program, Status,
-    Terminal, Tier, UnixTime,
+    Terminal, Tier, Till, UnixTime,
 };
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Tmk};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
+use crate::config::Holds;
 use crate::error::SwitchError;
 use crate::handler::TMK_PURPOSE;
 use crate::master::MasterKey;
@@ -110,6 +113,17 @@ const CARDS: [CardSpec; 8] = [
         false,
     ),
 ];
+/// Book City's till: a point pays for 100 rials, at least 10 points a
+/// purchase.
+const TILL: Till = Till {
+    rials_per_point: 100,
+    min_points: 10,
+};
+/// Points granted at seeding: (member index, merchant index, points). Sara
+/// (silver) holds 300 points at Book City to pay with at the till; fewer
+/// than the 500 that convert automatically, so her store credit there stays
+/// nothing.
+const POINTS: [(usize, usize, i64); 1] = [(0, 1, 300)];
 const MEMBERS: [(&str, &str, Tier); 4] = [
     ("Sara Ahmadi", "09120000001", Tier::Silver),
     ("Reza Karimi", "09120000002", Tier::Gold),
@@ -139,8 +153,14 @@ fn parse<T: std::str::FromStr>(s: &str) -> Result<T, SwitchError> {
 }
 
 /// Seeds the demo data set unless present, and writes `demo.json` into
-/// `dir`. Returns its path.
-pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, SwitchError> {
+/// `dir` with the hold time of the switch (`holds`), which `replay` waits
+/// on. Returns its path.
+pub fn seed(
+    engine: &Engine,
+    master: &MasterKey,
+    dir: &Path,
+    holds: &Holds,
+) -> Result<PathBuf, SwitchError> {
     let first: MerchantId = parse(MERCHANTS[0].0)?;
     let fresh = engine.admin().merchant(&first)?.is_none();
     let now = UnixTime::now();
@@ -246,7 +266,8 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
         // Book City runs a loyalty programme (Cafe Naderi does not, so
         // both kinds of merchant can be tried): a point per 10,000 rials,
         // more for higher tiers, and every 500 points become 50,000 rials
-        // of store credit there.
+        // of store credit there; members may pay with their points at the
+        // till, 100 rials a point, 10 points at least.
         engine
             .loyalty()
             .put_program(
@@ -260,10 +281,17 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
                     referral_points: 200,
                     points_valid_days: Some(365),
                     credit_valid_days: Some(180),
+                    till: Some(TILL),
                     ..Program::default()
                 },
             )?
             .wait()?;
+        for (member, merchant, points) in POINTS {
+            engine
+                .loyalty()
+                .grant_points(members[member], &parse(MERCHANTS[merchant].0)?, points, now)?
+                .wait()?;
+        }
         for (_, body, kind, member, balance, exp, blocked) in CARDS {
             let number = luhn_complete(body)
                 .ok_or_else(|| SwitchError::invalid("demo card without Luhn digit"))?;
@@ -312,13 +340,27 @@ pub fn seed(engine: &Engine, master: &MasterKey, dir: &Path) -> Result<PathBuf, 
         .iter()
         .map(|(id, name, ..)| json!({ "id": id, "name": name }))
         .collect();
+    // Who holds points, and the club cards they can pay with them with.
+    let points: Vec<_> = POINTS
+        .iter()
+        .map(|&(member, merchant, points)| {
+            let cards: Vec<&str> = CARDS
+                .iter()
+                .filter(|c| c.3 == member && c.2 == CardKind::Club && !c.6)
+                .map(|c| c.0)
+                .collect();
+            json!({ "member": MEMBERS[member].0, "merchant": MERCHANTS[merchant].0, "points": points, "cards": cards })
+        })
+        .collect();
     let doc = json!({
         "warning": "demo keys and card numbers: never use them in production",
+        "holds": { "expiry_secs": holds.expiry_secs, "sweep_interval_secs": holds.sweep_interval_secs },
         "merchants": merchants,
         "terminals": terminals,
         "cards": cards_out,
         "store_credit": [{ "member": MEMBERS[0].0, "merchant": MERCHANTS[0].0, "amount": 250_000 }],
-        "loyalty": [{ "merchant": MERCHANTS[1].0, "points_per_10000_rials": 1, "tier_multipliers": [1.0, 1.25, 1.5, 2.0], "credit_per_point": 100, "auto_convert_at": 500 }],
+        "loyalty": [{ "merchant": MERCHANTS[1].0, "points_per_10000_rials": 1, "tier_multipliers": [1.0, 1.25, 1.5, 2.0], "credit_per_point": 100, "auto_convert_at": 500, "till": { "rials_per_point": TILL.rials_per_point, "min_points": TILL.min_points } }],
+        "points": points,
         "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
     });
     let path = crate::layout::demo_file(dir);

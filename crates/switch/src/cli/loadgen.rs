@@ -33,7 +33,13 @@ pub struct LoadgenArgs {
     #[arg(long, short = 'd', default_value_t = 10.0)]
     duration: f64,
     /// Flow mix: discount (bank-card lookup + confirm), club (club purchase +
-    /// confirm), store (store-credit purchase + confirm), inquiry.
+    /// confirm), store (store-credit purchase + confirm), inquiry, points
+    /// (profile 1.1: a purchase paid with points at a merchant whose
+    /// programme has a till + confirm, then a 209300 refund in full that
+    /// gives the points back, so the demo member's points never run out; the
+    /// smallest purchase the till takes, 10 points, from the demo's one
+    /// holder of 300, so past 30 points flows in flight at once some answer
+    /// 51).
     #[arg(long, default_value = "discount=50,club=50")]
     mix: String,
     /// Target two-phase flows per second over all connections (0: as fast
@@ -50,8 +56,8 @@ pub struct LoadgenArgs {
     cards: u32,
     /// Give every demo merchant a loyalty programme with everything that
     /// moves value (points with tier and campaign multipliers, cashback,
-    /// automatic conversion) before the run, through the admin API: the
-    /// figures with loyalty active.
+    /// automatic conversion, and the demo's till where it has one) before
+    /// the run, through the admin API: the figures with loyalty active.
     #[arg(long)]
     loyalty: bool,
     #[arg(long, default_value = "http://127.0.0.1:5859")]
@@ -74,6 +80,7 @@ enum Flow {
     Club,
     Store,
     Inquiry,
+    Points,
 }
 
 struct Setup {
@@ -81,6 +88,64 @@ struct Setup {
     club_cards: Vec<String>,
     store_cards: Vec<String>,
     mix: Vec<(Flow, u32)>,
+    /// Where and with what points purchases run, when demo.json says.
+    points: Option<PointsSetup>,
+}
+
+/// Points at the till in the demo (demo.json `points` and `loyalty[].till`).
+struct PointsSetup {
+    /// Index in `terminals` of a terminal of the merchant with the till.
+    terminal: usize,
+    /// Club cards whose member holds points there.
+    cards: Vec<String>,
+    /// The smallest purchase the till takes, in rials.
+    amount: u64,
+}
+
+/// A merchant's till in demo.json: (rials per point, minimum points).
+fn till_of(demo: &Value, merchant: &str) -> Option<(u64, u64)> {
+    demo["loyalty"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["merchant"] == merchant)
+        .and_then(|l| {
+            let t = &l["till"];
+            Some((
+                t["rials_per_point"].as_u64()?,
+                t["min_points"].as_u64().unwrap_or(0),
+            ))
+        })
+}
+
+/// The demo's points at the till: the first merchant with a till where a
+/// member holds points, a terminal of it, and the member's club cards.
+fn points_setup(
+    demo: &Value,
+    terminals: &[(TerminalId, Tmk, String, Arc<AtomicU32>)],
+    card: impl Fn(&str) -> Option<String>,
+) -> Option<PointsSetup> {
+    demo["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["points"].as_u64().unwrap_or(0) > 0)
+        .find_map(|p| {
+            let merchant = p["merchant"].as_str()?;
+            let (rate, min) = till_of(demo, merchant)?;
+            let terminal = terminals.iter().position(|t| t.2 == merchant)?;
+            let cards: Vec<String> = p["cards"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| card(l.as_str()?))
+                .collect();
+            (!cards.is_empty()).then_some(PointsSetup {
+                terminal,
+                cards,
+                amount: rate.saturating_mul(min.max(1)),
+            })
+        })
 }
 
 #[derive(Default)]
@@ -108,9 +173,10 @@ fn parse_mix(s: &str) -> Result<Vec<(Flow, u32)>, SwitchError> {
             "club" => Flow::Club,
             "store" => Flow::Store,
             "inquiry" => Flow::Inquiry,
+            "points" => Flow::Points,
             other => {
                 return Err(SwitchError::invalid(format!(
-                    "unknown flow {other:?}: discount, club, store, inquiry"
+                    "unknown flow {other:?}: discount, club, store, inquiry, points"
                 )))
             }
         };
@@ -168,15 +234,25 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, SwitchError> {
     }
     if a.loyalty {
         for m in demo["merchants"].as_array().into_iter().flatten() {
-            put_program(a, m["id"].as_str().unwrap_or_default())?;
+            let id = m["id"].as_str().unwrap_or_default();
+            put_program(a, id, till_of(&demo, id))?;
         }
     }
     let store_cards = card("sara-club").into_iter().collect();
+    let mix = parse_mix(&a.mix)?;
+    let points = points_setup(&demo, &terminals, card);
+    if points.is_none() && mix.iter().any(|(f, w)| matches!(f, Flow::Points) && *w > 0) {
+        return Err(SwitchError::invalid(format!(
+            "{}: no member holds points at a merchant whose programme has a till (a demo.json of an older switch?); the points flow needs one",
+            a.demo.display()
+        )));
+    }
     Ok(Setup {
         terminals,
         club_cards,
         store_cards,
-        mix: parse_mix(&a.mix)?,
+        mix,
+        points,
     })
 }
 
@@ -188,19 +264,28 @@ fn admin_auth(a: &LoadgenArgs) -> Result<String, SwitchError> {
     Ok(format!("Bearer {}", token.trim()))
 }
 
-/// A loyalty programme at `merchant` that exercises every earning path.
-fn put_program(a: &LoadgenArgs, merchant: &str) -> Result<(), SwitchError> {
+/// A loyalty programme at `merchant` that exercises every earning path,
+/// with the merchant's till (rials per point, minimum points) if it has one.
+fn put_program(
+    a: &LoadgenArgs,
+    merchant: &str,
+    till: Option<(u64, u64)>,
+) -> Result<(), SwitchError> {
+    let mut program = json!({
+        "points": 1,
+        "per_amount": 10_000,
+        "tier_bps": [10_000, 12_500, 15_000, 20_000],
+        "campaigns": [{ "name": "loadgen", "from": 0, "to": i64::MAX, "multiplier_bps": 20_000 }],
+        "cashback_bps": 100,
+        "credit_per_point": 100,
+        "auto_convert_at": 500,
+    });
+    if let Some((rate, min)) = till {
+        program["till"] = json!({ "rials_per_point": rate, "min_points": min });
+    }
     ureq::put(&format!("{}/v1/merchants/{merchant}/program", a.admin_url))
         .set("Authorization", &admin_auth(a)?)
-        .send_json(json!({
-            "points": 1,
-            "per_amount": 10_000,
-            "tier_bps": [10_000, 12_500, 15_000, 20_000],
-            "campaigns": [{ "name": "loadgen", "from": 0, "to": i64::MAX, "multiplier_bps": 20_000 }],
-            "cashback_bps": 100,
-            "credit_per_point": 100,
-            "auto_convert_at": 500,
-        }))
+        .send_json(program)
         .map_err(|e| SwitchError::Http {
             what: format!("loyalty programme for {merchant}"),
             source: Box::new(e),
@@ -285,8 +370,13 @@ async fn worker(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64);
-    let (tid, tmk, merchant, stan) = &a.terminals[index % a.terminals.len()];
-    let mut term = Terminal::new(*tid, tmk);
+    let home = &a.terminals[index % a.terminals.len()];
+    // Points purchases go to a terminal of the merchant with the till.
+    let till = a.points.as_ref().map(|p| &a.terminals[p.terminal]);
+    let (home_term, till_term) = (
+        Terminal::new(home.0, &home.1),
+        till.map(|t| Terminal::new(t.0, &t.1)),
+    );
     let Ok(mut conn) = Connection::connect(&addr, LengthHeader::Binary2).await else {
         tally.errors += 1;
         return tally;
@@ -299,6 +389,10 @@ async fn worker(
             next_start += i;
         }
         let flow = pick(&a.mix, &mut rng);
+        let ((tid, _, merchant, stan), mut term) = match (flow, till, &till_term) {
+            (Flow::Points, Some(t), Some(term)) => (t, term.clone()),
+            _ => (home, home_term.clone()),
+        };
         let (code, pan) = match flow {
             Flow::Discount => (ProcessingCode::BankDiscount, random_bank_card(&mut rng)),
             Flow::Club => (
@@ -310,11 +404,18 @@ async fn worker(
                 ProcessingCode::ClubBalance,
                 a.club_cards[rng.gen_range(0..a.club_cards.len())].clone(),
             ),
+            Flow::Points => {
+                let Some(p) = &a.points else { break };
+                (
+                    ProcessingCode::PointsPurchase,
+                    p.cards[rng.gen_range(0..p.cards.len())].clone(),
+                )
+            }
         };
-        let amount = Amount::new(if matches!(flow, Flow::Store) {
-            10
-        } else {
-            rng.gen_range(100_000..2_000_000)
+        let amount = Amount::new(match (flow, &a.points) {
+            (Flow::Store, _) => 10,
+            (Flow::Points, Some(p)) => p.amount,
+            _ => rng.gen_range(100_000..2_000_000),
         })
         .unwrap_or(Amount::ZERO);
         term = term.with_stan(stan.fetch_add(1, Ordering::Relaxed));
@@ -362,10 +463,29 @@ async fn worker(
             let Some(done) = exchange(&mut conn, &term, confirm, &mut tally).await else {
                 break;
             };
-            if record && done.response_code() == Ok(ResponseCode::Approved) {
+            let confirmed = done.response_code() == Ok(ResponseCode::Approved);
+            if record && confirmed {
                 tally
                     .approvals
                     .push(approval("confirm", tid, code, &done, amount));
+            }
+            // A points purchase is refunded in full: the points go back, so
+            // the run can go on paying with them.
+            if confirmed && matches!(flow, Flow::Points) {
+                term = term.with_stan(stan.fetch_add(1, Ordering::Relaxed));
+                let mut refund = term.request(Mti::FINANCIAL_REQUEST, 0);
+                refund.set_processing_code(ProcessingCode::PointsRefund);
+                refund.set_amount(amount);
+                let _ = refund.set(42, merchant.clone().into_bytes());
+                if let Ok(rrn) = resp.rrn() {
+                    refund.set_rrn(rrn);
+                }
+                if exchange(&mut conn, &term, refund, &mut tally)
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
             }
         }
         tally.flows += 1;

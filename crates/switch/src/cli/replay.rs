@@ -3,6 +3,12 @@
 //!
 //! A fixture is a TOML file of steps; each step is a request's fields and
 //! the fields expected in the response. See `fixtures/README.md`.
+//!
+//! A step may wait for the switch's hold time (`sleep = "hold"`), which
+//! `run --demo` records in `demo.json`; a fixture whose waits would exceed
+//! what it accepts (`max_wait_secs`) is reported as skipped, with the
+//! reason, not failed: against a switch with the default 15-minute hold the
+//! hold-expiry fixture is skipped and the rest certify.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +37,21 @@ pub struct ReplayArgs {
     demo: PathBuf,
     #[arg(long, value_enum, default_value = "binary2")]
     header: crate::cli::wire::Header,
+    /// The switch's hold time in seconds (`[holds] expiry_secs`), when
+    /// demo.json does not say it (written by an older switch) or the
+    /// switch was restarted with another one since.
+    #[arg(long)]
+    hold_secs: Option<u64>,
+    /// The longest wait, in seconds, any fixture or step may take, in
+    /// place of their own `max_wait_secs` (e.g. `--max-wait 1000` to
+    /// certify hold expiry against the default 15-minute hold).
+    #[arg(long)]
+    max_wait: Option<f64>,
 }
+
+/// What a `sleep = "hold"` step waits past the hold time and one sweep of
+/// the expiry sweeper: a hold's expiry is kept in whole seconds.
+const HOLD_MARGIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +59,10 @@ struct Fixture {
     name: String,
     #[serde(default)]
     terminal: Option<String>,
+    /// The longest the fixture's steps may wait in all, in seconds; past
+    /// it the fixture is skipped.
+    #[serde(default)]
+    max_wait_secs: Option<f64>,
     #[serde(rename = "step")]
     steps: Vec<Step>,
 }
@@ -68,6 +92,13 @@ struct Step {
     /// Raw hex to send instead of a built message.
     raw_hex: Option<String>,
     sleep_ms: u64,
+    /// `hold`: wait, before sending, for a hold to expire and be swept
+    /// (the switch's hold time and sweep interval from demo.json, plus a
+    /// margin), after `sleep_ms`.
+    sleep: Option<String>,
+    /// The longest this step may wait, in seconds; past it the fixture is
+    /// skipped.
+    max_wait_secs: Option<f64>,
     /// Expected response fields: a value, `*` (present) or `-` (absent).
     /// `mti` names the response MTI.
     expect: BTreeMap<String, String>,
@@ -82,6 +113,9 @@ struct Step {
 struct Demo {
     terminals: BTreeMap<String, Tmk>,
     cards: BTreeMap<String, (String, Option<String>)>,
+    /// The switch's hold time and sweep interval in seconds, if demo.json
+    /// says (a demo.json of an older switch does not).
+    holds: Option<(u64, u64)>,
 }
 
 fn load_demo(path: &Path) -> Result<Demo, SwitchError> {
@@ -96,6 +130,9 @@ fn load_demo(path: &Path) -> Result<Demo, SwitchError> {
     let mut d = Demo {
         terminals: BTreeMap::new(),
         cards: BTreeMap::new(),
+        holds: v["holds"]["expiry_secs"]
+            .as_u64()
+            .map(|e| (e, v["holds"]["sweep_interval_secs"].as_u64().unwrap_or(0))),
     };
     for t in v["terminals"].as_array().into_iter().flatten() {
         if let (Some(id), Some(k)) = (t["id"].as_str(), t["tmk"].as_str().and_then(Tmk::from_hex)) {
@@ -170,9 +207,85 @@ struct Runner {
     addr: String,
     header: LengthHeader,
     terminals: BTreeMap<String, Terminal>,
+    /// The hold time and sweep interval `sleep = "hold"` waits for.
+    holds: Option<(u64, u64)>,
+    /// `--max-wait`: the limit in place of the fixtures' own.
+    max_wait: Option<f64>,
 }
 
 impl Runner {
+    /// How long `step` waits before it sends, or why it cannot know.
+    fn wait(&self, step: &Step) -> Result<Duration, SwitchError> {
+        let mut wait = Duration::from_millis(step.sleep_ms);
+        match step.sleep.as_deref() {
+            None => {}
+            Some("hold") => {
+                let (expiry, sweep) = self.holds.ok_or_else(|| {
+                    SwitchError::fixture(
+                        "the switch's hold time is unknown: demo.json (of an older switch) does not say it; pass --hold-secs",
+                    )
+                })?;
+                wait += Duration::from_secs(expiry.saturating_add(sweep)) + HOLD_MARGIN;
+            }
+            Some(other) => {
+                return Err(SwitchError::fixture(format!(
+                    "sleep {other:?}: \"hold\" is the only value (sleep_ms for a fixed wait)"
+                )))
+            }
+        }
+        Ok(wait)
+    }
+
+    /// Why `fx` cannot be played against this switch within the waits it
+    /// accepts, if it cannot.
+    fn skip_reason(&self, fx: &Fixture) -> Option<String> {
+        let limit = |own: Option<f64>| self.max_wait.or(own);
+        let mut total = Duration::ZERO;
+        for step in &fx.steps {
+            let wait = match self.wait(step) {
+                Ok(w) => w,
+                Err(e) if step.sleep.as_deref() == Some("hold") => {
+                    return Some(format!("step {:?}: {e}", step.name))
+                }
+                // A malformed step fails when it is played.
+                Err(_) => continue,
+            };
+            if let Some(max) = limit(step.max_wait_secs) {
+                if wait.as_secs_f64() > max {
+                    return Some(format!(
+                        "step {:?} would wait {:.1} s{}, more than the {max} s it accepts",
+                        step.name,
+                        wait.as_secs_f64(),
+                        self.hold_note(step),
+                    ));
+                }
+            }
+            total += wait;
+        }
+        match limit(fx.max_wait_secs) {
+            Some(max) if total.as_secs_f64() > max => Some(format!(
+                "its steps would wait {:.1} s{}, more than the {max} s it accepts",
+                total.as_secs_f64(),
+                fx.steps
+                    .iter()
+                    .map(|s| self.hold_note(s))
+                    .find(|n| !n.is_empty())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// What a `sleep = "hold"` step's wait comes from, for a skip reason.
+    fn hold_note(&self, step: &Step) -> String {
+        match (step.sleep.as_deref(), self.holds) {
+            (Some("hold"), Some((expiry, sweep))) => format!(
+                " (the switch holds for {expiry} s and sweeps every {sweep} s; start it with -c fixtures/config/switch.toml for 3-second holds, or pass --max-wait)"
+            ),
+            _ => String::new(),
+        }
+    }
+
     fn terminal(&mut self, id: &str, tmk: Option<&str>) -> Result<Terminal, SwitchError> {
         if let Some(k) = tmk {
             let tmk = Tmk::from_hex(k)
@@ -312,8 +425,9 @@ impl Runner {
         default_terminal: Option<&str>,
         records: &mut BTreeMap<String, Record>,
     ) -> Result<Vec<String>, SwitchError> {
-        if step.sleep_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(step.sleep_ms)).await;
+        let wait = self.wait(step)?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let (raw, sent, keys): (Bytes, Option<Message>, Option<TerminalKeys>) =
             if let Some(h) = &step.raw_hex {
@@ -463,13 +577,23 @@ pub fn run(a: ReplayArgs) -> Result<(), SwitchError> {
         .enable_all()
         .build()
         .map_err(SwitchError::Runtime)?;
+    // --hold-secs keeps demo.json's sweep interval, or assumes the
+    // default one (10 s) when demo.json does not say.
+    let holds = match (a.hold_secs, demo.holds) {
+        (Some(h), Some((_, sweep))) => Some((h, sweep)),
+        (Some(h), None) => Some((h, 10)),
+        (None, known) => known,
+    };
     let mut runner = Runner {
         demo,
         addr: a.addr.clone(),
         header: a.header.into(),
         terminals: BTreeMap::new(),
+        holds,
+        max_wait: a.max_wait,
     };
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let mut skips = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| SwitchError::Io {
             path: file.clone(),
@@ -480,6 +604,12 @@ pub fn run(a: ReplayArgs) -> Result<(), SwitchError> {
             source: Box::new(source),
         })?;
         println!("{} — {}", file.display(), fx.name);
+        if let Some(why) = runner.skip_reason(&fx) {
+            skipped += fx.steps.len();
+            println!("  SKIPPED  {} steps: {why}", fx.steps.len());
+            skips.push(format!("{}: {why}", file.display()));
+            continue;
+        }
         let mut records = BTreeMap::new();
         for step in &fx.steps {
             let started = Instant::now();
@@ -514,7 +644,10 @@ pub fn run(a: ReplayArgs) -> Result<(), SwitchError> {
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    for s in &skips {
+        println!("skipped {s}");
+    }
     if failed > 0 {
         Err(SwitchError::StepsFailed(failed))
     } else {
