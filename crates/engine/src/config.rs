@@ -24,6 +24,9 @@ pub struct EngineConfig {
     /// one archived): the same window on every ledger, whether or not its
     /// history was archived yet.
     pub refund_window_secs: i64,
+    /// Keep the daily rollups (see `rollup`) in each confirm's, refund's
+    /// and reversal's own transaction. Off only to measure what they cost.
+    pub rollups: bool,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +38,7 @@ impl Default for EngineConfig {
             calendar: Calendar::default(),
             loyalty: LoyaltyConfig::default(),
             refund_window_secs: 30 * 86_400,
+            rollups: true,
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod notice;
 pub mod payout;
 pub mod reports;
 pub mod request;
+pub mod rollup;
 pub mod rules;
 pub mod settlement;
 pub mod storage;
@@ -74,7 +75,7 @@ pub use keys::CardHasher;
 pub use loyalty::{Birthday, DailyRun, Program, ReferralCode, Review, Standing, Till};
 pub use model::*;
 pub use notice::{Notice, NoticeKind};
-pub use reports::{SalesBy, SalesLine};
+pub use reports::{HistoryLine, Period, SalesBy, SalesLine};
 pub use request::{
     Authorize, Confirm, Refund, Reply, Request, TerminalChange, TerminalUpdate, Undo,
 };

@@ -182,6 +182,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     txn.state = TxnState::Confirmed;
     txn.confirmed = Some(cx.now);
     txn.confirm_outcome = Some(outcome.clone());
+    crate::rollup::confirmed(cx, &txn)?;
     cx.save_txn(&txn)?;
     Ok(Flow {
         outcome,

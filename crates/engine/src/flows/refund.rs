@@ -135,6 +135,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     };
     loyalty::take_back(cx, &mut purchase, Some(&mut refund), share)?;
     cx.save_txn(&purchase)?;
+    crate::rollup::refunded(cx, &refund)?;
     cx.save_txn(&refund)?;
     if req.code == ProcessingCode::ClubRefund {
         cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;

@@ -206,6 +206,7 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
     }
     cx.tx
         .remove(Table::Unsettled, &keys::unsettled(&m, &txn.rrn))?;
+    crate::rollup::reversed(cx, txn)?;
     txn.state = TxnState::Reversed;
     Ok(None)
 }

@@ -22,7 +22,7 @@ use crate::admin::Admin;
 use crate::archive::Archive;
 use crate::error::Result;
 use crate::model::{
-    AccountKey, Card, JournalEntry, JournalKind, Member, MemberId, Tier, Txn, TxnState, UnixTime,
+    AccountKey, JournalEntry, JournalKind, Member, MemberId, Tier, Txn, TxnState, UnixTime,
 };
 use crate::storage::Table;
 
@@ -276,29 +276,24 @@ impl Loyalty<'_> {
                 }
             }
             Some(merchant) => {
-                for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
-                    let (_, t) = item?;
-                    if t.merchant != *merchant
-                        || t.state != TxnState::Confirmed
-                        || t.refund_of.is_some()
-                    {
+                // A year of what each member did here, from the rollups'
+                // visits: no history is scanned, and archived purchases
+                // still count.
+                let offset = self.core.cfg.utc_offset_secs;
+                let month = crate::rollup::month_of(now.local_day(offset));
+                for (member, v) in crate::rollup::visits(&self.core.store, merchant)? {
+                    let (f, m) = v
+                        .months
+                        .iter()
+                        .filter(|x| x.0 > month - 12 && x.0 <= month)
+                        .fold((0u64, 0u64), |(f, m), x| {
+                            (f + u64::from(x.1), m.saturating_add(x.2))
+                        });
+                    if f == 0 {
                         continue;
                     }
-                    let Some(hash) = t.card else { continue };
-                    let Some(member) = self
-                        .core
-                        .store
-                        .get::<Card>(Table::Cards, &hash.0)?
-                        .and_then(|c| c.member)
-                    else {
-                        continue;
-                    };
-                    let slot = figures.entry(member).or_insert((t.created, 0, 0));
-                    slot.0 = slot.0.max(t.created);
-                    slot.1 += 1;
-                    slot.2 = slot
-                        .2
-                        .saturating_add(t.final_amount - t.refunded.min(t.final_amount));
+                    let last = UnixTime(v.last_day * 86_400 - offset);
+                    figures.insert(member, (last, f, m));
                 }
             }
         }

@@ -116,10 +116,14 @@ pub(crate) enum Table {
     /// Payouts: each settlement batch's bank transfer (`I` ‖ batch id) and
     /// each payout file (`P` ‖ payout id), see `payout`.
     Payouts,
+    /// Daily figures per merchant, day and terminal (see `rollup`).
+    Rollups,
+    /// What each member did at each merchant (see `rollup`).
+    Visits,
 }
 
 impl Table {
-    pub const ALL: [Table; 30] = [
+    pub const ALL: [Table; 32] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -150,6 +154,8 @@ impl Table {
         Table::LoginCodes,
         Table::Idempotency,
         Table::Payouts,
+        Table::Rollups,
+        Table::Visits,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -184,6 +190,8 @@ impl Table {
             Table::LoginCodes => "login_codes",
             Table::Idempotency => "idempotency",
             Table::Payouts => "payouts",
+            Table::Rollups => "rollups",
+            Table::Visits => "visits",
         }
     }
 
