@@ -252,6 +252,12 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::No,
     ),
     ("POST /v1/points", "/v1/points", "admin", Obj::No),
+    (
+        "GET /v1/reports/history",
+        "/v1/reports/history",
+        "admin support finance merchant",
+        Obj::No,
+    ),
     ("POST /v1/payouts", "/v1/payouts", "admin finance", Obj::No),
     ("GET /v1/payouts", "/v1/payouts", "admin finance", Obj::No),
     (

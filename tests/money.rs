@@ -500,3 +500,62 @@ fn a_payout_file_is_valid_pain001_and_a_returned_transfer_is_reconciled_and_paid
     assert_eq!(audit["violations"], json!([]), "{audit}");
     assert_readable("payouts", &d.admin("GET", "/v1/payouts", None).unwrap());
 }
+
+#[test]
+fn demo_history_makes_a_year_that_the_history_report_reads_after_archiving() {
+    let mut d = switch("money-history");
+    d.kill();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("-c")
+            .arg(d.dir.join("switch.toml"))
+            .arg("--data-dir")
+            .arg(&d.dir)
+            .args(d.store_url())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let made = run(&["demo-history", "--days", "90", "--per-day", "2"]);
+    assert!(made.contains("90 days"), "{made}");
+    if !on_postgres() {
+        let archived = run(&["archive"]);
+        assert!(
+            !archived.starts_with("archived 0 transactions"),
+            "{archived}"
+        );
+    }
+    d.restart();
+    let history = d
+        .admin("GET", "/v1/reports/history?period=year&by=merchant", None)
+        .unwrap();
+    let purchases: i64 = history["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["figures"]["bank"]["count"].as_i64().unwrap()
+                + l["figures"]["club"]["count"].as_i64().unwrap()
+        })
+        .sum();
+    // Three terminals, two a day for 90 days (some declined, a few
+    // reversed): far more than the 30 live days.
+    assert!(purchases > 300, "{history}");
+    let live = d.admin("GET", "/v1/reports?from=2000-01-01", None).unwrap();
+    let live_purchases: u64 = live["lines"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|l| l["purchases"].as_u64().unwrap())
+        .sum();
+    if !on_postgres() {
+        assert!(
+            (live_purchases as i64) < purchases,
+            "the live ledger holds 30 days, the rollups all 90: {live_purchases} vs {purchases}"
+        );
+    }
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], json!([]), "{audit}");
+}

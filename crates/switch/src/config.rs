@@ -598,6 +598,7 @@ impl Config {
             calendar: self.calendar()?,
             loyalty: self.loyalty.clone(),
             refund_window_secs: self.archive.after_secs,
+            rollups: true,
         })
     }
 }

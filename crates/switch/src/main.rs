@@ -77,6 +77,19 @@ enum Command {
     /// files now, on a stopped data directory (the running switch does it
     /// every `archive.interval_secs`).
     Archive(RunArgs),
+    /// Synthetic purchases, refunds and reversals over the past DAYS at
+    /// every demo terminal, each day settled, on a stopped demo data
+    /// directory (for demos, dashboards and reports over history).
+    DemoHistory {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Days back from today.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Purchases a day at each terminal.
+        #[arg(long, default_value_t = 8)]
+        per_day: u32,
+    },
     /// Copy a stopped switch's embedded ledger (`DATA_DIR/ledger`) into an
     /// empty PostgreSQL ledger. Archive files stay in the data directory.
     Migrate {
@@ -178,6 +191,9 @@ fn main() -> ExitCode {
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Audit(a) => config(&a).and_then(|cfg| cli::offline::audit(&cfg)),
         Command::Archive(a) => config(&a).and_then(|cfg| cli::offline::archive(&cfg)),
+        Command::DemoHistory { run, days, per_day } => {
+            config(&run).and_then(|cfg| cli::history::run(&cfg, days, per_day))
+        }
         Command::Migrate { from, to } => cli::offline::migrate(&from, &to),
         Command::Openapi => {
             let doc = clubswitch::http::openapi::document(&clubswitch::http::routes::table());

@@ -84,6 +84,23 @@ pub enum AdminCommand {
         #[arg(long, default_value = "merchant")]
         by: String,
     },
+    /// Any period from the daily rollups, archived history included: by
+    /// day, month, year, jalali-month or jalali-year, this year against
+    /// last with --compare.
+    History {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "month")]
+        period: String,
+        #[arg(long, default_value = "merchant")]
+        by: String,
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        compare: bool,
+    },
     /// Check the ledger's invariants on the running switch.
     Audit,
     /// Copy the ledger and its archive files, consistent at one instant,
@@ -573,6 +590,25 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
                 q.push_str(&format!("&to={t}"));
             }
             ("GET", format!("/v1/reports{q}"), None)
+        }
+        AdminCommand::History {
+            from,
+            to,
+            period,
+            by,
+            merchant,
+            compare,
+        } => {
+            let mut q = format!("?period={}&by={}", query_escape(&period), query_escape(&by));
+            for (k, v) in [("from", from), ("to", to), ("merchant", merchant)] {
+                if let Some(v) = v {
+                    q.push_str(&format!("&{k}={}", query_escape(&v)));
+                }
+            }
+            if compare {
+                q.push_str("&compare=last-year");
+            }
+            ("GET", format!("/v1/reports/history{q}"), None)
         }
         AdminCommand::Audit => ("GET", "/v1/audit".into(), None),
         AdminCommand::Backup { out } => {

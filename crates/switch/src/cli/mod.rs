@@ -5,6 +5,8 @@
 //! - [`config`]: check a configuration file, or print the default one.
 //! - [`offline`]: `audit`, `archive` and `rotate-master-key` on a stopped
 //!   data directory.
+//! - [`history`]: `demo-history`, months of synthetic purchases on a
+//!   stopped demo data directory.
 //! - [`replay`]: certification fixtures played against a running switch.
 //! - [`loadgen`]: many terminals driving a running switch, for throughput
 //!   and latency.
@@ -12,6 +14,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod history;
 pub mod loadgen;
 pub mod offline;
 pub mod replay;

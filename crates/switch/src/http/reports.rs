@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use clubswitch_engine::SalesBy;
+use clubswitch_engine::reports::year_before;
+use clubswitch_engine::{Period, SalesBy};
 use serde_json::json;
 
 use super::access::Actor;
-use super::{blocking, local_days, ApiResult, Shared};
+use super::{bad, blocking, local_days, merchant_id, ApiResult, Shared};
 use crate::config::format_date;
 
 /// Sales, discounts, fees and refunds by merchant or terminal, for a period
@@ -48,4 +49,83 @@ pub(super) async fn report(
     Ok(Json(
         json!({ "from": format_date(from), "to": format_date(to), "by": name, "lines": lines }),
     ))
+}
+
+/// What the terminals took over any period, from the daily rollups (so
+/// archived history counts): `from`, `to` (YYYY-MM-DD, inclusive; default
+/// the last 365 days), `period` (day, month, year, jalali-month,
+/// jalali-year; default month), `by` (merchant or terminal), `merchant`,
+/// and `compare=last-year` for the same days a year earlier. A merchant's
+/// user sees only its own merchant.
+pub(super) async fn history(
+    State(h): Shared,
+    Extension(actor): Extension<Actor>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let offset = h.switch.cfg.utc_offset_secs;
+    let today = clubswitch_engine::UnixTime::now().local_day(offset);
+    let mut days = q.clone();
+    if !q.contains_key("from") {
+        days.insert("from".into(), format_date(today - 364));
+    }
+    let (from, to) = local_days(&days, offset)?;
+    if from > to || to - from > 3_660 {
+        return Err(bad("from must not be after to, nor ten years before it"));
+    }
+    let period = match q.get("period").map(String::as_str) {
+        Some("day") => Period::Day,
+        None | Some("month") => Period::Month,
+        Some("year") => Period::Year,
+        Some("jalali-month") => Period::JalaliMonth,
+        Some("jalali-year") => Period::JalaliYear,
+        Some(p) => {
+            return Err(bad(format!(
+                "period {p:?}: day, month, year, jalali-month or jalali-year"
+            )))
+        }
+    };
+    let by = match q.get("by").map(String::as_str) {
+        Some("terminal") => SalesBy::Terminal,
+        _ => SalesBy::Merchant,
+    };
+    let merchant = match (actor.merchant(), q.get("merchant")) {
+        (Some(own), _) => Some(*own),
+        (None, Some(m)) => Some(merchant_id(m)?),
+        (None, None) => None,
+    };
+    let compare = match q.get("compare").map(String::as_str) {
+        None => false,
+        Some("last-year") => true,
+        Some(c) => return Err(bad(format!("compare {c:?}: last-year"))),
+    };
+    let (lines, previous) = blocking(&h, move |e| {
+        let r = e.reports();
+        let lines = r.history(from, to, merchant.as_ref(), by, period)?;
+        let previous = if compare {
+            Some(r.history(
+                year_before(from),
+                year_before(to),
+                merchant.as_ref(),
+                by,
+                period,
+            )?)
+        } else {
+            None
+        };
+        Ok((lines, previous))
+    })
+    .await?;
+    let mut out = json!({
+        "from": format_date(from),
+        "to": format_date(to),
+        "lines": lines,
+    });
+    if let Some(p) = previous {
+        out["last_year"] = json!({
+            "from": format_date(year_before(from)),
+            "to": format_date(year_before(to)),
+            "lines": p,
+        });
+    }
+    Ok(Json(out))
 }

@@ -270,6 +270,12 @@ pub fn table() -> Vec<Route> {
             reports::report,
         )
         .doc("Sales, discounts, fees and refunds for a period (?from, ?to, ?by)"),
+        Route::get(
+            "/v1/reports/history",
+            scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
+            reports::history,
+        )
+        .doc("Any period from the daily rollups, archived history included (?from, ?to, ?period, ?by, ?merchant, ?compare=last-year)"),
         // Loyalty.
         Route::post("/v1/loyalty/review", ops(ADMIN), loyalty::review)
             .doc("Run the loyalty review now"),
