@@ -2,7 +2,8 @@
 //! single-threaded and on several threads, with and without waiting for the
 //! durable flush; and a member's confirm with no loyalty programme, a
 //! points-only one, and one with everything (campaign, cashback, automatic
-//! conversion), which issue 5 wants within 10% of each other.
+//! conversion), which issue 5 wants within 10% of each other; and a
+//! confirm with the daily rollups and without (`rollup_confirm`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -39,11 +40,11 @@ impl Bench {
     }
 
     fn with_program(program: Option<Program>) -> Bench {
-        let engine = Engine::new(
-            Store::temporary().unwrap(),
-            CardHasher::new(&[7; 32]),
-            EngineConfig::default(),
-        );
+        Bench::with(program, EngineConfig::default())
+    }
+
+    fn with(program: Option<Program>, cfg: EngineConfig) -> Bench {
+        let engine = Engine::new(Store::temporary().unwrap(), CardHasher::new(&[7; 32]), cfg);
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
         engine
             .admin()
@@ -386,5 +387,35 @@ fn loyalty(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, engine);
+/// A member's club purchase confirmed (not waiting for the flush), with the
+/// daily rollups kept in its transaction and without: what they cost one
+/// confirm, measured in the same run.
+fn rollups(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rollup_confirm");
+    g.sample_size(30);
+    for (name, on) in [("without", false), ("with", true)] {
+        let b = Bench::with(
+            None,
+            EngineConfig {
+                rollups: on,
+                ..EngineConfig::default()
+            },
+        );
+        g.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let holds: Vec<_> = (0..iters)
+                    .map(|_| b.authorize(0, ProcessingCode::ClubPurchase, &b.cards[0]))
+                    .collect();
+                let start = Instant::now();
+                for (auth, out, _) in &holds {
+                    b.confirm(0, auth, out, false);
+                }
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, engine, rollups);
 criterion_main!(benches);
