@@ -295,7 +295,8 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
             .replace("/terminals/{id}", "/terminals/TERM0001")
             .replace("/members/{id}", &format!("/members/{member}"))
             .replace("{hash}", &card)
-            .replace("/draws/{id}", "/draws/1");
+            .replace("/draws/{id}", "/draws/1")
+            .replace("/payouts/{id}", "/payouts/1");
         match d.admin("GET", &path, None) {
             Ok(answer) => {
                 assert_readable(&format!("GET {path}"), &answer);
@@ -471,7 +472,13 @@ fn a_payout_file_is_valid_pain001_and_a_returned_transfer_is_reconciled_and_paid
     assert_eq!(row["returned"].as_i64(), Some(amount(returned)), "{row}");
 
     // The next payout sends the returned transfer again, with its reason.
-    let next = d.admin("POST", "/v1/payouts", Some(json!({}))).unwrap();
+    let (status, next) = keyed(&d, "/v1/payouts", "payout-2", json!({}));
+    assert_eq!(status, 200, "{next}");
+    // Retried under its key, the same payout, not a second one.
+    assert_eq!(
+        keyed(&d, "/v1/payouts", "payout-2", json!({})),
+        (200, next.clone())
+    );
     let again_items = next["items"].as_array().unwrap();
     assert_eq!(again_items.len(), 1, "{next}");
     assert_eq!(again_items[0]["batch"], returned["batch"]);

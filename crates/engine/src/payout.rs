@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
 use crate::error::{EngineError, Result};
+use crate::idempotency::{once, Idempotency};
 use crate::ledger;
 use crate::model::{AccountKey, JournalKind, UnixTime};
 use crate::settlement::SettlementBatch;
@@ -35,11 +36,20 @@ use crate::storage::{abort, Durable, Table, Tx, TxResult};
 /// Payouts and their reconciliation.
 pub struct Payouts<'a> {
     core: &'a Core,
+    /// The caller's idempotency key, for making a payout and reconciling.
+    idem: Option<Idempotency>,
 }
 
 impl<'a> Payouts<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Payouts { core }
+        Payouts { core, idem: None }
+    }
+
+    /// These calls under the caller's idempotency key: a repeated
+    /// [`Payouts::create`] or [`Payouts::reconcile`] answers as the first
+    /// (see [`crate::idempotency`]).
+    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
+        Payouts { idem, ..self }
     }
 }
 
@@ -98,6 +108,8 @@ pub struct Payout {
 }
 
 impl crate::codec::Record for Payout {}
+impl crate::codec::Record for Option<Payout> {}
+impl crate::codec::Record for Reconciled {}
 
 /// What a bank statement says of one transfer.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -113,7 +125,7 @@ pub enum BankOutcome {
 }
 
 /// What a reconciliation did.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Reconciled {
     pub paid: u64,
     pub returned: u64,
@@ -188,46 +200,58 @@ impl Payouts<'_> {
             .collect::<Result<_>>()?;
         let id = self.core.store.next_id()?;
         self.core.store.transaction_durable(|tx| {
-            let mut payout = Payout {
-                id,
-                created: now,
-                batches: Vec::new(),
-                total: 0,
-            };
-            for b in &batches {
-                let key = item_key(b.id);
-                let item = match tx.get::<PayoutItem>(Table::Payouts, &key)? {
-                    Some(i) if i.state != ItemState::Returned => continue,
-                    Some(i) => PayoutItem {
-                        state: ItemState::Sent,
-                        payout: id,
-                        end_to_end: end_to_end(id, b.id),
-                        ..i
-                    },
-                    None => PayoutItem {
-                        batch: b.id,
-                        merchant: b.merchant,
-                        iban: b.settlement_account.clone(),
-                        amount: b.net,
-                        state: ItemState::Sent,
-                        payout: id,
-                        end_to_end: end_to_end(id, b.id),
-                        returns: Vec::new(),
-                    },
-                };
-                payout.total = payout
-                    .total
-                    .checked_add(item.amount)
-                    .map_or_else(|| abort(EngineError::Overflow("payout total")), Ok)?;
-                payout.batches.push(b.id);
-                tx.put(Table::Payouts, &key, &item)?;
-            }
-            if payout.batches.is_empty() {
-                return Ok(None);
-            }
-            tx.put(Table::Payouts, &payout_key(id), &payout)?;
-            Ok(Some(payout))
+            once(tx, self.idem.as_ref(), now, || {
+                self.create_in(tx, &batches, id, now)
+            })
         })
+    }
+
+    fn create_in(
+        &self,
+        tx: &Tx<'_>,
+        batches: &[SettlementBatch],
+        id: u64,
+        now: UnixTime,
+    ) -> TxResult<Option<Payout>> {
+        let mut payout = Payout {
+            id,
+            created: now,
+            batches: Vec::new(),
+            total: 0,
+        };
+        for b in batches {
+            let key = item_key(b.id);
+            let item = match tx.get::<PayoutItem>(Table::Payouts, &key)? {
+                Some(i) if i.state != ItemState::Returned => continue,
+                Some(i) => PayoutItem {
+                    state: ItemState::Sent,
+                    payout: id,
+                    end_to_end: end_to_end(id, b.id),
+                    ..i
+                },
+                None => PayoutItem {
+                    batch: b.id,
+                    merchant: b.merchant,
+                    iban: b.settlement_account.clone(),
+                    amount: b.net,
+                    state: ItemState::Sent,
+                    payout: id,
+                    end_to_end: end_to_end(id, b.id),
+                    returns: Vec::new(),
+                },
+            };
+            payout.total = payout
+                .total
+                .checked_add(item.amount)
+                .map_or_else(|| abort(EngineError::Overflow("payout total")), Ok)?;
+            payout.batches.push(b.id);
+            tx.put(Table::Payouts, &key, &item)?;
+        }
+        if payout.batches.is_empty() {
+            return Ok(None);
+        }
+        tx.put(Table::Payouts, &payout_key(id), &payout)?;
+        Ok(Some(payout))
     }
 
     /// A payout and its items, in order.
@@ -264,11 +288,13 @@ impl Payouts<'_> {
     /// Applies a bank statement's results, all in one transaction.
     pub fn reconcile(&self, results: &[BankResult], now: UnixTime) -> Result<Durable<Reconciled>> {
         self.core.store.transaction_durable(|tx| {
-            let mut out = Reconciled::default();
-            for r in results {
-                apply(tx, r, now, &mut out)?;
-            }
-            Ok(out)
+            once(tx, self.idem.as_ref(), now, || {
+                let mut out = Reconciled::default();
+                for r in results {
+                    apply(tx, r, now, &mut out)?;
+                }
+                Ok(out)
+            })
         })
     }
 

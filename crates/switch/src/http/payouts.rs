@@ -14,7 +14,7 @@ use clubswitch_engine::UnixTime;
 use serde::Serialize;
 
 use super::access::Actor;
-use super::{bad, blocking, not_found, ApiError, ApiResult, Shared};
+use super::{bad, blocking, key, not_found, ApiError, ApiResult, Key, Shared};
 use crate::payout::{self as files, MerchantNames, PayoutError};
 
 /// A payout as JSON shows it.
@@ -68,10 +68,10 @@ fn view(p: &Payout, items: &[PayoutItem]) -> PayoutView {
 
 /// A new payout of everything settled and not yet paid or on its way
 /// (`null` when there is nothing to pay).
-pub(super) async fn create_payout(State(h): Shared) -> ApiResult<Json<Option<PayoutView>>> {
+pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Option<PayoutView>>> {
     let now = UnixTime::now();
     let made = blocking(&h, move |e| {
-        let p = e.payouts().create(now)?;
+        let p = e.payouts().keyed(key(k)).create(now)?;
         Ok(p.map(|p| {
             p.and_then(|p| {
                 e.payouts()
@@ -140,10 +140,16 @@ fn payout_error(e: PayoutError) -> ApiError {
 
 /// Reads a bank statement (`camt.053` XML, or a CSV of results) and marks
 /// each transfer it names paid or returned.
-pub(super) async fn reconcile(State(h): Shared, body: Bytes) -> ApiResult<Json<Reconciled>> {
+pub(super) async fn reconcile(
+    State(h): Shared,
+    k: Key,
+    body: Bytes,
+) -> ApiResult<Json<Reconciled>> {
     let results = files::read_statement(&body).map_err(payout_error)?;
     let done = blocking(&h, move |e| {
-        e.payouts().reconcile(&results, UnixTime::now())
+        e.payouts()
+            .keyed(key(k))
+            .reconcile(&results, UnixTime::now())
     })
     .await?
     .await?;

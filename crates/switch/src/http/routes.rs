@@ -246,6 +246,7 @@ pub fn table() -> Vec<Route> {
         .doc("Settlement batches (?format=csv; a merchant: its own)"),
         Route::post("/v1/payouts", ops(FINANCE), payouts::create_payout)
             .answers::<payouts::PayoutView>()
+            .keyed()
             .doc("Make a payout of every settled batch not yet paid or on its way"),
         Route::get("/v1/payouts", ops(FINANCE), payouts::list_payouts)
             .answers_list::<payouts::PayoutView>()
@@ -254,6 +255,7 @@ pub fn table() -> Vec<Route> {
             .answers::<payouts::PayoutView>()
             .doc("A payout (?format=pain001 for the bank's ISO 20022 file, or csv)"),
         Route::post("/v1/payouts/reconcile", ops(FINANCE), payouts::reconcile)
+            .keyed()
             .doc("Read the bank's statement (camt.053 XML, or CSV end_to_end_id,status,reason)"),
         Route::get(
             "/v1/payouts/outstanding",
