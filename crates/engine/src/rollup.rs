@@ -68,7 +68,16 @@ pub struct Figures {
     /// coming back (each counted once a day).
     pub new_members: i64,
     pub returning_members: i64,
+    /// Points and store credit past their validity, taken back by the
+    /// daily pass (counted merchant-wide, on the terminal id
+    /// [`MERCHANT_WIDE`]).
+    pub points_expired: i64,
+    pub credit_expired: i64,
 }
+
+/// The terminal id a merchant's figures that belong to no terminal (what
+/// the daily pass expires) are kept under.
+pub const MERCHANT_WIDE: &str = "--------";
 
 impl crate::codec::Record for Figures {}
 
@@ -90,6 +99,8 @@ impl Figures {
         self.points_refunded += o.points_refunded;
         self.new_members += o.new_members;
         self.returning_members += o.returning_members;
+        self.points_expired += o.points_expired;
+        self.credit_expired += o.credit_expired;
     }
 
     /// Confirmed purchases, all kinds.
@@ -224,6 +235,28 @@ pub(crate) fn reversed(cx: &Cx<'_>, txn: &Txn) -> TxResult<()> {
     cx.tx.put(Table::Rollups, &k, &f)
 }
 
+/// Points and credit the daily pass expired at `merchant` on `day`.
+pub(crate) fn expired(
+    tx: &Tx<'_>,
+    cfg: &crate::config::EngineConfig,
+    merchant: &MerchantId,
+    day: i64,
+    points: u64,
+    credit: u64,
+) -> TxResult<()> {
+    if !cfg.rollups || (points == 0 && credit == 0) {
+        return Ok(());
+    }
+    let Ok(wide) = MERCHANT_WIDE.parse::<TerminalId>() else {
+        return Ok(());
+    };
+    let k = key(merchant, day, &wide);
+    let mut f: Figures = tx.get(Table::Rollups, &k)?.unwrap_or_default();
+    f.points_expired += i64::try_from(points).unwrap_or(i64::MAX);
+    f.credit_expired += i64::try_from(credit).unwrap_or(i64::MAX);
+    tx.put(Table::Rollups, &k, &f)
+}
+
 fn member_of(tx: &Tx<'_>, txn: &Txn) -> TxResult<Option<MemberId>> {
     if let Some(e) = &txn.earned {
         return Ok(Some(e.member));
@@ -331,5 +364,7 @@ mod tests {
         assert!(key(&m, 19_999, &t) < k);
         let (lo, hi) = range(&m, 20_000, 20_000);
         assert!(lo <= k && k < hi);
+        let wide: TerminalId = MERCHANT_WIDE.parse().unwrap();
+        assert_eq!(parse_key(&key(&m, 1, &wide)), Some((m, 1, wide)));
     }
 }

@@ -172,6 +172,16 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
         m.map(|m| (m.points_expired, m.points_outstanding)),
         Some((40, 50))
     );
+    // The daily rollups count the expiry on its day, merchant-wide.
+    let day = local_day(T0.plus(31 * DAY));
+    let lines = w
+        .engine
+        .reports()
+        .history(day, day, Some(&w.merchant), SalesBy::Terminal, Period::Day)
+        .unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0].key, rollup::MERCHANT_WIDE);
+    assert_eq!(lines[0].figures.points_expired, 40);
     w.assert_audit();
 }
 

@@ -364,6 +364,14 @@ impl Loyalty<'_> {
             acc.grants.warned_through = acc.grants.warned_through.max(horizon);
             tx.put(Table::Accounts, &account.to_key(), &acc)?;
         }
+        crate::rollup::expired(
+            tx,
+            &self.core.cfg,
+            &merchant,
+            today,
+            out.expired[0],
+            out.expired[1],
+        )?;
         let Some(m) = tx.get::<Member>(Table::Members, &member.0.to_be_bytes())? else {
             return Ok(out);
         };
