@@ -273,6 +273,12 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::No,
     ),
     (
+        "GET /v1/payouts/statement",
+        "/v1/payouts/statement?merchant={m}",
+        "admin finance merchant",
+        Obj::MerchantQuery,
+    ),
+    (
         "GET /v1/payouts/outstanding",
         "/v1/payouts/outstanding",
         "admin finance merchant",

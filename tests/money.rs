@@ -296,7 +296,11 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
             .replace("/members/{id}", &format!("/members/{member}"))
             .replace("{hash}", &card)
             .replace("/draws/{id}", "/draws/1")
-            .replace("/payouts/{id}", "/payouts/1");
+            .replace("/payouts/{id}", "/payouts/1")
+            .replace(
+                "/payouts/statement",
+                "/payouts/statement?merchant=MERCHANT0000001&from=2000-01-01",
+            );
         match d.admin("GET", &path, None) {
             Ok(answer) => {
                 assert_readable(&format!("GET {path}"), &answer);
@@ -479,7 +483,7 @@ fn a_payout_file_is_valid_pain001_and_a_returned_transfer_is_reconciled_and_paid
         keyed(&d, "/v1/payouts", "payout-2", json!({})),
         (200, next.clone())
     );
-    let again_items = next["items"].as_array().unwrap();
+    let again_items = next["payout"]["items"].as_array().unwrap();
     assert_eq!(again_items.len(), 1, "{next}");
     assert_eq!(again_items[0]["batch"], returned["batch"]);
     assert!(
@@ -503,6 +507,28 @@ fn a_payout_file_is_valid_pain001_and_a_returned_transfer_is_reconciled_and_paid
     for row in outstanding.as_array().unwrap() {
         assert_eq!(row["outstanding"], json!(0), "all paid: {row}");
     }
+    // The merchant's statement shows each batch paid, the return kept.
+    let st = d
+        .admin(
+            "GET",
+            &format!("/v1/payouts/statement?merchant={merchant}&from=2000-01-01"),
+            None,
+        )
+        .unwrap();
+    let lines = st["lines"].as_array().unwrap();
+    assert!(!lines.is_empty(), "{st}");
+    assert!(lines
+        .iter()
+        .filter(|l| l["net"].as_i64().unwrap() > 0)
+        .all(|l| l["transfer"] == json!("paid")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["returns"][0] == json!("AC04 Closed account")),
+        "{st}"
+    );
+    assert_eq!(st["paid"], st["net"], "{st}");
+    assert_readable("statement", &st);
     let audit = d.admin("GET", "/v1/audit", None).unwrap();
     assert_eq!(audit["violations"], json!([]), "{audit}");
     assert_readable("payouts", &d.admin("GET", "/v1/payouts", None).unwrap());

@@ -340,6 +340,106 @@ impl Payouts<'_> {
     }
 }
 
+/// One settled batch on a merchant's statement.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct StatementLine {
+    pub batch: u64,
+    /// RFC 3339.
+    pub settled: String,
+    /// YYYY-MM-DD.
+    pub due_date: String,
+    pub items: usize,
+    pub gross: u64,
+    pub discounts: u64,
+    pub fees: i64,
+    pub refunds: u64,
+    pub net: i64,
+    /// `not_sent`, `sent`, `paid`, `returned`, or `owed_by_merchant` (a
+    /// negative net).
+    pub transfer: &'static str,
+    /// Returns the bank reported, with their reasons.
+    pub returns: Vec<String>,
+}
+
+/// A merchant's statement for a period: its settled batches and where
+/// each transfer stands, with totals.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct Statement {
+    pub merchant: String,
+    pub from: String,
+    pub to: String,
+    pub lines: Vec<StatementLine>,
+    pub gross: u64,
+    pub fees: i64,
+    pub refunds: u64,
+    pub net: i64,
+    pub paid: i64,
+}
+
+impl Payouts<'_> {
+    /// `merchant`'s statement of the batches settled on local days
+    /// `from..=to`.
+    pub fn statement(&self, merchant: &MerchantId, from: i64, to: i64) -> Result<Statement> {
+        let offset = self.core.cfg.utc_offset_secs;
+        let mut st = Statement {
+            merchant: merchant.as_str().trim().to_owned(),
+            from: crate::model::iso_date(from),
+            to: crate::model::iso_date(to),
+            lines: Vec::new(),
+            gross: 0,
+            fees: 0,
+            refunds: 0,
+            net: 0,
+            paid: 0,
+        };
+        for r in self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
+        {
+            let (_, b) = r?;
+            let day = b.created.local_day(offset);
+            if b.merchant != *merchant || day < from || day > to {
+                continue;
+            }
+            let item = self
+                .core
+                .store
+                .get::<PayoutItem>(Table::Payouts, &item_key(b.id))?;
+            let transfer = match (b.net < 0, item.as_ref().map(|i| i.state)) {
+                (true, _) => "owed_by_merchant",
+                (false, None) => "not_sent",
+                (false, Some(ItemState::Sent)) => "sent",
+                (false, Some(ItemState::Paid)) => "paid",
+                (false, Some(ItemState::Returned)) => "returned",
+            };
+            if transfer == "paid" {
+                st.paid += b.net;
+            }
+            st.gross += b.gross;
+            st.fees += b.fees;
+            st.refunds += b.refunds;
+            st.net += b.net;
+            st.lines.push(StatementLine {
+                batch: b.id,
+                settled: b.created.to_rfc3339(),
+                due_date: crate::model::iso_date(b.due_day),
+                items: b.items.len(),
+                gross: b.gross,
+                discounts: b.discounts,
+                fees: b.fees,
+                refunds: b.refunds,
+                net: b.net,
+                transfer,
+                returns: item
+                    .map(|i| i.returns.into_iter().map(|r| r.reason).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(st)
+    }
+}
+
 fn apply(tx: &Tx<'_>, r: &BankResult, now: UnixTime, out: &mut Reconciled) -> TxResult<()> {
     let unmatched = |out: &mut Reconciled| out.unmatched.push(r.end_to_end.clone());
     let Some((_, batch)) = parse_end_to_end(&r.end_to_end) else {

@@ -349,10 +349,11 @@ fn parse_json(s: &str) -> Result<Value, SwitchError> {
 
 #[derive(Subcommand, Debug)]
 pub enum SettlementCmd {
-    /// A payout file for the bank: of payout BATCH, or, without it, of a
-    /// new payout of every settled batch not yet paid or on its way
-    /// (returned ones included). Printed in the format asked.
+    /// A payout file for the bank: of payout PAYOUT (its id), or, without
+    /// it, of a new payout of every settled batch not yet paid or on its
+    /// way (returned ones included). Printed in the format asked.
     Payout {
+        #[arg(value_name = "PAYOUT")]
         batch: Option<u64>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv", "pain001"])]
         format: String,
@@ -379,7 +380,7 @@ fn settlement(base: &str, token: &str, cmd: SettlementCmd) -> Result<(), SwitchE
                         Body::Json(json!({})),
                     )?)
                     .unwrap_or(Value::Null);
-                    match made["id"].as_u64() {
+                    match made["payout"]["id"].as_u64() {
                         Some(id) => id,
                         None => {
                             eprintln!("nothing to pay: every settled batch is paid or on its way");

@@ -98,19 +98,21 @@ fn operation(r: &Route) -> Value {
         })
         .collect();
     if matches!(r.rule, Rule::Gateway) {
-        for (name, what) in [
+        for (name, what, pattern) in [
             (
                 "X-Clubswitch-Timestamp",
                 "Unix seconds, within the gateway's window of the switch's clock.",
+                "^[0-9]{1,12}$",
             ),
             (
                 "X-Clubswitch-Signature",
                 "Hex of HMAC-SHA256(the gateway's secret, timestamp ‖ \".\" ‖ body).",
+                "^[0-9a-fA-F]{64}$",
             ),
         ] {
             params.push(json!({
                 "name": name, "in": "header", "required": true, "description": what,
-                "schema": { "type": "string", "minLength": 1, "maxLength": 128 }
+                "schema": { "type": "string", "pattern": pattern }
             }));
         }
     }

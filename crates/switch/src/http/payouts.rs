@@ -25,6 +25,7 @@ pub(super) struct PayoutView {
     created: String,
     /// Rials.
     total: i64,
+    #[schema(inline)]
     items: Vec<ItemView>,
 }
 
@@ -66,9 +67,17 @@ fn view(p: &Payout, items: &[PayoutItem]) -> PayoutView {
     }
 }
 
-/// A new payout of everything settled and not yet paid or on its way
-/// (`null` when there is nothing to pay).
-pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Option<PayoutView>>> {
+/// What making a payout made.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Made {
+    /// The new payout; `null` when every settled batch is paid or on its
+    /// way.
+    #[schema(inline)]
+    payout: Option<PayoutView>,
+}
+
+/// A new payout of everything settled and not yet paid or on its way.
+pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Made>> {
     let now = UnixTime::now();
     let made = blocking(&h, move |e| {
         let p = e.payouts().keyed(key(k)).create(now)?;
@@ -84,7 +93,7 @@ pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Op
     })
     .await?
     .await?;
-    Ok(Json(made))
+    Ok(Json(Made { payout: made }))
 }
 
 /// Every payout (without items).
@@ -161,4 +170,20 @@ pub(super) async fn outstanding(State(h): Shared, Extension(actor): Extension<Ac
     let own = actor.merchant().copied();
     let rows = blocking(&h, move |e| e.payouts().outstanding(own.as_ref())).await?;
     Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
+}
+
+/// A merchant's statement for a period (`?merchant=`, `?from=`, `?to=`,
+/// YYYY-MM-DD, default today): its settled batches and where each
+/// transfer stands. A merchant's user: its own.
+pub(super) async fn statement(
+    State(h): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let merchant = super::merchant_id(
+        q.get("merchant")
+            .ok_or_else(|| bad("name the merchant: ?merchant="))?,
+    )?;
+    let (from, to) = super::local_days(&q, h.switch.cfg.utc_offset_secs)?;
+    let st = blocking(&h, move |e| e.payouts().statement(&merchant, from, to)).await?;
+    Ok(Json(serde_json::to_value(st).unwrap_or_default()))
 }

@@ -245,7 +245,7 @@ pub fn table() -> Vec<Route> {
         )
         .doc("Settlement batches (?format=csv; a merchant: its own)"),
         Route::post("/v1/payouts", ops(FINANCE), payouts::create_payout)
-            .answers::<payouts::PayoutView>()
+            .answers::<payouts::Made>()
             .keyed()
             .doc("Make a payout of every settled batch not yet paid or on its way"),
         Route::get("/v1/payouts", ops(FINANCE), payouts::list_payouts)
@@ -263,6 +263,12 @@ pub fn table() -> Vec<Route> {
             payouts::outstanding,
         )
         .doc("What is still owed to each merchant (a merchant: itself)"),
+        Route::get(
+            "/v1/payouts/statement",
+            scoped(FINANCE.or(MERCHANT), MerchantQuery),
+            payouts::statement,
+        )
+        .doc("A merchant's statement for a period: batches and their transfers (?merchant, ?from, ?to)"),
         Route::post("/v1/settlements", ops(FINANCE), settlements::run_settlement)
             .body::<settlements::SettleIn>()
             .doc("Run a settlement and write its files"),
