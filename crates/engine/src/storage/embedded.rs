@@ -305,6 +305,8 @@ impl Embedded {
     }
 
     fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<Open, StorageError> {
+        /// How long to wait for the ledger's lock (see below).
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
@@ -313,18 +315,35 @@ impl Embedded {
         // sled's recovery panics on some logs a torn write left behind
         // (holes in its page table): refuse such a ledger with a clear
         // error rather than die on the panic.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-            .map_err(|panic| {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                StorageError::Corrupt(format!(
-                    "the ledger's log cannot be recovered ({why}); restore the last backup (runbook: Power cut)"
-                ))
-            })?;
-        let db = opened.map_err(storage_error)?;
+        // A ledger this process has just closed (a restore, a reopen after
+        // a storage failure) can stay locked for a moment while sled's
+        // background threads let go of it: wait for the lock a little
+        // rather than fail. Another process holding it still fails, later.
+        let started = std::time::Instant::now();
+        let db = loop {
+            let opened =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+                    .map_err(|panic| {
+                        let why = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        StorageError::Corrupt(format!(
+                            "the ledger's log cannot be recovered ({why}); restore the last backup (runbook: Power cut)"
+                        ))
+                    })?;
+            match opened {
+                // sled says so only in the message (an `Other` error).
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock")
+                        && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(storage_error)?,
+            }
+        };
         let mut open = Open::with_trees(db)?;
         let sync = DiskSync::open(path).map_err(|e| StorageError::Io(e.to_string()))?;
         if cfg.fdatasync {
