@@ -251,6 +251,12 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         "admin",
         Obj::No,
     ),
+    (
+        "POST /v1/refunds",
+        "/v1/refunds",
+        "admin cashier",
+        Obj::MerchantBody,
+    ),
     ("POST /v1/points", "/v1/points", "admin", Obj::No),
     (
         "GET /v1/reports/history",
@@ -498,6 +504,8 @@ fn body(method: &str, path: &str, n: usize, merchant: &str) -> Option<Value> {
         json!({ "name": format!("made-{n}"), "role": "support" })
     } else if path.ends_with("/top-up") {
         json!({ "amount": 1 })
+    } else if path.ends_with("/v1/refunds") {
+        json!({ "merchant": merchant, "rrn": "000000000001", "amount": 1 })
     } else {
         json!({})
     })

@@ -592,3 +592,95 @@ fn demo_history_makes_a_year_that_the_history_report_reads_after_archiving() {
     let audit = d.admin("GET", "/v1/audit", None).unwrap();
     assert_eq!(audit["violations"], json!([]), "{audit}");
 }
+
+#[test]
+fn a_cashier_refunds_at_its_own_merchant_once_per_key_and_never_at_another() {
+    let d = switch("money-refund");
+    // A connection per demo terminal, so each merchant has purchases.
+    let load = std::process::Command::new(BIN)
+        .args(["loadgen", "--addr", &d.addr, "-c", "3", "-d", "1"])
+        .args(["--mix", "club=100", "--demo"])
+        .arg(d.dir.join("demo.json"))
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{load:?}");
+    // A confirmed club purchase at each merchant.
+    let purchase_at = |terminal: &str| -> Value {
+        let h = d
+            .admin("GET", &format!("/v1/terminals/{terminal}/history"), None)
+            .unwrap();
+        h.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["code"] == json!("ClubPurchase") && t["state"] == json!("confirmed"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no confirmed club purchase at {terminal}: {h}"))
+    };
+    let mine = purchase_at("TERM0001");
+    let theirs = purchase_at("TERM0003");
+    d.admin(
+        "POST",
+        "/v1/users",
+        Some(json!({ "name": "desk-1", "role": "cashier", "merchant": "MERCHANT0000001" })),
+    )
+    .unwrap();
+    let token = d
+        .admin("POST", "/v1/users/desk-1/tokens", Some(json!({})))
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refund = |key: &str, body: Value| {
+        answer(
+            ureq::post(&format!("http://{}/v1/refunds", d.admin))
+                .set("Authorization", &format!("Bearer {token}"))
+                .set("Idempotency-Key", key)
+                .send_json(body),
+        )
+    };
+    let amount = mine["final_amount"].as_u64().unwrap();
+    let half = json!({ "merchant": "MERCHANT0000001", "rrn": mine["rrn"], "amount": amount / 2 });
+    let first = refund("desk-1-a", half.clone());
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(first.1["refundable"], json!(amount - amount / 2));
+    // The cashier's retry refunds nothing more.
+    assert_eq!(refund("desk-1-a", half), first);
+    // More than is left: refused, nothing moves.
+    let (status, body) = refund(
+        "desk-1-b",
+        json!({ "merchant": "MERCHANT0000001", "rrn": mine["rrn"], "amount": amount }),
+    );
+    assert_eq!(status, 400, "{body}");
+    // Another merchant's purchase: hidden, whether named as its own
+    // merchant or as the other.
+    let (status, _) = refund(
+        "desk-1-c",
+        json!({ "merchant": "MERCHANT0000002", "rrn": theirs["rrn"], "amount": 1_000 }),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = refund(
+        "desk-1-d",
+        json!({ "merchant": "MERCHANT0000001", "rrn": theirs["rrn"], "amount": 1_000 }),
+    );
+    assert_eq!(status, 404);
+    let history = d
+        .admin("GET", "/v1/terminals/TERM0001/history", None)
+        .unwrap();
+    let refunds = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["code"] == json!("ClubRefund"))
+        .count();
+    assert_eq!(refunds, 1, "{history}");
+    let log = d.admin("GET", "/v1/audit-log?limit=20", None).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor"] == json!("desk-1") && e["action"] == json!("POST /v1/refunds")),
+        "{log}"
+    );
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], json!([]), "{audit}");
+}

@@ -2,17 +2,22 @@
 //! store credit. Each is one atomic transaction; a refused action changes
 //! nothing.
 
-use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Rrn, TerminalId};
+use clubswitch_wire::{
+    Amount, CardNumber, Expiry, MerchantId, ProcessingCode, Rrn, Stan, TerminalId, TransmissionTime,
+};
 
 use crate::archive::Archive;
 use crate::core::Core;
+use crate::cx::Cx;
 use crate::error::{EngineError, Result};
 use crate::idempotency::{once, Idempotency};
 use crate::ledger::{self, signed};
+use crate::model::RequestKey;
 use crate::model::{
     keys, Account, AccountKey, Card, CardHash, CardKind, JournalKind, Member, MemberId, Merchant,
     Status, Terminal, Txn, UnixTime,
 };
+use crate::request::Refund;
 use crate::rules::{DiscountRule, RuleRecord};
 use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
@@ -22,11 +27,17 @@ pub struct Admin<'a> {
     core: &'a Core,
     /// The caller's idempotency key, for the calls that move money.
     idem: Option<Idempotency>,
+    /// On whose behalf: named by the journal entries its money moves post.
+    actor: Option<String>,
 }
 
 impl<'a> Admin<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Admin { core, idem: None }
+        Admin {
+            core,
+            idem: None,
+            actor: None,
+        }
     }
 
     /// These calls under the caller's idempotency key: a call that moves
@@ -35,6 +46,12 @@ impl<'a> Admin<'a> {
     /// [`crate::idempotency`]).
     pub fn keyed(self, idem: Option<Idempotency>) -> Self {
         Admin { idem, ..self }
+    }
+
+    /// These calls on behalf of `actor` (a user, a cashier, a payment
+    /// gateway): the journal entries of the money they move name it.
+    pub fn by(self, actor: Option<String>) -> Self {
+        Admin { actor, ..self }
     }
 }
 
@@ -304,11 +321,13 @@ impl Admin<'_> {
         if amount.is_zero() {
             return Err(EngineError::invalid("top-up amount must be positive"));
         }
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                self.top_up_in(tx, card, amount, now)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    self.top_up_in(tx, card, amount, now)
+                })
             })
-        })
     }
 
     fn top_up_in(
@@ -350,11 +369,13 @@ impl Admin<'_> {
         if amount.is_zero() {
             return Err(EngineError::invalid("credit amount must be positive"));
         }
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                self.grant_store_credit_in(tx, member, merchant, amount, now)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    self.grant_store_credit_in(tx, member, merchant, amount, now)
+                })
             })
-        })
     }
 
     fn grant_store_credit_in(
@@ -495,5 +516,118 @@ impl Admin<'_> {
             .store
             .get(Table::DailySpend, &keys::daily(card, day))?
             .unwrap_or(0))
+    }
+}
+
+/// A refund made through the admin API (a cashier at the merchant's desk,
+/// an operator), as it went through.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AdminRefund {
+    /// The refund's own RRN.
+    pub rrn: Rrn,
+    /// The purchase it refunds.
+    pub purchase: Rrn,
+    pub amount: u64,
+    /// What is left to refund of the purchase.
+    pub refundable: u64,
+}
+
+impl crate::codec::Record for AdminRefund {}
+
+/// Why an admin refund was refused: the response code a terminal would
+/// have got, and what it means.
+fn refused(code: clubswitch_wire::ResponseCode) -> EngineError {
+    use clubswitch_wire::ResponseCode as Rc;
+    match code {
+        Rc::OriginalNotFound => EngineError::NotFound {
+            what: "purchase",
+            key: "(or outside the refund window)".into(),
+        },
+        Rc::InvalidAmount => {
+            EngineError::invalid("amount: more than is left to refund, zero, or another currency")
+        }
+        Rc::InsufficientFunds => EngineError::invalid("not enough value left to take back"),
+        other => EngineError::invalid(format!(
+            "the purchase cannot be refunded (response code {})",
+            String::from_utf8_lossy(other.code())
+        )),
+    }
+}
+
+impl Admin<'_> {
+    /// Refunds `amount` of the confirmed purchase `rrn` at `merchant`, as a
+    /// 0200 from its terminal would (club, store credit or points; in
+    /// proportion; within the refund window), under the caller's
+    /// idempotency key. Another merchant's purchase is not found.
+    pub fn refund(
+        &self,
+        merchant: &MerchantId,
+        rrn: &Rrn,
+        amount: Amount,
+        now: UnixTime,
+    ) -> Result<Durable<AdminRefund>> {
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    let hidden = || abort(not_found("purchase", rrn.as_str()));
+                    let Some(purchase) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
+                        return hidden();
+                    };
+                    if purchase.merchant != *merchant {
+                        return hidden();
+                    }
+                    let Some(code) = [
+                        ProcessingCode::ClubRefund,
+                        ProcessingCode::StoreRefund,
+                        ProcessingCode::PointsRefund,
+                    ]
+                    .into_iter()
+                    .find(|c| c.refunds() == Some(purchase.code)) else {
+                        return abort(EngineError::invalid(
+                            "only club, store-credit and points purchases are refunded",
+                        ));
+                    };
+                    let Some(m) = tx.get::<Merchant>(Table::Merchants, merchant.as_bytes())? else {
+                        return hidden();
+                    };
+                    // The refund is the purchase terminal's, as if it had sent
+                    // it; its request key is the ledger's own (no terminal sent
+                    // it, so no retransmission can meet it).
+                    let stan = Stan::new((tx.next_id()? % 999_999 + 1) as u32)
+                        .map_or_else(|| abort(EngineError::invalid("stan")), Ok)?;
+                    let req = Refund {
+                        key: RequestKey {
+                            terminal: purchase.request.terminal,
+                            stan,
+                            transmitted: TransmissionTime::from_unix(now.0),
+                        },
+                        merchant: *merchant,
+                        code,
+                        amount,
+                        currency: purchase.currency,
+                        rrn: *rrn,
+                    };
+                    let cx = Cx {
+                        cfg: &self.core.cfg,
+                        tx,
+                        now,
+                        merchant: &m,
+                    };
+                    let flow = crate::flows::refund::run(&cx, &req)?;
+                    let (Some(refund_rrn), true) = (flow.rrn, flow.outcome.approved()) else {
+                        return abort(refused(flow.outcome.code));
+                    };
+                    let left = tx
+                        .get::<Txn>(Table::Txns, rrn.as_bytes())?
+                        .map_or(0, |p| p.final_amount - p.refunded.min(p.final_amount));
+                    Ok(AdminRefund {
+                        rrn: refund_rrn,
+                        purchase: *rrn,
+                        amount: amount.value(),
+                        refundable: left,
+                    })
+                })
+            })
     }
 }

@@ -18,8 +18,9 @@
 //!   a version-1 body is a version-2 body without its last field.
 //! - 3: profile 1.1's points at the till: a transaction carries the points
 //!   it moved ([`crate::model::Txn::points`]) and a loyalty programme whether
-//!   it lets members pay with points ([`crate::loyalty::Program::till`]).
-//!   Both appended.
+//!   it lets members pay with points ([`crate::loyalty::Program::till`]);
+//!   a journal entry names who moved the value
+//!   ([`crate::model::JournalEntry::actor`]). All appended.
 
 use std::borrow::Cow;
 

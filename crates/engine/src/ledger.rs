@@ -91,6 +91,7 @@ pub(crate) fn post(
         kind,
         rrn,
         postings,
+        actor: tx.actor().map(str::to_owned),
     };
     tx.put(Table::Journal, &id.to_be_bytes(), &entry)
 }

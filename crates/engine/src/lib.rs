@@ -62,7 +62,7 @@ mod terminal;
 pub use access::{
     ActionEntry, LogFilter, LoginPolicy, NewAction, Role, Session, SignIn, TokenRecord, User,
 };
-pub use admin::NewCard;
+pub use admin::{AdminRefund, NewCard};
 pub use archive::{ArchiveCheck, ArchiveRun, ArchiveState};
 pub use audit::{AuditReport, Records};
 pub use backup::{BackupPaths, BackupReport};

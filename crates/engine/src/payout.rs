@@ -38,11 +38,17 @@ pub struct Payouts<'a> {
     core: &'a Core,
     /// The caller's idempotency key, for making a payout and reconciling.
     idem: Option<Idempotency>,
+    /// On whose behalf: named by the journal entries its money moves post.
+    actor: Option<String>,
 }
 
 impl<'a> Payouts<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Payouts { core, idem: None }
+        Payouts {
+            core,
+            idem: None,
+            actor: None,
+        }
     }
 
     /// These calls under the caller's idempotency key: a repeated
@@ -50,6 +56,12 @@ impl<'a> Payouts<'a> {
     /// (see [`crate::idempotency`]).
     pub fn keyed(self, idem: Option<Idempotency>) -> Self {
         Payouts { idem, ..self }
+    }
+
+    /// These calls on behalf of `actor` (a user, a cashier, a payment
+    /// gateway): the journal entries of the money they move name it.
+    pub fn by(self, actor: Option<String>) -> Self {
+        Payouts { actor, ..self }
     }
 }
 
@@ -199,11 +211,13 @@ impl Payouts<'_> {
             })
             .collect::<Result<_>>()?;
         let id = self.core.store.next_id()?;
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                self.create_in(tx, &batches, id, now)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    self.create_in(tx, &batches, id, now)
+                })
             })
-        })
     }
 
     fn create_in(
@@ -287,15 +301,17 @@ impl Payouts<'_> {
 
     /// Applies a bank statement's results, all in one transaction.
     pub fn reconcile(&self, results: &[BankResult], now: UnixTime) -> Result<Durable<Reconciled>> {
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                let mut out = Reconciled::default();
-                for r in results {
-                    apply(tx, r, now, &mut out)?;
-                }
-                Ok(out)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    let mut out = Reconciled::default();
+                    for r in results {
+                        apply(tx, r, now, &mut out)?;
+                    }
+                    Ok(out)
+                })
             })
-        })
     }
 
     /// Every merchant's standing with the bank transfers (`merchant`: only

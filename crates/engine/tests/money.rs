@@ -275,3 +275,37 @@ fn a_payout_pays_each_open_batch_once_and_a_returned_one_goes_again_with_its_rea
     assert_eq!(clearing_and_paid(&w), (49_500, net));
     w.assert_audit();
 }
+
+#[test]
+fn a_money_move_names_its_actor_in_the_journal_and_a_terminal_s_does_not() {
+    let w = World::new();
+    w.engine
+        .admin()
+        .by(Some("desk-1".into()))
+        .top_up(&w.club.hash, Amount::new(7_000).unwrap(), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let (a, o) = w.authorize(
+        clubswitch_wire::ProcessingCode::ClubPurchase,
+        CLUB_PAN,
+        1_000,
+        T0,
+    );
+    w.confirm(&a, &o, 1_000, T0);
+    let journal = w.engine.audit().journal(0, 1_000).unwrap();
+    let top_up = journal
+        .iter()
+        .rev()
+        .find(|e| e.kind == JournalKind::TopUp)
+        .unwrap();
+    assert_eq!(top_up.actor.as_deref(), Some("desk-1"));
+    let purchase = journal
+        .iter()
+        .find(|e| e.kind == JournalKind::Purchase)
+        .unwrap();
+    assert_eq!(
+        purchase.actor, None,
+        "a terminal's: its terminal is the transaction's"
+    );
+}

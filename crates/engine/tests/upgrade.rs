@@ -103,7 +103,10 @@ fn downgrade(dir: &Path) {
             if name == b"meta" && &k[..] == b"format_version" {
                 tree.insert(&k, &[1u8][..]).unwrap();
             } else if v.first() == Some(&codec::FORMAT_VERSION) {
-                tree.insert(&k, as_v1(&v, 0)).unwrap();
+                // Format 3 appended who moved a journal entry's value
+                // (`None` here, one byte).
+                let tail = usize::from(name == b"journal");
+                tree.insert(&k, as_v1(&v, tail)).unwrap();
             }
         }
     }

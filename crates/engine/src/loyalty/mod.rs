@@ -62,11 +62,17 @@ pub struct Loyalty<'a> {
     core: &'a Core,
     /// The caller's idempotency key, for the calls that move points.
     idem: Option<Idempotency>,
+    /// On whose behalf: named by the journal entries its money moves post.
+    actor: Option<String>,
 }
 
 impl<'a> Loyalty<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
-        Loyalty { core, idem: None }
+        Loyalty {
+            core,
+            idem: None,
+            actor: None,
+        }
     }
 
     /// These calls under the caller's idempotency key: a call that moves
@@ -75,6 +81,12 @@ impl<'a> Loyalty<'a> {
     /// answers a repeat as the first (see [`crate::idempotency`]).
     pub fn keyed(self, idem: Option<Idempotency>) -> Self {
         Loyalty { idem, ..self }
+    }
+
+    /// These calls on behalf of `actor` (a user, a cashier, a payment
+    /// gateway): the journal entries of the money they move name it.
+    pub fn by(self, actor: Option<String>) -> Self {
+        Loyalty { actor, ..self }
     }
 }
 

@@ -154,11 +154,13 @@ impl Loyalty<'_> {
         points: Option<u64>,
         now: UnixTime,
     ) -> Result<Durable<(u64, u64)>> {
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                self.convert_in(tx, member, merchant, points, now)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    self.convert_in(tx, member, merchant, points, now)
+                })
             })
-        })
     }
 
     fn convert_in(
@@ -211,38 +213,40 @@ impl Loyalty<'_> {
         if points == 0 {
             return Err(EngineError::invalid("points must not be zero"));
         }
-        self.core.store.transaction_durable(|tx| {
-            once(tx, self.idem.as_ref(), now, || {
-                if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
-                    return abort(not_found("member", member.0));
-                }
-                if !tx.contains(Table::Merchants, merchant.as_bytes())? {
-                    return abort(not_found("merchant", merchant));
-                }
-                let key = AccountKey::Points {
-                    member,
-                    merchant: *merchant,
-                };
-                if points < 0 && ledger::account(tx, &key)?.available() < -points {
-                    return abort(EngineError::invalid(format!(
-                        "cannot take back {} points: {} available",
-                        -points,
-                        ledger::account(tx, &key)?.available()
-                    )));
-                }
-                ledger::post(
-                    tx,
-                    now,
-                    JournalKind::PointsGrant,
-                    None,
-                    vec![
-                        (AccountKey::PointsIssued(*merchant), -points),
-                        (key.clone(), points),
-                    ],
-                )?;
-                ledger::account(tx, &key)
+        self.core
+            .store
+            .transaction_durable_as(self.actor.as_deref(), |tx| {
+                once(tx, self.idem.as_ref(), now, || {
+                    if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+                        return abort(not_found("member", member.0));
+                    }
+                    if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+                        return abort(not_found("merchant", merchant));
+                    }
+                    let key = AccountKey::Points {
+                        member,
+                        merchant: *merchant,
+                    };
+                    if points < 0 && ledger::account(tx, &key)?.available() < -points {
+                        return abort(EngineError::invalid(format!(
+                            "cannot take back {} points: {} available",
+                            -points,
+                            ledger::account(tx, &key)?.available()
+                        )));
+                    }
+                    ledger::post(
+                        tx,
+                        now,
+                        JournalKind::PointsGrant,
+                        None,
+                        vec![
+                            (AccountKey::PointsIssued(*merchant), -points),
+                            (key.clone(), points),
+                        ],
+                    )?;
+                    ledger::account(tx, &key)
+                })
             })
-        })
     }
 
     /// Records that `newcomer` was referred by the holder of `code`. Only

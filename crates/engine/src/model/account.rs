@@ -203,9 +203,21 @@ pub struct JournalEntry {
     pub rrn: Option<Rrn>,
     /// Signed amounts per account (credit positive); they sum to zero.
     pub postings: Vec<(AccountKey, i64)>,
+    /// Who moved it: the admin user, cashier or payment gateway
+    /// (`gateway:NAME`); `None` for a terminal's request (its terminal is
+    /// the transaction's, by `rrn`) and the switch's own work (expiry,
+    /// settlement runs, the daily pass). Format version 3.
+    pub actor: Option<String>,
 }
 
-impl Record for JournalEntry {}
+impl Record for JournalEntry {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1 | 2 => with_tail(body, &None::<String>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
 /// An account's archived sum (kept by the archive for the audit).
 impl Record for (AccountKey, i64) {}
 

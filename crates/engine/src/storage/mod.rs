@@ -505,6 +505,16 @@ impl Store {
     /// `f` may run more than once (on conflict) and must have no effect
     /// outside the transaction.
     pub(crate) fn transaction<T>(&self, f: impl Fn(&Tx<'_>) -> TxResult<T>) -> Result<T> {
+        self.transaction_as(None, f)
+    }
+
+    /// [`Store::transaction`] on behalf of `actor` (an admin user, a
+    /// cashier, a payment gateway), whom the journal entries it posts name.
+    pub(crate) fn transaction_as<T>(
+        &self,
+        actor: Option<&str>,
+        f: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<T> {
         let out = RefCell::new(None);
         let terminals = RefCell::new(Vec::new());
         let ran = self.backend.transact(&|raw| {
@@ -512,6 +522,7 @@ impl Store {
             let v = f(&Tx {
                 raw,
                 terminals: &terminals,
+                actor,
             })?;
             *out.borrow_mut() = Some(v);
             Ok(())
@@ -533,8 +544,17 @@ impl Store {
         &self,
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<Durable<T>> {
+        self.transaction_durable_as(None, f)
+    }
+
+    /// [`Store::transaction_as`], with what it returns made durable.
+    pub(crate) fn transaction_durable_as<T>(
+        &self,
+        actor: Option<&str>,
+        f: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<Durable<T>> {
         let mark = self.mark();
-        let v = self.transaction(f)?;
+        let v = self.transaction_as(actor, f)?;
         Ok(Durable::new(v, self.durable_since(mark)))
     }
 
@@ -695,9 +715,17 @@ pub(crate) struct Tx<'a> {
     raw: &'a dyn RawTx,
     /// Terminals this run wrote, told to listeners once it commits.
     terminals: &'a RefCell<Vec<Vec<u8>>>,
+    /// On whose behalf it runs (`None`: a terminal's request, or the
+    /// switch's own background work).
+    actor: Option<&'a str>,
 }
 
 impl Tx<'_> {
+    /// On whose behalf this transaction runs.
+    pub(crate) fn actor(&self) -> Option<&str> {
+        self.actor
+    }
+
     pub(crate) fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
         let mut out = None;
         self.raw

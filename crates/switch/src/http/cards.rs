@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    amount, bad, blocking, card_hash, expiry, key, merchant_id, not_found, pan, txn_json,
-    ApiResult, Http, Key, Shared,
+    amount, bad, blocking, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult,
+    Http, Key, Shared,
 };
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -234,7 +234,7 @@ pub(super) async fn card_action(
             // The balance answered is the one the top-up left, so a repeat
             // under its key answers exactly as the first did.
             let (card, acc) = blocking(&h, move |e| {
-                let done = e.admin().keyed(key(k)).top_up(&hash, a, UnixTime::now())?;
+                let done = k.admin(e).top_up(&hash, a, UnixTime::now())?;
                 let card = e.admin().card(&hash)?.ok_or_else(|| {
                     clubswitch_engine::EngineError::NotFound {
                         what: "card",
@@ -274,8 +274,7 @@ pub(super) async fn grant_store_credit(
         amount(c.amount)?,
     );
     let acc = blocking(&h, move |e| {
-        e.admin()
-            .keyed(key(k))
+        k.admin(e)
             .grant_store_credit(member, &merchant, amount, UnixTime::now())
     })
     .await?
@@ -283,4 +282,54 @@ pub(super) async fn grant_store_credit(
     Ok(Json(
         json!({ "balance": acc.balance, "available": acc.available() }),
     ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RefundIn {
+    /// The merchant the purchase was made at (a cashier: its own).
+    merchant: String,
+    /// The purchase's RRN (DE 37 on its receipt).
+    rrn: String,
+    /// Rials to refund: all that is left, or part.
+    amount: u64,
+}
+
+/// A refund done at the desk.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RefundView {
+    /// The refund's own RRN.
+    rrn: String,
+    /// The purchase it refunds.
+    purchase: String,
+    amount: u64,
+    /// What is left to refund of the purchase.
+    refundable: u64,
+}
+
+/// A refund of a confirmed club, store-credit or points purchase, as its
+/// terminal's 0200 would make it: for a cashier at the desk, whose
+/// terminal cannot.
+pub(super) async fn refund(
+    State(h): Shared,
+    k: Key,
+    Json(r): Json<RefundIn>,
+) -> ApiResult<Json<RefundView>> {
+    let merchant = merchant_id(&r.merchant)?;
+    let rrn: clubswitch_wire::Rrn = r
+        .rrn
+        .parse()
+        .map_err(|_| bad("rrn: the purchase's 12-character RRN"))?;
+    let a = amount(r.amount)?;
+    let done = blocking(&h, move |e| {
+        k.admin(e).refund(&merchant, &rrn, a, UnixTime::now())
+    })
+    .await?
+    .await?;
+    Ok(Json(RefundView {
+        rrn: done.rrn.as_str().to_owned(),
+        purchase: done.purchase.as_str().to_owned(),
+        amount: done.amount,
+        refundable: done.refundable,
+    }))
 }

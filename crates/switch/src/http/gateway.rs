@@ -170,7 +170,7 @@ pub(super) struct CallbackView {
 pub(super) async fn top_up(
     State(h): Shared,
     Extension(idem): Extension<Idempotency>,
-    Path(_gateway): Path<String>,
+    Path(gateway): Path<String>,
     Json(c): Json<CallbackIn>,
 ) -> ApiResult<Json<CallbackView>> {
     let hash = card_hash(&c.card)?;
@@ -178,6 +178,7 @@ pub(super) async fn top_up(
     let acc = super::blocking(&h, move |e| {
         e.admin()
             .keyed(Some(idem))
+            .by(Some(format!("gateway:{gateway}")))
             .top_up(&hash, a, UnixTime::now())
     })
     .await?

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    bad, blocking, blocking_api, key, local_days, merchant_id, not_found, ApiError, ApiResult, Key,
+    bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Key,
     Shared,
 };
 use crate::config::format_date;
@@ -111,8 +111,7 @@ pub(super) async fn convert(
 ) -> ApiResult {
     let merchant = merchant_id(&c.merchant)?;
     let (points, credit) = blocking(&h, move |e| {
-        e.loyalty()
-            .keyed(key(k))
+        k.loyalty(e)
             .convert_points(MemberId(id), &merchant, c.points, UnixTime::now())
     })
     .await?
@@ -146,8 +145,7 @@ pub(super) async fn grant_points(
     let merchant = merchant_id(&p.merchant)?;
     let member = MemberId(p.member);
     let acc = blocking(&h, move |e| {
-        e.loyalty()
-            .keyed(key(k))
+        k.loyalty(e)
             .grant_points(member, &merchant, p.points, UnixTime::now())
     })
     .await?

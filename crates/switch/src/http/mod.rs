@@ -76,12 +76,44 @@ impl Http {
 
 type Shared = State<Arc<Http>>;
 
-/// The caller's idempotency key, on a route declared `keyed` that was sent
-/// one (set by [`access::guard`]).
-type Key = Option<axum::Extension<clubswitch_engine::Idempotency>>;
+/// Who moves money, and under which idempotency key (on a route declared
+/// `keyed` that was sent one), as [`access::guard`] found them: the engine
+/// keeps the key with the answer and names the caller in the journal.
+#[derive(Clone, Default)]
+pub(super) struct Key {
+    idem: Option<clubswitch_engine::Idempotency>,
+    by: Option<String>,
+}
 
-fn key(k: Key) -> Option<clubswitch_engine::Idempotency> {
-    k.map(|e| e.0)
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Key {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Key {
+            idem: parts.extensions.get().cloned(),
+            by: parts
+                .extensions
+                .get::<access::Actor>()
+                .map(|a| a.name.clone()),
+        })
+    }
+}
+
+impl Key {
+    fn admin(self, e: &Engine) -> clubswitch_engine::admin::Admin<'_> {
+        e.admin().keyed(self.idem).by(self.by)
+    }
+
+    fn loyalty(self, e: &Engine) -> clubswitch_engine::loyalty::Loyalty<'_> {
+        e.loyalty().keyed(self.idem).by(self.by)
+    }
+
+    fn payouts(self, e: &Engine) -> clubswitch_engine::payout::Payouts<'_> {
+        e.payouts().keyed(self.idem).by(self.by)
+    }
 }
 
 /// An admin error: status and message.

@@ -14,7 +14,7 @@ use clubswitch_engine::UnixTime;
 use serde::Serialize;
 
 use super::access::Actor;
-use super::{bad, blocking, key, not_found, ApiError, ApiResult, Key, Shared};
+use super::{bad, blocking, not_found, ApiError, ApiResult, Key, Shared};
 use crate::payout::{self as files, MerchantNames, PayoutError};
 
 /// A payout as JSON shows it.
@@ -80,7 +80,7 @@ pub(super) struct Made {
 pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Made>> {
     let now = UnixTime::now();
     let made = blocking(&h, move |e| {
-        let p = e.payouts().keyed(key(k)).create(now)?;
+        let p = k.payouts(e).create(now)?;
         Ok(p.map(|p| {
             p.and_then(|p| {
                 e.payouts()
@@ -156,9 +156,7 @@ pub(super) async fn reconcile(
 ) -> ApiResult<Json<Reconciled>> {
     let results = files::read_statement(&body).map_err(payout_error)?;
     let done = blocking(&h, move |e| {
-        e.payouts()
-            .keyed(key(k))
-            .reconcile(&results, UnixTime::now())
+        k.payouts(e).reconcile(&results, UnixTime::now())
     })
     .await?
     .await?;

@@ -232,6 +232,11 @@ pub fn table() -> Vec<Route> {
             .body::<gateway::CallbackIn>()
             .answers::<gateway::CallbackView>()
             .doc("A payment gateway's signed top-up callback (HMAC, see the runbook)"),
+        Route::post("/v1/refunds", scoped(CASHIER, MerchantBody), cards::refund)
+            .body::<cards::RefundIn>()
+            .answers::<cards::RefundView>()
+            .keyed()
+            .doc("Refund a confirmed purchase at the desk (a cashier: at its merchant)"),
         Route::post("/v1/points", ops(ADMIN), loyalty::grant_points)
             .body::<loyalty::PointsIn>()
             .answers::<loyalty::PointsView>()
