@@ -340,6 +340,19 @@ fn engine(c: &mut Criterion) {
     );
 }
 
+/// The time `iters` of a member's club purchases take to confirm (not
+/// waiting for the flush), their holds made beforehand.
+fn confirms(b: &Bench, iters: u64) -> Duration {
+    let holds: Vec<_> = (0..iters)
+        .map(|_| b.authorize(0, ProcessingCode::ClubPurchase, &b.cards[0]))
+        .collect();
+    let start = Instant::now();
+    for (auth, out, _) in &holds {
+        b.confirm(0, auth, out, false);
+    }
+    start.elapsed()
+}
+
 /// A member's club purchase confirmed (not waiting for the flush), by
 /// loyalty programme at the merchant.
 fn loyalty(c: &mut Criterion) {
@@ -371,18 +384,7 @@ fn loyalty(c: &mut Criterion) {
         ("full", Some(full)),
     ] {
         let b = Bench::with_program(program);
-        g.bench_function(name, |bench| {
-            bench.iter_custom(|iters| {
-                let holds: Vec<_> = (0..iters)
-                    .map(|_| b.authorize(0, ProcessingCode::ClubPurchase, &b.cards[0]))
-                    .collect();
-                let start = Instant::now();
-                for (auth, out, _) in &holds {
-                    b.confirm(0, auth, out, false);
-                }
-                start.elapsed()
-            })
-        });
+        g.bench_function(name, |bench| bench.iter_custom(|iters| confirms(&b, iters)));
     }
     g.finish();
 }
@@ -401,18 +403,7 @@ fn rollups(c: &mut Criterion) {
                 ..EngineConfig::default()
             },
         );
-        g.bench_function(name, |bench| {
-            bench.iter_custom(|iters| {
-                let holds: Vec<_> = (0..iters)
-                    .map(|_| b.authorize(0, ProcessingCode::ClubPurchase, &b.cards[0]))
-                    .collect();
-                let start = Instant::now();
-                for (auth, out, _) in &holds {
-                    b.confirm(0, auth, out, false);
-                }
-                start.elapsed()
-            })
-        });
+        g.bench_function(name, |bench| bench.iter_custom(|iters| confirms(&b, iters)));
     }
     g.finish();
 }

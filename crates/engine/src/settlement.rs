@@ -255,7 +255,9 @@ pub fn to_csv(batches: &[SettlementBatch]) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
+/// `s` as one CSV field: quoted, its quotes doubled, when it holds a comma,
+/// a quote or a line break.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

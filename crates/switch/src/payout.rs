@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use clubswitch_engine::payout::{BankOutcome, BankResult, Payout, PayoutItem};
+use clubswitch_engine::settlement::csv_field;
 use clubswitch_engine::UnixTime;
 use clubswitch_wire::MerchantId;
 use quick_xml::events::{BytesDecl, BytesText, Event};
@@ -180,14 +181,6 @@ pub fn csv(items: &[PayoutItem], names: &MerchantNames) -> String {
         ));
     }
     out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 /// The results in a bank statement: `camt.053` XML, or a CSV of results.
