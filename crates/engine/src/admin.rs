@@ -10,7 +10,7 @@ use crate::archive::Archive;
 use crate::core::Core;
 use crate::cx::Cx;
 use crate::error::{EngineError, Result};
-use crate::idempotency::{once, Idempotency};
+use crate::idempotency::{Caller, Idempotency};
 use crate::ledger::{self, signed};
 use crate::model::RequestKey;
 use crate::model::{
@@ -25,18 +25,15 @@ use crate::storage::{abort, Durable, Table, Tx, TxResult};
 /// rules, top-up and store credit, and what they look up.
 pub struct Admin<'a> {
     core: &'a Core,
-    /// The caller's idempotency key, for the calls that move money.
-    idem: Option<Idempotency>,
-    /// On whose behalf: named by the journal entries its money moves post.
-    actor: Option<String>,
+    /// On whose behalf and under which key its money moves run.
+    caller: Caller,
 }
 
 impl<'a> Admin<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
         Admin {
             core,
-            idem: None,
-            actor: None,
+            caller: Caller::default(),
         }
     }
 
@@ -44,14 +41,16 @@ impl<'a> Admin<'a> {
     /// money ([`Admin::top_up`], [`Admin::grant_store_credit`]) does so at
     /// most once per key and answers a repeat as the first (see
     /// [`crate::idempotency`]).
-    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
-        Admin { idem, ..self }
+    pub fn keyed(mut self, idem: Option<Idempotency>) -> Self {
+        self.caller.idem = idem;
+        self
     }
 
     /// These calls on behalf of `actor` (a user, a cashier, a payment
     /// gateway): the journal entries of the money they move name it.
-    pub fn by(self, actor: Option<String>) -> Self {
-        Admin { actor, ..self }
+    pub fn by(mut self, actor: Option<String>) -> Self {
+        self.caller.actor = actor;
+        self
     }
 }
 
@@ -86,11 +85,7 @@ impl Admin<'_> {
     }
 
     pub fn merchants(&self) -> Result<Vec<Merchant>> {
-        self.core
-            .store
-            .scan(Table::Merchants, b"")
-            .map(|r| r.map(|(_, m)| m))
-            .collect()
+        self.core.store.values(Table::Merchants, b"")
     }
 
     /// Registers a terminal of an existing merchant.
@@ -114,11 +109,7 @@ impl Admin<'_> {
     }
 
     pub fn terminals(&self) -> Result<Vec<Terminal>> {
-        self.core
-            .store
-            .scan(Table::Terminals, b"")
-            .map(|r| r.map(|(_, t)| t))
-            .collect()
+        self.core.store.values(Table::Terminals, b"")
     }
 
     /// Changes a terminal record in one transaction; returns it as changed.
@@ -321,13 +312,9 @@ impl Admin<'_> {
         if amount.is_zero() {
             return Err(EngineError::invalid("top-up amount must be positive"));
         }
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    self.top_up_in(tx, card, amount, now)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            self.top_up_in(tx, card, amount, now)
+        })
     }
 
     fn top_up_in(
@@ -369,13 +356,9 @@ impl Admin<'_> {
         if amount.is_zero() {
             return Err(EngineError::invalid("credit amount must be positive"));
         }
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    self.grant_store_credit_in(tx, member, merchant, amount, now)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            self.grant_store_credit_in(tx, member, merchant, amount, now)
+        })
     }
 
     fn grant_store_credit_in(
@@ -566,68 +549,64 @@ impl Admin<'_> {
         amount: Amount,
         now: UnixTime,
     ) -> Result<Durable<AdminRefund>> {
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    let hidden = || abort(not_found("purchase", rrn.as_str()));
-                    let Some(purchase) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
-                        return hidden();
-                    };
-                    if purchase.merchant != *merchant {
-                        return hidden();
-                    }
-                    let Some(code) = [
-                        ProcessingCode::ClubRefund,
-                        ProcessingCode::StoreRefund,
-                        ProcessingCode::PointsRefund,
-                    ]
-                    .into_iter()
-                    .find(|c| c.refunds() == Some(purchase.code)) else {
-                        return abort(EngineError::invalid(
-                            "only club, store-credit and points purchases are refunded",
-                        ));
-                    };
-                    let Some(m) = tx.get::<Merchant>(Table::Merchants, merchant.as_bytes())? else {
-                        return hidden();
-                    };
-                    // The refund is the purchase terminal's, as if it had sent
-                    // it; its request key is the ledger's own (no terminal sent
-                    // it, so no retransmission can meet it).
-                    let stan = Stan::new((tx.next_id()? % 999_999 + 1) as u32)
-                        .map_or_else(|| abort(EngineError::invalid("stan")), Ok)?;
-                    let req = Refund {
-                        key: RequestKey {
-                            terminal: purchase.request.terminal,
-                            stan,
-                            transmitted: TransmissionTime::from_unix(now.0),
-                        },
-                        merchant: *merchant,
-                        code,
-                        amount,
-                        currency: purchase.currency,
-                        rrn: *rrn,
-                    };
-                    let cx = Cx {
-                        cfg: &self.core.cfg,
-                        tx,
-                        now,
-                        merchant: &m,
-                    };
-                    let flow = crate::flows::refund::run(&cx, &req)?;
-                    let (Some(refund_rrn), true) = (flow.rrn, flow.outcome.approved()) else {
-                        return abort(refused(flow.outcome.code));
-                    };
-                    let left = tx
-                        .get::<Txn>(Table::Txns, rrn.as_bytes())?
-                        .map_or(0, |p| p.final_amount - p.refunded.min(p.final_amount));
-                    Ok(AdminRefund {
-                        rrn: refund_rrn,
-                        purchase: *rrn,
-                        amount: amount.value(),
-                        refundable: left,
-                    })
-                })
+        self.caller.moves(&self.core.store, now, |tx| {
+            let hidden = || abort(not_found("purchase", rrn.as_str()));
+            let Some(purchase) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
+                return hidden();
+            };
+            if purchase.merchant != *merchant {
+                return hidden();
+            }
+            let Some(code) = [
+                ProcessingCode::ClubRefund,
+                ProcessingCode::StoreRefund,
+                ProcessingCode::PointsRefund,
+            ]
+            .into_iter()
+            .find(|c| c.refunds() == Some(purchase.code)) else {
+                return abort(EngineError::invalid(
+                    "only club, store-credit and points purchases are refunded",
+                ));
+            };
+            let Some(m) = tx.get::<Merchant>(Table::Merchants, merchant.as_bytes())? else {
+                return hidden();
+            };
+            // The refund is the purchase terminal's, as if it had sent
+            // it; its request key is the ledger's own (no terminal sent
+            // it, so no retransmission can meet it).
+            let stan = Stan::new((tx.next_id()? % 999_999 + 1) as u32)
+                .map_or_else(|| abort(EngineError::invalid("stan")), Ok)?;
+            let req = Refund {
+                key: RequestKey {
+                    terminal: purchase.request.terminal,
+                    stan,
+                    transmitted: TransmissionTime::from_unix(now.0),
+                },
+                merchant: *merchant,
+                code,
+                amount,
+                currency: purchase.currency,
+                rrn: *rrn,
+            };
+            let cx = Cx {
+                cfg: &self.core.cfg,
+                tx,
+                now,
+                merchant: &m,
+            };
+            let flow = crate::flows::refund::run(&cx, &req)?;
+            let (Some(refund_rrn), true) = (flow.rrn, flow.outcome.approved()) else {
+                return abort(refused(flow.outcome.code));
+            };
+            let left = tx
+                .get::<Txn>(Table::Txns, rrn.as_bytes())?
+                .map_or(0, |p| p.final_amount - p.refunded.min(p.final_amount));
+            Ok(AdminRefund {
+                rrn: refund_rrn,
+                purchase: *rrn,
+                amount: amount.value(),
+                refundable: left,
             })
+        })
     }
 }

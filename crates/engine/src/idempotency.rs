@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Record};
 use crate::error::{EngineError, Result};
 use crate::model::UnixTime;
-use crate::storage::{abort, Store, Table, Tx, TxResult};
+use crate::storage::{abort, Durable, Store, Table, Tx, TxResult};
 
 /// How long a key is kept: a caller retrying within this answers as the
 /// first; past it the key may be forgotten (at least 24 hours, promised).
@@ -48,6 +48,30 @@ impl Idempotency {
     }
 }
 
+/// On whose behalf, and under which key, a handle's money moves run (see
+/// `Admin::keyed`, `Admin::by` and their like on `Loyalty` and `Payouts`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caller {
+    pub(crate) idem: Option<Idempotency>,
+    pub(crate) actor: Option<String>,
+}
+
+impl Caller {
+    /// Runs the money move `f` as one durable transaction on the caller's
+    /// behalf (its journal entries name the actor), once per the caller's
+    /// key.
+    pub(crate) fn moves<T: Record>(
+        &self,
+        store: &Store,
+        now: UnixTime,
+        f: impl Fn(&Tx<'_>) -> TxResult<T>,
+    ) -> Result<Durable<T>> {
+        store.transaction_durable_as(self.actor.as_deref(), |tx| {
+            once(tx, self.idem.as_ref(), now, || f(tx))
+        })
+    }
+}
+
 /// What a key keeps: what it was asked and what it answered.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 struct Kept {
@@ -62,7 +86,7 @@ impl Record for Kept {}
 /// Runs `f` (the money move, in the caller's transaction) once per key:
 /// with a key seen before, returns its first answer instead and runs
 /// nothing. Without a key, just runs `f`.
-pub(crate) fn once<T: Record>(
+fn once<T: Record>(
     tx: &Tx<'_>,
     idem: Option<&Idempotency>,
     now: UnixTime,

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
 use crate::error::{EngineError, Result};
-use crate::idempotency::{once, Idempotency};
+use crate::idempotency::{Caller, Idempotency};
 use crate::ledger;
 use crate::model::{AccountKey, JournalKind, UnixTime};
 use crate::settlement::SettlementBatch;
@@ -36,32 +36,31 @@ use crate::storage::{abort, Durable, Table, Tx, TxResult};
 /// Payouts and their reconciliation.
 pub struct Payouts<'a> {
     core: &'a Core,
-    /// The caller's idempotency key, for making a payout and reconciling.
-    idem: Option<Idempotency>,
-    /// On whose behalf: named by the journal entries its money moves post.
-    actor: Option<String>,
+    /// On whose behalf and under which key its money moves run.
+    caller: Caller,
 }
 
 impl<'a> Payouts<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
         Payouts {
             core,
-            idem: None,
-            actor: None,
+            caller: Caller::default(),
         }
     }
 
     /// These calls under the caller's idempotency key: a repeated
     /// [`Payouts::create`] or [`Payouts::reconcile`] answers as the first
     /// (see [`crate::idempotency`]).
-    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
-        Payouts { idem, ..self }
+    pub fn keyed(mut self, idem: Option<Idempotency>) -> Self {
+        self.caller.idem = idem;
+        self
     }
 
     /// These calls on behalf of `actor` (a user, a cashier, a payment
     /// gateway): the journal entries of the money they move name it.
-    pub fn by(self, actor: Option<String>) -> Self {
-        Payouts { actor, ..self }
+    pub fn by(mut self, actor: Option<String>) -> Self {
+        self.caller.actor = actor;
+        self
     }
 }
 
@@ -211,13 +210,9 @@ impl Payouts<'_> {
             })
             .collect::<Result<_>>()?;
         let id = self.core.store.next_id()?;
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    self.create_in(tx, &batches, id, now)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            self.create_in(tx, &batches, id, now)
+        })
     }
 
     fn create_in(
@@ -292,26 +287,18 @@ impl Payouts<'_> {
 
     /// Every payout, oldest first.
     pub fn list(&self) -> Result<Vec<Payout>> {
-        self.core
-            .store
-            .scan::<Payout>(Table::Payouts, b"P")
-            .map(|r| r.map(|(_, p)| p))
-            .collect()
+        self.core.store.values::<Payout>(Table::Payouts, b"P")
     }
 
     /// Applies a bank statement's results, all in one transaction.
     pub fn reconcile(&self, results: &[BankResult], now: UnixTime) -> Result<Durable<Reconciled>> {
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    let mut out = Reconciled::default();
-                    for r in results {
-                        apply(tx, r, now, &mut out)?;
-                    }
-                    Ok(out)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            let mut out = Reconciled::default();
+            for r in results {
+                apply(tx, r, now, &mut out)?;
+            }
+            Ok(out)
+        })
     }
 
     /// Every merchant's standing with the bank transfers (`merchant`: only

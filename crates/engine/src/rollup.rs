@@ -22,7 +22,7 @@ use clubswitch_wire::{MerchantId, ProcessingCode, TerminalId};
 use serde::{Deserialize, Serialize};
 
 use crate::cx::Cx;
-use crate::model::{Card, MemberId, Txn};
+use crate::model::{MemberId, Txn};
 use crate::storage::{Table, Tx, TxResult};
 
 /// A count and its amount, in rials.
@@ -194,45 +194,61 @@ pub fn month_of(day: i64) -> i64 {
     y * 12 + i64::from(m) - 1
 }
 
-/// A confirmed purchase: counted on its day, and its member's visit.
-pub(crate) fn confirmed(cx: &Cx<'_>, txn: &Txn) -> TxResult<()> {
-    if !cx.cfg.rollups {
-        return Ok(());
-    }
+/// A confirmed purchase by `member` (if the card is a member's): counted
+/// on its day, and the member's visit.
+pub(crate) fn confirmed(cx: &Cx<'_>, txn: &Txn, member: Option<MemberId>) -> TxResult<()> {
     let day = cx.day(cx.now);
-    let k = key(&txn.merchant, day, &txn.request.terminal);
-    let mut f: Figures = cx.tx.get(Table::Rollups, &k)?.unwrap_or_default();
-    f.count(txn, 1);
-    if let Some(member) = member_of(cx.tx, txn)? {
-        visit(cx.tx, &mut f, &txn.merchant, member, day, txn.final_amount)?;
-    }
-    cx.tx.put(Table::Rollups, &k, &f)
+    update(cx, txn, day, |tx, f| {
+        f.count(txn, 1);
+        match member {
+            Some(m) => visit(tx, f, &txn.merchant, m, day, txn.final_amount),
+            None => Ok(()),
+        }
+    })
 }
 
 /// A refund: counted on its own day.
 pub(crate) fn refunded(cx: &Cx<'_>, refund: &Txn) -> TxResult<()> {
-    if !cx.cfg.rollups {
-        return Ok(());
-    }
-    let k = key(&refund.merchant, cx.day(cx.now), &refund.request.terminal);
-    let mut f: Figures = cx.tx.get(Table::Rollups, &k)?.unwrap_or_default();
-    f.count(refund, 1);
-    cx.tx.put(Table::Rollups, &k, &f)
+    update(cx, refund, cx.day(cx.now), |_, f| {
+        f.count(refund, 1);
+        Ok(())
+    })
 }
 
 /// A confirmed purchase or refund reversed: taken back off the day it was
 /// counted on (its visit stays: the member came).
 pub(crate) fn reversed(cx: &Cx<'_>, txn: &Txn) -> TxResult<()> {
-    if !cx.cfg.rollups {
-        return Ok(());
-    }
     let Some(at) = txn.confirmed else {
         return Ok(());
     };
-    let k = key(&txn.merchant, cx.day(at), &txn.request.terminal);
-    let mut f: Figures = cx.tx.get(Table::Rollups, &k)?.unwrap_or_default();
-    f.count(txn, -1);
-    cx.tx.put(Table::Rollups, &k, &f)
+    update(cx, txn, cx.day(at), |_, f| {
+        f.count(txn, -1);
+        Ok(())
+    })
+}
+
+/// Changes the figures of `txn`'s merchant and terminal on `day` by `f`.
+fn update(
+    cx: &Cx<'_>,
+    txn: &Txn,
+    day: i64,
+    f: impl FnOnce(&Tx<'_>, &mut Figures) -> TxResult<()>,
+) -> TxResult<()> {
+    if !cx.cfg.rollups {
+        return Ok(());
+    }
+    put(cx.tx, &key(&txn.merchant, day, &txn.request.terminal), f)
+}
+
+/// Reads the figures at `k`, changes them by `f`, and writes them back.
+fn put(
+    tx: &Tx<'_>,
+    k: &[u8],
+    f: impl FnOnce(&Tx<'_>, &mut Figures) -> TxResult<()>,
+) -> TxResult<()> {
+    let mut figures: Figures = tx.get(Table::Rollups, k)?.unwrap_or_default();
+    f(tx, &mut figures)?;
+    tx.put(Table::Rollups, k, &figures)
 }
 
 /// Points and credit the daily pass expired at `merchant` on `day`.
@@ -250,23 +266,11 @@ pub(crate) fn expired(
     let Ok(wide) = MERCHANT_WIDE.parse::<TerminalId>() else {
         return Ok(());
     };
-    let k = key(merchant, day, &wide);
-    let mut f: Figures = tx.get(Table::Rollups, &k)?.unwrap_or_default();
-    f.points_expired += i64::try_from(points).unwrap_or(i64::MAX);
-    f.credit_expired += i64::try_from(credit).unwrap_or(i64::MAX);
-    tx.put(Table::Rollups, &k, &f)
-}
-
-fn member_of(tx: &Tx<'_>, txn: &Txn) -> TxResult<Option<MemberId>> {
-    if let Some(e) = &txn.earned {
-        return Ok(Some(e.member));
-    }
-    let Some(card) = &txn.card else {
-        return Ok(None);
-    };
-    Ok(tx
-        .get::<Card>(Table::Cards, &card.0)?
-        .and_then(|c| c.member))
+    put(tx, &key(merchant, day, &wide), |_, f| {
+        f.points_expired += i64::try_from(points).unwrap_or(i64::MAX);
+        f.credit_expired += i64::try_from(credit).unwrap_or(i64::MAX);
+        Ok(())
+    })
 }
 
 fn visit(

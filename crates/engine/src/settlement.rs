@@ -202,11 +202,7 @@ impl Settlement<'_> {
 
     /// Every settlement batch, oldest first.
     pub fn batches(&self) -> Result<Vec<SettlementBatch>> {
-        self.core
-            .store
-            .scan(Table::Settlements, b"")
-            .map(|r| r.map(|(_, b)| b))
-            .collect()
+        self.core.store.values(Table::Settlements, b"")
     }
 }
 

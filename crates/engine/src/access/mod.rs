@@ -132,6 +132,18 @@ pub struct TokenRecord {
 
 impl Record for TokenRecord {}
 
+impl TokenRecord {
+    /// A new, unrevoked token of user `name`.
+    fn new(name: &str, now: UnixTime, expires: Option<UnixTime>) -> TokenRecord {
+        TokenRecord {
+            user: name.to_owned(),
+            created: now,
+            expires,
+            revoked: None,
+        }
+    }
+}
+
 /// One recorded action: what was done, its place in the log and its link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionEntry {
@@ -294,12 +306,7 @@ impl Access<'_> {
             locked_until: None,
         };
         let token = new_token();
-        let record = TokenRecord {
-            user: name.to_owned(),
-            created: now,
-            expires,
-            revoked: None,
-        };
+        let record = TokenRecord::new(name, now, expires);
         let stored = self.core.store.transaction_durable(|tx| {
             if tx.contains(Table::Users, name.as_bytes())? {
                 return abort(EngineError::Exists {
@@ -321,12 +328,7 @@ impl Access<'_> {
         now: UnixTime,
     ) -> Result<Durable<String>> {
         let token = new_token();
-        let record = TokenRecord {
-            user: name.to_owned(),
-            created: now,
-            expires,
-            revoked: None,
-        };
+        let record = TokenRecord::new(name, now, expires);
         let stored = self.core.store.transaction_durable(|tx| {
             match tx.get::<User>(Table::Users, name.as_bytes())? {
                 Some(u) if u.revoked.is_none() => {}
@@ -355,11 +357,7 @@ impl Access<'_> {
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        self.core
-            .store
-            .scan(Table::Users, b"")
-            .map(|r| r.map(|(_, u)| u))
-            .collect()
+        self.core.store.values(Table::Users, b"")
     }
 
     /// The user a token stands for, if the token is known, unexpired and
@@ -406,12 +404,7 @@ impl Access<'_> {
     pub fn log(&self, f: &LogFilter) -> Result<Vec<ActionEntry>> {
         let limit = f.limit.unwrap_or(100);
         let mut out = Vec::new();
-        let all: Vec<ActionEntry> = self
-            .core
-            .store
-            .scan(Table::ActionLog, &[ENTRY_PREFIX])
-            .map(|r| r.map(|(_, e)| e))
-            .collect::<Result<_>>()?;
+        let all: Vec<ActionEntry> = self.core.store.values(Table::ActionLog, &[ENTRY_PREFIX])?;
         for e in all.into_iter().rev() {
             if out.len() >= limit {
                 break;

@@ -162,6 +162,9 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
         Some(txn.rrn),
         postings,
     )?;
+    // The member the earning found (none: the card is no member's), for
+    // the rollup's visit: read once, here.
+    let member = earning.as_ref().map(|e| e.member());
     let earned = match earning {
         Some(e) => e.finish(cx, &mut txn, charged)?,
         None => Vec::new(),
@@ -182,7 +185,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     txn.state = TxnState::Confirmed;
     txn.confirmed = Some(cx.now);
     txn.confirm_outcome = Some(outcome.clone());
-    crate::rollup::confirmed(cx, &txn)?;
+    crate::rollup::confirmed(cx, &txn, member)?;
     cx.save_txn(&txn)?;
     Ok(Flow {
         outcome,

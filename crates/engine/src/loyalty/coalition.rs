@@ -136,11 +136,7 @@ impl Loyalty<'_> {
     }
 
     pub fn coalitions(&self) -> Result<Vec<Coalition>> {
-        self.core
-            .store
-            .scan::<Coalition>(Table::Coalitions, b"C")
-            .map(|r| r.map(|(_, c)| c))
-            .collect()
+        self.core.store.values::<Coalition>(Table::Coalitions, b"C")
     }
 
     /// Who owes whom for coalition credit spent at another merchant, net of

@@ -188,11 +188,7 @@ impl Loyalty<'_> {
 
     /// Every recorded draw, oldest first.
     pub fn draws(&self) -> Result<Vec<Draw>> {
-        self.core
-            .store
-            .scan::<Draw>(Table::Draws, b"")
-            .map(|r| r.map(|(_, d)| d))
-            .collect()
+        self.core.store.values::<Draw>(Table::Draws, b"")
     }
 
     /// Whether a recorded draw's winners follow from its seed and eligible

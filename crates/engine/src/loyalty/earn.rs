@@ -209,6 +209,11 @@ pub(crate) fn earning(cx: &Cx<'_>, txn: &Txn, charged: u64) -> TxResult<Option<E
 }
 
 impl Earning {
+    /// The member who earns.
+    pub(crate) fn member(&self) -> MemberId {
+        self.member.id
+    }
+
     /// The postings of the points and cashback, for the purchase's entry.
     pub(crate) fn postings(&self, merchant: MerchantId) -> TxResult<Vec<(AccountKey, i64)>> {
         grant_postings((self.member.id, merchant), self.points, self.cashback)

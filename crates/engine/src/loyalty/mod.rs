@@ -53,25 +53,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LoyaltyConfig, TierBasis};
 use crate::core::Core;
-use crate::idempotency::Idempotency;
+use crate::idempotency::{Caller, Idempotency};
 use crate::model::{MemberId, Tier, UnixTime};
 
 /// Loyalty programmes, members' standing and points, the daily pass, draws,
 /// coalitions and reports.
 pub struct Loyalty<'a> {
     core: &'a Core,
-    /// The caller's idempotency key, for the calls that move points.
-    idem: Option<Idempotency>,
-    /// On whose behalf: named by the journal entries its money moves post.
-    actor: Option<String>,
+    /// On whose behalf and under which key its money moves run.
+    caller: Caller,
 }
 
 impl<'a> Loyalty<'a> {
     pub(crate) fn new(core: &'a Core) -> Self {
         Loyalty {
             core,
-            idem: None,
-            actor: None,
+            caller: Caller::default(),
         }
     }
 
@@ -79,14 +76,16 @@ impl<'a> Loyalty<'a> {
     /// points or credit ([`Loyalty::grant_points`],
     /// [`Loyalty::convert_points`]) does so at most once per key and
     /// answers a repeat as the first (see [`crate::idempotency`]).
-    pub fn keyed(self, idem: Option<Idempotency>) -> Self {
-        Loyalty { idem, ..self }
+    pub fn keyed(mut self, idem: Option<Idempotency>) -> Self {
+        self.caller.idem = idem;
+        self
     }
 
     /// These calls on behalf of `actor` (a user, a cashier, a payment
     /// gateway): the journal entries of the money they move name it.
-    pub fn by(self, actor: Option<String>) -> Self {
-        Loyalty { actor, ..self }
+    pub fn by(mut self, actor: Option<String>) -> Self {
+        self.caller.actor = actor;
+        self
     }
 }
 

@@ -13,7 +13,6 @@ use super::{earn, month_of_day, Program, Standing};
 use crate::admin::not_found;
 use crate::admin::Admin;
 use crate::error::{EngineError, Result};
-use crate::idempotency::once;
 use crate::ledger;
 use crate::model::{Account, AccountKey, JournalKind, Member, MemberId, UnixTime};
 use crate::notice::{self, NoticeKind};
@@ -154,13 +153,9 @@ impl Loyalty<'_> {
         points: Option<u64>,
         now: UnixTime,
     ) -> Result<Durable<(u64, u64)>> {
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    self.convert_in(tx, member, merchant, points, now)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            self.convert_in(tx, member, merchant, points, now)
+        })
     }
 
     fn convert_in(
@@ -213,40 +208,36 @@ impl Loyalty<'_> {
         if points == 0 {
             return Err(EngineError::invalid("points must not be zero"));
         }
-        self.core
-            .store
-            .transaction_durable_as(self.actor.as_deref(), |tx| {
-                once(tx, self.idem.as_ref(), now, || {
-                    if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
-                        return abort(not_found("member", member.0));
-                    }
-                    if !tx.contains(Table::Merchants, merchant.as_bytes())? {
-                        return abort(not_found("merchant", merchant));
-                    }
-                    let key = AccountKey::Points {
-                        member,
-                        merchant: *merchant,
-                    };
-                    if points < 0 && ledger::account(tx, &key)?.available() < -points {
-                        return abort(EngineError::invalid(format!(
-                            "cannot take back {} points: {} available",
-                            -points,
-                            ledger::account(tx, &key)?.available()
-                        )));
-                    }
-                    ledger::post(
-                        tx,
-                        now,
-                        JournalKind::PointsGrant,
-                        None,
-                        vec![
-                            (AccountKey::PointsIssued(*merchant), -points),
-                            (key.clone(), points),
-                        ],
-                    )?;
-                    ledger::account(tx, &key)
-                })
-            })
+        self.caller.moves(&self.core.store, now, |tx| {
+            if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
+                return abort(not_found("member", member.0));
+            }
+            if !tx.contains(Table::Merchants, merchant.as_bytes())? {
+                return abort(not_found("merchant", merchant));
+            }
+            let key = AccountKey::Points {
+                member,
+                merchant: *merchant,
+            };
+            if points < 0 && ledger::account(tx, &key)?.available() < -points {
+                return abort(EngineError::invalid(format!(
+                    "cannot take back {} points: {} available",
+                    -points,
+                    ledger::account(tx, &key)?.available()
+                )));
+            }
+            ledger::post(
+                tx,
+                now,
+                JournalKind::PointsGrant,
+                None,
+                vec![
+                    (AccountKey::PointsIssued(*merchant), -points),
+                    (key.clone(), points),
+                ],
+            )?;
+            ledger::account(tx, &key)
+        })
     }
 
     /// Records that `newcomer` was referred by the holder of `code`. Only

@@ -565,6 +565,14 @@ impl Store {
         }
     }
 
+    /// The values of the records whose key starts with `prefix`, in key
+    /// order.
+    pub(crate) fn values<T: Record>(&self, table: Table, prefix: &[u8]) -> Result<Vec<T>> {
+        self.scan(table, prefix)
+            .map(|r| r.map(|(_, v)| v))
+            .collect()
+    }
+
     /// Records whose key starts with `prefix`, in key order.
     pub(crate) fn scan<T: Record>(
         &self,
