@@ -161,6 +161,56 @@ impl Admin<'_> {
         self.core.store.get(Table::Members, &id.0.to_be_bytes())
     }
 
+    /// Members matching `query`, at most `limit`, by id: a phone number in
+    /// any of its forms (see [`crate::access::login::normal_phone`]), a part of a
+    /// name (any case), or the last four digits of one of their cards.
+    /// An empty query matches everyone. This reads every member (and, for
+    /// four digits, every card): a search desk's look-up, not a hot path.
+    pub fn find_members(&self, query: &str, limit: usize) -> Result<Vec<Member>> {
+        let query = query.trim();
+        let phone = crate::access::login::normal_phone(query);
+        let name = query.to_lowercase();
+        let by_card: Vec<MemberId> = match query.as_bytes() {
+            q @ [_, _, _, _] if q.iter().all(u8::is_ascii_digit) => self
+                .core
+                .store
+                .values::<Card>(Table::Cards, b"")?
+                .into_iter()
+                .filter(|c| c.last4 == q)
+                .filter_map(|c| c.member)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut found: Vec<Member> = self
+            .core
+            .store
+            .values::<Member>(Table::Members, b"")?
+            .into_iter()
+            .filter(|m| {
+                query.is_empty()
+                    || by_card.contains(&m.id)
+                    || (phone.len() >= 4
+                        && crate::access::login::normal_phone(&m.phone).contains(&phone))
+                    || m.name.to_lowercase().contains(&name)
+            })
+            .collect();
+        found.sort_by_key(|m| m.id.0);
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// A member's cards, club and bank, as stored (hash and last four
+    /// digits only). Reads every card.
+    pub fn cards_of(&self, member: MemberId) -> Result<Vec<Card>> {
+        Ok(self
+            .core
+            .store
+            .values::<Card>(Table::Cards, b"")?
+            .into_iter()
+            .filter(|c| c.member == Some(member))
+            .collect())
+    }
+
     /// Issues a club card or enrols a bank card. Only the keyed hash and the
     /// last four digits are stored.
     pub fn issue_card(&self, new: &NewCard) -> Result<Durable<Card>> {
@@ -410,6 +460,26 @@ impl Admin<'_> {
             tx.put(Table::Rules, &keys::rule(merchant, id), &rec)
         })?;
         Ok(added.map(|()| id))
+    }
+
+    /// Replaces rule `id` of a merchant by `rule` (its id kept), in one
+    /// transaction: what it has given (`spent`) and holds (`held`) stay
+    /// with it, so a budget counts what the rule gave before the edit.
+    pub fn update_rule(
+        &self,
+        merchant: &MerchantId,
+        id: u64,
+        rule: DiscountRule,
+    ) -> Result<Durable<RuleRecord>> {
+        self.core.store.transaction_durable(|tx| {
+            let key = keys::rule(merchant, id);
+            let Some(mut rec) = tx.get::<RuleRecord>(Table::Rules, &key)? else {
+                return abort(not_found("rule", id));
+            };
+            rec.rule = DiscountRule { id, ..rule.clone() };
+            tx.put(Table::Rules, &key, &rec)?;
+            Ok(rec)
+        })
     }
 
     pub fn rules(&self, merchant: &MerchantId) -> Result<Vec<RuleRecord>> {

@@ -99,10 +99,19 @@ pub enum SignIn {
     Locked(UnixTime),
 }
 
-/// A phone number reduced to one form: digits only, and the Iranian
-/// international prefixes (`+98`, `0098`) written as the national `0`.
+/// A phone number reduced to one form: digits only (Persian and
+/// Arabic-Indic digits read as theirs), and the Iranian international
+/// prefixes (`+98`, `0098`) written as the national `0`.
 pub fn normal_phone(phone: &str) -> String {
-    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let digits: String = phone
+        .chars()
+        .filter_map(|c| match c {
+            '0'..='9' => Some(c),
+            '\u{06F0}'..='\u{06F9}' => char::from_digit(c as u32 - 0x06F0, 10),
+            '\u{0660}'..='\u{0669}' => char::from_digit(c as u32 - 0x0660, 10),
+            _ => None,
+        })
+        .collect();
     if let Some(rest) = digits.strip_prefix("0098") {
         format!("0{rest}")
     } else if let (Some(rest), true) = (digits.strip_prefix("98"), digits.len() == 12) {
@@ -433,6 +442,8 @@ mod tests {
 
     #[test]
     fn iranian_mobile_numbers_in_any_form_are_one_number() {
+        assert_eq!(normal_phone("۰۹۱۲ ۰۰۰ ۰۰۰۱"), "09120000001");
+        assert_eq!(normal_phone("+٩٨ ٩١٢٠٠٠٠٠٠١"), "09120000001");
         for p in [
             "09121234567",
             "+989121234567",
