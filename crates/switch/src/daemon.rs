@@ -33,9 +33,15 @@ pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
             crate::demo::seed(&engine, &master, &cfg.data_dir, &cfg.holds)
         })??;
         println!(
-            "demo data set ready; terminal keys and card numbers: {}",
+            "demo data set ready; terminal keys, card numbers and console logins: {}",
             path.display()
         );
+        let scheme = if cfg.admin.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("console: {scheme}://{}/", cfg.admin.addr);
     }
     let token = admin_token(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +63,7 @@ async fn serve(
     ignore_file_size_limit();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
     let gateways = crate::http::gateway::Gateways::load(&cfg.admin.gateways)?;
-    let http = Arc::new(Http::new(Arc::clone(&switch), token, gateways));
+    let http = Arc::new(Http::new(Arc::clone(&switch), token, gateways)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
 

@@ -152,6 +152,20 @@ impl Metrics {
             .store(u64::try_from(at.0).unwrap_or(0), Relaxed);
     }
 
+    /// Requests answered since start by response code, over every MTI:
+    /// (code, count), codes never answered left out.
+    pub fn by_response_code(&self) -> Vec<(String, u64)> {
+        ResponseCode::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, rc)| {
+                let n: u64 = self.messages.iter().map(|row| row[i].load(Relaxed)).sum();
+                (rc.to_string(), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// The Prometheus text format; `extra` appends gauges owned elsewhere.
     pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(8192);

@@ -189,6 +189,11 @@ pub struct Route {
     pub summary: &'static str,
     /// It moves money and takes an `Idempotency-Key`.
     pub keyed: bool,
+    /// A console page (HTML, see `super::console`), not an API route: not
+    /// in the OpenAPI description; refusals are pages, a missing
+    /// credential a redirect to the sign-in page, and a form may carry
+    /// the CSRF token in its `csrf` field.
+    pub page: bool,
 }
 
 impl Route {
@@ -235,6 +240,7 @@ impl Route {
             answer_list: false,
             summary: "",
             keyed: false,
+            page: false,
         }
     }
 
@@ -243,6 +249,12 @@ impl Route {
     /// (see `clubswitch_engine::idempotency`).
     pub fn keyed(mut self) -> Route {
         self.keyed = true;
+        self
+    }
+
+    /// It is a console page.
+    pub fn page(mut self) -> Route {
+        self.page = true;
         self
     }
 
@@ -281,6 +293,8 @@ pub struct Rules(
     HashMap<(Method, &'static str), Rule>,
     /// The routes that take an `Idempotency-Key`.
     HashSet<(Method, &'static str)>,
+    /// The console's pages.
+    HashSet<(Method, &'static str)>,
 );
 
 impl Rules {
@@ -293,6 +307,11 @@ impl Rules {
             routes
                 .iter()
                 .filter(|r| r.keyed)
+                .map(|r| (r.method.clone(), r.path))
+                .collect(),
+            routes
+                .iter()
+                .filter(|r| r.page)
                 .map(|r| (r.method.clone(), r.path))
                 .collect(),
         )
@@ -308,6 +327,9 @@ impl Rules {
                     let mut v = rule.view();
                     v["method"] = Value::from(m.as_str());
                     v["path"] = Value::from(*p);
+                    if self.2.contains(&(m.clone(), *p)) {
+                        v["page"] = Value::from(true);
+                    }
                     v
                 })
                 .collect(),
@@ -391,8 +413,73 @@ fn refuse(status: StatusCode, msg: &str) -> Refusal {
     Refusal(status, msg.to_owned())
 }
 
-/// The check every admin request passes; see the module docs.
+/// The check every admin request and console page passes; see the module
+/// docs. A console page's refusal is a page in the caller's language, and
+/// a page asked for without a credential sends the browser to sign in.
 pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Response {
+    let page = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|m| h.rules.2.contains(&(req.method().clone(), m.as_str())));
+    if !page {
+        return check(&h, req, next, false).await;
+    }
+    let lang = super::console::i18n::Lang::from_code(
+        cookie(req.headers(), super::console::i18n::LANG_COOKIE).unwrap_or("fa"),
+    );
+    let r = check(&h, req, next, true).await;
+    as_page(r, lang).await
+}
+
+/// A console page's answer: the guard's refusals (JSON) become pages, a
+/// missing credential a redirect to the sign-in page; and a page may load
+/// its own stylesheet and post its own forms, nothing else.
+async fn as_page(r: Response, lang: super::console::i18n::Lang) -> Response {
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = r.status();
+    let mut out = if !json {
+        r
+    } else if status == StatusCode::UNAUTHORIZED {
+        let mut to = axum::response::Redirect::to("/login").into_response();
+        if let Some(id) = r.headers().get("x-request-id") {
+            to.headers_mut().insert("x-request-id", id.clone());
+        }
+        to
+    } else {
+        let id = r.headers().get("x-request-id").cloned();
+        let body = to_bytes(r.into_body(), MAX_BODY).await.unwrap_or_default();
+        let msg = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut page = super::console::error_page(lang, status, &msg);
+        if let Some(id) = id {
+            page.headers_mut().insert("x-request-id", id);
+        }
+        page
+    };
+    let h = out.headers_mut();
+    for (k, v) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    out
+}
+
+/// The guard's check of one request (`page`: a console page).
+async fn check(h: &Arc<Http>, req: Request, next: Next, page: bool) -> Response {
+    let h = Arc::clone(h);
     let request_id = request_id(req.headers());
     let source = req
         .extensions()
@@ -440,7 +527,12 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
             return finish(&h, entry, r.0, r.1, &request_id).await;
         }
     };
-    entry.before = summary(&bytes);
+    let form = page && is_form(&parts.headers);
+    entry.before = if form {
+        summary(&form_as_json(&bytes))
+    } else {
+        summary(&bytes)
+    };
 
     let Some(rule) = h.rules.0.get(&(method.clone(), route.as_str())).copied() else {
         // Unreachable: the router is built from the same table. Fail closed.
@@ -504,11 +596,19 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         // whoever's page asks: a change must also carry the CSRF token
         // only the session's own pages know.
         if let Some(csrf) = &actor.csrf {
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .map(HeaderValue::as_bytes)
-                .unwrap_or_default();
+            let field = if form {
+                form_field(&bytes, "csrf")
+            } else {
+                None
+            };
+            let sent = match &field {
+                Some(f) => f.as_bytes(),
+                None => parts
+                    .headers
+                    .get("x-csrf-token")
+                    .map(HeaderValue::as_bytes)
+                    .unwrap_or_default(),
+            };
             if method != Method::GET && !constant_time_eq(sent, csrf.as_bytes()) {
                 let r = refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
                 return finish(&h, entry, r.0, r.1, &request_id).await;
@@ -518,6 +618,16 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
             return finish(&h, entry, r.0, r.1, &request_id).await;
         }
         let keyed = h.rules.1.contains(&(method.clone(), route.as_str()));
+        // A console form names its money move in a hidden field (a page
+        // cannot set a header): the same key, the same guarantee.
+        if let Some(key) = form
+            .then(|| form_field(&bytes, "idempotency_key"))
+            .flatten()
+        {
+            if let Ok(v) = HeaderValue::from_str(&key) {
+                parts.headers.insert(IDEMPOTENCY_KEY, v);
+            }
+        }
         match idempotency(&parts.headers, keyed, &actor.name, &method, &target, &bytes) {
             Ok(Some(idem)) => {
                 parts.extensions.insert(idem);
@@ -540,7 +650,7 @@ pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Resp
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if failed && !json {
+    if failed && !json && !page {
         // Extractors refuse a body in plain text (a missing field, not
         // JSON at all): every error has the one shape `{"error": …}`.
         let text = String::from_utf8_lossy(&rbytes).trim().to_owned();
@@ -725,8 +835,36 @@ async fn lookup(
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "cs_session";
 
+/// Whether a request's body is an HTML form's.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    })
+}
+
+/// The value of a form's field `name`, decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// A form's fields as a JSON object, so the action log keeps (and
+/// redacts) a form as it does a JSON body.
+fn form_as_json(body: &[u8]) -> Vec<u8> {
+    let fields: serde_json::Map<String, Value> =
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect();
+    serde_json::to_vec(&fields).unwrap_or_default()
+}
+
 /// The value of cookie `name` in a request's headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

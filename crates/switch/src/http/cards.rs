@@ -32,7 +32,7 @@ pub(super) struct CardView {
 
 /// A card as the API shows it, with its club balance (read on the
 /// blocking pool).
-async fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
+pub(super) async fn card_view(h: &Http, c: &Card) -> ApiResult<CardView> {
     let account = c.account;
     let acc = blocking(h, move |e| {
         account
@@ -155,7 +155,7 @@ pub(super) async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> Api
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PanIn {
-    pan: String,
+    pub(super) pan: String,
 }
 
 pub(super) async fn find_card(State(h): Shared, Json(p): Json<PanIn>) -> ApiResult<Json<CardView>> {

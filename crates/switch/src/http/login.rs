@@ -16,8 +16,8 @@ use super::{bad, blocking, ApiError, ApiResult, Http, Shared};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PasswordIn {
-    name: String,
-    password: String,
+    pub(super) name: String,
+    pub(super) password: String,
 }
 
 /// The answer to a sign-in: the session's cookie and CSRF token, or why
@@ -115,7 +115,7 @@ pub(super) async fn sign_out(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PhoneIn {
-    phone: String,
+    pub(super) phone: String,
 }
 
 /// Sends a one-time code to the member with this phone. The answer is the
@@ -131,8 +131,8 @@ pub(super) async fn send_code(State(h): Shared, Json(p): Json<PhoneIn>) -> ApiRe
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct CodeIn {
-    phone: String,
-    otp: String,
+    pub(super) phone: String,
+    pub(super) otp: String,
 }
 
 /// Signs a member in with the code sent to its phone.

@@ -28,6 +28,7 @@ pub mod access;
 mod audit;
 mod backup;
 mod cards;
+pub mod console;
 pub mod gateway;
 mod health;
 mod login;
@@ -58,11 +59,22 @@ pub struct Http {
     limiter: access::Limiter,
     /// Payment gateways and their secrets.
     gateways: gateway::Gateways,
+    /// The console's templates.
+    console: console::Console,
 }
 
 impl Http {
-    pub fn new(switch: Arc<Switch>, token: String, gateways: gateway::Gateways) -> Http {
-        Http {
+    /// The handlers' state; fails only if an embedded console template
+    /// does not parse (a bug the first test that starts the switch finds).
+    pub fn new(
+        switch: Arc<Switch>,
+        token: String,
+        gateways: gateway::Gateways,
+    ) -> Result<Http, SwitchError> {
+        let console = console::Console::new()
+            .map_err(|e| SwitchError::invalid(format!("console template: {e}")))?;
+        Ok(Http {
+            console,
             gateways,
             limiter: access::Limiter::new(switch.cfg.admin.requests_per_sec),
             switch,
@@ -70,7 +82,7 @@ impl Http {
             ready: AtomicBool::new(false),
             rules: access::Rules::new(&routes::table()),
             openapi: openapi::document(&routes::table()),
-        }
+        })
     }
 }
 

@@ -22,7 +22,7 @@ pub fn document(routes: &[Route]) -> Value {
             "properties": { "error": { "type": "string", "description": "What was wrong, in words." } }
         }),
     );
-    for r in routes {
+    for r in routes.iter().filter(|r| !r.page) {
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         let mut op = operation(r);
         if let Some(schema) = r.body {

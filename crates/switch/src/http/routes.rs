@@ -33,18 +33,25 @@ const fn scoped(r: Roles, s: Scope) -> Rule {
 
 /// What support may do to a card; the rest (expiry, limits, link, renew,
 /// top-up) is admin's.
-const CARD_ACTIONS: &[(&str, Roles)] = &[("block", SUPPORT), ("unblock", SUPPORT)];
+pub(super) const CARD_ACTIONS: &[(&str, Roles)] = &[("block", SUPPORT), ("unblock", SUPPORT)];
 
 /// Support and a terminal's own merchant may block, unblock and unlock it;
 /// key rotation is admin's.
-const TERMINAL_ACTIONS: &[(&str, Roles)] = &[
+pub(super) const TERMINAL_ACTIONS: &[(&str, Roles)] = &[
     ("block", SUPPORT.or(MERCHANT)),
     ("unblock", SUPPORT.or(MERCHANT)),
     ("unlock", SUPPORT.or(MERCHANT)),
 ];
 
-/// Every route of the admin API.
+/// Every route of the admin API, and the console's pages.
 pub fn table() -> Vec<Route> {
+    let mut t = api();
+    t.extend(super::console::pages());
+    t
+}
+
+/// The admin API's routes.
+fn api() -> Vec<Route> {
     use Scope::*;
     vec![
         // Who am I, and what may each role do.
