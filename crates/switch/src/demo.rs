@@ -5,13 +5,18 @@
 //! Seeding is idempotent; the demo keys are derived from a fixed seed, so
 //! every run writes the same `demo.json` (but for the hold time it records,
 //! which is the running switch's). Never use them in production.
+//!
+//! The console's demo users (an operator of each role, a user for each
+//! merchant, a cashier and a member) get random passwords when they are
+//! made; `demo.json` keeps them, and a later run carries them over (or,
+//! if the file is gone, sets new ones).
 
 use std::path::{Path, PathBuf};
 
 use clubswitch_engine::durable_file::{self, Access};
 use clubswitch_engine::{
-    BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Program, Status,
-    Terminal, Tier, Till, UnixTime,
+    BinRange, CardKind, DiscountRule, Engine, FeeBase, Merchant, NewCard, Offers, Program, Role,
+    Status, Terminal, Tier, Till, UnixTime,
 };
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, Tmk};
 use hmac::{Hmac, Mac};
@@ -150,6 +155,82 @@ fn demo_tmk(terminal: &str) -> Tmk {
 
 fn parse<T: std::str::FromStr>(s: &str) -> Result<T, SwitchError> {
     s.parse().map_err(|_| SwitchError::DemoValue(s.to_owned()))
+}
+
+/// The console's demo users: (name, role). The member is Sara Ahmadi.
+fn demo_roles(engine: &Engine) -> Result<Vec<(&'static str, Role)>, SwitchError> {
+    let cafe: MerchantId = parse(MERCHANTS[0].0)?;
+    let books: MerchantId = parse(MERCHANTS[1].0)?;
+    let sara = engine
+        .admin()
+        .find_members(MEMBERS[0].1, 1)?
+        .first()
+        .map(|m| m.id)
+        .ok_or_else(|| SwitchError::invalid("the demo member is missing"))?;
+    Ok(vec![
+        ("operator", Role::Admin),
+        ("support", Role::Support),
+        ("finance", Role::Finance),
+        ("cafe-naderi", Role::Merchant { merchant: cafe }),
+        ("book-city", Role::Merchant { merchant: books }),
+        ("cafe-cashier", Role::Cashier { merchant: cafe }),
+        ("sara", Role::Member { member: sara }),
+    ])
+}
+
+/// Makes the demo users that are missing and answers each one's login for
+/// `demo.json`: a password kept from the last `demo.json`, or a new one.
+fn console_users(
+    engine: &Engine,
+    demo_file: &Path,
+    now: UnixTime,
+) -> Result<Vec<serde_json::Value>, SwitchError> {
+    let previous: serde_json::Value = std::fs::read(demo_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let kept = |name: &str| {
+        previous["console"]["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["name"] == name)
+            .and_then(|u| u["password"].as_str().map(str::to_owned))
+    };
+    let mut out = Vec::new();
+    for (name, role) in demo_roles(engine)? {
+        let exists = engine.access().user(name)?.is_some();
+        if !exists {
+            engine.access().add_user(name, role, None, now)?.wait()?;
+        }
+        let password = match kept(name).filter(|_| exists) {
+            Some(p) => p,
+            None => {
+                let p = random_password();
+                engine.access().set_password(name, &p)?.wait()?;
+                p
+            }
+        };
+        let mut u = json!({ "name": name, "role": role.name(), "password": password });
+        if let Some(m) = role.merchant() {
+            u["merchant"] = m.as_str().into();
+        }
+        if let Some(m) = role.member() {
+            u["member"] = m.0.into();
+        }
+        out.push(u);
+    }
+    Ok(out)
+}
+
+/// Sixteen letters and digits from the OS's generator.
+fn random_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..16)
+        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
+        .collect()
 }
 
 /// Seeds the demo data set unless present, and writes `demo.json` into
@@ -364,6 +445,8 @@ pub fn seed(
         "members": MEMBERS.iter().enumerate().map(|(i, (n, _, t))| json!({ "name": n, "tier": t, "id_hint": i })).collect::<Vec<_>>(),
     });
     let path = crate::layout::demo_file(dir);
+    let mut doc = doc;
+    doc["console"] = json!({ "users": console_users(engine, &path, now)? });
     durable_file::replace(
         &path,
         serde_json::to_string_pretty(&doc)
