@@ -374,6 +374,146 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
     ("GET /v1/notices", "/v1/notices", "admin support", Obj::No),
 ];
 
+/// The console's pages, in the same route table and checked the same way:
+/// without a credential a page sends the browser to sign in (303); a role
+/// not allowed gets 403, another's object 404, as HTML.
+const PAGES: &[(&str, &str, &str, Obj)] = &[
+    (
+        "GET /assets/console.css",
+        "/assets/console.css",
+        "public",
+        Obj::No,
+    ),
+    (
+        "GET /assets/icon.svg",
+        "/assets/icon.svg",
+        "public",
+        Obj::No,
+    ),
+    ("GET /login", "/login", "public", Obj::No),
+    ("POST /login", "/login", "public", Obj::No),
+    ("POST /login/code", "/login/code", "public", Obj::No),
+    ("POST /login/verify", "/login/verify", "public", Obj::No),
+    ("POST /lang", "/lang", "public", Obj::No),
+    ("POST /logout", "/logout", ANYONE, Obj::No),
+    ("GET /", "/", ANYONE, Obj::No),
+    (
+        "GET /merchants",
+        "/merchants",
+        "admin support finance merchant",
+        Obj::No,
+    ),
+    (
+        "GET /merchants/{id}",
+        "/merchants/{m}",
+        "admin support finance merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /merchants/{id}/rules",
+        "/merchants/{m}/rules",
+        "admin support merchant",
+        Obj::Merchant,
+    ),
+    (
+        "POST /merchants/{id}/rules",
+        "/merchants/{m}/rules",
+        "admin merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /merchants/{id}/program",
+        "/merchants/{m}/program",
+        "admin support finance merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /merchants/{id}/draws",
+        "/merchants/{m}/draws",
+        "admin support merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /merchants/{id}/segments",
+        "/merchants/{m}/segments",
+        "admin support merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /merchants/{id}/statements",
+        "/merchants/{m}/statements",
+        "admin finance merchant",
+        Obj::Merchant,
+    ),
+    (
+        "GET /terminals",
+        "/terminals",
+        "admin support merchant",
+        Obj::No,
+    ),
+    (
+        "POST /terminals/{id}/{action}",
+        "/terminals/{t}/unlock",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
+        "POST /terminals/{id}/{action}",
+        "/terminals/{t}/block",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
+        "POST /terminals/{id}/{action}",
+        "/terminals/{t}/unblock",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    ("GET /members", "/members", "admin support", Obj::No),
+    (
+        "GET /members/{id}",
+        "/members/{b}",
+        "admin support member",
+        Obj::Member,
+    ),
+    (
+        "POST /cards/{hash}/{action}",
+        "/cards/{c}/block",
+        "admin support",
+        Obj::Card,
+    ),
+    (
+        "POST /cards/{hash}/{action}",
+        "/cards/{c}/unblock",
+        "admin support",
+        Obj::Card,
+    ),
+    (
+        "POST /cards/{hash}/{action}",
+        "/cards/{c}/top-up",
+        "admin",
+        Obj::Card,
+    ),
+    (
+        "GET /settlements",
+        "/settlements",
+        "admin finance merchant",
+        Obj::No,
+    ),
+    ("GET /audit-log", "/audit-log", "admin support", Obj::No),
+    ("GET /audit", "/audit", "admin support finance", Obj::No),
+    ("GET /notices", "/notices", "admin support", Obj::No),
+    ("GET /balance", "/balance", "admin support cashier", Obj::No),
+    (
+        "POST /balance",
+        "/balance",
+        "admin support cashier",
+        Obj::No,
+    ),
+];
+
+const ANYONE: &str = "admin support finance merchant cashier member";
+
 /// A request with a bearer token: status and body.
 fn call(d: &Daemon, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let req = ureq::request(method, &format!("http://{}{path}", d.admin))
@@ -388,6 +528,27 @@ fn call(d: &Daemon, token: &str, method: &str, path: &str, body: Option<Value>) 
         Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
         Err(e) => panic!("{method} {path}: {e}"),
     }
+}
+
+/// A console page called with a bearer token, redirects not followed:
+/// the status and where a redirect points.
+fn call_page(d: &Daemon, token: &str, method: &str, path: &str) -> (u16, Value) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let req = agent
+        .request(method, &format!("http://{}{path}", d.admin))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Request-Id", "matrix-test");
+    let resp = if method == "GET" {
+        req.call()
+    } else {
+        req.send_form(&[("x", "1")])
+    };
+    let r = match resp {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    (r.status(), json!({ "location": r.header("location") }))
 }
 
 /// The objects the matrix acts on: the scoped users' own, and another's.
@@ -563,7 +724,7 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
             )
         })
         .collect();
-    let expected: BTreeSet<String> = MATRIX.iter().map(|r| r.0.to_owned()).collect();
+    let expected: BTreeSet<String> = MATRIX.iter().chain(PAGES).map(|r| r.0.to_owned()).collect();
     assert_eq!(
         declared, expected,
         "routes served vs routes in the test's matrix"
@@ -572,8 +733,9 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
     let mut cells = 0;
     let mut n = 0;
     let mut state = fingerprint(&w);
-    for &(route, path, allowed, obj) in MATRIX {
+    for &(route, path, allowed, obj) in MATRIX.iter().chain(PAGES) {
         let method = route.split(' ').next().unwrap();
+        let page = !path.starts_with("/v1/");
         if allowed == "gateway" {
             for role in ROLES {
                 cells += 1;
@@ -595,8 +757,18 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
             if public {
                 break;
             }
-            let (status, _) = call(&w.d, token, method, &fill(path, &w.objects, true), None);
-            assert_eq!(status, 401, "{route} with token {token:?}");
+            let target = fill(path, &w.objects, true);
+            if page {
+                let (status, to) = call_page(&w.d, token, method, &target);
+                assert_eq!(
+                    (status, &to["location"]),
+                    (303, &json!("/login")),
+                    "{route} with token {token:?}"
+                );
+            } else {
+                let (status, _) = call(&w.d, token, method, &target, None);
+                assert_eq!(status, 401, "{route} with token {token:?}");
+            }
         }
         for role in ROLES {
             let scoped = matches!(role, "merchant" | "cashier" | "member");
@@ -609,23 +781,30 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
                 cells += 1;
                 n += 1;
                 let target = fill(path, &w.objects, own);
-                let (status, answer) = call(
-                    &w.d,
-                    &w.tokens[role],
-                    method,
-                    &target,
-                    body(
+                let (status, answer) = if page {
+                    call_page(&w.d, &w.tokens[role], method, &target)
+                } else {
+                    call(
+                        &w.d,
+                        &w.tokens[role],
                         method,
-                        path,
-                        n,
-                        if own {
-                            w.objects.merchant.0
-                        } else {
-                            w.objects.merchant.1
-                        },
-                    ),
-                );
-                let refused_by_guard = answer == json!({ "error": "not found" });
+                        &target,
+                        body(
+                            method,
+                            path,
+                            n,
+                            if own {
+                                w.objects.merchant.0
+                            } else {
+                                w.objects.merchant.1
+                            },
+                        ),
+                    )
+                };
+                // A page has no JSON to tell the guard's 404 from a
+                // handler's: for a page, any 404 counts as the guard's.
+                let refused_by_guard =
+                    answer == json!({ "error": "not found" }) || (page && status == 404);
                 let what = format!(
                     "{role} {method} {target} ({}): {status} {answer}",
                     if own { "own" } else { "another's" }
@@ -654,8 +833,10 @@ fn every_route_against_every_role_is_allowed_refused_or_hidden_as_declared() {
         }
     }
     eprintln!(
-        "authorization matrix: {} route entries × {} roles = {cells} cells",
+        "authorization matrix: {} route entries ({} API, {} console) × {} roles = {cells} cells",
+        MATRIX.len() + PAGES.len(),
         MATRIX.len(),
+        PAGES.len(),
         ROLES.len()
     );
 }

@@ -32,9 +32,24 @@ fn the_published_description_is_the_one_the_switch_serves() {
         .into_json()
         .unwrap();
     assert_eq!(served, kept);
-    // Every route the switch serves is described, with its roles.
+    // Every API route the switch serves is described, with its roles; the
+    // console's pages (HTML, marked `page`) are not part of the API.
     let access = d.admin("GET", "/v1/access", None).unwrap();
-    for r in access.as_array().unwrap() {
+    let (pages, api): (Vec<_>, Vec<_>) = access
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|r| r["page"] == true);
+    assert!(!pages.is_empty() && !api.is_empty());
+    for r in &pages {
+        let p = r["path"].as_str().unwrap();
+        assert!(!p.starts_with("/v1/"), "{p} is marked a page");
+        assert!(
+            kept["paths"][p].is_null(),
+            "page {p} is in the API description"
+        );
+    }
+    for r in api {
         let (m, p) = (
             r["method"].as_str().unwrap().to_ascii_lowercase(),
             r["path"].as_str().unwrap(),
