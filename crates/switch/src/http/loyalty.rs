@@ -261,9 +261,8 @@ pub(super) async fn refer(
 /// What a period review changed.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ReviewView {
-    /// The month it reviewed up to, exclusive, as a month index (year ×
-    /// 12 + month − 1).
-    month: i64,
+    /// The month it reviewed up to, exclusive (YYYY-MM, local).
+    month: String,
     /// Members reviewed, and of them those whose tier went up or down,
     /// and those who became VIP.
     members: usize,
@@ -272,12 +271,21 @@ pub(super) struct ReviewView {
     new_vip: usize,
 }
 
+/// "YYYY-MM" of a month index (year × 12 + month − 1).
+fn year_month(index: i64) -> String {
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
+}
+
 /// Runs this month's period review now, if it has not run (`null` if it
 /// has).
 pub(super) async fn review(State(h): Shared) -> ApiResult<Json<Option<ReviewView>>> {
     let r = blocking(&h, |e| e.loyalty().review_standing(UnixTime::now())).await?;
     Ok(Json(r.map(|r: Review| ReviewView {
-        month: r.month,
+        month: year_month(r.month),
         members: r.members,
         upgraded: r.upgraded,
         downgraded: r.downgraded,
@@ -288,8 +296,8 @@ pub(super) async fn review(State(h): Shared) -> ApiResult<Json<Option<ReviewView
 /// What one daily pass did.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct DailyView {
-    /// The local day it ran for, in days since 1970-01-01.
-    day: i64,
+    /// The local day it ran for (YYYY-MM-DD).
+    day: String,
     /// Members' lots it looked at, at merchants whose programme expires
     /// points or credit.
     lots_checked: usize,
@@ -308,7 +316,7 @@ pub(super) struct DailyView {
 pub(super) async fn daily(State(h): Shared) -> ApiResult<Json<Option<DailyView>>> {
     let r = blocking(&h, |e| e.loyalty().daily_pass_now(UnixTime::now())).await?;
     Ok(Json(r.map(|r: DailyRun| DailyView {
-        day: r.day,
+        day: format_date(r.day),
         lots_checked: r.lots_checked,
         points_expired: r.points_expired,
         credit_expired: r.credit_expired,
