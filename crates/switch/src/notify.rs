@@ -188,8 +188,12 @@ pub enum NoticeDetail {
         last4: String,
         valid_through: String,
     },
-    /// A one-time code to sign in to the console with.
-    LoginCode { code: String },
+    /// A one-time code to sign in to the console with. The code goes to
+    /// the member's phone only: the admin API never shows it.
+    LoginCode {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
 }
 
 impl NoticeDetail {
@@ -275,7 +279,18 @@ impl NoticeDetail {
                 last4: last4.clone(),
                 valid_through: format_date(*through),
             },
-            NoticeKind::LoginCode { code } => NoticeDetail::LoginCode { code: code.clone() },
+            NoticeKind::LoginCode { code } => NoticeDetail::LoginCode {
+                code: Some(code.clone()),
+            },
+        }
+    }
+
+    /// The details of `kind` without what only the member may see (a login
+    /// code, which would let its reader sign in as the member).
+    pub fn withheld(kind: &NoticeKind) -> NoticeDetail {
+        match NoticeDetail::of(kind) {
+            NoticeDetail::LoginCode { .. } => NoticeDetail::LoginCode { code: None },
+            other => other,
         }
     }
 }

@@ -34,7 +34,8 @@ pub(super) struct NoticeView {
     last_error: Option<String>,
 }
 
-/// The first notices waiting in the outbox (phone numbers masked).
+/// The first notices waiting in the outbox (phone numbers masked, login
+/// codes withheld).
 pub(super) async fn notices(State(h): Shared) -> ApiResult<Json<NoticesView>> {
     let (waiting, total) = blocking(&h, |e| {
         Ok((
@@ -50,7 +51,7 @@ pub(super) async fn notices(State(h): Shared) -> ApiResult<Json<NoticesView>> {
             member: n.member.0,
             to: crate::notify::mask_phone(&n.phone),
             at: n.at.0,
-            notice: NoticeDetail::of(&n.kind),
+            notice: NoticeDetail::withheld(&n.kind),
             attempts: n.attempts,
             next_at: n.next_at.0,
             last_error: n.last_error.clone(),

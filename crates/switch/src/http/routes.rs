@@ -373,6 +373,6 @@ pub fn table() -> Vec<Route> {
             .doc("Who owes whom for coalition credit"),
         Route::get("/v1/notices", ops(SUPPORT), notices::notices)
             .answers::<notices::NoticesView>()
-            .doc("Member notices waiting for delivery"),
+            .doc("Member notices waiting for delivery (login codes withheld)"),
     ]
 }
