@@ -60,6 +60,41 @@ fn the_published_description_is_the_one_the_switch_serves() {
     }
 }
 
+/// Every operation's 200 answer declares a JSON schema, so a client
+/// generated from the description knows what each route answers; and every
+/// schema a route refers to is in the document.
+#[test]
+fn every_json_route_declares_its_answer_schema() {
+    let printed = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(printed.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    let mut undeclared = Vec::new();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let schema = &op["responses"]["200"]["content"]["application/json"]["schema"];
+            if !schema.is_object() {
+                undeclared.push(format!("{method} {path}"));
+            }
+        }
+    }
+    assert!(operations >= 60, "{operations} operations");
+    assert!(
+        undeclared.is_empty(),
+        "routes whose 200 answer has no schema: {undeclared:?}"
+    );
+    let text = doc.to_string();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for piece in text.split("\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(
+            schemas.contains_key(name),
+            "{name} is referred to, not described"
+        );
+    }
+}
+
 /// The schemathesis program: `CLUBSWITCH_SCHEMATHESIS`, or on the PATH.
 fn schemathesis() -> Option<String> {
     let st = std::env::var("CLUBSWITCH_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());

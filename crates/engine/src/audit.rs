@@ -27,6 +27,7 @@ impl<'a> Audit<'a> {
 
 /// What an audit found.
 #[derive(Debug, Default, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditReport {
     pub journal_entries: usize,
     pub accounts: usize,

@@ -137,6 +137,7 @@ pub enum BankOutcome {
 
 /// What a reconciliation did.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reconciled {
     pub paid: u64,
     pub returned: u64,
@@ -150,6 +151,7 @@ pub struct Reconciled {
 
 /// One merchant's standing with the network's bank transfers.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Outstanding {
     pub merchant: String,
     /// Net of every settled batch the network owes it (positive nets).
@@ -345,6 +347,7 @@ impl Payouts<'_> {
 
 /// One settled batch on a merchant's statement.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatementLine {
     pub batch: u64,
     /// RFC 3339.
@@ -367,6 +370,7 @@ pub struct StatementLine {
 /// A merchant's statement for a period: its settled batches and where
 /// each transfer stands, with totals.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Statement {
     pub merchant: String,
     pub from: String,

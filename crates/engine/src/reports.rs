@@ -24,6 +24,7 @@ pub enum SalesBy {
 
 /// One line of a sales report.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SalesLine {
     /// Confirmed purchases.
     pub purchases: u64,
@@ -109,6 +110,7 @@ impl Period {
 /// One line of a history report: a period, a merchant or terminal, and
 /// what it took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryLine {
     pub period: String,
     /// The merchant or terminal id.

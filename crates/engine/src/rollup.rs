@@ -27,6 +27,7 @@ use crate::storage::{Table, Tx, TxResult};
 
 /// A count and its amount, in rials.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Count {
     pub count: i64,
     pub amount: i64,
@@ -46,6 +47,7 @@ impl Count {
 
 /// One terminal's day (or, summed, any period's).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Figures {
     /// Confirmed purchases by processing code: bank-card lookups (the
     /// amount before discount), club, store credit, points at the till.

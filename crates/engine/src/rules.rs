@@ -20,6 +20,7 @@ use crate::model::{FeeBase, Merchant, Tier, UnixTime};
 /// A range of card-number prefixes: cards whose first `digits` digits, read
 /// as a number, lie in `from..=to`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BinRange {
     pub digits: u8,
     pub from: u64,
@@ -36,8 +37,10 @@ impl BinRange {
     }
 }
 
-/// A discount rule of one merchant.
+/// A discount rule of one merchant. An answer carries every field (those
+/// not set as `null`), which is what its schema's `required` says.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscountRule {
     pub id: u64,
     pub name: String,
@@ -47,6 +50,7 @@ pub struct DiscountRule {
     /// Fixed amount added to the percentage.
     pub fixed: u64,
     /// Largest discount of one purchase.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub cap: Option<u64>,
     pub min_purchase: u64,
     /// Card prefixes the rule applies to; empty means all.
@@ -55,17 +59,23 @@ pub struct DiscountRule {
     pub groups: Vec<String>,
     /// Tiers the rule applies to; empty means every tier.
     pub tiers: Vec<Tier>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub valid_from: Option<UnixTime>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub valid_to: Option<UnixTime>,
     /// Days of the week, bit 0 Monday .. bit 6 Sunday; 0 means every day.
     pub days: u8,
-    /// Local hours `[from, to)`; `None` means all day.
+    /// Local hours `[from, to)`; `null` (`None`) means all day.
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<Vec<u8>>, min_items = 2, max_items = 2))]
     pub hours: Option<(u8, u8)>,
     /// Per card and local day: most discounted purchases.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub daily_count: Option<u32>,
     /// Per card and local day: most discount in rials.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub daily_amount: Option<u64>,
     /// Campaign budget: total discount the rule may give.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub budget: Option<u64>,
 }
 
@@ -96,6 +106,7 @@ impl Default for DiscountRule {
 /// A rule as stored: the rule and, for a rule with a budget, its campaign's
 /// use so far (rules without a budget keep no counts).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleRecord {
     pub rule: DiscountRule,
     /// Discount given by confirmed purchases.

@@ -265,6 +265,7 @@ pub fn csv_field(s: &str) -> String {
 /// strings, the due date as an ISO 8601 date, times as RFC 3339 (the
 /// stored record keeps raw bytes and a day number).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchView {
     pub id: u64,
     pub merchant: String,

@@ -17,14 +17,15 @@ use crate::error::SwitchError;
 use crate::layout::{archive_dir, backup_dump, backup_manifest, ledger_dir};
 
 /// What `backup.json` says.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Manifest {
     /// When the backup was taken (RFC 3339, UTC).
     pub created: String,
     /// The release that took it.
     pub switch_version: String,
     pub records: u64,
-    /// The highest journal entry id in the copy.
+    /// The highest journal entry id in the copy (`null`: none).
+    #[schema(required = true)]
     pub journal_through: Option<u64>,
     /// Every id issued before the backup's instant is below this one.
     pub next_id: u64,

@@ -11,8 +11,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clubswitch_engine::notice::backoff;
-use clubswitch_engine::{Engine, Notice, NoticeKind, UnixTime};
-use serde_json::{json, Value};
+use clubswitch_engine::{Engine, Notice, NoticeKind, Tier, UnixTime};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::config::{format_date, ConfigError, NoticeChannel, Notices};
 use crate::error::SwitchError;
@@ -70,7 +71,7 @@ impl Channel for Webhook {
             "to": n.phone,
             "at": n.at.0,
             "text": text,
-            "notice": kind_json(&n.kind),
+            "notice": NoticeDetail::of(&n.kind),
         });
         let mut req = self.agent.post(&self.url);
         if let Some(t) = &self.token {
@@ -127,68 +128,170 @@ pub fn mask_phone(phone: &str) -> String {
 
 /// A notice's kind and details as JSON, with ids as strings: `{"kind":
 /// "receipt", "rrn": "000000000061", ...}`.
-pub fn kind_json(kind: &NoticeKind) -> Value {
-    match kind {
-        NoticeKind::Receipt {
-            rrn,
-            merchant,
-            amount,
-            points,
-        } => {
-            json!({ "kind": "receipt", "rrn": rrn.as_str(), "merchant": merchant.as_str(), "amount": amount, "points": points })
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NoticeDetail {
+    /// A confirmed purchase.
+    Receipt {
+        rrn: String,
+        merchant: String,
+        amount: u64,
+        points: u64,
+    },
+    /// The club balance fell below the configured threshold.
+    LowBalance { available: i64 },
+    /// The member's tier changed.
+    TierChange { from: Tier, to: Tier },
+    /// The member became VIP, through the month before `until_month` (a
+    /// month index: year × 12 + month − 1).
+    Vip { until_month: i64 },
+    /// Points turned into store credit.
+    PointsConverted {
+        merchant: String,
+        points: u64,
+        credit: u64,
+    },
+    /// A referral bonus was paid.
+    ReferralBonus { merchant: String, points: u64 },
+    /// The member won a lucky draw.
+    DrawWon {
+        draw: u64,
+        merchant: String,
+        points: u64,
+    },
+    /// Store credit or points came back after a refund or reversal.
+    Returned {
+        rrn: String,
+        merchant: String,
+        points: u64,
+        credit: u64,
+    },
+    /// Points or store credit at a merchant will expire: this much is
+    /// valid through the end of local day `valid_through` (YYYY-MM-DD).
+    ExpiryWarning {
+        merchant: String,
+        points: u64,
+        credit: u64,
+        valid_through: String,
+    },
+    /// Points or store credit at a merchant expired.
+    Expired {
+        merchant: String,
+        points: u64,
+        credit: u64,
+    },
+    /// Greetings on the member's birthday.
+    Birthday,
+    /// The member's card (by its last four digits) is valid through the
+    /// end of local day `valid_through` (YYYY-MM-DD).
+    CardExpiring {
+        last4: String,
+        valid_through: String,
+    },
+    /// A one-time code to sign in to the console with. The code goes to
+    /// the member's phone only: the admin API never shows it.
+    LoginCode {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+}
+
+impl NoticeDetail {
+    /// The details of `kind`, all of them: what the member is sent.
+    pub fn of(kind: &NoticeKind) -> NoticeDetail {
+        match kind {
+            NoticeKind::Receipt {
+                rrn,
+                merchant,
+                amount,
+                points,
+            } => NoticeDetail::Receipt {
+                rrn: rrn.as_str().to_owned(),
+                merchant: merchant.as_str().to_owned(),
+                amount: *amount,
+                points: *points,
+            },
+            NoticeKind::LowBalance { available } => NoticeDetail::LowBalance {
+                available: *available,
+            },
+            NoticeKind::TierChange { from, to } => NoticeDetail::TierChange {
+                from: *from,
+                to: *to,
+            },
+            NoticeKind::Vip { until } => NoticeDetail::Vip {
+                until_month: *until,
+            },
+            NoticeKind::PointsConverted {
+                merchant,
+                points,
+                credit,
+            } => NoticeDetail::PointsConverted {
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+                credit: *credit,
+            },
+            NoticeKind::ReferralBonus { merchant, points } => NoticeDetail::ReferralBonus {
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+            },
+            NoticeKind::DrawWon {
+                draw,
+                merchant,
+                points,
+            } => NoticeDetail::DrawWon {
+                draw: *draw,
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+            },
+            NoticeKind::Returned {
+                rrn,
+                merchant,
+                points,
+                credit,
+            } => NoticeDetail::Returned {
+                rrn: rrn.as_str().to_owned(),
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+                credit: *credit,
+            },
+            NoticeKind::ExpiryWarning {
+                merchant,
+                points,
+                credit,
+                by,
+            } => NoticeDetail::ExpiryWarning {
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+                credit: *credit,
+                valid_through: format_date(*by),
+            },
+            NoticeKind::Expired {
+                merchant,
+                points,
+                credit,
+            } => NoticeDetail::Expired {
+                merchant: merchant.as_str().to_owned(),
+                points: *points,
+                credit: *credit,
+            },
+            NoticeKind::Birthday => NoticeDetail::Birthday,
+            NoticeKind::CardExpiring { last4, through } => NoticeDetail::CardExpiring {
+                last4: last4.clone(),
+                valid_through: format_date(*through),
+            },
+            NoticeKind::LoginCode { code } => NoticeDetail::LoginCode {
+                code: Some(code.clone()),
+            },
         }
-        NoticeKind::LowBalance { available } => {
-            json!({ "kind": "low_balance", "available": available })
+    }
+
+    /// The details of `kind` without what only the member may see (a login
+    /// code, which would let its reader sign in as the member).
+    pub fn withheld(kind: &NoticeKind) -> NoticeDetail {
+        match NoticeDetail::of(kind) {
+            NoticeDetail::LoginCode { .. } => NoticeDetail::LoginCode { code: None },
+            other => other,
         }
-        NoticeKind::TierChange { from, to } => {
-            json!({ "kind": "tier_change", "from": from, "to": to })
-        }
-        NoticeKind::Vip { until } => json!({ "kind": "vip", "until_month": until }),
-        NoticeKind::PointsConverted {
-            merchant,
-            points,
-            credit,
-        } => {
-            json!({ "kind": "points_converted", "merchant": merchant.as_str(), "points": points, "credit": credit })
-        }
-        NoticeKind::ReferralBonus { merchant, points } => {
-            json!({ "kind": "referral_bonus", "merchant": merchant.as_str(), "points": points })
-        }
-        NoticeKind::DrawWon {
-            draw,
-            merchant,
-            points,
-        } => {
-            json!({ "kind": "draw_won", "draw": draw, "merchant": merchant.as_str(), "points": points })
-        }
-        NoticeKind::Returned {
-            rrn,
-            merchant,
-            points,
-            credit,
-        } => {
-            json!({ "kind": "returned", "rrn": rrn.as_str(), "merchant": merchant.as_str(), "points": points, "credit": credit })
-        }
-        NoticeKind::ExpiryWarning {
-            merchant,
-            points,
-            credit,
-            by,
-        } => {
-            json!({ "kind": "expiry_warning", "merchant": merchant.as_str(), "points": points, "credit": credit, "valid_through": format_date(*by) })
-        }
-        NoticeKind::Expired {
-            merchant,
-            points,
-            credit,
-        } => {
-            json!({ "kind": "expired", "merchant": merchant.as_str(), "points": points, "credit": credit })
-        }
-        NoticeKind::Birthday => json!({ "kind": "birthday" }),
-        NoticeKind::CardExpiring { last4, through } => {
-            json!({ "kind": "card_expiring", "last4": last4, "valid_through": format_date(*through) })
-        }
-        NoticeKind::LoginCode { code } => json!({ "kind": "login_code", "code": code }),
     }
 }
 

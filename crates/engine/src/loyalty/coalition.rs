@@ -30,6 +30,7 @@ pub struct Coalition {
 
 /// One line of the clearing report: `debtor` owes `creditor`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Owed {
     pub debtor: String,
     pub creditor: String,

@@ -93,47 +93,70 @@ impl<'a> Loyalty<'a> {
 pub const ONE: u32 = 10_000;
 
 /// A merchant's loyalty programme (stored by merchant id). In JSON every
-/// field may be left out for its default.
+/// field may be left out for its default; an answer carries every field,
+/// which is what its schema's `required` says.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Program {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub active: bool,
     /// Points earned per `per_amount` rials of a confirmed purchase.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub points: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub per_amount: u64,
     /// Multiplier per tier, bronze first, in basis points.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, min_items = 4, max_items = 4)
+    )]
     pub tier_bps: [u32; 4],
     /// Extra multiplier while a member is VIP, in basis points.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub vip_bps: u32,
     /// Campaign windows with their own multiplier; the largest applies.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub campaigns: Vec<Campaign>,
     /// Whether purchases paid with store credit earn too (they do not by
     /// default: credit the merchant granted should not breed more).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub earn_on_store: bool,
     /// Store credit, in rials, one point turns into; 0: no conversion.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub credit_per_point: u64,
     /// Convert automatically, in whole multiples of this many points, once
     /// the balance reaches it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub auto_convert_at: Option<u64>,
     /// Cashback as store credit, basis points of the amount charged.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub cashback_bps: u32,
     /// Points a referral earns the referrer and the newcomer each, paid at
     /// the newcomer's first confirmed purchase at this merchant.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub referral_points: u64,
     /// Local days points and store credit stay valid after the day they
-    /// were granted (expiring oldest first); `None`: they do not expire.
+    /// were granted (expiring oldest first); `null` (`None`): they do not
+    /// expire.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub points_valid_days: Option<u32>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub credit_valid_days: Option<u32>,
     /// Warn a member this many days before points or credit expire.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub expiry_warn_days: u32,
     /// Whether members may pay with their points at the till (009300,
-    /// profile 1.1), and at what rate; `None`: they may not (answered 57).
+    /// profile 1.1), and at what rate; `null` (`None`): they may not
+    /// (answered 57).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub till: Option<Till>,
 }
 
 /// Paying with points at the till.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Till {
     /// Rials one point pays for: a purchase of DE 4 rials needs DE 4 /
     /// this, rounded up, points.
@@ -141,6 +164,7 @@ pub struct Till {
     /// The fewest points one purchase may pay with (a smaller purchase is
     /// answered 13); 0 or 1: no minimum.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub min_points: u64,
 }
 
@@ -176,6 +200,7 @@ impl Default for Program {
 
 /// A window in which points earn a multiplier.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Campaign {
     pub name: String,
     pub from: UnixTime,

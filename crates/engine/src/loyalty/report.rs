@@ -28,6 +28,7 @@ use crate::storage::Table;
 
 /// One merchant's loyalty figures.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MerchantLoyalty {
     pub merchant: String,
     /// In the period: points earned (purchases, referrals, draws),
@@ -54,6 +55,7 @@ pub struct MerchantLoyalty {
 
 /// A discount rule's effect in the period.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignFigures {
     pub merchant: String,
     pub rule: u64,
@@ -64,6 +66,7 @@ pub struct CampaignFigures {
 }
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoyaltyReport {
     pub from: i64,
     pub to: i64,
@@ -78,6 +81,7 @@ pub struct LoyaltyReport {
 
 /// One member's RFM figures and scores.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
     pub member: u64,
     pub name: String,

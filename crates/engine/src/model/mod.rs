@@ -31,6 +31,7 @@ pub use txn::{Outcome, PointsPaid, RequestKey, RequestRecord, Txn, TxnState};
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnixTime(pub i64);
 
 impl UnixTime {

@@ -20,7 +20,7 @@
 //! role, source address, request id, route, target, status and a summary of
 //! what was asked and answered, with card numbers and secrets removed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,7 +91,7 @@ impl Roles {
 
 /// How a route finds the object a merchant, cashier or member acts on.
 /// Operator roles are not scoped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// No object: only operator roles may be allowed.
@@ -148,30 +148,75 @@ impl Rule {
     }
 
     /// The rule as `GET /v1/access` shows it.
-    fn view(&self) -> Value {
-        match self {
-            Rule::Public => serde_json::json!({ "roles": ["public"], "scope": "own" }),
-            Rule::Gateway => serde_json::json!({ "roles": ["gateway"], "scope": "own" }),
-            Rule::Fixed(r, s) => serde_json::json!({ "roles": r.names(), "scope": s }),
+    fn view(&self) -> RuleView {
+        let (roles, actions, scope) = match self {
+            Rule::Public => (vec!["public"], None, Scope::Own),
+            Rule::Gateway => (vec!["gateway"], None, Scope::Own),
+            Rule::Fixed(r, s) => (r.names(), None, *s),
             Rule::ByAction(list, s) => {
-                let actions: serde_json::Map<String, Value> = list
-                    .iter()
-                    .map(|(a, r)| ((*a).to_owned(), serde_json::json!(r.names())))
-                    .collect();
-                serde_json::json!({ "roles": ["admin"], "actions": actions, "scope": s })
+                let actions = list.iter().map(|(a, r)| (*a, r.names())).collect();
+                (vec!["admin"], Some(actions), *s)
             }
+        };
+        RuleView {
+            roles,
+            actions,
+            scope,
         }
     }
 }
 
-/// A body's schema: its name and its JSON Schema (derived with utoipa).
-pub type Schema = fn() -> (String, Value);
+/// Who may call a route, as `GET /v1/access` and the OpenAPI description
+/// (`x-roles`, `x-actions`) show it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RuleView {
+    /// The roles that may call it: admin, support, finance, merchant,
+    /// cashier, member; or `public` (no credential: the sign-in routes),
+    /// or `gateway` (a payment gateway's signature).
+    roles: Vec<&'static str>,
+    /// Where the roles differ per value of the path's `{action}`: the roles
+    /// of each action (an action not listed is admin's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions: Option<BTreeMap<&'static str, Vec<&'static str>>>,
+    scope: Scope,
+}
 
-fn schema_of<T: utoipa::ToSchema>() -> (String, Value) {
-    (
-        T::name().into_owned(),
-        serde_json::to_value(T::schema()).unwrap_or_default(),
-    )
+/// One route of `GET /v1/access`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccessView {
+    #[serde(flatten)]
+    rule: RuleView,
+    /// GET, POST or PUT.
+    method: String,
+    /// The route's path, with its `{parameters}`.
+    path: &'static str,
+    /// A console page (HTML), not part of the API.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    page: bool,
+}
+
+/// A body's or answer's schema (derived with utoipa): its name and JSON
+/// Schema first, then every schema it refers to by name, at any depth.
+pub type Schema = fn() -> Vec<(String, Value)>;
+
+fn schema_of<T: utoipa::ToSchema>() -> Vec<(String, Value)> {
+    let mut refs = Vec::new();
+    T::schemas(&mut refs);
+    std::iter::once((T::name().into_owned(), T::schema()))
+        .chain(refs)
+        .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or_default()))
+        .collect()
+}
+
+/// How a route's answer holds its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One `T`.
+    One,
+    /// A list of `T`.
+    List,
+    /// One `T`, or `null` when there is nothing to tell.
+    OrNull,
 }
 
 /// One route of the admin API: method, path, who may call it, handler,
@@ -182,9 +227,8 @@ pub struct Route {
     pub rule: Rule,
     pub(super) handler: MethodRouter<Arc<Http>>,
     pub body: Option<Schema>,
-    pub answer: Option<Schema>,
-    /// The answer is a list of `answer`.
-    pub answer_list: bool,
+    /// The 200 answer's JSON schema, and how the answer holds it.
+    pub answer: Option<(Schema, Shape)>,
     /// What the route does, for the OpenAPI description.
     pub summary: &'static str,
     /// It moves money and takes an `Idempotency-Key`.
@@ -237,7 +281,6 @@ impl Route {
             handler,
             body: None,
             answer: None,
-            answer_list: false,
             summary: "",
             keyed: false,
             page: false,
@@ -266,14 +309,19 @@ impl Route {
 
     /// The answer is a `T`.
     pub fn answers<T: utoipa::ToSchema>(mut self) -> Route {
-        self.answer = Some(schema_of::<T>);
+        self.answer = Some((schema_of::<T>, Shape::One));
         self
     }
 
     /// The answer is a list of `T`.
     pub fn answers_list<T: utoipa::ToSchema>(mut self) -> Route {
-        self.answer = Some(schema_of::<T>);
-        self.answer_list = true;
+        self.answer = Some((schema_of::<T>, Shape::List));
+        self
+    }
+
+    /// The answer is a `T`, or `null`.
+    pub fn answers_or_null<T: utoipa::ToSchema>(mut self) -> Route {
+        self.answer = Some((schema_of::<T>, Shape::OrNull));
         self
     }
 
@@ -284,7 +332,7 @@ impl Route {
 
     /// The roles allowed, and per action where they differ.
     pub fn rule_view(&self) -> Value {
-        self.rule.view()
+        serde_json::to_value(self.rule.view()).unwrap_or_default()
     }
 }
 
@@ -317,23 +365,18 @@ impl Rules {
         )
     }
 
-    /// The table as `GET /v1/access` serves it.
-    pub fn view(&self) -> Value {
+    /// The table as `GET /v1/access` serves it, by path and method.
+    pub fn view(&self) -> Vec<AccessView> {
         let mut rows: Vec<_> = self.0.iter().collect();
         rows.sort_by(|a, b| (a.0 .1, a.0 .0.as_str()).cmp(&(b.0 .1, b.0 .0.as_str())));
-        Value::Array(
-            rows.into_iter()
-                .map(|((m, p), rule)| {
-                    let mut v = rule.view();
-                    v["method"] = Value::from(m.as_str());
-                    v["path"] = Value::from(*p);
-                    if self.2.contains(&(m.clone(), *p)) {
-                        v["page"] = Value::from(true);
-                    }
-                    v
-                })
-                .collect(),
-        )
+        rows.into_iter()
+            .map(|((m, p), rule)| AccessView {
+                rule: rule.view(),
+                method: m.as_str().to_owned(),
+                path: p,
+                page: self.2.contains(&(m.clone(), *p)),
+            })
+            .collect()
     }
 }
 

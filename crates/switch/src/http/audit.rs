@@ -3,12 +3,13 @@
 
 use axum::extract::State;
 use axum::Json;
+use clubswitch_engine::AuditReport;
 
 use super::{blocking, ApiResult, Shared};
 use crate::layout::archive_dir;
 
-pub(super) async fn audit(State(h): Shared) -> ApiResult {
+pub(super) async fn audit(State(h): Shared) -> ApiResult<Json<AuditReport>> {
     let dir = archive_dir(&h.switch.cfg.data_dir);
     let report = blocking(&h, move |e| e.audit().everything(&dir)).await?;
-    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+    Ok(Json(report))
 }

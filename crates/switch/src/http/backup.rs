@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::Json;
 use clubswitch_engine::UnixTime;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{bad, ApiResult, Shared};
+use crate::backup::Manifest;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct BackupIn {
@@ -17,9 +17,21 @@ pub(super) struct BackupIn {
     dir: String,
 }
 
+/// A backup taken: its manifest, and where it is.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct BackupView {
+    #[serde(flatten)]
+    manifest: Manifest,
+    /// The directory it is in, as asked.
+    dir: String,
+}
+
 /// An online backup into a new directory; answers with its manifest once
 /// it is on disk.
-pub(super) async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResult {
+pub(super) async fn backup(
+    State(h): Shared,
+    Json(b): Json<BackupIn>,
+) -> ApiResult<Json<BackupView>> {
     let dir = PathBuf::from(&b.dir);
     if !dir.is_absolute() {
         return Err(bad("dir must be an absolute path on the switch's machine"));
@@ -30,7 +42,8 @@ pub(super) async fn backup(State(h): Shared, Json(b): Json<BackupIn>) -> ApiResu
     let report = crate::background::run("backup", move || engine.backup(&paths)).await??;
     let manifest = crate::backup::write_manifest(&dir, &report, started)?;
     tracing::info!(dir = %dir.display(), records = report.records, took_ms = report.took_ms, "backup taken");
-    let mut out = serde_json::to_value(manifest).unwrap_or_default();
-    out["dir"] = json!(b.dir);
-    Ok(Json(out))
+    Ok(Json(BackupView {
+        manifest,
+        dir: b.dir,
+    }))
 }

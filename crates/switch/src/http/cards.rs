@@ -8,7 +8,7 @@ use axum::Json;
 use clubswitch_engine::{AccountKey, Card, CardKind, MemberId, NewCard, Status, UnixTime};
 use clubswitch_wire::CardNumber;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{
     amount, bad, blocking, card_hash, expiry, merchant_id, not_found, pan, txn_json, ApiResult,
@@ -21,12 +21,17 @@ pub(super) struct CardView {
     last4: String,
     #[schema(value_type = String, example = "club")]
     kind: CardKind,
+    #[schema(required = true)]
     member: Option<u64>,
     #[schema(value_type = String, example = "active")]
     status: Status,
+    #[schema(required = true)]
     expiry: Option<String>,
+    #[schema(required = true)]
     balance: Option<i64>,
+    #[schema(required = true)]
     available: Option<i64>,
+    #[schema(required = true)]
     replaced_by: Option<String>,
 }
 
@@ -109,9 +114,36 @@ fn sixteen() -> usize {
     16
 }
 
+/// A batch of club cards issued: what the card printer needs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct BatchIssued {
+    /// One record per card, in sequence order.
+    personalization: Vec<Personalization>,
+}
+
+/// One card of a batch, for the printer: the only place the switch ever
+/// shows a card number in clear.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Personalization {
+    /// The card number, in clear.
+    pan: String,
+    /// YYMM, as asked (`null`: none).
+    #[schema(required = true)]
+    expiry: Option<String>,
+    /// The name to print, as asked (empty: none).
+    name: String,
+    /// The member the card was issued to.
+    member: u64,
+    /// The card's hash, as every other route names it.
+    hash: String,
+}
+
 /// Issues a batch of club cards and returns the personalization records for
 /// the card printer: the only place the switch ever shows card numbers.
-pub(super) async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> ApiResult {
+pub(super) async fn issue_batch(
+    State(h): Shared,
+    Json(b): Json<BatchIn>,
+) -> ApiResult<Json<BatchIssued>> {
     if !(6..=10).contains(&b.bin.len()) || !b.bin.bytes().all(|d| d.is_ascii_digit()) {
         return Err(bad("bin must be 6 to 10 digits"));
     }
@@ -139,18 +171,19 @@ pub(super) async fn issue_batch(State(h): Shared, Json(b): Json<BatchIn>) -> Api
     let issued = blocking(&h, move |e| e.admin().issue_batch(&cards))
         .await?
         .await?;
-    let out: Vec<Value> = planned
+    let personalization = planned
         .iter()
         .zip(&issued)
-        .map(|((name, pan, _), (member, card))| {
-            json!({
-                "pan": String::from_utf8_lossy(pan.expose()), "expiry": b.expiry, "name": name,
-                "member": member.id.0, "hash": card.hash.to_hex(),
-            })
+        .map(|((name, pan, _), (member, card))| Personalization {
+            pan: String::from_utf8_lossy(pan.expose()).into_owned(),
+            expiry: b.expiry.clone(),
+            name: name.clone(),
+            member: member.id.0,
+            hash: card.hash.to_hex(),
         })
         .collect();
     tracing::info!(count = b.count, "issued a card batch");
-    Ok(Json(json!({ "personalization": out })))
+    Ok(Json(BatchIssued { personalization }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -263,11 +296,19 @@ pub(super) struct CreditIn {
     amount: u64,
 }
 
+/// A member's store credit at a merchant after a grant, in rials.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CreditView {
+    balance: i64,
+    /// The balance less what pending purchases hold.
+    available: i64,
+}
+
 pub(super) async fn grant_store_credit(
     State(h): Shared,
     k: Key,
     Json(c): Json<CreditIn>,
-) -> ApiResult {
+) -> ApiResult<Json<CreditView>> {
     let (member, merchant, amount) = (
         MemberId(c.member),
         merchant_id(&c.merchant)?,
@@ -279,9 +320,10 @@ pub(super) async fn grant_store_credit(
     })
     .await?
     .await?;
-    Ok(Json(
-        json!({ "balance": acc.balance, "available": acc.available() }),
-    ))
+    Ok(Json(CreditView {
+        balance: acc.balance,
+        available: acc.available(),
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

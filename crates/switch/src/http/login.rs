@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use clubswitch_engine::{Session, SignIn, UnixTime};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::access::{Actor, SESSION_COOKIE};
 use super::{bad, blocking, ApiError, ApiResult, Http, Shared};
@@ -48,7 +47,9 @@ pub(super) struct SessionView {
     csrf: String,
     /// Unix seconds.
     expires: i64,
+    #[schema(required = true)]
     merchant: Option<String>,
+    #[schema(required = true)]
     member: Option<u64>,
 }
 
@@ -92,6 +93,13 @@ pub(super) async fn sign_in(
     signed_in(&h, outcome)
 }
 
+/// The answer to signing out.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SignedOut {
+    /// Always `true`: the session is over and its cookie cleared.
+    signed_out: bool,
+}
+
 /// Ends the caller's session and clears its cookie.
 pub(super) async fn sign_out(
     State(h): Shared,
@@ -105,7 +113,7 @@ pub(super) async fn sign_out(
     blocking(&h, move |e| e.access().sign_out(&id))
         .await?
         .await?;
-    let mut r = Json(json!({ "signed_out": true })).into_response();
+    let mut r = Json(SignedOut { signed_out: true }).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("cs_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
@@ -118,15 +126,26 @@ pub(super) struct PhoneIn {
     pub(super) phone: String,
 }
 
+/// The answer to asking for a code: the same whether or not a member has
+/// the phone, so it tells nothing of who is a member.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct CodeSent {
+    /// What happens next, in words.
+    sent: &'static str,
+}
+
 /// Sends a one-time code to the member with this phone. The answer is the
 /// same whether or not a member has it.
-pub(super) async fn send_code(State(h): Shared, Json(p): Json<PhoneIn>) -> ApiResult {
+pub(super) async fn send_code(
+    State(h): Shared,
+    Json(p): Json<PhoneIn>,
+) -> ApiResult<Json<CodeSent>> {
     blocking(&h, move |e| e.access().send_code(&p.phone, UnixTime::now()))
         .await?
         .await?;
-    Ok(Json(json!({
-        "sent": "if a member has this phone, a code is on its way; it works once, for five minutes"
-    })))
+    Ok(Json(CodeSent {
+        sent: "if a member has this phone, a code is on its way; it works once, for five minutes",
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -155,15 +174,26 @@ pub(super) struct NewPasswordIn {
     password: String,
 }
 
+/// The answer to setting a password (which it never shows).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct PasswordSet {
+    name: String,
+    /// Always `set`.
+    password: &'static str,
+}
+
 /// Sets a user's console password.
 pub(super) async fn set_password(
     State(h): Shared,
     Path(name): Path<String>,
     Json(p): Json<NewPasswordIn>,
-) -> ApiResult {
+) -> ApiResult<Json<PasswordSet>> {
     let user = name.clone();
     blocking(&h, move |e| e.access().set_password(&user, &p.password))
         .await?
         .await?;
-    Ok(Json(json!({ "name": name, "password": "set" })))
+    Ok(Json(PasswordSet {
+        name,
+        password: "set",
+    }))
 }

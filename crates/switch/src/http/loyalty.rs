@@ -1,6 +1,7 @@
 //! Admin API for loyalty: merchants' programmes, members' points and
 //! standing, conversion on request, referrals, the period review and the
-//! notice outbox.
+//! daily pass, and the loyalty report and RFM segments. Lucky draws,
+//! coalitions and the notice outbox have modules of their own.
 
 use std::collections::HashMap;
 
@@ -9,11 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clubswitch_engine::loyalty::month_of_day;
-use clubswitch_engine::loyalty::{Coalition, Draw, DrawSpec, Segment};
-use clubswitch_engine::{Engine, Unit};
+use clubswitch_engine::loyalty::{LoyaltyReport, Segment};
+use clubswitch_engine::{DailyRun, Engine, Review, Tier, Unit};
 use clubswitch_engine::{MemberId, Program, ReferralCode, UnixTime};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::{
     bad, blocking, blocking_api, local_days, merchant_id, not_found, ApiError, ApiResult, Key,
@@ -21,33 +21,90 @@ use super::{
 };
 use crate::config::format_date;
 
-pub(super) async fn get_program(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn get_program(
+    State(h): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Program>> {
     let merchant = merchant_id(&id)?;
     let p = blocking(&h, move |e| e.loyalty().program(&merchant))
         .await?
         .ok_or_else(|| not_found("programme"))?;
-    Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
+    Ok(Json(p))
 }
 
 pub(super) async fn put_program(
     State(h): Shared,
     Path(id): Path<String>,
     Json(p): Json<Program>,
-) -> ApiResult {
+) -> ApiResult<Json<Program>> {
     let (merchant, program) = (merchant_id(&id)?, p.clone());
     blocking(&h, move |e| e.loyalty().put_program(&merchant, &program))
         .await?
         .await?;
-    Ok(Json(serde_json::to_value(&p).unwrap_or_default()))
+    Ok(Json(p))
+}
+
+/// A member's loyalty standing and balances.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct MemberLoyaltyView {
+    member: u64,
+    tier: Tier,
+    /// The tier's name as configured.
+    tier_name: String,
+    /// The figure the tier is decided on (spend or points, per the
+    /// configuration), over the last `window_months` months.
+    rolling: u64,
+    window_months: u32,
+    vip: bool,
+    /// What a newcomer this member refers gives to be credited.
+    referral_code: String,
+    /// The member who referred this one (`null`: none).
+    #[schema(required = true)]
+    referred_by: Option<u64>,
+    /// Confirmed purchases, ever.
+    purchases: u64,
+    /// Unix seconds of the last one (`null`: none yet).
+    #[schema(required = true)]
+    last_purchase: Option<i64>,
+    /// Points and store credit by merchant.
+    balances: Vec<BalanceView>,
+}
+
+/// A member's points and store credit at one merchant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct BalanceView {
+    merchant: String,
+    /// Available points.
+    points: i64,
+    /// Available store credit, in rials.
+    store_credit: i64,
+    /// What of them expires when, soonest first.
+    expiring: Vec<ExpiringView>,
+}
+
+/// Points or store credit that stop being valid after a day: one of
+/// `points` and `store_credit`, never both.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ExpiringView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    points: Option<u64>,
+    /// Rials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_credit: Option<u64>,
+    /// The last local day it is valid on (YYYY-MM-DD).
+    valid_through: String,
 }
 
 /// Tier, VIP, referral code, the rolling figure, and points and store
 /// credit by merchant with what of them expires when.
-pub(super) async fn member_loyalty(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
+pub(super) async fn member_loyalty(
+    State(h): Shared,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<MemberLoyaltyView>> {
     blocking_api(&h, move |e| member_loyalty_of(e, id)).await
 }
 
-fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult {
+fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult<Json<MemberLoyaltyView>> {
     let member = e
         .admin()
         .member(MemberId(id))?
@@ -55,44 +112,48 @@ fn member_loyalty_of(e: &Engine, id: u64) -> ApiResult {
     let cfg = &e.config().loyalty;
     let standing = e.loyalty().standing(member.id)?.unwrap_or_default();
     let month = month_of_day(UnixTime::now().local_day(e.config().utc_offset_secs));
-    let balances: Vec<Value> = e
+    let balances = e
         .loyalty()
         .member_balances(member.id)?
         .into_iter()
         .map(|(m, points, credit)| {
-            let expiring: Vec<Value> = e
+            let expiring = e
                 .loyalty()
                 .expiring(member.id, &m)?
                 .into_iter()
                 .map(|x| {
-                    let unit = match x.unit {
-                        Unit::Points => "points",
-                        Unit::Credit => "store_credit",
+                    let (points, store_credit) = match x.unit {
+                        Unit::Points => (Some(x.amount), None),
+                        Unit::Credit => (None, Some(x.amount)),
                     };
-                    json!({ (unit): x.amount, "valid_through": format_date(x.valid_through) })
+                    ExpiringView {
+                        points,
+                        store_credit,
+                        valid_through: format_date(x.valid_through),
+                    }
                 })
                 .collect();
-            Ok(json!({
-                "merchant": m.as_str(),
-                "points": points.available(),
-                "store_credit": credit.available(),
-                "expiring": expiring,
-            }))
+            Ok(BalanceView {
+                merchant: m.as_str().to_owned(),
+                points: points.available(),
+                store_credit: credit.available(),
+                expiring,
+            })
         })
         .collect::<Result<_, ApiError>>()?;
-    Ok(Json(json!({
-        "member": member.id.0,
-        "tier": member.tier,
-        "tier_name": cfg.tier_names[member.tier as usize],
-        "rolling": standing.rolling(cfg, month),
-        "window_months": cfg.window_months,
-        "vip": standing.vip(month),
-        "referral_code": ReferralCode(member.id).to_string(),
-        "referred_by": standing.referred_by.map(|m| m.0),
-        "purchases": standing.purchases,
-        "last_purchase": standing.last_purchase.map(|t| t.0),
-        "balances": balances,
-    })))
+    Ok(Json(MemberLoyaltyView {
+        member: member.id.0,
+        tier: member.tier,
+        tier_name: cfg.tier_names[member.tier as usize].clone(),
+        rolling: standing.rolling(cfg, month),
+        window_months: cfg.window_months,
+        vip: standing.vip(month),
+        referral_code: ReferralCode(member.id).to_string(),
+        referred_by: standing.referred_by.map(|m| m.0),
+        purchases: standing.purchases,
+        last_purchase: standing.last_purchase.map(|t| t.0),
+        balances,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -103,12 +164,21 @@ pub(super) struct ConvertIn {
     points: Option<u64>,
 }
 
+/// What a conversion did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Converted {
+    /// Points converted.
+    points: u64,
+    /// Store credit they became, in rials.
+    credit: u64,
+}
+
 pub(super) async fn convert(
     State(h): Shared,
     k: Key,
     Path(id): Path<u64>,
     Json(c): Json<ConvertIn>,
-) -> ApiResult {
+) -> ApiResult<Json<Converted>> {
     let merchant = merchant_id(&c.merchant)?;
     let (points, credit) = blocking(&h, move |e| {
         k.loyalty(e)
@@ -116,7 +186,7 @@ pub(super) async fn convert(
     })
     .await?
     .await?;
-    Ok(Json(json!({ "points": points, "credit": credit })))
+    Ok(Json(Converted { points, credit }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -164,56 +234,96 @@ pub(super) struct ReferIn {
     code: String,
 }
 
+/// A referral recorded.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Referred {
+    /// The newcomer.
+    member: u64,
+    /// The member whose code it gave.
+    referred_by: u64,
+}
+
 pub(super) async fn refer(
     State(h): Shared,
     Path(id): Path<u64>,
     Json(r): Json<ReferIn>,
-) -> ApiResult {
+) -> ApiResult<Json<Referred>> {
     let code: ReferralCode = r.code.parse().map_err(|_| bad("not a referral code"))?;
     blocking(&h, move |e| e.loyalty().refer(MemberId(id), code))
         .await?
         .await?;
-    Ok(Json(json!({ "member": id, "referred_by": code.0 .0 })))
+    Ok(Json(Referred {
+        member: id,
+        referred_by: code.0 .0,
+    }))
 }
 
-/// Runs this month's period review now, if it has not run.
-pub(super) async fn review(State(h): Shared) -> ApiResult {
+/// What a period review changed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReviewView {
+    /// The month it reviewed up to, exclusive (YYYY-MM, local).
+    month: String,
+    /// Members reviewed, and of them those whose tier went up or down,
+    /// and those who became VIP.
+    members: usize,
+    upgraded: usize,
+    downgraded: usize,
+    new_vip: usize,
+}
+
+/// "YYYY-MM" of a month index (year × 12 + month − 1).
+fn year_month(index: i64) -> String {
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
+}
+
+/// Runs this month's period review now, if it has not run (`null` if it
+/// has).
+pub(super) async fn review(State(h): Shared) -> ApiResult<Json<Option<ReviewView>>> {
     let r = blocking(&h, |e| e.loyalty().review_standing(UnixTime::now())).await?;
-    Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
+    Ok(Json(r.map(|r: Review| ReviewView {
+        month: year_month(r.month),
+        members: r.members,
+        upgraded: r.upgraded,
+        downgraded: r.downgraded,
+        new_vip: r.new_vip,
+    })))
+}
+
+/// What one daily pass did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DailyView {
+    /// The local day it ran for (YYYY-MM-DD).
+    day: String,
+    /// Members' lots it looked at, at merchants whose programme expires
+    /// points or credit.
+    lots_checked: usize,
+    points_expired: u64,
+    /// Rials.
+    credit_expired: u64,
+    /// Notices sent: expiry warnings, birthday greetings, cards about to
+    /// expire.
+    expiry_warnings: usize,
+    birthdays: usize,
+    cards_expiring: usize,
 }
 
 /// Today's daily pass now, before its hour if need be (`null` if it is
 /// done for today).
-pub(super) async fn daily(State(h): Shared) -> ApiResult {
+pub(super) async fn daily(State(h): Shared) -> ApiResult<Json<Option<DailyView>>> {
     let r = blocking(&h, |e| e.loyalty().daily_pass_now(UnixTime::now())).await?;
-    Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
-}
-
-/// The first notices waiting in the outbox (phone numbers masked).
-pub(super) async fn notices(State(h): Shared) -> ApiResult {
-    let (waiting, total) = blocking(&h, |e| {
-        Ok((
-            e.outbox().due(UnixTime(i64::MAX), 100, 100)?,
-            e.outbox().len(),
-        ))
-    })
-    .await?;
-    let list: Vec<Value> = waiting
-        .iter()
-        .map(|n| {
-            json!({
-                "id": n.id,
-                "member": n.member.0,
-                "to": crate::notify::mask_phone(&n.phone),
-                "at": n.at.0,
-                "notice": crate::notify::kind_json(&n.kind),
-                "attempts": n.attempts,
-                "next_at": n.next_at.0,
-                "last_error": n.last_error,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "waiting": total, "first": list })))
+    Ok(Json(r.map(|r: DailyRun| DailyView {
+        day: format_date(r.day),
+        lots_checked: r.lots_checked,
+        points_expired: r.points_expired,
+        credit_expired: r.credit_expired,
+        expiry_warnings: r.expiry_warnings,
+        birthdays: r.birthdays,
+        cards_expiring: r.cards_expiring,
+    })))
 }
 
 /// Local days `from` and `to` (YYYY-MM-DD, default today) as the Unix
@@ -231,10 +341,10 @@ fn period(q: &HashMap<String, String>, offset: i64) -> ApiResult<(UnixTime, Unix
 pub(super) async fn loyalty_report(
     State(h): Shared,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+) -> ApiResult<Json<LoyaltyReport>> {
     let (from, to) = period(&q, h.switch.cfg.utc_offset_secs)?;
     let r = blocking(&h, move |e| e.loyalty().loyalty_report(from, to)).await?;
-    Ok(Json(serde_json::to_value(&r).unwrap_or_default()))
+    Ok(Json(r))
 }
 
 fn csv_field(s: &str) -> String {
@@ -259,7 +369,7 @@ pub(super) async fn segments(
     })
     .await?;
     if q.get("format").map(String::as_str) != Some("csv") {
-        return Ok(Json(serde_json::to_value(&list).unwrap_or_default()).into_response());
+        return Ok(Json(list).into_response());
     }
     let mut out = String::from(
         "member,name,phone,tier,groups,recency_days,frequency,monetary,r,f,m,segment\n",
@@ -283,120 +393,4 @@ pub(super) async fn segments(
         ));
     }
     Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DrawIn {
-    merchant: String,
-    /// Unix times; purchases in [from, to) make a member eligible.
-    from: i64,
-    to: i64,
-    prizes: u32,
-    prize_points: u64,
-    /// Default 2500 (25%).
-    min_chance_bps: Option<u32>,
-    /// Default: a fresh random seed, recorded with the draw.
-    seed: Option<u64>,
-}
-
-fn draw_view(d: &Draw) -> Value {
-    json!({
-        "id": d.id,
-        "at": d.at.0,
-        "merchant": d.spec.merchant.as_str(),
-        "from": d.spec.from.0,
-        "to": d.spec.to.0,
-        "prizes": d.spec.prizes,
-        "prize_points": d.spec.prize_points,
-        "min_chance_bps": d.spec.min_chance_bps,
-        "seed": d.spec.seed,
-        "eligible": d.eligible.iter().map(|m| m.0).collect::<Vec<_>>(),
-        "winners": d.winners.iter().map(|m| m.0).collect::<Vec<_>>(),
-        "odds_bps": d.odds_bps,
-    })
-}
-
-/// Runs a lucky draw now and credits its prizes.
-pub(super) async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult {
-    let spec = DrawSpec {
-        merchant: merchant_id(&d.merchant)?,
-        from: UnixTime(d.from),
-        to: UnixTime(d.to),
-        prizes: d.prizes,
-        prize_points: d.prize_points,
-        min_chance_bps: d.min_chance_bps.unwrap_or(2_500),
-        seed: d.seed.unwrap_or_else(rand::random),
-    };
-    let draw = blocking(&h, move |e| e.loyalty().run_draw(&spec, UnixTime::now()))
-        .await?
-        .await?;
-    Ok(Json(draw_view(&draw)))
-}
-
-/// Lucky draws (a merchant's user: its own).
-pub(super) async fn list_draws(
-    State(h): Shared,
-    axum::Extension(actor): axum::Extension<super::access::Actor>,
-) -> ApiResult {
-    let draws = blocking(&h, |e| e.loyalty().draws()).await?;
-    Ok(Json(Value::Array(
-        draws
-            .iter()
-            .filter(|d| actor.merchant().is_none_or(|own| *own == d.spec.merchant))
-            .map(draw_view)
-            .collect(),
-    )))
-}
-
-/// Runs a recorded draw's published algorithm again from its seed.
-pub(super) async fn verify_draw(State(h): Shared, Path(id): Path<u64>) -> ApiResult {
-    let ok = blocking(&h, move |e| e.loyalty().verify_draw(id)).await?;
-    Ok(Json(json!({ "draw": id, "reproduced": ok })))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CoalitionIn {
-    name: String,
-    merchants: Vec<String>,
-}
-
-fn coalition_view(c: &Coalition) -> Value {
-    json!({
-        "name": c.name,
-        "merchants": c.merchants.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-    })
-}
-
-/// Creates or replaces a coalition of merchants that honour one another's
-/// store credit.
-pub(super) async fn put_coalition(State(h): Shared, Json(c): Json<CoalitionIn>) -> ApiResult {
-    let merchants = c
-        .merchants
-        .iter()
-        .map(|m| merchant_id(m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let coalition = Coalition {
-        name: c.name,
-        merchants,
-    };
-    let stored = coalition.clone();
-    blocking(&h, move |e| e.loyalty().put_coalition(&stored))
-        .await?
-        .await?;
-    Ok(Json(coalition_view(&coalition)))
-}
-
-pub(super) async fn list_coalitions(State(h): Shared) -> ApiResult {
-    let list = blocking(&h, |e| e.loyalty().coalitions()).await?;
-    Ok(Json(Value::Array(
-        list.iter().map(coalition_view).collect(),
-    )))
-}
-
-/// The inter-merchant clearing report: who owes whom for coalition credit.
-pub(super) async fn clearing(State(h): Shared) -> ApiResult {
-    let owed = blocking(&h, |e| e.loyalty().clearing()).await?;
-    Ok(Json(serde_json::to_value(&owed).unwrap_or_default()))
 }

@@ -50,6 +50,7 @@ pub(super) struct MemberView {
     #[schema(value_type = String, example = "active")]
     status: Status,
     /// "MM-DD", if known.
+    #[schema(required = true)]
     birthday: Option<String>,
 }
 

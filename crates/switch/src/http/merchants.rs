@@ -2,9 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use clubswitch_engine::{DiscountRule, FeeBase, Merchant, Offers, Status};
+use clubswitch_engine::{DiscountRule, FeeBase, Merchant, Offers, RuleRecord, Status};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::access::Actor;
 use super::{amount, bad, blocking, merchant_id, ApiResult, Shared};
@@ -64,6 +64,7 @@ pub(super) struct MerchantView {
     settlement_account: String,
     #[schema(value_type = Object)]
     offers: Offers,
+    #[schema(required = true)]
     max_amount: Option<u64>,
 }
 
@@ -95,11 +96,18 @@ pub(super) async fn list_merchants(
     )))
 }
 
+/// A discount rule just added.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct RuleAdded {
+    /// The id the switch gave it (the body's `id` is not kept).
+    id: u64,
+}
+
 pub(super) async fn add_rule(
     State(h): Shared,
     Path(id): Path<String>,
     Json(rule): Json<DiscountRule>,
-) -> ApiResult {
+) -> ApiResult<Json<RuleAdded>> {
     if rule.percent_bps > 10_000 {
         return Err(bad("percent_bps is at most 10000"));
     }
@@ -107,11 +115,14 @@ pub(super) async fn add_rule(
     let id = blocking(&h, move |e| e.admin().add_rule(&merchant, rule))
         .await?
         .await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(RuleAdded { id }))
 }
 
-pub(super) async fn list_rules(State(h): Shared, Path(id): Path<String>) -> ApiResult {
+pub(super) async fn list_rules(
+    State(h): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<RuleRecord>>> {
     let merchant = merchant_id(&id)?;
     let rules = blocking(&h, move |e| e.admin().rules(&merchant)).await?;
-    Ok(Json(serde_json::to_value(rules).unwrap_or_default()))
+    Ok(Json(rules))
 }

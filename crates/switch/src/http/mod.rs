@@ -28,13 +28,16 @@ pub mod access;
 mod audit;
 mod backup;
 mod cards;
+mod coalitions;
 pub mod console;
+mod draws;
 pub mod gateway;
 mod health;
 mod login;
 mod loyalty;
 mod members;
 mod merchants;
+mod notices;
 pub mod openapi;
 mod payouts;
 mod reports;
@@ -282,10 +285,13 @@ pub(super) struct TxnView {
     discount: u64,
     fee: u64,
     refunded: u64,
+    #[schema(required = true)]
     refund_of: Option<String>,
     /// Unix seconds.
     created: i64,
+    #[schema(required = true)]
     confirmed: Option<i64>,
+    #[schema(required = true)]
     settled_batch: Option<u64>,
 }
 

@@ -6,9 +6,13 @@
 //! and failure has. Served at `/v1/openapi.json`; a copy is kept in
 //! `protocol-spec/admin-api.openapi.json` and a test keeps the two equal.
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 
-use super::access::{Route, Rule};
+use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+
+use super::access::{Route, Rule, Shape};
 
 /// The OpenAPI document of `routes`.
 pub fn document(routes: &[Route]) -> Value {
@@ -26,22 +30,20 @@ pub fn document(routes: &[Route]) -> Value {
         let item = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         let mut op = operation(r);
         if let Some(schema) = r.body {
-            let (name, s) = schema();
+            let name = add(&mut schemas, schema());
             op["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } }
             });
-            schemas.insert(name, s);
         }
-        if let Some(schema) = r.answer {
-            let (name, s) = schema();
+        if let Some((schema, shape)) = r.answer {
+            let name = add(&mut schemas, schema());
             let one = json!({ "$ref": format!("#/components/schemas/{name}") });
-            op["responses"]["200"]["content"]["application/json"]["schema"] = if r.answer_list {
-                json!({ "type": "array", "items": one })
-            } else {
-                one
+            op["responses"]["200"]["content"]["application/json"]["schema"] = match shape {
+                Shape::One => one,
+                Shape::List => json!({ "type": "array", "items": one }),
+                Shape::OrNull => json!({ "oneOf": [one, { "type": "null" }] }),
             };
-            schemas.insert(name, s);
         }
         item[r.method.as_str().to_ascii_lowercase()] = op;
     }
@@ -67,6 +69,48 @@ pub fn document(routes: &[Route]) -> Value {
             }
         }
     })
+}
+
+/// Adds a type's schema and those it refers to (see
+/// [`super::access::Schema`]) to `schemas`; returns the type's name. Each
+/// name stands for one schema: a test checks that no two types the routes
+/// declare share a name.
+fn add(schemas: &mut Map<String, Value>, named: Vec<(String, Value)>) -> String {
+    let name = named.first().map(|(n, _)| n.clone()).unwrap_or_default();
+    for (n, s) in named {
+        schemas.entry(n).or_insert(s);
+    }
+    name
+}
+
+/// The schema of the description itself, which `GET /v1/openapi.json`
+/// answers: an OpenAPI 3.1 document. Only its top level is described here;
+/// the OpenAPI Initiative publishes the schema of the rest.
+pub struct Description;
+
+impl utoipa::PartialSchema for Description {
+    fn schema() -> RefOr<Schema> {
+        let object = || ObjectBuilder::new().schema_type(Type::Object);
+        let array = |of| ArrayBuilder::new().items(of);
+        object()
+            .description(Some("This OpenAPI 3.1 description of the admin API."))
+            .property("openapi", ObjectBuilder::new().schema_type(Type::String))
+            .required("openapi")
+            .property("info", object())
+            .required("info")
+            .property("servers", array(object()))
+            .property("security", array(object()))
+            .property("paths", object())
+            .required("paths")
+            .property("components", object())
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Description {
+    fn name() -> Cow<'static, str> {
+        "OpenApiDescription".into()
+    }
 }
 
 /// A route's operation: id, summary, roles, parameters and responses.
@@ -167,4 +211,24 @@ fn operation(r: &Route) -> Value {
         op["x-actions"] = actions.clone();
     }
     op
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::routes::table;
+    use super::*;
+
+    #[test]
+    fn no_two_declared_types_share_a_schema_name() {
+        let mut seen: HashMap<String, Value> = HashMap::new();
+        for r in table() {
+            let declared = r.body.into_iter().chain(r.answer.map(|(s, _)| s));
+            for (name, schema) in declared.flat_map(|s| s()) {
+                let first = seen.entry(name.clone()).or_insert_with(|| schema.clone());
+                assert_eq!(*first, schema, "two types are named {name}");
+            }
+        }
+    }
 }

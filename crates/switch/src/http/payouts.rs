@@ -9,7 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use clubswitch_engine::payout::{ItemState, Payout, PayoutItem, Reconciled};
+use clubswitch_engine::payout::{
+    ItemState, Outstanding, Payout, PayoutItem, Reconciled, Statement,
+};
 use clubswitch_engine::UnixTime;
 use serde::Serialize;
 
@@ -72,7 +74,7 @@ fn view(p: &Payout, items: &[PayoutItem]) -> PayoutView {
 pub(super) struct Made {
     /// The new payout; `null` when every settled batch is paid or on its
     /// way.
-    #[schema(inline)]
+    #[schema(inline, required = true)]
     payout: Option<PayoutView>,
 }
 
@@ -164,10 +166,13 @@ pub(super) async fn reconcile(
 }
 
 /// What is still owed to each merchant (a merchant: itself).
-pub(super) async fn outstanding(State(h): Shared, Extension(actor): Extension<Actor>) -> ApiResult {
+pub(super) async fn outstanding(
+    State(h): Shared,
+    Extension(actor): Extension<Actor>,
+) -> ApiResult<Json<Vec<Outstanding>>> {
     let own = actor.merchant().copied();
     let rows = blocking(&h, move |e| e.payouts().outstanding(own.as_ref())).await?;
-    Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
+    Ok(Json(rows))
 }
 
 /// A merchant's statement for a period (`?merchant=`, `?from=`, `?to=`,
@@ -176,12 +181,12 @@ pub(super) async fn outstanding(State(h): Shared, Extension(actor): Extension<Ac
 pub(super) async fn statement(
     State(h): Shared,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+) -> ApiResult<Json<Statement>> {
     let merchant = super::merchant_id(
         q.get("merchant")
             .ok_or_else(|| bad("name the merchant: ?merchant="))?,
     )?;
     let (from, to) = super::local_days(&q, h.switch.cfg.utc_offset_secs)?;
     let st = blocking(&h, move |e| e.payouts().statement(&merchant, from, to)).await?;
-    Ok(Json(serde_json::to_value(st).unwrap_or_default()))
+    Ok(Json(st))
 }

@@ -2,17 +2,29 @@
 //! merchant or terminal for a period of local dates (the engine adds them
 //! up; this says which period and prints it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use clubswitch_engine::reports::year_before;
-use clubswitch_engine::{Period, SalesBy};
-use serde_json::json;
+use clubswitch_engine::{HistoryLine, Period, SalesBy, SalesLine};
+use serde::Serialize;
 
 use super::access::Actor;
 use super::{bad, blocking, local_days, merchant_id, ApiResult, Shared};
 use crate::config::format_date;
+
+/// A sales report for a period of local dates.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReportView {
+    /// YYYY-MM-DD, inclusive.
+    from: String,
+    to: String,
+    /// What `lines` is keyed by: `merchant` or `terminal`.
+    by: &'static str,
+    /// By merchant or terminal id.
+    lines: BTreeMap<String, SalesLine>,
+}
 
 /// Sales, discounts, fees and refunds by merchant or terminal, for a period
 /// of local dates (`from`, `to` inclusive, YYYY-MM-DD; default today).
@@ -21,7 +33,7 @@ pub(super) async fn report(
     State(h): Shared,
     Extension(actor): Extension<Actor>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+) -> ApiResult<Json<ReportView>> {
     let (from, to) = local_days(&q, h.switch.cfg.utc_offset_secs)?;
     let (by, name) = match q.get("by").map(String::as_str) {
         Some("terminal") => (SalesBy::Terminal, "terminal"),
@@ -46,9 +58,34 @@ pub(super) async fn report(
         Ok(lines)
     })
     .await?;
-    Ok(Json(
-        json!({ "from": format_date(from), "to": format_date(to), "by": name, "lines": lines }),
-    ))
+    Ok(Json(ReportView {
+        from: format_date(from),
+        to: format_date(to),
+        by: name,
+        lines,
+    }))
+}
+
+/// A history report: what the terminals took in a period, line by line.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct HistoryView {
+    /// YYYY-MM-DD, inclusive.
+    from: String,
+    to: String,
+    lines: Vec<HistoryLine>,
+    /// With `?compare=last-year`: the same days a year earlier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    last_year: Option<LastYear>,
+}
+
+/// The same days a year earlier, for comparison.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LastYear {
+    /// YYYY-MM-DD, inclusive.
+    from: String,
+    to: String,
+    lines: Vec<HistoryLine>,
 }
 
 /// What the terminals took over any period, from the daily rollups (so
@@ -61,7 +98,7 @@ pub(super) async fn history(
     State(h): Shared,
     Extension(actor): Extension<Actor>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+) -> ApiResult<Json<HistoryView>> {
     let offset = h.switch.cfg.utc_offset_secs;
     let today = clubswitch_engine::UnixTime::now().local_day(offset);
     let mut days = q.clone();
@@ -115,17 +152,14 @@ pub(super) async fn history(
         Ok((lines, previous))
     })
     .await?;
-    let mut out = json!({
-        "from": format_date(from),
-        "to": format_date(to),
-        "lines": lines,
-    });
-    if let Some(p) = previous {
-        out["last_year"] = json!({
-            "from": format_date(year_before(from)),
-            "to": format_date(year_before(to)),
-            "lines": p,
-        });
-    }
-    Ok(Json(out))
+    Ok(Json(HistoryView {
+        from: format_date(from),
+        to: format_date(to),
+        lines,
+        last_year: previous.map(|lines| LastYear {
+            from: format_date(year_before(from)),
+            to: format_date(year_before(to)),
+            lines,
+        }),
+    }))
 }

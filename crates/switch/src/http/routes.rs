@@ -11,7 +11,8 @@
 
 use super::access::{Roles, Route, Rule, Scope};
 use super::{
-    audit, backup, cards, loyalty, members, merchants, payouts, reports, settlements, terminals,
+    audit, backup, cards, coalitions, draws, loyalty, members, merchants, notices, payouts,
+    reports, settlements, terminals,
 };
 use super::{gateway, login, users};
 
@@ -59,8 +60,10 @@ fn api() -> Vec<Route> {
             .answers::<users::WhoAmI>()
             .doc("The caller: name, role, scope"),
         Route::get("/v1/access", scoped(Roles::ANYONE, Own), users::access)
+            .answers_list::<super::access::AccessView>()
             .doc("Every route and the roles that may call it"),
         Route::get("/v1/openapi.json", Rule::Public, users::openapi)
+            .answers::<super::openapi::Description>()
             .doc("This description of the admin API (OpenAPI 3.1)"),
         // Signing in to the console, and out.
         Route::post("/v1/login", Rule::Public, login::sign_in)
@@ -69,12 +72,14 @@ fn api() -> Vec<Route> {
             .doc("Sign in with a password: a session cookie and its CSRF token"),
         Route::post("/v1/login/code", Rule::Public, login::send_code)
             .body::<login::PhoneIn>()
+            .answers::<login::CodeSent>()
             .doc("Send a one-time code to a member's phone"),
         Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code)
             .body::<login::CodeIn>()
             .answers::<login::SessionView>()
             .doc("Sign a member in with the code sent to its phone"),
         Route::post("/v1/logout", scoped(Roles::ANYONE, Own), login::sign_out)
+            .answers::<login::SignedOut>()
             .doc("End the caller's session"),
         // Users and the action log.
         Route::get("/v1/users", ops(ADMIN), users::list_users)
@@ -89,18 +94,22 @@ fn api() -> Vec<Route> {
             .doc("Revoke a user: its tokens and sessions are refused from the next request on"),
         Route::post("/v1/users/{name}/tokens", ops(ADMIN), users::new_token)
             .body::<users::TokenIn>()
+            .answers::<users::TokenView>()
             .doc("Another token for a user, shown once"),
         Route::post("/v1/users/{name}/password", ops(ADMIN), login::set_password)
             .body::<login::NewPasswordIn>()
+            .answers::<login::PasswordSet>()
             .doc("Set a user's console password"),
         Route::get("/v1/audit-log", ops(SUPPORT), users::audit_log)
             .answers_list::<users::ActionView>()
             .doc("The action log, newest first (?actor, ?target, ?from, ?to, ?limit)"),
         // The ledger audit and backups.
         Route::get("/v1/audit", ops(SUPPORT.or(FINANCE)), audit::audit)
+            .answers::<clubswitch_engine::AuditReport>()
             .doc("The ledger's invariants, the archive files and the action log's chain"),
         Route::post("/v1/backup", ops(ADMIN), backup::backup)
             .body::<backup::BackupIn>()
+            .answers::<backup::BackupView>()
             .doc("An online backup into a new directory on the switch's machine"),
         // Merchants and their discount rules.
         Route::get(
@@ -119,24 +128,28 @@ fn api() -> Vec<Route> {
             scoped(SUPPORT.or(MERCHANT), MerchantPath),
             merchants::list_rules,
         )
+        .answers_list::<clubswitch_engine::RuleRecord>()
         .doc("A merchant's discount rules"),
         Route::post(
             "/v1/merchants/{id}/rules",
             scoped(MERCHANT, MerchantPath),
             merchants::add_rule,
         )
+        .answers::<merchants::RuleAdded>()
         .doc("Add a discount rule (a DiscountRule object)"),
         Route::get(
             "/v1/merchants/{id}/program",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), MerchantPath),
             loyalty::get_program,
         )
+        .answers::<clubswitch_engine::Program>()
         .doc("A merchant's loyalty programme"),
         Route::put(
             "/v1/merchants/{id}/program",
             scoped(MERCHANT, MerchantPath),
             loyalty::put_program,
         )
+        .answers::<clubswitch_engine::Program>()
         .doc("Set a merchant's loyalty programme"),
         // Terminals.
         Route::get(
@@ -185,13 +198,16 @@ fn api() -> Vec<Route> {
             scoped(SUPPORT.or(MEMBER), MemberPath),
             loyalty::member_loyalty,
         )
+        .answers::<loyalty::MemberLoyaltyView>()
         .doc("A member's standing, points and credit"),
         Route::post("/v1/members/{id}/convert", ops(ADMIN), loyalty::convert)
             .keyed()
             .body::<loyalty::ConvertIn>()
+            .answers::<loyalty::Converted>()
             .doc("Convert points into store credit"),
         Route::post("/v1/members/{id}/referral", ops(SUPPORT), loyalty::refer)
             .body::<loyalty::ReferIn>()
+            .answers::<loyalty::Referred>()
             .doc("Record a referral"),
         // Cards and store credit.
         Route::post("/v1/cards", ops(ADMIN), cards::issue_card)
@@ -200,6 +216,7 @@ fn api() -> Vec<Route> {
             .doc("Issue a card"),
         Route::post("/v1/cards/batch", ops(ADMIN), cards::issue_batch)
             .body::<cards::BatchIn>()
+            .answers::<cards::BatchIssued>()
             .doc("Issue a batch of club cards (personalization records)"),
         Route::post(
             "/v1/cards/find",
@@ -233,6 +250,7 @@ fn api() -> Vec<Route> {
         .doc("block, unblock, expiry, limits, link, renew or top-up a card"),
         Route::post("/v1/store-credit", ops(ADMIN), cards::grant_store_credit)
             .body::<cards::CreditIn>()
+            .answers::<cards::CreditView>()
             .keyed()
             .doc("Grant store credit to a member at a merchant"),
         Route::post("/v1/gateways/{name}/top-up", Rule::Gateway, gateway::top_up)
@@ -255,6 +273,7 @@ fn api() -> Vec<Route> {
             scoped(FINANCE.or(MERCHANT), Own),
             settlements::list_settlements,
         )
+        .answers_list::<clubswitch_engine::settlement::BatchView>()
         .doc("Settlement batches (?format=csv; a merchant: its own)"),
         Route::post("/v1/payouts", ops(FINANCE), payouts::create_payout)
             .answers::<payouts::Made>()
@@ -267,6 +286,7 @@ fn api() -> Vec<Route> {
             .answers::<payouts::PayoutView>()
             .doc("A payout (?format=pain001 for the bank's ISO 20022 file, or csv)"),
         Route::post("/v1/payouts/reconcile", ops(FINANCE), payouts::reconcile)
+            .answers::<clubswitch_engine::payout::Reconciled>()
             .keyed()
             .doc("Read the bank's statement (camt.053 XML, or CSV end_to_end_id,status,reason)"),
         Route::get(
@@ -274,75 +294,92 @@ fn api() -> Vec<Route> {
             scoped(FINANCE.or(MERCHANT), Own),
             payouts::outstanding,
         )
+        .answers_list::<clubswitch_engine::payout::Outstanding>()
         .doc("What is still owed to each merchant (a merchant: itself)"),
         Route::get(
             "/v1/payouts/statement",
             scoped(FINANCE.or(MERCHANT), MerchantQuery),
             payouts::statement,
         )
+        .answers::<clubswitch_engine::payout::Statement>()
         .doc("A merchant's statement for a period: batches and their transfers (?merchant, ?from, ?to)"),
         Route::post("/v1/settlements", ops(FINANCE), settlements::run_settlement)
             .body::<settlements::SettleIn>()
+            .answers::<settlements::SettlementRun>()
             .doc("Run a settlement and write its files"),
         Route::get(
             "/v1/reports",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
             reports::report,
         )
+        .answers::<reports::ReportView>()
         .doc("Sales, discounts, fees and refunds for a period (?from, ?to, ?by)"),
         Route::get(
             "/v1/reports/history",
             scoped(SUPPORT.or(FINANCE).or(MERCHANT), Own),
             reports::history,
         )
+        .answers::<reports::HistoryView>()
         .doc("Any period from the daily rollups, archived history included (?from, ?to, ?period, ?by, ?merchant, ?compare=last-year)"),
         // Loyalty.
         Route::post("/v1/loyalty/review", ops(ADMIN), loyalty::review)
+            .answers_or_null::<loyalty::ReviewView>()
             .doc("Run the loyalty review now"),
-        Route::post("/v1/loyalty/daily", ops(ADMIN), loyalty::daily).doc("Run the daily pass now"),
+        Route::post("/v1/loyalty/daily", ops(ADMIN), loyalty::daily)
+            .answers_or_null::<loyalty::DailyView>()
+            .doc("Run the daily pass now (null if it is done for today)"),
         Route::get(
             "/v1/loyalty/report",
             ops(SUPPORT.or(FINANCE)),
             loyalty::loyalty_report,
         )
+        .answers::<clubswitch_engine::loyalty::LoyaltyReport>()
         .doc("Points and credit issued, redeemed, outstanding"),
         Route::get(
             "/v1/segments",
             scoped(SUPPORT.or(MERCHANT), MerchantQuery),
             loyalty::segments,
         )
+        .answers_list::<clubswitch_engine::loyalty::Segment>()
         .doc("Members with their RFM scores (?merchant, ?group, ?format=csv)"),
         Route::get(
             "/v1/draws",
             scoped(SUPPORT.or(MERCHANT), Own),
-            loyalty::list_draws,
+            draws::list_draws,
         )
+        .answers_list::<draws::DrawView>()
         .doc("Lucky draws"),
         Route::post(
             "/v1/draws",
             scoped(MERCHANT, MerchantBody),
-            loyalty::run_draw,
+            draws::run_draw,
         )
-        .body::<loyalty::DrawIn>()
+        .body::<draws::DrawIn>()
+        .answers::<draws::DrawView>()
         .doc("Run a lucky draw"),
         Route::get(
             "/v1/draws/{id}/verify",
             scoped(SUPPORT.or(MERCHANT), DrawPath),
-            loyalty::verify_draw,
+            draws::verify_draw,
         )
+        .answers::<draws::DrawVerified>()
         .doc("Run a draw's published algorithm again from its seed"),
         Route::get(
             "/v1/coalitions",
             ops(SUPPORT.or(FINANCE)),
-            loyalty::list_coalitions,
+            coalitions::list_coalitions,
         )
+        .answers_list::<coalitions::CoalitionView>()
         .doc("Coalitions"),
-        Route::put("/v1/coalitions", ops(ADMIN), loyalty::put_coalition)
-            .body::<loyalty::CoalitionIn>()
+        Route::put("/v1/coalitions", ops(ADMIN), coalitions::put_coalition)
+            .body::<coalitions::CoalitionIn>()
+            .answers::<coalitions::CoalitionView>()
             .doc("Create or replace a coalition"),
-        Route::get("/v1/coalitions/clearing", ops(FINANCE), loyalty::clearing)
+        Route::get("/v1/coalitions/clearing", ops(FINANCE), coalitions::clearing)
+            .answers_list::<clubswitch_engine::loyalty::Owed>()
             .doc("Who owes whom for coalition credit"),
-        Route::get("/v1/notices", ops(SUPPORT), loyalty::notices)
-            .doc("Member notices waiting for delivery"),
+        Route::get("/v1/notices", ops(SUPPORT), notices::notices)
+            .answers::<notices::NoticesView>()
+            .doc("Member notices waiting for delivery (login codes withheld)"),
     ]
 }

@@ -7,10 +7,9 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use clubswitch_engine::settlement::to_csv;
+use clubswitch_engine::settlement::{to_csv, BatchView};
 use clubswitch_engine::UnixTime;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::access::Actor;
 use super::{blocking, ApiResult, Shared};
@@ -21,8 +20,20 @@ pub(super) struct SettleIn {
     cutoff: Option<i64>,
 }
 
+/// A settlement run: the batches it made and the files it wrote.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SettlementRun {
+    /// One per merchant with anything to settle; none when nothing was.
+    batches: Vec<BatchView>,
+    /// The files written, as paths on the switch's machine.
+    files: Vec<String>,
+}
+
 /// Runs a settlement and writes its CSV and JSON files.
-pub(super) async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>>) -> ApiResult {
+pub(super) async fn run_settlement(
+    State(h): Shared,
+    body: Option<Json<SettleIn>>,
+) -> ApiResult<Json<SettlementRun>> {
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
     let batches = blocking(&h, move |e| e.settlement().run(cutoff, now))
@@ -30,8 +41,13 @@ pub(super) async fn run_settlement(State(h): Shared, body: Option<Json<SettleIn>
         .await?;
     h.switch.metrics.settled(now);
     let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
-    let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
-    Ok(Json(json!({ "batches": views, "files": files })))
+    Ok(Json(SettlementRun {
+        batches: batches.iter().map(|b| b.view()).collect(),
+        files: files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+    }))
 }
 
 /// The batches (a merchant's user: its own statements).
@@ -50,6 +66,6 @@ pub(super) async fn list_settlements(
     if q.get("format").map(String::as_str) == Some("csv") {
         return ([(header::CONTENT_TYPE, "text/csv")], to_csv(&batches)).into_response();
     }
-    let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
-    Json(serde_json::to_value(views).unwrap_or_default()).into_response()
+    let views: Vec<BatchView> = batches.iter().map(|b| b.view()).collect();
+    Json(views).into_response()
 }

@@ -9,7 +9,7 @@ use clubswitch_engine::{ActionEntry, LogFilter, MemberId, Role, UnixTime, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::Actor;
+use super::access::{AccessView, Actor};
 use super::{bad, blocking, merchant_id, ApiResult, Shared};
 use crate::config::parse_date;
 
@@ -19,10 +19,13 @@ pub(super) struct UserView {
     name: String,
     /// admin, support, finance, merchant, cashier or member.
     role: &'static str,
+    #[schema(required = true)]
     merchant: Option<String>,
+    #[schema(required = true)]
     member: Option<u64>,
     /// Unix seconds.
     created: i64,
+    #[schema(required = true)]
     revoked: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -50,7 +53,9 @@ pub(super) struct WhoAmI {
     name: String,
     /// admin, support, finance, merchant, cashier or member.
     role: &'static str,
+    #[schema(required = true)]
     merchant: Option<String>,
+    #[schema(required = true)]
     member: Option<u64>,
 }
 
@@ -69,8 +74,8 @@ pub(super) async fn openapi(State(h): Shared) -> ApiResult {
 }
 
 /// Every route and who may call it.
-pub(super) async fn access(State(h): Shared) -> ApiResult {
-    Ok(Json(h.rules.view()))
+pub(super) async fn access(State(h): Shared) -> Json<Vec<AccessView>> {
+    Json(h.rules.view())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -164,21 +169,34 @@ pub(super) struct TokenIn {
     expires_days: Option<u32>,
 }
 
+/// A token just made, shown this once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct TokenView {
+    /// The user it is for.
+    name: String,
+    token: String,
+    /// Unix seconds; `null`: until the user is revoked.
+    #[schema(required = true)]
+    expires: Option<i64>,
+}
+
 /// Another token for a user, shown this once.
 pub(super) async fn new_token(
     State(h): Shared,
     Path(name): Path<String>,
     body: Option<Json<TokenIn>>,
-) -> ApiResult {
+) -> ApiResult<Json<TokenView>> {
     let now = UnixTime::now();
     let expires = expiry(body.unwrap_or_default().0.expires_days, now);
     let user = name.clone();
     let token = blocking(&h, move |e| e.access().new_token(&user, expires, now))
         .await?
         .await?;
-    Ok(Json(
-        json!({ "name": name, "token": token, "expires": expires.map(|e| e.0) }),
-    ))
+    Ok(Json(TokenView {
+        name,
+        token,
+        expires: expires.map(|e| e.0),
+    }))
 }
 
 /// An action log entry as the API shows it.

@@ -13,7 +13,9 @@ use clubswitch_engine::{DiscountRule, Tier, UnixTime};
 use serde_json::{json, Value};
 
 use super::super::access::Actor;
-use super::super::{blocking, loyalty, merchant_id, merchants as api, payouts, ApiError, Shared};
+use super::super::{
+    blocking, draws, loyalty, merchant_id, merchants as api, payouts, ApiError, Shared,
+};
 use super::i18n::Lang;
 use super::operator::{days_of, figures};
 use super::{paginate, see_other, Page, PageResult};
@@ -406,7 +408,7 @@ pub(in super::super) async fn draws(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let all = page.json(loyalty::list_draws(State(h), Extension(actor)).await)?;
+    let all = page.json(draws::list_draws(State(h), Extension(actor)).await)?;
     let mine: Vec<Value> = all
         .as_array()
         .into_iter()

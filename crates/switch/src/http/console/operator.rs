@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::super::access::Actor;
 use super::super::{
-    audit as api_audit, blocking, loyalty, merchants as api_merchants, payouts, reports,
+    audit as api_audit, blocking, merchants as api_merchants, notices, payouts, reports,
     settlements, terminals as api_terminals, users, Shared,
 };
 use super::i18n::Lang;
@@ -330,7 +330,7 @@ pub(in super::super) async fn notices(
     page: Page,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let answer = page.json(loyalty::notices(State(h)).await)?;
+    let answer = page.json(notices::notices(State(h)).await)?;
     let items = answer["first"].as_array().cloned().unwrap_or_default();
     page.render(
         "notices.html",
