@@ -172,6 +172,9 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
         m.map(|m| (m.points_expired, m.points_outstanding)),
         Some((40, 50))
     );
+    // Expired points leave the member's account too.
+    let held = w.engine.loyalty().held(Some(&w.merchant)).unwrap();
+    assert_eq!(held[&w.merchant].points, 50);
     // The daily rollups count the expiry on its day, merchant-wide.
     let day = local_day(T0.plus(31 * DAY));
     let lines = w

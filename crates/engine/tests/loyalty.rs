@@ -727,6 +727,12 @@ fn the_loyalty_report_adds_up_points_credit_liability_and_repeat_buyers() {
     );
     assert_eq!(m.points_outstanding, 190 - 100 - 75);
     assert_eq!(m.store_credit_liability, 13_000 + 1_000 - 5_000);
+    // What members hold, read from their accounts, says the same.
+    let held = w.engine.loyalty().held(Some(&w.merchant)).unwrap()[&w.merchant];
+    assert_eq!(
+        (held.points, held.store_credit),
+        (m.points_outstanding, m.store_credit_liability)
+    );
     assert_eq!(
         (r.buyers, r.repeat_buyers, r.repeat_rate_bps),
         (2, 1, 5_000)
@@ -906,6 +912,8 @@ fn a_points_purchase_holds_the_points_rounded_up_then_pays_for_what_was_confirme
         .unwrap();
     assert_eq!(mine.points_at_till, 90);
     assert_eq!(mine.points_outstanding, 60);
+    let held = w.engine.loyalty().held(None).unwrap()[&w.merchant];
+    assert_eq!(held.points, 60);
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub use coalition::{Coalition, Owed};
 pub use daily::{Birthday, DailyRun, Expiring};
 pub use draw::{Draw, DrawSpec};
 pub(crate) use earn::{balance_block, earning, on_refund_reversed, program, take_back, Share};
-pub use report::{CampaignFigures, LoyaltyReport, MerchantLoyalty, Segment};
+pub use report::{CampaignFigures, Held, LoyaltyReport, MerchantLoyalty, Segment};
 pub use review::{ReferralCode, Review};
 
 use serde::{Deserialize, Serialize};

@@ -22,7 +22,7 @@ use crate::admin::Admin;
 use crate::archive::Archive;
 use crate::error::Result;
 use crate::model::{
-    AccountKey, JournalEntry, JournalKind, Member, MemberId, Tier, Txn, TxnState, UnixTime,
+    Account, AccountKey, JournalEntry, JournalKind, Member, MemberId, Tier, Txn, TxnState, UnixTime,
 };
 use crate::storage::Table;
 
@@ -127,7 +127,45 @@ fn add(slot: &mut u64, v: i64) {
     *slot = slot.saturating_add(v.unsigned_abs());
 }
 
+/// What members hold at one merchant now.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Held {
+    /// Points not yet spent, converted or expired.
+    pub points: i64,
+    /// Store credit not yet spent or expired: the merchant's liability.
+    pub store_credit: i64,
+}
+
 impl Loyalty<'_> {
+    /// What members hold now at each merchant (or at `merchant` only):
+    /// the sum of the members' points and store-credit balances. The same
+    /// figures as the loyalty report's outstanding ones, read from the
+    /// member accounts instead of the whole journal, so a dashboard costs
+    /// what the members hold, not what history holds.
+    pub fn held(&self, merchant: Option<&MerchantId>) -> Result<BTreeMap<MerchantId, Held>> {
+        let mut by: BTreeMap<MerchantId, Held> = BTreeMap::new();
+        for tag in [b"Q", b"S"] {
+            for item in self.core.store.scan::<Account>(Table::Accounts, tag) {
+                let (key, account) = item?;
+                let (m, points) = match AccountKey::from_key(&key) {
+                    Some(AccountKey::Points { merchant: m, .. }) => (m, true),
+                    Some(AccountKey::Store { merchant: m, .. }) => (m, false),
+                    _ => continue,
+                };
+                if merchant.is_some_and(|only| *only != m) {
+                    continue;
+                }
+                let slot = by.entry(m).or_default();
+                if points {
+                    slot.points += account.balance;
+                } else {
+                    slot.store_credit += account.balance;
+                }
+            }
+        }
+        Ok(by)
+    }
+
     /// The loyalty report for `[from, to)` (live journal: what is archived
     /// counts in the outstanding figures only).
     pub fn loyalty_report(&self, from: UnixTime, to: UnixTime) -> Result<LoyaltyReport> {

@@ -36,20 +36,15 @@ pub(in super::super) async fn dashboard(
     let (total, chart) = figures(&page, &actor, days, Some(&id)).await?;
     let now = UnixTime::now();
     let (held, best) = blocking(&h, move |e| {
-        let held = e.loyalty().loyalty_report(now, now)?;
+        let held = e.loyalty().held(Some(&merchant))?;
         let mut best = e.loyalty().segments(Some(&merchant), None, now)?;
         best.sort_by_key(|b| std::cmp::Reverse(b.monetary));
         best.truncate(5);
-        Ok((held, best))
+        Ok((held.get(&merchant).copied().unwrap_or_default(), best))
     })
     .await
     .map_err(|e| page.fail(e))?;
-    let mine = held
-        .merchants
-        .iter()
-        .find(|m| m.merchant == id)
-        .map(|m| (m.points_outstanding, m.store_credit_liability))
-        .unwrap_or_default();
+    let mine = (held.points, held.store_credit);
     page.render(
         "dashboard.html",
         json!({

@@ -143,16 +143,11 @@ pub(in super::super) async fn home(
     let days = days_of(&q);
     let (total, chart) = figures(&page, &actor, days, None).await?;
     // Points and store credit members hold now, over every merchant.
-    let now = UnixTime::now();
-    let held = blocking(&h, move |e| e.loyalty().loyalty_report(now, now))
+    let held = blocking(&h, |e| e.loyalty().held(None))
         .await
         .map_err(|e| page.fail(e))?;
-    let points_outstanding: i64 = held.merchants.iter().map(|m| m.points_outstanding).sum();
-    let credit_outstanding: i64 = held
-        .merchants
-        .iter()
-        .map(|m| m.store_credit_liability)
-        .sum();
+    let points_outstanding: i64 = held.values().map(|m| m.points).sum();
+    let credit_outstanding: i64 = held.values().map(|m| m.store_credit).sum();
     let owed = page.json(payouts::outstanding(State(h.clone()), Extension(actor.clone())).await)?;
     let settlement_due: i64 = owed
         .as_array()
