@@ -21,6 +21,8 @@
 //!   it lets members pay with points ([`crate::loyalty::Program::till`]);
 //!   a journal entry names who moved the value
 //!   ([`crate::model::JournalEntry::actor`]). All appended.
+//! - 4: a user keeps the language it reads the console in
+//!   ([`crate::access::User::language`]). Appended.
 
 use std::borrow::Cow;
 
@@ -30,7 +32,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;

@@ -60,7 +60,8 @@ pub mod storage;
 mod terminal;
 
 pub use access::{
-    ActionEntry, LogFilter, LoginPolicy, NewAction, Role, Session, SignIn, TokenRecord, User,
+    ActionEntry, Language, LogFilter, LoginPolicy, NewAction, Role, Session, SignIn, TokenRecord,
+    User,
 };
 pub use admin::{AdminRefund, NewCard};
 pub use archive::{ArchiveCheck, ArchiveRun, ArchiveState};

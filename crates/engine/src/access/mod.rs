@@ -117,9 +117,26 @@ pub struct User {
     pub failed_logins: u32,
     /// Refused sign-ins until then, after too many wrong passwords.
     pub locked_until: Option<UnixTime>,
+    /// The language the user chose to read the console in; none chosen
+    /// yet, the console's default (format version 4).
+    pub language: Option<Language>,
 }
 
-impl Record for User {}
+impl Record for User {
+    fn upgrade(version: u8, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1..=3 => crate::codec::with_tail(body, &None::<Language>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
+
+/// A language a person reads the switch's pages in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Language {
+    Persian,
+    English,
+}
 
 /// An API token as the ledger keeps it (keyed by its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +321,7 @@ impl Access<'_> {
             password: None,
             failed_logins: 0,
             locked_until: None,
+            language: None,
         };
         let token = new_token();
         let record = TokenRecord::new(name, now, expires);
@@ -349,6 +367,20 @@ impl Access<'_> {
             u.revoked.get_or_insert(now);
             tx.put(Table::Users, name.as_bytes(), &u)?;
             Ok(u)
+        })
+    }
+
+    /// Keeps the language `name` chose, for its next sign-in anywhere.
+    pub fn set_language(&self, name: &str, language: Language) -> Result<Durable<()>> {
+        self.core.store.transaction_durable(|tx| {
+            let Some(mut u) = tx.get::<User>(Table::Users, name.as_bytes())? else {
+                return abort(crate::admin::not_found("user", name));
+            };
+            if u.language != Some(language) {
+                u.language = Some(language);
+                tx.put(Table::Users, name.as_bytes(), &u)?;
+            }
+            Ok(())
         })
     }
 
@@ -496,6 +528,58 @@ mod tests {
     fn engine() -> Engine {
         let store = Store::memory().unwrap();
         Engine::new(store, CardHasher::new(&[7; 32]), EngineConfig::default())
+    }
+
+    #[test]
+    fn a_user_written_before_languages_reads_with_none_chosen_and_keeps_its_choice() {
+        // A version-3 body: the user as it was, without the language.
+        #[derive(Serialize)]
+        struct V3<'a> {
+            name: &'a str,
+            role: Role,
+            created: UnixTime,
+            revoked: Option<UnixTime>,
+            password: Option<String>,
+            failed_logins: u32,
+            locked_until: Option<UnixTime>,
+        }
+        let mut raw = vec![3];
+        bincode::serialize_into(
+            &mut raw,
+            &V3 {
+                name: "desk",
+                role: Role::Support,
+                created: UnixTime(1),
+                revoked: None,
+                password: None,
+                failed_logins: 2,
+                locked_until: None,
+            },
+        )
+        .unwrap();
+        let u: User = crate::codec::from_slice(&raw).unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.failed_logins, u.language),
+            ("desk", 2, None)
+        );
+
+        let e = engine();
+        e.access()
+            .add_user("desk", Role::Support, None, UnixTime(1))
+            .unwrap()
+            .wait()
+            .unwrap();
+        e.access()
+            .set_language("desk", Language::English)
+            .unwrap()
+            .wait()
+            .unwrap();
+        let kept = e.access().user("desk").unwrap().unwrap();
+        assert_eq!(kept.language, Some(Language::English));
+        assert!(e
+            .access()
+            .set_language("nobody", Language::Persian)
+            .is_err());
     }
 
     fn action(n: u16) -> NewAction {
