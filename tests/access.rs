@@ -452,6 +452,12 @@ const PAGES: &[(&str, &str, &str, Obj)] = &[
         Obj::No,
     ),
     (
+        "GET /terminals/{id}",
+        "/terminals/{t}",
+        "admin support merchant",
+        Obj::Terminal,
+    ),
+    (
         "POST /terminals/{id}/{action}",
         "/terminals/{t}/unlock",
         "admin support merchant",

@@ -344,6 +344,7 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
                 format!("/members/{sara}"),
                 "/members?q=0912".into(),
                 format!("/merchants/{CAFE}"),
+                "/terminals/TERM0001".into(),
                 format!("/merchants/{BOOK_CITY}/rules"),
                 format!("/merchants/{BOOK_CITY}/program"),
                 format!("/merchants/{BOOK_CITY}/draws"),
@@ -353,7 +354,7 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
         ),
         ("support", vec![format!("/members/{sara}")]),
         ("finance", vec![format!("/merchants/{CAFE}/statements")]),
-        ("cafe-naderi", vec![]),
+        ("cafe-naderi", vec!["/terminals/TERM0001".into()]),
         ("book-city", vec!["/?days=365".into()]),
         ("cafe-cashier", vec![]),
         ("sara", vec![]),
@@ -393,6 +394,16 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
         c.goto(&format!("{base}/merchants")).await.unwrap();
         assert_eq!(c.current_url().await.unwrap().path(), "/login");
         c.close().await.unwrap();
+        // The choice is the user's: signing in from another browser (no
+        // language cookie) opens the console in English.
+        let other = browser(&drv, width).await;
+        sign_in(&other, &base, &d, role).await;
+        let lang = other
+            .execute("return document.documentElement.lang", vec![])
+            .await
+            .unwrap();
+        assert_eq!(lang, "en", "{role}: the language chosen was not kept");
+        other.close().await.unwrap();
     }
     eprintln!("console: {pages} pages opened by 7 roles, screenshots in target/console-shots/");
 }
@@ -506,6 +517,57 @@ async fn check_page_after_error(c: &Client, shot: &str) {
     std::fs::write(shots().join(format!("{shot}.png")), png).unwrap();
 }
 
+/// `base` completed with its Luhn check digit.
+fn luhn(base: &str) -> String {
+    (0..10)
+        .map(|d| format!("{base}{d}"))
+        .find(|s| {
+            s.parse::<clubswitch_wire::CardNumber>()
+                .is_ok_and(|p| p.luhn_ok())
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replaces_a_card_typed_in_persian_digits_and_sees_only_its_last_four() {
+    let Some(drv) = driver() else { return };
+    let d = demo("console-renew", "");
+    let base = format!("http://{}", d.admin);
+    let sara = d.demo["console"]["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "sara")
+        .unwrap()["member"]
+        .as_u64()
+        .unwrap();
+    let c = browser(&drv, 1280).await;
+    sign_in(&c, &base, &d, "operator").await;
+    let page = format!("/members/{sara}");
+    visit(&c, &base, &page, "renew-1-member").await;
+    let fresh = luhn("603799004242424");
+    let form = c.form(Locator::Css("form.renew")).await.unwrap();
+    form.set_by_name("pan", &persian(&fresh)).await.unwrap();
+    form.set_by_name("expiry", "۳۰۱۲").await.unwrap();
+    form.submit().await.unwrap();
+    arrive(&c, &page).await;
+    check_page(&c, &page, "renew-2-replaced").await;
+    let shown = all_text(&c, "main").await;
+    assert!(shown.contains(&persian(&fresh[12..])), "{shown}");
+    assert!(
+        !ascii(&shown).contains(&fresh),
+        "the new card number in clear"
+    );
+    // The action log has the replacement, by the operator, without the
+    // card's number.
+    let log = d
+        .admin("GET", "/v1/audit-log?actor=operator", None)
+        .unwrap()
+        .to_string();
+    assert!(log.contains("/renew"), "{log}");
+    assert!(!log.contains(&fresh), "a card number in the action log");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_signs_in_with_a_code_and_sees_a_purchase_made_a_moment_before() {
     let Some(drv) = driver() else { return };
@@ -572,6 +634,7 @@ async fn another_merchants_page_is_not_found_and_dates_are_jalali_in_persian() {
         format!("/merchants/{BOOK_CITY}"),
         format!("/merchants/{BOOK_CITY}/rules"),
         format!("/merchants/{BOOK_CITY}/segments"),
+        "/terminals/TERM0003".into(),
     ] {
         c.goto(&format!("{base}{path}")).await.unwrap();
         assert_eq!(text(&c, "h1").await, "پیدا نشد", "{path}");

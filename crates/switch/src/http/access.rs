@@ -922,7 +922,10 @@ pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 /// The actor a request's credential stands for: a bearer token (the
 /// bootstrap token, or a user's from the ledger), or else a session
 /// cookie.
-async fn authenticate(h: &Arc<Http>, headers: &HeaderMap) -> Result<Option<Actor>, ApiError> {
+pub(super) async fn authenticate(
+    h: &Arc<Http>,
+    headers: &HeaderMap,
+) -> Result<Option<Actor>, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -33,7 +33,7 @@ pub(super) struct TerminalView {
     tmk: Option<String>,
 }
 
-fn terminal_json(t: &Terminal) -> Value {
+pub(super) fn terminal_json(t: &Terminal) -> Value {
     serde_json::to_value(TerminalView {
         id: t.id.as_str().to_owned(),
         merchant: t.merchant.as_str().to_owned(),

@@ -26,6 +26,31 @@ impl Lang {
         }
     }
 
+    /// The language a user keeps in the ledger, as a page's.
+    pub fn of(language: clubswitch_engine::Language) -> Lang {
+        match language {
+            clubswitch_engine::Language::Persian => Lang::Fa,
+            clubswitch_engine::Language::English => Lang::En,
+        }
+    }
+
+    /// This language as the ledger keeps a user's choice.
+    pub fn language(self) -> clubswitch_engine::Language {
+        match self {
+            Lang::Fa => clubswitch_engine::Language::Persian,
+            Lang::En => clubswitch_engine::Language::English,
+        }
+    }
+
+    /// The `Set-Cookie` that keeps this language in the browser for a
+    /// year (not HttpOnly-worthy: it says nothing but `fa` or `en`).
+    pub fn cookie(self) -> String {
+        format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+            self.code()
+        )
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::Fa => "fa",
@@ -112,6 +137,7 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("action.create", "ساختن", "Create"),
     ("action.edit", "ویرایش", "Edit"),
     ("action.preview", "پیش‌نمایش", "Preview"),
+    ("action.renew", "کارت جایگزین", "Replace card"),
     ("action.save", "ذخیره", "Save"),
     ("action.search", "جستجو", "Search"),
     ("action.send_code", "فرستادن کد", "Send code"),
@@ -222,6 +248,7 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("field.cap", "سقف تخفیف (ریال)", "Discount cap (rials)"),
     ("field.card", "شمارهٔ کارت", "Card number"),
     ("field.code", "کد یک‌بارمصرف", "One-time code"),
+    ("field.expiry", "انقضا (YYMM)", "Expiry (YYMM)"),
     ("field.fixed", "تخفیف ثابت (ریال)", "Fixed discount (rials)"),
     ("field.from", "از تاریخ", "From"),
     (
@@ -230,6 +257,7 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
         "Minimum purchase (rials)",
     ),
     ("field.name", "نام", "Name"),
+    ("field.new_card", "شمارهٔ کارت تازه", "New card number"),
     ("field.password", "گذرواژه", "Password"),
     ("field.percent", "درصد تخفیف", "Discount percent"),
     ("field.phone", "شمارهٔ همراه", "Mobile number"),
@@ -419,6 +447,16 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("table.terminal", "پایانه", "Terminal"),
     ("table.total", "جمع", "Total"),
     ("table.waiting", "در صف", "Waiting"),
+    (
+        "terminal.failures",
+        "بررسی‌های امنیتی ناموفق",
+        "Failed security checks",
+    ),
+    (
+        "terminal.key_pending",
+        "کلید تازه، هنوز نگرفته",
+        "New key not yet taken",
+    ),
     ("tier.bronze", "برنزی", "Bronze"),
     ("tier.gold", "طلایی", "Gold"),
     ("tier.platinum", "پلاتینی", "Platinum"),

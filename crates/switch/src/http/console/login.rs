@@ -4,15 +4,15 @@
 //! the same one-time codes.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::access::Actor;
-use super::super::{login as api, Shared};
-use super::i18n::LANG_COOKIE;
+use super::super::access::{authenticate, Actor};
+use super::super::{blocking, login as api, Shared};
+use super::i18n::Lang;
 use super::{see_other, Page, PageResult};
 
 /// The sign-in page: staff by name and password, members by phone.
@@ -28,12 +28,22 @@ pub(in super::super) struct PasswordForm {
 
 /// The answer to a sign-in: the API's cookie on a redirect home, or the
 /// sign-in page again with why not.
-fn signed_in(page: &Page, r: Result<Response, super::ApiError>, phone: Option<&str>) -> PageResult {
+/// A user who chose a language before reads in it from this sign-in on,
+/// in any browser.
+fn signed_in(
+    page: &Page,
+    r: Result<Response, super::ApiError>,
+    phone: Option<&str>,
+    chosen: Option<Lang>,
+) -> PageResult {
     match r {
         Ok(ok) => {
             let mut to = see_other("/");
             if let Some(c) = ok.headers().get(header::SET_COOKIE) {
                 to.headers_mut().insert(header::SET_COOKIE, c.clone());
+            }
+            if let Some(v) = chosen.and_then(|l| HeaderValue::from_str(&l.cookie()).ok()) {
+                to.headers_mut().append(header::SET_COOKIE, v);
             }
             Ok(to)
         }
@@ -62,15 +72,25 @@ pub(in super::super) async fn password(
     page: Page,
     Form(f): Form<PasswordForm>,
 ) -> PageResult {
+    let name = f.name.clone();
     let r = api::sign_in(
-        State(h),
+        State(h.clone()),
         Json(api::PasswordIn {
             name: f.name,
             password: f.password,
         }),
     )
     .await;
-    signed_in(&page, r, None)
+    let chosen = match r {
+        Ok(_) => blocking(&h, move |e| e.access().user(&name))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|u| u.language)
+            .map(Lang::of),
+        Err(_) => None,
+    };
+    signed_in(&page, r, None, chosen)
 }
 
 #[derive(Deserialize)]
@@ -113,7 +133,7 @@ pub(in super::super) async fn verify(
         }),
     )
     .await;
-    signed_in(&page, r, Some(&phone))
+    signed_in(&page, r, Some(&phone), None)
 }
 
 /// Ends the session, and back to the sign-in page.
@@ -140,20 +160,45 @@ pub(in super::super) struct LangForm {
     back: String,
 }
 
-/// Keeps the browser's language choice for a year, and goes back.
-pub(in super::super) async fn language(Form(f): Form<LangForm>) -> Response {
-    let lang = super::i18n::Lang::from_code(&f.lang);
+/// Keeps the browser's language choice for a year, and goes back; a
+/// signed-in user's choice is kept with the user too, for its next sign-in
+/// anywhere. A member signed in by code has no user record: its choice
+/// stays with the browser.
+pub(in super::super) async fn language(
+    State(h): Shared,
+    headers: HeaderMap,
+    Form(f): Form<LangForm>,
+) -> Response {
+    let lang = Lang::from_code(&f.lang);
     let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
         f.back.as_str()
     } else {
         "/"
     };
+    if let Ok(Some(actor)) = authenticate(&h, &headers).await {
+        let name = actor.name.clone();
+        let kept = blocking(&h, move |e| {
+            let user = e.access().user(&name)?;
+            Ok(user.map(|_| e.access().set_language(&name, lang.language())))
+        })
+        .await;
+        match kept {
+            Ok(Some(Ok(durable))) => {
+                if let Err(e) = durable.await {
+                    tracing::warn!(user = %actor.name, error = %e, "language choice not kept");
+                }
+            }
+            Ok(None) => {}
+            Ok(Some(Err(e))) => {
+                tracing::warn!(user = %actor.name, error = %e, "language choice not kept");
+            }
+            Err(e) => {
+                tracing::warn!(user = %actor.name, error = %e.1, "language choice not kept");
+            }
+        }
+    }
     let mut r = see_other(back);
-    let cookie = format!(
-        "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
-        lang.code()
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    if let Ok(v) = HeaderValue::from_str(&lang.cookie()) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r.into_response()

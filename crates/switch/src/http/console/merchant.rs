@@ -18,7 +18,7 @@ use super::super::{
 };
 use super::i18n::Lang;
 use super::operator::{days_of, figures};
-use super::{paginate, see_other, Page, PageResult};
+use super::{ascii_number, paginate, see_other, Page, PageResult};
 
 pub(in super::super) async fn dashboard(
     State(h): Shared,
@@ -69,20 +69,6 @@ fn field<'a>(f: &'a Fields, name: &str) -> &'a str {
     f.iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.trim())
-}
-
-/// Digits typed in Persian or Arabic-Indic as ASCII, separators dropped:
-/// what a merchant types on a Persian keyboard is a number too.
-fn ascii_number(s: &str) -> String {
-    s.chars()
-        .filter(|c| !matches!(c, ',' | '\u{066C}' | ' ' | '_'))
-        .map(|c| match c {
-            '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
-            '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
-            '\u{066B}' => '.',
-            c => c,
-        })
-        .collect()
 }
 
 /// A whole number of rials, or the error's text key.

@@ -58,6 +58,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("draws.html", include_str!("templates/draws.html")),
     ("segments.html", include_str!("templates/segments.html")),
     ("statements.html", include_str!("templates/statements.html")),
+    ("terminal.html", include_str!("templates/terminal.html")),
     ("terminals.html", include_str!("templates/terminals.html")),
     ("members.html", include_str!("templates/members.html")),
     ("member.html", include_str!("templates/member.html")),
@@ -452,6 +453,12 @@ pub fn pages() -> Vec<Route> {
             operator::terminals,
         )
         .doc("Terminals"),
+        Route::get(
+            "/terminals/{id}",
+            fixed(SUPPORT.or(MERCHANT), TerminalPath),
+            operator::terminal,
+        )
+        .doc("A terminal: its state and its transactions"),
         Route::post(
             "/terminals/{id}/{action}",
             Rule::ByAction(TERMINAL_ACTIONS, TerminalPath),
@@ -517,4 +524,18 @@ fn paginate(items: Vec<Value>, q: &std::collections::HashMap<String, String>, pe
 /// The `?q=` of a list, as typed.
 fn query_of(q: &std::collections::HashMap<String, String>) -> String {
     q.get("q").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// Digits typed in Persian or Arabic-Indic as ASCII, separators dropped:
+/// what a merchant types on a Persian keyboard is a number too.
+pub(super) fn ascii_number(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, ',' | '\u{066C}' | ' ' | '_'))
+        .map(|c| match c {
+            '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
+            '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
+            '\u{066B}' => '.',
+            c => c,
+        })
+        .collect()
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::super::access::Actor;
 use super::super::{
-    audit as api_audit, blocking, merchants as api_merchants, notices, payouts, reports,
-    settlements, terminals as api_terminals, users, Shared,
+    audit as api_audit, blocking, merchants as api_merchants, not_found, notices, payouts, reports,
+    settlements, terminal_id, terminals as api_terminals, users, Shared,
 };
 use super::i18n::Lang;
 use super::{chart, paginate, query_of, see_other, Page, PageResult};
@@ -238,6 +238,33 @@ pub(in super::super) async fn terminals(
 }
 
 /// Block, unblock or unlock a terminal, and back to the list.
+/// One terminal: its state (status, lock, failed security checks, a key
+/// change the terminal has not yet taken) and its transactions, newest
+/// first.
+pub(in super::super) async fn terminal(
+    State(h): Shared,
+    page: Page,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let tid = terminal_id(&id).map_err(|e| page.fail(e))?;
+    let record = blocking(&h, move |e| e.admin().terminal(&tid))
+        .await
+        .map_err(|e| page.fail(e))?
+        .ok_or_else(|| page.fail(not_found("terminal")))?;
+    let history = page.json(api_terminals::terminal_history(State(h), Path(id)).await)?;
+    let mut items: Vec<Value> = history.as_array().cloned().unwrap_or_default();
+    items.sort_by_key(|t| std::cmp::Reverse(t["created"].as_i64().unwrap_or(0)));
+    page.render(
+        "terminal.html",
+        json!({
+            "title": "nav.terminals",
+            "terminal": api_terminals::terminal_json(&record),
+            "history": paginate(items, &q, 20),
+        }),
+    )
+}
+
 pub(in super::super) async fn terminal_action(
     State(h): Shared,
     page: Page,
@@ -280,11 +307,26 @@ pub(in super::super) async fn settlements(
 ) -> PageResult {
     let r = settlements::list_settlements(State(h), Extension(actor), Query(HashMap::new())).await;
     let list = page.body(Ok(r)).await?;
-    let mut items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    let needle = query_of(&q).to_lowercase();
+    let mut items: Vec<Value> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| {
+            needle.is_empty()
+                || b["id"].to_string() == needle
+                || b["merchant"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .contains(&needle)
+        })
+        .cloned()
+        .collect();
     items.reverse();
     page.render(
         "settlements.html",
-        json!({ "title": "nav.settlements", "list": paginate(items, &q, 20) }),
+        json!({ "title": "nav.settlements", "q": query_of(&q), "list": paginate(items, &q, 20) }),
     )
 }
 
@@ -326,11 +368,29 @@ pub(in super::super) async fn notices(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let answer = page.json(notices::notices(State(h)).await)?;
-    let items = answer["first"].as_array().cloned().unwrap_or_default();
+    // A phone number in any form, or a kind of notice.
+    let needle = query_of(&q);
+    let phone = clubswitch_engine::access::normal_phone(&needle);
+    let items: Vec<Value> = answer["first"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            needle.is_empty()
+                || (!phone.is_empty()
+                    && clubswitch_engine::access::normal_phone(
+                        n["to"].as_str().unwrap_or_default(),
+                    )
+                    .contains(&phone))
+                || n["notice"]["kind"].as_str() == Some(needle.as_str())
+        })
+        .cloned()
+        .collect();
     page.render(
         "notices.html",
         json!({
             "title": "nav.notices",
+            "q": needle,
             "answer": answer,
             "list": paginate(items, &q, 50),
         }),

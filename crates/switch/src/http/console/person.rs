@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::{blocking, cards, loyalty, members, txn_json, ApiResult, Http, Key, Shared};
-use super::{paginate, see_other, Page, PageResult};
+use super::{ascii_number, paginate, see_other, Page, PageResult};
 
 pub(in super::super) async fn member(
     State(h): Shared,
@@ -112,9 +112,16 @@ pub(in super::super) struct CardForm {
     /// For a top-up: rials.
     #[serde(default)]
     amount: String,
+    /// For a renewal: the replacement card's number (never shown back).
+    #[serde(default)]
+    pan: String,
+    /// For a renewal: the replacement card's expiry, YYMM.
+    #[serde(default)]
+    expiry: String,
 }
 
-/// Blocks, unblocks or tops up a card, and back to its member's page.
+/// Blocks, unblocks, renews or tops up a card, and back to its member's
+/// page.
 pub(in super::super) async fn card_action(
     State(h): Shared,
     page: Page,
@@ -122,14 +129,21 @@ pub(in super::super) async fn card_action(
     Path((hash, action)): Path<(String, String)>,
     Form(f): Form<CardForm>,
 ) -> PageResult {
-    let body = if action == "top-up" {
-        let digits: String = f.amount.chars().filter(char::is_ascii_digit).collect();
-        let amount: u64 = digits
-            .parse()
-            .map_err(|_| page.fail(super::super::bad(page.lang.text("form.must_be_number"))))?;
-        Some(Json(json!({ "amount": amount })))
-    } else {
-        None
+    let body = match action.as_str() {
+        "top-up" => {
+            let amount: u64 = ascii_number(&f.amount)
+                .parse()
+                .map_err(|_| page.fail(super::super::bad(page.lang.text("form.must_be_number"))))?;
+            Some(Json(json!({ "amount": amount })))
+        }
+        "renew" => {
+            let expiry = ascii_number(&f.expiry);
+            Some(Json(json!({
+                "pan": ascii_number(&f.pan),
+                "expiry": (!expiry.is_empty()).then_some(expiry),
+            })))
+        }
+        _ => None,
     };
     page.json(cards::card_action(State(h), k, Path((hash, action)), body).await)?;
     Ok(see_other(&format!("/members/{}", f.member)))
@@ -151,7 +165,7 @@ pub(in super::super) async fn look_up(
     page: Page,
     Form(f): Form<PanForm>,
 ) -> PageResult {
-    let pan: String = f.pan.chars().filter(char::is_ascii_digit).collect();
+    let pan = ascii_number(&f.pan);
     let found = cards::find_card(State(h), Json(cards::PanIn { pan })).await;
     match found {
         Ok(card) => page.render(
