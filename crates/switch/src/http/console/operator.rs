@@ -308,13 +308,14 @@ pub(in super::super) async fn settlements(
     let r = settlements::list_settlements(State(h), Extension(actor), Query(HashMap::new())).await;
     let list = page.body(Ok(r)).await?;
     let needle = query_of(&q).to_lowercase();
+    let batch: Option<u64> = super::ascii_number(&needle).parse().ok();
     let mut items: Vec<Value> = list
         .as_array()
         .into_iter()
         .flatten()
         .filter(|b| {
             needle.is_empty()
-                || b["id"].to_string() == needle
+                || b["id"].as_u64().is_some_and(|id| batch == Some(id))
                 || b["merchant"]
                     .as_str()
                     .unwrap_or_default()
