@@ -324,6 +324,13 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
     d.restart();
+    // A payout of the settled batches, so the settlements page lists one
+    // with its bank files.
+    let paid = ureq::post(&format!("http://{}/v1/payouts", d.admin))
+        .set("Authorization", &format!("Bearer {}", d.token))
+        .set("Idempotency-Key", "console-walk-payout")
+        .send_json(json!({}));
+    assert!(paid.is_ok(), "{paid:?}");
     let base = format!("http://{}", d.admin);
     let sara = d.demo["console"]["users"]
         .as_array()
@@ -371,6 +378,28 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
         for p in &paths {
             visit(&c, &base, p, &format!("{role}-fa-{}", slug(p))).await;
             pages += 1;
+            if p == "/settlements" {
+                // Operators get the payouts' bank files; a merchant not.
+                let files = c
+                    .find_all(Locator::Css("#payouts a[download]"))
+                    .await
+                    .unwrap()
+                    .len();
+                let operator = matches!(*role, "operator" | "finance");
+                assert_eq!(files >= 2, operator, "{role}: {files} payout files");
+                // Every settled batch counts the purchases it settles.
+                let first = c
+                    .find(Locator::Css("table tr:nth-child(2) td:nth-child(4)"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert!(
+                    !matches!(first.as_str(), "۰" | "0"),
+                    "{role}: count {first}"
+                );
+            }
         }
         // The same menu in English.
         c.find(Locator::Css("#switch-lang"))

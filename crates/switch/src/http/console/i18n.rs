@@ -415,6 +415,12 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
         "روز از آخرین خرید",
         "Days since last purchase",
     ),
+    ("settle.files", "پرونده‌های بانک", "Bank files"),
+    (
+        "settle.payouts",
+        "پرداخت‌ها به پذیرندگان (۲۰ تای آخر)",
+        "Payouts to merchants (last 20)",
+    ),
     ("state.confirmed", "قطعی", "Confirmed"),
     ("state.expired", "منقضی", "Expired"),
     ("state.held", "در انتظار تأیید", "Held"),

@@ -305,6 +305,18 @@ pub(in super::super) async fn settlements(
     Extension(actor): Extension<Actor>,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
+    // Operators see the payouts too, with the files that went to the bank.
+    let payouts = match actor.role {
+        Role::Admin | Role::Finance => {
+            let mut all = page.json(payouts::list_payouts(State(h.clone())).await)?;
+            if let Some(list) = all.as_array_mut() {
+                list.reverse();
+                list.truncate(20);
+            }
+            all
+        }
+        _ => Value::Null,
+    };
     let r = settlements::list_settlements(State(h), Extension(actor), Query(HashMap::new())).await;
     let list = page.body(Ok(r)).await?;
     let needle = query_of(&q).to_lowercase();
@@ -327,7 +339,12 @@ pub(in super::super) async fn settlements(
     items.reverse();
     page.render(
         "settlements.html",
-        json!({ "title": "nav.settlements", "q": query_of(&q), "list": paginate(items, &q, 20) }),
+        json!({
+            "title": "nav.settlements",
+            "q": query_of(&q),
+            "list": paginate(items, &q, 20),
+            "payouts": payouts,
+        }),
     )
 }
 
