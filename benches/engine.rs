@@ -99,7 +99,7 @@ impl Bench {
         let mut cards = Vec::new();
         let member = engine
             .admin()
-            .add_member("Bench", "0", Tier::Gold, vec![])
+            .add_member("Bench", "09120000000", Tier::Gold, vec![])
             .unwrap()
             .wait()
             .unwrap();

@@ -184,6 +184,18 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::Member,
     ),
     (
+        "POST /v1/members/{id}/marketing",
+        "/v1/members/{b}/marketing",
+        "admin support member",
+        Obj::Member,
+    ),
+    (
+        "POST /v1/inbound/sms",
+        "/v1/inbound/sms",
+        "admin support",
+        Obj::No,
+    ),
+    (
         "GET /v1/members/{id}/loyalty",
         "/v1/members/{b}/loyalty",
         "admin support member",

@@ -12,6 +12,7 @@ use crate::cx::Cx;
 use crate::error::{EngineError, Result};
 use crate::idempotency::{Caller, Idempotency};
 use crate::ledger::{self, signed};
+use crate::model::contact;
 use crate::model::RequestKey;
 use crate::model::{
     keys, Account, AccountKey, Card, CardHash, CardKind, JournalKind, Member, MemberId, Merchant,
@@ -135,14 +136,18 @@ impl Admin<'_> {
         tier: crate::model::Tier,
         groups: Vec<String>,
     ) -> Result<Durable<Member>> {
+        let name = contact::person_name(name)?;
+        let phone = contact::optional_mobile(phone)?;
         let id = MemberId(self.core.store.next_id()? + 1);
         let m = Member {
             id,
-            name: name.to_owned(),
-            phone: phone.to_owned(),
+            name,
+            phone,
             tier,
             groups,
             status: Status::Active,
+            language: None,
+            opted_out: None,
         };
         let stored = self
             .core
@@ -151,10 +156,57 @@ impl Admin<'_> {
         Ok(stored.map(|()| m))
     }
 
-    pub fn put_member(&self, m: &Member) -> Result<Durable<()>> {
+    /// Writes a member's record as given, its name and phone number
+    /// checked and put in their one form first ([`contact`]).
+    pub fn put_member(&self, m: &Member) -> Result<Durable<Member>> {
+        let m = Member {
+            name: contact::person_name(&m.name)?,
+            phone: contact::optional_mobile(&m.phone)?,
+            ..m.clone()
+        };
         self.core
             .store
-            .transaction_durable(|tx| tx.put(Table::Members, &m.id.0.to_be_bytes(), m))
+            .transaction_durable(|tx| tx.put(Table::Members, &m.id.0.to_be_bytes(), &m))
+            .map(|stored| stored.map(|()| m))
+    }
+
+    /// Records that the members with phone number `phone` (typed in any
+    /// form) opted out of marketing at `now` (with `opt_out` false: back
+    /// in); how many records changed. A number no member has changes
+    /// nothing: a gateway forwards every `STOP` it receives.
+    pub fn opt_out_by_phone(
+        &self,
+        phone: &str,
+        opt_out: bool,
+        now: UnixTime,
+    ) -> Result<Durable<Vec<MemberId>>> {
+        let phone = contact::mobile(phone)?;
+        // Who has the number is found outside the transaction (a read of
+        // every member, as rare as a STOP); each is read again inside it, so
+        // an edit in between is neither lost nor undone.
+        let holders: Vec<MemberId> = self
+            .core
+            .store
+            .values::<Member>(Table::Members, b"")?
+            .into_iter()
+            .filter(|m| m.phone == phone)
+            .map(|m| m.id)
+            .collect();
+        self.core.store.transaction_durable(|tx| {
+            let mut changed = Vec::new();
+            for id in &holders {
+                let key = id.0.to_be_bytes();
+                let Some(mut m) = tx.get::<Member>(Table::Members, &key)? else {
+                    continue;
+                };
+                if m.phone == phone && m.opted_out.is_some() != opt_out {
+                    m.opted_out = opt_out.then_some(now);
+                    tx.put(Table::Members, &key, &m)?;
+                    changed.push(m.id);
+                }
+            }
+            Ok(changed)
+        })
     }
 
     pub fn member(&self, id: MemberId) -> Result<Option<Member>> {
@@ -260,11 +312,13 @@ impl Admin<'_> {
         for (name, pan, expiry) in cards {
             let member = Member {
                 id: MemberId(self.core.store.next_id()? + 1),
-                name: name.clone(),
+                name: contact::person_name(name)?,
                 phone: String::new(),
                 tier: crate::model::Tier::Bronze,
                 groups: Vec::new(),
                 status: Status::Active,
+                language: None,
+                opted_out: None,
             };
             let card = Card {
                 hash: self.core.hasher.hash(pan),

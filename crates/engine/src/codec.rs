@@ -23,6 +23,9 @@
 //!   ([`crate::model::JournalEntry::actor`]). All appended.
 //! - 4: a user keeps the language it reads the console in
 //!   ([`crate::access::User::language`]). Appended.
+//! - 5: a member keeps the language messages are written in and when they
+//!   opted out of marketing ([`crate::model::Member::language`],
+//!   [`crate::model::Member::opted_out`]). Appended.
 
 use std::borrow::Cow;
 
@@ -32,7 +35,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;

@@ -387,6 +387,41 @@ pub struct Notices {
     /// How often the outbox is drained, and how many per round.
     pub interval_ms: u64,
     pub per_round: usize,
+    /// What a member texts to stop marketing messages, as the gateway
+    /// forwards it to `POST /v1/inbound/sms` (compared without case,
+    /// spaces or the difference between Persian and Latin digits).
+    pub opt_out_keywords: Vec<String>,
+    /// What a member texts to take them again.
+    pub opt_in_keywords: Vec<String>,
+}
+
+impl Notices {
+    /// Whether an inbound text asks to stop (`Some(true)`) or to start
+    /// (`Some(false)`) marketing messages; `None`: neither.
+    pub fn opt_out_asked(&self, text: &str) -> Option<bool> {
+        let fold = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && *c != '\u{200C}')
+                .map(|c| clubswitch_engine::contact::ascii_digit(c).unwrap_or(c))
+                .flat_map(char::to_lowercase)
+                // Arabic yeh and kaf typed on an Arabic keyboard.
+                .map(|c| match c {
+                    'ي' => 'ی',
+                    'ك' => 'ک',
+                    c => c,
+                })
+                .collect()
+        };
+        let text = fold(text);
+        let said = |words: &[String]| words.iter().any(|w| fold(w) == text);
+        if said(&self.opt_out_keywords) {
+            Some(true)
+        } else if said(&self.opt_in_keywords) {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for Notices {
@@ -400,6 +435,10 @@ impl Default for Notices {
             retry_max_secs: 3_600,
             interval_ms: 1_000,
             per_round: 200,
+            opt_out_keywords: ["لغو", "لغو11", "off", "stop", "unsubscribe"]
+                .map(String::from)
+                .to_vec(),
+            opt_in_keywords: ["عضویت", "start"].map(String::from).to_vec(),
         }
     }
 }
@@ -682,6 +721,18 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/clubswitch.toml");
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.listeners.len(), 2);
+    }
+
+    #[test]
+    fn an_inbound_stop_is_read_whatever_the_digits_case_or_spacing() {
+        let n = Notices::default();
+        for text in ["لغو", " لغو ۱۱", "لغو11", "STOP", "Stop ", "UnSubscribe"] {
+            assert_eq!(n.opt_out_asked(text), Some(true), "{text}");
+        }
+        assert_eq!(n.opt_out_asked("START"), Some(false));
+        assert_eq!(n.opt_out_asked("عضويت"), Some(false), "Arabic yeh");
+        assert_eq!(n.opt_out_asked("سلام"), None);
+        assert_eq!(n.opt_out_asked(""), None);
     }
 
     #[test]

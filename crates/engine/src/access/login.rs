@@ -105,12 +105,7 @@ pub enum SignIn {
 pub fn normal_phone(phone: &str) -> String {
     let digits: String = phone
         .chars()
-        .filter_map(|c| match c {
-            '0'..='9' => Some(c),
-            '\u{06F0}'..='\u{06F9}' => char::from_digit(c as u32 - 0x06F0, 10),
-            '\u{0660}'..='\u{0669}' => char::from_digit(c as u32 - 0x0660, 10),
-            _ => None,
-        })
+        .filter_map(crate::model::contact::ascii_digit)
         .collect();
     if let Some(rest) = digits.strip_prefix("0098") {
         format!("0{rest}")

@@ -131,12 +131,7 @@ impl Record for User {
     }
 }
 
-/// A language a person reads the switch's pages in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Language {
-    Persian,
-    English,
-}
+pub use crate::model::Language;
 
 /// An API token as the ledger keeps it (keyed by its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,12 +59,35 @@ pub struct Birthday {
 impl FromStr for Birthday {
     type Err = EngineError;
     /// `MM-DD`, or a full `YYYY-MM-DD` of which only the month and day are
-    /// kept.
+    /// kept; or a Jalali date with its year, `1370/05/12` or `1370-05-12`
+    /// (any year before 1700 is Jalali), in Latin or Persian digits, kept as
+    /// the Gregorian month and day it fell on.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || EngineError::invalid(format!("not a birthday (MM-DD): {s:?}"));
-        let parts: Vec<&str> = s.trim().split('-').collect();
+        let bad = || {
+            EngineError::invalid(format!(
+                "not a birthday (MM-DD, YYYY-MM-DD or a Jalali YYYY/MM/DD): {s:?}"
+            ))
+        };
+        let ascii: String = s
+            .trim()
+            .chars()
+            .map(|c| crate::model::contact::ascii_digit(c).unwrap_or(c))
+            .collect();
+        let number = |p: &str| p.parse::<u16>().map_err(|_| bad());
+        let parts: Vec<&str> = ascii.split(['-', '/']).collect();
         let (m, d) = match parts.as_slice() {
-            [m, d] | [_, m, d] => (m, d),
+            [y, m, d] if number(y)? < 1700 => {
+                let (y, m, d) = (number(y)?, number(m)?, number(d)?);
+                let day = crate::calendar::day_from_jalali(
+                    i32::from(y),
+                    u8::try_from(m).map_err(|_| bad())?,
+                    u8::try_from(d).map_err(|_| bad())?,
+                )
+                .ok_or_else(bad)?;
+                let (_, month, day) = clubswitch_wire::fields::civil_from_days(day);
+                return Ok(Birthday { month, day });
+            }
+            [m, d] | [_, m, d] => (*m, *d),
             _ => return Err(bad()),
         };
         let month: u8 = m.parse().map_err(|_| bad())?;
@@ -419,7 +442,9 @@ impl Loyalty<'_> {
                     let Some(m) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
                         return Ok(false);
                     };
-                    if m.status != Status::Active {
+                    // A greeting is marketing: not to a member who
+                    // opted out of it.
+                    if m.status != Status::Active || m.opted_out.is_some() {
                         return Ok(false);
                     }
                     notice::enqueue(tx, now, &m, NoticeKind::Birthday)?;
@@ -501,6 +526,31 @@ impl crate::codec::Record for Birthday {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jalali_birthdays_keep_the_gregorian_day_they_fell_on() {
+        // 12 Mordad 1370 was 3 August 1991; 1 Farvardin 1379, 20 March
+        // 2000; 30 Esfand 1375 (a leap year) was 20 March 1997.
+        for (typed, kept) in [
+            ("1370/05/12", "08-03"),
+            ("۱۳۷۰/۰۵/۱۲", "08-03"),
+            ("1379-01-01", "03-20"),
+            ("1375/12/30", "03-20"),
+        ] {
+            assert_eq!(
+                typed.parse::<Birthday>().unwrap().to_string(),
+                kept,
+                "{typed}"
+            );
+        }
+        // 30 Esfand 1376 does not exist; month 13 neither.
+        assert!("1376/12/30".parse::<Birthday>().is_err());
+        assert!("1370/13/01".parse::<Birthday>().is_err());
+        assert_eq!(
+            "1991/08/03".parse::<Birthday>().unwrap().to_string(),
+            "08-03"
+        );
+    }
 
     #[test]
     fn birthdays_parse_with_or_without_a_year_and_refuse_impossible_dates() {

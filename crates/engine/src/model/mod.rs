@@ -10,8 +10,10 @@
 //! - `txn.rs`: transactions, request keys and outcomes.
 //! - `lots.rs`: when a balance's points and credit were granted.
 //! - `earned.rs`: what a purchase earned, and what was taken back.
+//! - `contact.rs`: members' names, phone numbers and language, checked.
 
 mod account;
+pub mod contact;
 mod earned;
 pub mod lots;
 mod party;
@@ -22,6 +24,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, AccountKey, JournalEntry, JournalKind};
+pub use contact::Language;
 pub use earned::{Earned, Recovered};
 pub use lots::{Grants, Lot, Lots, Unit};
 pub use party::{Card, CardKind, FeeBase, Member, Merchant, Offers, Terminal, Tier};

@@ -111,9 +111,23 @@ pub struct Member {
     pub tier: Tier,
     pub groups: Vec<String>,
     pub status: Status,
+    /// The language the member reads messages in; none chosen, the
+    /// switch's default (format version 5).
+    pub language: Option<super::Language>,
+    /// When the member opted out of marketing messages (campaigns,
+    /// greetings); receipts and what they must know still reach them
+    /// (format version 5).
+    pub opted_out: Option<UnixTime>,
 }
 
 impl Record for Merchant {}
 impl Record for Terminal {}
 impl Record for Card {}
-impl Record for Member {}
+impl Record for Member {
+    fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1..=4 => crate::codec::with_tail(body, &(None::<super::Language>, None::<UnixTime>)),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}

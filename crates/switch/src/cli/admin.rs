@@ -240,6 +240,8 @@ pub enum MemberCmd {
     Add {
         #[arg(long)]
         name: String,
+        /// An Iranian mobile number in any form (09…, +989…, 00989…,
+        /// Persian digits too); kept as 09 and nine digits.
         #[arg(long, default_value = "")]
         phone: String,
         #[arg(long, default_value = "bronze")]
@@ -247,10 +249,22 @@ pub enum MemberCmd {
         /// Member groups (repeat the flag for several).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// MM-DD (or YYYY-MM-DD, of which the year is not kept), for the
-        /// birthday greeting.
+        /// MM-DD, YYYY-MM-DD or a Jalali YYYY/MM/DD (the year is not
+        /// kept), for the birthday greeting.
         #[arg(long)]
         birthday: Option<String>,
+        /// The language of the member's messages: fa or en.
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Stop marketing messages to a member (--off), or restart them
+    /// (--on); receipts and expiry notices always go.
+    Marketing {
+        id: u64,
+        #[arg(long, conflicts_with = "on", required_unless_present = "on")]
+        off: bool,
+        #[arg(long)]
+        on: bool,
     },
     Show {
         id: u64,
@@ -487,12 +501,18 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
                 tier,
                 groups,
                 birthday,
+                language,
             } => (
                 "POST",
                 "/v1/members".into(),
                 Some(
-                    json!({ "name": name, "phone": phone, "tier": tier, "groups": groups, "birthday": birthday }),
+                    json!({ "name": name, "phone": phone, "tier": tier, "groups": groups, "birthday": birthday, "language": language }),
                 ),
+            ),
+            MemberCmd::Marketing { id, on, .. } => (
+                "POST",
+                format!("/v1/members/{id}/marketing"),
+                Some(json!({ "marketing": on })),
             ),
             MemberCmd::Show { id } => ("GET", format!("/v1/members/{id}"), None),
             MemberCmd::Loyalty { id } => ("GET", format!("/v1/members/{id}/loyalty"), None),

@@ -2,10 +2,12 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use clubswitch_engine::{Birthday, Durable, Engine, EngineError, Member, MemberId, Status, Tier};
+use clubswitch_engine::{
+    Birthday, Durable, Engine, EngineError, Language, Member, MemberId, Status, Tier, UnixTime,
+};
 use serde::Deserialize;
 
-use super::{blocking, not_found, ApiError, ApiResult, Http, Shared};
+use super::{bad, blocking, not_found, ApiError, ApiResult, Http, Shared};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct MemberIn {
@@ -20,10 +22,21 @@ pub(super) struct MemberIn {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "active")]
     status: Option<Status>,
-    /// "MM-DD" or "YYYY-MM-DD" (only the month and day are kept); left
-    /// out: unchanged; "": forgotten.
+    /// "MM-DD", "YYYY-MM-DD", or a Jalali "1370/05/12" (Persian digits
+    /// too; only the month and day are kept); left out: unchanged; "":
+    /// forgotten.
     #[serde(default)]
     birthday: Option<String>,
+    /// The language the member's messages are written in: "fa" or "en";
+    /// left out: unchanged; "": the switch's default.
+    #[serde(default)]
+    #[schema(example = "fa")]
+    language: Option<String>,
+    /// Whether the member takes marketing messages (campaigns,
+    /// greetings): false opts out; left out: unchanged. Receipts and
+    /// notices of expiry always go.
+    #[serde(default)]
+    marketing: Option<bool>,
 }
 
 impl MemberIn {
@@ -35,6 +48,24 @@ impl MemberIn {
             Some("") => Ok(Some(None)),
             Some(s) => Ok(Some(Some(s.parse()?))),
         }
+    }
+}
+
+/// A language as the API names it.
+pub(super) fn language_code(l: Language) -> &'static str {
+    match l {
+        Language::Persian => "fa",
+        Language::English => "en",
+    }
+}
+
+/// "fa", "en", or "" for none chosen.
+pub(super) fn parse_language(s: &str) -> Result<Option<Language>, ApiError> {
+    match s.trim() {
+        "" => Ok(None),
+        "fa" => Ok(Some(Language::Persian)),
+        "en" => Ok(Some(Language::English)),
+        other => Err(bad(format!("language is \"fa\" or \"en\", not {other:?}"))),
     }
 }
 
@@ -52,6 +83,14 @@ pub(super) struct MemberView {
     /// "MM-DD", if known.
     #[schema(required = true)]
     birthday: Option<String>,
+    /// "fa" or "en"; null: the switch's default.
+    #[schema(required = true, example = "fa")]
+    language: Option<&'static str>,
+    /// Whether marketing messages reach the member.
+    marketing: bool,
+    /// When the member opted out of marketing (RFC 3339), if they did.
+    #[schema(required = true)]
+    opted_out: Option<String>,
 }
 
 /// A member as JSON, with their birthday.
@@ -68,14 +107,32 @@ async fn member_json(h: &Http, m: &Member) -> ApiResult {
         groups: m.groups.clone(),
         status: m.status,
         birthday,
+        language: m.language.map(language_code),
+        marketing: m.opted_out.is_none(),
+        opted_out: m.opted_out.map(|t| t.to_rfc3339()),
     };
     Ok(Json(serde_json::to_value(view).unwrap_or_default()))
 }
 
 pub(super) async fn add_member(State(h): Shared, Json(m): Json<MemberIn>) -> ApiResult {
     let birthday = m.birthday()?;
+    let language = m.language.as_deref().map(parse_language).transpose()?;
+    let opt_out = m.marketing == Some(false);
     let rec = blocking(&h, move |e| {
         let added = e.admin().add_member(&m.name, &m.phone, m.tier, m.groups)?;
+        // Language and consent chosen at enrolment: written with the
+        // record's second write, after the first is durable.
+        let added = match (language.flatten(), opt_out) {
+            (None, false) => added,
+            (language, opt_out) => {
+                let m = added.wait()?;
+                e.admin().put_member(&Member {
+                    language,
+                    opted_out: opt_out.then(UnixTime::now),
+                    ..m
+                })?
+            }
+        };
         with_birthday(e, added, birthday)
     })
     .await?
@@ -99,6 +156,15 @@ pub(super) async fn update_member(
         .await?
         .ok_or_else(|| not_found("member"))?;
     let birthday = m.birthday()?;
+    let language = match m.language.as_deref() {
+        Some(l) => parse_language(l)?,
+        None => old.language,
+    };
+    let opted_out = match m.marketing {
+        Some(true) => None,
+        Some(false) => old.opted_out.or_else(|| Some(UnixTime::now())),
+        None => old.opted_out,
+    };
     let rec = Member {
         id: old.id,
         name: m.name,
@@ -106,9 +172,11 @@ pub(super) async fn update_member(
         tier: m.tier,
         groups: m.groups,
         status: m.status.unwrap_or(old.status),
+        language,
+        opted_out,
     };
     let rec = blocking(&h, move |e| {
-        let stored = e.admin().put_member(&rec)?.map(|()| rec);
+        let stored = e.admin().put_member(&rec)?;
         with_birthday(e, stored, birthday)
     })
     .await?
@@ -132,4 +200,84 @@ fn with_birthday(
         }
         None => Ok(member),
     }
+}
+
+/// A member's consent to marketing messages.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct MarketingIn {
+    /// false: no campaigns or greetings; true: take them again.
+    marketing: bool,
+}
+
+/// A member (or support for them) opts out of marketing, or back in.
+pub(super) async fn set_marketing(
+    State(h): Shared,
+    Path(id): Path<u64>,
+    Json(m): Json<MarketingIn>,
+) -> ApiResult {
+    let old = blocking(&h, move |e| e.admin().member(MemberId(id)))
+        .await?
+        .ok_or_else(|| not_found("member"))?;
+    let opted_out = match (m.marketing, old.opted_out) {
+        (true, _) => None,
+        (false, since) => since.or_else(|| Some(UnixTime::now())),
+    };
+    let rec = if opted_out == old.opted_out {
+        old
+    } else {
+        let rec = Member { opted_out, ..old };
+        blocking(&h, move |e| e.admin().put_member(&rec))
+            .await?
+            .await?
+    };
+    member_json(&h, &rec).await
+}
+
+/// A text a member sent to the club's number, as the SMS gateway forwards
+/// it.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct InboundSms {
+    /// The sender's number, in any form the gateway writes it.
+    from: String,
+    text: String,
+}
+
+/// What an inbound text did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct InboundDone {
+    /// "opted_out", "opted_in" or "ignored" (no keyword, or no member
+    /// with that number).
+    #[schema(example = "opted_out")]
+    action: &'static str,
+    /// Members whose consent changed.
+    members: Vec<u64>,
+}
+
+/// The gateway's inbound webhook: an opt-out keyword stops marketing to
+/// every member with the sender's number, an opt-in keyword restarts it,
+/// and any other text is acknowledged and ignored (the gateway must not
+/// retry it).
+pub(super) async fn inbound_sms(State(h): Shared, Json(m): Json<InboundSms>) -> ApiResult {
+    let asked = h.switch.cfg.notices.opt_out_asked(&m.text);
+    let Some(opt_out) = asked else {
+        return done("ignored", Vec::new());
+    };
+    let now = UnixTime::now();
+    let changed = blocking(&h, move |e| {
+        e.admin().opt_out_by_phone(&m.from, opt_out, now)
+    })
+    .await?
+    .await?;
+    let members = changed.iter().map(|m| m.0).collect::<Vec<_>>();
+    match (members.is_empty(), opt_out) {
+        (true, _) => done("ignored", members),
+        (false, true) => done("opted_out", members),
+        (false, false) => done("opted_in", members),
+    }
+}
+
+fn done(action: &'static str, members: Vec<u64>) -> ApiResult {
+    Ok(Json(
+        serde_json::to_value(InboundDone { action, members }).unwrap_or_default(),
+    ))
 }

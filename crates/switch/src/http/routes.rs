@@ -193,6 +193,18 @@ fn api() -> Vec<Route> {
             .body::<members::MemberIn>()
             .answers::<members::MemberView>()
             .doc("Update a member"),
+        Route::post(
+            "/v1/members/{id}/marketing",
+            scoped(SUPPORT.or(MEMBER), MemberPath),
+            members::set_marketing,
+        )
+        .body::<members::MarketingIn>()
+        .answers::<members::MemberView>()
+        .doc("Opt a member out of marketing messages, or back in"),
+        Route::post("/v1/inbound/sms", ops(SUPPORT), members::inbound_sms)
+            .body::<members::InboundSms>()
+            .answers::<members::InboundDone>()
+            .doc("The SMS gateway's inbound texts: opt-out and opt-in keywords"),
         Route::get(
             "/v1/members/{id}/loyalty",
             scoped(SUPPORT.or(MEMBER), MemberPath),
