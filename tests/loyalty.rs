@@ -80,7 +80,12 @@ async fn receipts_reach_a_failing_gateway_after_retries_and_carry_the_points() {
         assert_eq!(n["to"], "09120000002");
         assert_eq!(n["notice"]["kind"], "receipt");
         assert_eq!(n["notice"]["merchant"], BOOK_CITY);
-        assert!(n["text"].as_str().unwrap().contains("points earned"), "{n}");
+        // Persian by default: Persian digits with separators.
+        let text = n["text"].as_str().unwrap();
+        assert!(
+            text.contains("امتیاز گرفتید") && text.contains("۰۰۰"),
+            "{n}"
+        );
     }
     assert!(d.metric("clubswitch_notices_failed_total") >= 2);
     assert_eq!(d.metric("clubswitch_notices_sent_total"), 3);

@@ -175,6 +175,13 @@ fn an_inbound_stop_opts_the_sender_out_of_birthday_greetings_and_start_brings_th
             .unwrap()
     };
     let stays = add("Stays", "09127770001");
+    // Stays reads English; the rest get the default, Persian.
+    d.admin(
+        "PUT",
+        &format!("/v1/members/{stays}"),
+        Some(json!({ "name": "Stays", "phone": "09127770001", "language": "en" })),
+    )
+    .unwrap();
     let leaves = add("Leaves", "09127770002");
     let gone = add("Also leaves", "09127770003");
 
@@ -220,6 +227,10 @@ fn an_inbound_stop_opts_the_sender_out_of_birthday_greetings_and_start_brings_th
     );
     let got = wait_for(&accepted, |n| n["notice"]["kind"] == "birthday");
     assert_eq!(got["to"], "09127770001", "{got}");
+    assert_eq!(
+        got["text"], "Happy birthday from your club!",
+        "in the member's language"
+    );
 
     // Opting back in by text restores greetings for next year.
     assert_eq!(

@@ -25,7 +25,8 @@
 //!   ([`crate::access::User::language`]). Appended.
 //! - 5: a member keeps the language messages are written in and when they
 //!   opted out of marketing ([`crate::model::Member::language`],
-//!   [`crate::model::Member::opted_out`]). Appended.
+//!   [`crate::model::Member::opted_out`]), and a notice the language it
+//!   is written in ([`crate::notice::Notice::language`]). Appended.
 
 use std::borrow::Cow;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
 use crate::error::Result;
-use crate::model::{Member, MemberId, Tier, UnixTime};
+use crate::model::{Language, Member, MemberId, Tier, UnixTime};
 use crate::storage::{Table, Tx, TxResult};
 
 /// The outbox of member notices: what is due, and what became of each
@@ -103,6 +103,9 @@ pub struct Notice {
     /// Not before this time.
     pub next_at: UnixTime,
     pub last_error: Option<String>,
+    /// The language to write it in (the member's when it was written;
+    /// none chosen: the switch's default). Format version 5.
+    pub language: Option<Language>,
 }
 
 /// Queues a notice to `member` inside the running transaction.
@@ -122,6 +125,7 @@ pub(crate) fn enqueue(
         attempts: 0,
         next_at: now,
         last_error: None,
+        language: member.language,
     };
     tx.put(Table::Outbox, &id.to_be_bytes(), &notice)
 }
@@ -192,7 +196,14 @@ impl Outbox<'_> {
     }
 }
 
-impl crate::codec::Record for Notice {}
+impl crate::codec::Record for Notice {
+    fn upgrade(version: u8, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            1..=4 => crate::codec::with_tail(body, &None::<Language>),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,8 @@ use clubswitch_engine::{Calendar, EngineConfig, LoyaltyConfig};
 use clubswitch_wire::{Currency, LengthHeader};
 use serde::{Deserialize, Serialize};
 
+use crate::lang::Lang;
+
 /// Where the master key comes from.
 pub const MASTER_KEY_ENV: &str = "CLUBSWITCH_MASTER_KEY";
 /// The admin API's bearer token.
@@ -393,6 +395,9 @@ pub struct Notices {
     pub opt_out_keywords: Vec<String>,
     /// What a member texts to take them again.
     pub opt_in_keywords: Vec<String>,
+    /// The language of notices to members who chose none: "fa" (the
+    /// default) or "en".
+    pub language: Lang,
 }
 
 impl Notices {
@@ -439,6 +444,7 @@ impl Default for Notices {
                 .map(String::from)
                 .to_vec(),
             opt_in_keywords: ["عضویت", "start"].map(String::from).to_vec(),
+            language: Lang::Fa,
         }
     }
 }

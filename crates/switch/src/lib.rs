@@ -67,6 +67,7 @@ pub mod error;
 pub mod handler;
 pub mod http;
 pub mod jobs;
+pub mod lang;
 pub mod layout;
 pub mod master;
 pub mod metrics;

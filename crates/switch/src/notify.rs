@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::config::{format_date, ConfigError, NoticeChannel, Notices};
 use crate::error::SwitchError;
+use crate::lang::Lang;
 use crate::metrics::Metrics;
 
 /// Where notices go.
@@ -304,8 +305,125 @@ fn points_and_credit(points: u64, credit: u64) -> String {
     }
 }
 
-/// The words of a notice.
-pub fn text(n: &Notice, tier_names: &[String; 4]) -> String {
+/// The words of a notice, in the member's language (`default` where they
+/// chose none).
+pub fn text(n: &Notice, tier_names: &[String; 4], default: Lang) -> String {
+    match n.language.map(Lang::of).unwrap_or(default) {
+        Lang::Fa => persian(n),
+        Lang::En => english(n, tier_names),
+    }
+}
+
+/// "۲۰۰ امتیاز و ۵٬۰۰۰ ریال اعتبار", leaving out what is zero.
+fn points_and_credit_fa(points: u64, credit: u64) -> String {
+    let fa = Lang::Fa;
+    let n = |v: u64| fa.number(i64::try_from(v).unwrap_or(i64::MAX));
+    match (points, credit) {
+        (p, 0) => format!("{} امتیاز", n(p)),
+        (0, c) => format!("{} ریال اعتبار", n(c)),
+        (p, c) => format!("{} امتیاز و {} ریال اعتبار", n(p), n(c)),
+    }
+}
+
+/// The words of a notice in Persian: amounts with Persian digits and
+/// separators, dates in the Jalali calendar.
+fn persian(n: &Notice) -> String {
+    let fa = Lang::Fa;
+    let num = |v: u64| fa.number(i64::try_from(v).unwrap_or(i64::MAX));
+    let tier = |t: Tier| match t {
+        Tier::Bronze => "برنزی",
+        Tier::Silver => "نقره‌ای",
+        Tier::Gold => "طلایی",
+        Tier::Platinum => "پلاتینی",
+    };
+    match &n.kind {
+        NoticeKind::Receipt {
+            merchant,
+            amount,
+            points,
+            ..
+        } => {
+            if *points > 0 {
+                format!(
+                    "خرید {} ریال در {merchant}؛ {} امتیاز گرفتید.",
+                    num(*amount),
+                    num(*points)
+                )
+            } else {
+                format!("خرید {} ریال در {merchant}.", num(*amount))
+            }
+        }
+        NoticeKind::LowBalance { available } => {
+            format!("موجودی باشگاه شما کم است: {} ریال.", fa.number(*available))
+        }
+        NoticeKind::TierChange { from, to } if to > from => {
+            format!("تبریک! سطح شما اکنون {} است.", tier(*to))
+        }
+        NoticeKind::TierChange { to, .. } => format!("سطح شما اکنون {} است.", tier(*to)),
+        NoticeKind::Vip { until } => {
+            // VIP through the end of month `until - 1`: the day before the
+            // first of month `until`.
+            let (y, m) = (until.div_euclid(12), until.rem_euclid(12) as u8 + 1);
+            let last = clubswitch_wire::fields::days_from_civil(y, m, 1) - 1;
+            format!("شما تا {} عضو ویژهٔ باشگاه هستید.", fa.date(last))
+        }
+        NoticeKind::PointsConverted {
+            merchant,
+            points,
+            credit,
+        } => format!(
+            "{} امتیاز در {merchant} به {} ریال اعتبار تبدیل شد.",
+            num(*points),
+            num(*credit)
+        ),
+        NoticeKind::ReferralBonus { merchant, points } => {
+            format!("پاداش معرفی: {} امتیاز در {merchant}.", num(*points))
+        }
+        NoticeKind::DrawWon {
+            merchant, points, ..
+        } => format!("در قرعه‌کشی {merchant} برندهٔ {} امتیاز شدید.", num(*points)),
+        NoticeKind::Returned {
+            merchant,
+            points,
+            credit,
+            ..
+        } => format!(
+            "با برگشت خرید در {merchant}، {} جابه‌جا شد.",
+            points_and_credit_fa(*points, *credit)
+        ),
+        NoticeKind::ExpiryWarning {
+            merchant,
+            points,
+            credit,
+            by,
+        } => format!(
+            "{} شما در {merchant} پس از {} منقضی می‌شود؛ پیش از آن استفاده کنید.",
+            points_and_credit_fa(*points, *credit),
+            fa.date(*by)
+        ),
+        NoticeKind::Expired {
+            merchant,
+            points,
+            credit,
+        } => format!(
+            "{} شما در {merchant} منقضی شد.",
+            points_and_credit_fa(*points, *credit)
+        ),
+        NoticeKind::Birthday => "تولدتان مبارک! باشگاه مشتریان شما".to_owned(),
+        NoticeKind::CardExpiring { last4, through } => format!(
+            "کارت باشگاه شما با شمارهٔ پایانی {} تا {} اعتبار دارد؛ برای تمدید آن اقدام کنید.",
+            fa.digits(last4),
+            fa.date(*through)
+        ),
+        // The code in Latin digits: phones offer to fill in only those.
+        NoticeKind::LoginCode { code } => {
+            format!("کد ورود شما به باشگاه: {code}\nیک بار و تا پنج دقیقه معتبر است.")
+        }
+    }
+}
+
+/// The words of a notice in English.
+fn english(n: &Notice, tier_names: &[String; 4]) -> String {
     let tier = |t: clubswitch_engine::Tier| tier_names[t as usize].as_str();
     match &n.kind {
         NoticeKind::Receipt {
@@ -402,7 +520,7 @@ pub fn round(
     let mut delivered = Vec::with_capacity(due.len());
     let mut failed = None;
     for n in due {
-        match channel.send(&n, &text(&n, tier_names)) {
+        match channel.send(&n, &text(&n, tier_names, cfg.language)) {
             Ok(()) => {
                 metrics.notices_sent.fetch_add(1, Relaxed);
                 delivered.push(n.id);
@@ -441,6 +559,96 @@ pub fn round(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn notice(kind: NoticeKind, language: Option<clubswitch_engine::Language>) -> Notice {
+        Notice {
+            id: 1,
+            member: clubswitch_engine::MemberId(7),
+            phone: "09120000001".into(),
+            at: UnixTime(0),
+            kind,
+            attempts: 0,
+            next_at: UnixTime(0),
+            last_error: None,
+            language,
+        }
+    }
+
+    #[test]
+    fn persian_notices_have_persian_digits_and_jalali_dates() {
+        use clubswitch_wire::fields::days_from_civil;
+        let names = ["Bronze", "Silver", "Gold", "Platinum"].map(String::from);
+        let merchant: clubswitch_wire::MerchantId = "MERCHANT0000001".parse().unwrap();
+        // 2 December 2026 is 11 Azar 1405; 21 March 2026 is 1 Farvardin.
+        let warn = notice(
+            NoticeKind::ExpiryWarning {
+                merchant,
+                points: 1_250,
+                credit: 30_000,
+                by: days_from_civil(2026, 12, 2),
+            },
+            None,
+        );
+        assert_eq!(
+            text(&warn, &names, Lang::Fa),
+            "۱٬۲۵۰ امتیاز و ۳۰٬۰۰۰ ریال اعتبار شما در MERCHANT0000001 پس از ۱۴۰۵/۰۹/۱۱ منقضی می‌شود؛ پیش از آن استفاده کنید."
+        );
+        assert_eq!(
+            text(&warn, &names, Lang::En),
+            "1250 points and 30000 rials of credit at MERCHANT0000001 expire after 2026-12-02: use them before then."
+        );
+        // VIP through March 2026 (until April, month index 2026 × 12 + 3):
+        // through its last day, 31 March, which is 11 Farvardin 1405.
+        let vip = notice(
+            NoticeKind::Vip {
+                until: 2026 * 12 + 3,
+            },
+            None,
+        );
+        assert_eq!(
+            text(&vip, &names, Lang::Fa),
+            "شما تا ۱۴۰۵/۰۱/۱۱ عضو ویژهٔ باشگاه هستید."
+        );
+        assert_eq!(text(&vip, &names, Lang::En), "You are VIP through 2026-03.");
+        let card = notice(
+            NoticeKind::CardExpiring {
+                last4: "0007".into(),
+                through: days_from_civil(2027, 3, 20),
+            },
+            None,
+        );
+        assert!(text(&card, &names, Lang::Fa).contains("۰۰۰۷ تا ۱۴۰۵/۱۲/۲۹"));
+    }
+
+    #[test]
+    fn a_member_who_chose_a_language_gets_it_whatever_the_default() {
+        let names = ["Bronze", "Silver", "Gold", "Platinum"].map(String::from);
+        let receipt = |language| {
+            notice(
+                NoticeKind::Receipt {
+                    rrn: "000000000061".parse().unwrap(),
+                    merchant: "MERCHANT0000002".parse().unwrap(),
+                    amount: 1_500_000,
+                    points: 15,
+                },
+                language,
+            )
+        };
+        let en = receipt(Some(clubswitch_engine::Language::English));
+        assert_eq!(
+            text(&en, &names, Lang::Fa),
+            "Purchase of 1500000 rials at MERCHANT0000002; 15 points earned."
+        );
+        let fa = receipt(Some(clubswitch_engine::Language::Persian));
+        assert_eq!(
+            text(&fa, &names, Lang::En),
+            "خرید ۱٬۵۰۰٬۰۰۰ ریال در MERCHANT0000002؛ ۱۵ امتیاز گرفتید."
+        );
+        assert_eq!(
+            text(&receipt(None), &names, Lang::Fa),
+            text(&fa, &names, Lang::En)
+        );
+    }
 
     #[test]
     fn phone_numbers_are_masked_in_the_middle() {
