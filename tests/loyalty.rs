@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clubswitch_wire::{AccountType, AmountType, Message, ProcessingCode, ResponseCode};
 use serde_json::{json, Value};
-use support::{club_purchase, gateway, purchase, Daemon, Gateway};
+use support::{about_one_in_the_morning, club_purchase, gateway, purchase, Daemon, Gateway};
 
 const BOOK_CITY: &str = "MERCHANT0000002";
 
@@ -302,15 +302,7 @@ fn luhn(base: &str) -> String {
 async fn the_daily_pass_greets_birthdays_and_warns_of_cards_and_expiring_credit() {
     // A time zone in which it is about 01:00 now, so the pass (from 23:00)
     // runs only when asked.
-    let utc = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let mut offset = 3_600 - utc.rem_euclid(86_400);
-    if offset < -12 * 3_600 {
-        offset += 86_400;
-    }
-    let today = (utc + offset).div_euclid(86_400);
+    let (offset, today) = about_one_in_the_morning();
     let (y, m, d) = clubswitch_wire::fields::civil_from_days(today);
     // The card expires at the end of the month after next.
     let (ey, em) = if m >= 11 { (y + 1, m - 10) } else { (y, m + 2) };

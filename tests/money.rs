@@ -314,23 +314,6 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
     assert!(read >= 20, "{read} answers read");
 }
 
-/// Runs `clubswitch admin …` against the switch; returns standard output.
-fn admin_cli(d: &Daemon, args: &[&str]) -> String {
-    let out = std::process::Command::new(BIN)
-        .args(["admin", "--url", &format!("http://{}", d.admin)])
-        .arg("--token-file")
-        .arg(d.dir.join("admin.token"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A Python that can validate against the ISO 20022 schemas, if this
 /// machine has one; CI must (`.ci/run` installs it).
 fn xsd_python() -> Option<String> {

@@ -7,17 +7,9 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clubswitch");
-
-/// Runs `clubswitch admin …`; its exit status, standard output and error.
-fn admin_cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(BIN)
-        .args(["admin", "--url", &format!("http://{}", d.admin)])
-        .arg("--token-file")
-        .arg(d.dir.join("admin.token"))
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `clubswitch admin …`; whether it succeeded, its output and error.
+fn cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
+    let out = admin_cli_output(d, args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -41,9 +33,9 @@ fn members_named(d: &Daemon, name: &str) -> usize {
 fn a_blank_name_or_a_phone_that_is_no_mobile_is_refused_and_nothing_is_enrolled() {
     let d = Daemon::start("outreach-door", &[]);
     let before = members_named(&d, "Leila");
-    let (ok, _, err) = admin_cli(&d, &["member", "add", "--name", "", "--phone", "abc"]);
+    let (ok, _, err) = cli(&d, &["member", "add", "--name", "", "--phone", "abc"]);
     assert!(!ok && err.contains("name must not be empty"), "{err}");
-    let (ok, _, err) = admin_cli(&d, &["member", "add", "--name", "Leila", "--phone", "abc"]);
+    let (ok, _, err) = cli(&d, &["member", "add", "--name", "Leila", "--phone", "abc"]);
     assert!(!ok && err.contains("not an Iranian mobile number"), "{err}");
     for (body, why) in [
         (
@@ -82,7 +74,7 @@ fn a_blank_name_or_a_phone_that_is_no_mobile_is_refused_and_nothing_is_enrolled(
 
     // Typed the way people type it: international form, Persian digits, a
     // Jalali birthday; kept in one form.
-    let (ok, out, err) = admin_cli(
+    let (ok, out, err) = cli(
         &d,
         &[
             "member",
@@ -144,15 +136,7 @@ fn a_blank_name_or_a_phone_that_is_no_mobile_is_refused_and_nothing_is_enrolled(
 fn an_inbound_stop_opts_the_sender_out_of_birthday_greetings_and_start_brings_them_back() {
     // A time zone in which it is about 01:00 now, so the daily pass (from
     // 23:00) runs only when asked, and everyone below has today's birthday.
-    let utc = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let mut offset = 3_600 - utc.rem_euclid(86_400);
-    if offset < -12 * 3_600 {
-        offset += 86_400;
-    }
-    let today = (utc + offset).div_euclid(86_400);
+    let (offset, today) = about_one_in_the_morning();
     let (_, m, dd) = clubswitch_wire::fields::civil_from_days(today);
     let (url, accepted) = gateway(Gateway::FailFirst(0));
     let d = Daemon::start_with_top(

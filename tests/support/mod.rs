@@ -20,6 +20,43 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_clubswitch");
 
+/// Runs `clubswitch admin …` against `d` with its bootstrap token.
+pub fn admin_cli_output(d: &Daemon, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["admin", "--url", &format!("http://{}", d.admin)])
+        .arg("--token-file")
+        .arg(d.dir.join("admin.token"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `clubswitch admin …`, which must succeed; its standard output.
+pub fn admin_cli(d: &Daemon, args: &[&str]) -> String {
+    let out = admin_cli_output(d, args);
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A UTC offset at which it is about 01:00 now, and the local day there:
+/// a switch started with it runs its daily pass (at 23:00) only when
+/// asked, for a day the test knows.
+pub fn about_one_in_the_morning() -> (i64, i64) {
+    let utc = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut offset = 3_600 - utc.rem_euclid(86_400);
+    if offset < -12 * 3_600 {
+        offset += 86_400;
+    }
+    (offset, (utc + offset).div_euclid(86_400))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

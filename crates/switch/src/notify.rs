@@ -314,14 +314,17 @@ pub fn text(n: &Notice, tier_names: &[String; 4], default: Lang) -> String {
     }
 }
 
+/// A count or amount in Persian digits with separators.
+fn num(v: u64) -> String {
+    Lang::Fa.number(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
 /// "۲۰۰ امتیاز و ۵٬۰۰۰ ریال اعتبار", leaving out what is zero.
 fn points_and_credit_fa(points: u64, credit: u64) -> String {
-    let fa = Lang::Fa;
-    let n = |v: u64| fa.number(i64::try_from(v).unwrap_or(i64::MAX));
     match (points, credit) {
-        (p, 0) => format!("{} امتیاز", n(p)),
-        (0, c) => format!("{} ریال اعتبار", n(c)),
-        (p, c) => format!("{} امتیاز و {} ریال اعتبار", n(p), n(c)),
+        (p, 0) => format!("{} امتیاز", num(p)),
+        (0, c) => format!("{} ریال اعتبار", num(c)),
+        (p, c) => format!("{} امتیاز و {} ریال اعتبار", num(p), num(c)),
     }
 }
 
@@ -329,7 +332,6 @@ fn points_and_credit_fa(points: u64, credit: u64) -> String {
 /// separators, dates in the Jalali calendar.
 fn persian(n: &Notice) -> String {
     let fa = Lang::Fa;
-    let num = |v: u64| fa.number(i64::try_from(v).unwrap_or(i64::MAX));
     let tier = |t: Tier| match t {
         Tier::Bronze => "برنزی",
         Tier::Silver => "نقره‌ای",

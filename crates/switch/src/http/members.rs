@@ -161,8 +161,7 @@ pub(super) async fn update_member(
         None => old.language,
     };
     let opted_out = match m.marketing {
-        Some(true) => None,
-        Some(false) => old.opted_out.or_else(|| Some(UnixTime::now())),
+        Some(marketing) => opted_out(marketing, old.opted_out),
         None => old.opted_out,
     };
     let rec = Member {
@@ -209,6 +208,15 @@ pub(super) struct MarketingIn {
     marketing: bool,
 }
 
+/// When a member who takes marketing or not (`marketing`) opted out: an
+/// opt-out already recorded keeps its time.
+fn opted_out(marketing: bool, since: Option<UnixTime>) -> Option<UnixTime> {
+    match marketing {
+        true => None,
+        false => since.or_else(|| Some(UnixTime::now())),
+    }
+}
+
 /// A member (or support for them) opts out of marketing, or back in.
 pub(super) async fn set_marketing(
     State(h): Shared,
@@ -218,10 +226,7 @@ pub(super) async fn set_marketing(
     let old = blocking(&h, move |e| e.admin().member(MemberId(id)))
         .await?
         .ok_or_else(|| not_found("member"))?;
-    let opted_out = match (m.marketing, old.opted_out) {
-        (true, _) => None,
-        (false, since) => since.or_else(|| Some(UnixTime::now())),
-    };
+    let opted_out = opted_out(m.marketing, old.opted_out);
     let rec = if opted_out == old.opted_out {
         old
     } else {
