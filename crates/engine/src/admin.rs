@@ -214,13 +214,13 @@ impl Admin<'_> {
     }
 
     /// Members matching `query`, at most `limit`, by id: a phone number in
-    /// any of its forms (see [`crate::access::login::normal_phone`]), a part of a
+    /// any of its forms (see [`contact::normal_phone`]), a part of a
     /// name (any case), or the last four digits of one of their cards.
     /// An empty query matches everyone. This reads every member (and, for
     /// four digits, every card): a search desk's look-up, not a hot path.
     pub fn find_members(&self, query: &str, limit: usize) -> Result<Vec<Member>> {
         let query = query.trim();
-        let phone = crate::access::login::normal_phone(query);
+        let phone = contact::normal_phone(query);
         let name = query.to_lowercase();
         let by_card: Vec<MemberId> = match query.as_bytes() {
             q @ [_, _, _, _] if q.iter().all(u8::is_ascii_digit) => self
@@ -241,8 +241,7 @@ impl Admin<'_> {
             .filter(|m| {
                 query.is_empty()
                     || by_card.contains(&m.id)
-                    || (phone.len() >= 4
-                        && crate::access::login::normal_phone(&m.phone).contains(&phone))
+                    || (phone.len() >= 4 && contact::normal_phone(&m.phone).contains(&phone))
                     || m.name.to_lowercase().contains(&name)
             })
             .collect();

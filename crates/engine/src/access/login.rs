@@ -27,6 +27,7 @@ use super::{random_secret, token_key, Access, Role, User};
 use crate::admin::not_found;
 use crate::codec::Record;
 use crate::error::{EngineError, Result};
+use crate::model::contact::normal_phone;
 use crate::model::{Member, MemberId, Status, UnixTime};
 use crate::notice::{self, NoticeKind};
 use crate::storage::{abort, Durable, Table};
@@ -97,23 +98,6 @@ pub enum SignIn {
     Refused,
     /// Too many wrong passwords: refused until then.
     Locked(UnixTime),
-}
-
-/// A phone number reduced to one form: digits only (Persian and
-/// Arabic-Indic digits read as theirs), and the Iranian international
-/// prefixes (`+98`, `0098`) written as the national `0`.
-pub fn normal_phone(phone: &str) -> String {
-    let digits: String = phone
-        .chars()
-        .filter_map(crate::model::contact::ascii_digit)
-        .collect();
-    if let Some(rest) = digits.strip_prefix("0098") {
-        format!("0{rest}")
-    } else if let (Some(rest), true) = (digits.strip_prefix("98"), digits.len() == 12) {
-        format!("0{rest}")
-    } else {
-        digits
-    }
 }
 
 fn code_hash(phone: &str, code: &str) -> [u8; 32] {

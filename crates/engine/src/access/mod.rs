@@ -37,7 +37,8 @@ use crate::storage::{abort, Durable, Table};
 
 pub mod login;
 
-pub use login::{normal_phone, LoginPolicy, Session, SignIn};
+pub use crate::model::contact::normal_phone;
+pub use login::{LoginPolicy, Session, SignIn};
 
 /// What a user may do: an operator role, or one scoped to a merchant or a
 /// member.

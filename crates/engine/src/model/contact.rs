@@ -54,6 +54,21 @@ pub fn person_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// A phone number reduced to digits for looking it up (a partial one
+/// too, unlike [`mobile`]): digits only (Persian and
+/// Arabic-Indic digits read as theirs), and the Iranian international
+/// prefixes (`+98`, `0098`) written as the national `0`.
+pub fn normal_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter_map(ascii_digit).collect();
+    if let Some(rest) = digits.strip_prefix("0098") {
+        format!("0{rest}")
+    } else if let (Some(rest), true) = (digits.strip_prefix("98"), digits.len() == 12) {
+        format!("0{rest}")
+    } else {
+        digits
+    }
+}
+
 /// An Iranian mobile number in its one stored form, `09` and nine digits,
 /// from any of the forms people type: `0912 123 4567`, `+98 912 123 4567`,
 /// `00989121234567`, `9121234567`, in Latin or Persian digits, with spaces,
