@@ -156,6 +156,35 @@ impl Admin<'_> {
         Ok(stored.map(|()| m))
     }
 
+    /// Enrols many members at once (a club moving its customer list to
+    /// the switch): every record is checked first, and all are written in
+    /// one transaction or none (the error names the first bad one, counted
+    /// from 0). Their ids, in the order given.
+    pub fn import_members(&self, members: &[Member]) -> Result<Durable<Vec<MemberId>>> {
+        let checked = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let fail = |e: EngineError| EngineError::invalid(format!("member {i}: {e}"));
+                Ok(Member {
+                    name: contact::person_name(&m.name).map_err(fail)?,
+                    phone: contact::optional_mobile(&m.phone).map_err(fail)?,
+                    ..m.clone()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.core.store.transaction_durable(|tx| {
+            let mut ids = Vec::with_capacity(checked.len());
+            for m in &checked {
+                let id = MemberId(tx.next_id()? + 1);
+                let m = Member { id, ..m.clone() };
+                tx.put(Table::Members, &id.0.to_be_bytes(), &m)?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
     /// Writes a member's record as given, its name and phone number
     /// checked and put in their one form first ([`contact`]).
     pub fn put_member(&self, m: &Member) -> Result<Durable<Member>> {

@@ -113,6 +113,11 @@ impl Engine {
         Outbox::new(&self.core)
     }
 
+    /// Campaign messages and their marketing lane.
+    pub fn campaigns(&self) -> crate::campaign::Campaigns<'_> {
+        crate::campaign::Campaigns::new(&self.core)
+    }
+
     /// Hold expiry and the forgetting of old request records.
     pub fn sweeper(&self) -> Sweeper<'_> {
         Sweeper::new(&self.core)

@@ -88,6 +88,9 @@ pub enum NoticeKind {
     CardExpiring { last4: String, through: i64 },
     /// A one-time code to sign in to the console with.
     LoginCode { code: String },
+    /// A campaign's message (its text is the campaign's, written for the
+    /// member when it goes). Only in the marketing lane (see `campaign`).
+    Campaign { campaign: u64 },
 }
 
 /// One notice in the outbox.

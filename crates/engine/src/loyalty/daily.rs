@@ -166,6 +166,23 @@ impl Loyalty<'_> {
         self.core.store.get(Table::Daily, &by_member(member))
     }
 
+    /// Members born in `month` (1–12), from the birthdays-by-date index.
+    pub fn born_in(&self, month: u8) -> Result<Vec<MemberId>> {
+        let prefix = [b'B', month];
+        self.core
+            .store
+            .scan_keys(Table::Daily, &prefix)
+            .map(|k| {
+                let k = k?;
+                // `B` ‖ month ‖ day ‖ member
+                Ok(k.get(3..)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(|b| MemberId(u64::from_be_bytes(b))))
+            })
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
     /// A member's lots of points and store credit at a merchant, cut to
     /// what the balances hold.
     pub fn lots(&self, member: MemberId, merchant: &MerchantId) -> Result<Lots> {

@@ -120,10 +120,15 @@ pub(crate) enum Table {
     Rollups,
     /// What each member did at each merchant (see `rollup`).
     Visits,
+    /// Campaign messages, by id (see `campaign`).
+    Campaigns,
+    /// The marketing lane: campaign messages awaiting delivery, by
+    /// campaign ‖ member.
+    Marketing,
 }
 
 impl Table {
-    pub const ALL: [Table; 32] = [
+    pub const ALL: [Table; 34] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -156,6 +161,8 @@ impl Table {
         Table::Payouts,
         Table::Rollups,
         Table::Visits,
+        Table::Campaigns,
+        Table::Marketing,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -192,6 +199,8 @@ impl Table {
             Table::Payouts => "payouts",
             Table::Rollups => "rollups",
             Table::Visits => "visits",
+            Table::Campaigns => "campaigns",
+            Table::Marketing => "marketing",
         }
     }
 
