@@ -29,6 +29,8 @@ enum Obj {
     MerchantBody,
     /// A lucky draw of the merchant.
     Draw,
+    /// A campaign of the merchant.
+    Campaign,
     Terminal,
     Card,
     Member,
@@ -196,6 +198,12 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::No,
     ),
     (
+        "POST /v1/imports/members",
+        "/v1/imports/members",
+        "admin support",
+        Obj::No,
+    ),
+    (
         "GET /v1/members/{id}/loyalty",
         "/v1/members/{b}/loyalty",
         "admin support member",
@@ -351,6 +359,36 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         "/v1/segments?merchant={m}",
         "admin support merchant",
         Obj::MerchantQuery,
+    ),
+    (
+        "GET /v1/campaigns",
+        "/v1/campaigns",
+        "admin support merchant",
+        Obj::No,
+    ),
+    (
+        "POST /v1/campaigns",
+        "/v1/campaigns",
+        "admin support merchant",
+        Obj::MerchantBody,
+    ),
+    (
+        "POST /v1/campaigns/preview",
+        "/v1/campaigns/preview",
+        "admin support merchant",
+        Obj::MerchantBody,
+    ),
+    (
+        "GET /v1/campaigns/{id}",
+        "/v1/campaigns/{g}",
+        "admin support merchant",
+        Obj::Campaign,
+    ),
+    (
+        "POST /v1/campaigns/{id}/cancel",
+        "/v1/campaigns/{g}/cancel",
+        "admin support merchant",
+        Obj::Campaign,
     ),
     (
         "GET /v1/draws",
@@ -576,6 +614,7 @@ struct Objects {
     member: (String, String),
     card: (String, String),
     draw: (String, String),
+    campaign: (String, String),
 }
 
 struct World {
@@ -635,6 +674,10 @@ fn world_with(name: &str, admin: &str, config: &str) -> World {
         .iter()
         .map(|m| admin_ok(&d, "POST", "/v1/draws", Some(draw(m)))["id"].to_string())
         .collect();
+    let campaigns: Vec<String> = ["MERCHANT0000001", "MERCHANT0000002"]
+        .iter()
+        .map(|m| admin_ok(&d, "POST", "/v1/campaigns", Some(campaign(m)))["id"].to_string())
+        .collect();
     World {
         objects: Objects {
             merchant: ("MERCHANT0000001", "MERCHANT0000002"),
@@ -648,6 +691,7 @@ fn world_with(name: &str, admin: &str, config: &str) -> World {
                 other_card["hash"].as_str().unwrap().to_owned(),
             ),
             draw: (draws[0].clone(), draws[1].clone()),
+            campaign: (campaigns[0].clone(), campaigns[1].clone()),
         },
         d,
         tokens,
@@ -669,6 +713,7 @@ fn fill(path: &str, o: &Objects, own: bool) -> String {
         .replace("{b}", &pick((&o.member.0, &o.member.1)))
         .replace("{c}", &pick((&o.card.0, &o.card.1)))
         .replace("{d}", &pick((&o.draw.0, &o.draw.1)))
+        .replace("{g}", &pick((&o.campaign.0, &o.campaign.1)))
 }
 
 /// A body each route accepts or refuses as malformed, either way harmless
@@ -679,6 +724,8 @@ fn body(method: &str, path: &str, n: usize, merchant: &str) -> Option<Value> {
     }
     Some(if path.ends_with("/v1/draws") {
         draw(merchant)
+    } else if path.ends_with("/v1/campaigns") || path.ends_with("/v1/campaigns/preview") {
+        campaign(merchant)
     } else if path.ends_with("/v1/users") {
         json!({ "name": format!("made-{n}"), "role": "support" })
     } else if path.ends_with("/top-up") {
@@ -699,6 +746,16 @@ fn draw(merchant: &str) -> Value {
     json!({ "merchant": merchant, "from": now - 86_400, "to": now, "prizes": 1, "prize_points": 0 })
 }
 
+/// A campaign to `merchant`'s customers, due in a year: nothing is sent
+/// while the test runs.
+fn campaign(merchant: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    json!({ "merchant": merchant, "name": "matrix", "text_fa": "سلام {{ name }}", "at": now + 365 * 86_400 })
+}
+
 /// What the ledger holds, read as admin: a refused call must leave it
 /// exactly so. The action log is left out (refusals are recorded there).
 fn fingerprint(w: &World) -> Vec<Value> {
@@ -712,6 +769,7 @@ fn fingerprint(w: &World) -> Vec<Value> {
         "/v1/users".to_owned(),
         "/v1/coalitions".to_owned(),
         "/v1/draws".to_owned(),
+        "/v1/campaigns".to_owned(),
         "/v1/settlements".to_owned(),
         format!("/v1/merchants/{}/rules", o.merchant.0),
         format!("/v1/merchants/{}/program", o.merchant.0),

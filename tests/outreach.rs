@@ -245,3 +245,341 @@ fn wait_for(accepted: &std::sync::Mutex<Vec<Value>>, pick: impl Fn(&Value) -> bo
     }
     panic!("no such notice delivered: {:?}", accepted.lock().unwrap());
 }
+
+/// The UTC offset at which local time is `secs_of_day` now.
+fn offset_for(secs_of_day: i64) -> i64 {
+    let utc = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut offset = secs_of_day - utc.rem_euclid(86_400);
+    if offset < -12 * 3_600 {
+        offset += 86_400;
+    }
+    if offset > 14 * 3_600 {
+        offset -= 86_400;
+    }
+    offset
+}
+
+/// Stops the switch, moves its clock to `offset` and starts it again.
+fn restart_at(d: &mut Daemon, offset: i64) {
+    assert!(d.terminate().success());
+    let path = d.dir.join("switch.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let moved: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("utc_offset_secs") {
+                format!("utc_offset_secs = {offset}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&path, moved.join("\n")).unwrap();
+    d.restart();
+}
+
+/// Club balance inquiries from a control terminal until `stop` (and at
+/// least `min` of them): each one's time, request to answer.
+fn control_terminal(
+    d: &Daemon,
+    stop: &std::sync::atomic::AtomicBool,
+    min: usize,
+) -> Vec<std::time::Duration> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut t = d.terminal("TERM0001");
+        let pan = d.pan("sara-club");
+        let mut conn = d.connect().await;
+        let mut times = Vec::new();
+        while times.len() < min || !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (raw, m) = inquiry(&mut t, &pan);
+            let began = std::time::Instant::now();
+            let (_, answer) = conn.exchange(raw, &m).await.unwrap();
+            times.push(began.elapsed());
+            assert_eq!(
+                answer.response_code().unwrap(),
+                clubswitch_wire::ResponseCode::Approved
+            );
+        }
+        times
+    })
+}
+
+fn p99(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort_unstable();
+    times[(times.len() * 99 / 100).min(times.len() - 1)]
+}
+
+fn campaign_state(d: &Daemon, id: u64) -> Value {
+    d.admin("GET", &format!("/v1/campaigns/{id}"), None)
+        .unwrap()
+}
+
+/// Waits (up to `secs`) until campaign `id` satisfies `done`.
+fn wait_campaign(d: &Daemon, id: u64, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let c = campaign_state(d, id);
+        if done(&c) {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "campaign never got there: {c}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Seconds into the local day of a Unix time in milliseconds.
+fn local_secs(ms: u64, offset: i64) -> i64 {
+    (ms as i64 / 1000 + offset).rem_euclid(86_400)
+}
+
+#[test]
+fn a_campaign_to_a_hundred_thousand_members_goes_once_to_each_never_to_the_opted_out_nor_in_quiet_hours(
+) {
+    const MEMBERS: u64 = 100_000;
+    // Quiet from 22:00 to 08:00 (the default); the switch starts at 03:00.
+    let (url, accepted) = gateway(Gateway::Flaky {
+        fail_every: 10,
+        hang_every: 7_919,
+    });
+    let mut d = Daemon::start_with_top(
+        "outreach-campaign",
+        &format!("utc_offset_secs = {}", offset_for(3 * 3_600)),
+        &format!(
+            "[loyalty]\ndaily_hour = 23\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\n\
+             interval_ms = 100\nwebhook_timeout_ms = 300\nretry_base_secs = 1\nretry_max_secs = 2\n\
+             campaign_max_attempts = 4\ncampaign_rate_per_sec = 50000\nsms_part_cost = 350\n"
+        ),
+        &[],
+    );
+
+    // A club's customer list: every hundredth enrolled opted out, every
+    // tenth reads English.
+    let mut ids = Vec::new();
+    for batch in 0..MEMBERS / 10_000 {
+        let members: Vec<Value> = (batch * 10_000..(batch + 1) * 10_000)
+            .map(|i| {
+                json!({
+                    "name": format!("عضو {i}"),
+                    "phone": format!("0912{i:07}"),
+                    "groups": ["newsletter"],
+                    "language": if i % 10 == 3 { "en" } else { "" },
+                    "marketing": i % 100 != 7,
+                })
+            })
+            .collect();
+        let got = d
+            .admin(
+                "POST",
+                "/v1/imports/members",
+                Some(json!({ "members": members })),
+            )
+            .unwrap();
+        ids.extend(
+            got["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap()),
+        );
+    }
+    assert_eq!(ids.len() as u64, MEMBERS);
+    let opted_out_at_start: std::collections::HashSet<u64> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 100 == 7)
+        .map(|(_, id)| *id)
+        .collect();
+
+    let audience = json!({ "group": "newsletter" });
+    let mut preview = audience.clone();
+    preview["text_fa"] =
+        json!("{{ name }} عزیز، عضو {{ tier }} باشگاه؛ تخفیف ویژهٔ امروز {{ today }}.");
+    let seen = d
+        .admin("POST", "/v1/campaigns/preview", Some(preview.clone()))
+        .unwrap();
+    assert_eq!(
+        (&seen["matched"], &seen["opted_out"], &seen["messages"]),
+        (
+            &json!(MEMBERS),
+            &json!(MEMBERS / 100),
+            &json!(MEMBERS - MEMBERS / 100)
+        ),
+        "{seen}"
+    );
+    // Persian: UCS-2, so 70 characters to a part.
+    assert_eq!(seen["fa"]["length"]["unicode"], true, "{seen}");
+
+    let mut body = preview;
+    body["name"] = json!("Azar offer");
+    body["text_en"] = json!("Dear {{ name }}, a {{ tier }} offer for {{ today }}.");
+    let c = d.admin("POST", "/v1/campaigns", Some(body)).unwrap();
+    let id = c["id"].as_u64().unwrap();
+
+    // Queued at once, but 03:00 is quiet: nothing goes.
+    let queued = wait_campaign(&d, id, 60, |c| c["state"] == "sending");
+    assert_eq!(
+        queued["figures"]["queued"],
+        MEMBERS - MEMBERS / 100,
+        "{queued}"
+    );
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let quiet = control_terminal(&d, &stop, 2_000);
+    assert_eq!(accepted.lock().unwrap().len(), 0, "nothing sent at 03:00");
+
+    // The clock moves to 21:59:52, at 2,000 messages a second: sending
+    // begins and stops at 22:00 with most of the campaign waiting.
+    let config = d.dir.join("switch.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "campaign_rate_per_sec = 50000",
+            "campaign_rate_per_sec = 2000",
+        ),
+    )
+    .unwrap();
+    let evening = offset_for(22 * 3_600 - 8);
+    restart_at(&mut d, evening);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while local_secs(now_ms(), evening) < 22 * 3_600 {
+        assert!(std::time::Instant::now() < until, "22:00 never came");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let by_ten = accepted.lock().unwrap().len();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let later = accepted.lock().unwrap().len();
+    assert!(by_ten > 0, "some went before 22:00");
+    assert_eq!(by_ten, later, "nothing goes after 22:00");
+    for m in accepted.lock().unwrap().iter() {
+        let at = local_secs(m["_received_ms"].as_u64().unwrap(), evening);
+        // Decided before 22:00; the request may land within the second.
+        assert!(at <= 22 * 3_600, "a message at {at} s into the day");
+    }
+
+    // And on to 08:00 the next morning, at full speed, with a control
+    // terminal asking all the while; five members text STOP meanwhile.
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        config_text.replace(
+            "campaign_rate_per_sec = 2000",
+            "campaign_rate_per_sec = 50000",
+        ),
+    )
+    .unwrap();
+    let morning = offset_for(8 * 3_600);
+    restart_at(&mut d, morning);
+    let late_stoppers: Vec<u64> = ids[ids.len() - 5..].to_vec();
+    for i in MEMBERS - 5..MEMBERS {
+        let got = d
+            .admin(
+                "POST",
+                "/v1/inbound/sms",
+                Some(json!({ "from": format!("+98912{i:07}"), "text": "لغو" })),
+            )
+            .unwrap();
+        assert_eq!(got["action"], "opted_out", "{got}");
+    }
+    let busy = std::thread::scope(|s| {
+        let control = s.spawn(|| control_terminal(&d, &stop, 2_000));
+        stop.store(false, std::sync::atomic::Ordering::Relaxed);
+        let done = wait_campaign(&d, id, 600, |c| c["state"] == "done");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (control.join().unwrap(), done)
+    });
+    let (busy, done) = busy;
+
+    // Every message went once, or is reported failed; none to anyone who
+    // opted out; the figures add up.
+    let got = accepted.lock().unwrap();
+    let mut members_reached = std::collections::HashSet::new();
+    let mut notice_ids = std::collections::HashSet::new();
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m["notice"]["campaign"], id, "{m}");
+        let member = m["member"].as_u64().unwrap();
+        assert!(
+            notice_ids.insert(m["id"].as_u64().unwrap()),
+            "sent twice: {m}"
+        );
+        assert!(
+            members_reached.insert(member),
+            "a member reached twice: {m}"
+        );
+        assert!(
+            !opted_out_at_start.contains(&member),
+            "to an opted-out member: {m}"
+        );
+        assert!(!late_stoppers.contains(&member), "after its STOP: {m}");
+        // The first `later` arrived in the evening, the rest in the morning.
+        let offset = if i < later { evening } else { morning };
+        let at = local_secs(m["_received_ms"].as_u64().unwrap(), offset);
+        assert!(
+            (8 * 3_600..=22 * 3_600).contains(&at),
+            "in quiet hours: {m}"
+        );
+    }
+    let f = &done["figures"];
+    let n = |k: &str| f[k].as_u64().unwrap();
+    assert_eq!(n("matched"), MEMBERS, "{done}");
+    assert_eq!(n("opted_out"), MEMBERS / 100, "{done}");
+    assert_eq!(n("opted_out_later"), 5, "{done}");
+    assert_eq!(n("sent"), got.len() as u64, "{done}");
+    assert_eq!(
+        n("sent") + n("failed") + n("opted_out_later"),
+        n("queued"),
+        "every queued message ended once: {done}"
+    );
+    assert_eq!(done["waiting"], 0);
+    assert_eq!(done["cost"], n("parts") * 350, "{done}");
+
+    // Written in each member's language, Persian with Persian digits.
+    let first = ids[0];
+    let fa = got
+        .iter()
+        .find(|m| m["member"] == first)
+        .expect("the first member got it");
+    let text = fa["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("عضو 0 عزیز، عضو برنزی باشگاه؛ تخفیف ویژهٔ امروز ۱۴"),
+        "{text}"
+    );
+    let en = got
+        .iter()
+        .find(|m| m["member"] == ids[3])
+        .expect("an English reader");
+    assert!(
+        en["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Dear عضو 3, a bronze offer for 20"),
+        "{en}"
+    );
+
+    let (quiet_p99, busy_p99) = (p99(quiet), p99(busy));
+    eprintln!(
+        "campaign of {MEMBERS}: sent {}, failed {}, opted out {} + {} later; control terminal p99 quiet {quiet_p99:?}, during the send {busy_p99:?} ({:.2}×)",
+        n("sent"),
+        n("failed"),
+        n("opted_out"),
+        n("opted_out_later"),
+        busy_p99.as_secs_f64() / quiet_p99.as_secs_f64()
+    );
+}

@@ -511,6 +511,13 @@ pub enum Gateway {
     FailFirst(usize),
     /// Read the request and never answer.
     Hang,
+    /// Answer 503 to every `fail_every`-th request and never answer every
+    /// `hang_every`-th; 200 to the rest. Each accepted body gets
+    /// `_received_ms`, the Unix time in milliseconds it arrived.
+    Flaky {
+        fail_every: usize,
+        hang_every: usize,
+    },
 }
 
 /// A fake SMS gateway on a free port; returns its URL and the bodies it
@@ -534,6 +541,26 @@ pub fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
                     });
                 }
                 Gateway::FailFirst(n) if seen <= n => respond(stream, "503 Service Unavailable"),
+                Gateway::Flaky { hang_every, .. } if seen % hang_every == 0 => {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(3600));
+                        drop(stream);
+                    });
+                }
+                Gateway::Flaky { fail_every, .. } if seen % fail_every == 0 => {
+                    respond(stream, "503 Service Unavailable")
+                }
+                Gateway::Flaky { .. } => {
+                    if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_millis() as u64;
+                        v["_received_ms"] = now.into();
+                        out.lock().unwrap().push(v);
+                    }
+                    respond(stream, "200 OK");
+                }
                 Gateway::FailFirst(_) => {
                     if let Ok(v) = serde_json::from_slice(&body) {
                         out.lock().unwrap().push(v);

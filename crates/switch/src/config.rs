@@ -398,6 +398,107 @@ pub struct Notices {
     /// The language of notices to members who chose none: "fa" (the
     /// default) or "en".
     pub language: Lang,
+    /// Local hours in which no campaign message goes ("22:00-08:00", the
+    /// default; "" for none). Receipts and codes go at any hour.
+    pub quiet_hours: QuietHours,
+    /// Campaign messages sent per second at most.
+    pub campaign_rate_per_sec: u32,
+    /// Attempts at a campaign message before it is reported failed.
+    pub campaign_max_attempts: u32,
+    /// What the gateway charges per SMS part, in rials (campaign costs).
+    pub sms_part_cost: u64,
+    /// The gateway request: its method ("POST", "PUT" or "GET").
+    pub webhook_method: WebhookMethod,
+    /// The request body as a template (minijinja: `{{ to }}`, `{{ text }}`,
+    /// `{{ id }}`, `{{ member }}`, `{{ at }}`, `{{ notice }}`; filters
+    /// `tojson`, `urlencode`); unset: the switch's own JSON. The URL may
+    /// hold placeholders too.
+    pub webhook_body: Option<String>,
+    /// The body's content type.
+    pub webhook_content_type: String,
+    /// The header that carries the token from `webhook_token_file`.
+    pub webhook_auth_header: String,
+    /// Written before the token in that header, with a space ("Bearer");
+    /// "": the token alone.
+    pub webhook_auth_scheme: String,
+}
+
+/// How the gateway is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WebhookMethod {
+    Post,
+    Put,
+    Get,
+}
+
+impl WebhookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Post => "POST",
+            WebhookMethod::Put => "PUT",
+            WebhookMethod::Get => "GET",
+        }
+    }
+}
+
+/// Local hours without marketing: from `from` up to `to` (minutes after
+/// midnight), across midnight when `to` is earlier; none when equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QuietHours {
+    from: u16,
+    to: u16,
+}
+
+impl QuietHours {
+    /// Whether local time `secs_of_day` (0..86400) falls inside.
+    pub fn contains(self, secs_of_day: i64) -> bool {
+        let minute = secs_of_day.rem_euclid(86_400) / 60;
+        let (from, to) = (i64::from(self.from), i64::from(self.to));
+        if from <= to {
+            (from..to).contains(&minute)
+        } else {
+            minute >= from || minute < to
+        }
+    }
+
+    /// Whether `now` is quiet at UTC offset `offset` (seconds).
+    pub fn quiet_at(self, now: clubswitch_engine::UnixTime, offset: i64) -> bool {
+        self.contains(now.0 + offset)
+    }
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(QuietHours { from: 0, to: 0 });
+        }
+        let minutes = |t: &str| parse_hhmm(t.trim()).map(|(h, m)| u16::from(h) * 60 + u16::from(m));
+        match s.split_once('-').map(|(a, b)| (minutes(a), minutes(b))) {
+            Some((Some(from), Some(to))) => Ok(QuietHours { from, to }),
+            _ => Err(format!(
+                "quiet_hours is \"HH:MM-HH:MM\" (or \"\" for none), not {s:?}"
+            )),
+        }
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(q: QuietHours) -> String {
+        if q.from == q.to {
+            return String::new();
+        }
+        format!(
+            "{:02}:{:02}-{:02}:{:02}",
+            q.from / 60,
+            q.from % 60,
+            q.to / 60,
+            q.to % 60
+        )
+    }
 }
 
 impl Notices {
@@ -445,6 +546,18 @@ impl Default for Notices {
                 .to_vec(),
             opt_in_keywords: ["عضویت", "start"].map(String::from).to_vec(),
             language: Lang::Fa,
+            quiet_hours: QuietHours {
+                from: 22 * 60,
+                to: 8 * 60,
+            },
+            campaign_rate_per_sec: 20,
+            campaign_max_attempts: 5,
+            sms_part_cost: 0,
+            webhook_method: WebhookMethod::Post,
+            webhook_body: None,
+            webhook_content_type: "application/json".into(),
+            webhook_auth_header: "Authorization".into(),
+            webhook_auth_scheme: "Bearer".into(),
         }
     }
 }
@@ -574,6 +687,14 @@ impl Config {
                     .into(),
             );
         }
+        if n.campaign_rate_per_sec == 0 || n.campaign_max_attempts == 0 {
+            return bad(
+                "notices: campaign_rate_per_sec and campaign_max_attempts must be positive".into(),
+            );
+        }
+        crate::notify::Shape::of(n).map_err(|e| {
+            ConfigError::Invalid(format!("notices.webhook_url or webhook_body: {e}"))
+        })?;
         if let Some(t) = &self.settlement.daily_at {
             parse_hhmm(t).ok_or_else(|| {
                 ConfigError::Invalid(format!("settlement.daily_at {t:?} is not HH:MM"))
@@ -690,6 +811,23 @@ pub fn format_timestamp(t: clubswitch_engine::UnixTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_hours_may_cross_midnight_and_empty_means_never() {
+        let q = QuietHours::try_from("22:00-08:00".to_owned()).unwrap();
+        let at = |h: i64, m: i64| q.contains(h * 3600 + m * 60);
+        assert!(at(22, 0) && at(23, 59) && at(0, 0) && at(7, 59));
+        assert!(!at(8, 0) && !at(12, 0) && !at(21, 59));
+        let day = QuietHours::try_from("13:00-14:30".to_owned()).unwrap();
+        assert!(day.contains(13 * 3600) && day.contains(14 * 3600 + 29 * 60));
+        assert!(!day.contains(14 * 3600 + 30 * 60));
+        let never = QuietHours::try_from(String::new()).unwrap();
+        assert!((0..24).all(|h| !never.contains(h * 3600)));
+        assert_eq!(String::from(q), "22:00-08:00");
+        for bad in ["22-08", "25:00-08:00", "22:00", "22:00-08:60"] {
+            assert!(QuietHours::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339_in_utc() {

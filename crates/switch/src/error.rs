@@ -142,6 +142,15 @@ pub enum SwitchError {
     /// The SMS gateway could not be reached.
     #[error("gateway: {0}")]
     Gateway(Box<ureq::Error>),
+    /// A notice's or campaign's words, or the gateway request, could not
+    /// be written from its template.
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+    /// Campaign messages could not be queued or their outcomes recorded.
+    #[error("campaigns: {0}")]
+    Campaigns(EngineError),
+    #[error("campaign {0} is gone")]
+    CampaignGone(u64),
 
     // Backup, restore and the offline audit.
     #[error("{} exists and is not empty", .0.display())]

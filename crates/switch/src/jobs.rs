@@ -10,6 +10,7 @@ use std::time::Duration;
 use clubswitch_engine::UnixTime;
 use tokio::sync::watch;
 
+use crate::campaign;
 use crate::config::parse_hhmm;
 use crate::error::SwitchError;
 use crate::handler::Switch;
@@ -246,7 +247,12 @@ async fn notifier(switch: Arc<Switch>, channel: Box<dyn Channel>, stop: watch::R
         let channel = Arc::clone(&channel);
         move || {
             let names = &s.engine.config().loyalty.tier_names;
-            notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now)
+            // What members must know first; then campaigns, at their rate.
+            let notices =
+                notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now);
+            let campaigns =
+                campaign::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now);
+            notices.and(campaigns)
         }
     })
     .await;

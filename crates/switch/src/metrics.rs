@@ -76,6 +76,8 @@ pub struct Metrics {
     purged_requests: AtomicU64,
     pub notices_sent: AtomicU64,
     pub notices_failed: AtomicU64,
+    pub campaign_sent: AtomicU64,
+    pub campaign_failed: AtomicU64,
     /// Admin actions done but not written to the action log.
     actions_not_logged: AtomicU64,
     /// When a settlement run last finished (Unix seconds; 0: not since
@@ -108,6 +110,8 @@ impl Default for Metrics {
             purged_requests: AtomicU64::new(0),
             notices_sent: AtomicU64::new(0),
             notices_failed: AtomicU64::new(0),
+            campaign_sent: AtomicU64::new(0),
+            campaign_failed: AtomicU64::new(0),
             actions_not_logged: AtomicU64::new(0),
             settled_at: AtomicU64::new(0),
             leaders: Default::default(),
@@ -246,6 +250,16 @@ impl Metrics {
                 "clubswitch_notices_failed_total",
                 "Member notice deliveries that failed (each is retried) since start.",
                 self.notices_failed.load(Relaxed),
+            ),
+            (
+                "clubswitch_campaign_messages_sent_total",
+                "Campaign messages the channel accepted since start.",
+                self.campaign_sent.load(Relaxed),
+            ),
+            (
+                "clubswitch_campaign_messages_failed_total",
+                "Campaign message deliveries that failed (retried up to notices.campaign_max_attempts) since start.",
+                self.campaign_failed.load(Relaxed),
             ),
             (
                 "clubswitch_actions_not_logged_total",

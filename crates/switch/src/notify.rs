@@ -15,7 +15,7 @@ use clubswitch_engine::{Engine, Notice, NoticeKind, Tier, UnixTime};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{format_date, ConfigError, NoticeChannel, Notices};
+use crate::config::{format_date, ConfigError, NoticeChannel, Notices, WebhookMethod};
 use crate::error::SwitchError;
 use crate::lang::Lang;
 use crate::metrics::Metrics;
@@ -47,38 +47,119 @@ impl Channel for LogChannel {
     }
 }
 
-/// POSTs each notice as JSON to an SMS gateway.
+/// The gateway request's shape, from the configuration: the URL and,
+/// where one is set, the body, each a template over the notice (see
+/// [`Notices::webhook_body`]). A placeholder the templates do not know is
+/// an error when the switch starts, never at the first notice.
+pub struct Shape {
+    env: minijinja::Environment<'static>,
+    body: bool,
+}
+
+impl Shape {
+    pub fn of(cfg: &Notices) -> Result<Shape, minijinja::Error> {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template_owned("url", cfg.webhook_url.clone().unwrap_or_default())?;
+        if let Some(b) = &cfg.webhook_body {
+            env.add_template_owned("body", b.clone())?;
+        }
+        let shape = Shape {
+            env,
+            body: cfg.webhook_body.is_some(),
+        };
+        let sample = Notice {
+            id: 1,
+            member: clubswitch_engine::MemberId(1),
+            phone: "09120000000".into(),
+            at: UnixTime(0),
+            kind: NoticeKind::Birthday,
+            attempts: 0,
+            next_at: UnixTime(0),
+            last_error: None,
+            language: None,
+        };
+        shape.render(&sample, "sample")?;
+        Ok(shape)
+    }
+
+    /// The URL and the body for `n` with words `text`.
+    fn render(&self, n: &Notice, text: &str) -> Result<(String, String), minijinja::Error> {
+        let detail = NoticeDetail::of(&n.kind);
+        let ctx = minijinja::context! {
+            id => n.id,
+            member => n.member.0,
+            to => &n.phone,
+            at => n.at.0,
+            text => text,
+            notice => &detail,
+        };
+        let url = self.env.get_template("url")?.render(&ctx)?;
+        let body = if self.body {
+            self.env.get_template("body")?.render(&ctx)?
+        } else {
+            json!({
+                "id": n.id,
+                "member": n.member.0,
+                "to": n.phone,
+                "at": n.at.0,
+                "text": text,
+                "notice": detail,
+            })
+            .to_string()
+        };
+        Ok((url, body))
+    }
+}
+
+/// Sends each notice to an SMS gateway over HTTP, in the request shape the
+/// configuration gives (by default a JSON POST with a bearer token).
 pub struct Webhook {
     agent: ureq::Agent,
-    url: String,
-    token: Option<String>,
+    shape: Shape,
+    method: WebhookMethod,
+    content_type: String,
+    /// The authorization header and its value.
+    auth: Option<(String, String)>,
 }
 
 impl Webhook {
-    pub fn new(url: String, token: Option<String>, timeout: Duration) -> Webhook {
-        Webhook {
-            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
-            url,
-            token,
-        }
+    pub fn new(cfg: &Notices, token: Option<String>) -> Result<Webhook, SwitchError> {
+        let shape = Shape::of(cfg)
+            .map_err(|e| ConfigError::Invalid(format!("notices webhook templates: {e}")))?;
+        let auth = token.map(|t| {
+            let value = match cfg.webhook_auth_scheme.trim() {
+                "" => t,
+                scheme => format!("{scheme} {t}"),
+            };
+            (cfg.webhook_auth_header.clone(), value)
+        });
+        Ok(Webhook {
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_millis(cfg.webhook_timeout_ms))
+                .build(),
+            shape,
+            method: cfg.webhook_method,
+            content_type: cfg.webhook_content_type.clone(),
+            auth,
+        })
     }
 }
 
 impl Channel for Webhook {
     fn send(&self, n: &Notice, text: &str) -> Result<(), SwitchError> {
-        let body = json!({
-            "id": n.id,
-            "member": n.member.0,
-            "to": n.phone,
-            "at": n.at.0,
-            "text": text,
-            "notice": NoticeDetail::of(&n.kind),
-        });
-        let mut req = self.agent.post(&self.url);
-        if let Some(t) = &self.token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
+        let (url, body) = self.shape.render(n, text)?;
+        let mut req = self.agent.request(self.method.as_str(), &url);
+        if let Some((header, value)) = &self.auth {
+            req = req.set(header, value);
         }
-        match req.send_json(body) {
+        let sent = match self.method {
+            WebhookMethod::Get => req.call(),
+            WebhookMethod::Post | WebhookMethod::Put => req
+                .set("Content-Type", &self.content_type)
+                .send_string(&body),
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(ureq::Error::Status(code, _)) => Err(SwitchError::GatewayStatus(code)),
             Err(e) => Err(SwitchError::Gateway(Box::new(e))),
@@ -91,10 +172,9 @@ pub fn channel(cfg: &Notices) -> Result<Box<dyn Channel>, SwitchError> {
     match cfg.channel {
         NoticeChannel::Log => Ok(Box::new(LogChannel)),
         NoticeChannel::Webhook => {
-            let url = cfg
-                .webhook_url
-                .clone()
-                .ok_or_else(|| ConfigError::Invalid("notices.webhook_url is not set".into()))?;
+            if cfg.webhook_url.is_none() {
+                return Err(ConfigError::Invalid("notices.webhook_url is not set".into()).into());
+            }
             let token = match &cfg.webhook_token_file {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
@@ -107,11 +187,7 @@ pub fn channel(cfg: &Notices) -> Result<Box<dyn Channel>, SwitchError> {
                 ),
                 None => None,
             };
-            Ok(Box::new(Webhook::new(
-                url,
-                token,
-                Duration::from_millis(cfg.webhook_timeout_ms),
-            )))
+            Ok(Box::new(Webhook::new(cfg, token)?))
         }
     }
 }
@@ -195,6 +271,8 @@ pub enum NoticeDetail {
         #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<String>,
     },
+    /// A campaign's message.
+    Campaign { campaign: u64 },
 }
 
 impl NoticeDetail {
@@ -283,6 +361,9 @@ impl NoticeDetail {
             NoticeKind::LoginCode { code } => NoticeDetail::LoginCode {
                 code: Some(code.clone()),
             },
+            NoticeKind::Campaign { campaign } => NoticeDetail::Campaign {
+                campaign: *campaign,
+            },
         }
     }
 
@@ -328,16 +409,21 @@ fn points_and_credit_fa(points: u64, credit: u64) -> String {
     }
 }
 
-/// The words of a notice in Persian: amounts with Persian digits and
-/// separators, dates in the Jalali calendar.
-fn persian(n: &Notice) -> String {
-    let fa = Lang::Fa;
-    let tier = |t: Tier| match t {
+/// A tier's name in Persian.
+pub fn tier_fa(t: Tier) -> &'static str {
+    match t {
         Tier::Bronze => "برنزی",
         Tier::Silver => "نقره‌ای",
         Tier::Gold => "طلایی",
         Tier::Platinum => "پلاتینی",
-    };
+    }
+}
+
+/// The words of a notice in Persian: amounts with Persian digits and
+/// separators, dates in the Jalali calendar.
+fn persian(n: &Notice) -> String {
+    let fa = Lang::Fa;
+    let tier = tier_fa;
     match &n.kind {
         NoticeKind::Receipt {
             merchant,
@@ -421,6 +507,11 @@ fn persian(n: &Notice) -> String {
         NoticeKind::LoginCode { code } => {
             format!("کد ورود شما به باشگاه: {code}\nیک بار و تا پنج دقیقه معتبر است.")
         }
+        // Written from the campaign's own text (see `campaign`); this is
+        // what the outbox would say of one.
+        NoticeKind::Campaign { campaign } => {
+            format!("پیام باشگاه (کارزار {})", fa.number(*campaign as i64))
+        }
     }
 }
 
@@ -496,6 +587,9 @@ fn english(n: &Notice, tier_names: &[String; 4]) -> String {
         ),
         NoticeKind::LoginCode { code } => {
             format!("Your club login code is {code}. It works once, for five minutes.")
+        }
+        NoticeKind::Campaign { campaign } => {
+            format!("A message from your club (campaign {campaign}).")
         }
     }
 }
@@ -650,6 +744,37 @@ mod tests {
             text(&receipt(None), &names, Lang::Fa),
             text(&fa, &names, Lang::En)
         );
+    }
+
+    #[test]
+    fn the_gateway_request_follows_the_configured_url_and_body_templates() {
+        let cfg = Notices {
+            webhook_url: Some(
+                "https://sms.example/send?to={{ to }}&msg={{ text|urlencode }}".into(),
+            ),
+            webhook_body: Some(
+                r#"{"receptor": {{ to|tojson }}, "message": {{ text|tojson }}, "ref": {{ id }}}"#
+                    .into(),
+            ),
+            ..Notices::default()
+        };
+        let shape = Shape::of(&cfg).unwrap();
+        let n = notice(NoticeKind::Birthday, None);
+        let (url, body) = shape.render(&n, "تولدتان \"مبارک\"").unwrap();
+        assert_eq!(
+            url,
+            "https://sms.example/send?to=09120000001&msg=%D8%AA%D9%88%D9%84%D8%AF%D8%AA%D8%A7%D9%86%20%22%D9%85%D8%A8%D8%A7%D8%B1%DA%A9%22"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["message"], "تولدتان \"مبارک\"");
+        assert_eq!(v["receptor"], "09120000001");
+        assert_eq!(v["ref"], 1);
+        // A misspelt placeholder is found when the switch starts.
+        let typo = Notices {
+            webhook_body: Some("{{ txet }}".into()),
+            ..Notices::default()
+        };
+        assert!(Shape::of(&typo).is_err());
     }
 
     #[test]

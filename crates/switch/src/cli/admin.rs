@@ -46,6 +46,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: MemberCmd,
     },
+    /// Campaign messages: preview an audience, create (now or --at), list,
+    /// show with figures, cancel.
+    Campaign {
+        #[command(subcommand)]
+        cmd: CampaignCmd,
+    },
     /// Payouts of settled batches to merchants' banks, and reconciliation.
     Settlement {
         #[command(subcommand)]
@@ -235,6 +241,73 @@ pub enum TerminalCmd {
     },
 }
 
+/// Who a campaign goes to: every condition given must hold.
+#[derive(Debug, clap::Args)]
+pub struct AudienceArgs {
+    /// Customers of this merchant (a merchant's user: its own).
+    #[arg(long)]
+    merchant: Option<String>,
+    /// RFM segment: champions, loyal, new, at_risk, lost or regular.
+    #[arg(long)]
+    segment: Option<String>,
+    #[arg(long)]
+    tier: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    /// No purchase for at least this many days.
+    #[arg(long)]
+    inactive_days: Option<u32>,
+    /// Born in this month (1-12).
+    #[arg(long)]
+    birthday_month: Option<u8>,
+}
+
+impl AudienceArgs {
+    fn json(&self) -> Value {
+        json!({
+            "merchant": self.merchant, "segment": self.segment, "tier": self.tier,
+            "group": self.group, "inactive_days": self.inactive_days,
+            "birthday_month": self.birthday_month,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCmd {
+    /// How many members an audience reaches now, and the text written for
+    /// a sample member with its SMS parts and cost.
+    Preview {
+        #[command(flatten)]
+        audience: AudienceArgs,
+        #[arg(long, default_value = "")]
+        text_fa: String,
+        #[arg(long, default_value = "")]
+        text_en: String,
+    },
+    /// Send a message to an audience: placeholders {{ name }}, {{ tier }},
+    /// {{ merchant }}, {{ points }}, {{ credit }}, {{ today }}.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        audience: AudienceArgs,
+        #[arg(long)]
+        text_fa: String,
+        #[arg(long, default_value = "")]
+        text_en: String,
+        /// Unix seconds: not before then (default: now).
+        #[arg(long)]
+        at: Option<i64>,
+    },
+    List,
+    Show {
+        id: u64,
+    },
+    Cancel {
+        id: u64,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MemberCmd {
     Add {
@@ -256,6 +329,13 @@ pub enum MemberCmd {
         /// The language of the member's messages: fa or en.
         #[arg(long)]
         language: Option<String>,
+    },
+    /// Enrol members from a CSV file: name,phone,tier,groups,language,marketing
+    /// (groups separated by ";", marketing "no" to enrol opted out; a
+    /// header line starting "name" is skipped). Sent 10,000 at a time, each
+    /// batch all or none.
+    Import {
+        file: PathBuf,
     },
     /// Stop marketing messages to a member (--off), or restart them
     /// (--on); receipts and expiry notices always go.
@@ -443,6 +523,35 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     let mut then: Option<(String, Value)> = None;
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
         AdminCommand::Settlement { cmd } => return settlement(&a.url, &token, cmd),
+        AdminCommand::Campaign { cmd } => match cmd {
+            CampaignCmd::Preview {
+                audience,
+                text_fa,
+                text_en,
+            } => {
+                let mut body = audience.json();
+                body["text_fa"] = json!(text_fa);
+                body["text_en"] = json!(text_en);
+                ("POST", "/v1/campaigns/preview".into(), Some(body))
+            }
+            CampaignCmd::Create {
+                name,
+                audience,
+                text_fa,
+                text_en,
+                at,
+            } => {
+                let mut body = audience.json();
+                body["name"] = json!(name);
+                body["text_fa"] = json!(text_fa);
+                body["text_en"] = json!(text_en);
+                body["at"] = json!(at);
+                ("POST", "/v1/campaigns".into(), Some(body))
+            }
+            CampaignCmd::List => ("GET", "/v1/campaigns".into(), None),
+            CampaignCmd::Show { id } => ("GET", format!("/v1/campaigns/{id}"), None),
+            CampaignCmd::Cancel { id } => ("POST", format!("/v1/campaigns/{id}/cancel"), None),
+        },
         AdminCommand::Merchant { cmd } => match cmd {
             MerchantCmd::Add {
                 id,
@@ -509,6 +618,7 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
                     json!({ "name": name, "phone": phone, "tier": tier, "groups": groups, "birthday": birthday, "language": language }),
                 ),
             ),
+            MemberCmd::Import { file } => return import_members(&a.url, &token, &file),
             MemberCmd::Marketing { id, on, .. } => (
                 "POST",
                 format!("/v1/members/{id}/marketing"),
@@ -723,6 +833,91 @@ fn read_password() -> Result<String, SwitchError> {
         .read_line(&mut line)
         .map_err(SwitchError::Stdin)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Members per import call (the API's limit).
+const IMPORT_BATCH: usize = 10_000;
+
+/// The fields of one CSV line: commas separate, double quotes enclose a
+/// field that holds commas, `""` inside quotes is a quote.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields.into_iter().map(|f| f.trim().to_owned()).collect()
+}
+
+/// One member of an import file, as the API takes it.
+fn member_of_line(fields: &[String]) -> Value {
+    let field = |i: usize| fields.get(i).map(String::as_str).unwrap_or("");
+    let groups: Vec<&str> = field(3)
+        .split(';')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .collect();
+    let marketing = !matches!(
+        field(5).to_lowercase().as_str(),
+        "no" | "false" | "0" | "off"
+    );
+    let tier = match field(2) {
+        "" => "bronze".to_owned(),
+        t => t.to_lowercase(),
+    };
+    json!({ "name": field(0), "phone": field(1), "tier": tier, "groups": groups,
+            "language": field(4), "marketing": marketing })
+}
+
+/// Enrols the members of a CSV file, a batch at a time; a bad line stops
+/// the import at its batch (the batches before it stay enrolled).
+fn import_members(base: &str, token: &str, file: &std::path::Path) -> Result<(), SwitchError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SwitchError::Io {
+        path: file.to_owned(),
+        source,
+    })?;
+    let members: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(csv_fields)
+        .filter(|f| !f.first().is_some_and(|h| h.eq_ignore_ascii_case("name")))
+        .map(|f| member_of_line(&f))
+        .collect();
+    let mut done = 0usize;
+    for batch in members.chunks(IMPORT_BATCH) {
+        let answer = fetch(
+            base,
+            token,
+            "POST",
+            "/v1/imports/members",
+            Body::Json(json!({ "members": batch })),
+        )
+        .map_err(|e| match e {
+            SwitchError::AdminStatus { code, message } => SwitchError::AdminStatus {
+                code,
+                message: format!("after {done} enrolled, lines from {}: {message}", done + 1),
+            },
+            e => e,
+        })?;
+        let ids = serde_json::from_str::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["ids"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        done += ids;
+    }
+    println!("{}", json!({ "enrolled": done }));
+    Ok(())
 }
 
 /// What a call sends.

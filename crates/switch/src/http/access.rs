@@ -106,6 +106,8 @@ pub enum Scope {
     MerchantBody,
     /// `{id}` is a lucky draw of the caller's merchant.
     DrawPath,
+    /// `{id}` is a campaign of the caller's merchant.
+    CampaignPath,
     /// `{id}` is a terminal of the caller's merchant.
     TerminalPath,
     /// `{hash}` is a card of the calling member.
@@ -827,6 +829,18 @@ async fn permitted(
                     .draws()?
                     .iter()
                     .any(|d| d.id == id && d.spec.merchant == merchant))
+            })
+            .await?
+        }
+        Scope::CampaignPath => {
+            let (Some(merchant), Ok(id)) = (role.merchant().copied(), param("id").parse::<u64>())
+            else {
+                return Err(hidden());
+            };
+            lookup(h, move |e| {
+                Ok(e.campaigns()
+                    .get(id)?
+                    .is_some_and(|c| c.audience.merchant == Some(merchant)))
             })
             .await?
         }

@@ -286,3 +286,81 @@ fn done(action: &'static str, members: Vec<u64>) -> ApiResult {
         serde_json::to_value(InboundDone { action, members }).unwrap_or_default(),
     ))
 }
+
+/// Members to enrol at once: at most [`IMPORT_MAX`] per call.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct ImportIn {
+    members: Vec<ImportedMember>,
+}
+
+/// One member of an import.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct ImportedMember {
+    name: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    #[schema(value_type = String, example = "bronze")]
+    tier: Tier,
+    #[serde(default)]
+    groups: Vec<String>,
+    /// "fa", "en" or "" (the switch's default).
+    #[serde(default)]
+    language: String,
+    /// False: enrolled opted out of marketing.
+    #[serde(default = "yes")]
+    marketing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Members enrolled by an import.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Imported {
+    /// Their ids, in the order given.
+    ids: Vec<u64>,
+}
+
+/// Members per import call.
+pub(super) const IMPORT_MAX: usize = 10_000;
+
+/// Enrols many members at once, all or none: every name and phone number
+/// is checked first and the first bad one named.
+pub(super) async fn import_members(
+    State(h): Shared,
+    Json(m): Json<ImportIn>,
+) -> ApiResult<Json<Imported>> {
+    if m.members.is_empty() || m.members.len() > IMPORT_MAX {
+        return Err(bad(format!(
+            "an import holds 1 to {IMPORT_MAX} members, not {}",
+            m.members.len()
+        )));
+    }
+    let now = UnixTime::now();
+    let records = m
+        .members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            Ok(Member {
+                id: MemberId(0),
+                name: m.name,
+                phone: m.phone,
+                tier: m.tier,
+                groups: m.groups,
+                status: Status::Active,
+                language: parse_language(&m.language)
+                    .map_err(|e| bad(format!("member {i}: {}", e.1)))?,
+                opted_out: (!m.marketing).then_some(now),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let ids = blocking(&h, move |e| e.admin().import_members(&records))
+        .await?
+        .await?;
+    Ok(Json(Imported {
+        ids: ids.into_iter().map(|id| id.0).collect(),
+    }))
+}

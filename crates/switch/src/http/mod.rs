@@ -27,6 +27,7 @@ use crate::handler::Switch;
 pub mod access;
 mod audit;
 mod backup;
+mod campaigns;
 mod cards;
 mod coalitions;
 pub mod console;

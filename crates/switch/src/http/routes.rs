@@ -11,8 +11,8 @@
 
 use super::access::{Roles, Route, Rule, Scope};
 use super::{
-    audit, backup, cards, coalitions, draws, loyalty, members, merchants, notices, payouts,
-    reports, settlements, terminals,
+    audit, backup, campaigns, cards, coalitions, draws, loyalty, members, merchants, notices,
+    payouts, reports, settlements, terminals,
 };
 use super::{gateway, login, users};
 
@@ -201,6 +201,10 @@ fn api() -> Vec<Route> {
         .body::<members::MarketingIn>()
         .answers::<members::MemberView>()
         .doc("Opt a member out of marketing messages, or back in"),
+        Route::post("/v1/imports/members", ops(SUPPORT), members::import_members)
+            .body::<members::ImportIn>()
+            .answers::<members::Imported>()
+            .doc("Enrol up to 10,000 members at once, all or none"),
         Route::post("/v1/inbound/sms", ops(SUPPORT), members::inbound_sms)
             .body::<members::InboundSms>()
             .answers::<members::InboundDone>()
@@ -354,6 +358,44 @@ fn api() -> Vec<Route> {
         )
         .answers_list::<clubswitch_engine::loyalty::Segment>()
         .doc("Members with their RFM scores (?merchant, ?group, ?format=csv)"),
+        // Campaign messages.
+        Route::get(
+            "/v1/campaigns",
+            scoped(SUPPORT.or(MERCHANT), Own),
+            campaigns::list,
+        )
+        .answers_list::<campaigns::CampaignView>()
+        .doc("Campaigns, newest first, with their figures"),
+        Route::post(
+            "/v1/campaigns",
+            scoped(SUPPORT.or(MERCHANT), MerchantBody),
+            campaigns::create,
+        )
+        .body::<campaigns::CampaignIn>()
+        .answers::<campaigns::CampaignView>()
+        .doc("Send a message to an audience, now or at a time"),
+        Route::post(
+            "/v1/campaigns/preview",
+            scoped(SUPPORT.or(MERCHANT), MerchantBody),
+            campaigns::preview,
+        )
+        .body::<campaigns::PreviewIn>()
+        .answers::<campaigns::PreviewView>()
+        .doc("Who an audience reaches, the text for a sample member, its SMS parts and cost"),
+        Route::get(
+            "/v1/campaigns/{id}",
+            scoped(SUPPORT.or(MERCHANT), CampaignPath),
+            campaigns::show,
+        )
+        .answers::<campaigns::CampaignView>()
+        .doc("A campaign and its figures: queued, sent, failed, opted out, cost"),
+        Route::post(
+            "/v1/campaigns/{id}/cancel",
+            scoped(SUPPORT.or(MERCHANT), CampaignPath),
+            campaigns::cancel,
+        )
+        .answers::<campaigns::CampaignView>()
+        .doc("Stop a campaign: what was not sent is dropped"),
         Route::get(
             "/v1/draws",
             scoped(SUPPORT.or(MERCHANT), Own),

@@ -1,0 +1,367 @@
+//! Campaign messages on the switch's side: their words, written for each
+//! member from the campaign's template, and their delivery from the
+//! engine's marketing lane.
+//!
+//! A campaign's text is a template with placeholders (`{{ name }}`,
+//! `{{ tier }}`, `{{ merchant }}`, `{{ points }}`, `{{ credit }}`,
+//! `{{ today }}`), filled in the member's language: in Persian with Persian
+//! digits and Jalali dates. A placeholder it does not know is refused when
+//! the campaign is written, never found at the first member.
+//!
+//! Delivery keeps three promises: no campaign message goes in quiet hours
+//! (checked before each message, so a long round stops on the minute);
+//! no more than the configured rate goes per second (each round sends at
+//! most its share of the second); and every message ends exactly once as
+//! sent, failed (after its last attempt) or dropped, recorded on its
+//! campaign (`clubswitch_engine::campaign`). A failing gateway is tried
+//! again with backoff; one that fails three times in a row ends the round.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use clubswitch_engine::campaign::Outcome;
+use clubswitch_engine::notice::backoff;
+use clubswitch_engine::{Campaign, Engine, Member, Notice, NoticeKind, Status, Tier};
+use clubswitch_engine::{MemberId, UnixTime};
+use clubswitch_wire::MerchantId;
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+use crate::config::Notices;
+use crate::error::SwitchError;
+use crate::lang::Lang;
+use crate::metrics::Metrics;
+use crate::notify::{tier_fa, Channel};
+use crate::sms;
+
+/// Failures in a row that end a round: the gateway is down, not fussy.
+const FAILURES_IN_A_ROW: u32 = 3;
+
+/// Records looked at per round for due messages.
+const SCAN_PER_ROUND: usize = 100_000;
+
+/// The placeholders a campaign's text may use.
+pub const PLACEHOLDERS: [&str; 6] = ["name", "tier", "merchant", "points", "credit", "today"];
+
+/// What a member's message is written from.
+struct Facts<'a> {
+    member: &'a Member,
+    merchant: Option<(&'a MerchantId, &'a str)>,
+    points: i64,
+    credit: i64,
+    today: i64,
+}
+
+/// The placeholders' values for `f` in `lang`.
+fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
+    let tier = |t: Tier| match lang {
+        Lang::Fa => tier_fa(t).to_owned(),
+        Lang::En => tier_names[t as usize].clone(),
+    };
+    minijinja::context! {
+        name => &f.member.name,
+        tier => tier(f.member.tier),
+        merchant => f.merchant.map(|(_, name)| name).unwrap_or_default(),
+        points => lang.number(f.points),
+        credit => lang.number(f.credit),
+        today => lang.date(f.today),
+    }
+}
+
+/// A campaign's text checked: it parses, and names only known
+/// placeholders. Returns the text written for a sample member.
+pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<String, String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let member = Member {
+        id: MemberId(1),
+        name: match lang {
+            Lang::Fa => "سارا".into(),
+            Lang::En => "Sara".into(),
+        },
+        phone: "09120000000".into(),
+        tier: Tier::Silver,
+        groups: Vec::new(),
+        status: Status::Active,
+        language: None,
+        opted_out: None,
+    };
+    let facts = Facts {
+        member: &member,
+        merchant: None,
+        points: 1_250,
+        credit: 50_000,
+        today: UnixTime::now().0.div_euclid(86_400),
+    };
+    env.render_str(text, context(&facts, lang, tier_names))
+        .map_err(|e| {
+            format!(
+                "{e} (placeholders: {})",
+                PLACEHOLDERS.map(|p| format!("{{{{ {p} }}}}")).join(", ")
+            )
+        })
+}
+
+/// A campaign's words for a member: its templates compiled once per round.
+pub struct Writer<'e> {
+    engine: &'e Engine,
+    tier_names: &'e [String; 4],
+    default: Lang,
+    offset: i64,
+    env: Environment<'static>,
+    /// Campaigns met this round (none: gone) and their merchant's name.
+    campaigns: HashMap<u64, Option<(Campaign, Option<String>)>>,
+}
+
+impl<'e> Writer<'e> {
+    pub fn new(engine: &'e Engine, tier_names: &'e [String; 4], default: Lang) -> Writer<'e> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        Writer {
+            engine,
+            tier_names,
+            default,
+            offset: engine.config().utc_offset_secs,
+            env,
+            campaigns: HashMap::new(),
+        }
+    }
+
+    /// Loads campaign `id` and compiles its texts, once.
+    fn campaign(&mut self, id: u64) -> Result<Option<&(Campaign, Option<String>)>, SwitchError> {
+        if !self.campaigns.contains_key(&id) {
+            let found = match self
+                .engine
+                .campaigns()
+                .get(id)
+                .map_err(SwitchError::Campaigns)?
+            {
+                Some(c) => {
+                    self.env
+                        .add_template_owned(format!("{id}/fa"), c.text_fa.clone())?;
+                    let en = if c.text_en.trim().is_empty() {
+                        c.text_fa.clone()
+                    } else {
+                        c.text_en.clone()
+                    };
+                    self.env.add_template_owned(format!("{id}/en"), en)?;
+                    let merchant_name = match &c.audience.merchant {
+                        Some(m) => self
+                            .engine
+                            .admin()
+                            .merchant(m)
+                            .map_err(SwitchError::Campaigns)?
+                            .map(|m| m.name),
+                        None => None,
+                    };
+                    Some((c, merchant_name))
+                }
+                None => None,
+            };
+            self.campaigns.insert(id, found);
+        }
+        Ok(self.campaigns.get(&id).and_then(Option::as_ref))
+    }
+
+    /// The words of campaign `id` for `member` at `now`.
+    pub fn write(
+        &mut self,
+        id: u64,
+        member: &Member,
+        now: UnixTime,
+    ) -> Result<String, SwitchError> {
+        let lang = member.language.map(Lang::of).unwrap_or(self.default);
+        let (engine, tier_names, offset) = (self.engine, self.tier_names, self.offset);
+        let Some((c, merchant_name)) = self.campaign(id)? else {
+            return Err(SwitchError::CampaignGone(id));
+        };
+        let merchant = c.audience.merchant;
+        let merchant_name = merchant_name.clone().unwrap_or_default();
+        let uses = |p: &str| c.text_fa.contains(p) || c.text_en.contains(p);
+        let (mut points, mut credit) = (0, 0);
+        if let Some(m) = &merchant {
+            if uses("points") {
+                points = engine
+                    .loyalty()
+                    .points(member.id, m)
+                    .map_err(SwitchError::Campaigns)?
+                    .balance;
+            }
+            if uses("credit") {
+                credit = engine
+                    .admin()
+                    .account(&clubswitch_engine::AccountKey::Store {
+                        member: member.id,
+                        merchant: *m,
+                    })
+                    .map_err(SwitchError::Campaigns)?
+                    .balance;
+            }
+        }
+        let facts = Facts {
+            member,
+            merchant: merchant.as_ref().map(|m| (m, merchant_name.as_str())),
+            points,
+            credit,
+            today: now.local_day(offset),
+        };
+        let ctx = context(&facts, lang, tier_names);
+        let name = format!("{id}/{}", lang.code());
+        Ok(self.env.get_template(&name)?.render(ctx)?)
+    }
+}
+
+/// Campaign messages per round at most: the round's share of a second at
+/// the configured rate (at least one).
+fn per_round(cfg: &Notices) -> usize {
+    let share = u64::from(cfg.campaign_rate_per_sec) * cfg.interval_ms.max(1) / 1000;
+    usize::try_from(share.max(1)).unwrap_or(usize::MAX)
+}
+
+/// One round of campaign delivery: queues the campaigns whose time has
+/// come, then, outside quiet hours, sends what is due at the configured
+/// rate and records every outcome.
+pub fn round(
+    engine: &Engine,
+    channel: &dyn Channel,
+    cfg: &Notices,
+    tier_names: &[String; 4],
+    metrics: &Metrics,
+    now: UnixTime,
+) -> Result<(), SwitchError> {
+    let campaigns = engine.campaigns();
+    campaigns.queue_due(now).map_err(SwitchError::Campaigns)?;
+    let offset = engine.config().utc_offset_secs;
+    let quiet = |at: UnixTime| cfg.quiet_hours.quiet_at(at, offset);
+    if quiet(now) {
+        return Ok(());
+    }
+    let due = campaigns
+        .due(now, per_round(cfg), SCAN_PER_ROUND)
+        .map_err(SwitchError::Campaigns)?;
+    let mut writer = Writer::new(engine, tier_names, cfg.language);
+    let mut outcomes: Vec<(Notice, Outcome)> = Vec::with_capacity(due.len());
+    let mut in_a_row = 0;
+    for n in due {
+        let NoticeKind::Campaign { campaign } = n.kind else {
+            continue;
+        };
+        // Quiet hours may begin during a round.
+        if quiet(UnixTime::now()) {
+            break;
+        }
+        let member = engine
+            .admin()
+            .member(n.member)
+            .map_err(SwitchError::Campaigns)?;
+        let outcome = match member {
+            Some(m) if m.opted_out.is_none() && m.status == Status::Active => {
+                match writer.write(campaign, &m, now) {
+                    Ok(text) => send(channel, cfg, metrics, &n, &text, &mut in_a_row),
+                    Err(e) => Outcome::Failed {
+                        error: e.to_string(),
+                        retry_in_secs: None,
+                    },
+                }
+            }
+            // Opted out (or gone, or blocked) since it was queued.
+            _ => Outcome::OptedOut,
+        };
+        outcomes.push((n, outcome));
+        if in_a_row >= FAILURES_IN_A_ROW {
+            break;
+        }
+    }
+    campaigns
+        .settle(&outcomes, now)
+        .map_err(SwitchError::Campaigns)
+}
+
+/// Sends one message; its outcome.
+fn send(
+    channel: &dyn Channel,
+    cfg: &Notices,
+    metrics: &Metrics,
+    n: &Notice,
+    text: &str,
+    in_a_row: &mut u32,
+) -> Outcome {
+    match channel.send(n, text) {
+        Ok(()) => {
+            *in_a_row = 0;
+            metrics.campaign_sent.fetch_add(1, Relaxed);
+            Outcome::Sent {
+                parts: u32::try_from(sms::Length::of(text).parts).unwrap_or(u32::MAX),
+            }
+        }
+        Err(e) => {
+            *in_a_row += 1;
+            metrics.campaign_failed.fetch_add(1, Relaxed);
+            let last = n.attempts.saturating_add(1) >= cfg.campaign_max_attempts;
+            tracing::debug!(
+                id = n.id,
+                attempts = n.attempts + 1,
+                last,
+                "campaign message not delivered: {e}"
+            );
+            Outcome::Failed {
+                error: e.to_string(),
+                retry_in_secs: (!last)
+                    .then(|| backoff(n.attempts, cfg.retry_base_secs, cfg.retry_max_secs)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> [String; 4] {
+        ["Bronze", "Silver", "Gold", "Platinum"].map(String::from)
+    }
+
+    #[test]
+    fn a_text_with_an_unknown_placeholder_is_refused_with_the_known_ones_named() {
+        let e = check_text("سلام {{ nmae }}", Lang::Fa, &names()).unwrap_err();
+        assert!(e.contains("{{ name }}"), "{e}");
+        assert!(check_text("سلام {{ name }", Lang::Fa, &names()).is_err());
+    }
+
+    #[test]
+    fn persian_placeholders_have_persian_digits_and_jalali_dates() {
+        let member = Member {
+            id: MemberId(7),
+            name: "سارا".into(),
+            phone: "09120000001".into(),
+            tier: Tier::Gold,
+            groups: Vec::new(),
+            status: Status::Active,
+            language: None,
+            opted_out: None,
+        };
+        let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
+        let facts = Facts {
+            member: &member,
+            merchant: Some((&merchant, "کتاب‌شهر")),
+            points: 12_500,
+            credit: 0,
+            // 2 December 2026 is 11 Azar 1405.
+            today: clubswitch_wire::fields::days_from_civil(2026, 12, 2),
+        };
+        let text = "{{ name }} عزیز، {{ points }} امتیاز در {{ merchant }} دارید؛ سطح {{ tier }} — {{ today }}";
+        let out = Environment::new()
+            .render_str(text, context(&facts, Lang::Fa, &names()))
+            .unwrap();
+        assert_eq!(
+            out,
+            "سارا عزیز، ۱۲٬۵۰۰ امتیاز در کتاب‌شهر دارید؛ سطح طلایی — ۱۴۰۵/۰۹/۱۱"
+        );
+        let out = Environment::new()
+            .render_str(
+                "{{ points }} points, {{ tier }}, {{ today }}",
+                context(&facts, Lang::En, &names()),
+            )
+            .unwrap();
+        assert_eq!(out, "12,500 points, Gold, 2026-12-02");
+    }
+}
