@@ -148,6 +148,7 @@ impl Admin<'_> {
             status: Status::Active,
             language: None,
             opted_out: None,
+            joined: Some(UnixTime::now()),
         };
         let stored = self
             .core
@@ -347,6 +348,7 @@ impl Admin<'_> {
                 status: Status::Active,
                 language: None,
                 opted_out: None,
+                joined: Some(UnixTime::now()),
             };
             let card = Card {
                 hash: self.core.hasher.hash(pan),

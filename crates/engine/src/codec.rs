@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;

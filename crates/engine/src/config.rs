@@ -87,6 +87,11 @@ pub struct LoyaltyConfig {
     /// Warn a member this many days before their card's last valid day; 0:
     /// never.
     pub card_expiry_warn_days: u32,
+    /// Greet members on the anniversary of joining.
+    pub anniversaries: bool,
+    /// Warn a member whose tier the next review would lower this many days
+    /// before the month ends (tiers by spend only); 0: never.
+    pub tier_warn_days: u32,
 }
 
 impl Default for LoyaltyConfig {
@@ -104,6 +109,8 @@ impl Default for LoyaltyConfig {
             daily_hour: 9,
             birthdays: true,
             card_expiry_warn_days: 30,
+            anniversaries: true,
+            tier_warn_days: 7,
         }
     }
 }
@@ -130,6 +137,9 @@ impl LoyaltyConfig {
         }
         if self.window_months == 0 {
             return Err("window_months must be positive".into());
+        }
+        if self.tier_warn_days > 27 {
+            return Err("tier_warn_days is 0 to 27 (within the month)".into());
         }
         if self.daily_hour > 23 {
             return Err("daily_hour is 0 to 23".into());

@@ -113,6 +113,11 @@ impl Engine {
         Outbox::new(&self.core)
     }
 
+    /// The templates of member notices.
+    pub fn templates(&self) -> crate::template::Templates<'_> {
+        crate::template::Templates::new(&self.core)
+    }
+
     /// Campaign messages and their marketing lane.
     pub fn campaigns(&self) -> crate::campaign::Campaigns<'_> {
         crate::campaign::Campaigns::new(&self.core)

@@ -58,6 +58,7 @@ pub mod rollup;
 pub mod rules;
 pub mod settlement;
 pub mod storage;
+pub mod template;
 mod terminal;
 
 pub use access::{
@@ -86,3 +87,4 @@ pub use rules::{BinRange, DiscountRule, RuleRecord};
 pub use settlement::SettlementBatch;
 pub use storage::durability::{FlushError, FlushStats, FlushTicket};
 pub use storage::{Durable, EmbeddedConfig, Store};
+pub use template::{Event, Template, Templates};

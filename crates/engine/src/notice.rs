@@ -91,6 +91,14 @@ pub enum NoticeKind {
     /// A campaign's message (its text is the campaign's, written for the
     /// member when it goes). Only in the marketing lane (see `campaign`).
     Campaign { campaign: u64 },
+    /// The member last bought at a merchant `days` days ago (the
+    /// merchant's programme asks for this reminder).
+    Repurchase { merchant: MerchantId, days: u32 },
+    /// The member joined the club `years` years ago today.
+    Anniversary { years: u32 },
+    /// The member will fall from `tier` at the review on local day `by`
+    /// unless they spend `short` rials more before it.
+    TierAtRisk { tier: Tier, short: u64, by: i64 },
 }
 
 /// One notice in the outbox.
@@ -180,6 +188,24 @@ impl Outbox<'_> {
         self.core.store.transaction(|tx| {
             ids.iter()
                 .try_for_each(|id| tx.remove(Table::Outbox, &id.to_be_bytes()))
+        })
+    }
+
+    /// Holds notices back until `until` (marketing in quiet hours), all in
+    /// one transaction; their attempts are not counted.
+    pub fn postpone(&self, ids: &[u64], until: UnixTime) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.core.store.transaction(|tx| {
+            for id in ids {
+                let key = id.to_be_bytes();
+                if let Some(mut n) = tx.get::<Notice>(Table::Outbox, &key)? {
+                    n.next_at = n.next_at.max(until);
+                    tx.put(Table::Outbox, &key, &n)?;
+                }
+            }
+            Ok(())
         })
     }
 

@@ -353,3 +353,101 @@ fn the_daily_settlement_day_is_kept_in_the_ledger_and_never_goes_back() {
     s.mark_daily_done(20_789).unwrap().wait().unwrap();
     assert_eq!(s.daily_done().unwrap(), Some(20_790));
 }
+
+/// The reminders among the notices waiting (and clears them all).
+fn take_reminders(w: &World) -> Vec<NoticeKind> {
+    take_notices(w)
+        .into_iter()
+        .filter(|k| {
+            matches!(
+                k,
+                NoticeKind::Repurchase { .. }
+                    | NoticeKind::Anniversary { .. }
+                    | NoticeKind::TierAtRisk { .. }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reminders_come_on_their_day_once_and_never_to_a_member_who_opted_out() {
+    // T0 is 23 November 2026, seven days before the month's review.
+    let w = with_program(Program {
+        repurchase_days: Some(14),
+        ..program()
+    });
+    let d0 = local_day(T0);
+    assert_eq!(d0, days_from_civil(2026, 11, 23));
+    buy(&w, Pc::ClubPurchase, 100_000, T0);
+    // Sara joined two years before the day the repurchase reminder falls
+    // on; another member joined that day too but opted out.
+    let joined = UnixTime(days_from_civil(2024, 12, 7) * 86_400);
+    w.engine
+        .admin()
+        .put_member(&Member {
+            joined: Some(joined),
+            ..w.member.clone()
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    let out = w
+        .engine
+        .admin()
+        .add_member("Out", "09120000009", Tier::Gold, vec![])
+        .unwrap()
+        .wait()
+        .unwrap();
+    w.engine
+        .admin()
+        .put_member(&Member {
+            joined: Some(joined),
+            opted_out: Some(T0),
+            ..out
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    take_notices(&w);
+
+    let pass = |day: i64| {
+        let now = UnixTime(day * 86_400 - EngineConfig::default().utc_offset_secs + 12 * 3_600);
+        w.engine.loyalty().daily_pass_now(now).unwrap()
+    };
+    // Silver takes 100,000,000 rials in the window; Sara has 100,000.
+    let run = pass(d0).unwrap();
+    assert_eq!(run.tiers_at_risk, 1, "{run:?}");
+    assert_eq!(
+        take_reminders(&w),
+        vec![NoticeKind::TierAtRisk {
+            tier: Tier::Silver,
+            short: 99_900_000,
+            by: days_from_civil(2026, 11, 30),
+        }]
+    );
+    // Nothing more until 7 December: fourteen days after the purchase and
+    // the anniversary of joining.
+    assert!(pass(d0 + 13).is_some());
+    assert_eq!(take_reminders(&w), vec![]);
+    let run = pass(d0 + 14).unwrap();
+    assert_eq!(
+        (run.repurchase_reminders, run.anniversaries),
+        (1, 1),
+        "{run:?}"
+    );
+    assert_eq!(
+        take_reminders(&w),
+        vec![
+            NoticeKind::Repurchase {
+                merchant: w.merchant,
+                days: 14
+            },
+            NoticeKind::Anniversary { years: 2 },
+        ]
+    );
+    // A day's pass runs once.
+    assert!(pass(d0 + 14).is_none());
+    assert!(pass(d0 + 15).is_some());
+    assert_eq!(take_reminders(&w), vec![]);
+    w.assert_audit();
+}

@@ -242,3 +242,31 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
         "the refund moved the earnings onto the purchase, the daily pass the lots into the accounts"
     );
 }
+
+#[test]
+fn members_and_programmes_of_format_5_read_with_no_join_day_and_no_repurchase_reminder() {
+    let member = Member {
+        id: MemberId(7),
+        name: "Sara".into(),
+        phone: "09120000000".into(),
+        tier: Tier::Silver,
+        groups: vec!["vip".into()],
+        status: Status::Active,
+        language: Some(Language::English),
+        opted_out: None,
+        joined: None,
+    };
+    // Format 5 wrote the same body without the appended `None` (one byte).
+    let raw = codec::to_vec(&member).unwrap();
+    let mut v5 = raw[..raw.len() - 1].to_vec();
+    v5[0] = 5;
+    assert_eq!(codec::from_slice::<Member>(&v5).unwrap(), member);
+    let program = Program {
+        referral_points: 50,
+        ..Program::default()
+    };
+    let raw = codec::to_vec(&program).unwrap();
+    let mut v5 = raw[..raw.len() - 1].to_vec();
+    v5[0] = 5;
+    assert_eq!(codec::from_slice::<Program>(&v5).unwrap(), program);
+}

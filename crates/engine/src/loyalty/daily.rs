@@ -47,6 +47,10 @@ pub struct DailyRun {
     pub expiry_warnings: usize,
     pub birthdays: usize,
     pub cards_expiring: usize,
+    /// Reminders to come back, anniversaries and tiers at risk written.
+    pub repurchase_reminders: usize,
+    pub anniversaries: usize,
+    pub tiers_at_risk: usize,
 }
 
 /// A member's birthday: month and day (the year is not kept).
@@ -274,6 +278,10 @@ impl Loyalty<'_> {
         if cfg.card_expiry_warn_days > 0 {
             self.cards_expiring(now, since, today, &mut run)?;
         }
+        let reminded = self.reminders(now, since, today)?;
+        run.repurchase_reminders = reminded.repurchase;
+        run.anniversaries = reminded.anniversaries;
+        run.tiers_at_risk = reminded.tiers_at_risk;
         self.core.store.put(Table::Meta, DONE, &today)?;
         Ok(Some(run))
     }

@@ -38,6 +38,7 @@ mod coalition;
 mod daily;
 mod draw;
 mod earn;
+mod reminders;
 mod report;
 mod review;
 
@@ -151,6 +152,11 @@ pub struct Program {
     /// (answered 57).
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub till: Option<Till>,
+    /// Remind a member this many days after their last purchase here (a
+    /// marketing message: not to members who opted out); `null`: never
+    /// (format version 6).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub repurchase_days: Option<u32>,
 }
 
 /// Paying with points at the till.
@@ -194,6 +200,7 @@ impl Default for Program {
             credit_valid_days: None,
             expiry_warn_days: 7,
             till: None,
+            repurchase_days: None,
         }
     }
 }
@@ -350,7 +357,8 @@ pub fn month_of_day(day: i64) -> i64 {
 impl crate::codec::Record for Program {
     fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
         match version {
-            1 | 2 => crate::codec::with_tail(body, &None::<Till>),
+            1 | 2 => crate::codec::with_tail(body, &(None::<Till>, None::<u32>)),
+            3..=5 => crate::codec::with_tail(body, &None::<u32>),
             _ => Ok(std::borrow::Cow::Borrowed(body)),
         }
     }

@@ -118,6 +118,9 @@ pub struct Member {
     /// greetings); receipts and what they must know still reach them
     /// (format version 5).
     pub opted_out: Option<UnixTime>,
+    /// When the member joined the club (their anniversary); none for
+    /// members enrolled before format version 6.
+    pub joined: Option<UnixTime>,
 }
 
 impl Record for Merchant {}
@@ -126,7 +129,11 @@ impl Record for Card {}
 impl Record for Member {
     fn upgrade(version: u8, body: &[u8]) -> crate::error::Result<std::borrow::Cow<'_, [u8]>> {
         match version {
-            1..=4 => crate::codec::with_tail(body, &(None::<super::Language>, None::<UnixTime>)),
+            1..=4 => crate::codec::with_tail(
+                body,
+                &(None::<super::Language>, None::<UnixTime>, None::<UnixTime>),
+            ),
+            5 => crate::codec::with_tail(body, &None::<UnixTime>),
             _ => Ok(std::borrow::Cow::Borrowed(body)),
         }
     }

@@ -125,10 +125,13 @@ pub(crate) enum Table {
     /// The marketing lane: campaign messages awaiting delivery, by
     /// campaign ‖ member.
     Marketing,
+    /// Notice templates by merchant (or the network), event and language
+    /// (see `template`).
+    Templates,
 }
 
 impl Table {
-    pub const ALL: [Table; 34] = [
+    pub const ALL: [Table; 35] = [
         Table::Meta,
         Table::Merchants,
         Table::Terminals,
@@ -163,6 +166,7 @@ impl Table {
         Table::Visits,
         Table::Campaigns,
         Table::Marketing,
+        Table::Templates,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -201,6 +205,7 @@ impl Table {
             Table::Visits => "visits",
             Table::Campaigns => "campaigns",
             Table::Marketing => "marketing",
+            Table::Templates => "templates",
         }
     }
 
