@@ -361,6 +361,18 @@ const MATRIX: &[(&str, &str, &str, Obj)] = &[
         Obj::MerchantQuery,
     ),
     (
+        "GET /v1/templates",
+        "/v1/templates?merchant={m}",
+        "admin support merchant",
+        Obj::MerchantQuery,
+    ),
+    (
+        "PUT /v1/templates/{event}/{lang}",
+        "/v1/templates/receipt/fa?merchant={m}",
+        "admin support merchant",
+        Obj::MerchantQuery,
+    ),
+    (
         "GET /v1/campaigns",
         "/v1/campaigns",
         "admin support merchant",
@@ -726,6 +738,8 @@ fn body(method: &str, path: &str, n: usize, merchant: &str) -> Option<Value> {
         draw(merchant)
     } else if path.ends_with("/v1/campaigns") || path.ends_with("/v1/campaigns/preview") {
         campaign(merchant)
+    } else if path.contains("/v1/templates/") {
+        json!({ "text": "خرید {{ amount }} ریال در {{ merchant }}." })
     } else if path.ends_with("/v1/users") {
         json!({ "name": format!("made-{n}"), "role": "support" })
     } else if path.ends_with("/top-up") {

@@ -313,7 +313,7 @@ async fn the_daily_pass_greets_birthdays_and_warns_of_cards_and_expiring_credit(
         "loyalty-daily",
         &format!("utc_offset_secs = {offset}"),
         &format!(
-            "[loyalty]\ndaily_hour = 23\ncard_expiry_warn_days = {}\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n",
+            "[loyalty]\ndaily_hour = 23\ncard_expiry_warn_days = {}\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\nquiet_hours = \"\"\n",
             through - today
         ),
         &[],

@@ -143,7 +143,7 @@ fn an_inbound_stop_opts_the_sender_out_of_birthday_greetings_and_start_brings_th
         "outreach-opt-out",
         &format!("utc_offset_secs = {offset}"),
         &format!(
-            "[loyalty]\ndaily_hour = 23\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n"
+            "[loyalty]\ndaily_hour = 23\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\nquiet_hours = \"\"\n"
         ),
         &[],
     );
@@ -212,7 +212,7 @@ fn an_inbound_stop_opts_the_sender_out_of_birthday_greetings_and_start_brings_th
     let got = wait_for(&accepted, |n| n["notice"]["kind"] == "birthday");
     assert_eq!(got["to"], "09127770001", "{got}");
     assert_eq!(
-        got["text"], "Happy birthday from your club!",
+        got["text"], "Happy birthday, Stays, from your club!",
         "in the member's language"
     );
 
@@ -582,4 +582,194 @@ fn a_campaign_to_a_hundred_thousand_members_goes_once_to_each_never_to_the_opted
         n("opted_out_later"),
         busy_p99.as_secs_f64() / quiet_p99.as_secs_f64()
     );
+}
+
+/// A club purchase of `amount` at `merchant` through `terminal`, with the
+/// demo card `card`; whether it was confirmed.
+fn buy(d: &Daemon, terminal: &str, merchant: &str, card: &str, amount: u64) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut t = d.terminal(terminal);
+        let mut conn = d.connect().await;
+        let (_, confirmed) = club_purchase(&mut conn, &mut t, merchant, &d.pan(card), amount).await;
+        confirmed.is_some()
+    })
+}
+
+/// The notices of `kind` the gateway accepted so far.
+fn sent_of(accepted: &std::sync::Mutex<Vec<Value>>, kind: &str) -> Vec<Value> {
+    accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n["notice"]["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// Waits up to ten seconds for `n` notices of `kind`.
+fn wait_sent(accepted: &std::sync::Mutex<Vec<Value>>, kind: &str, n: usize) -> Vec<Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = sent_of(accepted, kind);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(std::time::Instant::now() < until, "{kind}: {got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_merchants_own_template_writes_its_receipts_and_an_anniversary_waits_for_the_morning() {
+    // (That greetings then go at 08:00 is the quiet-hours check the
+    // campaign test drives across a moved clock.)
+    // 01:00 local: receipts go at once, greetings wait for 08:00.
+    let (offset, today) = about_one_in_the_morning();
+    let (url, accepted) = gateway(Gateway::FailFirst(0));
+    let d = Daemon::start_with_top(
+        "outreach-templates",
+        &format!("utc_offset_secs = {offset}"),
+        &format!(
+            "[loyalty]\nreceipts = true\ndaily_hour = 23\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n"
+        ),
+        &[],
+    );
+
+    // Cafe Naderi writes its own Persian receipt; a misspelt placeholder is
+    // refused with the ones it may use.
+    let (ok, _, err) = cli(
+        &d,
+        &[
+            "template",
+            "set",
+            "receipt",
+            "fa",
+            "--merchant",
+            "MERCHANT0000001",
+            "--text",
+            "{{ amont }}",
+        ],
+    );
+    assert!(
+        !ok && err.contains("name, merchant, amount, points, rrn"),
+        "{err}"
+    );
+    let own = "{{ name }} عزیز، خرید {{ amount }} ریال در {{ merchant }} ثبت شد{% if points %} و {{ points }} امتیاز گرفتید{% endif %}.";
+    let (ok, out, err) = cli(
+        &d,
+        &[
+            "template",
+            "set",
+            "receipt",
+            "fa",
+            "--merchant",
+            "MERCHANT0000001",
+            "--text",
+            own,
+        ],
+    );
+    assert!(ok, "{err}");
+    let kept: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(kept["source"], "merchant", "{kept}");
+    assert_eq!(kept["length"]["unicode"], true, "{kept}");
+    // Book City keeps the network's words; the list says where each
+    // comes from.
+    let list = d
+        .admin("GET", "/v1/templates?merchant=MERCHANT0000002", None)
+        .unwrap();
+    let receipt_fa = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["event"] == "receipt" && t["language"] == "fa")
+        .unwrap();
+    assert_eq!(receipt_fa["source"], "default", "{receipt_fa}");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        30,
+        "15 events in two languages"
+    );
+
+    assert!(buy(&d, "TERM0001", "MERCHANT0000001", "sara-club", 100_000));
+    assert!(buy(&d, "TERM0003", "MERCHANT0000002", "sara-club", 120_000));
+    let receipts = wait_sent(&accepted, "receipt", 2);
+    let text_at = |merchant: &str| {
+        receipts
+            .iter()
+            .find(|n| n["notice"]["merchant"] == merchant)
+            .unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        text_at("MERCHANT0000001")
+            .starts_with("Sara Ahmadi عزیز، خرید ۱۰۰٬۰۰۰ ریال در Cafe Naderi ثبت شد"),
+        "{receipts:?}"
+    );
+    assert!(
+        text_at("MERCHANT0000002").starts_with("خرید ۱۲۰٬۰۰۰ ریال در Book City"),
+        "{receipts:?}"
+    );
+
+    // A member who joined a year ago today, brought over from another club.
+    let (y, m, dd) = clubswitch_wire::fields::civil_from_days(today);
+    let joined = format!("{:04}-{m:02}-{dd:02}", y - 1);
+    let imported = d
+        .admin(
+            "POST",
+            "/v1/imports/members",
+            Some(json!({ "members": [{ "name": "Nasrin", "phone": "09127778899", "joined": joined }] })),
+        )
+        .unwrap();
+    let nasrin = imported["ids"][0].as_u64().unwrap();
+    let run = d.admin("POST", "/v1/loyalty/daily", None).unwrap();
+    assert!(run["anniversaries"].as_u64().unwrap() >= 1, "{run}");
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert!(
+        sent_of(&accepted, "anniversary").is_empty(),
+        "nothing at 01:00"
+    );
+
+    // It waits in the outbox until 08:00 local.
+    let waiting = d.admin("GET", "/v1/notices", None).unwrap();
+    let held: Vec<&Value> = waiting["first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["member"] == nasrin && n["notice"]["kind"] == "anniversary")
+        .collect();
+    assert_eq!(held.len(), 1, "{waiting}");
+    let next_at = held[0]["next_at"].as_i64().unwrap();
+    assert_eq!(
+        (next_at + offset).rem_euclid(86_400),
+        8 * 3_600,
+        "{waiting}"
+    );
+    let now = now_ms() as i64 / 1000;
+    assert!(
+        (6 * 3_600..=8 * 3_600).contains(&(next_at - now)),
+        "{waiting}"
+    );
+    assert_eq!(held[0]["attempts"], 0, "holding back is no attempt");
+
+    // Forgetting the merchant's template brings the default back.
+    let (ok, out, _) = cli(
+        &d,
+        &[
+            "template",
+            "reset",
+            "receipt",
+            "fa",
+            "--merchant",
+            "MERCHANT0000001",
+        ],
+    );
+    assert!(ok);
+    let back: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(back["source"], "default", "{back}");
 }

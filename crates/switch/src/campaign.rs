@@ -24,7 +24,7 @@ use clubswitch_engine::notice::backoff;
 use clubswitch_engine::{Campaign, Engine, Member, Notice, NoticeKind, Status, Tier};
 use clubswitch_engine::{MemberId, UnixTime};
 use clubswitch_wire::MerchantId;
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, Value};
 
 use crate::config::Notices;
 use crate::error::SwitchError;
@@ -32,6 +32,7 @@ use crate::lang::Lang;
 use crate::metrics::Metrics;
 use crate::notify::{tier_fa, Channel};
 use crate::sms;
+use crate::words::environment;
 
 /// Failures in a row that end a round: the gateway is down, not fussy.
 const FAILURES_IN_A_ROW: u32 = 3;
@@ -61,8 +62,8 @@ fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
         name => &f.member.name,
         tier => tier(f.member.tier),
         merchant => f.merchant.map(|(_, name)| name).unwrap_or_default(),
-        points => lang.number(f.points),
-        credit => lang.number(f.credit),
+        points => f.points,
+        credit => f.credit,
         today => lang.date(f.today),
     }
 }
@@ -70,8 +71,7 @@ fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
 /// A campaign's text checked: it parses, and names only known
 /// placeholders. Returns the text written for a sample member.
 pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<String, String> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let env = environment(lang);
     let member = Member {
         id: MemberId(1),
         name: match lang {
@@ -84,6 +84,7 @@ pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<St
         status: Status::Active,
         language: None,
         opted_out: None,
+        joined: None,
     };
     let facts = Facts {
         member: &member,
@@ -107,21 +108,20 @@ pub struct Writer<'e> {
     tier_names: &'e [String; 4],
     default: Lang,
     offset: i64,
-    env: Environment<'static>,
+    /// Persian, English.
+    envs: [Environment<'static>; 2],
     /// Campaigns met this round (none: gone) and their merchant's name.
     campaigns: HashMap<u64, Option<(Campaign, Option<String>)>>,
 }
 
 impl<'e> Writer<'e> {
     pub fn new(engine: &'e Engine, tier_names: &'e [String; 4], default: Lang) -> Writer<'e> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
         Writer {
             engine,
             tier_names,
             default,
             offset: engine.config().utc_offset_secs,
-            env,
+            envs: [environment(Lang::Fa), environment(Lang::En)],
             campaigns: HashMap::new(),
         }
     }
@@ -136,14 +136,14 @@ impl<'e> Writer<'e> {
                 .map_err(SwitchError::Campaigns)?
             {
                 Some(c) => {
-                    self.env
-                        .add_template_owned(format!("{id}/fa"), c.text_fa.clone())?;
                     let en = if c.text_en.trim().is_empty() {
                         c.text_fa.clone()
                     } else {
                         c.text_en.clone()
                     };
-                    self.env.add_template_owned(format!("{id}/en"), en)?;
+                    let [fa_env, en_env] = &mut self.envs;
+                    fa_env.add_template_owned(id.to_string(), c.text_fa.clone())?;
+                    en_env.add_template_owned(id.to_string(), en)?;
                     let merchant_name = match &c.audience.merchant {
                         Some(m) => self
                             .engine
@@ -205,8 +205,8 @@ impl<'e> Writer<'e> {
             today: now.local_day(offset),
         };
         let ctx = context(&facts, lang, tier_names);
-        let name = format!("{id}/{}", lang.code());
-        Ok(self.env.get_template(&name)?.render(ctx)?)
+        let env = &self.envs[usize::from(lang == Lang::En)];
+        Ok(env.get_template(&id.to_string())?.render(ctx)?)
     }
 }
 
@@ -338,6 +338,7 @@ mod tests {
             status: Status::Active,
             language: None,
             opted_out: None,
+            joined: None,
         };
         let merchant: MerchantId = "MERCHANT0000001".parse().unwrap();
         let facts = Facts {
@@ -349,14 +350,14 @@ mod tests {
             today: clubswitch_wire::fields::days_from_civil(2026, 12, 2),
         };
         let text = "{{ name }} عزیز، {{ points }} امتیاز در {{ merchant }} دارید؛ سطح {{ tier }} — {{ today }}";
-        let out = Environment::new()
+        let out = environment(Lang::Fa)
             .render_str(text, context(&facts, Lang::Fa, &names()))
             .unwrap();
         assert_eq!(
             out,
             "سارا عزیز، ۱۲٬۵۰۰ امتیاز در کتاب‌شهر دارید؛ سطح طلایی — ۱۴۰۵/۰۹/۱۱"
         );
-        let out = Environment::new()
+        let out = environment(Lang::En)
             .render_str(
                 "{{ points }} points, {{ tier }}, {{ today }}",
                 context(&facts, Lang::En, &names()),

@@ -463,6 +463,18 @@ impl QuietHours {
         }
     }
 
+    /// The first moment after `now` (at UTC offset `offset`) at which the
+    /// quiet hours end.
+    pub fn end_after(
+        self,
+        now: clubswitch_engine::UnixTime,
+        offset: i64,
+    ) -> clubswitch_engine::UnixTime {
+        let secs_of_day = (now.0 + offset).rem_euclid(86_400);
+        let wait = (i64::from(self.to) * 60 - secs_of_day).rem_euclid(86_400);
+        now.plus(if wait == 0 { 86_400 } else { wait })
+    }
+
     /// Whether `now` is quiet at UTC offset `offset` (seconds).
     pub fn quiet_at(self, now: clubswitch_engine::UnixTime, offset: i64) -> bool {
         self.contains(now.0 + offset)
@@ -821,6 +833,10 @@ mod tests {
         let day = QuietHours::try_from("13:00-14:30".to_owned()).unwrap();
         assert!(day.contains(13 * 3600) && day.contains(14 * 3600 + 29 * 60));
         assert!(!day.contains(14 * 3600 + 30 * 60));
+        // At 23:30 local (UTC+3:30), quiet ends at 08:00 the next morning.
+        let offset = 12_600;
+        let now = clubswitch_engine::UnixTime(86_400 * 100 + 23 * 3600 + 1800 - offset);
+        assert_eq!(q.end_after(now, offset).0 - now.0, 8 * 3600 + 1800);
         let never = QuietHours::try_from(String::new()).unwrap();
         assert!((0..24).all(|h| !never.contains(h * 3600)));
         assert_eq!(String::from(q), "22:00-08:00");

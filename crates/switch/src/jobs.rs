@@ -159,6 +159,9 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     expiry_warnings = r.expiry_warnings,
                     birthdays = r.birthdays,
                     cards_expiring = r.cards_expiring,
+                    repurchase_reminders = r.repurchase_reminders,
+                    anniversaries = r.anniversaries,
+                    tiers_at_risk = r.tiers_at_risk,
                     "daily pass"
                 );
             }

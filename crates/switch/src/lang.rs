@@ -6,7 +6,7 @@
 use clubswitch_engine::calendar::jalali_of_day;
 
 /// A language a page or a message is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     Fa,

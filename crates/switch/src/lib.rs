@@ -78,3 +78,4 @@ pub mod server;
 pub mod settlement;
 pub mod sms;
 pub mod tls;
+pub mod words;

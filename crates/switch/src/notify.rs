@@ -11,14 +11,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clubswitch_engine::notice::backoff;
-use clubswitch_engine::{Engine, Notice, NoticeKind, Tier, UnixTime};
+use clubswitch_engine::{Engine, Event, Notice, NoticeKind, Tier, UnixTime};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{format_date, ConfigError, NoticeChannel, Notices, WebhookMethod};
 use crate::error::SwitchError;
-use crate::lang::Lang;
 use crate::metrics::Metrics;
+use crate::words::Words;
 
 /// Where notices go.
 pub trait Channel: Send + Sync {
@@ -273,6 +273,17 @@ pub enum NoticeDetail {
     },
     /// A campaign's message.
     Campaign { campaign: u64 },
+    /// The member last bought at a merchant `days` days ago.
+    Repurchase { merchant: String, days: u32 },
+    /// The member joined `years` years ago today.
+    Anniversary { years: u32 },
+    /// The member falls from `tier` at the review on `review_day`
+    /// (YYYY-MM-DD) unless they spend `short` rials more before it.
+    TierAtRisk {
+        tier: Tier,
+        short: u64,
+        review_day: String,
+    },
 }
 
 impl NoticeDetail {
@@ -364,6 +375,16 @@ impl NoticeDetail {
             NoticeKind::Campaign { campaign } => NoticeDetail::Campaign {
                 campaign: *campaign,
             },
+            NoticeKind::Repurchase { merchant, days } => NoticeDetail::Repurchase {
+                merchant: merchant.as_str().to_owned(),
+                days: *days,
+            },
+            NoticeKind::Anniversary { years } => NoticeDetail::Anniversary { years: *years },
+            NoticeKind::TierAtRisk { tier, short, by } => NoticeDetail::TierAtRisk {
+                tier: *tier,
+                short: *short,
+                review_day: format_date(*by),
+            },
         }
     }
 
@@ -377,38 +398,6 @@ impl NoticeDetail {
     }
 }
 
-/// "200 points and 5000 rials of credit", leaving out what is zero.
-fn points_and_credit(points: u64, credit: u64) -> String {
-    match (points, credit) {
-        (p, 0) => format!("{p} points"),
-        (0, c) => format!("{c} rials of credit"),
-        (p, c) => format!("{p} points and {c} rials of credit"),
-    }
-}
-
-/// The words of a notice, in the member's language (`default` where they
-/// chose none).
-pub fn text(n: &Notice, tier_names: &[String; 4], default: Lang) -> String {
-    match n.language.map(Lang::of).unwrap_or(default) {
-        Lang::Fa => persian(n),
-        Lang::En => english(n, tier_names),
-    }
-}
-
-/// A count or amount in Persian digits with separators.
-fn num(v: u64) -> String {
-    Lang::Fa.number(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-/// "۲۰۰ امتیاز و ۵٬۰۰۰ ریال اعتبار", leaving out what is zero.
-fn points_and_credit_fa(points: u64, credit: u64) -> String {
-    match (points, credit) {
-        (p, 0) => format!("{} امتیاز", num(p)),
-        (0, c) => format!("{} ریال اعتبار", num(c)),
-        (p, c) => format!("{} امتیاز و {} ریال اعتبار", num(p), num(c)),
-    }
-}
-
 /// A tier's name in Persian.
 pub fn tier_fa(t: Tier) -> &'static str {
     match t {
@@ -416,181 +405,6 @@ pub fn tier_fa(t: Tier) -> &'static str {
         Tier::Silver => "نقره‌ای",
         Tier::Gold => "طلایی",
         Tier::Platinum => "پلاتینی",
-    }
-}
-
-/// The words of a notice in Persian: amounts with Persian digits and
-/// separators, dates in the Jalali calendar.
-fn persian(n: &Notice) -> String {
-    let fa = Lang::Fa;
-    let tier = tier_fa;
-    match &n.kind {
-        NoticeKind::Receipt {
-            merchant,
-            amount,
-            points,
-            ..
-        } => {
-            if *points > 0 {
-                format!(
-                    "خرید {} ریال در {merchant}؛ {} امتیاز گرفتید.",
-                    num(*amount),
-                    num(*points)
-                )
-            } else {
-                format!("خرید {} ریال در {merchant}.", num(*amount))
-            }
-        }
-        NoticeKind::LowBalance { available } => {
-            format!("موجودی باشگاه شما کم است: {} ریال.", fa.number(*available))
-        }
-        NoticeKind::TierChange { from, to } if to > from => {
-            format!("تبریک! سطح شما اکنون {} است.", tier(*to))
-        }
-        NoticeKind::TierChange { to, .. } => format!("سطح شما اکنون {} است.", tier(*to)),
-        NoticeKind::Vip { until } => {
-            // VIP through the end of month `until - 1`: the day before the
-            // first of month `until`.
-            let (y, m) = (until.div_euclid(12), until.rem_euclid(12) as u8 + 1);
-            let last = clubswitch_wire::fields::days_from_civil(y, m, 1) - 1;
-            format!("شما تا {} عضو ویژهٔ باشگاه هستید.", fa.date(last))
-        }
-        NoticeKind::PointsConverted {
-            merchant,
-            points,
-            credit,
-        } => format!(
-            "{} امتیاز در {merchant} به {} ریال اعتبار تبدیل شد.",
-            num(*points),
-            num(*credit)
-        ),
-        NoticeKind::ReferralBonus { merchant, points } => {
-            format!("پاداش معرفی: {} امتیاز در {merchant}.", num(*points))
-        }
-        NoticeKind::DrawWon {
-            merchant, points, ..
-        } => format!("در قرعه‌کشی {merchant} برندهٔ {} امتیاز شدید.", num(*points)),
-        NoticeKind::Returned {
-            merchant,
-            points,
-            credit,
-            ..
-        } => format!(
-            "با برگشت خرید در {merchant}، {} جابه‌جا شد.",
-            points_and_credit_fa(*points, *credit)
-        ),
-        NoticeKind::ExpiryWarning {
-            merchant,
-            points,
-            credit,
-            by,
-        } => format!(
-            "{} شما در {merchant} پس از {} منقضی می‌شود؛ پیش از آن استفاده کنید.",
-            points_and_credit_fa(*points, *credit),
-            fa.date(*by)
-        ),
-        NoticeKind::Expired {
-            merchant,
-            points,
-            credit,
-        } => format!(
-            "{} شما در {merchant} منقضی شد.",
-            points_and_credit_fa(*points, *credit)
-        ),
-        NoticeKind::Birthday => "تولدتان مبارک! باشگاه مشتریان شما".to_owned(),
-        NoticeKind::CardExpiring { last4, through } => format!(
-            "کارت باشگاه شما با شمارهٔ پایانی {} تا {} اعتبار دارد؛ برای تمدید آن اقدام کنید.",
-            fa.digits(last4),
-            fa.date(*through)
-        ),
-        // The code in Latin digits: phones offer to fill in only those.
-        NoticeKind::LoginCode { code } => {
-            format!("کد ورود شما به باشگاه: {code}\nیک بار و تا پنج دقیقه معتبر است.")
-        }
-        // Written from the campaign's own text (see `campaign`); this is
-        // what the outbox would say of one.
-        NoticeKind::Campaign { campaign } => {
-            format!("پیام باشگاه (کارزار {})", fa.number(*campaign as i64))
-        }
-    }
-}
-
-/// The words of a notice in English.
-fn english(n: &Notice, tier_names: &[String; 4]) -> String {
-    let tier = |t: clubswitch_engine::Tier| tier_names[t as usize].as_str();
-    match &n.kind {
-        NoticeKind::Receipt {
-            merchant,
-            amount,
-            points,
-            ..
-        } => {
-            if *points > 0 {
-                format!("Purchase of {amount} rials at {merchant}; {points} points earned.")
-            } else {
-                format!("Purchase of {amount} rials at {merchant}.")
-            }
-        }
-        NoticeKind::LowBalance { available } => {
-            format!("Your club balance is low: {available} rials available.")
-        }
-        NoticeKind::TierChange { from, to } if to > from => {
-            format!("Congratulations: you are now {}.", tier(*to))
-        }
-        NoticeKind::TierChange { to, .. } => format!("Your tier is now {}.", tier(*to)),
-        NoticeKind::Vip { until } => format!(
-            "You are VIP through {}-{:02}.",
-            until.saturating_sub(1).div_euclid(12),
-            until.saturating_sub(1).rem_euclid(12) + 1
-        ),
-        NoticeKind::PointsConverted {
-            merchant,
-            points,
-            credit,
-        } => format!("{points} points became {credit} rials of credit at {merchant}."),
-        NoticeKind::ReferralBonus { merchant, points } => {
-            format!("Referral bonus: {points} points at {merchant}.")
-        }
-        NoticeKind::DrawWon {
-            merchant, points, ..
-        } => format!("You won {points} points at {merchant} in the lucky draw."),
-        NoticeKind::Returned {
-            merchant,
-            points,
-            credit,
-            ..
-        } => format!(
-            "A refund at {merchant} took back {points} points and {credit} rials of credit."
-        ),
-        NoticeKind::ExpiryWarning {
-            merchant,
-            points,
-            credit,
-            by,
-        } => format!(
-            "{} at {merchant} expire after {}: use them before then.",
-            points_and_credit(*points, *credit),
-            format_date(*by)
-        ),
-        NoticeKind::Expired {
-            merchant,
-            points,
-            credit,
-        } => format!(
-            "{} at {merchant} expired.",
-            points_and_credit(*points, *credit)
-        ),
-        NoticeKind::Birthday => "Happy birthday from your club!".to_owned(),
-        NoticeKind::CardExpiring { last4, through } => format!(
-            "Your club card ending {last4} is valid through {}; ask for a renewal.",
-            format_date(*through)
-        ),
-        NoticeKind::LoginCode { code } => {
-            format!("Your club login code is {code}. It works once, for five minutes.")
-        }
-        NoticeKind::Campaign { campaign } => {
-            format!("A message from your club (campaign {campaign}).")
-        }
     }
 }
 
@@ -615,8 +429,30 @@ pub fn round(
         .map_err(SwitchError::Outbox)?;
     let mut delivered = Vec::with_capacity(due.len());
     let mut failed = None;
+    let mut words = Words::new(engine, tier_names, cfg.language);
+    // Greetings and reminders are marketing: held through quiet hours,
+    // dropped for a member who opted out since they were written.
+    let offset = engine.config().utc_offset_secs;
+    let quiet = cfg.quiet_hours.quiet_at(now, offset);
+    let mut held = Vec::new();
     for n in due {
-        match channel.send(&n, &text(&n, tier_names, cfg.language)) {
+        if Event::of(&n.kind).is_some_and(Event::is_marketing) {
+            if quiet {
+                held.push(n.id);
+                continue;
+            }
+            let member = engine
+                .admin()
+                .member(n.member)
+                .map_err(SwitchError::Outbox)?;
+            if member.is_none_or(|m| m.opted_out.is_some()) {
+                tracing::debug!(id = n.id, "marketing notice dropped: the member opted out");
+                delivered.push(n.id);
+                continue;
+            }
+        }
+        let text = words.write(&n)?;
+        match channel.send(&n, &text) {
             Ok(()) => {
                 metrics.notices_sent.fetch_add(1, Relaxed);
                 delivered.push(n.id);
@@ -643,6 +479,10 @@ pub fn round(
             count: delivered.len(),
             source,
         })?;
+    engine
+        .outbox()
+        .postpone(&held, cfg.quiet_hours.end_after(now, offset))
+        .map_err(SwitchError::Outbox)?;
     match failed {
         Some((id, e, wait)) => engine
             .outbox()
@@ -668,82 +508,6 @@ mod tests {
             last_error: None,
             language,
         }
-    }
-
-    #[test]
-    fn persian_notices_have_persian_digits_and_jalali_dates() {
-        use clubswitch_wire::fields::days_from_civil;
-        let names = ["Bronze", "Silver", "Gold", "Platinum"].map(String::from);
-        let merchant: clubswitch_wire::MerchantId = "MERCHANT0000001".parse().unwrap();
-        // 2 December 2026 is 11 Azar 1405; 21 March 2026 is 1 Farvardin.
-        let warn = notice(
-            NoticeKind::ExpiryWarning {
-                merchant,
-                points: 1_250,
-                credit: 30_000,
-                by: days_from_civil(2026, 12, 2),
-            },
-            None,
-        );
-        assert_eq!(
-            text(&warn, &names, Lang::Fa),
-            "۱٬۲۵۰ امتیاز و ۳۰٬۰۰۰ ریال اعتبار شما در MERCHANT0000001 پس از ۱۴۰۵/۰۹/۱۱ منقضی می‌شود؛ پیش از آن استفاده کنید."
-        );
-        assert_eq!(
-            text(&warn, &names, Lang::En),
-            "1250 points and 30000 rials of credit at MERCHANT0000001 expire after 2026-12-02: use them before then."
-        );
-        // VIP through March 2026 (until April, month index 2026 × 12 + 3):
-        // through its last day, 31 March, which is 11 Farvardin 1405.
-        let vip = notice(
-            NoticeKind::Vip {
-                until: 2026 * 12 + 3,
-            },
-            None,
-        );
-        assert_eq!(
-            text(&vip, &names, Lang::Fa),
-            "شما تا ۱۴۰۵/۰۱/۱۱ عضو ویژهٔ باشگاه هستید."
-        );
-        assert_eq!(text(&vip, &names, Lang::En), "You are VIP through 2026-03.");
-        let card = notice(
-            NoticeKind::CardExpiring {
-                last4: "0007".into(),
-                through: days_from_civil(2027, 3, 20),
-            },
-            None,
-        );
-        assert!(text(&card, &names, Lang::Fa).contains("۰۰۰۷ تا ۱۴۰۵/۱۲/۲۹"));
-    }
-
-    #[test]
-    fn a_member_who_chose_a_language_gets_it_whatever_the_default() {
-        let names = ["Bronze", "Silver", "Gold", "Platinum"].map(String::from);
-        let receipt = |language| {
-            notice(
-                NoticeKind::Receipt {
-                    rrn: "000000000061".parse().unwrap(),
-                    merchant: "MERCHANT0000002".parse().unwrap(),
-                    amount: 1_500_000,
-                    points: 15,
-                },
-                language,
-            )
-        };
-        let en = receipt(Some(clubswitch_engine::Language::English));
-        assert_eq!(
-            text(&en, &names, Lang::Fa),
-            "Purchase of 1500000 rials at MERCHANT0000002; 15 points earned."
-        );
-        let fa = receipt(Some(clubswitch_engine::Language::Persian));
-        assert_eq!(
-            text(&fa, &names, Lang::En),
-            "خرید ۱٬۵۰۰٬۰۰۰ ریال در MERCHANT0000002؛ ۱۵ امتیاز گرفتید."
-        );
-        assert_eq!(
-            text(&receipt(None), &names, Lang::Fa),
-            text(&fa, &names, Lang::En)
-        );
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: CampaignCmd,
     },
+    /// The words of member notices: list every event's template as it
+    /// applies, set one, reset one to the next one down.
+    Template {
+        #[command(subcommand)]
+        cmd: TemplateCmd,
+    },
     /// Payouts of settled batches to merchants' banks, and reconciliation.
     Settlement {
         #[command(subcommand)]
@@ -273,6 +279,40 @@ impl AudienceArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TemplateCmd {
+    /// Every event's template in fa and en, the network's or a merchant's.
+    List {
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+    /// Write a template: EVENT (receipt, expiry_warning, birthday,
+    /// repurchase, …) and LANG (fa or en).
+    Set {
+        event: String,
+        lang: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+    /// Forget a template: the network's (or the default) applies again.
+    Reset {
+        event: String,
+        lang: String,
+        #[arg(long)]
+        merchant: Option<String>,
+    },
+}
+
+/// `?merchant=M`, or nothing.
+fn merchant_query(merchant: &Option<String>) -> String {
+    merchant
+        .as_deref()
+        .map(|m| format!("?merchant={}", query_escape(m)))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CampaignCmd {
     /// How many members an audience reaches now, and the text written for
     /// a sample member with its SMS parts and cost.
@@ -330,9 +370,10 @@ pub enum MemberCmd {
         #[arg(long)]
         language: Option<String>,
     },
-    /// Enrol members from a CSV file: name,phone,tier,groups,language,marketing
-    /// (groups separated by ";", marketing "no" to enrol opted out; a
-    /// header line starting "name" is skipped). Sent 10,000 at a time, each
+    /// Enrol members from a CSV file:
+    /// name,phone,tier,groups,language,marketing,joined (groups separated
+    /// by ";", marketing "no" to enrol opted out, joined YYYY-MM-DD for
+    /// their anniversaries; a header line starting "name" is skipped). Sent 10,000 at a time, each
     /// batch all or none.
     Import {
         file: PathBuf,
@@ -523,6 +564,32 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     let mut then: Option<(String, Value)> = None;
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
         AdminCommand::Settlement { cmd } => return settlement(&a.url, &token, cmd),
+        AdminCommand::Template { cmd } => match cmd {
+            TemplateCmd::List { merchant } => (
+                "GET",
+                format!("/v1/templates{}", merchant_query(&merchant)),
+                None,
+            ),
+            TemplateCmd::Set {
+                event,
+                lang,
+                text,
+                merchant,
+            } => (
+                "PUT",
+                format!("/v1/templates/{event}/{lang}{}", merchant_query(&merchant)),
+                Some(json!({ "text": text })),
+            ),
+            TemplateCmd::Reset {
+                event,
+                lang,
+                merchant,
+            } => (
+                "PUT",
+                format!("/v1/templates/{event}/{lang}{}", merchant_query(&merchant)),
+                Some(json!({ "text": "" })),
+            ),
+        },
         AdminCommand::Campaign { cmd } => match cmd {
             CampaignCmd::Preview {
                 audience,
@@ -876,8 +943,9 @@ fn member_of_line(fields: &[String]) -> Value {
         "" => "bronze".to_owned(),
         t => t.to_lowercase(),
     };
+    let joined = Some(field(6)).filter(|j| !j.is_empty());
     json!({ "name": field(0), "phone": field(1), "tier": tier, "groups": groups,
-            "language": field(4), "marketing": marketing })
+            "language": field(4), "marketing": marketing, "joined": joined })
 }
 
 /// Enrols the members of a CSV file, a batch at a time; a bad line stops

@@ -309,6 +309,10 @@ pub(super) struct DailyView {
     expiry_warnings: usize,
     birthdays: usize,
     cards_expiring: usize,
+    /// Reminders written: to come back, anniversaries, tiers at risk.
+    repurchase_reminders: usize,
+    anniversaries: usize,
+    tiers_at_risk: usize,
 }
 
 /// Today's daily pass now, before its hour if need be (`null` if it is
@@ -323,6 +327,9 @@ pub(super) async fn daily(State(h): Shared) -> ApiResult<Json<Option<DailyView>>
         expiry_warnings: r.expiry_warnings,
         birthdays: r.birthdays,
         cards_expiring: r.cards_expiring,
+        repurchase_reminders: r.repurchase_reminders,
+        anniversaries: r.anniversaries,
+        tiers_at_risk: r.tiers_at_risk,
     })))
 }
 

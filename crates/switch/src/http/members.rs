@@ -91,6 +91,10 @@ pub(super) struct MemberView {
     /// When the member opted out of marketing (RFC 3339), if they did.
     #[schema(required = true)]
     opted_out: Option<String>,
+    /// When the member joined (RFC 3339); unknown for members enrolled
+    /// before the switch kept it.
+    #[schema(required = true)]
+    joined: Option<String>,
 }
 
 /// A member as JSON, with their birthday.
@@ -110,6 +114,7 @@ async fn member_json(h: &Http, m: &Member) -> ApiResult {
         language: m.language.map(language_code),
         marketing: m.opted_out.is_none(),
         opted_out: m.opted_out.map(|t| t.to_rfc3339()),
+        joined: m.joined.map(|t| t.to_rfc3339()),
     };
     Ok(Json(serde_json::to_value(view).unwrap_or_default()))
 }
@@ -173,6 +178,7 @@ pub(super) async fn update_member(
         status: m.status.unwrap_or(old.status),
         language,
         opted_out,
+        joined: old.joined,
     };
     let rec = blocking(&h, move |e| {
         let stored = e.admin().put_member(&rec)?;
@@ -310,6 +316,10 @@ pub(super) struct ImportedMember {
     /// False: enrolled opted out of marketing.
     #[serde(default = "yes")]
     marketing: bool,
+    /// When they joined the club they come from (YYYY-MM-DD, local), for
+    /// their anniversaries; left out: today.
+    #[serde(default)]
+    joined: Option<String>,
 }
 
 fn yes() -> bool {
@@ -339,12 +349,25 @@ pub(super) async fn import_members(
         )));
     }
     let now = UnixTime::now();
+    let offset = h.switch.engine.config().utc_offset_secs;
     let records = m
         .members
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
+            let joined = match m.joined.as_deref().map(str::trim) {
+                None | Some("") => now,
+                Some(d) => crate::config::parse_date(d)
+                    .map(|day| UnixTime(day * 86_400 - offset))
+                    .filter(|t| *t <= now)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "member {i}: joined is a past YYYY-MM-DD, not {d:?}"
+                        ))
+                    })?,
+            };
             Ok(Member {
+                joined: Some(joined),
                 id: MemberId(0),
                 name: m.name,
                 phone: m.phone,

@@ -44,6 +44,7 @@ mod payouts;
 mod reports;
 pub mod routes;
 mod settlements;
+mod templates;
 mod terminals;
 mod users;
 

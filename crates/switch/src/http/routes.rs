@@ -12,7 +12,7 @@
 use super::access::{Roles, Route, Rule, Scope};
 use super::{
     audit, backup, campaigns, cards, coalitions, draws, loyalty, members, merchants, notices,
-    payouts, reports, settlements, terminals,
+    payouts, reports, settlements, templates, terminals,
 };
 use super::{gateway, login, users};
 
@@ -358,6 +358,22 @@ fn api() -> Vec<Route> {
         )
         .answers_list::<clubswitch_engine::loyalty::Segment>()
         .doc("Members with their RFM scores (?merchant, ?group, ?format=csv)"),
+        // The words of member notices.
+        Route::get(
+            "/v1/templates",
+            scoped(SUPPORT.or(MERCHANT), MerchantQuery),
+            templates::list,
+        )
+        .answers_list::<templates::TemplateView>()
+        .doc("Every event's notice template in fa and en as it applies (?merchant)"),
+        Route::put(
+            "/v1/templates/{event}/{lang}",
+            scoped(SUPPORT.or(MERCHANT), MerchantQuery),
+            templates::put,
+        )
+        .body::<templates::TemplateIn>()
+        .answers::<templates::TemplateView>()
+        .doc("Write a notice template, the network's or ?merchant's; \"\" forgets it"),
         // Campaign messages.
         Route::get(
             "/v1/campaigns",
