@@ -545,6 +545,12 @@ const PAGES: &[(&str, &str, &str, Obj)] = &[
         Obj::Member,
     ),
     (
+        "POST /members/{id}/marketing",
+        "/members/{b}/marketing",
+        "admin support member",
+        Obj::Member,
+    ),
+    (
         "POST /cards/{hash}/{action}",
         "/cards/{c}/block",
         "admin support",

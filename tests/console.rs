@@ -642,6 +642,35 @@ async fn a_member_signs_in_with_a_code_and_sees_a_purchase_made_a_moment_before(
     let history = all_text(&c, "#history").await;
     assert!(history.contains(&persian(&rrn)), "{history}");
     assert!(history.contains("۱۲۳٬۰۰۰"), "{history}");
+    // The member stops offers from their own page; receipts still come.
+    assert_eq!(
+        text(&c, "#marketing").await,
+        "پیام‌های تبلیغاتی، تبریک‌ها و یادآوری‌ها را دریافت می‌کند"
+    );
+    c.find(Locator::Css("#consent button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    check_page(&c, "member home", "member-4-opted-out").await;
+    assert!(
+        text(&c, "#marketing")
+            .await
+            .starts_with("پیام‌های تبلیغاتی لغو شده است"),
+        "the page says so"
+    );
+    let card = d
+        .admin(
+            "POST",
+            "/v1/cards/find",
+            Some(json!({ "pan": d.pan("sara-club") })),
+        )
+        .unwrap();
+    let member = d
+        .admin("GET", &format!("/v1/members/{}", card["member"]), None)
+        .unwrap();
+    assert_eq!(member["marketing"], false, "{member}");
     // A code works once: signing out and using it again fails.
     c.find(Locator::Css("#sign-out"))
         .await

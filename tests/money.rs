@@ -280,6 +280,14 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
     }
 
     // Every GET of the admin API, on objects that exist.
+    let campaign = d
+        .admin(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({ "name": "readable", "merchant": "MERCHANT0000001", "text_fa": "سلام {{ name }}", "at": 4_000_000_000u64 })),
+        )
+        .unwrap()["id"]
+        .to_string();
     let card = card_hash(&d, "mina-club");
     let member = d.admin("GET", &format!("/v1/cards/{card}"), None).unwrap()["member"].to_string();
     let routes = d.admin("GET", "/v1/access", None).unwrap();
@@ -296,6 +304,7 @@ fn every_admin_answer_and_settlement_file_shows_ids_as_strings_and_dates_as_iso_
             .replace("/members/{id}", &format!("/members/{member}"))
             .replace("{hash}", &card)
             .replace("/draws/{id}", "/draws/1")
+            .replace("/campaigns/{id}", &format!("/campaigns/{campaign}"))
             .replace("/payouts/{id}", "/payouts/1")
             .replace(
                 "/payouts/statement",

@@ -13,8 +13,9 @@
 //! purchase made a moment ago. Whoever drains it reports each notice's
 //! outcome through [`Campaigns::settle`], which removes what is finished
 //! and counts it on its campaign in one transaction: every queued message
-//! ends as sent, failed (after its last attempt), opted out (the member
-//! opted out before it went) or cancelled, exactly once.
+//! ends as sent, failed (after its last attempt), opted out or inactive
+//! (the member opted out, or was blocked, before it went) or cancelled,
+//! exactly once.
 //!
 //! Opted-out members are never queued, and one who opts out after the
 //! queuing is caught when the message is about to go.
@@ -118,6 +119,9 @@ pub struct Figures {
     /// Queued messages dropped because the member opted out before theirs
     /// went.
     pub opted_out_later: u64,
+    /// Queued messages dropped because the member was blocked or removed
+    /// before theirs went.
+    pub inactive: u64,
     /// Messages dropped when the campaign was cancelled.
     pub cancelled: u64,
     /// SMS parts of the messages sent (what a gateway charges by).
@@ -127,8 +131,9 @@ pub struct Figures {
 impl Figures {
     /// Queued messages still waiting to go.
     pub fn waiting(&self) -> u64 {
-        self.queued
-            .saturating_sub(self.sent + self.failed + self.opted_out_later + self.cancelled)
+        self.queued.saturating_sub(
+            self.sent + self.failed + self.opted_out_later + self.inactive + self.cancelled,
+        )
     }
 }
 
@@ -171,6 +176,8 @@ pub enum Outcome {
     Sent { parts: u32 },
     /// The member opted out since it was queued: dropped.
     OptedOut,
+    /// The member was blocked or removed since it was queued: dropped.
+    Inactive,
     /// Not accepted: tried again after `retry_in_secs`, or (none) given
     /// up on.
     Failed {
@@ -249,31 +256,61 @@ impl<'a> Campaigns<'a> {
         Ok(all)
     }
 
-    /// Stops a campaign: what was not sent is dropped (counted as
-    /// cancelled). A finished campaign stays as it is.
+    /// Stops a campaign: nothing more of it is queued or sent. Its
+    /// waiting messages are dropped by whoever sends ([`Self::purge`]), so
+    /// a message going out as it is cancelled is counted sent, not
+    /// cancelled. A finished campaign stays as it is.
     pub fn cancel(&self, id: u64) -> Result<crate::Durable<Campaign>> {
-        let waiting: Vec<Vec<u8>> = self
-            .core
-            .store
-            .scan_keys(Table::Marketing, &key(id))
-            .collect::<Result<_>>()?;
         self.core.store.transaction_durable(|tx| {
             let Some(mut c) = tx.get::<Campaign>(Table::Campaigns, &key(id))? else {
                 return abort(not_found("campaign", id));
             };
-            if matches!(c.state, CampaignState::Done | CampaignState::Cancelled) {
-                return Ok(c);
+            if matches!(c.state, CampaignState::Scheduled | CampaignState::Sending) {
+                c.state = CampaignState::Cancelled;
+                tx.put(Table::Campaigns, &key(id), &c)?;
             }
-            for k in &waiting {
-                if tx.contains(Table::Marketing, k)? {
-                    tx.remove(Table::Marketing, k)?;
-                    c.figures.cancelled += 1;
-                }
-            }
-            c.state = CampaignState::Cancelled;
-            tx.put(Table::Campaigns, &key(id), &c)?;
             Ok(c)
         })
+    }
+
+    /// Drops the waiting messages of every cancelled campaign, a thousand
+    /// to a transaction, each counted cancelled as it goes; how many. Run
+    /// by the sender, between rounds, so no message is both sent and
+    /// dropped.
+    pub fn purge(&self) -> Result<u64> {
+        let mut dropped = 0;
+        for c in self.list()? {
+            if c.state != CampaignState::Cancelled || c.figures.waiting() == 0 {
+                continue;
+            }
+            loop {
+                let chunk: Vec<Vec<u8>> = self
+                    .core
+                    .store
+                    .scan_keys(Table::Marketing, &key(c.id))
+                    .take(QUEUE_CHUNK)
+                    .collect::<Result<_>>()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                dropped += self.core.store.transaction(|tx| {
+                    let Some(mut cur) = tx.get::<Campaign>(Table::Campaigns, &key(c.id))? else {
+                        return Ok(0);
+                    };
+                    let mut n = 0;
+                    for k in &chunk {
+                        if tx.contains(Table::Marketing, k)? {
+                            tx.remove(Table::Marketing, k)?;
+                            n += 1;
+                        }
+                    }
+                    cur.figures.cancelled += n;
+                    tx.put(Table::Campaigns, &key(c.id), &cur)?;
+                    Ok(n)
+                })?;
+            }
+        }
+        Ok(dropped)
     }
 
     /// The members `audience` matches at `now`, in member-id order:
@@ -483,6 +520,10 @@ impl<'a> Campaigns<'a> {
                         c.figures.opted_out_later += 1;
                         tx.remove(Table::Marketing, &k)?;
                     }
+                    Outcome::Inactive => {
+                        c.figures.inactive += 1;
+                        tx.remove(Table::Marketing, &k)?;
+                    }
                     Outcome::Failed {
                         retry_in_secs: None,
                         ..
@@ -526,6 +567,7 @@ mod tests {
             sent: 4,
             failed: 1,
             opted_out_later: 0,
+            inactive: 0,
             cancelled: 0,
             parts: 4,
         };

@@ -27,6 +27,10 @@
 //!   opted out of marketing ([`crate::model::Member::language`],
 //!   [`crate::model::Member::opted_out`]), and a notice the language it
 //!   is written in ([`crate::notice::Notice::language`]). Appended.
+//! - 6: a member keeps the day they joined ([`crate::model::Member::joined`],
+//!   for anniversaries) and a loyalty programme after how many days a
+//!   member is reminded to come back
+//!   ([`crate::loyalty::Program::repurchase_days`]). Appended.
 
 use std::borrow::Cow;
 

@@ -110,6 +110,22 @@ impl Event {
         })
     }
 
+    /// Whether it happens at a merchant, whose own template may write it
+    /// (see [`merchant_of`]).
+    pub fn at_merchant(self) -> bool {
+        matches!(
+            self,
+            Event::Receipt
+                | Event::PointsConverted
+                | Event::ReferralBonus
+                | Event::DrawWon
+                | Event::Returned
+                | Event::ExpiryWarning
+                | Event::Expired
+                | Event::Repurchase
+        )
+    }
+
     /// Whether it is marketing: not sent to a member who opted out, nor in
     /// quiet hours. The rest is what a member must know (a purchase, an
     /// expiry).

@@ -30,15 +30,16 @@ use crate::config::Notices;
 use crate::error::SwitchError;
 use crate::lang::Lang;
 use crate::metrics::Metrics;
-use crate::notify::{tier_fa, Channel};
+use crate::notify::{Channel, SCAN_PER_ROUND};
 use crate::sms;
-use crate::words::environment;
+use crate::words::{check_template, environment, tier_in, MAX_WRITTEN};
 
 /// Failures in a row that end a round: the gateway is down, not fussy.
 const FAILURES_IN_A_ROW: u32 = 3;
 
-/// Records looked at per round for due messages.
-const SCAN_PER_ROUND: usize = 100_000;
+/// Messages per round at most, whatever the rate: what a crash before the
+/// round's outcomes are recorded would send again.
+const PER_ROUND: usize = 1_000;
 
 /// The placeholders a campaign's text may use.
 pub const PLACEHOLDERS: [&str; 6] = ["name", "tier", "merchant", "points", "credit", "today"];
@@ -54,13 +55,9 @@ struct Facts<'a> {
 
 /// The placeholders' values for `f` in `lang`.
 fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
-    let tier = |t: Tier| match lang {
-        Lang::Fa => tier_fa(t).to_owned(),
-        Lang::En => tier_names[t as usize].clone(),
-    };
     minijinja::context! {
         name => &f.member.name,
-        tier => tier(f.member.tier),
+        tier => tier_in(f.member.tier, lang, tier_names),
         merchant => f.merchant.map(|(_, name)| name).unwrap_or_default(),
         points => f.points,
         credit => f.credit,
@@ -68,10 +65,9 @@ fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
     }
 }
 
-/// A campaign's text checked: it parses, and names only known
-/// placeholders. Returns the text written for a sample member.
+/// A campaign's text checked ([`check_template`] with the campaign
+/// placeholders). What it writes for a sample member.
 pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<String, String> {
-    let env = environment(lang);
     let member = Member {
         id: MemberId(1),
         name: match lang {
@@ -93,13 +89,8 @@ pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<St
         credit: 50_000,
         today: UnixTime::now().0.div_euclid(86_400),
     };
-    env.render_str(text, context(&facts, lang, tier_names))
-        .map_err(|e| {
-            format!(
-                "{e} (placeholders: {})",
-                PLACEHOLDERS.map(|p| format!("{{{{ {p} }}}}")).join(", ")
-            )
-        })
+    let ctx = context(&facts, lang, tier_names);
+    check_template(text, lang, "a campaign", &PLACEHOLDERS, ctx)
 }
 
 /// A campaign's words for a member: its templates compiled once per round.
@@ -150,7 +141,9 @@ impl<'e> Writer<'e> {
                             .admin()
                             .merchant(m)
                             .map_err(SwitchError::Campaigns)?
-                            .map(|m| m.name),
+                            .map(|found| found.name)
+                            .filter(|n| !n.trim().is_empty())
+                            .or_else(|| Some(m.as_str().to_owned())),
                         None => None,
                     };
                     Some((c, merchant_name))
@@ -206,41 +199,84 @@ impl<'e> Writer<'e> {
         };
         let ctx = context(&facts, lang, tier_names);
         let env = &self.envs[usize::from(lang == Lang::En)];
-        Ok(env.get_template(&id.to_string())?.render(ctx)?)
+        let text = env.get_template(&id.to_string())?.render(ctx)?;
+        if text.chars().count() > MAX_WRITTEN {
+            return Err(SwitchError::TooLong(text.chars().count()));
+        }
+        Ok(text)
     }
 }
 
-/// Campaign messages per round at most: the round's share of a second at
-/// the configured rate (at least one).
-fn per_round(cfg: &Notices) -> usize {
-    let share = u64::from(cfg.campaign_rate_per_sec) * cfg.interval_ms.max(1) / 1000;
-    usize::try_from(share.max(1)).unwrap_or(usize::MAX)
+/// Holds campaign delivery to the configured rate: credit builds at
+/// `campaign_rate_per_sec` while rounds pass (up to one second's worth, so
+/// a quiet night does not save up a burst) and each message sent spends
+/// one.
+#[derive(Debug)]
+pub struct Pacer {
+    credit: f64,
+    last: std::time::Instant,
 }
 
-/// One round of campaign delivery: queues the campaigns whose time has
-/// come, then, outside quiet hours, sends what is due at the configured
-/// rate and records every outcome.
+impl Pacer {
+    pub fn new() -> Pacer {
+        Pacer {
+            credit: 0.0,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Messages this round may send.
+    fn allowance(&mut self, rate: u32) -> usize {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * f64::from(rate);
+        self.last = now;
+        self.credit = (self.credit + earned).min(f64::from(rate.max(1)));
+        self.credit.floor() as usize
+    }
+
+    fn spend(&mut self, messages: usize) {
+        self.credit = (self.credit - messages as f64).max(0.0);
+    }
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new()
+    }
+}
+
+/// One round of campaign delivery: drops what cancelled campaigns left,
+/// queues the campaigns whose time has come, then, outside quiet hours,
+/// sends what is due as the pacer allows and records every outcome (even
+/// when the round stops early on an error).
 pub fn round(
     engine: &Engine,
     channel: &dyn Channel,
     cfg: &Notices,
     tier_names: &[String; 4],
     metrics: &Metrics,
+    pacer: &mut Pacer,
     now: UnixTime,
 ) -> Result<(), SwitchError> {
     let campaigns = engine.campaigns();
+    campaigns.purge().map_err(SwitchError::Campaigns)?;
     campaigns.queue_due(now).map_err(SwitchError::Campaigns)?;
     let offset = engine.config().utc_offset_secs;
     let quiet = |at: UnixTime| cfg.quiet_hours.quiet_at(at, offset);
     if quiet(now) {
         return Ok(());
     }
+    let allowed = pacer.allowance(cfg.campaign_rate_per_sec).min(PER_ROUND);
+    if allowed == 0 {
+        return Ok(());
+    }
     let due = campaigns
-        .due(now, per_round(cfg), SCAN_PER_ROUND)
+        .due(now, allowed, SCAN_PER_ROUND)
         .map_err(SwitchError::Campaigns)?;
     let mut writer = Writer::new(engine, tier_names, cfg.language);
     let mut outcomes: Vec<(Notice, Outcome)> = Vec::with_capacity(due.len());
     let mut in_a_row = 0;
+    let mut stopped = None;
     for n in due {
         let NoticeKind::Campaign { campaign } = n.kind else {
             continue;
@@ -249,31 +285,48 @@ pub fn round(
         if quiet(UnixTime::now()) {
             break;
         }
-        let member = engine
-            .admin()
-            .member(n.member)
-            .map_err(SwitchError::Campaigns)?;
+        let member = match engine.admin().member(n.member) {
+            Ok(m) => m,
+            Err(e) => {
+                stopped = Some(SwitchError::Campaigns(e));
+                break;
+            }
+        };
         let outcome = match member {
-            Some(m) if m.opted_out.is_none() && m.status == Status::Active => {
-                match writer.write(campaign, &m, now) {
-                    Ok(text) => send(channel, cfg, metrics, &n, &text, &mut in_a_row),
-                    Err(e) => Outcome::Failed {
+            Some(m) if m.status != Status::Active => Outcome::Inactive,
+            Some(m) if m.opted_out.is_some() => Outcome::OptedOut,
+            None => Outcome::Inactive,
+            Some(m) => match writer.write(campaign, &m, now) {
+                Ok(text) => send(channel, cfg, metrics, &n, &text, &mut in_a_row),
+                // The campaign's text cannot be written for this member:
+                // trying again writes it no better.
+                Err(e @ (SwitchError::CampaignGone(_) | SwitchError::TooLong(_))) => {
+                    Outcome::Failed {
                         error: e.to_string(),
                         retry_in_secs: None,
-                    },
+                    }
                 }
-            }
-            // Opted out (or gone, or blocked) since it was queued.
-            _ => Outcome::OptedOut,
+                Err(e @ SwitchError::Template(_)) => Outcome::Failed {
+                    error: e.to_string(),
+                    retry_in_secs: None,
+                },
+                // The ledger did not answer: stop, and try it later.
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            },
         };
         outcomes.push((n, outcome));
         if in_a_row >= FAILURES_IN_A_ROW {
             break;
         }
     }
+    pacer.spend(outcomes.len());
     campaigns
         .settle(&outcomes, now)
-        .map_err(SwitchError::Campaigns)
+        .map_err(SwitchError::Campaigns)?;
+    stopped.map_or(Ok(()), Err)
 }
 
 /// Sends one message; its outcome.
@@ -323,7 +376,7 @@ mod tests {
     #[test]
     fn a_text_with_an_unknown_placeholder_is_refused_with_the_known_ones_named() {
         let e = check_text("سلام {{ nmae }}", Lang::Fa, &names()).unwrap_err();
-        assert!(e.contains("{{ name }}"), "{e}");
+        assert!(e.contains("placeholders of a campaign: name, tier"), "{e}");
         assert!(check_text("سلام {{ name }", Lang::Fa, &names()).is_err());
     }
 

@@ -151,6 +151,8 @@ pub enum SwitchError {
     Campaigns(EngineError),
     #[error("campaign {0} is gone")]
     CampaignGone(u64),
+    #[error("the text came to {0} characters, more than a message may hold")]
+    TooLong(usize),
 
     // Backup, restore and the offline audit.
     #[error("{} exists and is not empty", .0.display())]

@@ -24,8 +24,13 @@ pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), S
     tokio::spawn(housekeeping(Arc::clone(switch), stop.clone()));
     tokio::spawn(health_probe(Arc::clone(switch), stop.clone()));
     tokio::spawn(archiver(Arc::clone(switch), stop.clone()));
-    let channel = notify::channel(&switch.cfg.notices)?;
-    tokio::spawn(notifier(Arc::clone(switch), channel, stop.clone()));
+    let channel: Arc<dyn Channel> = Arc::from(notify::channel(&switch.cfg.notices)?);
+    tokio::spawn(notifier(
+        Arc::clone(switch),
+        Arc::clone(&channel),
+        stop.clone(),
+    ));
+    tokio::spawn(campaigns(Arc::clone(switch), channel, stop.clone()));
     Ok(())
 }
 
@@ -241,21 +246,44 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
 }
 
 /// Drains the outbox of member notices through `channel`.
-async fn notifier(switch: Arc<Switch>, channel: Box<dyn Channel>, stop: watch::Receiver<bool>) {
+async fn notifier(switch: Arc<Switch>, channel: Arc<dyn Channel>, stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(switch.cfg.notices.interval_ms);
-    let channel: Arc<dyn Channel> = Arc::from(channel);
     let me = Arc::clone(&switch);
     every(&me, period, stop, "notices", move |now| {
         let s = Arc::clone(&switch);
         let channel = Arc::clone(&channel);
         move || {
             let names = &s.engine.config().loyalty.tier_names;
-            // What members must know first; then campaigns, at their rate.
-            let notices =
-                notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now);
-            let campaigns =
-                campaign::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now);
-            notices.and(campaigns)
+            notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now)
+        }
+    })
+    .await;
+}
+
+/// Queues and sends campaign messages through `channel`, apart from the
+/// notifier: a campaign being queued or sent never holds up a receipt.
+async fn campaigns(switch: Arc<Switch>, channel: Arc<dyn Channel>, stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(switch.cfg.notices.interval_ms);
+    let pacer = Arc::new(std::sync::Mutex::new(campaign::Pacer::new()));
+    let me = Arc::clone(&switch);
+    every(&me, period, stop, "campaigns", move |now| {
+        let s = Arc::clone(&switch);
+        let channel = Arc::clone(&channel);
+        let pacer = Arc::clone(&pacer);
+        move || {
+            let names = &s.engine.config().loyalty.tier_names;
+            let mut pacer = pacer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            campaign::round(
+                &s.engine,
+                &*channel,
+                &s.cfg.notices,
+                names,
+                &s.metrics,
+                &mut pacer,
+                now,
+            )
         }
     })
     .await;

@@ -410,7 +410,7 @@ pub fn tier_fa(t: Tier) -> &'static str {
 
 /// Records looked at per round: a gateway that has been down for long
 /// leaves many notices waiting, and each round looks at no more than this.
-const SCAN_PER_ROUND: usize = 100_000;
+pub(crate) const SCAN_PER_ROUND: usize = 100_000;
 
 /// One delivery round: sends what is due, removes what was accepted (in
 /// one transaction at the end: a crash before it sends those again, which
@@ -435,23 +435,35 @@ pub fn round(
     let offset = engine.config().utc_offset_secs;
     let quiet = cfg.quiet_hours.quiet_at(now, offset);
     let mut held = Vec::new();
+    // An error part-way stops the round, but what was sent is still
+    // recorded below: nothing is sent twice for it.
+    let mut stopped = None;
     for n in due {
         if Event::of(&n.kind).is_some_and(Event::is_marketing) {
             if quiet {
                 held.push(n.id);
                 continue;
             }
-            let member = engine
-                .admin()
-                .member(n.member)
-                .map_err(SwitchError::Outbox)?;
-            if member.is_none_or(|m| m.opted_out.is_some()) {
-                tracing::debug!(id = n.id, "marketing notice dropped: the member opted out");
-                delivered.push(n.id);
-                continue;
+            match engine.admin().member(n.member) {
+                Ok(Some(m)) if m.opted_out.is_none() => {}
+                Ok(_) => {
+                    tracing::debug!(id = n.id, "marketing notice dropped: the member opted out");
+                    delivered.push(n.id);
+                    continue;
+                }
+                Err(e) => {
+                    stopped = Some(SwitchError::Outbox(e));
+                    break;
+                }
             }
         }
-        let text = words.write(&n)?;
+        let text = match words.write(&n) {
+            Ok(text) => text,
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        };
         match channel.send(&n, &text) {
             Ok(()) => {
                 metrics.notices_sent.fetch_add(1, Relaxed);
@@ -483,13 +495,13 @@ pub fn round(
         .outbox()
         .postpone(&held, cfg.quiet_hours.end_after(now, offset))
         .map_err(SwitchError::Outbox)?;
-    match failed {
-        Some((id, e, wait)) => engine
+    if let Some((id, e, wait)) = failed {
+        engine
             .outbox()
             .failed(id, now, &e.to_string(), wait)
-            .map_err(|source| SwitchError::NoticeRescheduled { id, source }),
-        None => Ok(()),
+            .map_err(|source| SwitchError::NoticeRescheduled { id, source })?;
     }
+    stopped.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -23,11 +23,21 @@ use crate::error::SwitchError;
 use crate::lang::Lang;
 use crate::notify::tier_fa;
 
+/// Instructions a template may run per message: far more than any SMS
+/// needs, far fewer than a loop written to hold the switch up.
+const FUEL: u64 = 20_000;
+
+/// The longest text a template may write, in characters (ten SMS parts of
+/// Persian).
+pub const MAX_WRITTEN: usize = 700;
+
 /// An environment whose `{{ }}` prints numbers in `lang`; undefined
-/// placeholders are errors.
+/// placeholders are errors, and a render runs out of fuel long before it
+/// could hold a thread.
 pub fn environment(lang: Lang) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
     env.set_formatter(move |out, state, value| {
         if value.kind() == ValueKind::Number {
             if let Ok(n) = i64::try_from(value.clone()) {
@@ -141,7 +151,7 @@ pub fn placeholders(event: Event) -> &'static [&'static str] {
 }
 
 /// A tier's name in `lang`.
-fn tier_in(t: Tier, lang: Lang, tier_names: &[String; 4]) -> String {
+pub fn tier_in(t: Tier, lang: Lang, tier_names: &[String; 4]) -> String {
     match lang {
         Lang::Fa => tier_fa(t).to_owned(),
         Lang::En => tier_names[t as usize].clone(),
@@ -314,8 +324,46 @@ pub fn by_default(
     environment(lang).render_str(&default_text(event, lang), ctx)
 }
 
-/// Checks a template for `event` in `lang`: it parses and names only the
-/// event's placeholders. The words it writes for a sample notice.
+/// Checks a template written by an operator or a merchant: it parses,
+/// repeats nothing (`*` would let one short template write megabytes),
+/// names no variable but `allowed` in any branch, and writes at most
+/// [`MAX_WRITTEN`] characters for `sample`. What it writes for the sample.
+pub fn check_template(
+    text: &str,
+    lang: Lang,
+    what: &str,
+    allowed: &[&str],
+    sample: Value,
+) -> Result<String, String> {
+    let known = || format!("placeholders of {what}: {}", allowed.join(", "));
+    if text.contains('*') {
+        return Err(format!("a template may not repeat (no \"*\"); {}", known()));
+    }
+    let mut env = environment(lang);
+    env.add_template_owned("t", text.to_owned())
+        .map_err(|e| format!("{e} ({})", known()))?;
+    let t = env.get_template("t").map_err(|e| e.to_string())?;
+    let mut unknown: Vec<String> = t
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !allowed.contains(&v.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort();
+        return Err(format!("unknown {} ({})", unknown.join(", "), known()));
+    }
+    let out = t.render(sample).map_err(|e| format!("{e} ({})", known()))?;
+    if out.chars().count() > MAX_WRITTEN {
+        return Err(format!(
+            "a template may write at most {MAX_WRITTEN} characters; this one wrote {}",
+            out.chars().count()
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks a template for `event` in `lang` ([`check_template`] with the
+/// event's placeholders). The words it writes for a sample notice.
 pub fn check(
     text: &str,
     event: Event,
@@ -328,13 +376,7 @@ pub fn check(
     };
     let kind = sample(event).ok_or("no sample notice")?;
     let ctx = context(&kind, lang, tier_names, name, "Book City");
-    environment(lang).render_str(text, ctx).map_err(|e| {
-        format!(
-            "{e} (placeholders of {}: {})",
-            event.name(),
-            placeholders(event).join(", ")
-        )
-    })
+    check_template(text, lang, event.name(), placeholders(event), ctx)
 }
 
 /// Writes notices during one delivery round: templates looked up and
@@ -447,7 +489,17 @@ impl<'e> Words<'e> {
         let ctx = context(&n.kind, lang, self.tier_names, &member_name, &merchant_name);
         let env = self.env(lang);
         match env.get_template(&template).and_then(|t| t.render(&ctx)) {
-            Ok(text) => Ok(text),
+            Ok(text) if text.chars().count() <= MAX_WRITTEN => Ok(text),
+            Ok(_) => {
+                tracing::warn!(template = %template, "template wrote too much, default used");
+                Ok(by_default(
+                    n,
+                    lang,
+                    self.tier_names,
+                    &member_name,
+                    &merchant_name,
+                )?)
+            }
             Err(e) => {
                 tracing::warn!(template = %template, "template failed, default used: {e}");
                 Ok(by_default(
@@ -622,5 +674,31 @@ mod tests {
         let e = check("{{ amount }}", Event::Birthday, Lang::Fa, &names()).unwrap_err();
         assert!(e.contains("placeholders of birthday: name"), "{e}");
         assert!(check("{% if %}", Event::Receipt, Lang::Fa, &names()).is_err());
+        // In a branch the sample does not take, too.
+        let e = check(
+            "{% if points > 1000000 %}{{ nmae }}{% endif %}",
+            Event::Receipt,
+            Lang::Fa,
+            &names(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("unknown nmae"), "{e}");
+    }
+
+    #[test]
+    fn a_template_cannot_repeat_loop_long_or_write_more_than_ten_parts() {
+        let receipt = |t: &str| check(t, Event::Receipt, Lang::Fa, &names());
+        assert!(receipt("{{ merchant * 100000000 }}").is_err());
+        // Loops run out of fuel; `range` is no placeholder either.
+        let e = receipt(
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+        )
+        .unwrap_err();
+        assert!(e.contains("range"), "{e}");
+        let e = receipt("{% for a in rrn %}{% for b in rrn %}{% for c in rrn %}{% for d in rrn %}{{ merchant }}{% endfor %}{% endfor %}{% endfor %}{% endfor %}")
+            .unwrap_err();
+        assert!(e.contains("fuel") || e.contains("at most"), "{e}");
+        let long = "س".repeat(701);
+        assert!(receipt(&long).unwrap_err().contains("at most 700"));
     }
 }

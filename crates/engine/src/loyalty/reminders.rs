@@ -31,7 +31,7 @@ impl Loyalty<'_> {
             ..Written::default()
         };
         if self.core.cfg.loyalty.anniversaries {
-            w.anniversaries = self.anniversaries(now, today)?;
+            w.anniversaries = self.anniversaries(now, since, today)?;
         }
         // The shortfall is told in rials: with tiers by points earned there
         // is no purchase amount to tell.
@@ -80,23 +80,20 @@ impl Loyalty<'_> {
         Ok(written)
     }
 
-    /// Members who joined on today's month and day in an earlier year (29
-    /// February's on 28 February in other years).
-    fn anniversaries(&self, now: UnixTime, today: i64) -> Result<usize> {
+    /// Members who joined on the month and day of a day in `(since,
+    /// today]` in an earlier year.
+    fn anniversaries(&self, now: UnixTime, since: i64, today: i64) -> Result<usize> {
         let offset = self.core.cfg.utc_offset_secs;
-        let (year, month, day) = civil_from_days(today);
-        let leap = days_from_civil(year, 3, 1) - days_from_civil(year, 2, 28) == 2;
         let mut written = 0;
         for item in self.core.store.scan::<Member>(Table::Members, b"") {
             let (_, m) = item?;
             let Some(joined) = m.joined else { continue };
-            let (y, mo, d) = civil_from_days(joined.local_day(offset));
-            let falls_today =
-                (mo, d) == (month, day) || (!leap && (mo, d, month, day) == (2, 29, 2, 28));
-            if y < year && falls_today {
-                let years = u32::try_from(year - y).unwrap_or(u32::MAX);
-                let kind = NoticeKind::Anniversary { years };
-                written += usize::from(self.remind(now, m.id, &kind)?);
+            let joined = joined.local_day(offset);
+            for day in since + 1..=today {
+                if let Some(years) = years_on(joined, day) {
+                    let kind = NoticeKind::Anniversary { years };
+                    written += usize::from(self.remind(now, m.id, &kind)?);
+                }
             }
         }
         Ok(written)
@@ -147,5 +144,32 @@ impl Loyalty<'_> {
             written += usize::from(self.remind(now, MemberId(u64::from_be_bytes(id)), &kind)?);
         }
         Ok(written)
+    }
+}
+
+/// The years since `joined` if local day `day` is its anniversary (one who
+/// joined on 29 February has it on 28 February in other years).
+fn years_on(joined: i64, day: i64) -> Option<u32> {
+    let (jy, jm, jd) = civil_from_days(joined);
+    let (y, m, d) = civil_from_days(day);
+    let leap = days_from_civil(y, 3, 1) - days_from_civil(y, 2, 28) == 2;
+    let falls = (jm, jd) == (m, d) || (!leap && (jm, jd, m, d) == (2, 29, 2, 28));
+    (y > jy && falls).then(|| u32::try_from(y - jy).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anniversary_falls_on_the_day_and_a_leap_day_on_the_28th_otherwise() {
+        let joined = days_from_civil(2024, 12, 7);
+        assert_eq!(years_on(joined, days_from_civil(2026, 12, 7)), Some(2));
+        assert_eq!(years_on(joined, days_from_civil(2026, 12, 8)), None);
+        assert_eq!(years_on(joined, joined), None, "not the day one joins");
+        let leap = days_from_civil(2024, 2, 29);
+        assert_eq!(years_on(leap, days_from_civil(2025, 2, 28)), Some(1));
+        assert_eq!(years_on(leap, days_from_civil(2028, 2, 28)), None);
+        assert_eq!(years_on(leap, days_from_civil(2028, 2, 29)), Some(4));
     }
 }

@@ -122,13 +122,42 @@ pub(super) struct PreviewView {
     estimated_cost: u64,
 }
 
+/// Who a campaign goes to, as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct AudienceView {
+    #[schema(required = true)]
+    merchant: Option<String>,
+    #[schema(required = true)]
+    segment: Option<String>,
+    #[schema(required = true, value_type = Option<String>)]
+    tier: Option<Tier>,
+    #[schema(required = true)]
+    group: Option<String>,
+    #[schema(required = true)]
+    inactive_days: Option<u32>,
+    #[schema(required = true)]
+    birthday_month: Option<u8>,
+}
+
+impl From<Audience> for AudienceView {
+    fn from(a: Audience) -> Self {
+        AudienceView {
+            merchant: a.merchant.map(|m| m.as_str().to_owned()),
+            segment: a.segment,
+            tier: a.tier,
+            group: a.group,
+            inactive_days: a.inactive_days,
+            birthday_month: a.birthday_month,
+        }
+    }
+}
+
 /// A campaign, its figures and what it cost.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct CampaignView {
     id: u64,
     name: String,
-    #[schema(value_type = Object)]
-    audience: Audience,
+    audience: AudienceView,
     text_fa: String,
     text_en: String,
     /// Unix seconds: not before then.
@@ -152,7 +181,7 @@ fn view(c: Campaign, part_cost: u64) -> CampaignView {
         cost: c.figures.parts.saturating_mul(part_cost),
         id: c.id,
         name: c.name,
-        audience: c.audience,
+        audience: c.audience.into(),
         text_fa: c.text_fa,
         text_en: c.text_en,
         at: c.at.0,

@@ -214,6 +214,12 @@ pub(super) struct MarketingIn {
     marketing: bool,
 }
 
+impl From<bool> for MarketingIn {
+    fn from(marketing: bool) -> Self {
+        MarketingIn { marketing }
+    }
+}
+
 /// When a member who takes marketing or not (`marketing`) opted out: an
 /// opt-out already recorded keeps its time.
 fn opted_out(marketing: bool, since: Option<UnixTime>) -> Option<UnixTime> {
@@ -357,7 +363,11 @@ pub(super) async fn import_members(
         .map(|(i, m)| {
             let joined = match m.joined.as_deref().map(str::trim) {
                 None | Some("") => now,
-                Some(d) => crate::config::parse_date(d)
+                // YYYY-MM-DD exactly: a four-digit year keeps the
+                // arithmetic below far from overflow.
+                Some(d) => Some(d)
+                    .filter(|d| d.len() == 10)
+                    .and_then(crate::config::parse_date)
                     .map(|day| UnixTime(day * 86_400 - offset))
                     .filter(|t| *t <= now)
                     .ok_or_else(|| {

@@ -137,6 +137,12 @@ pub(super) async fn put(
     let event = Event::from_name(&event)?;
     let lang = lang_of(&lang)?;
     let merchant = merchant_of(&q)?;
+    if merchant.is_some() && !event.at_merchant() {
+        return Err(bad(format!(
+            "{} is no event at a merchant: its template is the network's",
+            event.name()
+        )));
+    }
     if let Some(m) = merchant {
         blocking(&h, move |e| e.admin().merchant(&m))
             .await?

@@ -37,6 +37,12 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("action.block", "مسدود کردن", "Block"),
     ("action.create", "ساختن", "Create"),
     ("action.edit", "ویرایش", "Edit"),
+    (
+        "action.opt_in",
+        "دریافت دوبارهٔ پیام‌ها",
+        "Receive offers again",
+    ),
+    ("action.opt_out", "لغو پیام‌های تبلیغاتی", "Stop offers"),
     ("action.preview", "پیش‌نمایش", "Preview"),
     ("action.renew", "کارت جایگزین", "Replace card"),
     ("action.save", "ذخیره", "Save"),
@@ -205,6 +211,9 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("kind.club", "کارت باشگاه", "Club card"),
     ("kind.points", "امتیاز", "Points"),
     ("kind.store", "اعتبار فروشگاهی", "Store credit"),
+    ("lang.default", "پیش‌فرض باشگاه", "The club's default"),
+    ("lang.en", "انگلیسی", "English"),
+    ("lang.fa", "فارسی", "Persian"),
     ("lang.switch", "English", "فارسی"),
     (
         "login.code_sent",
@@ -222,7 +231,20 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("member.club_balance", "موجودی باشگاه", "Club balance"),
     ("member.expiring", "در حال انقضا", "Expiring"),
     ("member.history", "تاریخچه", "History"),
+    ("member.language", "زبان پیام‌ها", "Language of messages"),
+    (
+        "member.marketing_off",
+        "پیام‌های تبلیغاتی لغو شده است؛ رسید خرید و هشدار انقضا همچنان می‌رسد",
+        "Opted out of offers; receipts and expiry warnings still come",
+    ),
+    (
+        "member.marketing_on",
+        "پیام‌های تبلیغاتی، تبریک‌ها و یادآوری‌ها را دریافت می‌کند",
+        "Receives offers, greetings and reminders",
+    ),
+    ("member.messages", "پیام‌ها", "Messages"),
     ("member.next_tier", "تا سطح بعد", "To the next tier"),
+    ("member.phone", "تلفن همراه", "Mobile"),
     ("member.points", "امتیاز", "Points"),
     ("member.referral", "کد معرفی", "Referral code"),
     (

@@ -474,6 +474,12 @@ pub fn pages() -> Vec<Route> {
         )
         .doc("A member: balances, points, tier, history, referral code"),
         Route::post(
+            "/members/{id}/marketing",
+            fixed(SUPPORT.or(MEMBER), MemberPath),
+            person::marketing,
+        )
+        .doc("Stop or restart a member's marketing messages"),
+        Route::post(
             "/cards/{hash}/{action}",
             Rule::ByAction(CARD_ACTIONS, None),
             person::card_action,

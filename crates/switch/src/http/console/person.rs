@@ -149,6 +149,26 @@ pub(in super::super) async fn card_action(
     Ok(see_other(&format!("/members/{}", f.member)))
 }
 
+#[derive(Deserialize)]
+pub(in super::super) struct ConsentForm {
+    /// "on": take marketing messages; anything else: stop them.
+    #[serde(default)]
+    marketing: String,
+}
+
+/// A member's consent to marketing messages, set by the member or by
+/// support from the member's page, and back to it.
+pub(in super::super) async fn marketing(
+    State(h): Shared,
+    page: Page,
+    Path(id): Path<u64>,
+    Form(f): Form<ConsentForm>,
+) -> PageResult {
+    let consent = members::MarketingIn::from(f.marketing == "on");
+    page.json(members::set_marketing(State(h), Path(id), Json(consent)).await)?;
+    Ok(see_other(&format!("/members/{id}")))
+}
+
 /// The cashier's page: a card number in, its masked number and balance
 /// out.
 pub(in super::super) async fn balance(page: Page) -> PageResult {
