@@ -459,22 +459,7 @@ impl<'a> Campaigns<'a> {
     /// Marketing notices due at `now`, campaign by campaign, at most `max`,
     /// looking at no more than `scan` records.
     pub fn due(&self, now: UnixTime, max: usize, scan: usize) -> Result<Vec<Notice>> {
-        let mut due = Vec::new();
-        for item in self
-            .core
-            .store
-            .scan::<Notice>(Table::Marketing, b"")
-            .take(scan)
-        {
-            let (_, n) = item?;
-            if n.next_at <= now {
-                due.push(n);
-                if due.len() == max {
-                    break;
-                }
-            }
-        }
-        Ok(due)
+        crate::notice::due_in(&self.core.store, Table::Marketing, now, max, scan)
     }
 
     /// Marketing notices waiting.

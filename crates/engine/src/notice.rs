@@ -141,6 +141,28 @@ pub(crate) fn enqueue(
     tx.put(Table::Outbox, &id.to_be_bytes(), &notice)
 }
 
+/// Notices in `table` due at `now`, in key order, at most `max`, looking
+/// at no more than `scan` records (the outbox and the marketing lane).
+pub(crate) fn due_in(
+    store: &crate::storage::Store,
+    table: Table,
+    now: UnixTime,
+    max: usize,
+    scan: usize,
+) -> Result<Vec<Notice>> {
+    let mut due = Vec::new();
+    for item in store.scan::<Notice>(table, b"").take(scan) {
+        let (_, n) = item?;
+        if n.next_at <= now {
+            due.push(n);
+            if due.len() == max {
+                break;
+            }
+        }
+    }
+    Ok(due)
+}
+
 /// Delay before attempt `attempts + 1`: `base` doubling, at most `max`.
 pub fn backoff(attempts: u32, base_secs: i64, max_secs: i64) -> i64 {
     let factor = 1i64.checked_shl(attempts.min(30)).unwrap_or(i64::MAX);
@@ -151,22 +173,7 @@ impl Outbox<'_> {
     /// Notices due at `now`, oldest first, at most `max` of them, looking at
     /// no more than `scan` records.
     pub fn due(&self, now: UnixTime, max: usize, scan: usize) -> Result<Vec<Notice>> {
-        let mut due = Vec::new();
-        for item in self
-            .core
-            .store
-            .scan::<Notice>(Table::Outbox, b"")
-            .take(scan)
-        {
-            let (_, n) = item?;
-            if n.next_at <= now {
-                due.push(n);
-                if due.len() == max {
-                    break;
-                }
-            }
-        }
-        Ok(due)
+        due_in(&self.core.store, Table::Outbox, now, max, scan)
     }
 
     /// Notices waiting, delivered or not yet.

@@ -68,18 +68,7 @@ impl Shape {
             env,
             body: cfg.webhook_body.is_some(),
         };
-        let sample = Notice {
-            id: 1,
-            member: clubswitch_engine::MemberId(1),
-            phone: "09120000000".into(),
-            at: UnixTime(0),
-            kind: NoticeKind::Birthday,
-            attempts: 0,
-            next_at: UnixTime(0),
-            last_error: None,
-            language: None,
-        };
-        shape.render(&sample, "sample")?;
+        shape.render(&sample(NoticeKind::Birthday, None), "sample")?;
         Ok(shape)
     }
 
@@ -109,6 +98,21 @@ impl Shape {
             .to_string()
         };
         Ok((url, body))
+    }
+}
+
+/// A notice of `kind` to a made-up member, to try a template on.
+pub(crate) fn sample(kind: NoticeKind, language: Option<clubswitch_engine::Language>) -> Notice {
+    Notice {
+        id: 1,
+        member: clubswitch_engine::MemberId(7),
+        phone: "09120000001".into(),
+        at: UnixTime(0),
+        kind,
+        attempts: 0,
+        next_at: UnixTime(0),
+        last_error: None,
+        language,
     }
 }
 
@@ -508,19 +512,7 @@ pub fn round(
 mod tests {
     use super::*;
 
-    fn notice(kind: NoticeKind, language: Option<clubswitch_engine::Language>) -> Notice {
-        Notice {
-            id: 1,
-            member: clubswitch_engine::MemberId(7),
-            phone: "09120000001".into(),
-            at: UnixTime(0),
-            kind,
-            attempts: 0,
-            next_at: UnixTime(0),
-            last_error: None,
-            language,
-        }
-    }
+    use super::sample as notice;
 
     #[test]
     fn the_gateway_request_follows_the_configured_url_and_body_templates() {

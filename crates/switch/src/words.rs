@@ -522,19 +522,7 @@ mod tests {
         ["Bronze", "Silver", "Gold", "Platinum"].map(String::from)
     }
 
-    fn notice(kind: NoticeKind, language: Option<clubswitch_engine::Language>) -> Notice {
-        Notice {
-            id: 1,
-            member: clubswitch_engine::MemberId(7),
-            phone: "09120000001".into(),
-            at: UnixTime(0),
-            kind,
-            attempts: 0,
-            next_at: UnixTime(0),
-            last_error: None,
-            language,
-        }
-    }
+    use crate::notify::sample as notice;
 
     /// The default words, with the merchant named by its id.
     fn text(n: &Notice, names: &[String; 4], default: Lang) -> String {
