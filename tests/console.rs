@@ -175,26 +175,42 @@ fn persian(s: &str) -> String {
 /// The shown text of `css`, waiting (ten seconds at most) for it to
 /// appear: after a submit, the next page may still be loading.
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    read(c, css, |el| async move { el.text().await }).await
 }
 
 /// All the text inside `css`, scrolled into view or not (a phone-width
 /// table scrolls sideways; `text()` gives only what is shown).
 async fn all_text(c: &Client, css: &str) -> String {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap();
-    el.prop("textContent").await.unwrap().unwrap_or_default()
+    read(c, css, |el| async move {
+        Ok(el.prop("textContent").await?.unwrap_or_default())
+    })
+    .await
+}
+
+/// Finds `css` (ten seconds at most) and reads it with `get`. A page that
+/// is still loading may replace the element between the find and the
+/// read (a stale element reference): the element is then found again.
+async fn read<F, Fut>(c: &Client, css: &str, get: F) -> String
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<String, fantoccini::error::CmdError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let el = c
+            .wait()
+            .at_most(deadline.saturating_duration_since(Instant::now()))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
+        match get(el).await {
+            Ok(text) => return text,
+            Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => panic!("reading {css}: {e}"),
+        }
+    }
 }
 
 /// Waits (ten seconds at most) for the browser to arrive at `path`: a
