@@ -11,9 +11,12 @@
 //! serializes those that touch the same rows, and the loser retries.
 
 use clubswitch_engine::{Engine, EngineError, Reply, Request, UnixTime};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
 
 /// Most requests committed together.
 const MAX_BATCH: usize = 64;
@@ -34,16 +37,16 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts `threads` engine threads (at least one). They stop when
-    /// every handle is dropped.
-    pub fn start(engine: Engine, threads: usize) -> Batcher {
+    /// Starts `threads` engine threads (at least one), counting their
+    /// batches in `metrics`. They stop when every handle is dropped.
+    pub fn start(engine: Engine, threads: usize, metrics: Arc<Metrics>) -> Batcher {
         let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..threads.max(1) {
-            let (engine, rx) = (engine.clone(), Arc::clone(&rx));
+            let (engine, rx, metrics) = (engine.clone(), Arc::clone(&rx), Arc::clone(&metrics));
             let spawned = std::thread::Builder::new()
                 .name("clubswitch-engine".into())
-                .spawn(move || run(engine, &rx));
+                .spawn(move || run(engine, &rx, &metrics));
             if let Err(e) = spawned {
                 tracing::error!("starting an engine thread: {e}");
             }
@@ -85,12 +88,14 @@ fn next_batch(
     true
 }
 
-fn run(engine: Engine, rx: &Mutex<mpsc::Receiver<Job>>) {
+fn run(engine: Engine, rx: &Mutex<mpsc::Receiver<Job>>, metrics: &Metrics) {
     // Requests and their reply channels are kept apart so the batch can be
     // handed to the engine as a slice without copying a request.
     let mut reqs: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut waiters: Vec<(UnixTime, Waiter)> = Vec::with_capacity(MAX_BATCH);
     while next_batch(rx, &mut reqs, &mut waiters) {
+        metrics.engine_batches.fetch_add(1, Relaxed);
+        metrics.engine_batched.fetch_add(reqs.len() as u64, Relaxed);
         // Every request of a batch carries the same clock reading: the latest.
         let now = waiters
             .iter()

@@ -44,7 +44,9 @@ pub fn run(cfg: Config, demo: bool) -> Result<(), SwitchError> {
         println!("console: {scheme}://{}/", cfg.admin.addr);
     }
     let token = admin_token(&cfg)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.limits.workers(cores))
         .enable_all()
         .thread_name("clubswitch")
         .build()

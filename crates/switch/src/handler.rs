@@ -42,7 +42,7 @@ pub struct Switch {
     batcher: Batcher,
     pub master: MasterKey,
     pub cfg: Config,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     keys: Arc<KeyCache>,
 }
 
@@ -92,12 +92,17 @@ impl Switch {
                 }
             }
         });
+        let metrics = Arc::new(Metrics::default());
         Switch {
-            batcher: Batcher::start(engine.clone(), cfg.limits.engine_threads.unwrap_or(1)),
+            batcher: Batcher::start(
+                engine.clone(),
+                cfg.limits.engine_threads(),
+                Arc::clone(&metrics),
+            ),
             engine,
             master,
             cfg,
-            metrics: Metrics::default(),
+            metrics,
             keys,
         }
     }

@@ -71,6 +71,10 @@ pub struct Metrics {
     pub frames_dropped: AtomicU64,
     pub framing_errors: AtomicU64,
     pub security_failures: AtomicU64,
+    /// Transactions the engine threads committed, and the terminal
+    /// requests in them: their ratio is the mean batch.
+    pub engine_batches: AtomicU64,
+    pub engine_batched: AtomicU64,
     archived_transactions: AtomicU64,
     archived_journal_entries: AtomicU64,
     purged_requests: AtomicU64,
@@ -103,6 +107,8 @@ impl Default for Metrics {
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
+            engine_batches: AtomicU64::new(0),
+            engine_batched: AtomicU64::new(0),
             framing_errors: AtomicU64::new(0),
             security_failures: AtomicU64::new(0),
             archived_transactions: AtomicU64::new(0),
@@ -225,6 +231,16 @@ impl Metrics {
                 "clubswitch_security_failures_total",
                 "Bad MACs, card blocks and DE 7 outside the window.",
                 self.security_failures.load(Relaxed),
+            ),
+            (
+                "clubswitch_engine_batches_total",
+                "Transactions committed by the engine threads (terminal requests in batches).",
+                self.engine_batches.load(Relaxed),
+            ),
+            (
+                "clubswitch_engine_batched_requests_total",
+                "Terminal requests committed in those batches.",
+                self.engine_batched.load(Relaxed),
             ),
             (
                 "clubswitch_archived_transactions_total",
