@@ -156,7 +156,10 @@ pub(crate) fn adjust_daily(
     Ok(next)
 }
 
-/// Adds to a card's use of a rule's allowance on `day`.
+/// Adds to a card's use of a rule's allowance on `day`. Writes only what
+/// changes: a confirm for the whole held discount of a rule without daily
+/// limits (most confirms) neither reads nor writes, since every write on
+/// the embedded ledger copies a page.
 pub(crate) fn adjust_allowance(
     tx: &Tx<'_>,
     card: &crate::model::CardHash,
@@ -165,12 +168,19 @@ pub(crate) fn adjust_allowance(
     count: i64,
     amount: i128,
 ) -> TxResult<()> {
+    if count == 0 && amount == 0 {
+        return Ok(());
+    }
     let key = keys::allowance(card, rule, day);
-    let mut used: AllowanceUse = tx.get(Table::Allowance, &key)?.unwrap_or_default();
+    let before: Option<AllowanceUse> = tx.get(Table::Allowance, &key)?;
+    let mut used = before.unwrap_or_default();
     used.count = (i64::from(used.count) + count).clamp(0, i64::from(u32::MAX)) as u32;
     used.amount = (i128::from(used.amount) + amount).clamp(0, i128::from(u64::MAX)) as u64;
     if used == AllowanceUse::default() {
-        tx.remove(Table::Allowance, &key)
+        match before {
+            Some(_) => tx.remove(Table::Allowance, &key),
+            None => Ok(()),
+        }
     } else {
         tx.put(Table::Allowance, &key, &used)
     }
