@@ -30,6 +30,16 @@ fn load(d: &Daemon, secs: u32) -> Value {
         ])
         .args(["--mix", "discount=40,club=60", "--json", "--demo"])
         .arg(d.dir.join("demo.json"))
+        // Fresh club cards issued and topped up through the admin API, as
+        // the README's load command does.
+        .args([
+            "--cards",
+            "8",
+            "--admin-url",
+            &format!("http://{}", d.admin),
+        ])
+        .arg("--token-file")
+        .arg(d.dir.join("admin.token"))
         .stderr(Stdio::null())
         .output()
         .unwrap();

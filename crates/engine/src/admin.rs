@@ -341,7 +341,12 @@ impl Admin<'_> {
         for (name, pan, expiry) in cards {
             let member = Member {
                 id: MemberId(self.core.store.next_id()? + 1),
-                name: contact::person_name(name)?,
+                // A batch printed without names (gift cards, cards handed
+                // out at the till) issues to members who have none yet.
+                name: match name.trim() {
+                    "" => String::new(),
+                    named => contact::person_name(named)?,
+                },
                 phone: String::new(),
                 tier: crate::model::Tier::Bronze,
                 groups: Vec::new(),

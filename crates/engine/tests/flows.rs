@@ -1200,6 +1200,31 @@ fn a_card_batch_is_issued_whole_or_not_at_all() {
 }
 
 #[test]
+fn a_card_batch_printed_without_names_issues_to_unnamed_members() {
+    let w = World::new();
+    let (a, b) = (
+        pan(&luhn_fix("628023140000190")),
+        pan(&luhn_fix("628023140000290")),
+    );
+    let issued = w
+        .engine
+        .admin()
+        .issue_batch(&[(String::new(), a, None), ("  ".to_string(), b, None)])
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(issued.len(), 2);
+    assert!(issued.iter().all(|(m, _)| m.name.is_empty()));
+    // A name given is still checked: a line break would split an SMS.
+    let c = pan(&luhn_fix("628023140000390"));
+    assert!(w
+        .engine
+        .admin()
+        .issue_batch(&[("Nima\nRezaei".to_string(), c, None)])
+        .is_err());
+}
+
+#[test]
 fn a_batch_is_handled_in_order_as_if_one_by_one() {
     let w = World::new();
     let auth = |amount: u64| Authorize {
