@@ -729,9 +729,9 @@ impl Config {
                 "notices: campaign_rate_per_sec and campaign_max_attempts must be positive".into(),
             );
         }
-        crate::notify::Shape::of(n).map_err(|e| {
-            ConfigError::Invalid(format!("notices.webhook_url or webhook_body: {e}"))
-        })?;
+        crate::gateway::Shape::of(n.webhook_url.as_deref(), n.webhook_body.as_deref()).map_err(
+            |e| ConfigError::Invalid(format!("notices.webhook_url or webhook_body: {e}")),
+        )?;
         if let Some(t) = &self.settlement.daily_at {
             parse_hhmm(t).ok_or_else(|| {
                 ConfigError::Invalid(format!("settlement.daily_at {t:?} is not HH:MM"))

@@ -29,7 +29,7 @@
 //! - [`jobs`]: the periodic rounds: holds, the loyalty review, the daily
 //!   pass and settlement, the archiver, the notifier.
 //! - [`notify`]: member notices from the outbox to the log or an SMS
-//!   gateway.
+//!   gateway, in the request shape [`gateway`] renders.
 //! - [`settlement`]: a settlement's batches written as CSV and JSON files.
 //!
 //! Starting and stopping:
@@ -65,6 +65,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod jobs;

@@ -21,7 +21,6 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::error::SwitchError;
 use crate::lang::Lang;
-use crate::notify::tier_fa;
 
 /// Instructions a template may run per message: far more than any SMS
 /// needs, far fewer than a loop written to hold the switch up.
@@ -147,6 +146,16 @@ pub fn placeholders(event: Event) -> &'static [&'static str] {
         Event::Repurchase => &["name", "merchant", "days"],
         Event::Anniversary => &["name", "years"],
         Event::TierAtRisk => &["name", "tier", "short", "date"],
+    }
+}
+
+/// A tier's name in Persian.
+pub fn tier_fa(t: Tier) -> &'static str {
+    match t {
+        Tier::Bronze => "برنزی",
+        Tier::Silver => "نقره‌ای",
+        Tier::Gold => "طلایی",
+        Tier::Platinum => "پلاتینی",
     }
 }
 
@@ -522,7 +531,7 @@ mod tests {
         ["Bronze", "Silver", "Gold", "Platinum"].map(String::from)
     }
 
-    use crate::notify::sample as notice;
+    use crate::gateway::sample as notice;
 
     /// The default words, with the merchant named by its id.
     fn text(n: &Notice, names: &[String; 4], default: Lang) -> String {

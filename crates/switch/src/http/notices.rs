@@ -6,7 +6,7 @@ use clubswitch_engine::UnixTime;
 use serde::Serialize;
 
 use super::{blocking, ApiResult, Shared};
-use crate::notify::NoticeDetail;
+use crate::gateway::NoticeDetail;
 
 /// The notices waiting in the outbox: how many, and the first of them.
 #[derive(Serialize, utoipa::ToSchema)]
