@@ -13,6 +13,10 @@
 # discount lookup and its confirm, each confirm durable (fdatasync) before
 # its answer. Per round: both servers' messages/s, p50/p99, and the
 # switch's CPU per message by thread; then the median ratio.
+#
+# OTHER=/path/to/clubswitch adds another build of the switch to every round
+# (an earlier commit, built elsewhere): the ratio before and after a change
+# in one run.
 set -euo pipefail
 rounds=${1:-3}
 secs=${2:-10}
@@ -42,57 +46,85 @@ threads() {
 }
 
 load() {
-  "$bin" loadgen --addr "127.0.0.1:$1" --demo "$work/demo.json" -c "$conns" \
+  "$this" loadgen --addr "127.0.0.1:$1" --demo "$work/demo.json" -c "$conns" \
     -d "$secs" --mix "$mix" --json
 }
 
-results=$work/results
-for r in $(seq "$rounds"); do
-  dir=$work/switch-$r
+# measure NAME BINARY PORT: NAME's messages/s against a fresh demo switch
+# of BINARY and its CPU per message by thread, as one JSON line.
+measure() {
+  local name=$1 dir=$work/$1-$r before after out
   mkdir -p "$dir"
-  start_switch "$dir" 29958
-  cp "$dir/demo.json" "$work/demo.json"
-  "$echo_bin" 29968 2 &
-  echo_pid=$!
-  sleep 0.2
-  # Alternate which goes first, so a drift of the machine falls on both.
-  if (( r % 2 )); then
-    e=$(load 29968)
-    before=$(threads "$pid")
-    s=$(load 29958)
-    after=$(threads "$pid")
-  else
-    before=$(threads "$pid")
-    s=$(load 29958)
-    after=$(threads "$pid")
-    e=$(load 29968)
-  fi
-  kill "$echo_pid" "$pid"
-  wait "$echo_pid" "$pid" 2>/dev/null || true
-  echo_pid=
-  python3 - "$r" "$e" "$s" "$before" "$after" "$(getconf CLK_TCK)" <<'PY' | tee -a "$results"
+  bin=$2 start_switch "$dir" "$3"
+  before=$(threads "$pid")
+  out=$("$this" loadgen --addr "127.0.0.1:$3" --demo "$dir/demo.json" -c "$conns" \
+    -d "$secs" --mix "$mix" --json)
+  after=$(threads "$pid")
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  python3 - "$name" "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import collections, json, sys
-r, e, s, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
+name, r, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 def ticks(text):
     t = collections.Counter()
     for line in text.splitlines():
-        name, n = line.rsplit(" ", 1)
-        t[name.strip("-_ ") or "?"] += int(n)
+        n, v = line.rsplit(" ", 1)
+        t[n.strip("-_ ") or "?"] += int(v)
     return t
 spent = ticks(after)
 spent.subtract(ticks(before))
-msgs = max(s["messages"], 1)
-by_thread = "  ".join(f"{k} {v / hz * 1e6 / msgs:.1f}" for k, v in spent.most_common() if v > 0)
-total = sum(v for v in spent.values() if v > 0) / hz * 1e6 / msgs
-ratio = s["messages_per_sec"] / e["messages_per_sec"]
-print(f'round {r}: echo {e["messages_per_sec"]:.0f} msg/s p50 {e["latency_ms"]["p50"]:.2f} p99 {e["latency_ms"]["p99"]:.2f} ms | '
-      f'switch {s["messages_per_sec"]:.0f} msg/s p50 {s["latency_ms"]["p50"]:.2f} p99 {s["latency_ms"]["p99"]:.2f} ms '
-      f'errors {s["errors"]} codes {dict(s["response_codes"])} | ratio {ratio:.3f}')
-print(f'  switch CPU per message (us): total {total:.1f}: {by_thread}')
+msgs = max(r["messages"], 1)
+r["name"] = name
+r["cpu_us"] = {k: v / hz * 1e6 / msgs for k, v in spent.most_common() if v > 0}
+print(json.dumps(r))
+PY
+}
+
+this=$bin
+results=$work/results
+# The load generator needs a demo.json for the echo server too (its keys
+# sign what the echo server sends back unread): any demo switch's will do.
+mkdir -p "$work/first"
+start_switch "$work/first" 29958
+cp "$work/first/demo.json" "$work/demo.json"
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+runs=(echo "this $this 29958")
+[[ -n ${OTHER:-} ]] && runs+=("other $OTHER 29948")
+for r in $(seq "$rounds"); do
+  "$echo_bin" 29968 2 &
+  echo_pid=$!
+  sleep 0.2
+  # Rotate the order, so a drift of the machine falls on each in turn.
+  lines=()
+  for i in "${!runs[@]}"; do
+    read -r name b port <<< "${runs[$(( (i + r) % ${#runs[@]} ))]}"
+    if [[ $name == echo ]]; then
+      e=$(load 29968)
+    else
+      lines+=("$(measure "$name" "$b" "$port")")
+    fi
+  done
+  kill "$echo_pid"
+  wait "$echo_pid" 2>/dev/null || true
+  echo_pid=
+  python3 - "$r" "$e" "${lines[@]}" <<'PY' | tee -a "$results"
+import json, sys
+r, e, runs = sys.argv[1], json.loads(sys.argv[2]), [json.loads(a) for a in sys.argv[3:]]
+print(f'round {r}: echo {e["messages_per_sec"]:.0f} msg/s p50 {e["latency_ms"]["p50"]:.2f} p99 {e["latency_ms"]["p99"]:.2f} ms')
+for s in sorted(runs, key=lambda s: s["name"] != "this"):
+    ratio = s["messages_per_sec"] / e["messages_per_sec"]
+    cpu = "  ".join(f"{k} {v:.1f}" for k, v in s["cpu_us"].items())
+    print(f'  {s["name"]:5} {s["messages_per_sec"]:.0f} msg/s p50 {s["latency_ms"]["p50"]:.2f} p99 {s["latency_ms"]["p99"]:.2f} ms '
+          f'errors {s["errors"]} codes {s["response_codes"]} | ratio {s["name"]} {ratio:.3f}')
+    print(f'        CPU per message (us): total {sum(s["cpu_us"].values()):.1f}: {cpu}')
 PY
 done
 python3 - "$results" <<'PY'
-import re, statistics, sys
-ratios = [float(m.group(1)) for m in re.finditer(r"ratio ([0-9.]+)", open(sys.argv[1]).read())]
-print(f"median ratio switch/echo over {len(ratios)} rounds: {statistics.median(ratios):.3f}")
+import collections, re, statistics, sys
+ratios = collections.defaultdict(list)
+for name, v in re.findall(r"ratio (\w+) ([0-9.]+)", open(sys.argv[1]).read()):
+    ratios[name].append(float(v))
+for name, v in ratios.items():
+    print(f"{name}: median ratio switch/echo over {len(v)} rounds: {statistics.median(v):.3f}")
 PY

@@ -84,10 +84,11 @@ pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_threads: Option<usize>,
     /// Threads serving connections, TLS, decoding and the HTTP listeners
-    /// (default: the cores left once each engine thread has one, at least
-    /// one). On a 2-core box one worker beside the engine thread measured
-    /// faster than two (`benches/echo.sh`): two workers and the engine
-    /// thread took turns on two cores, and each turn is a context switch.
+    /// (default: one per core). On the 2-core box one worker beside the
+    /// engine thread spent less CPU per message in the workers than two,
+    /// but no less in all (`benches/echo.sh`, one run: ratios 0.193 and
+    /// 0.194), so the default stays; a box whose cores the engine and
+    /// storage threads already fill may set fewer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
 }
@@ -100,9 +101,7 @@ impl Limits {
 
     /// Connection worker threads to start on a machine of `cores` cores.
     pub fn workers(&self, cores: usize) -> usize {
-        self.workers
-            .unwrap_or_else(|| cores.saturating_sub(self.engine_threads()))
-            .max(1)
+        self.workers.unwrap_or(cores).max(1)
     }
 }
 
@@ -942,16 +941,12 @@ mod tests {
     }
 
     #[test]
-    fn connection_workers_take_the_cores_the_engine_threads_leave() {
+    fn connection_workers_are_one_per_core_unless_set() {
         let mut l = Limits::default();
-        assert_eq!(l.workers(2), 1);
-        assert_eq!(l.workers(8), 7);
-        assert_eq!(l.workers(1), 1, "never none");
-        l.engine_threads = Some(4);
-        assert_eq!(l.workers(2), 1);
-        assert_eq!(l.workers(8), 4);
-        l.workers = Some(3);
-        assert_eq!(l.workers(2), 3, "an operator's choice stands");
+        assert_eq!(l.workers(2), 2);
+        assert_eq!(l.workers(0), 1, "never none");
+        l.workers = Some(1);
+        assert_eq!(l.workers(8), 1, "an operator's choice stands");
         let mut c = Config::default();
         c.limits.workers = Some(0);
         assert!(c
