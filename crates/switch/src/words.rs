@@ -498,28 +498,17 @@ impl<'e> Words<'e> {
         let ctx = context(&n.kind, lang, self.tier_names, &member_name, &merchant_name);
         let env = self.env(lang);
         match env.get_template(&template).and_then(|t| t.render(&ctx)) {
-            Ok(text) if text.chars().count() <= MAX_WRITTEN => Ok(text),
-            Ok(_) => {
-                tracing::warn!(template = %template, "template wrote too much, default used");
-                Ok(by_default(
-                    n,
-                    lang,
-                    self.tier_names,
-                    &member_name,
-                    &merchant_name,
-                )?)
-            }
-            Err(e) => {
-                tracing::warn!(template = %template, "template failed, default used: {e}");
-                Ok(by_default(
-                    n,
-                    lang,
-                    self.tier_names,
-                    &member_name,
-                    &merchant_name,
-                )?)
-            }
+            Ok(text) if text.chars().count() <= MAX_WRITTEN => return Ok(text),
+            Ok(_) => tracing::warn!(template = %template, "template wrote too much, default used"),
+            Err(e) => tracing::warn!(template = %template, "template failed, default used: {e}"),
         }
+        Ok(by_default(
+            n,
+            lang,
+            self.tier_names,
+            &member_name,
+            &merchant_name,
+        )?)
     }
 }
 

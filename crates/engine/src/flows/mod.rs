@@ -156,10 +156,10 @@ pub(crate) fn adjust_daily(
     Ok(next)
 }
 
-/// Adds to a card's use of a rule's allowance on `day`. Writes only what
+/// Adds to a card's use of a rule's allowance on `day`. Touches only what
 /// changes: a confirm for the whole held discount of a rule without daily
-/// limits (most confirms) neither reads nor writes, since every write on
-/// the embedded ledger copies a page.
+/// limits (most confirms) neither reads nor writes, and an absent record
+/// stays absent.
 pub(crate) fn adjust_allowance(
     tx: &Tx<'_>,
     card: &crate::model::CardHash,
@@ -176,12 +176,11 @@ pub(crate) fn adjust_allowance(
     let mut used = before.unwrap_or_default();
     used.count = (i64::from(used.count) + count).clamp(0, i64::from(u32::MAX)) as u32;
     used.amount = (i128::from(used.amount) + amount).clamp(0, i128::from(u64::MAX)) as u64;
-    if used == AllowanceUse::default() {
-        match before {
-            Some(_) => tx.remove(Table::Allowance, &key),
-            None => Ok(()),
-        }
-    } else {
+    if used != AllowanceUse::default() {
         tx.put(Table::Allowance, &key, &used)
+    } else if before.is_some() {
+        tx.remove(Table::Allowance, &key)
+    } else {
+        Ok(())
     }
 }
