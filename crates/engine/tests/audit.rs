@@ -6,6 +6,7 @@ mod common;
 
 use clubswitch_engine::codec;
 use clubswitch_engine::loyalty::ONE;
+use clubswitch_engine::storage::embedded;
 use clubswitch_engine::Lot;
 use clubswitch_engine::*;
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
@@ -44,19 +45,18 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
     drop(store);
 
     let db = sled::open(&dir.0).unwrap();
-    let accounts = db.open_tree("accounts").unwrap();
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let (code, _) = embedded::tables().find(|(_, n)| *n == "accounts").unwrap();
     let rewrite = |key: &AccountKey, change: &dyn Fn(&mut Account)| {
-        let mut acc: Account =
-            codec::from_slice(&accounts.get(key.to_key()).unwrap().unwrap()).unwrap();
+        let key = [&[code][..], &key.to_key()].concat();
+        let mut acc: Account = codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
         change(&mut acc);
-        accounts
-            .insert(key.to_key(), codec::to_vec(&acc).unwrap())
-            .unwrap();
+        ledger.insert(key, codec::to_vec(&acc).unwrap()).unwrap();
     };
     rewrite(&points, &|a| a.grants.lots.push(Lot { at: T0, amount: 1 }));
     rewrite(&club, &|a| a.balance += 1);
     db.flush().unwrap();
-    drop(accounts);
+    drop(ledger);
     drop(db);
 
     let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());

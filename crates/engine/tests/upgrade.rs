@@ -13,6 +13,7 @@ use std::path::Path;
 
 use clubswitch_engine::codec::{self, Record};
 use clubswitch_engine::loyalty::ONE;
+use clubswitch_engine::storage::embedded;
 use clubswitch_engine::*;
 use clubswitch_engine::{Grants, Lots};
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
@@ -33,9 +34,47 @@ fn v1_of<T: Record>(value: &T) -> Vec<u8> {
     as_v1(&codec::to_vec(value).unwrap(), 0)
 }
 
-/// Rewrites the ledger in `dir` as format 1 would have left it.
+/// The code of the table named `name`.
+fn code(name: &str) -> u8 {
+    embedded::tables().find(|(_, n)| *n == name).unwrap().0
+}
+
+/// Moves the ledger tree's records back into a tree per table, the layout
+/// format 1 was written in.
+fn first_layout(db: &sled::Db) {
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    for (code, name) in embedded::tables() {
+        let tree = db.open_tree(name).unwrap();
+        for item in ledger.scan_prefix([code]) {
+            let (k, v) = item.unwrap();
+            tree.insert(&k[1..], v).unwrap();
+        }
+    }
+    drop(ledger);
+    db.drop_tree(embedded::LEDGER).unwrap();
+}
+
+/// The records of the table `name` in either layout.
+fn records(db: &sled::Db, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let split = db.open_tree(name).unwrap();
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    split
+        .iter()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .chain(
+            ledger
+                .scan_prefix([code(name)])
+                .map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec()))),
+        )
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Rewrites the ledger in `dir` as format 1 would have left it: a tree per
+/// table, records in format 1.
 fn downgrade(dir: &Path) {
     let db = sled::open(dir).unwrap();
+    first_layout(&db);
     let grants_len = bincode::serialize(&Grants::default()).unwrap().len();
     let accounts = db.open_tree("accounts").unwrap();
     let daily = db.open_tree("daily").unwrap();
@@ -115,21 +154,18 @@ fn downgrade(dir: &Path) {
 
 fn format_version(dir: &Path) -> Vec<u8> {
     let db = sled::open(dir).unwrap();
-    let v = db
-        .open_tree("meta")
-        .unwrap()
-        .get(b"format_version")
-        .unwrap()
-        .unwrap();
-    v.to_vec()
+    records(&db, "meta").remove(&b"format_version"[..]).unwrap()
 }
 
 /// The records format 1 kept apart that are still in the (closed) ledger
 /// in `dir`: what purchases earned, and lots (daily table, key `L…`).
 fn legacy_records(dir: &Path) -> (usize, usize) {
     let db = sled::open(dir).unwrap();
-    let earnings = db.open_tree("earnings").unwrap().len();
-    let lots = db.open_tree("daily").unwrap().scan_prefix(b"L").count();
+    let earnings = records(&db, "earnings").len();
+    let lots = records(&db, "daily")
+        .keys()
+        .filter(|k| k.starts_with(b"L"))
+        .count();
     (earnings, lots)
 }
 

@@ -18,6 +18,14 @@
 //!   durable.
 //! - **Snapshots** ([`Capture`]), for online backups.
 //! - **Ids that continue a restored ledger's** (`meta` key `id_base`).
+//!
+//! Every table lives in one sled tree, [`LEDGER`], under its code
+//! ([`Table::index`]) as the first byte of each key, as every table lives
+//! in one SQL table on PostgreSQL. A sled transaction pays for each tree it
+//! spans (an overlay of three allocations per tree, built and dropped each
+//! time), and a terminal request's transaction may touch any table: over
+//! one tree it pays once. A ledger written in the first layout (a tree per
+//! table) is moved into it when it opens ([`adopt_first_layout`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,8 +42,12 @@ use sled::Transactional;
 use super::{Backend, Body, Entries, Entry, Range, RawTx, Snapshot, Table, TxError, TxResult};
 use crate::error::StorageError;
 
+/// The tree every table lives in.
+pub const LEDGER: &str = "ledger";
 /// `meta` key: what sled's ids are offset by.
 const ID_BASE: &[u8] = b"id_base";
+/// Records moved by one transaction when a first-layout ledger is adopted.
+const ADOPT_CHUNK: usize = 1024;
 /// Live records a snapshot reads between two looks at its capture.
 const SNAPSHOT_CHUNK: usize = 256;
 
@@ -78,10 +90,86 @@ fn tx_error(e: UnabortableTransactionError) -> TxError {
     }
 }
 
-/// One open database and its trees.
+/// Each table's code and name (for tools and tests that read a closed
+/// ledger straight through sled).
+pub fn tables() -> impl Iterator<Item = (u8, &'static str)> {
+    Table::ALL.iter().map(|t| (t.index() as u8, t.name()))
+}
+
+/// `key` of `table` as the ledger tree holds it: the table's code first.
+fn tree_key(table: Table, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(table.index() as u8);
+    k.extend_from_slice(key);
+    k
+}
+
+/// A key of the ledger tree without its table's code.
+fn table_key(key: &[u8]) -> Vec<u8> {
+    key.get(1..).unwrap_or_default().to_vec()
+}
+
+/// The ledger tree's keys in `range` of `table`.
+fn tree_range(tree: &sled::Tree, table: Table, range: Range<'_>) -> sled::Iter {
+    match range {
+        Range::Prefix(p) => tree.scan_prefix(tree_key(table, p)),
+        Range::From(from) => tree.range(tree_key(table, from)..vec![table.index() as u8 + 1]),
+        Range::Between(from, to) => tree.range(tree_key(table, from)..tree_key(table, to)),
+    }
+}
+
+/// Moves a ledger written in the first layout (one sled tree per table,
+/// named after it) into the ledger tree, table by table. Each chunk moves
+/// in one transaction (inserted here, removed there), so a crash halfway
+/// leaves every record in exactly one place and the next open goes on
+/// where this one stopped. An emptied tree is dropped.
+fn adopt_first_layout(db: &sled::Db, ledger: &sled::Tree) -> Result<(), StorageError> {
+    let names = db.tree_names();
+    let mut moved = 0usize;
+    for table in Table::ALL {
+        if !names.iter().any(|n| n == table.name().as_bytes()) {
+            continue;
+        }
+        let old = db.open_tree(table.name()).map_err(storage_error)?;
+        loop {
+            let chunk = old
+                .iter()
+                .take(ADOPT_CHUNK)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(storage_error)?;
+            if chunk.is_empty() {
+                break;
+            }
+            (&old, ledger)
+                .transaction(|(old, ledger)| {
+                    for (k, v) in &chunk {
+                        ledger.insert(tree_key(table, k), v.clone())?;
+                        old.remove(k)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => storage_error(e),
+                    TransactionError::Abort(()) => {
+                        StorageError::Io("moving the ledger into one tree".into())
+                    }
+                })?;
+            moved += chunk.len();
+        }
+        drop(old);
+        db.drop_tree(table.name()).map_err(storage_error)?;
+    }
+    if moved > 0 {
+        db.flush().map_err(storage_error)?;
+        tracing::warn!(records = moved, "moved the ledger into one tree");
+    }
+    Ok(())
+}
+
+/// One open database and its ledger tree.
 struct Open {
     db: sled::Db,
-    trees: Box<[sled::Tree]>,
+    tree: sled::Tree,
     /// Added to sled's ids.
     id_base: AtomicU64,
     /// What makes a flush durable; `None` for a temporary ledger (or with
@@ -90,18 +178,11 @@ struct Open {
 }
 
 impl Open {
-    fn tree(&self, table: Table) -> &sled::Tree {
-        &self.trees[table.index()]
-    }
-
-    fn with_trees(db: sled::Db) -> Result<Open, StorageError> {
-        let trees = Table::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(storage_error)?;
-        let id_base = match trees[Table::Meta.index()]
-            .get(ID_BASE)
+    fn with_tree(db: sled::Db) -> Result<Open, StorageError> {
+        let tree = db.open_tree(LEDGER).map_err(storage_error)?;
+        adopt_first_layout(&db, &tree)?;
+        let id_base = match tree
+            .get(tree_key(Table::Meta, ID_BASE))
             .map_err(storage_error)?
         {
             Some(raw) => u64::from_be_bytes(
@@ -113,7 +194,7 @@ impl Open {
         };
         Ok(Open {
             db,
-            trees: trees.into(),
+            tree,
             id_base: AtomicU64::new(id_base),
             sync: None,
         })
@@ -287,7 +368,7 @@ impl Embedded {
             .temporary(true)
             .open()
             .map_err(storage_error)?;
-        Ok(Arc::new(Self::with(Open::with_trees(db)?, None)))
+        Ok(Arc::new(Self::with(Open::with_tree(db)?, None)))
     }
 
     fn with(open: Open, reopen: Option<(PathBuf, EmbeddedConfig)>) -> Embedded {
@@ -344,7 +425,7 @@ impl Embedded {
                 other => break other.map_err(storage_error)?,
             }
         };
-        let mut open = Open::with_trees(db)?;
+        let mut open = Open::with_tree(db)?;
         let sync = DiskSync::open(path).map_err(|e| StorageError::Io(e.to_string()))?;
         if cfg.fdatasync {
             open.sync = Some(sync);
@@ -360,7 +441,7 @@ impl Embedded {
 impl Backend for Embedded {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let open = self.shared.open()?;
-        let got = open.tree(table).get(key).map_err(storage_error);
+        let got = open.tree.get(tree_key(table, key)).map_err(storage_error);
         Ok(self.shared.check(got)?.map(|v| v.to_vec()))
     }
 
@@ -369,37 +450,38 @@ impl Backend for Embedded {
             Ok(open) => open,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let tree = open.tree(table).clone();
-        let iter = match range {
-            Range::Prefix(p) => tree.scan_prefix(p),
-            Range::From(from) => tree.range(from.to_vec()..),
-            Range::Between(from, to) => tree.range(from.to_vec()..to.to_vec()),
-        };
+        let iter = tree_range(&open.tree, table, range);
         Box::new(iter.map(move |item| {
             let (k, v) = self.shared.check(item.map_err(storage_error))?;
-            Ok((k.to_vec(), v.to_vec()))
+            Ok((table_key(&k), v.to_vec()))
         }))
     }
 
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         let open = self.shared.open()?;
-        let tree = open.tree(table);
+        let key_in = tree_key(table, key);
         let (_gate, capture) = self.shared.writing();
         if let Some(c) = capture {
-            self.shared
-                .check(c.note(table, key, || tree.get(key)).map_err(storage_error))?;
+            self.shared.check(
+                c.note(table, key, || open.tree.get(&key_in))
+                    .map_err(storage_error),
+            )?;
         }
-        self.shared
-            .check(tree.insert(key, value).map(|_| ()).map_err(storage_error))
+        self.shared.check(
+            open.tree
+                .insert(key_in, value)
+                .map(|_| ())
+                .map_err(storage_error),
+        )
     }
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
         let open = self.shared.open()?;
         let (_gate, capture) = self.shared.writing();
         let id_base = open.id_base.load(Ordering::Acquire);
-        let result = open.trees[..].transaction(|trees: &Vec<TransactionalTree>| {
+        let result = open.tree.transaction(|tree: &TransactionalTree| {
             let tx = SledTx {
-                trees,
+                tree,
                 id_base,
                 capture: capture.as_deref(),
             };
@@ -432,8 +514,8 @@ impl Backend for Embedded {
 
     fn raise_id_base(&self, base: u64) -> Result<(), StorageError> {
         let open = self.shared.open()?;
-        let meta = open.tree(Table::Meta);
-        let stored = match meta.get(ID_BASE).map_err(storage_error)? {
+        let id_key = tree_key(Table::Meta, ID_BASE);
+        let stored = match open.tree.get(&id_key).map_err(storage_error)? {
             Some(raw) => u64::from_be_bytes(
                 raw.as_ref()
                     .try_into()
@@ -442,7 +524,8 @@ impl Backend for Embedded {
             None => 0,
         };
         let raised = base.max(stored).max(open.id_base.load(Ordering::Acquire));
-        meta.insert(ID_BASE, &raised.to_be_bytes())
+        open.tree
+            .insert(id_key, &raised.to_be_bytes())
             .map_err(storage_error)?;
         open.id_base.store(raised, Ordering::Release);
         Ok(())
@@ -465,7 +548,10 @@ impl Backend for Embedded {
     }
 
     fn len(&self, table: Table) -> usize {
-        self.shared.open().map_or(0, |open| open.tree(table).len())
+        // sled counts by scanning too.
+        self.shared.open().map_or(0, |open| {
+            open.tree.scan_prefix([table.index() as u8]).count()
+        })
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot>, StorageError> {
@@ -497,11 +583,11 @@ impl Backend for Embedded {
     fn import(&self, table: Table, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for (k, v) in records {
-            batch.insert(k.as_slice(), v.as_slice());
+            batch.insert(tree_key(table, k), v.as_slice());
         }
         let open = self.shared.open()?;
         self.shared
-            .check(open.tree(table).apply_batch(batch).map_err(storage_error))
+            .check(open.tree.apply_batch(batch).map_err(storage_error))
     }
 
     fn healthy(&self) -> bool {
@@ -553,24 +639,21 @@ fn recovery(shared: &Weak<Shared>) {
     }
 }
 
-/// The trees of one transaction.
+/// The ledger tree in one transaction.
 struct SledTx<'a> {
-    trees: &'a [TransactionalTree],
+    tree: &'a TransactionalTree,
     id_base: u64,
     /// The running snapshot's capture, if one is being read.
     capture: Option<&'a Capture>,
 }
 
 impl SledTx<'_> {
-    fn tree(&self, table: Table) -> &TransactionalTree {
-        &self.trees[table.index()]
-    }
-
-    /// Before writing `key`: its value for a running snapshot.
-    fn note(&self, table: Table, key: &[u8]) -> TxResult<()> {
+    /// Before writing `key` (`key_in` in the tree): its value for a
+    /// running snapshot.
+    fn note(&self, table: Table, key: &[u8], key_in: &[u8]) -> TxResult<()> {
         match self.capture {
             Some(c) => c
-                .note(table, key, || self.tree(table).get(key))
+                .note(table, key, || self.tree.get(key_in))
                 .map_err(tx_error),
             None => Ok(()),
         }
@@ -579,7 +662,7 @@ impl SledTx<'_> {
 
 impl RawTx for SledTx<'_> {
     fn read(&self, table: Table, key: &[u8], with: &mut dyn FnMut(&[u8])) -> TxResult<bool> {
-        match self.tree(table).get(key).map_err(tx_error)? {
+        match self.tree.get(tree_key(table, key)).map_err(tx_error)? {
             Some(v) => {
                 with(&v);
                 Ok(true)
@@ -589,20 +672,22 @@ impl RawTx for SledTx<'_> {
     }
 
     fn write(&self, table: Table, key: &[u8], value: Vec<u8>) -> TxResult<()> {
-        self.note(table, key)?;
-        self.tree(table).insert(key, value).map_err(tx_error)?;
+        let key_in = tree_key(table, key);
+        self.note(table, key, &key_in)?;
+        self.tree.insert(key_in, value).map_err(tx_error)?;
         Ok(())
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> TxResult<()> {
-        self.note(table, key)?;
-        self.tree(table).remove(key).map_err(tx_error)?;
+        let key_in = tree_key(table, key);
+        self.note(table, key, &key_in)?;
+        self.tree.remove(key_in).map_err(tx_error)?;
         Ok(())
     }
 
     fn next_id(&self) -> TxResult<u64> {
         let id = self
-            .tree(Table::Meta)
+            .tree
             .generate_id()
             .map_err(|e| TxError::Storage(storage_error(e)))?;
         Ok(self.id_base + id)
@@ -645,8 +730,9 @@ impl Capture {
         Ok(())
     }
 
-    /// Of records just read live from `table`, those whose key was not
-    /// written since the snapshot began.
+    /// Of records of `table` just read live from the ledger tree, those
+    /// whose key was not written since the snapshot began, without the
+    /// table's code.
     fn unwritten(
         &self,
         table: Table,
@@ -655,10 +741,10 @@ impl Capture {
         let before = self.lock();
         read.into_iter()
             .filter_map(|item| match item {
-                Ok((k, v)) if !before.contains_key(&(table, k.to_vec())) => {
-                    Some(Ok((k.to_vec(), v.to_vec())))
+                Ok((k, v)) => {
+                    let k = table_key(&k);
+                    (!before.contains_key(&(table, k.clone()))).then(|| Ok((k, v.to_vec())))
                 }
-                Ok(_) => None,
                 Err(e) => Some(Err(storage_error(e))),
             })
             .collect()
@@ -689,7 +775,7 @@ struct SledSnapshot {
 
 impl Snapshot for SledSnapshot {
     fn records(&self, table: Table) -> Entries<'_> {
-        let mut live = self.open.tree(table).iter();
+        let mut live = self.open.tree.scan_prefix([table.index() as u8]);
         let mut chunk: std::vec::IntoIter<Entry> = Vec::new().into_iter();
         let mut written: Option<std::vec::IntoIter<(Vec<u8>, Vec<u8>)>> = None;
         Box::new(std::iter::from_fn(move || loop {
@@ -789,6 +875,77 @@ mod tests {
             Some(&b"40"[..])
         );
         assert_eq!(now.get(b"e".as_slice()).map(Vec::as_slice), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn a_ledger_in_the_first_layout_moves_into_one_tree_even_after_a_crash_halfway() {
+        let dir = std::env::temp_dir().join(format!("first-layout-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let members: Vec<(Vec<u8>, Vec<u8>)> = (0..ADOPT_CHUNK as u32 * 2 + 7)
+            .map(|i| (i.to_be_bytes().to_vec(), vec![b'm'; 3]))
+            .collect();
+        {
+            // A tree per table, as the first layout wrote it; and a crash
+            // halfway through a move: one member already in the ledger tree.
+            let db = sled::open(&dir).unwrap();
+            let tree = db.open_tree(Table::Members.name()).unwrap();
+            for (k, v) in &members[1..] {
+                tree.insert(k, v.as_slice()).unwrap();
+            }
+            let (k, v) = &members[0];
+            let ledger = db.open_tree(LEDGER).unwrap();
+            ledger
+                .insert(tree_key(Table::Members, k), v.as_slice())
+                .unwrap();
+            let txns = db.open_tree(Table::Txns.name()).unwrap();
+            txns.insert(b"rrn", b"t").unwrap();
+            db.open_tree(Table::Journal.name()).unwrap();
+            db.flush().unwrap();
+        }
+        let cfg = EmbeddedConfig::default();
+        for _ in 0..2 {
+            let backend = Embedded::open(&dir, &cfg).unwrap();
+            let scanned: Vec<_> = backend
+                .scan(Table::Members, Range::From(b""))
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(scanned, members, "every member once, in order");
+            assert_eq!(
+                backend.get(Table::Txns, b"rrn").unwrap().as_deref(),
+                Some(&b"t"[..])
+            );
+            assert_eq!(backend.len(Table::Journal), 0);
+            let open = backend.shared.open().unwrap();
+            let names = open.db.tree_names();
+            assert!(
+                !names.iter().any(|n| n == b"members" || n == b"txns"),
+                "the emptied trees are dropped"
+            );
+            drop(open);
+            backend.flush().unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_scan_stays_within_its_table() {
+        let backend = Embedded::temporary().unwrap();
+        backend.put(Table::Cards, b"\xff", b"last card").unwrap();
+        backend.put(Table::Members, b"", b"first member").unwrap();
+        backend
+            .put(Table::Members, b"\xff\xff", b"last member")
+            .unwrap();
+        backend.put(Table::Accounts, b"", b"first account").unwrap();
+        let keys = |range| -> Vec<Vec<u8>> {
+            backend
+                .scan(Table::Members, range)
+                .map(|r| r.unwrap().0)
+                .collect()
+        };
+        assert_eq!(keys(Range::From(b"")), [b"".to_vec(), b"\xff\xff".to_vec()]);
+        assert_eq!(keys(Range::Prefix(b"\xff")), [b"\xff\xff".to_vec()]);
+        assert_eq!(keys(Range::Between(b"", b"\xff")), [b"".to_vec()]);
+        assert_eq!(backend.len(Table::Members), 2);
     }
 
     #[test]

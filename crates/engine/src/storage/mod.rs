@@ -42,9 +42,9 @@ use durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
 pub use durability::{Durable, FlushError};
 pub use embedded::EmbeddedConfig;
 
-/// The tables of the ledger. Their names ([`Table::name`]) are stored (as
-/// the embedded ledger's tree names, in backups, as SQL table names): never
-/// rename one.
+/// The tables of the ledger. Their names ([`Table::name`]) are stored (in
+/// backups, and as the tree names of the embedded ledger's first layout):
+/// never rename one. So are their codes ([`Table::index`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Table {
     /// Format version and engine settings.
@@ -209,6 +209,9 @@ impl Table {
         }
     }
 
+    /// The table's code: its place in [`Table::ALL`]. Stored (the first
+    /// byte of the embedded ledger's keys, PostgreSQL's `t` column): a new
+    /// table goes at the end, and none is ever removed or moved.
     pub(crate) fn index(self) -> usize {
         self as usize
     }
