@@ -111,11 +111,11 @@ for r in $(seq "$rounds"); do
   python3 - "$r" "$e" "${lines[@]}" <<'PY' | tee -a "$results"
 import json, sys
 r, e, runs = sys.argv[1], json.loads(sys.argv[2]), [json.loads(a) for a in sys.argv[3:]]
-print(f'round {r}: echo {e["messages_per_sec"]:.0f} msg/s p50 {e["latency_ms"]["p50"]:.2f} p99 {e["latency_ms"]["p99"]:.2f} ms')
+print(f'round {r}: echo {e["messages_per_sec"]:.0f} msg/s p50 {e["latency_ms"]["p50"]:.3f} p99 {e["latency_ms"]["p99"]:.3f} ms')
 for s in sorted(runs, key=lambda s: s["name"] != "this"):
     ratio = s["messages_per_sec"] / e["messages_per_sec"]
     cpu = "  ".join(f"{k} {v:.1f}" for k, v in s["cpu_us"].items())
-    print(f'  {s["name"]:5} {s["messages_per_sec"]:.0f} msg/s p50 {s["latency_ms"]["p50"]:.2f} p99 {s["latency_ms"]["p99"]:.2f} ms '
+    print(f'  {s["name"]:5} {s["messages_per_sec"]:.0f} msg/s p50 {s["latency_ms"]["p50"]:.3f} p99 {s["latency_ms"]["p99"]:.3f} ms '
           f'errors {s["errors"]} codes {s["response_codes"]} | ratio {s["name"]} {ratio:.3f}')
     print(f'        CPU per message (us): total {sum(s["cpu_us"].values()):.1f}: {cpu}')
 PY
