@@ -71,10 +71,14 @@ pub struct Metrics {
     pub frames_dropped: AtomicU64,
     pub framing_errors: AtomicU64,
     pub security_failures: AtomicU64,
-    /// Transactions the engine threads committed, and the terminal
-    /// requests in them: their ratio is the mean batch.
+    /// Transactions committed for terminal requests (on the engine
+    /// threads or inline), and the requests in them: their ratio is the
+    /// mean batch.
     pub engine_batches: AtomicU64,
     pub engine_batched: AtomicU64,
+    /// Of those, requests run inline on a connection worker (one per
+    /// transaction) because nothing else was in the engine.
+    pub engine_inline: AtomicU64,
     archived_transactions: AtomicU64,
     archived_journal_entries: AtomicU64,
     purged_requests: AtomicU64,
@@ -109,6 +113,7 @@ impl Default for Metrics {
             frames_dropped: AtomicU64::new(0),
             engine_batches: AtomicU64::new(0),
             engine_batched: AtomicU64::new(0),
+            engine_inline: AtomicU64::new(0),
             framing_errors: AtomicU64::new(0),
             security_failures: AtomicU64::new(0),
             archived_transactions: AtomicU64::new(0),
@@ -234,13 +239,18 @@ impl Metrics {
             ),
             (
                 "clubswitch_engine_batches_total",
-                "Transactions committed by the engine threads (terminal requests in batches).",
+                "Transactions committed for terminal requests (batches, on the engine threads or inline).",
                 self.engine_batches.load(Relaxed),
             ),
             (
                 "clubswitch_engine_batched_requests_total",
                 "Terminal requests committed in those batches.",
                 self.engine_batched.load(Relaxed),
+            ),
+            (
+                "clubswitch_engine_inline_requests_total",
+                "Of those, requests run at once on their connection's worker: nothing else was in the engine.",
+                self.engine_inline.load(Relaxed),
             ),
             (
                 "clubswitch_archived_transactions_total",
