@@ -350,6 +350,53 @@ fn admin_api_needs_the_token_and_explains_bad_requests() {
     );
 }
 
+/// `loadgen` against `d` with `conns` connections for a second.
+fn load(d: &Daemon, conns: usize, mix: &str) -> serde_json::Value {
+    let out = std::process::Command::new(BIN)
+        .args(["loadgen", "--addr", &d.addr, "-c", &conns.to_string()])
+        .args(["-d", "1", "--mix", mix, "--json", "--demo"])
+        .arg(d.dir.join("demo.json"))
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn metric(d: &Daemon, name: &str) -> u64 {
+    ureq::get(&format!("http://{}/metrics", d.metrics))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+#[test]
+fn a_quiet_switch_runs_requests_inline_and_a_busy_one_still_answers_all_consistently() {
+    let d = Daemon::start("inline", &[]);
+    let answered = |r: &serde_json::Value| {
+        assert_eq!(r["errors"], 0, "{r}");
+        let codes = r["response_codes"].as_object().unwrap();
+        assert_eq!(codes.keys().collect::<Vec<_>>(), ["00"], "{r}");
+        codes["00"].as_u64().unwrap()
+    };
+    // One connection: after the first request (a batch of one) the load
+    // is light, and every request finds the engine idle.
+    let quiet = answered(&load(&d, 1, "inquiry=50,discount=50"));
+    let inline = metric(&d, "clubswitch_engine_inline_requests_total");
+    assert!(inline > 0 && inline < quiet, "{inline} of {quiet}");
+    // Many: requests queue, share transactions, and may run inline in
+    // between; every one is answered and the ledger stays consistent.
+    answered(&load(&d, 32, "discount=60,inquiry=40"));
+    let batched = metric(&d, "clubswitch_engine_batched_requests_total");
+    assert!(batched > quiet, "{batched}");
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
+}
+
 #[tokio::test]
 async fn idle_connections_are_held_while_terminals_transact() {
     let d = Daemon::start("idle", &[]);
