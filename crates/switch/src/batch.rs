@@ -18,7 +18,7 @@
 //! its transaction is tens of microseconds. Under load requests queue and
 //! share transactions, and the engine thread keeps that work off the
 //! connection workers: run inline, each would pay a commit of its own
-//! (measured: 13% more CPU per message at 64 connections). The engine's
+//! (about 13% more CPU per message at 64 connections, in one run). The engine's
 //! turn ([`Lane::turn`]) keeps every transaction serial all the same.
 //! Never on a database, whose round trips would hold a worker.
 
