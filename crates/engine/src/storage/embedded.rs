@@ -25,7 +25,10 @@
 //! spans (an overlay of three allocations per tree, built and dropped each
 //! time), and a terminal request's transaction may touch any table: over
 //! one tree it pays once. A ledger written in the first layout (a tree per
-//! table) is moved into it when it opens ([`adopt_first_layout`]).
+//! table) is moved into it when it opens ([`adopt_first_layout`]), which
+//! leaves a mark where a release of the first layout looks for the format
+//! version, so that one refuses the directory rather than start on an
+//! empty ledger.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,13 @@ pub const LEDGER: &str = "ledger";
 const ID_BASE: &[u8] = b"id_base";
 /// Records moved by one transaction when a first-layout ledger is adopted.
 const ADOPT_CHUNK: usize = 1024;
+/// The first layout's `meta` key for the format version.
+const FORMAT_KEY: &[u8] = b"format_version";
+/// What the first layout's `meta` tree holds under [`FORMAT_KEY`] once the
+/// ledger has moved into one tree: a version no release of that layout
+/// reads, so each refuses the directory (saying it was written by a newer
+/// release) instead of taking it for a new, empty ledger.
+const FIRST_LAYOUT_MARK: u8 = u8::MAX;
 /// Live records a snapshot reads between two looks at its capture.
 const SNAPSHOT_CHUNK: usize = 256;
 
@@ -122,7 +132,8 @@ fn tree_range(tree: &sled::Tree, table: Table, range: Range<'_>) -> sled::Iter {
 /// named after it) into the ledger tree, table by table. Each chunk moves
 /// in one transaction (inserted here, removed there), so a crash halfway
 /// leaves every record in exactly one place and the next open goes on
-/// where this one stopped. An emptied tree is dropped.
+/// where this one stopped. An emptied tree is dropped, and the mark
+/// ([`FIRST_LAYOUT_MARK`]) is left in place of the `meta` tree.
 fn adopt_first_layout(db: &sled::Db, ledger: &sled::Tree) -> Result<(), StorageError> {
     let names = db.tree_names();
     let mut moved = 0usize;
@@ -131,6 +142,9 @@ fn adopt_first_layout(db: &sled::Db, ledger: &sled::Tree) -> Result<(), StorageE
             continue;
         }
         let old = db.open_tree(table.name()).map_err(storage_error)?;
+        if table == Table::Meta && is_mark(&old)? {
+            continue;
+        }
         loop {
             let chunk = old
                 .iter()
@@ -159,11 +173,29 @@ fn adopt_first_layout(db: &sled::Db, ledger: &sled::Tree) -> Result<(), StorageE
         drop(old);
         db.drop_tree(table.name()).map_err(storage_error)?;
     }
-    if moved > 0 {
+    let meta = db.open_tree(Table::Meta.name()).map_err(storage_error)?;
+    let marked = !is_mark(&meta)?;
+    if marked {
+        meta.insert(FORMAT_KEY, &[FIRST_LAYOUT_MARK])
+            .map_err(storage_error)?;
+    }
+    if moved > 0 || marked {
         db.flush().map_err(storage_error)?;
+    }
+    if moved > 0 {
         tracing::warn!(records = moved, "moved the ledger into one tree");
     }
     Ok(())
+}
+
+/// Whether the first layout's `meta` tree is the mark and nothing else.
+fn is_mark(meta: &sled::Tree) -> Result<bool, StorageError> {
+    let mut records = meta.iter();
+    let first = records.next().transpose().map_err(storage_error)?;
+    Ok(
+        matches!(first, Some((k, v)) if k == FORMAT_KEY && v == [FIRST_LAYOUT_MARK][..])
+            && records.next().is_none(),
+    )
 }
 
 /// One open database and its ledger tree.
@@ -920,6 +952,11 @@ mod tests {
             assert!(
                 !names.iter().any(|n| n == b"members" || n == b"txns"),
                 "the emptied trees are dropped"
+            );
+            let meta = open.db.open_tree(Table::Meta.name()).unwrap();
+            assert!(
+                is_mark(&meta).unwrap(),
+                "the first layout's releases refuse it"
             );
             drop(open);
             backend.flush().unwrap();
