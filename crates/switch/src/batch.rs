@@ -86,22 +86,24 @@ impl Batcher {
     pub fn start(engine: Engine, threads: usize, metrics: Arc<Metrics>) -> Batcher {
         let (tx, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let rx = Arc::new(Mutex::new(rx));
-        let lane = Arc::new(Lane::default());
+        // Only where requests may run inline: on a database the engine
+        // threads' batches overlap (see above).
+        let lane = (!engine.shared()).then(|| Arc::new(Lane::default()));
         for _ in 0..threads.max(1) {
             let (engine, rx, lane, metrics) = (
                 engine.clone(),
                 Arc::clone(&rx),
-                Arc::clone(&lane),
+                lane.clone(),
                 Arc::clone(&metrics),
             );
             let spawned = std::thread::Builder::new()
                 .name("clubswitch-engine".into())
-                .spawn(move || run(engine, &rx, &lane, &metrics));
+                .spawn(move || run(engine, &rx, lane.as_deref(), &metrics));
             if let Err(e) = spawned {
                 tracing::error!("starting an engine thread: {e}");
             }
         }
-        let inline = (!engine.shared()).then(|| Inline {
+        let inline = lane.map(|lane| Inline {
             engine,
             lane,
             metrics,
@@ -189,14 +191,18 @@ fn next_batch(
     true
 }
 
-fn run(engine: Engine, rx: &Mutex<mpsc::Receiver<Job>>, lane: &Lane, metrics: &Metrics) {
+/// An engine thread: takes batches and runs them, holding the lane's turn
+/// (if requests may run inline) while one runs.
+fn run(engine: Engine, rx: &Mutex<mpsc::Receiver<Job>>, lane: Option<&Lane>, metrics: &Metrics) {
     // Requests and their reply channels are kept apart so the batch can be
     // handed to the engine as a slice without copying a request.
     let mut reqs: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut waiters: Vec<(UnixTime, Waiter)> = Vec::with_capacity(MAX_BATCH);
     while next_batch(rx, &mut reqs, &mut waiters) {
-        let _turn = lane.turn.lock().unwrap_or_else(|p| p.into_inner());
-        lane.light.store(reqs.len() == 1, Relaxed);
+        let _turn = lane.map(|lane| {
+            lane.light.store(reqs.len() == 1, Relaxed);
+            lane.turn.lock().unwrap_or_else(|p| p.into_inner())
+        });
         metrics.engine_batches.fetch_add(1, Relaxed);
         metrics.engine_batched.fetch_add(reqs.len() as u64, Relaxed);
         // Every request of a batch carries the same clock reading: the latest.
