@@ -418,18 +418,7 @@ async fn idle_connections_are_held_while_terminals_transact() {
     );
     // A connect completes in the kernel's backlog before the switch accepts
     // it: wait for the accept loop to catch up rather than racing it.
-    let open = || -> u64 {
-        ureq::get(&format!("http://{}/metrics", d.metrics))
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("clubswitch_connections_open "))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let open = || metric(&d, "clubswitch_connections_open");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while open() < 1001 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
