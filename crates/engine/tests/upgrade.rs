@@ -4,7 +4,9 @@
 //! purchase earned (kept then in a record of its own) is still taken back,
 //! and lots (kept then in one record per member and merchant) still expire
 //! and move into the accounts. The format-1 directory is made by writing
-//! this release's records back in the older layout, straight through sled.
+//! this release's records back in the older layout, straight through sled:
+//! written as format 6 wrote them (fixed-width integers, which every
+//! format up to 6 shares), then cut back to format 1.
 
 mod common;
 
@@ -21,17 +23,23 @@ use common::*;
 
 const DAY: i64 = 86_400;
 
-/// A record of this release as format 1 wrote it: the same body, without
-/// the `tail` bytes format 2 appended.
+/// A record written as format 6 as format 1 wrote it: the same body,
+/// without the `tail` bytes formats 2 to 6 appended.
 fn as_v1(raw: &[u8], tail: usize) -> Vec<u8> {
-    assert_eq!(raw[0], codec::FORMAT_VERSION);
+    assert_eq!(raw[0], codec::LAST_FIXED_WIDTH);
     let mut v1 = raw[..raw.len() - tail].to_vec();
     v1[0] = 1;
     v1
 }
 
 fn v1_of<T: Record>(value: &T) -> Vec<u8> {
-    as_v1(&codec::to_vec(value).unwrap(), 0)
+    as_v1(&v6_of(value), 0)
+}
+
+/// `value` as format 6 wrote it.
+fn v6_of<T: Record>(value: &T) -> Vec<u8> {
+    let _fixed = codec::write_fixed_width();
+    codec::to_vec(value).unwrap()
 }
 
 /// The code of the table named `name`.
@@ -70,8 +78,8 @@ fn records(db: &sled::Db, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .unwrap()
 }
 
-/// Rewrites the ledger in `dir` as format 1 would have left it: a tree per
-/// table, records in format 1.
+/// Rewrites the ledger in `dir` (written as format 6) as format 1 would
+/// have left it: a tree per table, records in format 1.
 fn downgrade(dir: &Path) {
     let db = sled::open(dir).unwrap();
     first_layout(&db);
@@ -95,7 +103,7 @@ fn downgrade(dir: &Path) {
             lots.warned_through = lots.warned_through.max(grants.warned_through);
         }
         accounts
-            .insert(&k, as_v1(&codec::to_vec(&acc).unwrap(), grants_len))
+            .insert(&k, as_v1(&v6_of(&acc), grants_len))
             .unwrap();
     }
     for (k, lots) in &legacy_lots {
@@ -112,8 +120,7 @@ fn downgrade(dir: &Path) {
         // Format 3 appended the points (`None` here), format 2 what it
         // earned: `None` is one byte each.
         assert_eq!(t.points, None);
-        txns.insert(&k, as_v1(&codec::to_vec(&t).unwrap(), 2))
-            .unwrap();
+        txns.insert(&k, as_v1(&v6_of(&t), 2)).unwrap();
     }
     // A programme without the till format 3 appended (`None`, one byte).
     let programs = db.open_tree("programs").unwrap();
@@ -141,11 +148,18 @@ fn downgrade(dir: &Path) {
             let (k, v) = item.unwrap();
             if name == b"meta" && &k[..] == b"format_version" {
                 tree.insert(&k, &[1u8][..]).unwrap();
-            } else if v.first() == Some(&codec::FORMAT_VERSION) {
+            } else if v.first() == Some(&codec::LAST_FIXED_WIDTH) {
                 // Format 3 appended who moved a journal entry's value
                 // (`None` here, one byte).
                 let tail = usize::from(name == b"journal");
                 tree.insert(&k, as_v1(&v, tail)).unwrap();
+            } else {
+                // Raw values (empty marks, the id base) have no version.
+                assert_ne!(
+                    v.first(),
+                    Some(&codec::FORMAT_VERSION),
+                    "a record written in this release's format"
+                );
             }
         }
     }
@@ -172,6 +186,8 @@ fn legacy_records(dir: &Path) -> (usize, usize) {
 #[test]
 fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
     let dir = TempDir::new("upgrade");
+    // What this release writes until the downgrade, it writes as format 6.
+    let fixed = codec::write_fixed_width();
     let open = || {
         let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
         (World::open_or_seed(store.clone()), store)
@@ -213,6 +229,7 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
     drop(store);
 
     downgrade(&dir.0);
+    drop(fixed);
     assert_eq!(format_version(&dir.0), [1]);
     assert_eq!(legacy_records(&dir.0), (1, 1), "what format 1 kept apart");
 
@@ -293,7 +310,7 @@ fn members_and_programmes_of_format_5_read_with_no_join_day_and_no_repurchase_re
         joined: None,
     };
     // Format 5 wrote the same body without the appended `None` (one byte).
-    let raw = codec::to_vec(&member).unwrap();
+    let raw = v6_of(&member);
     let mut v5 = raw[..raw.len() - 1].to_vec();
     v5[0] = 5;
     assert_eq!(codec::from_slice::<Member>(&v5).unwrap(), member);
@@ -301,7 +318,7 @@ fn members_and_programmes_of_format_5_read_with_no_join_day_and_no_repurchase_re
         referral_points: 50,
         ..Program::default()
     };
-    let raw = codec::to_vec(&program).unwrap();
+    let raw = v6_of(&program);
     let mut v5 = raw[..raw.len() - 1].to_vec();
     v5[0] = 5;
     assert_eq!(codec::from_slice::<Program>(&v5).unwrap(), program);

@@ -81,9 +81,11 @@ pub fn write<T: Record>(
 /// Reads every record of the file at `path`, checking its magic, kind and
 /// hash.
 pub fn read<T: Record>(path: &Path, kind: Kind) -> Result<Vec<T>> {
-    framed::Reader::open(path, MAGIC, kind.tag())?
-        .map(|frame| codec::from_slice(&frame?))
-        .collect()
+    // Every frame is read, and so the hash checked, before any is decoded:
+    // a damaged file is reported as damaged, not as the first record the
+    // damage made unreadable.
+    let frames = framed::Reader::open(path, MAGIC, kind.tag())?.collect::<Result<Vec<_>>>()?;
+    frames.iter().map(|f| codec::from_slice(f)).collect()
 }
 
 /// The archive files in `dir` (none if it does not exist), in name order,
