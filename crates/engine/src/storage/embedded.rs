@@ -300,7 +300,7 @@ impl DiskSync {
             .filter(|b| seen.blobs.binary_search(b).is_err())
             .collect();
         for b in &new {
-            std::fs::File::open(blobs_dir.join(b))?.sync_data()?;
+            sync_blob(&blobs_dir.join(b))?;
         }
         if !new.is_empty() {
             crate::durable_file::sync_dir(&blobs_dir)?;
@@ -312,6 +312,19 @@ impl DiskSync {
             seen.dir = entries;
         }
         self.log.sync_data()
+    }
+}
+
+/// Syncs the blob file at `path`. sled removes a blob once its value is
+/// replaced or removed, which may happen between the listing and the open:
+/// a blob gone is no longer part of the ledger and needs no sync (the
+/// directory's sync that follows records that it is gone), so it is not a
+/// failure. A flush that failed on it would fail every operation waiting.
+fn sync_blob(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -983,6 +996,21 @@ mod tests {
         assert_eq!(keys(Range::Prefix(b"\xff")), [b"\xff\xff".to_vec()]);
         assert_eq!(keys(Range::Between(b"", b"\xff")), [b"".to_vec()]);
         assert_eq!(backend.len(Table::Members), 2);
+    }
+
+    #[test]
+    fn a_blob_sled_removed_after_the_listing_does_not_fail_the_flush_but_other_errors_do() {
+        let dir = std::env::temp_dir().join(format!("clubswitch-blob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let blob = dir.join("7");
+        std::fs::write(&blob, b"a large value").unwrap();
+        assert!(sync_blob(&blob).is_ok());
+        std::fs::remove_file(&blob).unwrap();
+        assert!(sync_blob(&blob).is_ok(), "gone: nothing to sync");
+        std::fs::write(&blob, b"a file, not a directory").unwrap();
+        let err = sync_blob(&blob.join("8")).unwrap_err();
+        assert_ne!(err.kind(), std::io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
