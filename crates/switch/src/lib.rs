@@ -42,7 +42,6 @@
 //! - [`config`]: the configuration, its defaults and its checks.
 //! - [`master`]: the master key, and sealing secrets under it.
 //! - [`demo`]: the deterministic demo data set.
-//! - [`alloc`]: how many malloc arenas the daemon uses.
 //! - [`error`]: [`SwitchError`](error::SwitchError), what can fail outside
 //!   a terminal's request.
 //!
@@ -53,7 +52,6 @@
 //! - [`client`]: a terminal's side of the protocol, for `replay`,
 //!   `loadgen` and the tests.
 
-pub mod alloc;
 pub mod background;
 pub mod backup;
 pub mod batch;
