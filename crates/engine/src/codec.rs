@@ -33,11 +33,13 @@
 //!   ([`crate::loyalty::Program::repurchase_days`]). Appended.
 //! - 7: the same fields, with integers (and lengths and enum tags) as
 //!   varints instead of fixed-width: bincode's default options where
-//!   versions 1 to 6 used its fixed-width `serialize`. Numbers here are
-//!   small (amounts in rials, Unix seconds, ids), so a transaction takes
-//!   about a third less room, and every copy the storage engine makes of it
-//!   is smaller. A body of versions 1 to 6 is upgraded in the fixed-width
-//!   layout it was written in ([`Record::upgrade`]) and decoded in it.
+//!   versions 1 to 6 used its fixed-width `serialize`. Most numbers
+//!   stored are far below 2^32 (amounts in rials and Unix seconds take 5
+//!   bytes instead of 8, ids, counts, lengths and tags 1), so a transaction
+//!   takes about a third less room and every copy the storage engine makes
+//!   of it is smaller. A body of versions 1 to 6 is upgraded in the
+//!   fixed-width layout it was written in ([`Record::upgrade`]) and
+//!   decoded in it.
 
 use std::borrow::Cow;
 
@@ -86,6 +88,10 @@ fn compact() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
+// A format after 7 needs an upgrade path for varint bodies: `from_slice`
+// decodes every older version in the fixed-width layout.
+const _: () = assert!(FORMAT_VERSION == LAST_FIXED_WIDTH + 1);
+
 thread_local! {
     static FIXED_WIDTH: Cell<bool> = const { Cell::new(false) };
 }
@@ -96,17 +102,23 @@ thread_local! {
 /// format.
 #[doc(hidden)]
 pub fn write_fixed_width() -> FixedWidth {
-    FIXED_WIDTH.with(|f| f.set(true));
-    FixedWidth(())
+    FixedWidth {
+        before: FIXED_WIDTH.with(|f| f.replace(true)),
+        _thread: std::marker::PhantomData,
+    }
 }
 
-/// See [`write_fixed_width`].
+/// See [`write_fixed_width`]. Dropped, it puts back what was in force
+/// before it; it stays on its thread (not `Send`).
 #[doc(hidden)]
-pub struct FixedWidth(());
+pub struct FixedWidth {
+    before: bool,
+    _thread: std::marker::PhantomData<*const ()>,
+}
 
 impl Drop for FixedWidth {
     fn drop(&mut self) {
-        FIXED_WIDTH.with(|f| f.set(false));
+        FIXED_WIDTH.with(|f| f.set(self.before));
     }
 }
 
@@ -135,7 +147,7 @@ pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
         Some((&FORMAT_VERSION, body)) => compact()
             .deserialize(body)
             .map_err(|e| corrupt(e.to_string())),
-        Some((&v, body)) if (OLDEST_VERSION..FORMAT_VERSION).contains(&v) => {
+        Some((&v, body)) if (OLDEST_VERSION..=LAST_FIXED_WIDTH).contains(&v) => {
             bincode::deserialize(&T::upgrade(v, body)?).map_err(|e| corrupt(e.to_string()))
         }
         Some((&found, _)) => Err(EngineError::FormatVersion {
@@ -222,6 +234,9 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(elsewhere, [7, 7]);
+        let inner = write_fixed_width();
+        drop(inner);
+        assert_eq!(to_vec(&7u64).unwrap()[0], 6, "the outer guard still holds");
         drop(guard);
         assert_eq!(to_vec(&7u64).unwrap(), [7, 7]);
         assert_eq!(from_slice::<u64>(&v6).unwrap(), 7);

@@ -81,6 +81,8 @@ fn fingerprint(req: &Request, card: Option<CardHash>) -> Option<[u8; 32]> {
         },
         Request::Terminal(_) => return None,
     };
+    // Fixed-width bincode whatever the record format: request records
+    // keep this fingerprint, so it must not change with the format.
     let bytes = bincode::serialize(&c).unwrap_or_default();
     Some(Sha256::digest(&bytes).into())
 }

@@ -166,20 +166,10 @@ fn config(a: &RunArgs) -> Result<Config, SwitchError> {
     Ok(cfg)
 }
 
-/// The daemon's memory allocator: mimalloc.
-///
-/// The embedded ledger allocates and frees small buffers for every
-/// operation (sled copies a leaf on each insert, builds each log message
-/// and each transaction's overlay), on the engine, connection and sled I/O
-/// threads, and much of it is freed on a thread other than the one that
-/// allocated it. Under glibc's malloc that was nearly a fifth of the
-/// switch's CPU under load (`perf`: `_int_malloc`, `_int_free`,
-/// `unlink_chunk`, `malloc_consolidate`), and the memory it kept was the
-/// other problem: with glibc's default arenas, pages freed on other threads
-/// stayed resident and the 30-minute soak grew from 1.9 to 3.5 GB; the
-/// earlier cure, two arenas, made the threads queue for them. mimalloc
-/// gives each thread its own heap, takes back a block freed on another
-/// thread without a lock, and returns unused pages to the system.
+/// The daemon's memory allocator: mimalloc 3. sled allocates and frees
+/// small buffers for every operation, much of it across threads; under
+/// glibc's malloc that was nearly a fifth of the switch's CPU under load,
+/// and its per-thread arenas kept freed pages resident (runbook: Memory).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

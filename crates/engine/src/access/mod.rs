@@ -505,7 +505,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// SHA-256 over the entry's fields (with `hash` zeroed) and its link.
+/// SHA-256 over the entry's fields (with `hash` zeroed) and its link, in
+/// bincode's fixed-width layout whatever the record format: every stored
+/// hash depends on it, so it must not follow the format's changes.
 fn entry_hash(e: &ActionEntry) -> Result<[u8; 32]> {
     let mut unhashed = e.clone();
     unhashed.hash = [0; 32];

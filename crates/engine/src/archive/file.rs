@@ -85,7 +85,7 @@ pub fn read<T: Record>(path: &Path, kind: Kind) -> Result<Vec<T>> {
     // a damaged file is reported as damaged, not as the first record the
     // damage made unreadable.
     let frames = framed::Reader::open(path, MAGIC, kind.tag())?.collect::<Result<Vec<_>>>()?;
-    frames.iter().map(|f| codec::from_slice(f)).collect()
+    frames.into_iter().map(|f| codec::from_slice(&f)).collect()
 }
 
 /// The archive files in `dir` (none if it does not exist), in name order,
