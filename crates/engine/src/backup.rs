@@ -165,16 +165,18 @@ pub(crate) fn take(core: &Core, to: &BackupPaths) -> Result<BackupReport> {
 /// Puts a backup (its `dump` and the archive files in `from_archive`) into
 /// a new `ledger` and `archive` directory, which must not exist: the
 /// switch must be stopped and what it had moved aside. A backup that is
-/// damaged is refused and leaves nothing behind.
+/// damaged is refused and leaves nothing behind. The new ledger is created
+/// with `cfg`'s settings (compression among them).
 pub fn restore(
     dump: &Path,
     from_archive: &Path,
     ledger: &Path,
     archive: &Path,
+    cfg: &EmbeddedConfig,
 ) -> Result<RestoreReport> {
     must_not_exist(ledger)?;
     must_not_exist(archive)?;
-    let read = read_dump(dump, ledger);
+    let read = read_dump(dump, ledger, cfg);
     let report = match read {
         Ok(r) => r,
         Err(e) => {
@@ -196,8 +198,8 @@ pub fn restore(
     })
 }
 
-fn read_dump(dump: &Path, ledger: &Path) -> Result<RestoreReport> {
-    let store = Store::open(ledger, &EmbeddedConfig::default())?;
+fn read_dump(dump: &Path, ledger: &Path, cfg: &EmbeddedConfig) -> Result<RestoreReport> {
+    let store = Store::open(ledger, cfg)?;
     let mut report = RestoreReport {
         records: 0,
         next_id: 0,

@@ -22,13 +22,26 @@ fn paths(dir: &std::path::Path) -> BackupPaths {
 fn restored(dir: &std::path::Path) -> (Engine, backup::RestoreReport) {
     let p = paths(dir);
     let ledger = dir.join("restored/ledger");
+    // Into a compressed ledger: a restore is how an operator converts one
+    // (an existing ledger keeps the compression it was created with), so
+    // every kind of record round-trips through compressed pages here.
+    let compressed = EmbeddedConfig {
+        compress: true,
+        ..EmbeddedConfig::default()
+    };
     let report = backup::restore(
         &p.dump,
         &p.archive_to,
         &ledger,
         &dir.join("restored/archive"),
+        &compressed,
     )
     .unwrap();
+    let conf = std::fs::read(ledger.join("conf")).unwrap();
+    assert!(
+        conf.windows(21).any(|w| w == b"use_compression: true"),
+        "the restored ledger is compressed"
+    );
     let store = Store::open(&ledger, &EmbeddedConfig::default()).unwrap();
     let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
     (engine, report)
@@ -122,7 +135,13 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
 
     let p = paths(&dir.0);
     let (ledger, archive) = (dir.0.join("restored/ledger"), dir.0.join("elsewhere"));
-    let again = backup::restore(&p.dump, &p.archive_to, &ledger, &archive);
+    let again = backup::restore(
+        &p.dump,
+        &p.archive_to,
+        &ledger,
+        &archive,
+        &EmbeddedConfig::default(),
+    );
     assert!(
         matches!(again, Err(EngineError::Exists { .. })),
         "{again:?}"
@@ -133,7 +152,13 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
     raw[middle] ^= 0x55;
     std::fs::write(&p.dump, &raw).unwrap();
     let (ledger, archive) = (dir.0.join("damaged/ledger"), dir.0.join("damaged/archive"));
-    let damaged = backup::restore(&p.dump, &p.archive_to, &ledger, &archive);
+    let damaged = backup::restore(
+        &p.dump,
+        &p.archive_to,
+        &ledger,
+        &archive,
+        &EmbeddedConfig::default(),
+    );
     assert!(
         matches!(damaged, Err(EngineError::File { .. })),
         "{damaged:?}"

@@ -94,7 +94,13 @@ pub fn restore(cfg: &Config, from: &Path) -> Result<(), SwitchError> {
             return Err(SwitchError::RestoreOver(existing.clone()));
         }
     }
-    let read = backup::restore(&backup_dump(from), &archive_dir(from), &ledger, &archive)?;
+    let read = backup::restore(
+        &backup_dump(from),
+        &archive_dir(from),
+        &ledger,
+        &archive,
+        &crate::boot::embedded_config(cfg),
+    )?;
     println!(
         "restored the backup of {} ({} records, journal through {}, {} archive files) into {}",
         manifest.created,

@@ -56,18 +56,22 @@ pub fn open_engine(cfg: &Config, master: &MasterKey) -> Result<Engine, SwitchErr
 pub fn open_store(cfg: &Config) -> Result<Store, SwitchError> {
     match &cfg.storage.url {
         Some(url) => Store::connect(url).map_err(SwitchError::ConnectLedger),
-        None => Store::open(
-            &ledger_dir(&cfg.data_dir),
-            &EmbeddedConfig {
-                cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
-                fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
-                ..EmbeddedConfig::default()
-            },
-        )
-        .map_err(|source| SwitchError::OpenLedger {
-            dir: cfg.data_dir.clone(),
-            source,
+        None => Store::open(&ledger_dir(&cfg.data_dir), &embedded_config(cfg)).map_err(|source| {
+            SwitchError::OpenLedger {
+                dir: cfg.data_dir.clone(),
+                source,
+            }
         }),
+    }
+}
+
+/// The embedded ledger's settings from the configuration.
+pub fn embedded_config(cfg: &Config) -> EmbeddedConfig {
+    EmbeddedConfig {
+        cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+        fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
+        compress: cfg.storage.compress,
+        ..EmbeddedConfig::default()
     }
 }
 
