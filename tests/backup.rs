@@ -77,9 +77,15 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
         serde_json::from_str(&std::fs::read_to_string(copy.join("backup.json")).unwrap()).unwrap();
     assert_eq!(on_disk["next_id"], manifest["next_id"]);
 
+    // Restored with `[storage] compress`: the restore creates its ledger
+    // with the configured setting (how an operator converts a ledger).
+    let config = d.dir.with_extension("compress.toml");
+    std::fs::write(&config, "[storage]\ncompress = true\n").unwrap();
     let restore = || {
         Command::new(BIN)
-            .args(["restore", "--from"])
+            .args(["restore", "--config"])
+            .arg(&config)
+            .arg("--from")
             .arg(&copy)
             .arg("--data-dir")
             .arg(&restored)
@@ -95,6 +101,11 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
     assert!(
         !restore().status.success(),
         "a restore over a ledger is refused"
+    );
+    let conf = std::fs::read(restored.join("ledger/conf")).unwrap();
+    assert!(
+        conf.windows(21).any(|w| w == b"use_compression: true"),
+        "the restored ledger is compressed, as configured"
     );
 
     let (source, taken) = (ledger(&d.dir), ledger(&restored));
@@ -120,6 +131,7 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
         manifest["took_ms"],
         load["latency_ms"]["p99"]
     );
+    let _ = std::fs::remove_file(&config);
     for dir in [&copy, &restored] {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -217,7 +217,7 @@ pub struct Metrics {
 pub struct Storage {
     /// The embedded ledger's page cache.
     pub cache_mb: u64,
-    /// Whether a new embedded ledger is compressed: about 2.5 times less
+    /// Whether a new embedded ledger is compressed: about half the
     /// disk for more CPU per commit (runbook: Storage). An existing ledger
     /// keeps what it was created with.
     pub compress: bool,

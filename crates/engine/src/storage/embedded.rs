@@ -78,8 +78,8 @@ pub struct EmbeddedConfig {
     pub fdatasync: bool,
     /// Whether a **new** ledger compresses what it writes to its log
     /// (zstd at level 1, each page and page fragment on its own). About
-    /// 2.5 times less disk, and so fewer bytes per flush, for more CPU in
-    /// every commit and a longer hold on sled's commit lock (the runbook's
+    /// half the disk, and so fewer bytes per flush, for more CPU in every
+    /// commit and a longer hold on sled's commit lock (the runbook's
     /// Storage section has the figures). An existing ledger keeps the
     /// setting it was created with: sled cannot change it.
     pub compress: bool,
@@ -100,9 +100,11 @@ impl Default for EmbeddedConfig {
 /// checksum) include `use_compression: true|false`.
 const SLED_CONF: &str = "conf";
 
-/// Whether the ledger in `path` was created compressed; `None` for a
-/// directory without a ledger yet, or parameters that do not say (sled
-/// then reports what is wrong with them when it opens the directory).
+/// Whether the ledger in `path` was created compressed; `None` when its
+/// parameters do not say: no ledger yet, or a damaged file. sled then
+/// decides as it opens the directory: it refuses damaged parameters, and
+/// writes a new ledger's (synced by [`DiskSync::open`] before anything is
+/// committed).
 fn created_compressed(path: &Path) -> std::io::Result<Option<bool>> {
     let bytes = match std::fs::read(path.join(SLED_CONF)) {
         Ok(bytes) => bytes,
@@ -430,6 +432,14 @@ impl Shared {
 impl Embedded {
     /// Opens (creating if needed) the ledger in the directory `path`.
     pub(crate) fn open(path: &Path, cfg: &EmbeddedConfig) -> Result<Arc<Embedded>, StorageError> {
+        if let Ok(Some(created)) = created_compressed(path) {
+            if created != cfg.compress {
+                tracing::warn!(
+                    compressed = created,
+                    "the ledger stays as it was created; `[storage] compress` applies only to a ledger being created (runbook: Storage)"
+                );
+            }
+        }
         let open = Self::open_db(path, cfg)?;
         let backend = Arc::new(Self::with(open, Some((path.to_path_buf(), cfg.clone()))));
         let shared = Arc::downgrade(&backend.shared);
@@ -470,12 +480,6 @@ impl Embedded {
         const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
         let created = created_compressed(path).map_err(|e| StorageError::Io(e.to_string()))?;
         let compress = created.unwrap_or(cfg.compress);
-        if compress != cfg.compress {
-            tracing::warn!(
-                compressed = compress,
-                "the ledger keeps the compression it was created with; `[storage] compress` applies to a new ledger (runbook: Storage)"
-            );
-        }
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
