@@ -42,6 +42,29 @@ fn v6_of<T: Record>(value: &T) -> Vec<u8> {
     codec::to_vec(value).unwrap()
 }
 
+/// The length of `value` as formats 1 to 6 encoded it (fixed-width).
+fn fixed_len<T: serde::Serialize>(value: &T) -> usize {
+    bincode::serialize(value).unwrap().len()
+}
+
+/// Cuts every record of the table `name` (written as format 6) back to
+/// format 1, `tail` giving the length of the fields formats 2 to 6
+/// appended to it as it holds them; returns how many it cut. Cut by their
+/// real length, a record reads only if its type's upgrade puts back every
+/// field (fixed-width bodies are decoded with trailing bytes allowed, so a
+/// body cut too short a tail would still read).
+fn cut<T: Record>(db: &sled::Db, name: &str, tail: impl Fn(&T) -> usize) -> usize {
+    let tree = db.open_tree(name).unwrap();
+    let mut cut = 0;
+    for item in tree.iter() {
+        let (k, v) = item.unwrap();
+        let record: T = codec::from_slice(&v).unwrap();
+        tree.insert(&k, as_v1(&v, tail(&record))).unwrap();
+        cut += 1;
+    }
+    cut
+}
+
 /// The code of the table named `name`.
 fn code(name: &str) -> u8 {
     embedded::tables().find(|(_, n)| *n == name).unwrap().0
@@ -122,14 +145,21 @@ fn downgrade(dir: &Path) {
         assert_eq!(t.points, None);
         txns.insert(&k, as_v1(&v6_of(&t), 2)).unwrap();
     }
-    // A programme without the till format 3 appended (`None`, one byte).
-    let programs = db.open_tree("programs").unwrap();
-    for item in programs.iter() {
-        let (k, v) = item.unwrap();
-        let p: Program = codec::from_slice(&v).unwrap();
-        assert_eq!(p.till, None);
-        programs.insert(&k, as_v1(&v, 1)).unwrap();
-    }
+    // What formats 3 to 6 appended: a programme's till (3) and repurchase
+    // reminder (6), a user's language (4), a member's language and opt-out
+    // (5) and join day (6), a notice's language (5).
+    let programs = cut(&db, "programs", |p: &Program| {
+        fixed_len(&(&p.till, &p.repurchase_days))
+    });
+    let members = cut(&db, "members", |m: &Member| {
+        fixed_len(&(&m.language, &m.opted_out, &m.joined))
+    });
+    let users = cut(&db, "users", |u: &User| fixed_len(&u.language));
+    let notices = cut(&db, "outbox", |n: &Notice| fixed_len(&n.language));
+    assert!(
+        programs > 0 && members > 0 && users > 0 && notices > 0,
+        "every kind of record with appended fields is cut back: {programs} programmes, {members} members, {users} users, {notices} notices"
+    );
     // Every other record is unchanged but for its version byte.
     for name in db.tree_names() {
         if [
@@ -137,6 +167,9 @@ fn downgrade(dir: &Path) {
             b"txns",
             b"earnings",
             b"programs",
+            b"members",
+            b"users",
+            b"outbox",
             b"__sled__default",
         ]
         .contains(&&name[..])
@@ -224,6 +257,21 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
     );
     assert_eq!(w.store_account().balance, 10_000, "10% cashback");
     let before = w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap();
+    // A console user and a notice to the member (a login code), whose
+    // records formats 4 and 5 grew.
+    w.engine
+        .access()
+        .add_user("clerk", Role::Support, None, T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    w.engine
+        .access()
+        .send_code(&w.member.phone, T0.plus(60))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let notices = w.engine.outbox().len();
     drop(w);
     store.close().unwrap();
     drop(store);
@@ -235,6 +283,20 @@ fn a_format_1_ledger_opens_takes_back_what_was_earned_and_expires_its_lots() {
 
     let (w, store) = open();
     w.assert_audit();
+    assert_eq!(
+        (w.member.language, w.member.opted_out, w.member.joined),
+        (None, None, None),
+        "a format-1 member: no language, opt-out or join day"
+    );
+    let clerk = w.engine.access().user("clerk").unwrap().unwrap();
+    assert_eq!(clerk.language, None, "a format-1 user chose no language");
+    let queued = w
+        .engine
+        .outbox()
+        .due(T0.plus(365 * DAY), 1_000, 1_000)
+        .unwrap();
+    assert_eq!(queued.len(), notices, "format-1 notices read");
+    assert!(queued.iter().all(|n| n.language.is_none()));
     assert_eq!(
         w.engine.loyalty().lots(w.member.id, &w.merchant).unwrap(),
         before,
