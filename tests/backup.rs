@@ -13,6 +13,9 @@ use serde_json::Value;
 use support::cut::fund_demo_cards;
 use support::{Daemon, BIN};
 
+/// What sled's parameters file (`ledger/conf`) says of a compressed ledger.
+const COMPRESSED: &[u8] = b"use_compression: true";
+
 /// The ledger in `data_dir`, opened offline (balances need no keys).
 fn ledger(data_dir: &std::path::Path) -> Engine {
     let store = Store::open(&data_dir.join("ledger"), &EmbeddedConfig::default()).unwrap();
@@ -39,7 +42,8 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
     fund_demo_cards(&d);
     let copy = d.dir.with_extension("copy");
     let restored = d.dir.with_extension("restored");
-    for dir in [&copy, &restored] {
+    let compressed = d.dir.with_extension("compressed");
+    for dir in [&copy, &restored, &compressed] {
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -77,36 +81,52 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
         serde_json::from_str(&std::fs::read_to_string(copy.join("backup.json")).unwrap()).unwrap();
     assert_eq!(on_disk["next_id"], manifest["next_id"]);
 
-    // Restored with `[storage] compress`: the restore creates its ledger
-    // with the configured setting (how an operator converts a ledger).
-    let config = d.dir.with_extension("compress.toml");
-    std::fs::write(&config, "[storage]\ncompress = true\n").unwrap();
-    let restore = || {
-        Command::new(BIN)
-            .args(["restore", "--config"])
-            .arg(&config)
-            .arg("--from")
+    let restore = |into: &std::path::Path, config: &[&std::path::Path]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("restore");
+        for c in config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("--from")
             .arg(&copy)
             .arg("--data-dir")
-            .arg(&restored)
+            .arg(into)
             .output()
             .unwrap()
     };
-    let first = restore();
+    let first = restore(&restored, &[]);
     assert!(
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(
-        !restore().status.success(),
+        !restore(&restored, &[]).status.success(),
         "a restore over a ledger is refused"
     );
-    let conf = std::fs::read(restored.join("ledger/conf")).unwrap();
+    let is_compressed = |data_dir: &std::path::Path| {
+        let conf = std::fs::read(data_dir.join("ledger/conf")).unwrap();
+        conf.windows(COMPRESSED.len()).any(|w| w == COMPRESSED)
+    };
+    assert!(!is_compressed(&restored), "not compressed by default");
+
+    // With `[storage] compress`, the restore creates a compressed ledger
+    // (how an operator converts one) holding the same.
+    let config = d.dir.with_extension("compress.toml");
+    std::fs::write(&config, "[storage]\ncompress = true\n").unwrap();
+    let converted = restore(&compressed, &[&config]);
     assert!(
-        conf.windows(21).any(|w| w == b"use_compression: true"),
-        "the restored ledger is compressed, as configured"
+        converted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&converted.stderr)
     );
+    assert!(is_compressed(&compressed), "compressed, as configured");
+    let (plain, packed) = (ledger(&restored), ledger(&compressed));
+    assert_eq!(
+        packed.audit().balances().unwrap(),
+        plain.audit().balances().unwrap()
+    );
+    drop((plain, packed));
 
     let (source, taken) = (ledger(&d.dir), ledger(&restored));
     assert_eq!(
@@ -132,7 +152,7 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
         load["latency_ms"]["p99"]
     );
     let _ = std::fs::remove_file(&config);
-    for dir in [&copy, &restored] {
+    for dir in [&copy, &restored, &compressed] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }

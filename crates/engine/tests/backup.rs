@@ -9,6 +9,9 @@ use clubswitch_engine::*;
 use clubswitch_wire::ProcessingCode;
 use common::*;
 
+/// What sled's parameters file (`ledger/conf`) says of a compressed ledger.
+const COMPRESSED: &[u8] = b"use_compression: true";
+
 fn paths(dir: &std::path::Path) -> BackupPaths {
     std::fs::create_dir_all(dir.join("backup")).unwrap();
     BackupPaths {
@@ -39,7 +42,7 @@ fn restored(dir: &std::path::Path) -> (Engine, backup::RestoreReport) {
     .unwrap();
     let conf = std::fs::read(ledger.join("conf")).unwrap();
     assert!(
-        conf.windows(21).any(|w| w == b"use_compression: true"),
+        conf.windows(COMPRESSED.len()).any(|w| w == COMPRESSED),
         "the restored ledger is compressed"
     );
     let store = Store::open(&ledger, &EmbeddedConfig::default()).unwrap();

@@ -6,7 +6,10 @@
 //! and move into the accounts. The format-1 directory is made by writing
 //! this release's records back in the older layout, straight through sled:
 //! written as format 6 wrote them (fixed-width integers, which every
-//! format up to 6 shares), then cut back to format 1.
+//! format up to 6 shares), then cut back to format 1: transactions,
+//! accounts, journal entries, programmes, members, users and notices lose
+//! the fields formats 2 to 6 appended, and read again only through their
+//! types' upgrades.
 
 mod common;
 
@@ -52,7 +55,7 @@ fn fixed_len<T: serde::Serialize>(value: &T) -> usize {
 /// appended to it as it holds them; returns how many it cut. Cut by their
 /// real length, a record reads only if its type's upgrade puts back every
 /// field (fixed-width bodies are decoded with trailing bytes allowed, so a
-/// body cut too short a tail would still read).
+/// body cut by too short a tail would still read).
 fn cut<T: Record>(db: &sled::Db, name: &str, tail: impl Fn(&T) -> usize) -> usize {
     let tree = db.open_tree(name).unwrap();
     let mut cut = 0;

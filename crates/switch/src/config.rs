@@ -218,8 +218,8 @@ pub struct Storage {
     /// The embedded ledger's page cache.
     pub cache_mb: u64,
     /// Whether a new embedded ledger is compressed: about half the
-    /// disk for more CPU per commit (runbook: Storage). An existing ledger
-    /// keeps what it was created with.
+    /// disk for more CPU and commit latency (runbook: Storage). An
+    /// existing ledger keeps what it was created with.
     pub compress: bool,
     /// A PostgreSQL ledger several switch nodes share
     /// (`postgres://user:password@host1,host2/db?target_session_attrs=read-write`);
