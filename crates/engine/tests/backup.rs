@@ -137,14 +137,17 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
     drop(engine);
 
     let p = paths(&dir.0);
+    let restore = |ledger: &std::path::Path, archive: &std::path::Path| {
+        backup::restore(
+            &p.dump,
+            &p.archive_to,
+            ledger,
+            archive,
+            &EmbeddedConfig::default(),
+        )
+    };
     let (ledger, archive) = (dir.0.join("restored/ledger"), dir.0.join("elsewhere"));
-    let again = backup::restore(
-        &p.dump,
-        &p.archive_to,
-        &ledger,
-        &archive,
-        &EmbeddedConfig::default(),
-    );
+    let again = restore(&ledger, &archive);
     assert!(
         matches!(again, Err(EngineError::Exists { .. })),
         "{again:?}"
@@ -155,13 +158,7 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
     raw[middle] ^= 0x55;
     std::fs::write(&p.dump, &raw).unwrap();
     let (ledger, archive) = (dir.0.join("damaged/ledger"), dir.0.join("damaged/archive"));
-    let damaged = backup::restore(
-        &p.dump,
-        &p.archive_to,
-        &ledger,
-        &archive,
-        &EmbeddedConfig::default(),
-    );
+    let damaged = restore(&ledger, &archive);
     assert!(
         matches!(damaged, Err(EngineError::File { .. })),
         "{damaged:?}"
