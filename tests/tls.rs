@@ -151,19 +151,17 @@ fn a_switch_whose_certificate_cannot_be_read_does_not_start() {
 async fn a_terminal_talks_to_a_tls_listener() {
     let keys = key_dir("terminal");
     let cert = certificate(&keys, "terminal");
-    let port = free_port();
     let d = Daemon::start_configured(
         "tls-terminal",
         &format!(
-            "[[listeners]]\naddr = \"127.0.0.1:{port}\"\ntls = {}\n",
+            "[[listeners]]\naddr = \"127.0.0.1:0\"\ntls = {}\n",
             tls_config(&keys, "terminal")
         ),
         &[],
     );
+    let tls_listener = &d.listeners[1];
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(tls_listener).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(client(&cert))
         .connect(name, tcp)
         .await

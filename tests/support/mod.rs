@@ -57,6 +57,9 @@ pub fn about_one_in_the_morning() -> (i64, i64) {
     (offset, (utc + offset).div_euclid(86_400))
 }
 
+/// A port free now. Another process may take it before it is used, so the
+/// switch itself binds port 0 and says on standard output what it bound
+/// (see [`Daemon::try_start_in_env`]); this is for programs that cannot.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,10 +68,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `host:port` of an `http://` or `https://` URL the switch printed.
+fn without_scheme(url: &str) -> String {
+    let url = url.trim();
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url)
+        .to_owned()
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: PathBuf,
     pub addr: String,
+    /// Every terminal listener, in the configuration's order (`addr`
+    /// first).
+    pub listeners: Vec<String>,
     pub admin: String,
     pub metrics: String,
     pub token: String,
@@ -150,16 +165,16 @@ impl Daemon {
     ) -> Result<Daemon, String> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let config = dir.join("switch.toml");
-        let (p, a, m) = (free_port(), free_port(), free_port());
-        let addr = format!("127.0.0.1:{p}");
-        let admin = format!("127.0.0.1:{a}");
-        let metrics = format!("127.0.0.1:{m}");
+        // Port 0 everywhere: the kernel picks ports no one holds, and the
+        // switch prints what it bound. (Ports picked here and bound later
+        // could be taken in between, by another test's connection.)
+        let any = "127.0.0.1:0";
         let mut child = Command::new(BIN)
             .args(["run", "--demo", "-c"])
             .arg(&config)
             .arg("--data-dir")
             .arg(&dir)
-            .args(["--listen", &addr, "--admin", &admin, "--metrics", &metrics])
+            .args(["--listen", any, "--admin", any, "--metrics", any])
             .args(&extra)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CLUBSWITCH_LOG", "warn")
@@ -183,12 +198,24 @@ impl Daemon {
             }
         });
         let mut lines = BufReader::new(stdout).lines();
-        // Ready once the admin API is listening (it starts last).
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|line| line.starts_with("admin API on"));
-        if !ready {
+        // Ready once the admin API is listening (it starts last). The
+        // terminal listeners are printed in the configuration's order, the
+        // first one being `--listen`'s.
+        let mut listeners = Vec::new();
+        let mut metrics = None;
+        let mut admin = None;
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("listening for terminals on ") {
+                listeners.push(a.trim_end_matches(" (TLS)").to_owned());
+            } else if let Some(a) = line.strip_prefix("metrics on ") {
+                metrics = Some(without_scheme(a));
+            } else if let Some(a) = line.strip_prefix("admin API on ") {
+                admin = Some(without_scheme(a));
+                break;
+            }
+        }
+        let (Some(addr), Some(metrics), Some(admin)) = (listeners.first().cloned(), metrics, admin)
+        else {
             let status = child.wait().unwrap();
             let _ = logger.join();
             let log = log.lock().unwrap();
@@ -196,7 +223,7 @@ impl Daemon {
                 "the switch on {} stopped before it was ready ({status}):\n{log}",
                 dir.display(),
             ));
-        }
+        };
         std::thread::spawn(move || for _ in lines {});
         let demo =
             serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).unwrap()).unwrap();
@@ -208,6 +235,7 @@ impl Daemon {
             child: Some(child),
             dir,
             addr,
+            listeners,
             admin,
             metrics,
             token,

@@ -196,7 +196,21 @@ impl Cluster {
         c
     }
 
+    /// Starts the server on a port free a moment ago. Another process may
+    /// take that port first (PostgreSQL cannot be told to pick one), so a
+    /// server that exits before it is ready is started again on another.
     fn run(&mut self) {
+        for _ in 0..5 {
+            if self.try_run() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("PostgreSQL in {} did not start", self.dir.display());
+    }
+
+    /// Whether the server came up on `self.port` (false if it exited).
+    fn try_run(&mut self) -> bool {
         let data = self.dir.join("data");
         let mut cmd = command("postgres");
         cmd.arg("-D")
@@ -214,7 +228,7 @@ impl Cluster {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(spawn(cmd));
+        let child = self.child.insert(spawn(cmd));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ready = command("pg_isready")
@@ -222,8 +236,14 @@ impl Cluster {
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
+            // Checked after pg_isready: a ready answer from whoever holds
+            // the port counts only if our server is still running.
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return false;
+            }
             if ready {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
