@@ -22,28 +22,29 @@
 //!   with another compression setting than the one it was created with;
 //!   [`EmbeddedConfig::compress`] applies to a new ledger, and an existing
 //!   one opens with its own ([`created_compressed`]).
+//! - **Transactions that leave sled's lock to the commit** ([`Overlay`]):
+//!   a transaction reads while a flush waits for the disk, and one that
+//!   writes a single key does not force sled's log buffer out.
 //!
 //! Every table lives in one sled tree, [`LEDGER`], under its code
 //! ([`Table::index`]) as the first byte of each key, as every table lives
-//! in one SQL table on PostgreSQL. A sled transaction pays for each tree it
-//! spans (an overlay of three allocations per tree, built and dropped each
-//! time), and a terminal request's transaction may touch any table: over
-//! one tree it pays once. A ledger written in the first layout (a tree per
+//! in one SQL table on PostgreSQL. A transaction commits as one sled batch,
+//! which is atomic within one tree, and a terminal request's transaction
+//! may touch any table. A ledger written in the first layout (a tree per
 //! table) is moved into it when it opens ([`adopt_first_layout`]), which
 //! leaves a mark where a release of the first layout looks for the format
 //! version, so that one refuses the directory rather than start on an
 //! empty ledger.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{Backend, Body, Entries, Entry, Range, RawTx, Snapshot, Table, TxError, TxResult};
@@ -127,13 +128,6 @@ fn storage_error(e: sled::Error) -> StorageError {
             StorageError::Corrupt(e.to_string())
         }
         e => StorageError::Io(e.to_string()),
-    }
-}
-
-fn tx_error(e: UnabortableTransactionError) -> TxError {
-    match e {
-        UnabortableTransactionError::Conflict => TxError::Conflict,
-        UnabortableTransactionError::Storage(e) => TxError::Storage(storage_error(e)),
     }
 }
 
@@ -398,19 +392,37 @@ struct Shared {
     /// Every write holds it shared; a snapshot takes it exclusively for an
     /// instant, so it begins between writes (see [`Capture`]).
     gate: RwLock<()>,
+    /// Held by each transaction from its first read to its last write, and
+    /// by each write outside one: transactions run one at a time, so each
+    /// reads and writes as if alone (see [`Overlay`]).
+    serial: Mutex<()>,
     /// While a snapshot is read: the value each key had when it began.
     capture: ArcSwapOption<Capture>,
     /// A snapshot is being read (one at a time).
     snapshotting: AtomicBool,
 }
 
+/// What a write holds: the snapshot gate, shared, and the serial lock.
+struct Writing<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    _serial: MutexGuard<'a, ()>,
+}
+
 impl Shared {
     /// Held for the length of a write, with the capture to feed.
-    fn writing(&self) -> (RwLockReadGuard<'_, ()>, Option<Arc<Capture>>) {
+    fn writing(&self) -> (Writing<'_>, Option<Arc<Capture>>) {
         let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        // The lock after the gate, always: a snapshot takes the gate alone.
+        let serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
         // Loaded under the gate: a write either ends before a snapshot
         // begins or sees its capture.
-        (gate, self.capture.load_full())
+        (
+            Writing {
+                _gate: gate,
+                _serial: serial,
+            },
+            self.capture.load_full(),
+        )
     }
 
     /// The open database, or unavailable while it is being reopened.
@@ -469,6 +481,7 @@ impl Embedded {
                 lost: AtomicBool::new(false),
                 reopen,
                 gate: RwLock::new(()),
+                serial: Mutex::new(()),
                 capture: ArcSwapOption::empty(),
                 snapshotting: AtomicBool::new(false),
             }),
@@ -571,34 +584,17 @@ impl Backend for Embedded {
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
         let open = self.shared.open()?;
-        let (_gate, capture) = self.shared.writing();
-        let id_base = open.id_base.load(Ordering::Acquire);
-        let result = open.tree.transaction(|tree: &TransactionalTree| {
-            let tx = SledTx {
-                tree,
-                id_base,
-                capture: capture.as_deref(),
-            };
-            body(&tx).map_err(|e| match e {
-                TxError::Abort(e) => ConflictableTransactionError::Abort(TxError::Abort(e)),
-                TxError::Conflict => ConflictableTransactionError::Conflict,
-                TxError::Storage(e) => ConflictableTransactionError::Abort(TxError::Storage(e)),
-            })
-        });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(e)) => {
-                if let TxError::Storage(s) = &e {
-                    let _ = self.shared.check::<()>(Err(s.clone()));
-                }
-                Err(e)
-            }
-            Err(TransactionError::Storage(e)) => {
-                let e = storage_error(e);
-                let _ = self.shared.check::<()>(Err(e.clone()));
-                Err(TxError::Storage(e))
-            }
+        let (_writing, capture) = self.shared.writing();
+        let tx = Overlay {
+            open: &open,
+            id_base: open.id_base.load(Ordering::Acquire),
+            writes: RefCell::default(),
+        };
+        let result = body(&tx).and_then(|()| tx.commit(capture.as_deref()));
+        if let Err(TxError::Storage(e)) = &result {
+            let _ = self.shared.check::<()>(Err(e.clone()));
         }
+        result
     }
 
     fn next_id(&self) -> Result<u64, StorageError> {
@@ -608,6 +604,7 @@ impl Backend for Embedded {
 
     fn raise_id_base(&self, base: u64) -> Result<(), StorageError> {
         let open = self.shared.open()?;
+        let _writing = self.shared.writing();
         let id_key = tree_key(Table::Meta, ID_BASE);
         let stored = match open.tree.get(&id_key).map_err(storage_error)? {
             Some(raw) => u64::from_be_bytes(
@@ -680,6 +677,7 @@ impl Backend for Embedded {
             batch.insert(tree_key(table, k), v.as_slice());
         }
         let open = self.shared.open()?;
+        let _writing = self.shared.writing();
         self.shared
             .check(open.tree.apply_batch(batch).map_err(storage_error))
     }
@@ -733,55 +731,109 @@ fn recovery(shared: &Weak<Shared>) {
     }
 }
 
-/// The ledger tree in one transaction.
-struct SledTx<'a> {
-    tree: &'a TransactionalTree,
+/// One transaction: reads go to the tree, writes wait in an overlay that
+/// later reads see, and the commit applies them all at once.
+///
+/// Why not a sled transaction: sled's takes its one process-wide lock for
+/// its whole body, and its flush takes the same lock while it waits for
+/// the disk, so a terminal's transaction could not even read while a
+/// flush ran; and each sled transaction (like each batch) forces two
+/// writes of its log buffer through sled's I/O threads, even for one key.
+/// Here the body runs under [`Shared::serial`] alone, which gives the same
+/// isolation (no other write runs until it commits); the commit then
+/// holds sled's lock only as long as it applies the writes, and a
+/// transaction that writes one key (an inquiry's request record) writes it
+/// as a plain insert, which waits in the log buffer for the next flush.
+///
+/// Crash atomicity is sled's: a batch is recovered whole or not at all
+/// (its log carries a batch manifest), a single insert is one log entry,
+/// and recovery keeps a prefix of the log, so a flush that covers a
+/// commit covers everything committed before it.
+struct Overlay<'a> {
+    open: &'a Open,
     id_base: u64,
-    /// The running snapshot's capture, if one is being read.
-    capture: Option<&'a Capture>,
+    writes: RefCell<Writes>,
 }
 
-impl SledTx<'_> {
-    /// Before writing `key` (`key_in` in the tree): its value for a
-    /// running snapshot.
-    fn note(&self, table: Table, key: &[u8], key_in: &[u8]) -> TxResult<()> {
-        match self.capture {
-            Some(c) => c
-                .note(table, key, || self.tree.get(key_in))
-                .map_err(tx_error),
-            None => Ok(()),
+/// A transaction's writes: each key written (as in the tree), with its
+/// table and its value (`None`: removed).
+type Writes = BTreeMap<Vec<u8>, (Table, Option<Vec<u8>>)>;
+
+impl Overlay<'_> {
+    /// Applies the writes: nothing for none, a plain insert or removal
+    /// for one, an atomic batch for more. Each key's value before is
+    /// noted first for a running snapshot.
+    fn commit(self, capture: Option<&Capture>) -> TxResult<()> {
+        let writes = self.writes.into_inner();
+        let tree = &self.open.tree;
+        if let Some(c) = capture {
+            for (key_in, (table, _)) in &writes {
+                c.note(*table, &key_in[1..], || tree.get(key_in))
+                    .map_err(|e| TxError::Storage(storage_error(e)))?;
+            }
         }
+        let applied = if writes.len() == 1 {
+            match writes.into_iter().next() {
+                Some((k, (_, Some(v)))) => tree.insert(k, v).map(|_| ()),
+                Some((k, (_, None))) => tree.remove(k).map(|_| ()),
+                None => Ok(()),
+            }
+        } else if writes.is_empty() {
+            Ok(())
+        } else {
+            let mut batch = sled::Batch::default();
+            for (k, (_, v)) in writes {
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
+            }
+            tree.apply_batch(batch)
+        };
+        applied.map_err(|e| TxError::Storage(storage_error(e)))
     }
 }
 
-impl RawTx for SledTx<'_> {
+impl RawTx for Overlay<'_> {
     fn read(&self, table: Table, key: &[u8], with: &mut dyn FnMut(&[u8])) -> TxResult<bool> {
-        match self.tree.get(tree_key(table, key)).map_err(tx_error)? {
-            Some(v) => {
+        let key_in = tree_key(table, key);
+        if let Some((_, written)) = self.writes.borrow().get(&key_in) {
+            return Ok(match written {
+                Some(v) => {
+                    with(v);
+                    true
+                }
+                None => false,
+            });
+        }
+        match self.open.tree.get(key_in) {
+            Ok(Some(v)) => {
                 with(&v);
                 Ok(true)
             }
-            None => Ok(false),
+            Ok(None) => Ok(false),
+            Err(e) => Err(TxError::Storage(storage_error(e))),
         }
     }
 
     fn write(&self, table: Table, key: &[u8], value: Vec<u8>) -> TxResult<()> {
-        let key_in = tree_key(table, key);
-        self.note(table, key, &key_in)?;
-        self.tree.insert(key_in, value).map_err(tx_error)?;
+        self.writes
+            .borrow_mut()
+            .insert(tree_key(table, key), (table, Some(value)));
         Ok(())
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> TxResult<()> {
-        let key_in = tree_key(table, key);
-        self.note(table, key, &key_in)?;
-        self.tree.remove(key_in).map_err(tx_error)?;
+        self.writes
+            .borrow_mut()
+            .insert(tree_key(table, key), (table, None));
         Ok(())
     }
 
     fn next_id(&self) -> TxResult<u64> {
         let id = self
-            .tree
+            .open
+            .db
             .generate_id()
             .map_err(|e| TxError::Storage(storage_error(e)))?;
         Ok(self.id_base + id)
@@ -969,6 +1021,117 @@ mod tests {
             Some(&b"40"[..])
         );
         assert_eq!(now.get(b"e".as_slice()).map(Vec::as_slice), Some(&b"5"[..]));
+    }
+
+    /// A counter's value in `raw` (0 if absent).
+    fn count(raw: Option<&[u8]>) -> u64 {
+        raw.map_or(0, |r| u64::from_be_bytes(r.try_into().unwrap()))
+    }
+
+    #[test]
+    fn a_transaction_reads_its_own_writes_and_an_aborted_one_writes_nothing() {
+        let backend = Embedded::temporary().unwrap();
+        backend.put(Table::Members, b"a", b"1").unwrap();
+        backend.put(Table::Members, b"b", b"2").unwrap();
+        let value = |tx: &dyn RawTx, key: &[u8]| {
+            let mut seen = None;
+            tx.read(Table::Members, key, &mut |v| seen = Some(v.to_vec()))
+                .map(|_| seen)
+        };
+        backend
+            .transact(&|tx| {
+                tx.write(Table::Members, b"a", b"10".to_vec())?;
+                tx.remove(Table::Members, b"b")?;
+                assert_eq!(value(tx, b"a")?.as_deref(), Some(&b"10"[..]));
+                assert_eq!(value(tx, b"b")?, None, "removed in this transaction");
+                // Another table's key with the same bytes is another key.
+                tx.write(Table::Cards, b"a", b"card".to_vec())?;
+                assert_eq!(value(tx, b"a")?.as_deref(), Some(&b"10"[..]));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(backend.get(Table::Members, b"a").unwrap().unwrap(), b"10");
+        assert_eq!(backend.get(Table::Members, b"b").unwrap(), None);
+        assert_eq!(backend.get(Table::Cards, b"a").unwrap().unwrap(), b"card");
+
+        let refused = backend.transact(&|tx| {
+            tx.write(Table::Members, b"a", b"99".to_vec())?;
+            tx.write(Table::Members, b"c", b"3".to_vec())?;
+            Err(TxError::Abort(crate::error::EngineError::invalid("no")))
+        });
+        assert!(matches!(refused, Err(TxError::Abort(_))));
+        assert_eq!(backend.get(Table::Members, b"a").unwrap().unwrap(), b"10");
+        assert_eq!(backend.get(Table::Members, b"c").unwrap(), None);
+    }
+
+    #[test]
+    fn transactions_on_several_threads_never_lose_an_update() {
+        let backend = Embedded::temporary().unwrap();
+        let (threads, each) = (4, 250);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..each {
+                        backend
+                            .transact(&|tx| {
+                                let mut n = 0;
+                                tx.read(Table::Meta, b"n", &mut |v| n = count(Some(v)))?;
+                                // A second key in the same commit: a batch,
+                                // not a single insert.
+                                tx.write(Table::Meta, b"n", (n + 1).to_be_bytes().to_vec())?;
+                                tx.write(Table::Meta, b"m", (n + 1).to_be_bytes().to_vec())
+                            })
+                            .unwrap();
+                        backend
+                            .transact(&|tx| {
+                                let mut n = 0;
+                                tx.read(Table::Meta, b"one", &mut |v| n = count(Some(v)))?;
+                                tx.write(Table::Meta, b"one", (n + 1).to_be_bytes().to_vec())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let total = (threads * each) as u64;
+        for key in [&b"n"[..], b"m", b"one"] {
+            let got = backend.get(Table::Meta, key).unwrap();
+            assert_eq!(count(got.as_deref()), total, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_flushed_commit_of_one_key_or_of_many_is_there_after_a_reopen() {
+        let dir = fresh_dir("commit-reopen");
+        let cfg = EmbeddedConfig {
+            flush_every_ms: None,
+            ..EmbeddedConfig::default()
+        };
+        {
+            let backend = Embedded::open(&dir, &cfg).unwrap();
+            backend
+                .transact(&|tx| tx.write(Table::Requests, b"one", b"1".to_vec()))
+                .unwrap();
+            backend
+                .transact(&|tx| {
+                    tx.write(Table::Txns, b"t", b"held".to_vec())?;
+                    tx.write(Table::Journal, b"j", b"posted".to_vec())
+                })
+                .unwrap();
+            backend
+                .transact(&|tx| tx.remove(Table::Txns, b"t"))
+                .unwrap();
+            backend.flush().unwrap();
+        }
+        let backend = Embedded::open(&dir, &cfg).unwrap();
+        assert_eq!(backend.get(Table::Requests, b"one").unwrap().unwrap(), b"1");
+        assert_eq!(backend.get(Table::Txns, b"t").unwrap(), None);
+        assert_eq!(
+            backend.get(Table::Journal, b"j").unwrap().unwrap(),
+            b"posted"
+        );
+        drop(backend);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
