@@ -23,14 +23,15 @@
 //!   [`EmbeddedConfig::compress`] applies to a new ledger, and an existing
 //!   one opens with its own ([`created_compressed`]).
 //! - **Transactions that leave sled's lock to the commit** ([`Overlay`]):
-//!   a transaction reads while a flush waits for the disk, and one that
-//!   writes a single key does not force sled's log buffer out.
+//!   a transaction's body reads while a flush waits for the disk (only a
+//!   commit of several keys waits for the flush), and one that writes a
+//!   single key does not force sled's log buffer out.
 //!
 //! Every table lives in one sled tree, [`LEDGER`], under its code
 //! ([`Table::index`]) as the first byte of each key, as every table lives
-//! in one SQL table on PostgreSQL. A transaction commits as one sled batch,
-//! which is atomic within one tree, and a terminal request's transaction
-//! may touch any table. A ledger written in the first layout (a tree per
+//! in one SQL table on PostgreSQL. A transaction that writes several keys
+//! commits as one sled batch, which is atomic within one tree, and a
+//! terminal request's transaction may touch any table. A ledger written in the first layout (a tree per
 //! table) is moved into it when it opens ([`adopt_first_layout`]), which
 //! leaves a mark where a release of the first layout looks for the format
 //! version, so that one refuses the directory rather than start on an
@@ -40,7 +41,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -80,8 +81,8 @@ pub struct EmbeddedConfig {
     /// Whether a **new** ledger compresses what it writes to its log
     /// (zstd at level 1, each page and page fragment on its own). About
     /// half the disk, and so fewer bytes per flush, for more CPU in every
-    /// commit and a longer hold on sled's commit lock (the runbook's
-    /// Storage section has the figures). An existing ledger keeps the
+    /// commit, and a longer hold on sled's lock by each commit of several
+    /// keys (the runbook's Storage section has the figures). An existing ledger keeps the
     /// setting it was created with: sled cannot change it.
     pub compress: bool,
 }
@@ -395,7 +396,7 @@ struct Shared {
     /// Held by each transaction from its first read to its last write, and
     /// by each write outside one: transactions run one at a time, so each
     /// reads and writes as if alone (see [`Overlay`]).
-    serial: Mutex<()>,
+    serial: parking_lot::Mutex<()>,
     /// While a snapshot is read: the value each key had when it began.
     capture: ArcSwapOption<Capture>,
     /// A snapshot is being read (one at a time).
@@ -405,7 +406,20 @@ struct Shared {
 /// What a write holds: the snapshot gate, shared, and the serial lock.
 struct Writing<'a> {
     _gate: RwLockReadGuard<'a, ()>,
-    _serial: MutexGuard<'a, ()>,
+    serial: Option<parking_lot::MutexGuard<'a, ()>>,
+}
+
+impl Drop for Writing<'_> {
+    /// Hands the serial lock to the longest waiter, if any: a job that
+    /// runs transaction after transaction (the archiver moves history 256
+    /// records at a time) cannot take it back before a terminal batch
+    /// that was waiting for it, as it could after a plain unlock (sled's
+    /// own lock, parking_lot's, is fair now and then).
+    fn drop(&mut self) {
+        if let Some(serial) = self.serial.take() {
+            parking_lot::MutexGuard::unlock_fair(serial);
+        }
+    }
 }
 
 impl Shared {
@@ -413,13 +427,13 @@ impl Shared {
     fn writing(&self) -> (Writing<'_>, Option<Arc<Capture>>) {
         let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         // The lock after the gate, always: a snapshot takes the gate alone.
-        let serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
+        let serial = self.serial.lock();
         // Loaded under the gate: a write either ends before a snapshot
         // begins or sees its capture.
         (
             Writing {
                 _gate: gate,
-                _serial: serial,
+                serial: Some(serial),
             },
             self.capture.load_full(),
         )
@@ -481,7 +495,7 @@ impl Embedded {
                 lost: AtomicBool::new(false),
                 reopen,
                 gate: RwLock::new(()),
-                serial: Mutex::new(()),
+                serial: parking_lot::Mutex::new(()),
                 capture: ArcSwapOption::empty(),
                 snapshotting: AtomicBool::new(false),
             }),
@@ -567,7 +581,7 @@ impl Backend for Embedded {
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         let open = self.shared.open()?;
         let key_in = tree_key(table, key);
-        let (_gate, capture) = self.shared.writing();
+        let (_writing, capture) = self.shared.writing();
         if let Some(c) = capture {
             self.shared.check(
                 c.note(table, key, || open.tree.get(&key_in))
@@ -740,15 +754,17 @@ fn recovery(shared: &Weak<Shared>) {
 /// flush ran; and each sled transaction (like each batch) forces two
 /// writes of its log buffer through sled's I/O threads, even for one key.
 /// Here the body runs under [`Shared::serial`] alone, which gives the same
-/// isolation (no other write runs until it commits); the commit then
-/// holds sled's lock only as long as it applies the writes, and a
-/// transaction that writes one key (an inquiry's request record) writes it
-/// as a plain insert, which waits in the log buffer for the next flush.
+/// isolation (no other write runs until it commits). A commit of several
+/// keys then takes sled's lock as a sled transaction did, but only while
+/// it applies them (it still waits for a flush in progress, and stops
+/// other commits while it waits); a transaction that writes one key (an
+/// inquiry's request record) writes it as a plain insert, which shares
+/// the lock with the flush and waits in the log buffer for the next one.
 ///
 /// Crash atomicity is sled's: a batch is recovered whole or not at all
-/// (its log carries a batch manifest), a single insert is one log entry,
-/// and recovery keeps a prefix of the log, so a flush that covers a
-/// commit covers everything committed before it.
+/// (its log carries a batch manifest), a single insert is recovered as
+/// the write `put` makes, and recovery keeps a prefix of the log, so a
+/// flush that covers a commit covers everything committed before it.
 struct Overlay<'a> {
     open: &'a Open,
     id_base: u64,
