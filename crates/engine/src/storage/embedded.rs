@@ -31,11 +31,11 @@
 //! ([`Table::index`]) as the first byte of each key, as every table lives
 //! in one SQL table on PostgreSQL. A transaction that writes several keys
 //! commits as one sled batch, which is atomic within one tree, and a
-//! terminal request's transaction may touch any table. A ledger written in the first layout (a tree per
-//! table) is moved into it when it opens ([`adopt_first_layout`]), which
-//! leaves a mark where a release of the first layout looks for the format
-//! version, so that one refuses the directory rather than start on an
-//! empty ledger.
+//! terminal request's transaction may touch any table. A ledger written in
+//! the first layout (a tree per table) is moved into it when it opens
+//! ([`adopt_first_layout`]), which leaves a mark where a release of the
+//! first layout looks for the format version, so that one refuses the
+//! directory rather than start on an empty ledger.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -82,8 +82,8 @@ pub struct EmbeddedConfig {
     /// (zstd at level 1, each page and page fragment on its own). About
     /// half the disk, and so fewer bytes per flush, for more CPU in every
     /// commit, and a longer hold on sled's lock by each commit of several
-    /// keys (the runbook's Storage section has the figures). An existing ledger keeps the
-    /// setting it was created with: sled cannot change it.
+    /// keys (the runbook's Storage section has the figures). An existing
+    /// ledger keeps the setting it was created with: sled cannot change it.
     pub compress: bool,
 }
 
@@ -784,7 +784,8 @@ impl Overlay<'_> {
         let tree = &self.open.tree;
         if let Some(c) = capture {
             for (key_in, (table, _)) in &writes {
-                c.note(*table, &key_in[1..], || tree.get(key_in))
+                let key = key_in.get(1..).unwrap_or_default();
+                c.note(*table, key, || tree.get(key_in))
                     .map_err(|e| TxError::Storage(storage_error(e)))?;
             }
         }
