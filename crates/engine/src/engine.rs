@@ -204,6 +204,14 @@ impl Engine {
         self.core.store.healthy()
     }
 
+    /// Whether a transaction (a batch, or a background job's step such as
+    /// settlement's or the archiver's) holds the embedded ledger now: a
+    /// request run at once would wait for it. A hint, as it can change
+    /// right after.
+    pub fn ledger_in_use(&self) -> bool {
+        self.core.store.in_use()
+    }
+
     /// While unhealthy, tries the ledger once (a round trip on a database:
     /// call it off the connection workers), so health returns with the
     /// storage even without traffic.

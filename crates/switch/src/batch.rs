@@ -12,8 +12,9 @@
 //!
 //! On the embedded ledger, while the load is light (the last batch was a
 //! single request), a request that finds nothing else in the engine (no
-//! other request submitted and unanswered, no batch running) runs at once
-//! on the connection's own worker: the trip to an engine thread and back
+//! other request submitted and unanswered, no batch running, no background
+//! job's transaction holding the ledger) runs at once on the connection's
+//! own worker: the trip to an engine thread and back
 //! (two thread wake-ups) is a large part of a quiet request's time, and
 //! its transaction is tens of microseconds. Under load requests queue and
 //! share transactions, and the engine thread keeps that work off the
@@ -143,6 +144,12 @@ impl Inline {
     /// finishing after its requests were answered). `None`: one is, so
     /// `req` goes to the queue.
     fn try_run(&self, req: &Request, now: UnixTime) -> Option<Result<Reply, EngineError>> {
+        // A background job's transaction (a settlement or archiving step,
+        // tens of milliseconds) would hold up this worker and every
+        // connection on it: the engine thread waits for it instead.
+        if self.engine.ledger_in_use() {
+            return None;
+        }
         let _turn = match self.lane.turn.try_lock() {
             Ok(turn) => turn,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

@@ -700,6 +700,10 @@ impl Backend for Embedded {
         !self.shared.failed.load(Ordering::Acquire) && self.shared.current.load().is_some()
     }
 
+    fn in_use(&self) -> bool {
+        self.shared.serial.is_locked()
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         let open = self.shared.open()?;
         open.db.size_on_disk().map_err(storage_error)
@@ -1115,6 +1119,29 @@ mod tests {
             let got = backend.get(Table::Meta, key).unwrap();
             assert_eq!(count(got.as_deref()), total, "{key:?}");
         }
+    }
+
+    #[test]
+    fn the_ledger_is_in_use_while_a_transaction_runs_and_not_after() {
+        let backend = Embedded::temporary().unwrap();
+        assert!(!backend.in_use());
+        let (started, running) = std::sync::mpsc::channel();
+        let (finish, finishing) = std::sync::mpsc::channel::<()>();
+        let shared = &backend;
+        std::thread::scope(|s| {
+            let tx = s.spawn(move || {
+                shared.transact(&|tx| {
+                    started.send(()).unwrap();
+                    finishing.recv().unwrap();
+                    tx.write(Table::Meta, b"k", b"v".to_vec())
+                })
+            });
+            running.recv().unwrap();
+            assert!(backend.in_use(), "a transaction is running");
+            finish.send(()).unwrap();
+            tx.join().unwrap().unwrap();
+        });
+        assert!(!backend.in_use());
     }
 
     #[test]

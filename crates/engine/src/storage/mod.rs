@@ -320,6 +320,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// where health returns by itself (the embedded ledger's reopening).
     fn probe(&self) {}
     fn size_on_disk(&self) -> std::result::Result<u64, StorageError>;
+    /// Whether a transaction holds the ledger now, so that a thread which
+    /// must not wait (a connection worker) can hand its work to one that
+    /// may. A hint: it can change right after. False where transactions
+    /// do not wait for each other.
+    fn in_use(&self) -> bool {
+        false
+    }
 
     /// Whether this node holds the lease of the background job `name`,
     /// taking it if no node does. A holder keeps it until it stops (or its
@@ -509,6 +516,11 @@ impl Store {
     /// False while the backend cannot take writes.
     pub fn healthy(&self) -> bool {
         self.backend.healthy()
+    }
+
+    /// See [`Backend::in_use`].
+    pub fn in_use(&self) -> bool {
+        self.backend.in_use()
     }
 
     /// See [`Backend::probe`]: may block on a round trip.
