@@ -39,18 +39,27 @@ ledger_mb() { du -sm "$dir/ledger" | cut -f1; }
 # Bytes per live transaction: the ledger's size on disk over the
 # transactions it holds (every flow made one; archived ones left).
 flows=0
-echo "minute,flows_per_sec,messages_per_sec,p50_ms,p99_ms,p999_ms,errors,non_00,rss_mb,ledger_mb,archived_txns,live_txns,bytes_per_live_txn"
-echo "0,,,,,,,,$(rss),$(ledger_mb),0,,"
+echo "minute,flows_per_sec,messages_per_sec,p50_ms,p99_ms,p999_ms,errors,non_00,rss_mb,ledger_mb,archived_txns,live_txns,bytes_per_live_txn,settle_ms"
+echo "0,,,,,,,,$(rss),$(ledger_mb),0,,,"
 for m in $(seq "$minutes"); do
   # Fresh club cards each minute, well topped up, so purchases are approved.
+  # The settlement's run time goes through a file: the subshell runs in
+  # the background, beside the load.
+  (
+    sleep 30
+    started=$(date +%s%N)
+    "$bin" admin --url http://127.0.0.1:25859 --token-file "$dir/admin.token" settle > /dev/null
+    echo $((($(date +%s%N) - started) / 1000000)) > "$dir/settle_ms"
+  ) &
+  settler=$!
   out=$("$bin" loadgen --addr 127.0.0.1:25858 --admin-url http://127.0.0.1:25859 \
     --token-file "$dir/admin.token" --demo "$dir/demo.json" --cards 16 \
     -c "$conns" -d 60 --rate "$rate" --json)
-  "$bin" admin --url http://127.0.0.1:25859 --token-file "$dir/admin.token" settle > /dev/null
+  wait "$settler"
   flows=$((flows + $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["flows"])' "$out")))
-  python3 - "$m" "$(rss)" "$out" "$(ledger_mb)" "$flows" "$(du -sb "$dir/ledger" | cut -f1)" <<'PY'
+  python3 - "$m" "$(rss)" "$out" "$(ledger_mb)" "$flows" "$(du -sb "$dir/ledger" | cut -f1)" "$(cat "$dir/settle_ms")" <<'PY'
 import json, sys, urllib.request
-m, rss, r, ledger, flows, ledger_bytes = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+m, rss, r, ledger, flows, ledger_bytes, settle_ms = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 metrics = urllib.request.urlopen("http://127.0.0.1:25860/metrics").read().decode()
 archived = next((l.split()[1] for l in metrics.splitlines()
                  if l.startswith("clubswitch_archived_transactions_total ")), "0")
@@ -58,6 +67,6 @@ codes = r["response_codes"]
 non00 = sum(v for k, v in codes.items() if k != "00")
 l = r["latency_ms"]
 live = max(flows - int(float(archived)), 1)
-print(f'{m},{r["flows_per_sec"]:.0f},{r["messages_per_sec"]:.0f},{l["p50"]:.2f},{l["p99"]:.2f},{l["p999"]:.2f},{r["errors"]},{non00},{rss},{ledger},{archived},{live},{ledger_bytes / live:.0f}')
+print(f'{m},{r["flows_per_sec"]:.0f},{r["messages_per_sec"]:.0f},{l["p50"]:.2f},{l["p99"]:.2f},{l["p999"]:.2f},{r["errors"]},{non00},{rss},{ledger},{archived},{live},{ledger_bytes / live:.0f},{settle_ms}')
 PY
 done
