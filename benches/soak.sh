@@ -42,9 +42,8 @@ flows=0
 echo "minute,flows_per_sec,messages_per_sec,p50_ms,p99_ms,p999_ms,errors,non_00,rss_mb,ledger_mb,archived_txns,live_txns,bytes_per_live_txn,settle_ms"
 echo "0,,,,,,,,$(rss),$(ledger_mb),0,,,"
 for m in $(seq "$minutes"); do
-  # Fresh club cards each minute, well topped up, so purchases are approved.
-  # The settlement's run time goes through a file: the subshell runs in
-  # the background, beside the load.
+  # Settlement 30 s into the minute's load. Its run time goes through a
+  # file: the subshell runs in the background, beside the load.
   (
     sleep 30
     started=$(date +%s%N)
@@ -52,6 +51,7 @@ for m in $(seq "$minutes"); do
     echo $((($(date +%s%N) - started) / 1000000)) > "$dir/settle_ms"
   ) &
   settler=$!
+  # Fresh club cards each minute, well topped up, so purchases are approved.
   out=$("$bin" loadgen --addr 127.0.0.1:25858 --admin-url http://127.0.0.1:25859 \
     --token-file "$dir/admin.token" --demo "$dir/demo.json" --cards 16 \
     -c "$conns" -d 60 --rate "$rate" --json)
