@@ -9,6 +9,7 @@ use crate::config::{Config, LogFormat, ADMIN_TOKEN_ENV, MASTER_KEY_ENV, NO_FDATA
 use crate::error::SwitchError;
 use crate::layout::{admin_token_file, ledger_dir, master_key_file};
 use crate::master::{write_key_file, MasterKey};
+use crate::memory::ledger_cache_bytes;
 
 /// The name the ledger keeps the sealed card-hash key under.
 pub const CARD_KEY: &str = "card_hash_key";
@@ -67,8 +68,18 @@ pub fn open_store(cfg: &Config) -> Result<Store, SwitchError> {
 
 /// The embedded ledger's settings from the configuration.
 pub fn embedded_config(cfg: &Config) -> EmbeddedConfig {
+    let cache_bytes = ledger_cache_bytes(cfg.storage.cache_mb);
+    tracing::info!(
+        cache_mb = cache_bytes >> 20,
+        sized = if cfg.storage.cache_mb.is_some() {
+            "configured"
+        } else {
+            "from memory"
+        },
+        "embedded ledger page cache"
+    );
     EmbeddedConfig {
-        cache_bytes: cfg.storage.cache_mb * 1024 * 1024,
+        cache_bytes,
         fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
         compress: cfg.storage.compress,
         ..EmbeddedConfig::default()

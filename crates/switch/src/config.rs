@@ -212,11 +212,13 @@ pub struct Metrics {
     pub addr: SocketAddr,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Storage {
-    /// The embedded ledger's page cache.
-    pub cache_mb: u64,
+    /// The embedded ledger's page cache; absent: an eighth of the memory
+    /// the switch may use, between 128 MB and 4 GB (runbook: Memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<u64>,
     /// Whether a new embedded ledger is compressed: about half the
     /// disk for more CPU and commit latency (runbook: Storage). An
     /// existing ledger keeps what it was created with.
@@ -599,16 +601,6 @@ impl Default for Notices {
     }
 }
 
-impl Default for Storage {
-    fn default() -> Self {
-        Storage {
-            cache_mb: 256,
-            compress: false,
-            url: None,
-        }
-    }
-}
-
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -703,6 +695,9 @@ impl Config {
         }
         if matches!(self.limits.workers, Some(n) if n == 0 || n > 256) {
             return bad("limits.workers must be between 1 and 256".into());
+        }
+        if matches!(self.storage.cache_mb, Some(mb) if !(16..=1 << 20).contains(&mb)) {
+            return bad("storage.cache_mb must be between 16 and 1048576 (1 TB)".into());
         }
         if self.holds.expiry_secs <= 0 {
             return bad("holds.expiry_secs must be positive".into());

@@ -41,6 +41,7 @@
 //! - [`layout`]: where a data directory (or a backup) keeps things.
 //! - [`config`]: the configuration, its defaults and its checks.
 //! - [`master`]: the master key, and sealing secrets under it.
+//! - [`memory`]: the memory the process may use; the ledger's page cache.
 //! - [`demo`]: the deterministic demo data set.
 //! - [`error`]: [`SwitchError`](error::SwitchError), what can fail outside
 //!   a terminal's request.
@@ -70,6 +71,7 @@ pub mod jobs;
 pub mod lang;
 pub mod layout;
 pub mod master;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod payout;

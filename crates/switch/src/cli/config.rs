@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::error::SwitchError;
+use crate::memory::ledger_cache_bytes;
 
 /// `config check`: parse, check, and say what would run.
 pub fn check(path: &Path) -> Result<(), SwitchError> {
@@ -18,6 +19,18 @@ pub fn check(path: &Path) -> Result<(), SwitchError> {
         cfg.admin.addr, cfg.metrics.addr
     );
     println!("  data in {}", cfg.data_dir.display());
+    match &cfg.storage.url {
+        Some(_) => println!("  ledger in PostgreSQL"),
+        None => println!(
+            "  embedded ledger, page cache {} MB{}",
+            ledger_cache_bytes(cfg.storage.cache_mb) >> 20,
+            if cfg.storage.cache_mb.is_none() {
+                " (an eighth of the memory the switch may use)"
+            } else {
+                ""
+            }
+        ),
+    }
     Ok(())
 }
 
