@@ -235,7 +235,7 @@ pub struct Route {
     pub summary: &'static str,
     /// It moves money and takes an `Idempotency-Key`.
     pub keyed: bool,
-    /// A console page (HTML, see `super::console`), not an API route: not
+    /// A console page (HTML), not an API route: not
     /// in the OpenAPI description; refusals are pages, a missing
     /// credential a redirect to the sign-in page, and a form may carry
     /// the CSRF token in its `csrf` field.
@@ -367,6 +367,11 @@ impl Rules {
         )
     }
 
+    /// Whether the route `path` (as it was matched) is a console page.
+    pub fn is_page(&self, method: &Method, path: &str) -> bool {
+        self.2.contains(&(method.clone(), path))
+    }
+
     /// The table as `GET /v1/access` serves it, by path and method.
     pub fn view(&self) -> Vec<AccessView> {
         let mut rows: Vec<_> = self.0.iter().collect();
@@ -445,8 +450,22 @@ impl Actor {
 /// user may take.
 pub const BOOTSTRAP: &str = clubswitch_engine::access::RESERVED_NAMES[0];
 
+/// What support may do to a card (the route table's and the console's
+/// rule for card actions); the rest (expiry, limits, link, renew,
+/// top-up) is admin's.
+pub const CARD_ACTIONS: &[(&str, Roles)] =
+    &[("block", Roles::SUPPORT), ("unblock", Roles::SUPPORT)];
+
+/// Support and a terminal's own merchant may block, unblock and unlock it;
+/// key rotation is admin's.
+pub const TERMINAL_ACTIONS: &[(&str, Roles)] = &[
+    ("block", Roles::SUPPORT.or(Roles::MERCHANT)),
+    ("unblock", Roles::SUPPORT.or(Roles::MERCHANT)),
+    ("unlock", Roles::SUPPORT.or(Roles::MERCHANT)),
+];
+
 /// The largest request body the admin API reads.
-const MAX_BODY: usize = 4 << 20;
+pub(super) const MAX_BODY: usize = 4 << 20;
 
 /// How much of a request or answer the action log keeps.
 const SUMMARY: usize = 1024;
@@ -459,67 +478,14 @@ fn refuse(status: StatusCode, msg: &str) -> Refusal {
 }
 
 /// The check every admin request and console page passes; see the module
-/// docs. A console page's refusal is a page in the caller's language, and
-/// a page asked for without a credential sends the browser to sign in.
+/// docs. A console page's refusal is still JSON here: the console's own
+/// layer, outside this one, turns it into a page.
 pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Response {
     let page = req
         .extensions()
         .get::<MatchedPath>()
-        .is_some_and(|m| h.rules.2.contains(&(req.method().clone(), m.as_str())));
-    if !page {
-        return check(&h, req, next, false).await;
-    }
-    let lang = super::console::i18n::Lang::from_code(
-        cookie(req.headers(), super::console::i18n::LANG_COOKIE).unwrap_or("fa"),
-    );
-    let r = check(&h, req, next, true).await;
-    as_page(r, lang).await
-}
-
-/// A console page's answer: the guard's refusals (JSON) become pages, a
-/// missing credential a redirect to the sign-in page; and a page may load
-/// its own stylesheet and post its own forms, nothing else.
-async fn as_page(r: Response, lang: super::console::i18n::Lang) -> Response {
-    let json = r
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    let status = r.status();
-    let mut out = if !json {
-        r
-    } else if status == StatusCode::UNAUTHORIZED {
-        let mut to = axum::response::Redirect::to("/login").into_response();
-        if let Some(id) = r.headers().get("x-request-id") {
-            to.headers_mut().insert("x-request-id", id.clone());
-        }
-        to
-    } else {
-        let id = r.headers().get("x-request-id").cloned();
-        let body = to_bytes(r.into_body(), MAX_BODY).await.unwrap_or_default();
-        let msg = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let mut page = super::console::error_page(lang, status, &msg);
-        if let Some(id) = id {
-            page.headers_mut().insert("x-request-id", id);
-        }
-        page
-    };
-    let h = out.headers_mut();
-    for (k, v) in [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    ] {
-        h.insert(k, HeaderValue::from_static(v));
-    }
-    out
+        .is_some_and(|m| h.rules.is_page(req.method(), m.as_str()));
+    check(&h, req, next, page).await
 }
 
 /// The guard's check of one request (`page`: a console page).

@@ -210,7 +210,9 @@ async fn blocking_api<T: Send + 'static>(
 
 /// The admin API: every route of [`routes::table`], each behind
 /// [`access::guard`] (which runs once a route matched, so it knows the
-/// route's rule and parameters). A path no route matches answers 404.
+/// route's rule and parameters), and that behind [`console::page_answers`], which
+/// turns a console page's refusals into pages. A path no route matches
+/// answers 404.
 pub fn admin_router(http: Arc<Http>) -> Router {
     let mut router = Router::new();
     for r in routes::table() {
@@ -220,6 +222,11 @@ pub fn admin_router(http: Arc<Http>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&http),
             access::guard,
+        ))
+        // Outside the guard, so the guard's refusals of a page become pages.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&http),
+            console::page_answers,
         ))
         .with_state(http)
 }

@@ -9,7 +9,7 @@
 //! or key; a merchant sees and runs its own merchant; a cashier looks up
 //! balances; a member sees itself.
 
-use super::access::{Roles, Route, Rule, Scope};
+use super::access::{Roles, Route, Rule, Scope, CARD_ACTIONS, TERMINAL_ACTIONS};
 use super::{
     audit, backup, campaigns, cards, coalitions, draws, loyalty, members, merchants, notices,
     payouts, reports, settlements, templates, terminals,
@@ -31,18 +31,6 @@ const fn ops(r: Roles) -> Rule {
 const fn scoped(r: Roles, s: Scope) -> Rule {
     Rule::Fixed(r, s)
 }
-
-/// What support may do to a card; the rest (expiry, limits, link, renew,
-/// top-up) is admin's.
-pub(super) const CARD_ACTIONS: &[(&str, Roles)] = &[("block", SUPPORT), ("unblock", SUPPORT)];
-
-/// Support and a terminal's own merchant may block, unblock and unlock it;
-/// key rotation is admin's.
-pub(super) const TERMINAL_ACTIONS: &[(&str, Roles)] = &[
-    ("block", SUPPORT.or(MERCHANT)),
-    ("unblock", SUPPORT.or(MERCHANT)),
-    ("unlock", SUPPORT.or(MERCHANT)),
-];
 
 /// Every route of the admin API, and the console's pages.
 pub fn table() -> Vec<Route> {

@@ -206,6 +206,73 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The console's layer, outside [`super::access::guard`]: a console page's
+/// answer in the caller's language (see [`as_page`]). API routes pass
+/// through untouched.
+pub async fn page_answers(
+    axum::extract::State(h): axum::extract::State<Arc<Http>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let page = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|m| h.rules.is_page(req.method(), m.as_str()));
+    if !page {
+        return next.run(req).await;
+    }
+    let lang = Lang::from_code(super::access::cookie(req.headers(), LANG_COOKIE).unwrap_or("fa"));
+    as_page(next.run(req).await, lang).await
+}
+
+/// A console page's answer: the guard's refusals (JSON) become pages, a
+/// missing credential a redirect to the sign-in page; and a page may load
+/// its own stylesheet and post its own forms, nothing else.
+async fn as_page(r: Response, lang: Lang) -> Response {
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = r.status();
+    let mut out = if !json {
+        r
+    } else if status == StatusCode::UNAUTHORIZED {
+        let mut to = axum::response::Redirect::to("/login").into_response();
+        if let Some(id) = r.headers().get("x-request-id") {
+            to.headers_mut().insert("x-request-id", id.clone());
+        }
+        to
+    } else {
+        let id = r.headers().get("x-request-id").cloned();
+        let body = axum::body::to_bytes(r.into_body(), super::access::MAX_BODY)
+            .await
+            .unwrap_or_default();
+        let msg = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut page = error_page(lang, status, &msg);
+        if let Some(id) = id {
+            page.headers_mut().insert("x-request-id", id);
+        }
+        page
+    };
+    let h = out.headers_mut();
+    for (k, v) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    out
+}
+
 /// The error page for `status`, drawn without the templates' context (so
 /// it cannot fail itself).
 pub fn error_page(lang: Lang, status: StatusCode, detail: &str) -> Response {
@@ -378,7 +445,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// Every page of the console, with who may open it. Part of the one route
 /// table: the guard checks a page as it checks an API route.
 pub fn pages() -> Vec<Route> {
-    use super::routes::{CARD_ACTIONS, TERMINAL_ACTIONS};
+    use super::access::{CARD_ACTIONS, TERMINAL_ACTIONS};
     use Scope::*;
     const SUPPORT: Roles = Roles::SUPPORT;
     const FINANCE: Roles = Roles::FINANCE;
