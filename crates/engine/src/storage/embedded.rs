@@ -1144,9 +1144,11 @@ mod tests {
         assert!(!backend.in_use());
     }
 
-    /// What a power cut leaves: the files as they are while the ledger is
-    /// still open. sled flushes when its last handle drops, so a reopen of
-    /// the directory itself would find unflushed commits too.
+    /// What a crash of the process leaves: the files as they are while the
+    /// ledger is still open (read through the OS's cache, so this pins
+    /// sled's flush, not the fdatasync; the power-cut test pins that).
+    /// sled flushes when its last handle drops, so a reopen of the
+    /// directory itself would find unflushed commits too.
     fn copy_open_ledger(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
@@ -1161,7 +1163,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flushed_commit_of_one_key_or_of_many_survives_a_power_cut() {
+    fn a_flushed_commit_of_one_key_or_of_many_survives_a_crash() {
         let dir = fresh_dir("commit-reopen");
         let cut = fresh_dir("commit-reopen-cut");
         let cfg = EmbeddedConfig {

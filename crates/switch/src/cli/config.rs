@@ -25,7 +25,8 @@ pub fn check(path: &Path) -> Result<(), SwitchError> {
             "  embedded ledger, page cache {} MB{}",
             ledger_cache_bytes(cfg.storage.cache_mb) >> 20,
             if cfg.storage.cache_mb.is_none() {
-                " (an eighth of the memory the switch may use)"
+                " (from this shell's memory; the daemon sizes it from its own, \
+                 or set [storage] cache_mb)"
             } else {
                 ""
             }

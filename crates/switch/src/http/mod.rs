@@ -210,9 +210,9 @@ async fn blocking_api<T: Send + 'static>(
 
 /// The admin API: every route of [`routes::table`], each behind
 /// [`access::guard`] (which runs once a route matched, so it knows the
-/// route's rule and parameters), and that behind [`console::page_answers`], which
-/// turns a console page's refusals into pages. A path no route matches
-/// answers 404.
+/// route's rule and parameters), and that behind
+/// [`console::page_answers`], which turns a console page's refusals into
+/// pages. A path no route matches answers 404.
 pub fn admin_router(http: Arc<Http>) -> Router {
     let mut router = Router::new();
     for r in routes::table() {

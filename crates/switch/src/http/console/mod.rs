@@ -207,7 +207,7 @@ impl IntoResponse for PageError {
 }
 
 /// The console's layer, outside [`super::access::guard`]: a console page's
-/// answer in the caller's language (see [`as_page`]). API routes pass
+/// answer in the caller's language (see `as_page`). API routes pass
 /// through untouched.
 pub async fn page_answers(
     axum::extract::State(h): axum::extract::State<Arc<Http>>,
