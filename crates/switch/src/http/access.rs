@@ -367,9 +367,12 @@ impl Rules {
         )
     }
 
-    /// Whether the route `path` (as it was matched) is a console page.
-    pub fn is_page(&self, method: &Method, path: &str) -> bool {
-        self.2.contains(&(method.clone(), path))
+    /// Whether `req` matched a console page (the guard and the console's
+    /// layer both ask; a request no route matched is no page).
+    pub fn is_page(&self, req: &Request) -> bool {
+        req.extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|m| self.2.contains(&(req.method().clone(), m.as_str())))
     }
 
     /// The table as `GET /v1/access` serves it, by path and method.
@@ -481,10 +484,7 @@ fn refuse(status: StatusCode, msg: &str) -> Refusal {
 /// docs. A console page's refusal is still JSON here: the console's own
 /// layer, outside this one, turns it into a page.
 pub async fn guard(State(h): State<Arc<Http>>, req: Request, next: Next) -> Response {
-    let page = req
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|m| h.rules.is_page(req.method(), m.as_str()));
+    let page = h.rules.is_page(&req);
     check(&h, req, next, page).await
 }
 

@@ -214,11 +214,7 @@ pub async fn page_answers(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let page = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .is_some_and(|m| h.rules.is_page(req.method(), m.as_str()));
-    if !page {
+    if !h.rules.is_page(&req) {
         return next.run(req).await;
     }
     let lang = Lang::from_code(super::access::cookie(req.headers(), LANG_COOKIE).unwrap_or("fa"));
