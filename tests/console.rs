@@ -424,6 +424,18 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
             .click()
             .await
             .unwrap();
+        // The switch is a form post: wait for its answer, or the next
+        // visit can cancel it before the choice is saved.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c
+            .execute("return document.documentElement.lang", vec![])
+            .await
+            .unwrap()
+            != "en"
+        {
+            assert!(Instant::now() < deadline, "{role}: still not in English");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for p in &paths {
             visit(&c, &base, p, &format!("{role}-en-{}", slug(p))).await;
             pages += 1;
