@@ -45,6 +45,9 @@ struct State {
     last_ok: Option<String>,
     wakers: Vec<Waker>,
     stop: bool,
+    /// The flusher has ended (or never started): a ticket it did not serve
+    /// never will be, and fails rather than wait forever.
+    ended: bool,
     /// The flusher is parked waiting for tickets.
     idle: bool,
     /// Threads blocked in `FlushTicket::wait`.
@@ -91,6 +94,9 @@ impl GroupCommit {
             .name("clubswitch-flush".into())
             .spawn(move || flusher(&worker, &target))
             .ok();
+        if thread.is_none() {
+            shared.lock().ended = true;
+        }
         GroupCommit {
             shared,
             thread: Mutex::new(thread),
@@ -171,6 +177,15 @@ fn flusher(shared: &Shared, target: &dyn Flush) {
             st.idle = false;
         }
         if st.requested <= st.completed && st.stop {
+            // Tickets taken from now on (an operation that ran past the
+            // close) fail: nothing will flush them.
+            st.ended = true;
+            let wakers = std::mem::take(&mut st.wakers);
+            drop(st);
+            shared.cv.notify_all();
+            for w in wakers {
+                w.wake();
+            }
             return;
         }
         let upto = st.requested;
@@ -290,6 +305,11 @@ pub struct FlushTicket {
 
 impl FlushTicket {
     fn result(&self, st: &State) -> Result<(), FlushError> {
+        if st.completed < self.epoch {
+            return Err(FlushError(
+                "the ledger was closed before this operation was flushed".into(),
+            ));
+        }
         match &st.last_ok {
             Some(e) => Err(FlushError(e.clone())),
             None if self.shared.failures.load(Ordering::SeqCst) != self.mark.0 => Err(FlushError(
@@ -303,10 +323,7 @@ impl FlushTicket {
     pub fn wait(self) -> Result<(), FlushError> {
         let mut st = self.shared.lock();
         st.blocked += 1;
-        while st.completed < self.epoch {
-            if st.stop && st.requested <= st.completed {
-                break;
-            }
+        while st.completed < self.epoch && !st.ended {
             st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         st.blocked -= 1;
@@ -319,7 +336,7 @@ impl Future for FlushTicket {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut st = self.shared.lock();
-        if st.completed >= self.epoch {
+        if st.completed >= self.epoch || st.ended {
             return Poll::Ready(self.result(&st));
         }
         if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -375,6 +392,28 @@ mod tests {
             gc.ticket().wait().unwrap();
             assert!(n.load(Ordering::SeqCst) >= i);
         }
+    }
+
+    #[test]
+    fn a_ticket_taken_after_the_shutdown_fails_instead_of_waiting_forever() {
+        let n = Arc::new(AtomicU64::new(0));
+        let gc = GroupCommit::start(Counting(Arc::clone(&n), Duration::from_millis(1)));
+        let before = gc.ticket();
+        gc.shutdown();
+        assert_eq!(before.wait(), Ok(()), "served before the flusher ended");
+        let after = gc.ticket();
+        assert_eq!(
+            after.wait(),
+            Err(FlushError(
+                "the ledger was closed before this operation was flushed".into()
+            ))
+        );
+        let mut awaited = std::pin::pin!(gc.ticket());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(
+            matches!(awaited.as_mut().poll(&mut cx), Poll::Ready(Err(_))),
+            "awaited as well"
+        );
     }
 
     struct Failing;
