@@ -485,3 +485,103 @@ fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Every batch in the settlement files under `d`'s data directory, by id:
+/// its items. Panics if a batch is in two files.
+fn batches_in_files(d: &Daemon) -> std::collections::BTreeMap<u64, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(files) = std::fs::read_dir(d.dir.join("settlements")) else {
+        return out;
+    };
+    for file in files {
+        let path = file.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let batches: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for b in batches {
+            let items = b["items"].as_array().unwrap();
+            let items = items.iter().map(|i| i.as_str().unwrap().to_owned());
+            let id = b["id"].as_u64().unwrap();
+            assert!(
+                out.insert(id, items.collect()).is_none(),
+                "batch {id} twice"
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_settles_the_rest() {
+    let mut d = Daemon::start("daily-settlement-stop", &[]);
+    // Enough confirmed lookups for a run of many steps.
+    let mut flows = 0;
+    for _ in 0..15 {
+        let run = load(&d, 16, "discount=100");
+        let codes = run["response_codes"].as_object().unwrap();
+        assert!(codes.keys().all(|c| c == "00"), "{run}");
+        assert_eq!(run["errors"], 0, "{run}");
+        flows += run["flows"].as_u64().unwrap();
+        if flows >= 12_000 {
+            break;
+        }
+    }
+    assert!(d.terminate().success());
+    // Due since midnight: the settlement job runs as the switch starts.
+    let config = d.dir.join("switch.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[settlement]\ndaily_at = \"00:00\"\n");
+    std::fs::write(&config, text).unwrap();
+    d.restart();
+    // Stopped once its first step has committed a batch.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.admin("GET", "/v1/settlements", None).unwrap() == serde_json::json!([]) {
+        assert!(Instant::now() < deadline, "no batch within 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(d.terminate().success());
+    let first = batches_in_files(&d);
+    assert!(
+        !first.is_empty(),
+        "the batches made before the stop have files"
+    );
+    let filed: usize = first.values().map(Vec::len).sum();
+    assert!(
+        (filed as u64) < flows,
+        "the run ended before the stop: {filed} of {flows} items settled"
+    );
+
+    d.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = batches_in_files(&d);
+        if all.len() > first.len() {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "no second run within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every batch the ledger holds is in a file, and every item is in one.
+    let ledger = d.admin("GET", "/v1/settlements", None).unwrap();
+    let ledger: std::collections::BTreeMap<u64, Vec<String>> = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let items = b["items"].as_array().unwrap().iter();
+            let items = items.map(|i| i.as_str().unwrap().to_owned()).collect();
+            (b["id"].as_u64().unwrap(), items)
+        })
+        .collect();
+    assert_eq!(ledger, all, "a file for every batch, as the ledger has it");
+    let items: Vec<&String> = all.values().flatten().collect();
+    let distinct: std::collections::HashSet<&&String> = items.iter().collect();
+    assert_eq!(distinct.len(), items.len(), "no item settled twice");
+    assert_eq!(items.len() as u64, flows, "every confirmed lookup settled");
+    let again = d.admin("POST", "/v1/settlements", None).unwrap();
+    assert_eq!(again["batches"], serde_json::json!([]), "nothing left");
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
+}

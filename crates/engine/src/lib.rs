@@ -84,7 +84,7 @@ pub use request::{
     Authorize, Confirm, Refund, Reply, Request, TerminalChange, TerminalUpdate, Undo,
 };
 pub use rules::{BinRange, DiscountRule, RuleRecord};
-pub use settlement::SettlementBatch;
+pub use settlement::{Settled, SettlementBatch};
 pub use storage::durability::{FlushError, FlushStats, FlushTicket};
 pub use storage::{Durable, EmbeddedConfig, Store};
 pub use template::{Event, Template, Templates};

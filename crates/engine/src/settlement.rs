@@ -74,6 +74,16 @@ pub struct SettlementBatch {
     pub net: i64,
 }
 
+/// What a settlement run made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The batches it made or added to, in the order it made them.
+    pub batches: Vec<SettlementBatch>,
+    /// Whether it went through every item it found. `false`: it was told
+    /// to stop, and what it did not reach is left for the next run.
+    pub complete: bool,
+}
+
 /// Where the day of the last daily settlement is kept (a local day number).
 const DAILY_DONE: &[u8] = b"daily_settlement_day";
 
@@ -98,10 +108,22 @@ impl Settlement<'_> {
 
     /// Settles everything confirmed up to `cutoff`. Returns the new batches.
     pub fn run(&self, cutoff: UnixTime, now: UnixTime) -> Result<Durable<Vec<SettlementBatch>>> {
-        self.run_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS)
+        Ok(self.run_until(cutoff, now, &|| false)?.map(|s| s.batches))
     }
 
-    /// [`Settlement::run`] with `per_transaction` items per step and
+    /// [`Settlement::run`] that ends before its next step once `stop`
+    /// says so (the daemon is stopping), with the batches made until then.
+    /// What it did not reach stays unsettled for the next run.
+    pub fn run_until(
+        &self,
+        cutoff: UnixTime,
+        now: UnixTime,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Durable<Settled>> {
+        self.run_in_steps(cutoff, now, ITEMS_PER_TRANSACTION, MAX_BATCH_ITEMS, stop)
+    }
+
+    /// [`Settlement::run_until`] with `per_transaction` items per step and
     /// batches closing at `max_items` (tests use small ones).
     pub fn run_in_steps(
         &self,
@@ -109,7 +131,8 @@ impl Settlement<'_> {
         now: UnixTime,
         per_transaction: usize,
         max_items: usize,
-    ) -> Result<Durable<Vec<SettlementBatch>>> {
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Durable<Settled>> {
         // Gather candidates outside the transactions (a backend need not scan inside
         // one); each merchant's transaction re-checks every item.
         let mut by_merchant: Vec<(MerchantId, Vec<Rrn>)> = Vec::new();
@@ -139,7 +162,8 @@ impl Settlement<'_> {
         // How long to rest before the next step: as long as the last step
         // that wrote took, so no rest after the last step or an empty one.
         let mut rest = std::time::Duration::ZERO;
-        for (merchant, rrns) in by_merchant {
+        let mut complete = true;
+        'merchants: for (merchant, rrns) in by_merchant {
             let mut open: Option<SettlementBatch> = None;
             for chunk in rrns.chunks(per_transaction.max(1)) {
                 let id = match &open {
@@ -147,6 +171,13 @@ impl Settlement<'_> {
                     None => self.core.store.next_id()? + 1,
                 };
                 std::thread::sleep(std::mem::take(&mut rest));
+                if stop() {
+                    // Every step so far left the ledger consistent; the
+                    // open batch is as its last step wrote it.
+                    out.extend(open);
+                    complete = false;
+                    break 'merchants;
+                }
                 let step = std::time::Instant::now();
                 let settled_before = open.as_ref().map_or(0, |b| b.items.len());
                 let batch = self.core.store.transaction(|tx| {
@@ -218,7 +249,11 @@ impl Settlement<'_> {
             }
             out.extend(open);
         }
-        Ok(Durable::new(out, self.core.store.durable_since(mark)))
+        let settled = Settled {
+            batches: out,
+            complete,
+        };
+        Ok(Durable::new(settled, self.core.store.durable_since(mark)))
     }
 
     /// Every settlement batch, oldest first.

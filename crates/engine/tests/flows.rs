@@ -689,10 +689,12 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     let batches = w
         .engine
         .settlement()
-        .run_in_steps(T0.plus(100), T0.plus(100), 3, 7)
+        .run_in_steps(T0.plus(100), T0.plus(100), 3, 7, &|| false)
         .unwrap()
         .wait()
         .unwrap();
+    assert!(batches.complete);
+    let batches = batches.batches;
     let sizes: Vec<usize> = batches.iter().map(|b| b.items.len()).collect();
     assert_eq!(sizes, [9, 9, 2]);
     let items: Vec<_> = batches.iter().flat_map(|b| b.items.clone()).collect();
@@ -717,6 +719,63 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
         0
     );
     assert_eq!(w.engine.settlement().batches().unwrap(), batches);
+    w.assert_audit();
+}
+
+#[test]
+fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest() {
+    let w = World::new();
+    let mut rrns = Vec::new();
+    for i in 0..10 {
+        let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000 + i, T0.plus(i as i64));
+        assert_eq!(
+            w.confirm(&a, &o, 1_000 + i, T0.plus(i as i64)).code,
+            Rc::Approved
+        );
+        rrns.push(o.rrn.unwrap());
+    }
+    // The stop comes after the second step has been asked whether to go on.
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 2
+    };
+    let first = w
+        .engine
+        .settlement()
+        .run_in_steps(T0.plus(100), T0.plus(100), 3, 100, &stop)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(!first.complete, "cut short");
+    let first = first.batches;
+    assert_eq!(
+        asked.get(),
+        3,
+        "asked before each step, none after the stop"
+    );
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].items, rrns[..6], "two steps of three");
+    assert_eq!(w.engine.settlement().batches().unwrap(), first);
+    w.assert_audit();
+    let rest = w
+        .engine
+        .settlement()
+        .run(T0.plus(100), T0.plus(200))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].items, rrns[6..], "the rest, each item once");
+    let net: i64 = first.iter().chain(&rest).map(|b| b.net).sum();
+    assert_eq!(
+        w.engine
+            .admin()
+            .account(&AccountKey::Clearing)
+            .unwrap()
+            .balance,
+        net
+    );
     w.assert_audit();
 }
 

@@ -89,7 +89,7 @@ async fn serve(
     ] {
         listen_http(addr, router, what, tls, stop_rx.clone()).await?;
     }
-    crate::jobs::start(&switch, &stop_rx)?;
+    let jobs = crate::jobs::start(&switch, &stop_rx)?;
     http.ready.store(true, Ordering::Relaxed);
 
     shutdown_signal().await;
@@ -103,6 +103,11 @@ async fn serve(
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_secs);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not finish within {grace:?}");
+    }
+    // A job's round in progress ends first (settlement within a step), so
+    // the last flush covers what it wrote.
+    if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
+        tracing::warn!("a background job did not finish its round within {grace:?}");
     }
     switch.engine.close().map_err(SwitchError::FinalFlush)?;
     tracing::info!("stopped");

@@ -1,14 +1,16 @@
 //! The daemon's background work: periodic rounds on the blocking pool,
 //! one at a time each, that keep the ledger tidy and deliver what the
-//! engine queued. Housekeeping expires holds and runs the loyalty review,
-//! the daily pass and the daily settlement; the archiver keeps the live
-//! ledger bounded; the notifier drains the outbox of member notices.
+//! engine queued. Housekeeping expires holds and runs the loyalty review
+//! and the daily pass; the daily settlement is a job of its own, so a long
+//! run never holds up hold expiry; the archiver keeps the live ledger
+//! bounded; the notifier drains the outbox of member notices.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clubswitch_engine::UnixTime;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::campaign;
 use crate::config::parse_hhmm;
@@ -19,19 +21,27 @@ use crate::notify::{self, Channel};
 use crate::settlement;
 
 /// Starts every periodic job of the daemon; each stops when `stop` turns
-/// true.
-pub fn start(switch: &Arc<Switch>, stop: &watch::Receiver<bool>) -> Result<(), SwitchError> {
-    tokio::spawn(housekeeping(Arc::clone(switch), stop.clone()));
-    tokio::spawn(health_probe(Arc::clone(switch), stop.clone()));
-    tokio::spawn(archiver(Arc::clone(switch), stop.clone()));
+/// true, once its round in progress (if any) has ended. The tracker they
+/// run on is closed: the daemon waits on it before its last flush, so no
+/// round writes after it.
+pub fn start(
+    switch: &Arc<Switch>,
+    stop: &watch::Receiver<bool>,
+) -> Result<TaskTracker, SwitchError> {
+    let jobs = TaskTracker::new();
+    jobs.spawn(housekeeping(Arc::clone(switch), stop.clone()));
+    jobs.spawn(daily_settlement(Arc::clone(switch), stop.clone()));
+    jobs.spawn(health_probe(Arc::clone(switch), stop.clone()));
+    jobs.spawn(archiver(Arc::clone(switch), stop.clone()));
     let channel: Arc<dyn Channel> = Arc::from(notify::channel(&switch.cfg.notices)?);
-    tokio::spawn(notifier(
+    jobs.spawn(notifier(
         Arc::clone(switch),
         Arc::clone(&channel),
         stop.clone(),
     ));
-    tokio::spawn(campaigns(Arc::clone(switch), channel, stop.clone()));
-    Ok(())
+    jobs.spawn(campaigns(Arc::clone(switch), channel, stop.clone()));
+    jobs.close();
+    Ok(jobs)
 }
 
 /// Runs a blocking round every `period` until shutdown, one at a time, on
@@ -52,9 +62,15 @@ async fn every<R>(
     let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The stop first, and checked again: a round that outlasted the
+        // period leaves the tick ready, and no round starts after a stop.
         tokio::select! {
-            _ = tick.tick() => {},
+            biased;
             _ = stop.changed() => return,
+            _ = tick.tick() => {},
+        }
+        if *stop.borrow() {
+            return;
         }
         let this = round(UnixTime::now());
         let s = Arc::clone(switch);
@@ -98,17 +114,10 @@ async fn health_probe(switch: Arc<Switch>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Expires holds, runs the monthly loyalty review, the daily pass
-/// (expiry of points and credit, birthdays, cards expiring) and the daily
-/// settlement when configured.
+/// Expires holds, runs the monthly loyalty review and the daily pass
+/// (expiry of points and credit, birthdays, cards expiring).
 async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
     let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
-    let daily = switch
-        .cfg
-        .settlement
-        .daily_at
-        .as_deref()
-        .and_then(parse_hhmm);
     let me = Arc::clone(&switch);
     let mut forgot_at = 0;
     every(&me, period, stop, "housekeeping", move |now| {
@@ -117,14 +126,6 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         if forget {
             forgot_at = now.0;
         }
-        let local = now.0 + switch.cfg.utc_offset_secs;
-        let day = local.div_euclid(86_400);
-        let minute = local.rem_euclid(86_400) / 60;
-        // Past the hour of the daily settlement: whether today's ran is in
-        // the ledger, so the node holding this job (whichever it is, after
-        // a restart or a failover) runs it once, and again after a failed
-        // run.
-        let settle_time = daily.is_some_and(|(h, m)| minute >= i64::from(h) * 60 + i64::from(m));
         let s = Arc::clone(&switch);
         move || {
             let n = s.engine.sweeper().expire_holds(now, 10_000)?;
@@ -170,13 +171,62 @@ async fn housekeeping(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     "daily pass"
                 );
             }
-            if settle_time && s.engine.settlement().daily_done()? < Some(day) {
-                let batches = s.engine.settlement().run(now, now)?.wait()?;
-                s.metrics.settled(now);
-                let files = settlement::write_files(&s.cfg, &batches, now)?;
-                s.engine.settlement().mark_daily_done(day)?.wait()?;
-                tracing::info!(batches = batches.len(), ?files, "daily settlement");
+            Ok(())
+        }
+    })
+    .await;
+}
+
+/// Runs the daily settlement from `settlement.daily_at` on, when today's
+/// has not run. Whether it ran is in the ledger, so the node holding this
+/// job (whichever it is, after a restart or a failover) runs it once, and
+/// again after a failed or stopped run.
+///
+/// A stop ends the run between two steps: its batches get their files,
+/// the day is not marked, and the next start settles the rest (a stop
+/// therefore waits for one step, not for the whole run).
+async fn daily_settlement(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
+    let Some((h, m)) = switch
+        .cfg
+        .settlement
+        .daily_at
+        .as_deref()
+        .and_then(parse_hhmm)
+    else {
+        return;
+    };
+    let at_minute = i64::from(h) * 60 + i64::from(m);
+    let period = Duration::from_secs(switch.cfg.holds.sweep_interval_secs);
+    let me = Arc::clone(&switch);
+    let stopping = stop.clone();
+    every(&me, period, stop, "settlement", move |now| {
+        let local = now.0 + switch.cfg.utc_offset_secs;
+        let day = local.div_euclid(86_400);
+        let due = local.rem_euclid(86_400) / 60 >= at_minute;
+        let s = Arc::clone(&switch);
+        let stopping = stopping.clone();
+        move || {
+            if !due || s.engine.settlement().daily_done()? >= Some(day) {
+                return Ok(());
             }
+            let run = s
+                .engine
+                .settlement()
+                .run_until(now, now, &|| *stopping.borrow())?
+                .wait()?;
+            let files = settlement::write_files(&s.cfg, &run.batches, now)?;
+            let batches = run.batches.len();
+            if !run.complete {
+                tracing::warn!(
+                    batches,
+                    ?files,
+                    "daily settlement stopped by the shutdown; the rest is settled by the next run (this node's next start, or another node's round)"
+                );
+                return Ok(());
+            }
+            s.metrics.settled(now);
+            s.engine.settlement().mark_daily_done(day)?.wait()?;
+            tracing::info!(batches, ?files, "daily settlement");
             Ok(())
         }
     })
