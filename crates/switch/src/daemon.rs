@@ -63,6 +63,9 @@ async fn serve(
     token: String,
 ) -> Result<(), SwitchError> {
     ignore_file_size_limit();
+    // Listened for before anything is bound: a stop that comes as soon as
+    // the switch says it is up is graceful too.
+    let shutdown = shutdown_signal();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
     let gateways = crate::http::gateway::Gateways::load(&cfg.admin.gateways)?;
     let http = Arc::new(Http::new(Arc::clone(&switch), token, gateways)?);
@@ -92,7 +95,7 @@ async fn serve(
     let jobs = crate::jobs::start(&switch, &stop_rx)?;
     http.ready.store(true, Ordering::Relaxed);
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     http.ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
@@ -213,24 +216,37 @@ fn ignore_file_size_limit() {
     }
 }
 
-/// Waits for SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Starts listening for SIGTERM and SIGINT (Ctrl-C) now, and resolves
+/// when one comes. The handlers are installed by this call, not when the
+/// future is first polled: until then either signal would kill the
+/// process by its default action, skipping the graceful stop.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            }
+            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                one.recv().await;
+            }
+            (Err(_), Err(_)) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
