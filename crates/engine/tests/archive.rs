@@ -107,6 +107,43 @@ fn finished_history_leaves_the_ledger_and_every_balance_and_the_audit_stay() {
 }
 
 #[test]
+fn a_run_told_to_stop_ends_between_two_files_and_the_next_run_goes_on() {
+    let w = World::new();
+    let dir = TempDir::new("archive-stop");
+    let n = finished_day(&w);
+    let journal = w.engine.audit().records().journal_entries;
+    // Files of two records; the stop comes once the first file is out.
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    };
+    let first = w
+        .engine
+        .archive()
+        .run_in_files(T0.plus(2000), &dir.0, 2, &stop)
+        .unwrap();
+    assert_eq!((first.transactions, first.journal_entries), (2, 0));
+    assert_eq!(first.files.len(), 1);
+    assert_eq!(first.counters, 0, "no counters pruned after the stop");
+    assert_eq!(w.engine.audit().records().transactions, n - 2);
+    w.assert_audit();
+    assert_verified(&w, &dir);
+
+    let rest = w
+        .engine
+        .archive()
+        .run_in_files(T0.plus(2000), &dir.0, 2, &|| false)
+        .unwrap();
+    assert_eq!(rest.transactions, n - 2);
+    assert_eq!(rest.journal_entries, journal);
+    let check = assert_verified(&w, &dir);
+    assert_eq!(check.transactions, n as u64, "each archived once");
+    assert_eq!(check.journal_entries, journal as u64);
+    w.assert_audit();
+}
+
+#[test]
 fn an_unsettled_purchase_holds_the_archive_back_until_it_settles() {
     let w = World::new();
     let dir = TempDir::new("archive");

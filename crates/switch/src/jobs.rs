@@ -247,9 +247,11 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
         .request_keep_secs(&switch.cfg.holds, &switch.cfg.security);
     let dir = archive_dir(&switch.cfg.data_dir);
     let me = Arc::clone(&switch);
+    let stopping = stop.clone();
     every(&me, period, stop, "archiver", move |now| {
         let s = Arc::clone(&switch);
         let dir = dir.clone();
+        let stopping = stopping.clone();
         move || {
             let started = std::time::Instant::now();
             let purge = s
@@ -271,9 +273,12 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     ..Default::default()
                 }
             } else {
+                // A stop ends a large backlog's run between two files.
                 s.engine
                     .archive()
-                    .run(now.plus(-s.cfg.archive.after_secs), &dir)
+                    .run_until(now.plus(-s.cfg.archive.after_secs), &dir, &|| {
+                        *stopping.borrow()
+                    })
                     .map_err(SwitchError::Archive)?
             };
             s.metrics.archived(&run, purge.removed);

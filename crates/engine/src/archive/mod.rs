@@ -55,6 +55,13 @@ impl<'a> Archive<'a> {
 const STATE: &[u8] = b"state";
 /// Records per archive file.
 const FILE_RECORDS: usize = 50_000;
+
+/// Where a run writes its files, and how many records each holds at most.
+#[derive(Clone, Copy)]
+struct Files<'p> {
+    dir: &'p Path,
+    records: usize,
+}
 /// Records leaving the ledger per transaction: small enough not to hold up the
 /// terminals' transactions for long.
 const CHUNK: usize = 256;
@@ -169,6 +176,31 @@ impl Archive<'_> {
     /// before it. Also drops daily counters of days long past. One run at a
     /// time; returns what it moved.
     pub fn run(&self, horizon: UnixTime, dir: &Path) -> Result<ArchiveRun> {
+        self.run_until(horizon, dir, &|| false)
+    }
+
+    /// [`Archive::run`] that ends between two files once `stop` says so
+    /// (the daemon is stopping): a large backlog is otherwise moved in one
+    /// run. Every file it wrote has left the ledger; the next run goes on.
+    pub fn run_until(
+        &self,
+        horizon: UnixTime,
+        dir: &Path,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<ArchiveRun> {
+        self.run_in_files(horizon, dir, FILE_RECORDS, stop)
+    }
+
+    /// [`Archive::run_until`] with files of `file_records` records (tests
+    /// use small ones).
+    pub fn run_in_files(
+        &self,
+        horizon: UnixTime,
+        dir: &Path,
+        file_records: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<ArchiveRun> {
+        let file_records = file_records.max(1);
         let Ok(_running) = self.core.archiving.try_lock() else {
             return Err(EngineError::invalid(
                 "the archive is busy (another archive run, or an audit)",
@@ -180,14 +212,25 @@ impl Archive<'_> {
         })?;
         self.repair_archive(dir)?;
         let mut run = ArchiveRun::default();
-        while self.archive_txns(horizon, dir, &mut run)? == FILE_RECORDS {}
-        while self.archive_journal(horizon, dir, &mut run)? == FILE_RECORDS {}
-        run.counters = self.prune_counters(horizon)?;
+        let files = Files {
+            dir,
+            records: file_records,
+        };
+        while !stop() && self.archive_txns(horizon, files, &mut run)? == file_records {}
+        while !stop() && self.archive_journal(horizon, files, &mut run)? == file_records {}
+        if !stop() {
+            run.counters = self.prune_counters(horizon)?;
+        }
         Ok(run)
     }
 
     /// Archives up to one file of transactions; returns how many.
-    fn archive_txns(&self, horizon: UnixTime, dir: &Path, run: &mut ArchiveRun) -> Result<usize> {
+    fn archive_txns(
+        &self,
+        horizon: UnixTime,
+        files: Files<'_>,
+        run: &mut ArchiveRun,
+    ) -> Result<usize> {
         let from = self
             .state()?
             .txns_through
@@ -197,7 +240,7 @@ impl Archive<'_> {
         let (moved, file) = self.move_out(
             Kind::Transactions,
             &from,
-            dir,
+            files,
             |t: &Txn| {
                 if t.created >= horizon {
                     return false;
@@ -251,7 +294,7 @@ impl Archive<'_> {
     fn archive_journal(
         &self,
         horizon: UnixTime,
-        dir: &Path,
+        files: Files<'_>,
         run: &mut ArchiveRun,
     ) -> Result<usize> {
         let from = self
@@ -261,7 +304,7 @@ impl Archive<'_> {
         let (moved, file) = self.move_out(
             Kind::Journal,
             &from.to_be_bytes(),
-            dir,
+            files,
             |e: &JournalEntry| e.at < horizon,
             |e| journal_name(e.id),
             |tx, chunk, st| {
@@ -299,7 +342,7 @@ impl Archive<'_> {
     }
 
     /// The steps both kinds share: collects the records of `kind`'s table
-    /// from `from` on while `take` accepts them (at most a file's worth),
+    /// from `from` on while `take` accepts them (at most `files.records`),
     /// writes them to one file named by `name` of the first and last, then
     /// takes them out of the ledger a chunk per transaction with `commit`,
     /// which also advances the archive state. Returns how many, and the
@@ -308,7 +351,7 @@ impl Archive<'_> {
         &self,
         kind: Kind,
         from: &[u8],
-        dir: &Path,
+        files: Files<'_>,
         mut take: impl FnMut(&T) -> bool,
         name: impl Fn(&T) -> String,
         commit: impl Fn(&Tx<'_>, &[T], &mut ArchiveState) -> TxResult<()>,
@@ -324,14 +367,14 @@ impl Archive<'_> {
                 break;
             }
             batch.push(record);
-            if batch.len() == FILE_RECORDS {
+            if batch.len() == files.records {
                 break;
             }
         }
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok((0, None));
         };
-        let path = file::write(dir, kind, &name(first), &name(last), &batch)?;
+        let path = file::write(files.dir, kind, &name(first), &name(last), &batch)?;
         for chunk in batch.chunks(CHUNK) {
             self.core.store.transaction(|tx| {
                 let mut st = state(tx)?;
