@@ -233,17 +233,23 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
                     _ = int.recv() => {},
                 }
             }
-            (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+            (Ok(mut one), Err(e)) | (Err(e), Ok(mut one)) => {
+                tracing::warn!("cannot catch SIGTERM or SIGINT: {e}; the other stops the switch");
                 one.recv().await;
             }
-            (Err(_), Err(_)) => {
-                let _ = tokio::signal::ctrl_c().await;
+            (Err(e), Err(_)) => {
+                // Not a stop: run until killed rather than exit at once.
+                tracing::error!(
+                    "cannot catch SIGTERM nor SIGINT: {e}; only SIGKILL stops the switch"
+                );
+                std::future::pending::<()>().await;
             }
         }
     }
 }
 
-/// Resolves on Ctrl-C.
+/// Resolves on Ctrl-C (registered at the first poll here: the switch is
+/// built and run on Unix).
 #[cfg(not(unix))]
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async {
