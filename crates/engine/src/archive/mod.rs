@@ -56,15 +56,16 @@ const STATE: &[u8] = b"state";
 /// Records per archive file.
 const FILE_RECORDS: usize = 50_000;
 
+/// Records leaving the ledger per transaction: small enough not to hold up the
+/// terminals' transactions for long.
+const CHUNK: usize = 256;
+
 /// Where a run writes its files, and how many records each holds at most.
 #[derive(Clone, Copy)]
 struct Files<'p> {
     dir: &'p Path,
     records: usize,
 }
-/// Records leaving the ledger per transaction: small enough not to hold up the
-/// terminals' transactions for long.
-const CHUNK: usize = 256;
 
 /// How far the archive reaches.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
