@@ -103,13 +103,20 @@ async fn serve(
         let _ = s.await;
     }
     tracker.close();
+    // One deadline for both: the connections finish their requests while
+    // the jobs end their rounds (settlement within a step), so a stop takes
+    // at most the grace period before the last flush, which covers what
+    // both wrote.
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_secs);
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    let deadline = tokio::time::Instant::now() + grace;
+    let (connections, rounds) = tokio::join!(
+        tokio::time::timeout_at(deadline, tracker.wait()),
+        tokio::time::timeout_at(deadline, jobs.wait()),
+    );
+    if connections.is_err() {
         tracing::warn!("some connections did not finish within {grace:?}");
     }
-    // A job's round in progress ends first (settlement within a step), so
-    // the last flush covers what it wrote.
-    if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
+    if rounds.is_err() {
         tracing::warn!("a background job did not finish its round within {grace:?}");
     }
     switch.engine.close().map_err(SwitchError::FinalFlush)?;
