@@ -78,6 +78,7 @@ fn finished_history_leaves_the_ledger_and_every_balance_and_the_audit_stay() {
     assert_eq!(run.journal_entries, journal);
     assert_eq!(run.waiting_on, None);
     assert_eq!(run.files.len(), 2);
+    assert!(run.complete);
 
     assert_eq!(
         w.engine.audit().records().transactions,
@@ -125,6 +126,7 @@ fn a_run_told_to_stop_ends_between_two_files_and_the_next_run_goes_on() {
         .unwrap();
     assert_eq!((first.transactions, first.journal_entries), (2, 0));
     assert_eq!(first.files.len(), 1);
+    assert!(!first.complete, "a stopped run says it was cut short");
     assert_eq!(w.engine.audit().records().transactions, n - 2);
     w.assert_audit();
     assert_verified(&w, &dir);
@@ -136,6 +138,7 @@ fn a_run_told_to_stop_ends_between_two_files_and_the_next_run_goes_on() {
         .unwrap();
     assert_eq!(rest.transactions, n - 2);
     assert_eq!(rest.journal_entries, journal);
+    assert!(rest.complete);
     let check = assert_verified(&w, &dir);
     assert_eq!(check.transactions, n as u64, "each archived once");
     assert_eq!(check.journal_entries, journal as u64);

@@ -270,6 +270,7 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                         .archive()
                         .prune_counters(horizon)
                         .map_err(SwitchError::Archive)?,
+                    complete: true,
                     ..Default::default()
                 }
             } else {
@@ -290,6 +291,7 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     counters = run.counters,
                     files = run.files.len(),
                     waiting_on = ?run.waiting_on,
+                    complete = run.complete,
                     took_ms = started.elapsed().as_millis() as u64,
                     "archived"
                 );

@@ -96,7 +96,11 @@ pub struct ArchiveRun {
     pub files: Vec<PathBuf>,
     /// The oldest transaction before the horizon that is not finished (held,
     /// or confirmed and not yet settled): transactions after it wait for it.
+    /// `None` also when a stopped run ended before its scan came to one.
     pub waiting_on: Option<Rrn>,
+    /// Whether the run went as far as the horizon allowed. `false`: it was
+    /// told to stop between two files, and the next run goes on.
+    pub complete: bool,
 }
 
 /// What checking the archive files against the ledger found.
@@ -221,6 +225,7 @@ impl Archive<'_> {
         while !stop() && self.archive_journal(horizon, files, &mut run)? == file_records {}
         if !stop() {
             run.counters = self.prune_counters(horizon)?;
+            run.complete = true;
         }
         Ok(run)
     }
