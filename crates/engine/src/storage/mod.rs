@@ -611,18 +611,6 @@ impl Store {
         records(self.backend.scan(table, Range::Prefix(prefix)))
     }
 
-    /// Records whose key starts with `prefix`, in key order, as stored:
-    /// for a table that holds records of more than one type.
-    pub(crate) fn scan_raw(
-        &self,
-        table: Table,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.backend
-            .scan(table, Range::Prefix(prefix))
-            .map(|item| Ok(item?))
-    }
-
     /// Records from `from` on, in key order.
     pub(crate) fn scan_from<T: Record>(
         &self,
