@@ -10,7 +10,7 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::model::{keys, Account, AccountKey, JournalEntry, RequestRecord, Txn, TxnState};
 use crate::rules::RuleRecord;
-use crate::settlement::SettlementBatch;
+use crate::settlement::stored_batches;
 use crate::storage::Table;
 
 /// The ledger's invariants recomputed from scratch, and the balances they
@@ -335,12 +335,8 @@ impl Audit<'_> {
             }
         }
 
-        for item in self
-            .core
-            .store
-            .scan::<SettlementBatch>(Table::Settlements, b"")
-        {
-            let (_, b) = item?;
+        for item in stored_batches(&self.core.store) {
+            let b = item?;
             r.settlements += 1;
             let items = payable_by_batch.remove(&b.id).unwrap_or(0);
             if items != b.net {
