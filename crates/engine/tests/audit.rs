@@ -71,3 +71,47 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
     );
     assert!(names("Club", "journal says"), "{v:#?}");
 }
+
+#[test]
+fn the_audit_names_a_settlement_batch_that_lost_an_item_record() {
+    let dir = TempDir::new("audit-batch");
+    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+    let w = World::open_or_seed(store.clone());
+    w.confirmed_purchases(5);
+    // Steps of two: item records from the 0th, the 2nd and the 4th.
+    let settled = w
+        .engine
+        .settlement()
+        .run_in_steps(T0.plus(100), T0.plus(100), 2, 100, &|| false)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(settled.batches.len(), 1);
+    let id = settled.batches[0].id;
+    w.assert_audit();
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+
+    // The last step's record goes: no gap is left, so only the count of
+    // the transactions that name the batch shows it.
+    let db = sled::open(&dir.0).unwrap();
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let (code, _) = embedded::tables()
+        .find(|(_, n)| *n == "settlements")
+        .unwrap();
+    let key = [&[code][..], &id.to_be_bytes(), &4u32.to_be_bytes()].concat();
+    assert!(ledger.remove(key).unwrap().is_some());
+    db.flush().unwrap();
+    drop(ledger);
+    drop(db);
+
+    let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());
+    let v = w.engine.audit().ledger().unwrap().violations;
+    assert_eq!(
+        v,
+        [format!(
+            "batch {id}: lists 4 items but 5 transactions name it"
+        )]
+    );
+}
