@@ -98,8 +98,9 @@ pub struct ArchiveRun {
     /// or confirmed and not yet settled): transactions after it wait for it.
     /// `None` also when a stopped run ended before its scan came to one.
     pub waiting_on: Option<Rrn>,
-    /// Whether the run went as far as the horizon allowed. `false`: it was
-    /// told to stop between two files, and the next run goes on.
+    /// Whether the run went as far as the horizon allowed. `false`: a stop
+    /// ended it before it was through (between two files, or before it
+    /// dropped the old counters), and the next run goes on.
     pub complete: bool,
 }
 
