@@ -40,12 +40,6 @@
 //!   of it is smaller. A body of versions 1 to 6 is upgraded in the
 //!   fixed-width layout it was written in ([`Record::upgrade`]) and
 //!   decoded in it.
-//! - 8: a settlement batch's items are records of their own, one per step
-//!   of the run that settled them, beside the batch record (whose `items`
-//!   a format-8 release leaves empty; see `settlement`). No record changed
-//!   its layout: a version-7 body reads as it is. The version is raised so
-//!   that a release of format 7, which would read those item records as
-//!   batches, refuses the ledger.
 
 use std::borrow::Cow;
 
@@ -58,14 +52,10 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 8;
+pub const FORMAT_VERSION: u8 = 7;
 
 /// The last record format with fixed-width integers.
 pub const LAST_FIXED_WIDTH: u8 = 6;
-
-/// The first record format with varints: it and every later one decode
-/// with [`compact`].
-const FIRST_COMPACT: u8 = LAST_FIXED_WIDTH + 1;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;
@@ -98,10 +88,9 @@ fn compact() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
-// Formats 7 and 8 share every record's layout, so `from_slice` decodes
-// both alike. A format that changes a record's layout needs an upgrade
-// path for varint bodies, as `Record::upgrade` is for fixed-width ones.
-const _: () = assert!(FORMAT_VERSION == FIRST_COMPACT + 1);
+// A format after 7 needs an upgrade path for varint bodies: `from_slice`
+// decodes every older version in the fixed-width layout.
+const _: () = assert!(FORMAT_VERSION == LAST_FIXED_WIDTH + 1);
 
 thread_local! {
     static FIXED_WIDTH: Cell<bool> = const { Cell::new(false) };
@@ -155,7 +144,7 @@ pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
         reason,
     };
     match raw.split_first() {
-        Some((&v, body)) if (FIRST_COMPACT..=FORMAT_VERSION).contains(&v) => compact()
+        Some((&FORMAT_VERSION, body)) => compact()
             .deserialize(body)
             .map_err(|e| corrupt(e.to_string())),
         Some((&v, body)) if (OLDEST_VERSION..=LAST_FIXED_WIDTH).contains(&v) => {
@@ -213,17 +202,13 @@ mod tests {
     }
 
     #[test]
-    fn varint_formats_read_alike_and_format_6_bodies_in_their_fixed_width_layout() {
+    fn format_7_writes_varints_and_reads_format_6_bodies_in_their_fixed_width_layout() {
         let g = Grown {
             a: 1_250_000,
             added: Some(3),
         };
-        let v8 = to_vec(&g).unwrap();
-        assert_eq!(v8[0], 8);
-        // Format 7 wrote the same body.
-        let mut v7 = v8.clone();
-        v7[0] = 7;
-        assert_eq!(from_slice::<Grown>(&v8).unwrap(), g);
+        let v7 = to_vec(&g).unwrap();
+        assert_eq!(v7[0], 7);
         // The amount: a varint tag (u32) and four bytes; the option tag;
         // the small number: one byte. Fixed width takes 8, 1 and 4.
         assert_eq!(v7.len(), 1 + 5 + 1 + 1);
@@ -248,12 +233,12 @@ mod tests {
         let elsewhere = std::thread::spawn(|| to_vec(&7u64).unwrap())
             .join()
             .unwrap();
-        assert_eq!(elsewhere, [8, 7]);
+        assert_eq!(elsewhere, [7, 7]);
         let inner = write_fixed_width();
         drop(inner);
         assert_eq!(to_vec(&7u64).unwrap()[0], 6, "the outer guard still holds");
         drop(guard);
-        assert_eq!(to_vec(&7u64).unwrap(), [8, 7]);
+        assert_eq!(to_vec(&7u64).unwrap(), [7, 7]);
         assert_eq!(from_slice::<u64>(&v6).unwrap(), 7);
     }
 

@@ -30,7 +30,7 @@ use crate::error::{EngineError, Result};
 use crate::idempotency::{Caller, Idempotency};
 use crate::ledger;
 use crate::model::{AccountKey, JournalKind, UnixTime};
-use crate::settlement::{stored_batches, SettlementBatch};
+use crate::settlement::SettlementBatch;
 use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
 /// Payouts and their reconciliation.
@@ -201,9 +201,12 @@ impl Payouts<'_> {
     /// A new payout of every settled batch with a positive net that is
     /// neither paid nor on its way; `None` when there is nothing to pay.
     pub fn create(&self, now: UnixTime) -> Result<Durable<Option<Payout>>> {
-        let batches: Vec<SettlementBatch> = stored_batches(&self.core.store)
+        let batches: Vec<SettlementBatch> = self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
             .filter_map(|r| match r {
-                Ok(b) if b.net > 0 => Some(Ok(b)),
+                Ok((_, b)) if b.net > 0 => Some(Ok(b)),
                 Ok(_) => None,
                 Err(e) => Some(Err(e)),
             })
@@ -304,8 +307,12 @@ impl Payouts<'_> {
     /// that one).
     pub fn outstanding(&self, merchant: Option<&MerchantId>) -> Result<Vec<Outstanding>> {
         let mut by: BTreeMap<MerchantId, Outstanding> = BTreeMap::new();
-        for r in stored_batches(&self.core.store) {
-            let b = r?;
+        for r in self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
+        {
+            let (_, b) = r?;
             if merchant.is_some_and(|m| *m != b.merchant) {
                 continue;
             }
@@ -392,8 +399,12 @@ impl Payouts<'_> {
             net: 0,
             paid: 0,
         };
-        for r in stored_batches(&self.core.store) {
-            let b = r?;
+        for r in self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
+        {
+            let (_, b) = r?;
             let day = b.created.local_day(offset);
             if b.merchant != *merchant || day < from || day > to {
                 continue;

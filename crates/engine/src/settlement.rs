@@ -2,7 +2,7 @@
 //! club refunds into one batch per merchant, and exporting the batches.
 //!
 //! A run with a cut-off takes every unsettled item confirmed at or before
-//! the cut-off. Per merchant, a few hundred items per transaction, it
+//! the cut-off. Per merchant, a few thousand items per transaction, it
 //! marks the items settled, adds them to the merchant's batch and moves
 //! their net payable to the clearing account, so every step leaves the
 //! ledger consistent and a crash mid-run leaves a smaller batch (the next
@@ -10,24 +10,15 @@
 //! [`MAX_BATCH_ITEMS`] and another opens. A batch is due on the next
 //! working day after the run. A settled purchase can still be
 //! refunded (the refund goes into the next batch) but no longer reversed.
-//!
-//! A batch is stored as its record (key: its id), whose totals each step
-//! rewrites, and one record per step listing the items that step added
-//! (key: the batch id, then the index of the step's first item), so a
-//! step writes what it settled and not the whole batch again. The records
-//! of one batch sit together in key order; [`stored_batches`] reads them back as
-//! one. A batch settled by format 7 lists its items in its own record and
-//! has no item records.
 
 use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
 use crate::core::Core;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::ledger;
 use crate::model::{keys, AccountKey, JournalKind, Merchant, Txn, UnixTime};
-use crate::storage::{Durable, Store, Table, TxResult};
+use crate::storage::{Durable, Table, TxResult};
 
 /// Settlement: closing confirmed items into batches per merchant.
 pub struct Settlement<'a> {
@@ -47,20 +38,16 @@ impl<'a> Settlement<'a> {
 ///
 /// A step holds the embedded ledger while it runs, and a terminal's
 /// transaction that arrives then waits for it: 2,048 items held it for
-/// 45-85 ms under load, which was the soak's p999 while a settlement ran;
-/// 256 items about 2.5 ms (p50; 0.8 ms reading and 1.5 ms committing
-/// their 500-odd writes). Before each step the run rests as long as the
-/// previous step that wrote took, so the terminals' queue drains between
-/// steps (a run takes about twice as long).
-///
-/// Not fewer: 64-item steps held the ledger about 0.7 ms and gave the
-/// 30-minute soak a lower p99, but its live ledger grew by about 90 MB a
-/// minute once archiving ran (sled's doing; not understood yet), where
-/// 256-item steps keep it flat.
+/// 45-85 ms under load, which was the soak's p999 while a settlement ran.
+/// Before each step the run rests as long as the previous step that wrote
+/// took, so the terminals' queue drains between steps (a run takes about
+/// twice as long).
 pub const ITEMS_PER_TRANSACTION: usize = 256;
 /// A batch closes once it has this many items and the merchant's next
-/// items open another: each batch is one bank transfer, and one record
-/// listing every item when read back.
+/// items open another. The batch record, which lists its items, is
+/// rewritten with each step, so this bounds what a step rewrites (about
+/// 50 KB) and what the steps of one batch write in all (16 records of
+/// 25 KB on average, about 100 bytes per item).
 pub const MAX_BATCH_ITEMS: usize = 4_096;
 
 /// One merchant's settlement.
@@ -73,9 +60,6 @@ pub struct SettlementBatch {
     pub created: UnixTime,
     /// Due date, days since 1970-01-01 (local).
     pub due_day: i64,
-    /// The RRNs settled into the batch. Stored in the item records of
-    /// the steps that added them (a format-7 batch: here); the batch's own
-    /// record leaves this empty, so read batches with [`stored_batches`].
     pub items: Vec<Rrn>,
     /// Confirmed club purchases.
     pub gross: u64,
@@ -180,28 +164,25 @@ impl Settlement<'_> {
         let mut rest = std::time::Duration::ZERO;
         let mut complete = true;
         'merchants: for (merchant, rrns) in by_merchant {
-            // The merchant's open batch: its record as the last step wrote
-            // it (no items) and the items its steps listed.
-            let mut open: Option<(SettlementBatch, Vec<Rrn>)> = None;
+            let mut open: Option<SettlementBatch> = None;
             for chunk in rrns.chunks(per_transaction.max(1)) {
                 let id = match &open {
-                    Some((b, _)) => b.id,
+                    Some(b) => b.id,
                     None => self.core.store.next_id()? + 1,
                 };
                 std::thread::sleep(std::mem::take(&mut rest));
                 if stop() {
                     // Every step so far left the ledger consistent; the
                     // open batch is as its last step wrote it.
-                    out.extend(open.map(with_items));
+                    out.extend(open);
                     complete = false;
                     break 'merchants;
                 }
                 let step = std::time::Instant::now();
-                let settled_before = open.as_ref().map_or(0, |(_, items)| items.len());
-                let part = items_key(id, settled_before)?;
-                let (batch, added) = self.core.store.transaction(|tx| {
+                let settled_before = open.as_ref().map_or(0, |b| b.items.len());
+                let batch = self.core.store.transaction(|tx| {
                     let mut b = match &open {
-                        Some((b, _)) => b.clone(),
+                        Some(b) => b.clone(),
                         None => SettlementBatch {
                             id,
                             merchant,
@@ -220,8 +201,7 @@ impl Settlement<'_> {
                             net: 0,
                         },
                     };
-                    let net_before = b.net;
-                    let mut added = Vec::new();
+                    let (items_before, net_before) = (b.items.len(), b.net);
                     for rrn in chunk {
                         let ukey = keys::unsettled(&merchant, rrn);
                         if !tx.contains(Table::Unsettled, &ukey)? {
@@ -234,13 +214,12 @@ impl Settlement<'_> {
                             continue;
                         }
                         add_item(&mut b, &t)?;
-                        added.push(t.rrn);
                         t.settled = Some(id);
                         tx.put(Table::Txns, rrn.as_bytes(), &t)?;
                         tx.remove(Table::Unsettled, &ukey)?;
                     }
-                    if added.is_empty() {
-                        return Ok((b, added));
+                    if b.items.len() == items_before {
+                        return Ok(b);
                     }
                     let net = b.net - net_before;
                     ledger::post(
@@ -254,25 +233,21 @@ impl Settlement<'_> {
                         ],
                     )?;
                     tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
-                    tx.put(Table::Settlements, &part, &added)?;
-                    Ok((b, added))
+                    Ok(b)
                 })?;
-                if added.is_empty() {
-                    continue;
-                }
                 // Settlement then holds the ledger at most half the time,
                 // and the terminals' queue drains between its steps.
-                rest = step.elapsed();
-                let mut items = open.map(|(_, items)| items).unwrap_or_default();
-                items.extend(added);
-                if items.len() >= max_items {
-                    out.push(with_items((batch, items)));
+                if batch.items.len() > settled_before {
+                    rest = step.elapsed();
+                }
+                if batch.items.len() >= max_items {
+                    out.push(batch);
                     open = None;
-                } else {
-                    open = Some((batch, items));
+                } else if !batch.items.is_empty() {
+                    open = Some(batch);
                 }
             }
-            out.extend(open.map(with_items));
+            out.extend(open);
         }
         let settled = Settled {
             batches: out,
@@ -281,104 +256,9 @@ impl Settlement<'_> {
         Ok(Durable::new(settled, self.core.store.durable_since(mark)))
     }
 
-    /// Every settlement batch, oldest first. Not a snapshot: read while a
-    /// run adds to a batch, its totals and its items may be a step apart
-    /// (the files a run writes come from the run itself); a closed batch
-    /// does not change.
+    /// Every settlement batch, oldest first.
     pub fn batches(&self) -> Result<Vec<SettlementBatch>> {
-        stored_batches(&self.core.store).collect()
-    }
-}
-
-/// A batch's record with the items its steps listed.
-fn with_items((mut b, items): (SettlementBatch, Vec<Rrn>)) -> SettlementBatch {
-    b.items = items;
-    b
-}
-
-/// The key of the record listing the items a step added to batch `id`,
-/// the first of them the batch's `first`-th: after the batch's own key
-/// (its id) and in the order of the steps.
-fn items_key(id: u64, first: usize) -> Result<[u8; 12]> {
-    let first = u32::try_from(first)
-        .map_err(|_| EngineError::invalid("a settlement batch of more than 2^32 items"))?;
-    let mut k = [0; 12];
-    k[..8].copy_from_slice(&id.to_be_bytes());
-    k[8..].copy_from_slice(&first.to_be_bytes());
-    Ok(k)
-}
-
-/// A record as stored: its key and its value.
-type Raw = Result<(Vec<u8>, Vec<u8>)>;
-
-/// The stored settlement batches in id order, each with every item: its
-/// record, then the item records of its steps, which follow it in key
-/// order.
-pub(crate) fn stored_batches(store: &Store) -> Batches<impl Iterator<Item = Raw> + '_> {
-    Batches {
-        records: store.scan_raw(Table::Settlements, b"").peekable(),
-    }
-}
-
-/// See [`stored_batches`].
-pub(crate) struct Batches<I: Iterator<Item = Raw>> {
-    records: std::iter::Peekable<I>,
-}
-
-impl<I: Iterator<Item = Raw>> Iterator for Batches<I> {
-    type Item = Result<SettlementBatch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (key, value) = match self.records.next()? {
-            Ok(record) => record,
-            Err(e) => return Some(Err(e)),
-        };
-        if key.len() != 8 {
-            return Some(Err(orphan(&key)));
-        }
-        let mut batch = match codec::from_slice::<SettlementBatch>(&value) {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        let own = batch.id.to_be_bytes();
-        loop {
-            match self.records.peek() {
-                Some(Ok((key, _))) if key.len() == 12 && key[..8] == own => {}
-                // A failed read may have been one of this batch's records:
-                // fail rather than give the batch without its items.
-                Some(Err(_)) => return self.records.next().and_then(Result::err).map(Err),
-                _ => break,
-            }
-            let Some(Ok((key, value))) = self.records.next() else {
-                break;
-            };
-            // Each step's record follows the items of the steps before:
-            // a gap means a record is missing.
-            if !items_key(batch.id, batch.items.len()).is_ok_and(|k| k[..] == key[..]) {
-                return Some(Err(EngineError::Corrupt {
-                    what: "settlement batch",
-                    reason: format!(
-                        "batch {}: an item record (key {key:02x?}) after {} items",
-                        batch.id,
-                        batch.items.len()
-                    ),
-                }));
-            }
-            match codec::from_slice::<Vec<Rrn>>(&value) {
-                Ok(items) => batch.items.extend(items),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        Some(Ok(batch))
-    }
-}
-
-/// A settlement record that is neither a batch nor the items of the batch
-/// before it.
-fn orphan(key: &[u8]) -> EngineError {
-    EngineError::Corrupt {
-        what: "settlement batch",
-        reason: format!("a settlement record with no batch before it (key {key:02x?})"),
+        self.core.store.values(Table::Settlements, b"")
     }
 }
 
@@ -400,6 +280,7 @@ fn add_item(b: &mut SettlementBatch, t: &Txn) -> TxResult<()> {
         _ => {}
     }
     b.net += t.payable_delta;
+    b.items.push(t.rrn);
     Ok(())
 }
 
@@ -484,93 +365,3 @@ pub fn to_json(batches: &[SettlementBatch]) -> String {
 }
 
 impl crate::codec::Record for SettlementBatch {}
-impl crate::codec::Record for Vec<Rrn> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rrn(n: u32) -> Rrn {
-        Rrn::from_bytes(format!("{n:012}").as_bytes()).unwrap()
-    }
-
-    fn batch(id: u64, items: &[u32]) -> SettlementBatch {
-        SettlementBatch {
-            id,
-            merchant: MerchantId::from_bytes(b"MERCHANT0000001").unwrap(),
-            settlement_account: "IR000000000000000000000001".into(),
-            cutoff: UnixTime(1_000),
-            created: UnixTime(1_000),
-            due_day: 12,
-            items: items.iter().map(|n| rrn(*n)).collect(),
-            gross: 100,
-            discounts: 0,
-            fees: 2,
-            refunds: 0,
-            net: 98,
-        }
-    }
-
-    fn items(store: &Store, id: u64, first: usize, items: &[u32]) {
-        let items: Vec<Rrn> = items.iter().map(|n| rrn(*n)).collect();
-        store
-            .put(Table::Settlements, &items_key(id, first).unwrap(), &items)
-            .unwrap();
-    }
-
-    #[test]
-    fn a_batch_reads_back_with_its_steps_items_and_a_format_7_batch_with_its_own() {
-        let store = Store::memory().unwrap();
-        // Format 7: the items in the batch's record.
-        let v7 = batch(5, &[1, 2]);
-        store
-            .put(Table::Settlements, &5u64.to_be_bytes(), &v7)
-            .unwrap();
-        // Format 8: the record without items, then one record per step,
-        // keyed by its first item's index, big-endian: the step from 256
-        // sorts after the step from 1 (little-endian would put it first,
-        // and the reader would find a gap).
-        assert_eq!(
-            items_key(9, 256).unwrap(),
-            [0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0]
-        );
-        store
-            .put(Table::Settlements, &9u64.to_be_bytes(), &batch(9, &[]))
-            .unwrap();
-        let many: Vec<u32> = (10..265).collect();
-        items(&store, 9, 256, &[300]);
-        items(&store, 9, 0, &[3]);
-        items(&store, 9, 1, &many);
-        store
-            .put(Table::Settlements, &10u64.to_be_bytes(), &batch(10, &[]))
-            .unwrap();
-        items(&store, 10, 0, &[7]);
-
-        let read = stored_batches(&store).collect::<Result<Vec<_>>>().unwrap();
-        let mut nine = vec![3];
-        nine.extend(&many);
-        nine.push(300);
-        assert_eq!(read, [v7, batch(9, &nine), batch(10, &[7])]);
-    }
-
-    #[test]
-    fn item_records_without_their_batch_or_after_a_gap_are_refused_as_corrupt() {
-        let store = Store::memory().unwrap();
-        items(&store, 3, 0, &[1]);
-        assert!(matches!(
-            stored_batches(&store).next(),
-            Some(Err(EngineError::Corrupt { .. }))
-        ));
-
-        let store = Store::memory().unwrap();
-        store
-            .put(Table::Settlements, &4u64.to_be_bytes(), &batch(4, &[]))
-            .unwrap();
-        items(&store, 4, 0, &[1, 2]);
-        items(&store, 4, 3, &[3]);
-        assert!(matches!(
-            stored_batches(&store).next(),
-            Some(Err(EngineError::Corrupt { .. }))
-        ));
-    }
-}

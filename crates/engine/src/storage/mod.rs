@@ -70,8 +70,7 @@ pub(crate) enum Table {
     Allowance,
     /// Per-card daily club spend: card ‖ day.
     DailySpend,
-    /// Settlement batches by id, each followed by its item records (id ‖
-    /// index of the first item), see `settlement`.
+    /// Settlement batches by id.
     Settlements,
     /// What the archive took out of the live ledger: how far each sequence
     /// was archived, and the sums the audit needs (see `archive`).
@@ -610,18 +609,6 @@ impl Store {
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
         records(self.backend.scan(table, Range::Prefix(prefix)))
-    }
-
-    /// Records whose key starts with `prefix`, in key order, as stored:
-    /// for a table that holds records of more than one type.
-    pub(crate) fn scan_raw(
-        &self,
-        table: Table,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + '_ {
-        self.backend
-            .scan(table, Range::Prefix(prefix))
-            .map(|item| Ok(item?))
     }
 
     /// Records from `from` on, in key order.
