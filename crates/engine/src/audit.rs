@@ -153,8 +153,8 @@ impl Audit<'_> {
     /// transaction is in exactly one state with the indexes that state
     /// implies; budgeted campaigns' holds match pending lookups; every approved request
     /// names an existing (or archived) transaction; settled batches equal
-    /// their items. What the archive took out counts through the sums it
-    /// kept.
+    /// their items, and list as many as the transactions that name them.
+    /// What the archive took out counts through the sums it kept.
     pub fn ledger(&self) -> Result<AuditReport> {
         let mut r = AuditReport::default();
         let archived = Archive::new(self.core).state()?;
@@ -178,7 +178,10 @@ impl Audit<'_> {
         let mut held: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut rule_held: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut unsettled_expected = Vec::new();
-        let mut payable_by_batch = Archive::new(self.core).archived_batches()?;
+        let archived_batches = Archive::new(self.core).archived_batches()?;
+        let mut payable_by_batch = archived_batches.clone();
+        // Live transactions per batch that names them.
+        let mut named_by: BTreeMap<u64, usize> = BTreeMap::new();
         // Holds made before the expiry index existed join it at the first
         // sweep.
         let indexed = self
@@ -209,6 +212,7 @@ impl Audit<'_> {
             }
             if let Some(b) = t.settled {
                 *payable_by_batch.entry(b).or_default() += t.payable_delta;
+                *named_by.entry(b).or_default() += 1;
             }
             if t.refunded > t.final_amount {
                 r.violations.push(format!(
@@ -347,6 +351,18 @@ impl Audit<'_> {
                 r.violations.push(format!(
                     "batch {}: net {} but its items sum to {items}",
                     b.id, b.net
+                ));
+            }
+            // Until the archive takes some of them, every transaction a
+            // batch lists names it (an item lost from the list, or listed
+            // twice, shows).
+            let named = named_by.remove(&b.id).unwrap_or(0);
+            let archived = archived_batches.contains_key(&b.id);
+            if named > b.items.len() || (!archived && named != b.items.len()) {
+                r.violations.push(format!(
+                    "batch {}: lists {} items but {named} transactions name it",
+                    b.id,
+                    b.items.len()
                 ));
             }
         }

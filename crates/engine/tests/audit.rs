@@ -71,3 +71,49 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
     );
     assert!(names("Club", "journal says"), "{v:#?}");
 }
+
+#[test]
+fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
+    let dir = TempDir::new("audit-batch");
+    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+    let w = World::open_or_seed(store.clone());
+    w.confirmed_purchases(5);
+    let settled = w
+        .engine
+        .settlement()
+        .run(T0.plus(100), T0.plus(100))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(settled.len(), 1);
+    let id = settled[0].id;
+    w.assert_audit();
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+
+    // The batch loses its last item and keeps its totals: the sums still
+    // agree, so only the count of the transactions that name it shows it.
+    let db = sled::open(&dir.0).unwrap();
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let (code, _) = embedded::tables()
+        .find(|(_, n)| *n == "settlements")
+        .unwrap();
+    let key = [&[code][..], &id.to_be_bytes()].concat();
+    let mut batch: SettlementBatch =
+        codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+    assert!(batch.items.pop().is_some());
+    ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
+    db.flush().unwrap();
+    drop(ledger);
+    drop(db);
+
+    let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());
+    let v = w.engine.audit().ledger().unwrap().violations;
+    assert_eq!(
+        v,
+        [format!(
+            "batch {id}: lists 4 items but 5 transactions name it"
+        )]
+    );
+}

@@ -675,23 +675,10 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
 
 /// `n` club purchases confirmed, one a second from T0, of 1,000 rials and
 /// up: their RRNs, in order.
-fn confirmed_purchases(w: &World, n: u64) -> Vec<Rrn> {
-    (0..n)
-        .map(|i| {
-            let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000 + i, T0.plus(i as i64));
-            assert_eq!(
-                w.confirm(&a, &o, 1_000 + i, T0.plus(i as i64)).code,
-                Rc::Approved
-            );
-            o.rrn.unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     let w = World::new();
-    let rrns = confirmed_purchases(&w, 20);
+    let rrns = w.confirmed_purchases(20);
     // Three items a step, batches closing once they reach seven.
     let batches = w
         .engine
@@ -732,7 +719,7 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
 #[test]
 fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest() {
     let w = World::new();
-    let rrns = confirmed_purchases(&w, 10);
+    let rrns = w.confirmed_purchases(10);
     // The stop comes after the second step has been asked whether to go on.
     let asked = std::cell::Cell::new(0);
     let stop = || {

@@ -314,6 +314,22 @@ impl World {
         let r = self.engine.audit().ledger().unwrap();
         assert!(r.ok(), "audit: {:#?}", r.violations);
     }
+
+    /// `n` club purchases confirmed a second apart from [`T0`], of
+    /// 1,000 rials and one more each; their RRNs.
+    pub fn confirmed_purchases(&self, n: u64) -> Vec<Rrn> {
+        (0..n)
+            .map(|i| {
+                let at = T0.plus(i as i64);
+                let (a, o) = self.authorize(ProcessingCode::ClubPurchase, CLUB_PAN, 1_000 + i, at);
+                assert_eq!(
+                    self.confirm(&a, &o, 1_000 + i, at).code,
+                    ResponseCode::Approved
+                );
+                o.rrn.unwrap()
+            })
+            .collect()
+    }
 }
 
 pub fn code(o: &Outcome) -> ResponseCode {
