@@ -673,8 +673,6 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     w.assert_audit();
 }
 
-/// `n` club purchases confirmed, one a second from T0, of 1,000 rials and
-/// up: their RRNs, in order.
 #[test]
 fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     let w = World::new();
