@@ -352,9 +352,14 @@ fn admin_api_needs_the_token_and_explains_bad_requests() {
 
 /// `loadgen` against `d` with `conns` connections for a second.
 fn load(d: &Daemon, conns: usize, mix: &str) -> serde_json::Value {
+    load_for(d, conns, "1", mix)
+}
+
+/// [`load`] for `secs` seconds.
+fn load_for(d: &Daemon, conns: usize, secs: &str, mix: &str) -> serde_json::Value {
     let out = std::process::Command::new(BIN)
         .args(["loadgen", "--addr", &d.addr, "-c", &conns.to_string()])
-        .args(["-d", "1", "--mix", mix, "--json", "--demo"])
+        .args(["-d", secs, "--mix", mix, "--json", "--demo"])
         .arg(d.dir.join("demo.json"))
         .stderr(std::process::Stdio::null())
         .output()
@@ -538,15 +543,7 @@ fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_s
     } else {
         ("4", 6_000)
     };
-    let out = std::process::Command::new(BIN)
-        .args(["loadgen", "--addr", &d.addr, "-c", "16", "-d", secs])
-        .args(["--mix", "discount=100", "--json", "--demo"])
-        .arg(d.dir.join("demo.json"))
-        .stderr(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = load_for(&d, 16, secs, "discount=100");
     let codes = run["response_codes"].as_object().unwrap();
     assert!(codes.keys().all(|c| c == "00"), "{run}");
     assert_eq!(run["errors"], 0, "{run}");
