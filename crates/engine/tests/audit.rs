@@ -44,7 +44,7 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
     store.close().unwrap();
     drop(store);
 
-    let db = sled::open(&dir.0).unwrap();
+    let db = open_sled(&dir.0);
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
     let (code, _) = embedded::tables().find(|(_, n)| *n == "accounts").unwrap();
     let rewrite = |key: &AccountKey, change: &dyn Fn(&mut Account)| {
@@ -94,7 +94,7 @@ fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
 
     // The batch loses its last item and keeps its totals: the sums still
     // agree, so only the count of the transactions that name it shows it.
-    let db = sled::open(&dir.0).unwrap();
+    let db = open_sled(&dir.0);
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
     let (code, _) = embedded::tables()
         .find(|(_, n)| *n == "settlements")

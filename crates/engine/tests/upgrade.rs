@@ -107,7 +107,7 @@ fn records(db: &sled::Db, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// Rewrites the ledger in `dir` (written as format 6) as format 1 would
 /// have left it: a tree per table, records in format 1.
 fn downgrade(dir: &Path) {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     first_layout(&db);
     let grants_len = bincode::serialize(&Grants::default()).unwrap().len();
     let accounts = db.open_tree("accounts").unwrap();
@@ -203,14 +203,14 @@ fn downgrade(dir: &Path) {
 }
 
 fn format_version(dir: &Path) -> Vec<u8> {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     records(&db, "meta").remove(&b"format_version"[..]).unwrap()
 }
 
 /// The records format 1 kept apart that are still in the (closed) ledger
 /// in `dir`: what purchases earned, and lots (daily table, key `L…`).
 fn legacy_records(dir: &Path) -> (usize, usize) {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     let earnings = records(&db, "earnings").len();
     let lots = records(&db, "daily")
         .keys()

@@ -351,6 +351,26 @@ impl TempDir {
     }
 }
 
+/// Opens the sled ledger in `dir` directly, as tests that rewrite records
+/// behind the engine's back do. A ledger the test has just closed can stay
+/// locked for a moment while sled's background threads let go of it (the
+/// engine's own open waits for the same reason): wait up to three seconds
+/// for the lock rather than fail on the race.
+pub fn open_sled(dir: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(3) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
