@@ -531,24 +531,80 @@ fn batches_in_files(d: &Daemon) -> std::collections::BTreeMap<u64, Vec<String>> 
     out
 }
 
-#[test]
-fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_settles_the_rest() {
-    let mut d = Daemon::start("daily-settlement-stop", &[]);
-    // Enough confirmed lookups for a run of many steps (dozens: the stop
-    // must land before the last), from one load generator (STANs repeated
-    // by a second one within the replay window would be answered 94).
-    // PostgreSQL takes them more slowly, and settles them more slowly too.
+/// Confirms enough lookups on `d` for a settlement run of many steps
+/// (dozens: a stop must land before the last), from one load generator
+/// (STANs repeated by a second one within the replay window would be
+/// answered 94); returns how many. PostgreSQL takes them more slowly, and
+/// settles them more slowly too.
+fn lookups_for_a_long_settlement(d: &Daemon) -> u64 {
     let (secs, enough) = if on_postgres() {
         ("8", 2_000)
     } else {
         ("4", 6_000)
     };
-    let run = load_for(&d, 16, secs, "discount=100");
+    let run = load_for(d, 16, secs, "discount=100");
     let codes = run["response_codes"].as_object().unwrap();
     assert!(codes.keys().all(|c| c == "00"), "{run}");
     assert_eq!(run["errors"], 0, "{run}");
     let flows = run["flows"].as_u64().unwrap();
     assert!(flows >= enough, "too few lookups for a long run: {run}");
+    flows
+}
+
+/// Waits (up to 30 s) until a settlement run on `d` has committed its
+/// first batch.
+fn wait_for_a_batch(d: &Daemon) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.admin("GET", "/v1/settlements", None).unwrap() == serde_json::json!([]) {
+        assert!(Instant::now() < deadline, "no batch within 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The batches the ledger of `d` holds, by id: their items.
+fn batches_in_ledger(d: &Daemon) -> std::collections::BTreeMap<u64, Vec<String>> {
+    batch_items(&d.admin("GET", "/v1/settlements", None).unwrap())
+}
+
+/// Batches as the admin API lists them, by id: their items.
+fn batch_items(batches: &serde_json::Value) -> std::collections::BTreeMap<u64, Vec<String>> {
+    batches
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let items = b["items"].as_array().unwrap().iter();
+            let items = items.map(|i| i.as_str().unwrap().to_owned()).collect();
+            (b["id"].as_u64().unwrap(), items)
+        })
+        .collect()
+}
+
+/// After a stopped run and the run that settled the rest: every batch the
+/// ledger of `d` holds is in a file, each of the `flows` confirmed lookups
+/// is in exactly one, nothing is left to settle, and the audit is clean.
+fn assert_all_settled_once_and_filed(d: &Daemon, flows: u64) {
+    let all = batches_in_files(d);
+    assert_eq!(
+        batches_in_ledger(d),
+        all,
+        "a file for every batch, as the ledger has it"
+    );
+    let items: Vec<&String> = all.values().flatten().collect();
+    let distinct: std::collections::HashSet<&&String> = items.iter().collect();
+    assert_eq!(distinct.len(), items.len(), "no item settled twice");
+    assert_eq!(items.len() as u64, flows, "every confirmed lookup settled");
+    let again = d.admin("POST", "/v1/settlements", None).unwrap();
+    assert_eq!(again["batches"], serde_json::json!([]), "nothing left");
+    assert_eq!(again["complete"], true);
+    let audit = d.admin("GET", "/v1/audit", None).unwrap();
+    assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
+}
+
+#[test]
+fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_settles_the_rest() {
+    let mut d = Daemon::start("daily-settlement-stop", &[]);
+    let flows = lookups_for_a_long_settlement(&d);
     assert!(d.terminate().success());
     // Due since midnight: the settlement job runs as the switch starts.
     let config = d.dir.join("switch.toml");
@@ -557,11 +613,7 @@ fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_s
     std::fs::write(&config, text).unwrap();
     d.restart();
     // Stopped once its first step has committed a batch.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while d.admin("GET", "/v1/settlements", None).unwrap() == serde_json::json!([]) {
-        assert!(Instant::now() < deadline, "no batch within 30 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_batch(&d);
     assert!(d.terminate().success());
     let first = batches_in_files(&d);
     assert!(
@@ -576,33 +628,45 @@ fn a_stop_during_the_daily_settlement_files_what_it_settled_and_the_next_start_s
 
     d.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let all = loop {
-        let all = batches_in_files(&d);
-        if all.len() > first.len() {
-            break all;
-        }
+    while batches_in_files(&d).len() <= first.len() {
         assert!(Instant::now() < deadline, "no second run within 30 s");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    // Every batch the ledger holds is in a file, and every item is in one.
-    let ledger = d.admin("GET", "/v1/settlements", None).unwrap();
-    let ledger: std::collections::BTreeMap<u64, Vec<String>> = ledger
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            let items = b["items"].as_array().unwrap().iter();
-            let items = items.map(|i| i.as_str().unwrap().to_owned()).collect();
-            (b["id"].as_u64().unwrap(), items)
-        })
-        .collect();
-    assert_eq!(ledger, all, "a file for every batch, as the ledger has it");
-    let items: Vec<&String> = all.values().flatten().collect();
-    let distinct: std::collections::HashSet<&&String> = items.iter().collect();
-    assert_eq!(distinct.len(), items.len(), "no item settled twice");
-    assert_eq!(items.len() as u64, flows, "every confirmed lookup settled");
-    let again = d.admin("POST", "/v1/settlements", None).unwrap();
-    assert_eq!(again["batches"], serde_json::json!([]), "nothing left");
-    let audit = d.admin("GET", "/v1/audit", None).unwrap();
-    assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
+    }
+    assert_all_settled_once_and_filed(&d, flows);
+}
+
+#[test]
+fn a_stop_during_a_settlement_the_admin_api_runs_answers_it_with_what_it_settled_before_the_last_flush(
+) {
+    let mut d = Daemon::start("api-settlement-stop", &[]);
+    let flows = lookups_for_a_long_settlement(&d);
+    let answer = std::thread::scope(|s| {
+        let run = s.spawn(|| d.admin("POST", "/v1/settlements", None));
+        // Told to stop once the run's first step has committed a batch.
+        wait_for_a_batch(&d);
+        d.signal_stop();
+        run.join().unwrap()
+    });
+    let answer = answer.expect("the settlement in flight is answered as the switch stops");
+    assert!(d.exit_status().success());
+    assert_eq!(
+        answer["complete"], false,
+        "the run ended at the stop: {answer}"
+    );
+    let answered = batch_items(&answer["batches"]);
+    assert!(!answered.is_empty(), "{answer}");
+    assert_eq!(
+        answer["files"].as_array().unwrap().len(),
+        2,
+        "its CSV and JSON files: {answer}"
+    );
+    // What the answer listed is what the ledger kept and the files hold.
+    d.restart();
+    assert_eq!(batches_in_ledger(&d), answered);
+    assert_eq!(batches_in_files(&d), answered);
+    let settled: usize = answered.values().map(Vec::len).sum();
+    assert!((settled as u64) < flows, "{settled} of {flows} settled");
+    let rest = d.admin("POST", "/v1/settlements", None).unwrap();
+    assert_eq!(rest["complete"], true, "{rest}");
+    assert_all_settled_once_and_filed(&d, flows);
 }

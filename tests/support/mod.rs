@@ -353,11 +353,23 @@ impl Daemon {
 
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
+        self.signal_stop();
+        self.exit_status()
+    }
+
+    /// Sends SIGTERM and returns at once (the switch goes on answering the
+    /// requests in flight as it stops).
+    pub fn signal_stop(&self) {
+        let child = self.child.as_ref().unwrap();
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Waits for the switch (told to stop) to exit, up to 10 s.
+    pub fn exit_status(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
         for _ in 0..200 {
             if let Some(s) = child.try_wait().unwrap() {
                 return s;

@@ -73,8 +73,8 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Requests of one connection processed at once.
     pub in_flight_per_connection: usize,
-    /// How long shutdown waits, in all, for in-flight requests and for
-    /// the background jobs' rounds under way.
+    /// How long shutdown waits, in all, for in-flight requests (terminal
+    /// and HTTP) and for the background jobs' rounds under way.
     pub shutdown_grace_secs: u64,
     /// Threads committing terminal requests (default one). More threads
     /// only help on PostgreSQL, whose batches wait mostly on round trips

@@ -68,8 +68,15 @@ async fn serve(
     let shutdown = shutdown_signal();
     let switch = Arc::new(Switch::new(engine, master, cfg.clone()));
     let gateways = crate::http::gateway::Gateways::load(&cfg.admin.gateways)?;
-    let http = Arc::new(Http::new(Arc::clone(&switch), token, gateways)?);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let http = Arc::new(Http::new(
+        Arc::clone(&switch),
+        token,
+        gateways,
+        stop_rx.clone(),
+    )?);
+    // Every connection, terminal or HTTP, runs on this tracker, so a stop
+    // waits for the requests in flight on all of them.
     let tracker = TaskTracker::new();
 
     let servers = listen_for_terminals(&switch, &tracker, &stop_rx).await?;
@@ -90,7 +97,7 @@ async fn serve(
             admin_tls,
         ),
     ] {
-        listen_http(addr, router, what, tls, stop_rx.clone()).await?;
+        listen_http(addr, router, what, tls, &tracker, stop_rx.clone()).await?;
     }
     let jobs = crate::jobs::start(&switch, &stop_rx)?;
     http.ready.store(true, Ordering::Relaxed);
@@ -103,10 +110,11 @@ async fn serve(
         let _ = s.await;
     }
     tracker.close();
-    // One deadline for both: the connections finish their requests while
-    // the jobs end their rounds (settlement within a step), so a stop takes
-    // at most the grace period before the last flush, which covers what
-    // both wrote.
+    // One deadline for both: the connections (terminal and HTTP) finish
+    // their requests while the jobs end their rounds (settlement within a
+    // step, as a settlement the admin API runs), so a stop takes at most
+    // the grace period before the last flush, which covers what both
+    // wrote.
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
     let (connections, rounds) = tokio::join!(
@@ -163,11 +171,14 @@ async fn listen_for_terminals(
 
 /// Binds `addr` and serves `router` on it (over TLS with `tls`) until
 /// `stop` turns true. Handlers see the peer's address (`ConnectInfo`).
+/// The server runs on `tracker` and ends, after a stop, once its requests
+/// in flight are answered (idle connections are closed at once).
 async fn listen_http(
     addr: std::net::SocketAddr,
     router: Router,
     what: &'static str,
     tls: Option<Arc<Reloading>>,
+    tracker: &TaskTracker,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), SwitchError> {
     use axum::serve::ListenerExt;
@@ -182,7 +193,7 @@ async fn listen_http(
     match tls {
         None => {
             println!("{what} on http://{bound}");
-            tokio::spawn(async move {
+            tracker.spawn(async move {
                 let _ = axum::serve(listener, service)
                     .with_graceful_shutdown(stopped)
                     .await;
@@ -195,7 +206,7 @@ async fn listen_http(
             let listener = TlsListener::new(listener, tls)
                 .map_err(listening)?
                 .tap_io(|_| {});
-            tokio::spawn(async move {
+            tracker.spawn(async move {
                 let _ = axum::serve(listener, service)
                     .with_graceful_shutdown(stopped)
                     .await;

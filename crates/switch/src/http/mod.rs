@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use clubswitch_engine::{CardHash, Engine, EngineError, FlushError, Txn, UnixTime};
 use clubswitch_wire::{Amount, CardNumber, Expiry, MerchantId, TerminalId};
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use crate::config::parse_date;
 use crate::error::SwitchError;
@@ -66,6 +67,10 @@ pub struct Http {
     gateways: gateway::Gateways,
     /// The console's templates.
     console: console::Console,
+    /// Turns true when the switch begins to stop: long admin work (a
+    /// settlement run) ends early on it, so its answer comes within the
+    /// grace period.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Http {
@@ -75,11 +80,13 @@ impl Http {
         switch: Arc<Switch>,
         token: String,
         gateways: gateway::Gateways,
+        stopping: watch::Receiver<bool>,
     ) -> Result<Http, SwitchError> {
         let console = console::Console::new()
             .map_err(|e| SwitchError::invalid(format!("console template: {e}")))?;
         Ok(Http {
             console,
+            stopping,
             gateways,
             limiter: access::Limiter::new(switch.cfg.admin.requests_per_sec),
             switch,

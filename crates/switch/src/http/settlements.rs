@@ -27,22 +27,37 @@ pub(super) struct SettlementRun {
     batches: Vec<BatchView>,
     /// The files written, as paths on the switch's machine.
     files: Vec<String>,
+    /// Whether the run went through everything due. `false`: the switch
+    /// began to stop during the run, which ended between two steps; the
+    /// batches listed are settled and filed, and the next run settles the
+    /// rest.
+    complete: bool,
 }
 
-/// Runs a settlement and writes its CSV and JSON files.
+/// Runs a settlement and writes its CSV and JSON files. A stop of the
+/// switch ends the run between two steps (so the stop waits for one step,
+/// not the whole run, as for the daily settlement); the answer still
+/// comes, before the last flush.
 pub(super) async fn run_settlement(
     State(h): Shared,
     body: Option<Json<SettleIn>>,
 ) -> ApiResult<Json<SettlementRun>> {
     let now = UnixTime::now();
     let cutoff = body.and_then(|b| b.0.cutoff).map(UnixTime).unwrap_or(now);
-    let batches = blocking(&h, move |e| e.settlement().run(cutoff, now))
-        .await?
-        .await?;
-    h.switch.metrics.settled(now);
-    let files = crate::settlement::write_files(&h.switch.cfg, &batches, now)?;
+    let stopping = h.stopping.clone();
+    let run = blocking(&h, move |e| {
+        e.settlement()
+            .run_until(cutoff, now, &|| *stopping.borrow())
+    })
+    .await?
+    .await?;
+    if run.complete {
+        h.switch.metrics.settled(now);
+    }
+    let files = crate::settlement::write_files(&h.switch.cfg, &run.batches, now)?;
     Ok(Json(SettlementRun {
-        batches: batches.iter().map(|b| b.view()).collect(),
+        complete: run.complete,
+        batches: run.batches.iter().map(|b| b.view()).collect(),
         files: files
             .iter()
             .map(|f| f.to_string_lossy().into_owned())
