@@ -120,6 +120,65 @@ async fn a_gateway_that_never_answers_holds_up_no_terminal() {
 }
 
 #[tokio::test]
+async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_start_sends_the_rest_once(
+) {
+    let (url, accepted) = gateway(Gateway::Slow(Duration::from_millis(200)));
+    let mut d = Daemon::start_configured(
+        "loyalty-slow-stop",
+        &format!(
+            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n[limits]\nshutdown_grace_secs = 1\n"
+        ),
+        &[],
+    );
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    let pan = d.pan("reza-club");
+    // Thirty receipts, each told apart by its amount: six seconds of
+    // sending at this gateway's pace, far more than the grace period.
+    let amounts: Vec<u64> = (1..=30).map(|i| i * 10_000).collect();
+    for &amount in &amounts {
+        let (_, confirmed) = club_purchase(&mut conn, &mut t, BOOK_CITY, &pan, amount).await;
+        let confirmed = confirmed.unwrap().response_code().unwrap();
+        assert_eq!(confirmed, ResponseCode::Approved);
+    }
+    drop(conn);
+    // The amounts of the receipts the gateway accepted, in order.
+    let receipts = || -> Vec<u64> {
+        let accepted = accepted.lock().unwrap();
+        let receipts = accepted.iter().filter(|n| n["notice"]["kind"] == "receipt");
+        receipts
+            .map(|n| n["notice"]["amount"].as_u64().unwrap())
+            .collect()
+    };
+    // Told to stop while a round is sending.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receipts().len() < 2 {
+        assert!(Instant::now() < deadline, "no receipt sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(d.terminate().success());
+    let before_restart = receipts().len();
+    assert!(
+        before_restart < amounts.len(),
+        "the stop waited for the whole round: {before_restart} receipts sent"
+    );
+
+    // What was sent was recorded before the last flush: the next start
+    // sends only the rest.
+    d.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receipts().len() < amounts.len() {
+        assert!(Instant::now() < deadline, "{:?}", receipts());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A receipt sent twice would come in the first rounds after the start.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut sent = receipts();
+    sent.sort_unstable();
+    assert_eq!(sent, amounts, "every receipt, each once");
+}
+
+#[tokio::test]
 async fn programmes_conversion_and_referrals_through_the_admin_api() {
     let d = Daemon::start("loyalty-admin", &[]);
     let cafe = "MERCHANT0000001";

@@ -551,6 +551,8 @@ pub enum Gateway {
     FailFirst(usize),
     /// Read the request and never answer.
     Hang,
+    /// Answer 200 to every request, each after this long.
+    Slow(Duration),
     /// Answer 503 to every `fail_every`-th request and never answer every
     /// `hang_every`-th; 200 to the rest. Each accepted body gets
     /// `_received_ms`, the Unix time in milliseconds it arrived.
@@ -597,6 +599,13 @@ pub fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
                             .unwrap()
                             .as_millis() as u64;
                         v["_received_ms"] = now.into();
+                        out.lock().unwrap().push(v);
+                    }
+                    respond(stream, "200 OK");
+                }
+                Gateway::Slow(wait) => {
+                    std::thread::sleep(wait);
+                    if let Ok(v) = serde_json::from_slice(&body) {
                         out.lock().unwrap().push(v);
                     }
                     respond(stream, "200 OK");

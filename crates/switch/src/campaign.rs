@@ -248,7 +248,10 @@ impl Default for Pacer {
 /// One round of campaign delivery: drops what cancelled campaigns left,
 /// queues the campaigns whose time has come, then, outside quiet hours,
 /// sends what is due as the pacer allows and records every outcome (even
-/// when the round stops early on an error).
+/// when the round stops early on an error, or because `stop` says the
+/// daemon is stopping: then it sends no more, so a stop waits for one
+/// send, not a round, and nothing sent goes unrecorded).
+#[allow(clippy::too_many_arguments)]
 pub fn round(
     engine: &Engine,
     channel: &dyn Channel,
@@ -257,6 +260,7 @@ pub fn round(
     metrics: &Metrics,
     pacer: &mut Pacer,
     now: UnixTime,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(), SwitchError> {
     let campaigns = engine.campaigns();
     campaigns.purge().map_err(SwitchError::Campaigns)?;
@@ -281,8 +285,8 @@ pub fn round(
         let NoticeKind::Campaign { campaign } = n.kind else {
             continue;
         };
-        // Quiet hours may begin during a round.
-        if quiet(UnixTime::now()) {
+        // Quiet hours may begin during a round, and a stop.
+        if stop() || quiet(UnixTime::now()) {
             break;
         }
         let member = match engine.admin().member(n.member) {

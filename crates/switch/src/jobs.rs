@@ -306,12 +306,22 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
 async fn notifier(switch: Arc<Switch>, channel: Arc<dyn Channel>, stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(switch.cfg.notices.interval_ms);
     let me = Arc::clone(&switch);
+    let stopping = stop.clone();
     every(&me, period, stop, "notices", move |now| {
         let s = Arc::clone(&switch);
         let channel = Arc::clone(&channel);
+        let stopping = stopping.clone();
         move || {
             let names = &s.engine.config().loyalty.tier_names;
-            notify::round(&s.engine, &*channel, &s.cfg.notices, names, &s.metrics, now)
+            notify::round(
+                &s.engine,
+                &*channel,
+                &s.cfg.notices,
+                names,
+                &s.metrics,
+                now,
+                &|| *stopping.borrow(),
+            )
         }
     })
     .await;
@@ -323,10 +333,12 @@ async fn campaigns(switch: Arc<Switch>, channel: Arc<dyn Channel>, stop: watch::
     let period = Duration::from_millis(switch.cfg.notices.interval_ms);
     let pacer = Arc::new(std::sync::Mutex::new(campaign::Pacer::new()));
     let me = Arc::clone(&switch);
+    let stopping = stop.clone();
     every(&me, period, stop, "campaigns", move |now| {
         let s = Arc::clone(&switch);
         let channel = Arc::clone(&channel);
         let pacer = Arc::clone(&pacer);
+        let stopping = stopping.clone();
         move || {
             let names = &s.engine.config().loyalty.tier_names;
             let mut pacer = pacer
@@ -340,6 +352,7 @@ async fn campaigns(switch: Arc<Switch>, channel: Arc<dyn Channel>, stop: watch::
                 &s.metrics,
                 &mut pacer,
                 now,
+                &|| *stopping.borrow(),
             )
         }
     })

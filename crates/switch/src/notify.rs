@@ -143,7 +143,9 @@ pub(crate) const SCAN_PER_ROUND: usize = 100_000;
 
 /// One delivery round: sends what is due, removes what was accepted (in
 /// one transaction at the end: a crash before it sends those again, which
-/// at-least-once allows) and reschedules what was not.
+/// at-least-once allows) and reschedules what was not. Once `stop` says so
+/// (the daemon is stopping) it sends no more and records what it sent, so
+/// a stop waits for one send, not a round, and sends nothing twice.
 pub fn round(
     engine: &Engine,
     channel: &dyn Channel,
@@ -151,6 +153,7 @@ pub fn round(
     tier_names: &[String; 4],
     metrics: &Metrics,
     now: UnixTime,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(), SwitchError> {
     let due = engine
         .outbox()
@@ -168,6 +171,9 @@ pub fn round(
     // recorded below: nothing is sent twice for it.
     let mut stopped = None;
     for n in due {
+        if stop() {
+            break;
+        }
         if Event::of(&n.kind).is_some_and(Event::is_marketing) {
             if quiet {
                 held.push(n.id);
