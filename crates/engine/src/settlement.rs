@@ -84,6 +84,23 @@ pub struct Settled {
     pub complete: bool,
 }
 
+/// Sleeps for `rest` between two steps of a run, or less once `stop` says
+/// so (looked at every 10 ms): a stop waits for the step under way, not
+/// for the rest after it too.
+fn rest_unless_stopped(rest: std::time::Duration, stop: &dyn Fn() -> bool) {
+    if rest.is_zero() {
+        return;
+    }
+    let until = std::time::Instant::now() + rest;
+    while !stop() {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(10)));
+    }
+}
+
 /// Where the day of the last daily settlement is kept (a local day number).
 const DAILY_DONE: &[u8] = b"daily_settlement_day";
 
@@ -170,7 +187,7 @@ impl Settlement<'_> {
                     Some(b) => b.id,
                     None => self.core.store.next_id()? + 1,
                 };
-                std::thread::sleep(std::mem::take(&mut rest));
+                rest_unless_stopped(std::mem::take(&mut rest), stop);
                 if stop() {
                     // Every step so far left the ledger consistent; the
                     // open batch is as its last step wrote it.
@@ -365,3 +382,34 @@ pub fn to_json(batches: &[SettlementBatch]) -> String {
 }
 
 impl crate::codec::Record for SettlementBatch {}
+
+#[cfg(test)]
+mod tests {
+    use super::rest_unless_stopped;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    #[test]
+    fn a_rest_between_steps_ends_when_the_stop_comes() {
+        // A long rest, and a stop on the third look: the rest looks again
+        // and again, and ends at the stop (a rest that only slept would
+        // look no time, and fail here after ten seconds).
+        let looked = Cell::new(0);
+        let stop = || {
+            looked.set(looked.get() + 1);
+            looked.get() >= 3
+        };
+        rest_unless_stopped(Duration::from_secs(10), &stop);
+        assert_eq!(looked.get(), 3);
+    }
+
+    #[test]
+    fn no_rest_asks_nothing() {
+        let looked = Cell::new(0);
+        rest_unless_stopped(Duration::ZERO, &|| {
+            looked.set(looked.get() + 1);
+            false
+        });
+        assert_eq!(looked.get(), 0);
+    }
+}
