@@ -641,7 +641,18 @@ fn a_stop_during_a_settlement_the_admin_api_runs_answers_it_with_what_it_settled
     let mut d = Daemon::start("api-settlement-stop", &[]);
     let flows = lookups_for_a_long_settlement(&d);
     let answer = std::thread::scope(|s| {
-        let run = s.spawn(|| d.admin("POST", "/v1/settlements", None));
+        // Bounded: a switch that kept the connection open without an
+        // answer fails the test rather than hanging it.
+        let run = s.spawn(|| {
+            ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .post(&format!("http://{}/v1/settlements", d.admin))
+                .set("Authorization", &format!("Bearer {}", d.token))
+                .call()
+                .map(|r| r.into_json::<serde_json::Value>().unwrap())
+                .map_err(|e| e.to_string())
+        });
         // Told to stop once the run's first step has committed a batch.
         wait_for_a_batch(&d);
         d.signal_stop();

@@ -75,8 +75,10 @@ async fn serve(
         gateways,
         stop_rx.clone(),
     )?);
-    // Every connection, terminal or HTTP, runs on this tracker, so a stop
-    // waits for the requests in flight on all of them.
+    // The terminal connections and the HTTP servers run on this tracker;
+    // a server ends after a stop once its connections have (axum waits
+    // for them), so a stop waits for the requests in flight on all of
+    // them, up to the grace period.
     let tracker = TaskTracker::new();
 
     let servers = listen_for_terminals(&switch, &tracker, &stop_rx).await?;
@@ -172,7 +174,8 @@ async fn listen_for_terminals(
 /// Binds `addr` and serves `router` on it (over TLS with `tls`) until
 /// `stop` turns true. Handlers see the peer's address (`ConnectInfo`).
 /// The server runs on `tracker` and ends, after a stop, once its requests
-/// in flight are answered (idle connections are closed at once).
+/// in flight are answered (hyper closes idle HTTP/1.1 connections at
+/// once, and answers a request in flight with `Connection: close`).
 async fn listen_http(
     addr: std::net::SocketAddr,
     router: Router,

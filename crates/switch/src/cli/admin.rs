@@ -564,6 +564,7 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
     let mut then: Option<(String, Value)> = None;
     let (method, path, body): (&str, String, Option<Value>) = match a.cmd {
         AdminCommand::Settlement { cmd } => return settlement(&a.url, &token, cmd),
+        AdminCommand::Settle { cutoff } => return settle(&a.url, &token, cutoff),
         AdminCommand::Template { cmd } => match cmd {
             TemplateCmd::List { merchant } => (
                 "GET",
@@ -769,11 +770,7 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
             "/v1/store-credit".into(),
             Some(json!({ "member": member, "merchant": merchant, "amount": amount })),
         ),
-        AdminCommand::Settle { cutoff } => (
-            "POST",
-            "/v1/settlements".into(),
-            Some(json!({ "cutoff": cutoff })),
-        ),
+
         AdminCommand::Settlements { csv } => (
             "GET",
             format!("/v1/settlements{}", if csv { "?format=csv" } else { "" }),
@@ -994,6 +991,22 @@ enum Body {
     Json(Value),
     /// A file as it is (a bank statement).
     Raw(Vec<u8>),
+}
+
+/// Runs a settlement and prints its answer. A run the switch's stop ended
+/// early is said on standard error: its batches are settled and filed,
+/// and the next run settles the rest.
+fn settle(base: &str, token: &str, cutoff: Option<i64>) -> Result<(), SwitchError> {
+    let body = Body::Json(json!({ "cutoff": cutoff }));
+    let text = fetch(base, token, "POST", "/v1/settlements", body)?;
+    let stopped = serde_json::from_str::<Value>(&text).is_ok_and(|v| v["complete"] == false);
+    print_answer(text);
+    if stopped {
+        eprintln!(
+            "the switch began to stop during the run: the batches above are settled and filed; run `admin settle` again to settle the rest"
+        );
+    }
+    Ok(())
 }
 
 /// One admin API call; prints its answer.
