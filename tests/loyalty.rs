@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -122,11 +123,15 @@ async fn a_gateway_that_never_answers_holds_up_no_terminal() {
 #[tokio::test]
 async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_start_sends_the_rest_once(
 ) {
-    let (url, accepted) = gateway(Gateway::Slow(Duration::from_millis(200)));
+    // Closed until every receipt is queued, so one round holds them all
+    // (or all but the first) however fast the purchases go.
+    static OPEN: AtomicBool = AtomicBool::new(false);
+    let each = Duration::from_millis(200);
+    let (url, accepted) = gateway(Gateway::Slow { each, open: &OPEN });
     let mut d = Daemon::start_configured(
         "loyalty-slow-stop",
         &format!(
-            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n[limits]\nshutdown_grace_secs = 1\n"
+            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\nwebhook_timeout_ms = 1000\ninterval_ms = 100\n[limits]\nshutdown_grace_secs = 2\n"
         ),
         &[],
     );
@@ -134,7 +139,7 @@ async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_
     let mut conn = d.connect().await;
     let pan = d.pan("reza-club");
     // Thirty receipts, each told apart by its amount: six seconds of
-    // sending at this gateway's pace, far more than the grace period.
+    // sending at this gateway's pace, three times the grace period.
     let amounts: Vec<u64> = (1..=30).map(|i| i * 10_000).collect();
     for &amount in &amounts {
         let (_, confirmed) = club_purchase(&mut conn, &mut t, BOOK_CITY, &pan, amount).await;
@@ -142,6 +147,7 @@ async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_
         assert_eq!(confirmed, ResponseCode::Approved);
     }
     drop(conn);
+    OPEN.store(true, Ordering::Release);
     // The amounts of the receipts the gateway accepted, in order.
     let receipts = || -> Vec<u64> {
         let accepted = accepted.lock().unwrap();
@@ -150,9 +156,10 @@ async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_
             .map(|n| n["notice"]["amount"].as_u64().unwrap())
             .collect()
     };
-    // Told to stop while a round is sending.
+    // Told to stop while a round is sending (the first may have had a
+    // round of its own).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while receipts().len() < 2 {
+    while receipts().len() < 3 {
         assert!(Instant::now() < deadline, "no receipt sent");
         std::thread::sleep(Duration::from_millis(20));
     }

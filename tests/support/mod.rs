@@ -551,8 +551,12 @@ pub enum Gateway {
     FailFirst(usize),
     /// Read the request and never answer.
     Hang,
-    /// Answer 200 to every request, each after this long.
-    Slow(Duration),
+    /// Hold every request until `open` is true, then answer it 200 after
+    /// `each`.
+    Slow {
+        each: Duration,
+        open: &'static std::sync::atomic::AtomicBool,
+    },
     /// Answer 503 to every `fail_every`-th request and never answer every
     /// `hang_every`-th; 200 to the rest. Each accepted body gets
     /// `_received_ms`, the Unix time in milliseconds it arrived.
@@ -603,8 +607,11 @@ pub fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
                     }
                     respond(stream, "200 OK");
                 }
-                Gateway::Slow(wait) => {
-                    std::thread::sleep(wait);
+                Gateway::Slow { each, open } => {
+                    while !open.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    std::thread::sleep(each);
                     if let Ok(v) = serde_json::from_slice(&body) {
                         out.lock().unwrap().push(v);
                     }

@@ -34,6 +34,7 @@ pub fn start(
     jobs.spawn(health_probe(Arc::clone(switch), stop.clone()));
     jobs.spawn(archiver(Arc::clone(switch), stop.clone()));
     let channel: Arc<dyn Channel> = Arc::from(notify::channel(&switch.cfg.notices)?);
+    warn_if_a_send_outlasts_the_grace(&switch.cfg);
     jobs.spawn(notifier(
         Arc::clone(switch),
         Arc::clone(&channel),
@@ -42,6 +43,23 @@ pub fn start(
     jobs.spawn(campaigns(Arc::clone(switch), channel, stop.clone()));
     jobs.close();
     Ok(jobs)
+}
+
+/// A stop lets the notice and campaign rounds finish the message they are
+/// sending, then record what they sent, before the last flush. A gateway
+/// timeout as long as the grace period can make that record come too late
+/// (and the next start send the round's messages again): said once, at
+/// start, rather than refused, as the switch works otherwise.
+fn warn_if_a_send_outlasts_the_grace(cfg: &crate::config::Config) {
+    let grace_ms = cfg.limits.shutdown_grace_secs.saturating_mul(1_000);
+    let timeout_ms = cfg.notices.webhook_timeout_ms;
+    if cfg.notices.channel == crate::config::NoticeChannel::Webhook && timeout_ms >= grace_ms {
+        tracing::warn!(
+            timeout_ms,
+            grace_ms,
+            "notices.webhook_timeout_ms is not under limits.shutdown_grace_secs: a message being sent at a stop can outlast the grace, and its round's messages are then sent again at the next start"
+        );
+    }
 }
 
 /// Runs a blocking round every `period` until shutdown, one at a time, on
