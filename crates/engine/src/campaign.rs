@@ -278,12 +278,22 @@ impl<'a> Campaigns<'a> {
     /// by the sender, between rounds, so no message is both sent and
     /// dropped.
     pub fn purge(&self) -> Result<u64> {
+        self.purge_until(&|| false)
+    }
+
+    /// [`Campaigns::purge`] that ends before its next transaction once
+    /// `stop` says so (the daemon is stopping); the next call drops the
+    /// rest.
+    pub fn purge_until(&self, stop: &dyn Fn() -> bool) -> Result<u64> {
         let mut dropped = 0;
         for c in self.list()? {
             if c.state != CampaignState::Cancelled || c.figures.waiting() == 0 {
                 continue;
             }
             loop {
+                if stop() {
+                    return Ok(dropped);
+                }
                 let chunk: Vec<Vec<u8>> = self
                     .core
                     .store
@@ -383,21 +393,36 @@ impl<'a> Campaigns<'a> {
     /// Queues every scheduled campaign whose time has come; how many
     /// messages it queued.
     pub fn queue_due(&self, now: UnixTime) -> Result<u64> {
+        self.queue_due_until(now, &|| false)
+    }
+
+    /// [`Campaigns::queue_due`] that ends before its next transaction once
+    /// `stop` says so (the daemon is stopping). A campaign left part-queued
+    /// stays scheduled with its cursor, and the next call queues the rest,
+    /// each member once.
+    pub fn queue_due_until(&self, now: UnixTime, stop: &dyn Fn() -> bool) -> Result<u64> {
         let mut queued = 0;
         for c in self.list()? {
+            if stop() {
+                break;
+            }
             if c.state == CampaignState::Scheduled && c.at <= now {
-                queued += self.queue(c, now)?;
+                queued += self.queue(c, now, stop)?;
             }
         }
         Ok(queued)
     }
 
-    /// Queues one campaign's messages from after its cursor on.
-    fn queue(&self, c: Campaign, now: UnixTime) -> Result<u64> {
+    /// Queues one campaign's messages from after its cursor on, up to a
+    /// stop.
+    fn queue(&self, c: Campaign, now: UnixTime, stop: &dyn Fn() -> bool) -> Result<u64> {
         let members = self.audience(&c.audience, now)?;
         let from = members.partition_point(|m| c.cursor.is_some_and(|cur| m.id <= cur));
         let mut queued = 0;
         for chunk in members[from..].chunks(QUEUE_CHUNK) {
+            if stop() {
+                return Ok(queued);
+            }
             queued += self.core.store.transaction(|tx| {
                 let Some(mut cur) = tx.get::<Campaign>(Table::Campaigns, &key(c.id))? else {
                     return Ok(0);

@@ -267,3 +267,59 @@ fn a_cancelled_campaign_drops_what_waits_and_a_finished_one_stays_as_it_was() {
     ));
     w.assert_audit();
 }
+
+#[test]
+fn a_stop_ends_queuing_and_dropping_between_transactions_and_the_next_round_does_the_rest_once() {
+    let w = World::new();
+    // Two and a half chunks of a thousand.
+    let members: Vec<Member> = (0..2_500)
+        .map(|i| Member {
+            id: MemberId(0),
+            name: format!("M{i}"),
+            phone: format!("0912{i:07}"),
+            tier: Tier::Bronze,
+            groups: vec!["club".into()],
+            status: Status::Active,
+            language: None,
+            opted_out: None,
+            joined: None,
+        })
+        .collect();
+    w.engine
+        .admin()
+        .import_members(&members)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let audience = Audience {
+        group: Some("club".into()),
+        ..Audience::default()
+    };
+    let made = campaign(&w, audience, T0);
+    let campaigns = w.engine.campaigns();
+    let figures = || campaigns.get(made.id).unwrap().unwrap().figures;
+
+    // Stopped once the first chunk is queued: the campaign stays
+    // scheduled, and the next round queues the rest.
+    let stop = || figures().queued >= 1_000;
+    assert_eq!(campaigns.queue_due_until(T0, &stop).unwrap(), 1_000);
+    let part = campaigns.get(made.id).unwrap().unwrap();
+    assert_eq!(part.state, CampaignState::Scheduled);
+    assert_eq!(campaigns.waiting(), 1_000);
+    assert_eq!(campaigns.queue_due(T0).unwrap(), 1_500);
+    let all = campaigns.get(made.id).unwrap().unwrap();
+    assert_eq!(all.state, CampaignState::Sending);
+    assert_eq!((all.figures.matched, all.figures.queued), (2_500, 2_500));
+    assert_eq!(campaigns.waiting(), 2_500, "each member once");
+
+    // Cancelled with everything waiting: a stop after the first chunk
+    // dropped, and the next round drops the rest.
+    campaigns.cancel(made.id).unwrap().wait().unwrap();
+    let stop = || figures().cancelled >= 1_000;
+    assert_eq!(campaigns.purge_until(&stop).unwrap(), 1_000);
+    assert_eq!(campaigns.waiting(), 1_500);
+    assert_eq!(campaigns.purge().unwrap(), 1_500);
+    assert_eq!(campaigns.waiting(), 0);
+    assert_eq!(figures().cancelled, 2_500);
+    w.assert_audit();
+}

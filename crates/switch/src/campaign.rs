@@ -248,9 +248,10 @@ impl Default for Pacer {
 /// One round of campaign delivery: drops what cancelled campaigns left,
 /// queues the campaigns whose time has come, then, outside quiet hours,
 /// sends what is due as the pacer allows and records every outcome (even
-/// when the round stops early on an error, or because `stop` says the
-/// daemon is stopping: then it sends no more, so a stop waits for one
-/// send, not a round, and nothing sent goes unrecorded).
+/// when the round stops early on an error). Once `stop` says the daemon
+/// is stopping, each part ends at its next transaction or message and
+/// sends no more, so a stop waits for one of those, not a round, and
+/// nothing sent goes unrecorded.
 #[allow(clippy::too_many_arguments)]
 pub fn round(
     engine: &Engine,
@@ -263,8 +264,12 @@ pub fn round(
     stop: &dyn Fn() -> bool,
 ) -> Result<(), SwitchError> {
     let campaigns = engine.campaigns();
-    campaigns.purge().map_err(SwitchError::Campaigns)?;
-    campaigns.queue_due(now).map_err(SwitchError::Campaigns)?;
+    campaigns
+        .purge_until(stop)
+        .map_err(SwitchError::Campaigns)?;
+    campaigns
+        .queue_due_until(now, stop)
+        .map_err(SwitchError::Campaigns)?;
     let offset = engine.config().utc_offset_secs;
     let quiet = |at: UnixTime| cfg.quiet_hours.quiet_at(at, offset);
     if quiet(now) {
