@@ -124,14 +124,17 @@ async fn a_gateway_that_never_answers_holds_up_no_terminal() {
 async fn a_stop_during_a_slow_delivery_round_records_what_was_sent_and_the_next_start_sends_the_rest_once(
 ) {
     // Closed until every receipt is queued, so one round holds them all
-    // (or all but the first) however fast the purchases go.
+    // (or all but the first) however fast the purchases go. The switch
+    // waits for it as long as the purchases take: no send times out and
+    // is retried (the switch warns that so long a timeout can outlast the
+    // grace; the test's sends do not, as the gateway is open by the stop).
     static OPEN: AtomicBool = AtomicBool::new(false);
     let each = Duration::from_millis(200);
     let (url, accepted) = gateway(Gateway::Slow { each, open: &OPEN });
     let mut d = Daemon::start_configured(
         "loyalty-slow-stop",
         &format!(
-            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\nwebhook_timeout_ms = 1000\ninterval_ms = 100\n[limits]\nshutdown_grace_secs = 2\n"
+            "[loyalty]\nreceipts = true\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\nwebhook_timeout_ms = 60000\ninterval_ms = 100\n[limits]\nshutdown_grace_secs = 2\n"
         ),
         &[],
     );

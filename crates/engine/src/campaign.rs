@@ -399,7 +399,8 @@ impl<'a> Campaigns<'a> {
     /// [`Campaigns::queue_due`] that ends before its next transaction once
     /// `stop` says so (the daemon is stopping). A campaign left part-queued
     /// stays scheduled with its cursor, and the next call queues the rest,
-    /// each member once.
+    /// each member once. A stop that comes while a campaign's audience is
+    /// being chosen (one pass over the members) waits for that pass.
     pub fn queue_due_until(&self, now: UnixTime, stop: &dyn Fn() -> bool) -> Result<u64> {
         let mut queued = 0;
         for c in self.list()? {

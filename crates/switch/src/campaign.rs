@@ -270,6 +270,9 @@ pub fn round(
     campaigns
         .queue_due_until(now, stop)
         .map_err(SwitchError::Campaigns)?;
+    if stop() {
+        return Ok(());
+    }
     let offset = engine.config().utc_offset_secs;
     let quiet = |at: UnixTime| cfg.quiet_hours.quiet_at(at, offset);
     if quiet(now) {

@@ -47,17 +47,20 @@ pub fn start(
 
 /// A stop lets the notice and campaign rounds finish the message they are
 /// sending, then record what they sent, before the last flush. A gateway
-/// timeout as long as the grace period can make that record come too late
+/// timeout over half the grace period can make that record come too late
 /// (and the next start send the round's messages again): said once, at
-/// start, rather than refused, as the switch works otherwise.
+/// start, rather than refused, as the switch works otherwise. The
+/// defaults (5 s, 10 s) pass.
 fn warn_if_a_send_outlasts_the_grace(cfg: &crate::config::Config) {
     let grace_ms = cfg.limits.shutdown_grace_secs.saturating_mul(1_000);
     let timeout_ms = cfg.notices.webhook_timeout_ms;
-    if cfg.notices.channel == crate::config::NoticeChannel::Webhook && timeout_ms >= grace_ms {
+    if cfg.notices.channel == crate::config::NoticeChannel::Webhook
+        && timeout_ms.saturating_mul(2) > grace_ms
+    {
         tracing::warn!(
             timeout_ms,
             grace_ms,
-            "notices.webhook_timeout_ms is not under limits.shutdown_grace_secs: a message being sent at a stop can outlast the grace, and its round's messages are then sent again at the next start"
+            "notices.webhook_timeout_ms is over half of limits.shutdown_grace_secs: a message being sent at a stop can outlast the grace, and its round's messages are then sent again at the next start"
         );
     }
 }

@@ -770,7 +770,6 @@ pub fn run(a: AdminArgs) -> Result<(), SwitchError> {
             "/v1/store-credit".into(),
             Some(json!({ "member": member, "merchant": merchant, "amount": amount })),
         ),
-
         AdminCommand::Settlements { csv } => (
             "GET",
             format!("/v1/settlements{}", if csv { "?format=csv" } else { "" }),
