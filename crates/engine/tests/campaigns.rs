@@ -25,6 +25,14 @@ fn add(w: &World, name: &str, phone: &str, tier: Tier, groups: &[&str]) -> Membe
         .unwrap()
 }
 
+/// Every member in the group "club".
+fn club_group() -> Audience {
+    Audience {
+        group: Some("club".into()),
+        ..Audience::default()
+    }
+}
+
 fn ids(members: Vec<Member>) -> Vec<MemberId> {
     members.into_iter().map(|m| m.id).collect()
 }
@@ -142,10 +150,7 @@ fn queuing_skips_the_opted_out_and_the_phoneless_and_each_message_ends_once() {
         .unwrap()
         .wait()
         .unwrap();
-    let audience = Audience {
-        group: Some("club".into()),
-        ..Audience::default()
-    };
+    let audience = club_group();
     let later = T0.plus(3_600);
     let made = campaign(&w, audience, later);
     let campaigns = w.engine.campaigns();
@@ -232,10 +237,7 @@ fn a_cancelled_campaign_drops_what_waits_and_a_finished_one_stays_as_it_was() {
     for i in 1..=3 {
         add(&w, "M", &format!("0912000000{i}"), Tier::Bronze, &["club"]);
     }
-    let audience = Audience {
-        group: Some("club".into()),
-        ..Audience::default()
-    };
+    let audience = club_group();
     let made = campaign(&w, audience.clone(), T0);
     let campaigns = w.engine.campaigns();
     campaigns.queue_due(T0).unwrap();
@@ -291,10 +293,7 @@ fn a_stop_ends_queuing_and_dropping_between_transactions_and_the_next_round_does
         .unwrap()
         .wait()
         .unwrap();
-    let audience = Audience {
-        group: Some("club".into()),
-        ..Audience::default()
-    };
+    let audience = club_group();
     let made = campaign(&w, audience, T0);
     let campaigns = w.engine.campaigns();
     let figures = || campaigns.get(made.id).unwrap().unwrap().figures;
