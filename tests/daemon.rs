@@ -531,6 +531,26 @@ fn batches_in_files(d: &Daemon) -> std::collections::BTreeMap<u64, Vec<String>> 
     out
 }
 
+#[test]
+fn idle_admin_connections_do_not_hold_up_a_stop() {
+    // A grace far longer than `terminate` waits (10 s): a stop that waited
+    // for these connections would fail the test.
+    let mut d = Daemon::start_configured("idle-http", "[limits]\nshutdown_grace_secs = 120\n", &[]);
+    // A keep-alive connection, idle after its answer, as a browser's
+    // console tab keeps one; and one that has sent nothing yet.
+    let agent = ureq::AgentBuilder::new().build();
+    let answer = agent
+        .get(&format!("http://{}/v1/merchants", d.admin))
+        .set("Authorization", &format!("Bearer {}", d.token))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.into_string().unwrap();
+    let silent = TcpStream::connect(&d.admin).unwrap();
+    assert!(d.terminate().success());
+    drop((agent, silent));
+}
+
 /// Confirms enough lookups on `d` for a settlement run of many steps
 /// (dozens: a stop must land before the last), from one load generator
 /// (STANs repeated by a second one within the replay window would be
