@@ -138,6 +138,30 @@ pub fn tables() -> impl Iterator<Item = (u8, &'static str)> {
     Table::ALL.iter().map(|t| (t.index() as u8, t.name()))
 }
 
+/// Opens a sled database with `open` (which may fail on its own, `E`),
+/// again while sled says the directory is locked, for up to 3 s. A ledger
+/// this process has just closed can stay locked for a moment while sled's
+/// background threads let go of it; another process holding it still
+/// fails, later. Public for tests that open a closed ledger directly.
+pub fn when_unlocked<T, E>(
+    mut open: impl FnMut() -> Result<sled::Result<T>, E>,
+) -> Result<sled::Result<T>, E> {
+    const LOCK_WAIT: Duration = Duration::from_secs(3);
+    let started = Instant::now();
+    loop {
+        match open()? {
+            // sled says so only in the message (an `Other` error).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
 /// `key` of `table` as the ledger tree holds it: the table's code first.
 fn tree_key(table: Table, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
@@ -503,8 +527,6 @@ impl Embedded {
     }
 
     fn open_db(path: &Path, cfg: &EmbeddedConfig) -> Result<Open, StorageError> {
-        /// How long to wait for the ledger's lock (see below).
-        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
         let created = created_compressed(path).map_err(|e| StorageError::Io(e.to_string()))?;
         let compress = created.unwrap_or(cfg.compress);
         let config = sled::Config::new()
@@ -518,34 +540,22 @@ impl Embedded {
         // (holes in its page table): refuse such a ledger with a clear
         // error rather than die on the panic.
         // A ledger this process has just closed (a restore, a reopen after
-        // a storage failure) can stay locked for a moment while sled's
-        // background threads let go of it: wait for the lock a little
-        // rather than fail. Another process holding it still fails, later.
-        let started = std::time::Instant::now();
-        let db = loop {
-            let opened =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-                    .map_err(|panic| {
-                        let why = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        StorageError::Corrupt(format!(
-                            "the ledger's log cannot be recovered ({why}); restore the last backup (runbook: Power cut)"
-                        ))
-                    })?;
-            match opened {
-                // sled says so only in the message (an `Other` error).
-                Err(sled::Error::Io(e))
-                    if e.to_string().starts_with("could not acquire lock")
-                        && started.elapsed() < LOCK_WAIT =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other.map_err(storage_error)?,
-            }
-        };
+        // a storage failure) can still be locked: see `when_unlocked`.
+        let db = when_unlocked(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())).map_err(
+                |panic| {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    StorageError::Corrupt(format!(
+                        "the ledger's log cannot be recovered ({why}); restore the last backup (runbook: Power cut)"
+                    ))
+                },
+            )
+        })?
+        .map_err(storage_error)?;
         let mut open = Open::with_tree(db)?;
         let sync = DiskSync::open(path).map_err(|e| StorageError::Io(e.to_string()))?;
         if cfg.fdatasync {

@@ -315,6 +315,16 @@ impl World {
         assert!(r.ok(), "audit: {:#?}", r.violations);
     }
 
+    /// A settlement run with `cutoff` at `now`, once durable: its batches.
+    pub fn settle(&self, cutoff: UnixTime, now: UnixTime) -> Vec<SettlementBatch> {
+        self.engine
+            .settlement()
+            .run(cutoff, now)
+            .unwrap()
+            .wait()
+            .unwrap()
+    }
+
     /// `n` club purchases confirmed a second apart from [`T0`], of
     /// 1,000 rials and one more each; their RRNs.
     pub fn confirmed_purchases(&self, n: u64) -> Vec<Rrn> {
@@ -352,23 +362,13 @@ impl TempDir {
 }
 
 /// Opens the sled ledger in `dir` directly, as tests that rewrite records
-/// behind the engine's back do. A ledger the test has just closed can stay
-/// locked for a moment while sled's background threads let go of it (the
-/// engine's own open waits for the same reason): wait up to three seconds
-/// for the lock rather than fail on the race.
+/// behind the engine's back do, waiting for the lock as the engine does.
 pub fn open_sled(dir: &std::path::Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::open(dir) {
-            Err(sled::Error::Io(e))
-                if e.to_string().starts_with("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_secs(3) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            opened => return opened.unwrap(),
-        }
-    }
+    clubswitch_engine::storage::embedded::when_unlocked(|| {
+        Ok::<_, std::convert::Infallible>(sled::open(dir))
+    })
+    .unwrap()
+    .unwrap()
 }
 
 impl Drop for TempDir {
