@@ -49,16 +49,7 @@ fn finished_day(w: &World) -> usize {
     let (_, expired) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 7_000, T0.plus(80));
     assert_eq!(expired.code, Rc::Approved);
     w.engine.sweeper().expire_holds(T0.plus(1000), 100).unwrap();
-    assert_eq!(
-        w.engine
-            .settlement()
-            .run(T0.plus(900), T0.plus(900))
-            .unwrap()
-            .wait()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(w.settle(T0.plus(900), T0.plus(900)).len(), 1);
     5
 }
 
@@ -160,12 +151,7 @@ fn an_unsettled_purchase_holds_the_archive_back_until_it_settles() {
     assert!(run.journal_entries > 0, "the journal is not held back");
     w.assert_audit();
 
-    w.engine
-        .settlement()
-        .run(T0.plus(50), T0.plus(60))
-        .unwrap()
-        .wait()
-        .unwrap();
+    w.settle(T0.plus(50), T0.plus(60));
     let run = w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     assert_eq!((run.transactions, run.waiting_on), (2, None));
     w.assert_audit();
@@ -178,12 +164,7 @@ fn an_archived_purchase_can_no_longer_be_refunded_or_reversed() {
     let dir = TempDir::new("archive");
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
-    w.engine
-        .settlement()
-        .run(T0.plus(50), T0.plus(60))
-        .unwrap()
-        .wait()
-        .unwrap();
+    w.settle(T0.plus(50), T0.plus(60));
     w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     let before = w.club_account();
     let rrn = o.rrn.unwrap();
@@ -202,25 +183,14 @@ fn a_refund_of_a_purchase_archived_meanwhile_still_settles_and_balances() {
     let dir = TempDir::new("archive");
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
-    w.engine
-        .settlement()
-        .run(T0.plus(50), T0.plus(60))
-        .unwrap()
-        .wait()
-        .unwrap();
+    w.settle(T0.plus(50), T0.plus(60));
     let r = w.refund(Pc::ClubRefund, o.rrn.unwrap(), 4_000, T0.plus(70));
     assert_eq!(r.code, Rc::Approved);
     // The purchase goes; the refund, not settled yet, stays and waits.
     let run = w.engine.archive().run(T0.plus(100), &dir.0).unwrap();
     assert_eq!((run.transactions, run.waiting_on), (1, r.rrn));
     w.assert_audit();
-    let batches = w
-        .engine
-        .settlement()
-        .run(T0.plus(150), T0.plus(160))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let batches = w.settle(T0.plus(150), T0.plus(160));
     assert_eq!(batches[0].refunds, 4_000);
     w.engine.archive().run(T0.plus(200), &dir.0).unwrap();
     w.assert_audit();

@@ -78,13 +78,7 @@ fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
     let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
     let w = World::open_or_seed(store.clone());
     w.confirmed_purchases(5);
-    let settled = w
-        .engine
-        .settlement()
-        .run(T0.plus(100), T0.plus(100))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let settled = w.settle(T0.plus(100), T0.plus(100));
     assert_eq!(settled.len(), 1);
     let id = settled[0].id;
     w.assert_audit();

@@ -611,13 +611,7 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     let w = World::new();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 200_000, T0);
     w.confirm(&auth, &out, 200_000, T0);
-    let batches = w
-        .engine
-        .settlement()
-        .run(T0.plus(60), T0.plus(120))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let batches = w.settle(T0.plus(60), T0.plus(120));
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     assert_eq!(
@@ -648,26 +642,14 @@ fn settled_purchase_can_be_refunded_but_not_reversed() {
     let r = w.refund(Pc::ClubRefund, out.rrn.unwrap(), 50_000, T0.plus(300));
     assert_eq!(r.code, Rc::Approved);
     assert_eq!(w.club_account().balance, 350_000);
-    let next = w
-        .engine
-        .settlement()
-        .run(T0.plus(400), T0.plus(400))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let next = w.settle(T0.plus(400), T0.plus(400));
     assert_eq!(next.len(), 1);
     assert_eq!(
         (next[0].refunds, next[0].fees, next[0].net),
         (50_000, -500, -49_500)
     );
     assert!(
-        w.engine
-            .settlement()
-            .run(T0.plus(500), T0.plus(500))
-            .unwrap()
-            .wait()
-            .unwrap()
-            .is_empty(),
+        w.settle(T0.plus(500), T0.plus(500)).is_empty(),
         "nothing left"
     );
     w.assert_audit();
@@ -742,13 +724,7 @@ fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest(
     );
     assert_eq!(w.engine.settlement().batches().unwrap(), first);
     w.assert_audit();
-    let rest = w
-        .engine
-        .settlement()
-        .run(T0.plus(100), T0.plus(200))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let rest = w.settle(T0.plus(100), T0.plus(200));
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].items, rrns[6..], "the rest, each item once");
     let net: i64 = first.iter().chain(&rest).map(|b| b.net).sum();
@@ -773,13 +749,7 @@ fn settlement_respects_the_cutoff_and_the_calendar() {
     // Thursday 2026-11-26, local: due Saturday (Friday is the weekend).
     let thursday =
         UnixTime(clubswitch_wire::fields::days_from_civil(2026, 11, 26) * 86_400 + 6 * 3600);
-    let batches = w
-        .engine
-        .settlement()
-        .run(T0.plus(50), thursday)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let batches = w.settle(T0.plus(50), thursday);
     assert_eq!(
         batches[0].gross, 10_000,
         "only what was confirmed by the cut-off"
@@ -925,14 +895,7 @@ fn store_credit_purchase_is_local_to_the_merchant_and_not_settled() {
     );
     assert_eq!(w.confirm(&auth, &out, 30_000, T0).code, Rc::Approved);
     assert_eq!(w.store_account().balance, 20_000);
-    assert!(w
-        .engine
-        .settlement()
-        .run(T0.plus(10), T0.plus(10))
-        .unwrap()
-        .wait()
-        .unwrap()
-        .is_empty());
+    assert!(w.settle(T0.plus(10), T0.plus(10)).is_empty());
     let r = w.refund(Pc::StoreRefund, out.rrn.unwrap(), 10_000, T0);
     assert_eq!(r.code, Rc::Approved);
     assert_eq!(w.store_account().balance, 30_000);

@@ -67,15 +67,10 @@ fn a_year(w: &World) {
             }
         }
         if d % 7 == 0 {
-            w.engine
-                .settlement()
-                .run(day.plus(DAY - 1), day.plus(DAY - 1))
-                .unwrap()
-                .wait()
-                .unwrap();
+            w.settle(day.plus(DAY - 1), day.plus(DAY - 1));
         }
     }
-    w.engine.settlement().run(T0, T0).unwrap().wait().unwrap();
+    w.settle(T0, T0);
 }
 
 /// The year by local year, recomputed from transactions as they now are.

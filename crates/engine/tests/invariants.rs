@@ -256,13 +256,7 @@ impl Harness {
                     .unwrap();
             }
             Op::Settle => {
-                self.w
-                    .engine
-                    .settlement()
-                    .run(self.now, self.now)
-                    .unwrap()
-                    .wait()
-                    .unwrap();
+                self.w.settle(self.now, self.now);
             }
             Op::TopUp { amount } => {
                 self.w

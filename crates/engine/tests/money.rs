@@ -164,13 +164,7 @@ fn settle(w: &World, amount: u64, at: UnixTime) -> u64 {
         at,
     );
     w.confirm(&a, &o, amount, at);
-    let batches = w
-        .engine
-        .settlement()
-        .run(at.plus(1), at.plus(2))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let batches = w.settle(at.plus(1), at.plus(2));
     assert_eq!(batches.len(), 1);
     batches[0].id
 }
