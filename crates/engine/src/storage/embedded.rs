@@ -263,6 +263,58 @@ struct Open {
     /// What makes a flush durable; `None` for a temporary ledger (or with
     /// [`EmbeddedConfig::fdatasync`] off).
     sync: Option<DiskSync>,
+    /// Records of the [`cached`] tables as the tree holds them, for the
+    /// transactions' reads (see [`ReadCache`]).
+    cache: ReadCache,
+}
+
+/// Whether a table's records are kept in the [`ReadCache`]: the
+/// configuration every terminal request reads (its terminal, its
+/// merchant, the merchant's rules) and that changes rarely. A table whose
+/// keys come from outside (cards by the hash of any bank card) is not:
+/// the cache must stay as small as what the operator configured.
+fn cached(table: Table) -> bool {
+    matches!(table, Table::Merchants | Table::Terminals | Table::Rules)
+}
+
+/// The [`cached`] tables' records that transactions read, by tree key.
+///
+/// Guarantee: an entry holds the value the tree holds for its key. It is
+/// only touched by whoever holds the serial lock (a transaction's reads
+/// and commit, a write outside one), which every write to the tree holds
+/// too: an entry is filled from the tree, and every write of a cached
+/// table's key updates or drops it after the tree took the write. A write
+/// that fails leaves the tree's state unknown, so it empties the cache.
+/// Only keys found are kept, so lookups of unknown terminals (from the
+/// wire) cannot grow it. A reopened database starts with an empty one.
+///
+/// Why: a sled read walks the tree and touches its page cache and LRU;
+/// a terminal request reads these records three or four times, which was
+/// over half of its reads.
+#[derive(Default)]
+struct ReadCache(parking_lot::Mutex<HashMap<Vec<u8>, sled::IVec>>);
+
+impl ReadCache {
+    fn get(&self, key_in: &[u8]) -> Option<sled::IVec> {
+        self.0.lock().get(key_in).cloned()
+    }
+
+    fn fill(&self, key_in: &[u8], value: &sled::IVec) {
+        self.0.lock().insert(key_in.to_vec(), value.clone());
+    }
+
+    /// After the tree took a write of `key_in` (`None`: a removal).
+    fn wrote(&self, key_in: &[u8], value: Option<&sled::IVec>) {
+        let mut map = self.0.lock();
+        match value {
+            Some(v) => map.insert(key_in.to_vec(), v.clone()),
+            None => map.remove(key_in),
+        };
+    }
+
+    fn clear(&self) {
+        self.0.lock().clear();
+    }
 }
 
 impl Open {
@@ -285,6 +337,7 @@ impl Open {
             tree,
             id_base: AtomicU64::new(id_base),
             sync: None,
+            cache: ReadCache::default(),
         })
     }
 
@@ -598,12 +651,16 @@ impl Backend for Embedded {
                     .map_err(storage_error),
             )?;
         }
-        self.shared.check(
-            open.tree
-                .insert(key_in, value)
-                .map(|_| ())
-                .map_err(storage_error),
-        )
+        let value = sled::IVec::from(value);
+        let inserted = open.tree.insert(&key_in, value.clone());
+        if cached(table) {
+            match &inserted {
+                Ok(_) => open.cache.wrote(&key_in, Some(&value)),
+                Err(_) => open.cache.clear(),
+            }
+        }
+        self.shared
+            .check(inserted.map(|_| ()).map_err(storage_error))
     }
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
@@ -702,8 +759,12 @@ impl Backend for Embedded {
         }
         let open = self.shared.open()?;
         let _writing = self.shared.writing();
-        self.shared
-            .check(open.tree.apply_batch(batch).map_err(storage_error))
+        let applied = open.tree.apply_batch(batch);
+        if cached(table) {
+            // Rare (a restore): the next reads fill it again.
+            open.cache.clear();
+        }
+        self.shared.check(applied.map_err(storage_error))
     }
 
     fn healthy(&self) -> bool {
@@ -803,24 +864,43 @@ impl Overlay<'_> {
                     .map_err(|e| TxError::Storage(storage_error(e)))?;
             }
         }
+        // What the cache takes once the tree has: the cached tables' keys
+        // written (values shared with the write, not copied).
+        let mut to_cache = Vec::new();
+        let mut value = |k: &Vec<u8>, table: Table, v: Option<Vec<u8>>| {
+            let v = v.map(sled::IVec::from);
+            if cached(table) {
+                to_cache.push((k.clone(), v.clone()));
+            }
+            v
+        };
         let applied = if writes.len() == 1 {
             match writes.into_iter().next() {
-                Some((k, (_, Some(v)))) => tree.insert(k, v).map(|_| ()),
-                Some((k, (_, None))) => tree.remove(k).map(|_| ()),
+                Some((k, (table, v))) => match value(&k, table, v) {
+                    Some(v) => tree.insert(k, v).map(|_| ()),
+                    None => tree.remove(k).map(|_| ()),
+                },
                 None => Ok(()),
             }
         } else if writes.is_empty() {
             Ok(())
         } else {
             let mut batch = sled::Batch::default();
-            for (k, (_, v)) in writes {
-                match v {
+            for (k, (table, v)) in writes {
+                match value(&k, table, v) {
                     Some(v) => batch.insert(k, v),
                     None => batch.remove(k),
                 }
             }
             tree.apply_batch(batch)
         };
+        match &applied {
+            Ok(()) => to_cache
+                .iter()
+                .for_each(|(k, v)| self.open.cache.wrote(k, v.as_ref())),
+            Err(_) if !to_cache.is_empty() => self.open.cache.clear(),
+            Err(_) => {}
+        }
         applied.map_err(|e| TxError::Storage(storage_error(e)))
     }
 }
@@ -837,8 +917,16 @@ impl RawTx for Overlay<'_> {
                 None => false,
             });
         }
-        match self.open.tree.get(key_in) {
+        let cache = cached(table).then_some(&self.open.cache);
+        if let Some(v) = cache.and_then(|c| c.get(&key_in)) {
+            with(&v);
+            return Ok(true);
+        }
+        match self.open.tree.get(&key_in) {
             Ok(Some(v)) => {
+                if let Some(c) = cache {
+                    c.fill(&key_in, &v);
+                }
                 with(&v);
                 Ok(true)
             }
@@ -1093,6 +1181,79 @@ mod tests {
         assert!(matches!(refused, Err(TxError::Abort(_))));
         assert_eq!(backend.get(Table::Members, b"a").unwrap().unwrap(), b"10");
         assert_eq!(backend.get(Table::Members, b"c").unwrap(), None);
+    }
+
+    /// `key` of `table` as a transaction reads it.
+    fn read_in_tx(backend: &Embedded, table: Table, key: &[u8]) -> Option<Vec<u8>> {
+        let seen = RefCell::new(None);
+        backend
+            .transact(&|tx| {
+                tx.read(table, key, &mut |v| *seen.borrow_mut() = Some(v.to_vec()))
+                    .map(drop)
+            })
+            .unwrap();
+        seen.into_inner()
+    }
+
+    #[test]
+    fn a_cached_record_reads_as_the_last_write_left_it_whichever_way_it_was_written() {
+        let backend = Embedded::temporary().unwrap();
+        let t = Table::Terminals;
+        assert!(cached(t));
+        let read = |key: &[u8]| read_in_tx(&backend, t, key);
+        backend.put(t, b"T1", b"v1").unwrap();
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v1"[..]), "read and cached");
+
+        // One write (a plain insert), then several (a batch), then a removal.
+        backend
+            .transact(&|tx| tx.write(t, b"T1", b"v2".to_vec()))
+            .unwrap();
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v2"[..]));
+        backend
+            .transact(&|tx| {
+                tx.write(t, b"T1", b"v3".to_vec())?;
+                tx.write(Table::Members, b"m", b"x".to_vec())
+            })
+            .unwrap();
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v3"[..]));
+        backend.transact(&|tx| tx.remove(t, b"T1")).unwrap();
+        assert_eq!(read(b"T1"), None);
+
+        // Outside a transaction: a write, and an import (a restore).
+        backend.put(t, b"T1", b"v4").unwrap();
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v4"[..]));
+        backend
+            .import(t, &[(b"T1".to_vec(), b"v5".to_vec())])
+            .unwrap();
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v5"[..]));
+
+        // A transaction that aborts leaves what was committed.
+        let refused = backend.transact(&|tx| {
+            tx.write(t, b"T1", b"v6".to_vec())?;
+            Err(TxError::Abort(crate::error::EngineError::invalid("no")))
+        });
+        assert!(matches!(refused, Err(TxError::Abort(_))));
+        assert_eq!(read(b"T1").as_deref(), Some(&b"v5"[..]));
+        assert_eq!(backend.get(t, b"T1").unwrap().unwrap(), b"v5");
+    }
+
+    #[test]
+    fn the_read_cache_keeps_only_records_of_its_tables_that_exist() {
+        let backend = Embedded::temporary().unwrap();
+        backend.put(Table::Terminals, b"T1", b"v1").unwrap();
+        backend.put(Table::Cards, b"C1", b"c").unwrap();
+        for n in 0..100u32 {
+            // Terminal ids from the wire that name no terminal.
+            assert_eq!(
+                read_in_tx(&backend, Table::Terminals, &n.to_be_bytes()),
+                None
+            );
+        }
+        assert!(read_in_tx(&backend, Table::Cards, b"C1").is_some());
+        assert!(read_in_tx(&backend, Table::Terminals, b"T1").is_some());
+        let open = backend.shared.open().unwrap();
+        let keys: Vec<Vec<u8>> = open.cache.0.lock().keys().cloned().collect();
+        assert_eq!(keys, vec![tree_key(Table::Terminals, b"T1")]);
     }
 
     #[test]
