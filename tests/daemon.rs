@@ -407,6 +407,17 @@ fn a_quiet_embedded_switch_runs_requests_inline_and_a_busy_one_still_answers_all
     assert_eq!(audit["violations"], serde_json::json!([]), "{audit}");
 }
 
+#[test]
+fn the_ledgers_size_on_disk_is_a_metric_that_grows_with_what_terminals_write() {
+    let d = Daemon::start("ledger-bytes", &[]);
+    let before = metric(&d, "clubswitch_ledger_bytes");
+    assert!(before > 0);
+    let r = load(&d, 8, "discount=100");
+    assert!(r["flows"].as_u64().unwrap() > 100, "{r}");
+    let after = metric(&d, "clubswitch_ledger_bytes");
+    assert!(after > before, "{before} bytes, then {after}");
+}
+
 #[tokio::test]
 async fn idle_connections_are_held_while_terminals_transact() {
     let d = Daemon::start("idle", &[]);

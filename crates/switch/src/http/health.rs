@@ -101,6 +101,17 @@ fn ledger_figures(engine: &Engine) -> Vec<(&'static str, &'static str, f64)> {
             locked as f64,
         ),
     ];
+    // What the ledger takes on disk. The embedded ledger's log does not
+    // shrink as archiving removes records (runbook, Storage): alert on its
+    // growth against the disk, not on the live records.
+    match engine.size_on_disk() {
+        Ok(bytes) => out.push((
+            "clubswitch_ledger_bytes",
+            "The ledger's size on disk (embedded: sled's log; PostgreSQL: the ledger table with its indexes).",
+            bytes as f64,
+        )),
+        Err(e) => tracing::debug!("the ledger's size on disk: {e}"),
+    }
     if let Some(lag) = engine.replication_lag() {
         out.push((
             "clubswitch_storage_replication_lag_seconds",
