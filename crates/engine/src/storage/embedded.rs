@@ -299,12 +299,9 @@ impl ReadCache {
         self.0.lock().get(key_in).cloned()
     }
 
-    fn fill(&self, key_in: &[u8], value: &sled::IVec) {
-        self.0.lock().insert(key_in.to_vec(), value.clone());
-    }
-
-    /// After the tree took a write of `key_in` (`None`: a removal).
-    fn wrote(&self, key_in: &[u8], value: Option<&sled::IVec>) {
+    /// The tree holds `value` for `key_in` now (`None`: nothing), read
+    /// from it or written to it.
+    fn keep(&self, key_in: &[u8], value: Option<&sled::IVec>) {
         let mut map = self.0.lock();
         match value {
             Some(v) => map.insert(key_in.to_vec(), v.clone()),
@@ -655,7 +652,7 @@ impl Backend for Embedded {
         let inserted = open.tree.insert(&key_in, value.clone());
         if cached(table) {
             match &inserted {
-                Ok(_) => open.cache.wrote(&key_in, Some(&value)),
+                Ok(_) => open.cache.keep(&key_in, Some(&value)),
                 Err(_) => open.cache.clear(),
             }
         }
@@ -867,7 +864,7 @@ impl Overlay<'_> {
         // What the cache takes once the tree has: the cached tables' keys
         // written (values shared with the write, not copied).
         let mut to_cache = Vec::new();
-        let mut value = |k: &Vec<u8>, table: Table, v: Option<Vec<u8>>| {
+        let mut shared = |k: &Vec<u8>, table: Table, v: Option<Vec<u8>>| {
             let v = v.map(sled::IVec::from);
             if cached(table) {
                 to_cache.push((k.clone(), v.clone()));
@@ -876,7 +873,7 @@ impl Overlay<'_> {
         };
         let applied = if writes.len() == 1 {
             match writes.into_iter().next() {
-                Some((k, (table, v))) => match value(&k, table, v) {
+                Some((k, (table, v))) => match shared(&k, table, v) {
                     Some(v) => tree.insert(k, v).map(|_| ()),
                     None => tree.remove(k).map(|_| ()),
                 },
@@ -887,19 +884,19 @@ impl Overlay<'_> {
         } else {
             let mut batch = sled::Batch::default();
             for (k, (table, v)) in writes {
-                match value(&k, table, v) {
+                match shared(&k, table, v) {
                     Some(v) => batch.insert(k, v),
                     None => batch.remove(k),
                 }
             }
             tree.apply_batch(batch)
         };
-        match &applied {
-            Ok(()) => to_cache
-                .iter()
-                .for_each(|(k, v)| self.open.cache.wrote(k, v.as_ref())),
-            Err(_) if !to_cache.is_empty() => self.open.cache.clear(),
-            Err(_) => {}
+        if applied.is_ok() {
+            for (k, v) in &to_cache {
+                self.open.cache.keep(k, v.as_ref());
+            }
+        } else if !to_cache.is_empty() {
+            self.open.cache.clear();
         }
         applied.map_err(|e| TxError::Storage(storage_error(e)))
     }
@@ -925,7 +922,7 @@ impl RawTx for Overlay<'_> {
         match self.open.tree.get(&key_in) {
             Ok(Some(v)) => {
                 if let Some(c) = cache {
-                    c.fill(&key_in, &v);
+                    c.keep(&key_in, Some(&v));
                 }
                 with(&v);
                 Ok(true)
