@@ -8,11 +8,13 @@ bin=$PWD/target/release/clubswitch
 # start_switch DIR PORT [ARGS...]: a demo switch on data directory DIR,
 # terminals on PORT, the admin API on PORT+1 and metrics on PORT+2, with
 # ARGS added to `run`; its output goes to DIR/switch.out and .err. Sets
-# `pid` and returns once the admin API is up.
+# `pid` and returns once the admin API is up. Logs warnings unless
+# CLUBSWITCH_LOG says otherwise (`warn,clubswitch::jobs=info` adds each
+# archiver round: what it moved and how long it took).
 start_switch() {
   local dir=$1 port=$2
   shift 2
-  CLUBSWITCH_LOG=warn "$bin" run --demo --data-dir "$dir" "$@" \
+  CLUBSWITCH_LOG=${CLUBSWITCH_LOG:-warn} "$bin" run --demo --data-dir "$dir" "$@" \
     --listen "127.0.0.1:$port" --admin "127.0.0.1:$((port + 1))" \
     --metrics "127.0.0.1:$((port + 2))" \
     > "$dir/switch.out" 2> "$dir/switch.err" &
