@@ -408,6 +408,36 @@ fn a_quiet_embedded_switch_runs_requests_inline_and_a_busy_one_still_answers_all
 }
 
 #[test]
+fn loadgen_reports_each_request_mtis_latency_beside_every_messages() {
+    let d = Daemon::start("loadgen-mti", &[]);
+    let r = load(&d, 2, "discount=100");
+    let by_mti = r["by_mti"].as_object().unwrap();
+    // A discount flow is a 0100 lookup and hold, then its 0220 confirm.
+    assert_eq!(by_mti.keys().collect::<Vec<_>>(), ["0100", "0220"], "{r}");
+    let counted: u64 = by_mti
+        .values()
+        .map(|m| m["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, r["messages"].as_u64().unwrap(), "{r}");
+    let ms = |l: &serde_json::Value, p: &str| l[p].as_f64().unwrap();
+    for m in by_mti.values() {
+        let l = &m["latency_ms"];
+        assert!(
+            ms(l, "p50") <= ms(l, "p99") && ms(l, "p99") <= ms(l, "max"),
+            "{r}"
+        );
+        // No MTI's slowest answer is slower than the slowest of all.
+        assert!(ms(l, "max") <= ms(&r["latency_ms"], "max"), "{r}");
+    }
+    let all_max = by_mti.values().map(|m| ms(&m["latency_ms"], "max"));
+    assert_eq!(
+        all_max.fold(0.0, f64::max),
+        ms(&r["latency_ms"], "max"),
+        "{r}"
+    );
+}
+
+#[test]
 fn the_ledgers_size_on_disk_is_a_metric_that_grows_with_what_terminals_write() {
     let d = Daemon::start("ledger-bytes", &[]);
     let before = metric(&d, "clubswitch_ledger_bytes");

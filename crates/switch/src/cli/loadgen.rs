@@ -1,6 +1,7 @@
 //! `clubswitch loadgen`: N terminal connections running complete two-phase
-//! flows in a configurable mix; prints throughput, latency percentiles and
-//! counts by response code.
+//! flows in a configurable mix; prints throughput, latency percentiles (of
+//! every message, and of each request MTI on its own) and counts by
+//! response code.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -150,7 +151,10 @@ fn points_setup(
 
 #[derive(Default)]
 struct Tally {
-    latencies_us: Vec<u32>,
+    /// Each answered message's round trip, by the request's MTI: a
+    /// two-phase flow's 0100 only reads and holds, its 0220 waits for the
+    /// ledger's fdatasync, and the two latencies are not alike.
+    latencies_us: BTreeMap<Mti, Vec<u32>>,
     codes: BTreeMap<String, u64>,
     flows: u64,
     errors: u64,
@@ -345,6 +349,8 @@ async fn exchange(
         Ok((_, resp)) => {
             tally
                 .latencies_us
+                .entry(m.mti())
+                .or_default()
                 .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
             let rc = resp
                 .get(39)
@@ -518,6 +524,28 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
 }
 
+/// The percentiles of `sorted` (microseconds) in milliseconds, as the
+/// JSON report has them.
+fn latency_ms(sorted: &[u32]) -> Value {
+    json!({
+        "p50": percentile(sorted, 0.50),
+        "p99": percentile(sorted, 0.99),
+        "p999": percentile(sorted, 0.999),
+        "max": percentile(sorted, 1.0),
+    })
+}
+
+/// One line of the human report: `what`'s percentiles.
+fn latency_line(what: &str, sorted: &[u32]) -> String {
+    format!(
+        "{what}: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        percentile(sorted, 0.999),
+        percentile(sorted, 1.0)
+    )
+}
+
 pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
     let setup = Arc::new(setup(&a)?);
     if setup.terminals.is_empty() || setup.club_cards.is_empty() {
@@ -562,7 +590,9 @@ pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
         let mut all = Tally::default();
         for t in tasks {
             let t = t.await?;
-            all.latencies_us.extend(t.latencies_us);
+            for (mti, l) in t.latencies_us {
+                all.latencies_us.entry(mti).or_default().extend(l);
+            }
             all.flows += t.flows;
             all.errors += t.errors;
             all.approvals.extend(t.approvals);
@@ -589,8 +619,20 @@ pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
                 source,
             })?;
         }
-        all.latencies_us.sort_unstable();
-        let msgs = all.latencies_us.len();
+        let mut every: Vec<u32> = all.latencies_us.values().flatten().copied().collect();
+        every.sort_unstable();
+        for l in all.latencies_us.values_mut() {
+            l.sort_unstable();
+        }
+        let msgs = every.len();
+        let by_mti: serde_json::Map<String, Value> = all
+            .latencies_us
+            .iter()
+            .map(|(mti, l)| {
+                let v = json!({ "messages": l.len(), "latency_ms": latency_ms(l) });
+                (mti.as_str().to_owned(), v)
+            })
+            .collect();
         let result = json!({
             "connections": a.connections,
             "idle_connections": a.idle,
@@ -600,12 +642,8 @@ pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
             "flows_per_sec": all.flows as f64 / secs,
             "messages": msgs,
             "messages_per_sec": msgs as f64 / secs,
-            "latency_ms": {
-                "p50": percentile(&all.latencies_us, 0.50),
-                "p99": percentile(&all.latencies_us, 0.99),
-                "p999": percentile(&all.latencies_us, 0.999),
-                "max": percentile(&all.latencies_us, 1.0),
-            },
+            "latency_ms": latency_ms(&every),
+            "by_mti": by_mti,
             "response_codes": all.codes,
             "errors": all.errors,
         });
@@ -616,13 +654,14 @@ pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
                 "{} connections ({} idle, {} still open) for {:.1} s: {} two-phase flows ({:.0}/s), {} messages ({:.0}/s)",
                 a.connections, a.idle, idle_alive, secs, all.flows, all.flows as f64 / secs, msgs, msgs as f64 / secs
             );
-            println!(
-                "latency per message: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-                percentile(&all.latencies_us, 0.5),
-                percentile(&all.latencies_us, 0.99),
-                percentile(&all.latencies_us, 0.999),
-                percentile(&all.latencies_us, 1.0)
-            );
+            println!("{}", latency_line("latency per message", &every));
+            for (mti, l) in &all.latencies_us {
+                println!(
+                    "{} ({} messages)",
+                    latency_line(&format!("  {mti}"), l),
+                    l.len()
+                );
+            }
             let codes: Vec<String> = all.codes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             println!("response codes: {}; errors: {}", codes.join(", "), all.errors);
         }
