@@ -426,9 +426,8 @@ fn loadgen_reports_each_request_mtis_latency_beside_every_messages() {
             ms(l, "p50") <= ms(l, "p99") && ms(l, "p99") <= ms(l, "max"),
             "{r}"
         );
-        // No MTI's slowest answer is slower than the slowest of all.
-        assert!(ms(l, "max") <= ms(&r["latency_ms"], "max"), "{r}");
     }
+    // The slowest answer of all is the slowest of one MTI's.
     let all_max = by_mti.values().map(|m| ms(&m["latency_ms"], "max"));
     assert_eq!(
         all_max.fold(0.0, f64::max),
