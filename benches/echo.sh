@@ -27,9 +27,7 @@ conns=${3:-64}
 mix=${4:-discount=100}
 
 source "$(dirname "$0")/switch.sh"
-echo_c=${ECHO_C:-$PWD/../shared/tools/echo.c}
-echo_bin=$PWD/target/echo-server
-gcc -O2 -pthread -o "$echo_bin" "$echo_c"
+build_echo
 
 work=$(mktemp -d -t clubswitch-echo-XXXXXX)
 echo_pid=

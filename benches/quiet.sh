@@ -28,9 +28,7 @@ rates=${3:-200 1000}
 mix=${MIX:-inquiry=100}
 
 source "$(dirname "$0")/switch.sh"
-echo_c=${ECHO_C:-$PWD/../shared/tools/echo.c}
-echo_bin=$PWD/target/echo-server
-gcc -O2 -pthread -o "$echo_bin" "$echo_c"
+build_echo
 
 dir=$(mktemp -d -t clubswitch-quiet-XXXXXX)
 echo_pid=

@@ -27,6 +27,14 @@ start_switch() {
   return 1
 }
 
+# build_echo: builds the byte-echo server the switch is compared with
+# (../shared/tools/echo.c, or $ECHO_C) as `gcc -O2 -pthread`; sets
+# `echo_bin`. Run it as `"$echo_bin" PORT 2` (two threads).
+build_echo() {
+  echo_bin=$PWD/target/echo-server
+  gcc -O2 -pthread -o "$echo_bin" "${ECHO_C:-$PWD/../shared/tools/echo.c}"
+}
+
 # cpu_ticks PID: the CPU time (clock ticks) of PID so far, all its threads
 # (the process's own stat line sums them, ended threads included).
 cpu_ticks() {
