@@ -524,26 +524,22 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
 }
 
-/// The percentiles of `sorted` (microseconds) in milliseconds, as the
-/// JSON report has them.
-fn latency_ms(sorted: &[u32]) -> Value {
-    json!({
-        "p50": percentile(sorted, 0.50),
-        "p99": percentile(sorted, 0.99),
-        "p999": percentile(sorted, 0.999),
-        "max": percentile(sorted, 1.0),
-    })
+/// The reports' percentiles of `sorted` (microseconds) in milliseconds:
+/// p50, p99, p99.9 and the maximum.
+fn percentiles(sorted: &[u32]) -> [f64; 4] {
+    [0.5, 0.99, 0.999, 1.0].map(|p| percentile(sorted, p))
 }
 
-/// One line of the human report: `what`'s percentiles.
+/// [`percentiles`] as the JSON report has them.
+fn latency_ms(sorted: &[u32]) -> Value {
+    let [p50, p99, p999, max] = percentiles(sorted);
+    json!({ "p50": p50, "p99": p99, "p999": p999, "max": max })
+}
+
+/// One line of the human report: `what`'s [`percentiles`].
 fn latency_line(what: &str, sorted: &[u32]) -> String {
-    format!(
-        "{what}: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        percentile(sorted, 0.5),
-        percentile(sorted, 0.99),
-        percentile(sorted, 0.999),
-        percentile(sorted, 1.0)
-    )
+    let [p50, p99, p999, max] = percentiles(sorted);
+    format!("{what}: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms")
 }
 
 pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
