@@ -752,6 +752,7 @@ impl Admin<'_> {
                 tx,
                 now,
                 merchant: &m,
+                first_layout: self.core.first_layout.left(),
             };
             let flow = crate::flows::refund::run(&cx, &req)?;
             let (Some(refund_rrn), true) = (flow.rrn, flow.outcome.approved()) else {

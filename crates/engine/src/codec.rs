@@ -40,6 +40,11 @@
 //!   of it is smaller. A body of versions 1 to 6 is upgraded in the
 //!   fixed-width layout it was written in ([`Record::upgrade`]) and
 //!   decoded in it.
+//! - 8: the same bodies as 7; request records are keyed by the time their
+//!   DE 7 names first (`requests`). Nothing is rewritten, but a release of
+//!   format 7 would look for this release's request records under keys
+//!   they no longer have, and answer a retransmission as a new request:
+//!   the new version keeps it from opening the ledger.
 
 use std::borrow::Cow;
 
@@ -52,10 +57,14 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 7;
+pub const FORMAT_VERSION: u8 = 8;
 
 /// The last record format with fixed-width integers.
 pub const LAST_FIXED_WIDTH: u8 = 6;
+
+/// The first record format with varints: it and every later one encode
+/// bodies alike.
+const FIRST_VARINT: u8 = LAST_FIXED_WIDTH + 1;
 
 /// The oldest record format this release reads.
 pub const OLDEST_VERSION: u8 = 1;
@@ -88,9 +97,10 @@ fn compact() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
-// A format after 7 needs an upgrade path for varint bodies: `from_slice`
-// decodes every older version in the fixed-width layout.
-const _: () = assert!(FORMAT_VERSION == LAST_FIXED_WIDTH + 1);
+// Formats 7 and 8 share one body encoding. A format whose bodies differ
+// needs an upgrade path for varint bodies: `from_slice` decodes every
+// version from 7 on as this release writes them.
+const _: () = assert!(FORMAT_VERSION == FIRST_VARINT + 1);
 
 thread_local! {
     static FIXED_WIDTH: Cell<bool> = const { Cell::new(false) };
@@ -144,7 +154,7 @@ pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
         reason,
     };
     match raw.split_first() {
-        Some((&FORMAT_VERSION, body)) => compact()
+        Some((&v, body)) if (FIRST_VARINT..=FORMAT_VERSION).contains(&v) => compact()
             .deserialize(body)
             .map_err(|e| corrupt(e.to_string())),
         Some((&v, body)) if (OLDEST_VERSION..=LAST_FIXED_WIDTH).contains(&v) => {
@@ -202,21 +212,25 @@ mod tests {
     }
 
     #[test]
-    fn format_7_writes_varints_and_reads_format_6_bodies_in_their_fixed_width_layout() {
+    fn formats_7_and_8_write_varints_and_read_format_6_bodies_in_their_fixed_width_layout() {
         let g = Grown {
             a: 1_250_000,
             added: Some(3),
         };
-        let v7 = to_vec(&g).unwrap();
-        assert_eq!(v7[0], 7);
+        let v8 = to_vec(&g).unwrap();
+        assert_eq!(v8[0], FORMAT_VERSION);
         // The amount: a varint tag (u32) and four bytes; the option tag;
         // the small number: one byte. Fixed width takes 8, 1 and 4.
-        assert_eq!(v7.len(), 1 + 5 + 1 + 1);
+        assert_eq!(v8.len(), 1 + 5 + 1 + 1);
         let mut v6 = vec![6];
         bincode::serialize_into(&mut v6, &g).unwrap();
         assert_eq!(v6.len(), 1 + 8 + 1 + 4);
         assert_eq!(from_slice::<Grown>(&v6).unwrap(), g);
-        assert_eq!(from_slice::<Grown>(&v7).unwrap(), g);
+        assert_eq!(from_slice::<Grown>(&v8).unwrap(), g);
+        // Format 7 wrote the same body.
+        let mut seven = v8.clone();
+        seven[0] = 7;
+        assert_eq!(from_slice::<Grown>(&seven).unwrap(), g);
         // A fixed-width body under version 7 is refused, not misread.
         v6[0] = 7;
         assert!(matches!(
@@ -233,12 +247,12 @@ mod tests {
         let elsewhere = std::thread::spawn(|| to_vec(&7u64).unwrap())
             .join()
             .unwrap();
-        assert_eq!(elsewhere, [7, 7]);
+        assert_eq!(elsewhere, [FORMAT_VERSION, 7]);
         let inner = write_fixed_width();
         drop(inner);
         assert_eq!(to_vec(&7u64).unwrap()[0], 6, "the outer guard still holds");
         drop(guard);
-        assert_eq!(to_vec(&7u64).unwrap(), [7, 7]);
+        assert_eq!(to_vec(&7u64).unwrap(), [FORMAT_VERSION, 7]);
         assert_eq!(from_slice::<u64>(&v6).unwrap(), 7);
     }
 

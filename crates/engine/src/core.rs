@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use crate::config::EngineConfig;
 use crate::keys::CardHasher;
+use crate::requests::FirstLayout;
 use crate::storage::Store;
 
 pub(crate) struct Core {
@@ -19,4 +20,7 @@ pub(crate) struct Core {
     /// Held by the archive run, audit or backup in progress: none of them
     /// may see history move between the ledger and the archive files.
     pub(crate) archiving: Mutex<()>,
+    /// Whether request records of the first key layout may be left (see
+    /// `requests`).
+    pub(crate) first_layout: FirstLayout,
 }

@@ -15,6 +15,9 @@ pub(crate) struct Cx<'a> {
     pub tx: &'a Tx<'a>,
     pub now: UnixTime,
     pub merchant: &'a Merchant,
+    /// Whether request records of the first key layout may be left (see
+    /// `requests`): a reversal naming its original looks there too.
+    pub first_layout: bool,
 }
 
 impl Cx<'_> {

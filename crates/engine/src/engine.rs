@@ -24,6 +24,7 @@ use crate::model::{CardHash, UnixTime};
 use crate::notice::Outbox;
 use crate::reports::Reports;
 use crate::request::{Reply, Request};
+use crate::requests::FirstLayout;
 use crate::settlement::Settlement;
 use crate::storage::durability::FlushStats;
 use crate::storage::{Durable, Store};
@@ -39,6 +40,7 @@ impl Engine {
     pub fn new(store: Store, hasher: CardHasher, cfg: EngineConfig) -> Engine {
         Engine {
             core: Arc::new(Core {
+                first_layout: FirstLayout::of(&store),
                 store,
                 hasher,
                 cfg,

@@ -13,7 +13,8 @@ use crate::error::Result;
 use crate::flows::end_hold;
 use clubswitch_wire::Rrn;
 
-use crate::model::{keys, RequestRecord, Txn, TxnState, UnixTime};
+use crate::model::{keys, Txn, TxnState, UnixTime};
+use crate::requests::{self, Purge};
 use crate::storage::Table;
 
 /// What the sweep does between requests: expiring holds never confirmed,
@@ -28,7 +29,6 @@ impl<'a> Sweeper<'a> {
     }
 }
 
-const PURGE_CURSOR: &[u8] = b"purge_cursor";
 /// Set once every hold a ledger held before the index existed is in it.
 const INDEXED: &[u8] = b"holds_due_indexed";
 
@@ -96,61 +96,13 @@ impl Sweeper<'_> {
         self.core.pending.load(Ordering::Relaxed)
     }
 
-    /// Forgets request records older than `before` (retransmissions that old
-    /// are refused by the DE 7 window anyway). Looks at up to `max` records
-    /// from where the previous call stopped, wrapping to the start, so one
-    /// call costs the same however many records there are.
+    /// Forgets request records answered before `before` (retransmissions
+    /// that old are refused by the DE 7 window anyway), reading at most
+    /// `max` records: the oldest first, and no younger ones (see
+    /// `requests`).
     pub fn purge_requests(&self, before: UnixTime, max: usize) -> Result<Purge> {
-        let cursor: Vec<u8> = self
-            .core
-            .store
-            .get(Table::Meta, PURGE_CURSOR)?
-            .unwrap_or_default();
-        let mut purge = Purge::default();
-        let mut old = Vec::new();
-        let mut next = Vec::new();
-        for item in self
-            .core
-            .store
-            .scan_from::<RequestRecord>(Table::Requests, &cursor)
-        {
-            let (k, rec) = item?;
-            if purge.scanned == max {
-                next = k;
-                break;
-            }
-            purge.scanned += 1;
-            if rec.at < before {
-                old.push(k);
-            }
-        }
-        purge.wrapped = next.is_empty();
-        for chunk in old.chunks(256) {
-            purge.removed += self.core.store.transaction(|tx| {
-                let mut n = 0;
-                for k in chunk {
-                    // Re-read: only a record still that old goes.
-                    let rec: Option<RequestRecord> = tx.get(Table::Requests, k)?;
-                    if rec.is_some_and(|r| r.at < before) {
-                        tx.remove(Table::Requests, k)?;
-                        n += 1;
-                    }
-                }
-                Ok(n)
-            })?;
-        }
-        self.core.store.put(Table::Meta, PURGE_CURSOR, &next)?;
-        Ok(purge)
+        requests::purge(&self.core.store, &self.core.first_layout, before, max)
     }
-}
-
-/// What one [`Sweeper::purge_requests`] call did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Purge {
-    pub scanned: usize,
-    pub removed: usize,
-    /// It reached the last record: the next call starts from the first.
-    pub wrapped: bool,
 }
 
 /// The smallest key after `key`.

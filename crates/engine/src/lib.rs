@@ -54,6 +54,7 @@ pub mod notice;
 pub mod payout;
 pub mod reports;
 pub mod request;
+pub mod requests;
 pub mod rollup;
 pub mod rules;
 pub mod settlement;

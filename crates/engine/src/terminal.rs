@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::flows::{self, Flow};
 use crate::model::{CardHash, Merchant, Outcome, RequestRecord, Status, Terminal, UnixTime};
 use crate::request::{Reply, Request};
+use crate::requests;
 use crate::storage::{Table, Tx, TxResult};
 
 /// The content of a request that idempotency compares.
@@ -153,7 +154,6 @@ impl Terminals<'_> {
         Prepared {
             card,
             fingerprint: fingerprint(req, card),
-            key: req.key().map(|k| k.to_key()),
         }
     }
 
@@ -165,7 +165,7 @@ impl Terminals<'_> {
             return Ok(Applied::decline(ResponseCode::NotPermittedToTerminal));
         };
         let (Some(key), Some(fingerprint), Some(merchant_id)) =
-            (p.key, p.fingerprint, req.merchant())
+            (req.key(), p.fingerprint, req.merchant())
         else {
             // Only a terminal update has no request key.
             let Request::Terminal(update) = req else {
@@ -179,7 +179,8 @@ impl Terminals<'_> {
                 durable,
             });
         };
-        if let Some(rec) = tx.get::<RequestRecord>(Table::Requests, &key)? {
+        let first_layout = self.core.first_layout.left();
+        if let Some(rec) = requests::find(tx, key, now, first_layout)? {
             if rec.fingerprint == fingerprint {
                 return Ok(Applied {
                     outcome: rec.outcome,
@@ -200,6 +201,7 @@ impl Terminals<'_> {
                     tx,
                     now,
                     merchant: &m,
+                    first_layout,
                 };
                 match req {
                     Request::Authorize(a) => flows::authorize::run(&cx, a, p.card)?,
@@ -218,7 +220,7 @@ impl Terminals<'_> {
             rrn: flow.rrn,
             durable: flow.durable,
         };
-        tx.put(Table::Requests, &key, &record)?;
+        tx.put(Table::Requests, &key.to_key(now), &record)?;
         Ok(Applied {
             outcome: flow.outcome,
             terminal: None,
@@ -227,10 +229,8 @@ impl Terminals<'_> {
     }
 }
 
-/// A request's precomputed parts (no key or fingerprint for a terminal
-/// update).
+/// A request's precomputed parts (no fingerprint for a terminal update).
 struct Prepared {
     card: Option<CardHash>,
     fingerprint: Option<[u8; 32]>,
-    key: Option<[u8; 24]>,
 }

@@ -324,7 +324,7 @@ fn daily_counters_of_days_long_past_are_dropped() {
 }
 
 #[test]
-fn request_records_are_purged_in_bounded_steps_that_wrap() {
+fn request_records_are_purged_oldest_first_in_bounded_steps_without_reading_younger_ones() {
     let w = World::new();
     for i in 0..10 {
         w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0.plus(i));
@@ -340,19 +340,48 @@ fn request_records_are_purged_in_bounded_steps_that_wrap() {
         assert!(p.scanned <= 4);
         removed += p.removed;
         steps += 1;
-        if p.wrapped {
+        if p.done {
             break;
         }
     }
-    assert_eq!((removed, steps), (10, 4));
+    assert_eq!((removed, steps), (10, 3));
     assert_eq!(w.engine.audit().records().request_records, 5);
-    // The next pass starts again from the first record.
-    assert_eq!(
-        w.engine
-            .sweeper()
-            .purge_requests(T0.plus(500), 100)
+    // The five younger records are not read at all.
+    let p = w
+        .engine
+        .sweeper()
+        .purge_requests(T0.plus(500), 100)
+        .unwrap();
+    assert_eq!((p.scanned, p.removed, p.done), (0, 0, true));
+}
+
+#[test]
+fn a_request_record_is_kept_until_its_answer_is_old_whatever_its_de7_says() {
+    let w = World::new();
+    // A terminal clock 50 s behind, and one 50 s ahead.
+    let behind = Authorize {
+        key: w.next_key(T0.plus(-50)),
+        ..w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0).0
+    };
+    let ahead = Authorize {
+        key: w.next_key(T0.plus(50)),
+        ..behind.clone()
+    };
+    for req in [&behind, &ahead] {
+        let out = w
+            .engine
+            .handle(&Request::Authorize(req.clone()), T0)
             .unwrap()
-            .scanned,
-        5
-    );
+            .wait();
+        assert_eq!(out.code, Rc::Approved);
+    }
+    assert_eq!(w.engine.audit().records().request_records, 3);
+    let purge = |before: UnixTime| w.engine.sweeper().purge_requests(before, 100).unwrap();
+    // Answered at T0: none is older than T0, though DE 7 puts one before.
+    assert_eq!(purge(T0).removed, 0);
+    assert_eq!(purge(T0.plus(1)).removed, 2);
+    // The one sent "later" waits for the purge to reach its DE 7.
+    assert_eq!(purge(T0.plus(50)).removed, 0);
+    assert_eq!(purge(T0.plus(51)).removed, 1);
+    assert_eq!(w.engine.audit().records().request_records, 0);
 }

@@ -21,7 +21,7 @@ use clubswitch_engine::loyalty::ONE;
 use clubswitch_engine::storage::embedded;
 use clubswitch_engine::*;
 use clubswitch_engine::{Grants, Lots};
-use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use clubswitch_wire::{Mti, OriginalData, ProcessingCode as Pc, ResponseCode as Rc};
 use common::*;
 
 const DAY: i64 = 86_400;
@@ -109,6 +109,12 @@ fn records(db: &sled::Db, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
 fn downgrade(dir: &Path) {
     let db = open_sled(dir);
     first_layout(&db);
+    let requests = db.open_tree("requests").unwrap();
+    for item in requests.iter() {
+        let (k, v) = item.unwrap();
+        requests.remove(&k).unwrap();
+        requests.insert(first_layout_request_key(&k), v).unwrap();
+    }
     let grants_len = bincode::serialize(&Grants::default()).unwrap().len();
     let accounts = db.open_tree("accounts").unwrap();
     let daily = db.open_tree("daily").unwrap();
@@ -200,6 +206,34 @@ fn downgrade(dir: &Path) {
         }
     }
     db.flush().unwrap();
+}
+
+/// The key formats 1 to 7 gave the request record this release keys
+/// `key` (DE 41 ‖ DE 11 ‖ DE 7: the time-led key without its time).
+fn first_layout_request_key(key: &[u8]) -> Vec<u8> {
+    assert_eq!(key.len(), 32, "a time-led request key");
+    key[8..].to_vec()
+}
+
+/// Gives every request record of the (closed) ledger in `dir` the key
+/// formats 1 to 7 gave it, and marks the directory format 7; returns how
+/// many it moved.
+fn requests_as_format_7(dir: &Path) -> usize {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let table = code("requests");
+    let mut moved = 0;
+    for item in ledger.scan_prefix([table]) {
+        let (k, v) = item.unwrap();
+        ledger.remove(&k).unwrap();
+        let old = [&[table][..], &first_layout_request_key(&k[1..])].concat();
+        ledger.insert(old, v).unwrap();
+        moved += 1;
+    }
+    let version = [&[code("meta")][..], b"format_version"].concat();
+    ledger.insert(version, &[7u8][..]).unwrap();
+    db.flush().unwrap();
+    moved
 }
 
 fn format_version(dir: &Path) -> Vec<u8> {
@@ -387,4 +421,62 @@ fn members_and_programmes_of_format_5_read_with_no_join_day_and_no_repurchase_re
     let mut v5 = raw[..raw.len() - 1].to_vec();
     v5[0] = 5;
     assert_eq!(codec::from_slice::<Program>(&v5).unwrap(), program);
+}
+
+#[test]
+fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgotten() {
+    let dir = TempDir::new("format-7-requests");
+    let open = || {
+        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+        (World::open_or_seed(store.clone()), store)
+    };
+    let (w, store) = open();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    assert_eq!(out.code, Rc::Approved);
+    assert_eq!(w.club_account().held, 10_000);
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(requests_as_format_7(&dir.0), 1);
+
+    let (w, store) = open();
+    // Answered as the first time: the same RRN, nothing held twice.
+    let again = w
+        .engine
+        .handle(&Request::Authorize(auth.clone()), T0.plus(10))
+        .unwrap()
+        .wait();
+    assert_eq!(again, out);
+    assert_eq!(w.club_account().held, 10_000);
+    // A reversal naming the original by DE 11 and DE 7 finds it.
+    let undo = Undo {
+        key: w.next_key(T0.plus(20)),
+        merchant: w.merchant,
+        code: None,
+        rrn: None,
+        original: Some(OriginalData {
+            mti: Mti::AUTH_REQUEST,
+            stan: auth.key.stan,
+            transmitted: auth.key.transmitted,
+        }),
+    };
+    let undone = w
+        .engine
+        .handle(&Request::Undo(undo), T0.plus(20))
+        .unwrap()
+        .wait();
+    assert_eq!((undone.code, undone.rrn), (Rc::Approved, out.rrn));
+    assert_eq!(w.club_account().held, 0);
+    // The purge forgets it with this release's records (the reversal's).
+    let p = w
+        .engine
+        .sweeper()
+        .purge_requests(T0.plus(1_000), 100)
+        .unwrap();
+    assert_eq!((p.removed, p.done), (2, true));
+    assert_eq!(w.engine.audit().records().request_records, 0);
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
 }

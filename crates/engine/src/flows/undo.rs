@@ -7,8 +7,9 @@ use super::{adjust_allowance, adjust_daily, approved, end_hold, points, Flow};
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
-use crate::model::{keys, AccountKey, JournalKind, RequestKey, RequestRecord, Txn, TxnState};
+use crate::model::{keys, AccountKey, JournalKind, RequestKey, Txn, TxnState};
 use crate::request::Undo;
+use crate::requests;
 use crate::rules::RuleRecord;
 use crate::storage::{Table, TxResult};
 
@@ -24,7 +25,7 @@ fn find(cx: &Cx<'_>, req: &Undo) -> TxResult<Option<Txn>> {
         stan: o.stan,
         transmitted: o.transmitted,
     };
-    let Some(rec) = cx.tx.get::<RequestRecord>(Table::Requests, &key.to_key())? else {
+    let Some(rec) = requests::find(cx.tx, &key, cx.now, cx.first_layout)? else {
         return Ok(None);
     };
     match rec.rrn {

@@ -28,6 +28,7 @@ pub use contact::Language;
 pub use earned::{Earned, Recovered};
 pub use lots::{Grants, Lot, Lots, Unit};
 pub use party::{Card, CardKind, FeeBase, Member, Merchant, Offers, Terminal, Tier};
+pub(crate) use txn::sent_key;
 pub use txn::{Outcome, PointsPaid, RequestKey, RequestRecord, Txn, TxnState};
 
 /// Seconds since the Unix epoch, UTC.

@@ -20,13 +20,32 @@ pub struct RequestKey {
 }
 
 impl RequestKey {
-    pub fn to_key(&self) -> [u8; 24] {
+    /// The key of the request's record: the Unix time DE 7 names, as seen
+    /// from `now` (big-endian, so records sort by when they were sent),
+    /// then DE 41 ‖ DE 11 ‖ DE 7 ([`RequestKey::first_layout_key`]). See
+    /// `requests` for why, and why a retransmission meets the same key.
+    pub fn to_key(&self, now: UnixTime) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&sent_key(self.transmitted.nearest_unix(now.0)));
+        k[8..].copy_from_slice(&self.first_layout_key());
+        k
+    }
+
+    /// The key records had up to record format 7: DE 41 ‖ DE 11 ‖ DE 7.
+    pub fn first_layout_key(&self) -> [u8; 24] {
         let mut k = [0u8; 24];
         k[..8].copy_from_slice(self.terminal.as_bytes());
         k[8..14].copy_from_slice(&self.stan.to_bytes());
         k[14..].copy_from_slice(&self.transmitted.to_bytes());
         k
     }
+}
+
+/// A time as the first bytes of a request record's key: big-endian, and
+/// never below 0 (so the first byte is 0 for the next two billion years,
+/// below every first-layout key, which starts with a printable character).
+pub(crate) fn sent_key(unix: i64) -> [u8; 8] {
+    unix.max(0).to_be_bytes()
 }
 
 /// The answer to a request, as stored for retransmissions.

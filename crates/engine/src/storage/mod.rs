@@ -620,6 +620,16 @@ impl Store {
         records(self.backend.scan(table, Range::From(from)))
     }
 
+    /// Records with keys in `[from, to)`, in key order.
+    pub(crate) fn scan_between<T: Record>(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
+        records(self.backend.scan(table, Range::Between(from, to)))
+    }
+
     /// Keys that start with `prefix`, in order.
     pub(crate) fn scan_keys(
         &self,

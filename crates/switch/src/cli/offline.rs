@@ -54,7 +54,7 @@ pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
             .sweeper()
             .purge_requests(now.plus(-keep), 1_000_000)?;
         purged += p.removed;
-        if p.wrapped {
+        if p.done {
             break;
         }
     }
