@@ -6,8 +6,8 @@
 //! **Key layout.** A record's key leads with the Unix time its DE 7 names,
 //! big-endian, then DE 41 ‖ DE 11 ‖ DE 7 ([`RequestKey::to_key`]). Records
 //! sort by when their requests were sent, so those old enough to forget lie
-//! together at the start of the table, and the purge reads them and no
-//! others. DE 7 has no year: the key's is the one that puts DE 7 nearest
+//! together at the start of the table, and the purge reads them and hardly
+//! any others (those whose DE 7 ran behind their answer). DE 7 has no year: the key's is the one that puts DE 7 nearest
 //! the switch's clock. A retransmission, or a reversal naming its original,
 //! comes within the record's keep (a day and some minutes in production),
 //! far less than the half year after which the clock would name another
@@ -35,6 +35,8 @@ use crate::storage::{Store, Table, Tx, TxResult};
 const FIRST_LAYOUT: (&[u8], &[u8]) = (&[1], &[0xff]);
 /// `meta` key: where the purge of first-layout records goes on from.
 const PURGE_CURSOR: &[u8] = b"purge_cursor";
+/// `meta` key: where the purge of time-led records goes on from.
+const SENT_CURSOR: &[u8] = b"purge_sent_cursor";
 /// Records removed per transaction.
 const CHUNK: usize = 256;
 
@@ -95,61 +97,60 @@ pub struct Purge {
 }
 
 /// Forgets the records of requests answered before `before`, reading at most
-/// `max` records. A record whose DE 7 names a time before its answer (a
-/// terminal clock behind) is read again by each call until its answer is
-/// that old; one whose DE 7 names a later time (a clock ahead, within the
-/// replay window) waits for the purge to reach that time: every record is
-/// kept at least until its answer is older than `before`.
+/// `max` records: those sent before `before`, oldest first, from where the
+/// previous call stopped. A record whose DE 7 names a time before its
+/// answer (a terminal clock behind) is passed over until a later call finds
+/// its answer that old; one whose DE 7 names a later time (a clock ahead,
+/// within the replay window) waits for the purge to reach that time: every
+/// record is kept at least until its answer is older than `before`, and
+/// each call goes on from the last, however many are passed over.
 pub(crate) fn purge(
     store: &Store,
     first_layout: &FirstLayout,
     before: UnixTime,
     max: usize,
 ) -> Result<Purge> {
-    let mut purge = Purge {
-        done: true,
-        ..Purge::default()
+    let sent = Span {
+        cursor: SENT_CURSOR,
+        from: &[],
+        to: &sent_key(before.0),
     };
-    let mut old = Vec::new();
-    for item in store.scan_between::<RequestRecord>(Table::Requests, &[], &sent_key(before.0)) {
-        let (k, rec) = item?;
-        if purge.scanned == max {
-            purge.done = false;
-            break;
-        }
-        purge.scanned += 1;
-        if rec.at < before {
-            old.push(k);
-        }
-    }
-    purge.removed = remove_older(store, &old, before)?;
+    let mut purge = purge_span(store, &sent, before, max)?;
     if first_layout.left() {
-        let (scanned, removed, wrapped) =
-            purge_first_layout(store, first_layout, before, max - purge.scanned)?;
-        purge.scanned += scanned;
-        purge.removed += removed;
-        purge.done &= wrapped;
+        let first = Span {
+            cursor: PURGE_CURSOR,
+            from: FIRST_LAYOUT.0,
+            to: FIRST_LAYOUT.1,
+        };
+        let more = purge_span(store, &first, before, max - purge.scanned)?;
+        if more.done && !any_left(store) {
+            first_layout.0.store(false, Ordering::Relaxed);
+        }
+        purge.scanned += more.scanned;
+        purge.removed += more.removed;
+        purge.done &= more.done;
     }
     Ok(purge)
 }
 
-/// The first layout's purge: reads up to `max` of its records from where
-/// the previous call stopped and forgets those answered before `before`.
-/// Returns how many it read and removed, and whether it reached their end
-/// (then the next call starts from their first, and if none is left at
-/// all, lookups stop trying their keys).
-fn purge_first_layout(
-    store: &Store,
-    first_layout: &FirstLayout,
-    before: UnixTime,
-    max: usize,
-) -> Result<(usize, usize, bool)> {
-    let cursor: Vec<u8> = store.get(Table::Meta, PURGE_CURSOR)?.unwrap_or_default();
-    let from = cursor.as_slice().max(FIRST_LAYOUT.0);
+/// Keys `[from, to)` of the table, read a part at a time from the key
+/// stored under `cursor` in `meta`.
+struct Span<'a> {
+    cursor: &'a [u8],
+    from: &'a [u8],
+    to: &'a [u8],
+}
+
+/// Reads up to `max` records of `span` from where the previous call
+/// stopped and forgets those answered before `before`. Done when it read
+/// to the span's end: the next call starts again from its first key.
+fn purge_span(store: &Store, span: &Span<'_>, before: UnixTime, max: usize) -> Result<Purge> {
+    let cursor: Vec<u8> = store.get(Table::Meta, span.cursor)?.unwrap_or_default();
+    let from = cursor.as_slice().max(span.from);
     let mut scanned = 0;
     let mut old = Vec::new();
     let mut next = Vec::new();
-    for item in store.scan_between::<RequestRecord>(Table::Requests, from, FIRST_LAYOUT.1) {
+    for item in store.scan_between::<RequestRecord>(Table::Requests, from, span.to) {
         let (k, rec) = item?;
         if scanned == max {
             next = k;
@@ -161,12 +162,14 @@ fn purge_first_layout(
         }
     }
     let removed = remove_older(store, &old, before)?;
-    store.put(Table::Meta, PURGE_CURSOR, &next)?;
-    let wrapped = next.is_empty();
-    if wrapped && !any_left(store) {
-        first_layout.0.store(false, Ordering::Relaxed);
+    if next != cursor {
+        store.put(Table::Meta, span.cursor, &next)?;
     }
-    Ok((scanned, removed, wrapped))
+    Ok(Purge {
+        scanned,
+        removed,
+        done: next.is_empty(),
+    })
 }
 
 /// Removes the records under `keys` still answered before `before` (each

@@ -356,6 +356,44 @@ fn request_records_are_purged_oldest_first_in_bounded_steps_without_reading_youn
 }
 
 #[test]
+fn the_purge_gets_past_more_records_not_yet_forgettable_than_it_reads_a_call() {
+    let w = World::new();
+    // Two requests from a terminal whose clock runs 50 s behind, answered
+    // at T0, before one answered at T0 - 40 with a true clock.
+    let answer = |sent: UnixTime, at: UnixTime| {
+        let req = Authorize {
+            key: w.next_key(sent),
+            ..w.authorize(Pc::ClubBalance, CLUB_PAN, 1, T0.plus(-1_000)).0
+        };
+        let out = w
+            .engine
+            .handle(&Request::Authorize(req), at)
+            .unwrap()
+            .wait();
+        assert_eq!(out.code, Rc::Approved);
+    };
+    answer(T0.plus(-50), T0);
+    answer(T0.plus(-49), T0);
+    answer(T0.plus(-40), T0.plus(-40));
+    // One record a call: the two behind are passed over, not read for ever.
+    let mut calls = Vec::new();
+    loop {
+        let p = w.engine.sweeper().purge_requests(T0, 1).unwrap();
+        calls.push((p.scanned, p.removed));
+        if p.done {
+            break;
+        }
+        assert!(calls.len() < 10, "no progress: {calls:?}");
+    }
+    // The helper's own three (answered at T0 - 1000) go first.
+    assert_eq!(calls.iter().map(|c| c.1).sum::<usize>(), 3 + 1);
+    assert_eq!(w.engine.audit().records().request_records, 2);
+    // Once their answers are that old, they go too.
+    let p = w.engine.sweeper().purge_requests(T0.plus(1), 100).unwrap();
+    assert_eq!((p.removed, p.done), (2, true));
+}
+
+#[test]
 fn a_request_record_is_kept_until_its_answer_is_old_whatever_its_de7_says() {
     let w = World::new();
     // A terminal clock 50 s behind, and one 50 s ahead.

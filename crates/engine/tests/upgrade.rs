@@ -109,9 +109,10 @@ fn records(db: &sled::Db, name: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
 fn downgrade(dir: &Path) {
     let db = open_sled(dir);
     first_layout(&db);
+    // Read first: sled's iterators see what is written meanwhile.
     let requests = db.open_tree("requests").unwrap();
-    for item in requests.iter() {
-        let (k, v) = item.unwrap();
+    let all: Vec<_> = requests.iter().map(Result::unwrap).collect();
+    for (k, v) in all {
         requests.remove(&k).unwrap();
         requests.insert(first_layout_request_key(&k), v).unwrap();
     }
@@ -222,14 +223,14 @@ fn requests_as_format_7(dir: &Path) -> usize {
     let db = open_sled(dir);
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
     let table = code("requests");
-    let mut moved = 0;
-    for item in ledger.scan_prefix([table]) {
-        let (k, v) = item.unwrap();
-        ledger.remove(&k).unwrap();
+    // Read first: sled's iterators see what is written meanwhile.
+    let all: Vec<_> = ledger.scan_prefix([table]).map(Result::unwrap).collect();
+    for (k, v) in &all {
+        ledger.remove(k).unwrap();
         let old = [&[table][..], &first_layout_request_key(&k[1..])].concat();
         ledger.insert(old, v).unwrap();
-        moved += 1;
     }
+    let moved = all.len();
     let version = [&[code("meta")][..], b"format_version"].concat();
     ledger.insert(version, &[7u8][..]).unwrap();
     db.flush().unwrap();
