@@ -98,8 +98,8 @@ impl Sweeper<'_> {
 
     /// Forgets request records answered before `before` (retransmissions
     /// that old are refused by the DE 7 window anyway), reading at most
-    /// `max` records: the oldest first, and no younger ones (see
-    /// `requests`).
+    /// `max` records, oldest first and only those sent before `before`
+    /// (see `requests`).
     pub fn purge_requests(&self, before: UnixTime, max: usize) -> Result<Purge> {
         requests::purge(&self.core.store, &self.core.first_layout, before, max)
     }
