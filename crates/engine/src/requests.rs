@@ -67,15 +67,16 @@ fn any_left(store: &Store) -> bool {
         .is_some()
 }
 
-/// The record of the request `key` at `now`, if the ledger still has it;
-/// under its first-layout key too while `first_layout` says any may be left.
+/// The record of the request `key`, stored under `stored` (its
+/// [`RequestKey::to_key`]), if the ledger still has it; under its
+/// first-layout key too while `first_layout` says any may be left.
 pub(crate) fn find(
     tx: &Tx<'_>,
     key: &RequestKey,
-    now: UnixTime,
+    stored: &[u8; 32],
     first_layout: bool,
 ) -> TxResult<Option<RequestRecord>> {
-    if let Some(rec) = tx.get(Table::Requests, &key.to_key(now))? {
+    if let Some(rec) = tx.get(Table::Requests, stored)? {
         return Ok(Some(rec));
     }
     if first_layout {
@@ -256,7 +257,7 @@ mod tests {
         assert!(first_layout.left());
         let found = |left: bool| {
             store
-                .transaction(|tx| find(tx, &old, UnixTime(1_010), left))
+                .transaction(|tx| find(tx, &old, &old.to_key(UnixTime(1_010)), left))
                 .unwrap()
         };
         assert_eq!(found(true), Some(record(1_000)));

@@ -13,7 +13,9 @@ use crate::core::Core;
 use crate::cx::Cx;
 use crate::error::Result;
 use crate::flows::{self, Flow};
-use crate::model::{CardHash, Merchant, Outcome, RequestRecord, Status, Terminal, UnixTime};
+use crate::model::{
+    CardHash, Merchant, Outcome, RequestKey, RequestRecord, Status, Terminal, UnixTime,
+};
 use crate::request::{Reply, Request};
 use crate::requests;
 use crate::storage::{Table, Tx, TxResult};
@@ -124,7 +126,7 @@ impl Terminals<'_> {
     /// Handles `reqs` in one transaction, in order (see
     /// [`crate::Engine::handle_batch`]).
     pub(crate) fn handle_batch(&self, reqs: &[Request], now: UnixTime) -> Result<Vec<Reply>> {
-        let prepared: Vec<Prepared> = reqs.iter().map(|r| self.prepare(r)).collect();
+        let prepared: Vec<Prepared> = reqs.iter().map(|r| self.prepare(r, now)).collect();
         let store = &self.core.store;
         let mark = store.mark();
         let results = store.transaction(|tx| {
@@ -144,9 +146,9 @@ impl Terminals<'_> {
             .collect())
     }
 
-    /// What can be computed before the transaction: the card hash and the
-    /// request's fingerprint.
-    fn prepare(&self, req: &Request) -> Prepared {
+    /// What can be computed before the transaction: the card hash, the
+    /// request's fingerprint and the key its record is stored under.
+    fn prepare(&self, req: &Request, now: UnixTime) -> Prepared {
         let card = match req {
             Request::Authorize(a) => Some(self.core.hasher.hash(&a.card.pan)),
             _ => None,
@@ -154,6 +156,7 @@ impl Terminals<'_> {
         Prepared {
             card,
             fingerprint: fingerprint(req, card),
+            key: req.key().map(|k| (*k, k.to_key(now))),
         }
     }
 
@@ -165,7 +168,7 @@ impl Terminals<'_> {
             return Ok(Applied::decline(ResponseCode::NotPermittedToTerminal));
         };
         let (Some(key), Some(fingerprint), Some(merchant_id)) =
-            (req.key(), p.fingerprint, req.merchant())
+            (&p.key, p.fingerprint, req.merchant())
         else {
             // Only a terminal update has no request key.
             let Request::Terminal(update) = req else {
@@ -180,7 +183,8 @@ impl Terminals<'_> {
             });
         };
         let first_layout = self.core.first_layout.left();
-        if let Some(rec) = requests::find(tx, key, now, first_layout)? {
+        let (request, stored) = key;
+        if let Some(rec) = requests::find(tx, request, stored, first_layout)? {
             if rec.fingerprint == fingerprint {
                 return Ok(Applied {
                     outcome: rec.outcome,
@@ -220,7 +224,7 @@ impl Terminals<'_> {
             rrn: flow.rrn,
             durable: flow.durable,
         };
-        tx.put(Table::Requests, &key.to_key(now), &record)?;
+        tx.put(Table::Requests, stored, &record)?;
         Ok(Applied {
             outcome: flow.outcome,
             terminal: None,
@@ -229,8 +233,11 @@ impl Terminals<'_> {
     }
 }
 
-/// A request's precomputed parts (no fingerprint for a terminal update).
+/// A request's precomputed parts (no key or fingerprint for a terminal
+/// update): the key both as the request names it and as its record is
+/// stored.
 struct Prepared {
     card: Option<CardHash>,
     fingerprint: Option<[u8; 32]>,
+    key: Option<(RequestKey, [u8; 32])>,
 }

@@ -25,7 +25,8 @@ fn find(cx: &Cx<'_>, req: &Undo) -> TxResult<Option<Txn>> {
         stan: o.stan,
         transmitted: o.transmitted,
     };
-    let Some(rec) = requests::find(cx.tx, &key, cx.now, cx.first_layout)? else {
+    let stored = key.to_key(cx.now);
+    let Some(rec) = requests::find(cx.tx, &key, &stored, cx.first_layout)? else {
         return Ok(None);
     };
     match rec.rrn {
