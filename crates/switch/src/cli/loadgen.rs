@@ -542,19 +542,6 @@ fn latency_line(what: &str, sorted: &[u32]) -> String {
     format!("{what}: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms")
 }
 
-/// How long until the clock's next whole second, where a run starts. Each
-/// run starts its terminals' STANs at random, and a request's key is DE 41
-/// ‖ DE 11 ‖ DE 7 (to the second): a run begun within the second the
-/// previous one ended could send one of that second's STANs again and be
-/// answered 94 (duplicate transmission), as a 30-minute soak was once.
-/// Runs one after another never share a second this way.
-fn until_next_second() -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_nanos(u64::from(1_000_000_000 - now.subsec_nanos()))
-}
-
 pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
     let setup = Arc::new(setup(&a)?);
     if setup.terminals.is_empty() || setup.club_cards.is_empty() {
@@ -580,7 +567,6 @@ pub fn run(a: LoadgenArgs) -> Result<(), SwitchError> {
                 }
             }
         }
-        tokio::time::sleep(until_next_second()).await;
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(a.duration);
         let interval = (a.rate > 0.0)
