@@ -59,6 +59,12 @@ for m in $(seq "$minutes"); do
     echo $((($(date +%s%N) - started) / 1000000)) > "$dir/settle_ms"
   ) &
   settler=$!
+  # Each run starts on a fresh second. The load generator starts every
+  # terminal's STANs at random, and a request is known by terminal, STAN
+  # and the second DE 7 names: a run begun within the second the last one
+  # ended could send that second's STANs again with other content, and be
+  # answered 94 (duplicate transmission). A real terminal keeps its STAN.
+  python3 -c 'import time; time.sleep(1 - time.time() % 1)'
   # Fresh club cards each minute, well topped up, so purchases are approved.
   out=$("$bin" loadgen --addr 127.0.0.1:25858 --admin-url http://127.0.0.1:25859 \
     --token-file "$dir/admin.token" --demo "$dir/demo.json" --cards 16 \
