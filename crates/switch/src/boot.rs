@@ -82,7 +82,10 @@ pub fn embedded_config(cfg: &Config) -> EmbeddedConfig {
         cache_bytes,
         fdatasync: std::env::var_os(NO_FDATASYNC_ENV).is_none(),
         compress: cfg.storage.compress,
-        ..EmbeddedConfig::default()
+        flush_every_ms: cfg
+            .storage
+            .reclaim_every_ms
+            .or(EmbeddedConfig::default().flush_every_ms),
     }
 }
 
@@ -123,4 +126,17 @@ pub fn admin_token(cfg: &Config) -> Result<String, SwitchError> {
     std::fs::read_to_string(&file)
         .map(|t| t.trim().to_owned())
         .map_err(|source| SwitchError::Read { path: file, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_ledger_reclaims_its_log_every_10_ms_unless_configured() {
+        let mut cfg = Config::default();
+        assert_eq!(embedded_config(&cfg).flush_every_ms, Some(10));
+        cfg.storage.reclaim_every_ms = Some(250);
+        assert_eq!(embedded_config(&cfg).flush_every_ms, Some(250));
+    }
 }
