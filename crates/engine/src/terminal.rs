@@ -13,9 +13,7 @@ use crate::core::Core;
 use crate::cx::Cx;
 use crate::error::Result;
 use crate::flows::{self, Flow};
-use crate::model::{
-    CardHash, Merchant, Outcome, RequestKey, RequestRecord, Status, Terminal, UnixTime,
-};
+use crate::model::{CardHash, Merchant, Outcome, RequestRecord, Status, Terminal, UnixTime};
 use crate::request::{Reply, Request};
 use crate::requests;
 use crate::storage::{Table, Tx, TxResult};
@@ -156,7 +154,7 @@ impl Terminals<'_> {
         Prepared {
             card,
             fingerprint: fingerprint(req, card),
-            key: req.key().map(|k| (*k, k.to_key(now))),
+            stored: req.key().map(|k| k.to_key(now)),
         }
     }
 
@@ -167,8 +165,8 @@ impl Terminals<'_> {
         let Some(mut term) = tx.get::<Terminal>(Table::Terminals, tid.as_bytes())? else {
             return Ok(Applied::decline(ResponseCode::NotPermittedToTerminal));
         };
-        let (Some(key), Some(fingerprint), Some(merchant_id)) =
-            (&p.key, p.fingerprint, req.merchant())
+        let (Some(key), Some(stored), Some(fingerprint), Some(merchant_id)) =
+            (req.key(), &p.stored, p.fingerprint, req.merchant())
         else {
             // Only a terminal update has no request key.
             let Request::Terminal(update) = req else {
@@ -183,8 +181,7 @@ impl Terminals<'_> {
             });
         };
         let first_layout = self.core.first_layout.left();
-        let (request, stored) = key;
-        if let Some(rec) = requests::find(tx, request, stored, first_layout)? {
+        if let Some(rec) = requests::find(tx, key, stored, first_layout)? {
             if rec.fingerprint == fingerprint {
                 return Ok(Applied {
                     outcome: rec.outcome,
@@ -233,11 +230,12 @@ impl Terminals<'_> {
     }
 }
 
-/// A request's precomputed parts (no key or fingerprint for a terminal
-/// update): the key both as the request names it and as its record is
-/// stored.
+/// A request's precomputed parts (no fingerprint or record key for a
+/// terminal update).
 struct Prepared {
     card: Option<CardHash>,
     fingerprint: Option<[u8; 32]>,
-    key: Option<(RequestKey, [u8; 32])>,
+    /// The key its record is stored under
+    /// ([`crate::model::RequestKey::to_key`]).
+    stored: Option<[u8; 32]>,
 }
