@@ -22,16 +22,15 @@
 //!   with another compression setting than the one it was created with;
 //!   [`EmbeddedConfig::compress`] applies to a new ledger, and an existing
 //!   one opens with its own ([`created_compressed`]).
-//! - **Transactions that leave sled's lock to the commit** ([`Overlay`]):
-//!   a transaction's body reads while a flush waits for the disk (only a
-//!   commit of several keys waits for the flush), and one that writes a
-//!   single key does not force sled's log buffer out.
+//! - **Transactions that never wait for sled's lock** ([`Overlay`]): a
+//!   transaction's body reads and its commit writes while a flush waits
+//!   for the disk, and a commit does not force sled's log buffer out: a
+//!   commit of several keys writes a redo record first ([`Open::apply`]).
 //!
 //! Every table lives in one sled tree, [`LEDGER`], under its code
 //! ([`Table::index`]) as the first byte of each key, as every table lives
-//! in one SQL table on PostgreSQL. A transaction that writes several keys
-//! commits as one sled batch, which is atomic within one tree, and a
-//! terminal request's transaction may touch any table. A ledger written in
+//! in one SQL table on PostgreSQL; a terminal request's transaction may
+//! touch any table. A ledger written in
 //! the first layout (a tree per table) is moved into it when it opens
 //! ([`adopt_first_layout`]), which leaves a mark where a release of the
 //! first layout looks for the format version, so that one refuses the
@@ -48,11 +47,23 @@ use arc_swap::ArcSwapOption;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::{Backend, Body, Entries, Entry, Range, RawTx, Snapshot, Table, TxError, TxResult};
+use super::{
+    redo, Backend, Body, Entries, Entry, Range, RawTx, Snapshot, Table, TxError, TxResult,
+};
 use crate::error::StorageError;
 
 /// The tree every table lives in.
 pub const LEDGER: &str = "ledger";
+/// The tree that holds the redo record of the last transaction that wrote
+/// several keys, under [`REDO_KEY`] (see [`Overlay`]). A tree of its own:
+/// no scan of a table meets it, and its leaf holds nothing else.
+const REDO: &str = "redo";
+const REDO_KEY: &[u8] = b"last";
+/// The largest redo record written (a batch of 64 terminal requests needs
+/// about 40 KB). A larger transaction (a restore, an archiving step)
+/// commits as a sled batch instead: its two extra log writes are nothing
+/// beside it, and sled would keep so large a value in a file of its own.
+const REDO_MAX_BYTES: usize = 64 * 1024;
 /// `meta` key: what sled's ids are offset by.
 const ID_BASE: &[u8] = b"id_base";
 /// Records moved by one transaction when a first-layout ledger is adopted.
@@ -276,6 +287,11 @@ fn is_mark(meta: &sled::Tree) -> Result<bool, StorageError> {
 struct Open {
     db: sled::Db,
     tree: sled::Tree,
+    /// The [`REDO`] tree.
+    redo: sled::Tree,
+    /// What it holds. Only touched under [`Shared::serial`], like the
+    /// tree's writes.
+    redo_live: parking_lot::Mutex<Redo>,
     /// Added to sled's ids.
     id_base: AtomicU64,
     /// What makes a flush durable; `None` for a temporary ledger (or with
@@ -335,6 +351,8 @@ impl ReadCache {
 impl Open {
     fn with_tree(db: sled::Db) -> Result<Open, StorageError> {
         let tree = db.open_tree(LEDGER).map_err(storage_error)?;
+        let redo = db.open_tree(REDO).map_err(storage_error)?;
+        replay_redo(&db, &tree, &redo)?;
         adopt_first_layout(&db, &tree)?;
         let id_base = match tree
             .get(tree_key(Table::Meta, ID_BASE))
@@ -350,6 +368,8 @@ impl Open {
         Ok(Open {
             db,
             tree,
+            redo,
+            redo_live: parking_lot::Mutex::new(Redo::Clear),
             id_base: AtomicU64::new(id_base),
             sync: None,
             cache: ReadCache::default(),
@@ -371,6 +391,106 @@ impl Open {
         let id = self.db.generate_id().map_err(storage_error)?;
         Ok(self.id_base.load(Ordering::Acquire) + id)
     }
+
+    /// Applies a transaction's writes (sorted by key) so that a crash
+    /// keeps all of them or none (see [`Overlay`] for why this way).
+    fn apply(&self, writes: &[Write]) -> sled::Result<()> {
+        match writes {
+            [] => Ok(()),
+            [(k, _, v)] => {
+                self.retire_redo(std::iter::once(k.as_slice()))?;
+                write_one(&self.tree, k, v)
+            }
+            _ => {
+                let view = || writes.iter().map(|(k, _, v)| (k.as_slice(), v.as_deref()));
+                let len = redo::encoded_len(view());
+                if len > REDO_MAX_BYTES {
+                    self.retire_redo(writes.iter().map(|(k, _, _)| k.as_slice()))?;
+                    let mut batch = sled::Batch::default();
+                    for (k, _, v) in writes {
+                        match v {
+                            Some(v) => batch.insert(k.as_slice(), v.clone()),
+                            None => batch.remove(k.as_slice()),
+                        }
+                    }
+                    return self.tree.apply_batch(batch);
+                }
+                let record = sled::IVec::from(redo::encode(view(), len));
+                let mut live = self.redo_live.lock();
+                *live = Redo::Unknown;
+                self.redo.insert(REDO_KEY, record.clone())?;
+                *live = Redo::Live(record);
+                drop(live);
+                writes
+                    .iter()
+                    .try_for_each(|(k, _, v)| write_one(&self.tree, k, v))
+            }
+        }
+    }
+
+    /// Before a write that no redo record carries: removes the live record
+    /// if it writes any of `keys`, since replaying it after a crash would
+    /// put back what this write replaces. Removed first, the record is gone
+    /// from any log that holds the write (sled recovers a prefix of it).
+    fn retire_redo<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> sled::Result<()> {
+        let mut live = self.redo_live.lock();
+        let stale = match &*live {
+            Redo::Clear => false,
+            Redo::Live(record) => keys.any(|k| redo::names(record, k)),
+            Redo::Unknown => true,
+        };
+        if stale {
+            self.redo.remove(REDO_KEY)?;
+            *live = Redo::Clear;
+        }
+        Ok(())
+    }
+}
+
+/// What the [`REDO`] tree holds.
+enum Redo {
+    /// No record.
+    Clear,
+    /// This record.
+    Live(sled::IVec),
+    /// Unknown: writing a record failed, so it may be there or not.
+    Unknown,
+}
+
+/// A write as [`Open::apply`] takes it: the key as the tree holds it, its
+/// table, and its value (`None`: removed), shared with the read cache.
+type Write = (Vec<u8>, Table, Option<sled::IVec>);
+
+fn write_one(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled::Result<()> {
+    match value {
+        Some(v) => tree.insert(key, v.clone()).map(|_| ()),
+        None => tree.remove(key).map(|_| ()),
+    }
+}
+
+/// Completes the last transaction a crash may have cut short: writes its
+/// redo record again, then removes the record. Every write the record
+/// holds is its final value (a later write to any of its keys removed the
+/// record first), so writing it again is harmless when nothing was cut.
+fn replay_redo(db: &sled::Db, tree: &sled::Tree, redo: &sled::Tree) -> Result<(), StorageError> {
+    let Some(record) = redo.get(REDO_KEY).map_err(storage_error)? else {
+        return Ok(());
+    };
+    let writes = redo::decode(&record)?;
+    for (k, v) in &writes {
+        match v {
+            Some(v) => tree.insert(k, *v).map(|_| ()),
+            None => tree.remove(k).map(|_| ()),
+        }
+        .map_err(storage_error)?;
+    }
+    redo.remove(REDO_KEY).map_err(storage_error)?;
+    db.flush().map_err(storage_error)?;
+    tracing::debug!(
+        writes = writes.len(),
+        "replayed the last transaction's redo record"
+    );
+    Ok(())
 }
 
 /// What sled's own flush leaves undone, done after it: every blob file not
@@ -667,7 +787,9 @@ impl Backend for Embedded {
             )?;
         }
         let value = sled::IVec::from(value);
-        let inserted = open.tree.insert(&key_in, value.clone());
+        let inserted = open
+            .retire_redo(std::iter::once(key_in.as_slice()))
+            .and_then(|()| open.tree.insert(&key_in, value.clone()));
         if cached(table) {
             match &inserted {
                 Ok(_) => open.cache.keep(&key_in, Some(&value)),
@@ -711,8 +833,8 @@ impl Backend for Embedded {
             None => 0,
         };
         let raised = base.max(stored).max(open.id_base.load(Ordering::Acquire));
-        open.tree
-            .insert(id_key, &raised.to_be_bytes())
+        open.retire_redo(std::iter::once(id_key.as_slice()))
+            .and_then(|()| open.tree.insert(&id_key, &raised.to_be_bytes()))
             .map_err(storage_error)?;
         open.id_base.store(raised, Ordering::Release);
         Ok(())
@@ -768,13 +890,16 @@ impl Backend for Embedded {
     }
 
     fn import(&self, table: Table, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| tree_key(table, k)).collect();
         let mut batch = sled::Batch::default();
-        for (k, v) in records {
-            batch.insert(tree_key(table, k), v.as_slice());
+        for (k, (_, v)) in keys.iter().zip(records) {
+            batch.insert(k.as_slice(), v.as_slice());
         }
         let open = self.shared.open()?;
         let _writing = self.shared.writing();
-        let applied = open.tree.apply_batch(batch);
+        let applied = open
+            .retire_redo(keys.iter().map(Vec::as_slice))
+            .and_then(|()| open.tree.apply_batch(batch));
         if cached(table) {
             // Rare (a restore): the next reads fill it again.
             open.cache.clear();
@@ -838,22 +963,29 @@ fn recovery(shared: &Weak<Shared>) {
 /// One transaction: reads go to the tree, writes wait in an overlay that
 /// later reads see, and the commit applies them all at once.
 ///
-/// Why not a sled transaction: sled's takes its one process-wide lock for
-/// its whole body, and its flush takes the same lock while it waits for
-/// the disk, so a terminal's transaction could not even read while a
-/// flush ran; and each sled transaction (like each batch) forces two
-/// writes of its log buffer through sled's I/O threads, even for one key.
-/// Here the body runs under [`Shared::serial`] alone, which gives the same
-/// isolation (no other write runs until it commits). A commit of several
-/// keys then takes sled's lock as a sled transaction did, but only while
-/// it applies them (it still waits for a flush in progress, and stops
-/// other commits while it waits); a transaction that writes one key (an
-/// inquiry's request record) writes it as a plain insert, which shares
-/// the lock with the flush and waits in the log buffer for the next one.
+/// Why not a sled transaction or batch: each takes sled's one process-wide
+/// lock, which its flush holds while it waits for the disk (so a commit,
+/// and with it every request behind it, waited for the flush in progress),
+/// and each forces two writes of sled's log buffer through its I/O threads
+/// (sealing the buffer before it and the one holding its manifest), each
+/// write a wake-up of all seven of those threads and a `sync_file_range`.
+/// On a quiet switch that was half a lookup's time: with batches its
+/// 0100 took 196-207 us at the median and each message cost sled's
+/// threads 12.5 context switches; with this commit, 100-127 us and 4.1
+/// (the runbook's Storage section has the figures).
 ///
-/// Crash atomicity is sled's: a batch is recovered whole or not at all
-/// (its log carries a batch manifest), a single insert is recovered as
-/// the write `put` makes, and recovery keeps a prefix of the log, so a
+/// Here the body runs under [`Shared::serial`] alone, which gives the same
+/// isolation (no other write runs until it commits), and the commit
+/// writes plain inserts, which share sled's lock with a flush and wait in
+/// the log buffer for the next one. A commit of several keys first writes
+/// all of them as one redo record, one insert in the [`REDO`] tree, which
+/// replaces the last transaction's; [`replay_redo`] writes it again when
+/// the ledger opens. sled recovers a prefix of its log, and one thread
+/// writes the record and then the keys, so a crash keeps either no part
+/// of the transaction (record included) or its record, from which the
+/// rest is written again: all of it or none, as a batch was. Any other
+/// write to a key the record holds removes the record first
+/// ([`Open::retire_redo`]), so a replay never undoes a later write. A
 /// flush that covers a commit covers everything committed before it.
 struct Overlay<'a> {
     open: &'a Open,
@@ -866,55 +998,35 @@ struct Overlay<'a> {
 type Writes = BTreeMap<Vec<u8>, (Table, Option<Vec<u8>>)>;
 
 impl Overlay<'_> {
-    /// Applies the writes: nothing for none, a plain insert or removal
-    /// for one, an atomic batch for more. Each key's value before is
-    /// noted first for a running snapshot.
+    /// Applies the writes (see [`Open::apply`]). Each key's value before
+    /// is noted first for a running snapshot.
     fn commit(self, capture: Option<&Capture>) -> TxResult<()> {
         let writes = self.writes.into_inner();
-        let tree = &self.open.tree;
+        let open = self.open;
         if let Some(c) = capture {
             for (key_in, (table, _)) in &writes {
                 let key = key_in.get(1..).unwrap_or_default();
-                c.note(*table, key, || tree.get(key_in))
+                c.note(*table, key, || open.tree.get(key_in))
                     .map_err(|e| TxError::Storage(storage_error(e)))?;
             }
         }
-        // What the cache takes once the tree has: the cached tables' keys
-        // written (values shared with the write, not copied).
-        let mut to_cache = Vec::new();
-        let mut shared = |k: &Vec<u8>, table: Table, v: Option<Vec<u8>>| {
-            let v = v.map(sled::IVec::from);
-            if cached(table) {
-                to_cache.push((k.clone(), v.clone()));
-            }
-            v
-        };
-        let applied = if writes.len() == 1 {
-            match writes.into_iter().next() {
-                Some((k, (table, v))) => match shared(&k, table, v) {
-                    Some(v) => tree.insert(k, v).map(|_| ()),
-                    None => tree.remove(k).map(|_| ()),
-                },
-                None => Ok(()),
-            }
-        } else if writes.is_empty() {
-            Ok(())
-        } else {
-            let mut batch = sled::Batch::default();
-            for (k, (table, v)) in writes {
-                match shared(&k, table, v) {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
+        // Each value as sled holds it, once: the tree, the redo record and
+        // the read cache share it.
+        let writes: Vec<Write> = writes
+            .into_iter()
+            .map(|(k, (table, v))| (k, table, v.map(sled::IVec::from)))
+            .collect();
+        let applied = open.apply(&writes);
+        // What the cache takes once the tree has: the cached tables' keys.
+        if writes.iter().any(|(_, table, _)| cached(*table)) {
+            match &applied {
+                Ok(()) => {
+                    for (k, _, v) in writes.iter().filter(|(_, table, _)| cached(*table)) {
+                        open.cache.keep(k, v.as_ref());
+                    }
                 }
+                Err(_) => open.cache.clear(),
             }
-            tree.apply_batch(batch)
-        };
-        if applied.is_ok() {
-            for (k, v) in &to_cache {
-                self.open.cache.keep(k, v.as_ref());
-            }
-        } else if !to_cache.is_empty() {
-            self.open.cache.clear();
         }
         applied.map_err(|e| TxError::Storage(storage_error(e)))
     }
@@ -1389,6 +1501,170 @@ mod tests {
         drop(backend);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&cut);
+    }
+
+    /// Writes a redo record into the closed ledger in `dir` without the
+    /// writes it holds: what a crash right after the record leaves.
+    fn leave_redo_record(dir: &Path, record: &[u8]) {
+        let db = open_closed(dir);
+        db.open_tree(REDO)
+            .unwrap()
+            .insert(REDO_KEY, record)
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    /// The ledger just closed in `dir`, through sled alone.
+    fn open_closed(dir: &Path) -> sled::Db {
+        let open = || Ok::<_, ()>(sled::Config::new().path(dir).open());
+        when_unlocked(open).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_transaction_cut_short_after_its_redo_record_is_completed_when_the_ledger_opens() {
+        let dir = fresh_dir("redo-replay");
+        let cfg = EmbeddedConfig {
+            flush_every_ms: None,
+            ..EmbeddedConfig::default()
+        };
+        let backend = Embedded::open(&dir, &cfg).unwrap();
+        backend.put(Table::Txns, b"t", b"held").unwrap();
+        backend.put(Table::Members, b"m", b"untouched").unwrap();
+        drop(backend);
+        // The confirm of `t`: the hold replaced, its due date removed, a
+        // journal entry; the crash kept the record and none of the keys.
+        let (txn, due, journal) = (
+            tree_key(Table::Txns, b"t"),
+            tree_key(Table::HoldsDue, b"t"),
+            tree_key(Table::Journal, b"j"),
+        );
+        let writes = [
+            (txn.as_slice(), Some(b"confirmed".as_slice())),
+            (due.as_slice(), None),
+            (journal.as_slice(), Some(b"posted".as_slice())),
+        ];
+        leave_redo_record(&dir, &redo::encode(writes.into_iter(), 0));
+        {
+            let db = open_closed(&dir);
+            db.open_tree(LEDGER)
+                .unwrap()
+                .insert(&due, b"due".as_slice())
+                .unwrap();
+        }
+
+        let backend = Embedded::open(&dir, &cfg).unwrap();
+        let get = |t, k: &[u8]| backend.get(t, k).unwrap();
+        assert_eq!(get(Table::Txns, b"t").unwrap(), b"confirmed");
+        assert_eq!(get(Table::HoldsDue, b"t"), None);
+        assert_eq!(get(Table::Journal, b"j").unwrap(), b"posted");
+        assert_eq!(get(Table::Members, b"m").unwrap(), b"untouched");
+        // Written again once, then gone: a later write is not undone by it.
+        let shared = backend.shared.open().unwrap();
+        assert_eq!(shared.redo.get(REDO_KEY).unwrap(), None);
+        drop(shared);
+        backend.put(Table::Txns, b"t", b"reversed").unwrap();
+        drop(backend);
+        let backend = Embedded::open(&dir, &cfg).unwrap();
+        assert_eq!(
+            backend.get(Table::Txns, b"t").unwrap().unwrap(),
+            b"reversed"
+        );
+        drop(backend);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_write_after_a_transaction_of_several_keys_is_undone_when_the_ledger_opens() {
+        let dir = fresh_dir("redo-later");
+        let cfg = EmbeddedConfig {
+            flush_every_ms: None,
+            ..EmbeddedConfig::default()
+        };
+        let big = vec![7u8; REDO_MAX_BYTES];
+        // After a transaction of two keys (a redo record), one of them
+        // written again each way a write can be made, and the ledger
+        // closed and opened: the later write stands.
+        type Later<'a> = &'a dyn Fn(&Embedded);
+        let later: [(&str, Later, Option<&[u8]>); 6] = [
+            (
+                "a transaction of one key",
+                &|b| {
+                    b.transact(&|tx| tx.write(Table::Txns, b"a", b"2".to_vec()))
+                        .unwrap()
+                },
+                Some(b"2"),
+            ),
+            (
+                "a write outside a transaction",
+                &|b| b.put(Table::Txns, b"a", b"2").unwrap(),
+                Some(b"2"),
+            ),
+            (
+                "a removal",
+                &|b| b.transact(&|tx| tx.remove(Table::Txns, b"a")).unwrap(),
+                None,
+            ),
+            (
+                "a restore",
+                &|b| {
+                    b.import(Table::Txns, &[(b"a".to_vec(), b"2".to_vec())])
+                        .unwrap()
+                },
+                Some(b"2"),
+            ),
+            (
+                "a transaction too large for a record",
+                &|b| {
+                    b.transact(&|tx| {
+                        tx.write(Table::Txns, b"a", b"2".to_vec())?;
+                        tx.write(Table::Members, b"big", big.clone())
+                    })
+                    .unwrap()
+                },
+                Some(b"2"),
+            ),
+            // The record stays, and is written again: harmless.
+            (
+                "a write of another key",
+                &|b| b.put(Table::Txns, b"z", b"2").unwrap(),
+                Some(b"1"),
+            ),
+        ];
+        for (how, write, want) in later {
+            let backend = Embedded::open(&dir, &cfg).unwrap();
+            backend
+                .transact(&|tx| {
+                    tx.write(Table::Txns, b"a", b"1".to_vec())?;
+                    tx.write(Table::Txns, b"b", b"1".to_vec())
+                })
+                .unwrap();
+            write(&backend);
+            drop(backend);
+            let backend = Embedded::open(&dir, &cfg).unwrap();
+            let a = backend.get(Table::Txns, b"a").unwrap();
+            assert_eq!(a.as_deref(), want, "after {how}");
+            assert_eq!(backend.get(Table::Txns, b"b").unwrap().unwrap(), b"1");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_redo_record_stops_the_ledger_from_opening() {
+        let dir = fresh_dir("redo-damaged");
+        let cfg = EmbeddedConfig::default();
+        drop(Embedded::open(&dir, &cfg).unwrap());
+        let key = tree_key(Table::Txns, b"t");
+        let mut record = redo::encode([(key.as_slice(), Some(b"x".as_slice()))].into_iter(), 0);
+        record.truncate(record.len() - 1);
+        leave_redo_record(&dir, &record);
+        match Embedded::open(&dir, &cfg) {
+            Err(StorageError::Corrupt(why)) => assert!(why.contains("redo record"), "{why}"),
+            other => panic!(
+                "opened a ledger with a damaged redo record: {:?}",
+                other.is_ok()
+            ),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod durability;
 pub mod embedded;
 pub mod memory;
 pub mod postgres;
+mod redo;
 
 use std::cell::RefCell;
 use std::sync::Arc;
