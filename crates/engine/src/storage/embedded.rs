@@ -394,12 +394,12 @@ impl Open {
 
     /// Applies a transaction's writes (sorted by key) so that a crash
     /// keeps all of them or none (see [`Overlay`] for why this way).
-    fn apply(&self, writes: &[Write]) -> sled::Result<()> {
+    fn apply(&self, writes: &[Write]) -> Result<(), StorageError> {
         match writes {
             [] => Ok(()),
             [(k, _, v)] => {
                 self.retire_redo(std::iter::once(k.as_slice()))?;
-                write_one(&self.tree, k, v)
+                write_one(&self.tree, k, v).map_err(storage_error)
             }
             _ => {
                 let view = || writes.iter().map(|(k, _, v)| (k.as_slice(), v.as_deref()));
@@ -413,17 +413,21 @@ impl Open {
                             None => batch.remove(k.as_slice()),
                         }
                     }
-                    return self.tree.apply_batch(batch);
+                    return self.tree.apply_batch(batch).map_err(storage_error);
                 }
                 let record = sled::IVec::from(redo::encode(view(), len));
                 let mut live = self.redo_live.lock();
                 *live = Redo::Unknown;
-                self.redo.insert(REDO_KEY, record.clone())?;
-                *live = Redo::Live(record);
-                drop(live);
+                self.redo
+                    .insert(REDO_KEY, record.clone())
+                    .map_err(storage_error)?;
+                *live = Redo::Torn;
                 writes
                     .iter()
                     .try_for_each(|(k, _, v)| write_one(&self.tree, k, v))
+                    .map_err(storage_error)?;
+                *live = Redo::Live(record);
+                Ok(())
             }
         }
     }
@@ -432,18 +436,43 @@ impl Open {
     /// if it writes any of `keys`, since replaying it after a crash would
     /// put back what this write replaces. Removed first, the record is gone
     /// from any log that holds the write (sled recovers a prefix of it).
-    fn retire_redo<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> sled::Result<()> {
+    fn retire_redo<'k>(
+        &self,
+        mut keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Result<(), StorageError> {
         let mut live = self.redo_live.lock();
         let stale = match &*live {
             Redo::Clear => false,
             Redo::Live(record) => keys.any(|k| redo::names(record, k)),
             Redo::Unknown => true,
+            Redo::Torn => {
+                return Err(StorageError::Io(
+                    "a transaction is half written: the ledger must be reopened to complete it"
+                        .into(),
+                ))
+            }
         };
         if stale {
-            self.redo.remove(REDO_KEY)?;
+            self.redo.remove(REDO_KEY).map_err(storage_error)?;
             *live = Redo::Clear;
         }
         Ok(())
+    }
+}
+
+/// A ledger closed in order has no redo record left: every transaction is
+/// whole, so the next open has nothing to replay (and a record left would
+/// be written again over whatever changed the ledger while it was closed).
+/// Best effort: a record that stays is harmless to the ledger as this
+/// release left it.
+impl Drop for Open {
+    fn drop(&mut self) {
+        if matches!(*self.redo_live.get_mut(), Redo::Live(_)) {
+            let removed = self.redo.remove(REDO_KEY).and_then(|_| self.db.flush());
+            if let Err(e) = removed {
+                tracing::debug!("leaving the redo record to the next open: {e}");
+            }
+        }
     }
 }
 
@@ -451,10 +480,15 @@ impl Open {
 enum Redo {
     /// No record.
     Clear,
-    /// This record.
+    /// The record of a transaction written whole.
     Live(sled::IVec),
-    /// Unknown: writing a record failed, so it may be there or not.
+    /// Writing a record failed: it may be there or not, and none of its
+    /// keys was written.
     Unknown,
+    /// The record is there and writing its keys failed: only a replay
+    /// (the ledger reopened) makes the transaction whole, so no other
+    /// write may run meanwhile.
+    Torn,
 }
 
 /// A write as [`Open::apply`] takes it: the key as the tree holds it, its
@@ -469,7 +503,8 @@ fn write_one(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled:
 }
 
 /// Completes the last transaction a crash may have cut short: writes its
-/// redo record again, then removes the record. Every write the record
+/// redo record again, then removes the record (a ledger closed in order
+/// has none, see `Drop for Open`). Every write the record
 /// holds is its final value (a later write to any of its keys removed the
 /// record first), so writing it again is harmless when nothing was cut.
 fn replay_redo(db: &sled::Db, tree: &sled::Tree, redo: &sled::Tree) -> Result<(), StorageError> {
@@ -486,9 +521,9 @@ fn replay_redo(db: &sled::Db, tree: &sled::Tree, redo: &sled::Tree) -> Result<()
     }
     redo.remove(REDO_KEY).map_err(storage_error)?;
     db.flush().map_err(storage_error)?;
-    tracing::debug!(
+    tracing::warn!(
         writes = writes.len(),
-        "replayed the last transaction's redo record"
+        "the ledger was not closed in order: wrote its last transaction again from its redo record"
     );
     Ok(())
 }
@@ -789,15 +824,14 @@ impl Backend for Embedded {
         let value = sled::IVec::from(value);
         let inserted = open
             .retire_redo(std::iter::once(key_in.as_slice()))
-            .and_then(|()| open.tree.insert(&key_in, value.clone()));
+            .and_then(|()| (open.tree.insert(&key_in, value.clone())).map_err(storage_error));
         if cached(table) {
             match &inserted {
                 Ok(_) => open.cache.keep(&key_in, Some(&value)),
                 Err(_) => open.cache.clear(),
             }
         }
-        self.shared
-            .check(inserted.map(|_| ()).map_err(storage_error))
+        self.shared.check(inserted.map(|_| ()))
     }
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
@@ -833,8 +867,9 @@ impl Backend for Embedded {
             None => 0,
         };
         let raised = base.max(stored).max(open.id_base.load(Ordering::Acquire));
-        open.retire_redo(std::iter::once(id_key.as_slice()))
-            .and_then(|()| open.tree.insert(&id_key, &raised.to_be_bytes()))
+        open.retire_redo(std::iter::once(id_key.as_slice()))?;
+        open.tree
+            .insert(&id_key, &raised.to_be_bytes())
             .map_err(storage_error)?;
         open.id_base.store(raised, Ordering::Release);
         Ok(())
@@ -899,12 +934,12 @@ impl Backend for Embedded {
         let _writing = self.shared.writing();
         let applied = open
             .retire_redo(keys.iter().map(Vec::as_slice))
-            .and_then(|()| open.tree.apply_batch(batch));
+            .and_then(|()| open.tree.apply_batch(batch).map_err(storage_error));
         if cached(table) {
             // Rare (a restore): the next reads fill it again.
             open.cache.clear();
         }
-        self.shared.check(applied.map_err(storage_error))
+        self.shared.check(applied)
     }
 
     fn healthy(&self) -> bool {
@@ -1028,7 +1063,7 @@ impl Overlay<'_> {
                 Err(_) => open.cache.clear(),
             }
         }
-        applied.map_err(|e| TxError::Storage(storage_error(e)))
+        applied.map_err(TxError::Storage)
     }
 }
 
@@ -1630,6 +1665,7 @@ mod tests {
                 Some(b"1"),
             ),
         ];
+        let cut = fresh_dir("redo-later-cut");
         for (how, write, want) in later {
             let backend = Embedded::open(&dir, &cfg).unwrap();
             backend
@@ -1639,12 +1675,38 @@ mod tests {
                 })
                 .unwrap();
             write(&backend);
+            backend.flush().unwrap();
+            // A crash now: a close in order would remove the record.
+            let _ = std::fs::remove_dir_all(&cut);
+            copy_open_ledger(&dir, &cut);
             drop(backend);
-            let backend = Embedded::open(&dir, &cfg).unwrap();
+            let backend = Embedded::open(&cut, &cfg).unwrap();
             let a = backend.get(Table::Txns, b"a").unwrap();
             assert_eq!(a.as_deref(), want, "after {how}");
             assert_eq!(backend.get(Table::Txns, b"b").unwrap().unwrap(), b"1");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&cut);
+    }
+
+    #[test]
+    fn a_ledger_closed_in_order_keeps_no_redo_record() {
+        let dir = fresh_dir("redo-closed");
+        let backend = Embedded::open(&dir, &EmbeddedConfig::default()).unwrap();
+        backend
+            .transact(&|tx| {
+                tx.write(Table::Txns, b"a", b"1".to_vec())?;
+                tx.write(Table::Txns, b"b", b"1".to_vec())
+            })
+            .unwrap();
+        let open = backend.shared.open().unwrap();
+        assert!(open.redo.get(REDO_KEY).unwrap().is_some());
+        drop(open);
+        drop(backend);
+        let db = open_closed(&dir);
+        assert_eq!(db.open_tree(REDO).unwrap().len(), 0);
+        assert_eq!(db.open_tree(LEDGER).unwrap().len(), 2);
+        drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
