@@ -22,10 +22,12 @@
 //!   with another compression setting than the one it was created with;
 //!   [`EmbeddedConfig::compress`] applies to a new ledger, and an existing
 //!   one opens with its own ([`created_compressed`]).
-//! - **Transactions that never wait for sled's lock** ([`Overlay`]): a
+//! - **Transactions that do not wait for a flush** ([`Overlay`]): a
 //!   transaction's body reads and its commit writes while a flush waits
 //!   for the disk, and a commit does not force sled's log buffer out: a
 //!   commit of several keys writes a redo record first ([`Open::apply`]).
+//!   Only a commit over 64 KiB and a restore still take sled's lock alone
+//!   (a sled batch), and wait for the flush in progress.
 //!
 //! Every table lives in one sled tree, [`LEDGER`], under its code
 //! ([`Table::index`]) as the first byte of each key, as every table lives
@@ -61,8 +63,9 @@ const REDO: &str = "redo";
 const REDO_KEY: &[u8] = b"last";
 /// The largest redo record written (a batch of 64 terminal requests needs
 /// about 40 KB). A larger transaction (a restore, an archiving step)
-/// commits as a sled batch instead: its two extra log writes are nothing
-/// beside it, and sled would keep so large a value in a file of its own.
+/// commits as a sled batch instead: its two extra log writes and its wait
+/// for the flush in progress are small beside it, and a record would
+/// double what it writes to the log.
 const REDO_MAX_BYTES: usize = 64 * 1024;
 /// `meta` key: what sled's ids are offset by.
 const ID_BASE: &[u8] = b"id_base";
@@ -417,6 +420,9 @@ impl Open {
                 }
                 let record = sled::IVec::from(redo::encode(view(), len));
                 let mut live = self.redo_live.lock();
+                if let Redo::Torn = *live {
+                    return Err(torn());
+                }
                 *live = Redo::Unknown;
                 self.redo
                     .insert(REDO_KEY, record.clone())
@@ -435,7 +441,8 @@ impl Open {
     /// Before a write that no redo record carries: removes the live record
     /// if it writes any of `keys`, since replaying it after a crash would
     /// put back what this write replaces. Removed first, the record is gone
-    /// from any log that holds the write (sled recovers a prefix of it).
+    /// from any log that holds the write (sled recovers a prefix of it; see
+    /// [`Overlay`]).
     fn retire_redo<'k>(
         &self,
         mut keys: impl Iterator<Item = &'k [u8]>,
@@ -445,12 +452,7 @@ impl Open {
             Redo::Clear => false,
             Redo::Live(record) => keys.any(|k| redo::names(record, k)),
             Redo::Unknown => true,
-            Redo::Torn => {
-                return Err(StorageError::Io(
-                    "a transaction is half written: the ledger must be reopened to complete it"
-                        .into(),
-                ))
-            }
+            Redo::Torn => return Err(torn()),
         };
         if stale {
             self.redo.remove(REDO_KEY).map_err(storage_error)?;
@@ -474,6 +476,14 @@ impl Drop for Open {
             }
         }
     }
+}
+
+/// The error of a write refused while a transaction is torn: an I/O
+/// error, so the ledger is reopened (and the transaction completed).
+fn torn() -> StorageError {
+    StorageError::Io(
+        "a transaction is half written: the ledger must be reopened to complete it".into(),
+    )
 }
 
 /// What the [`REDO`] tree holds.
@@ -504,9 +514,10 @@ fn write_one(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled:
 
 /// Completes the last transaction a crash may have cut short: writes its
 /// redo record again, then removes the record (a ledger closed in order
-/// has none, see `Drop for Open`). Every write the record
-/// holds is its final value (a later write to any of its keys removed the
-/// record first), so writing it again is harmless when nothing was cut.
+/// has none, see `Drop for Open`). Every write the record holds is its
+/// key's last (a later write to any of its keys removed the record
+/// first, and no write follows a record whose keys failed: see
+/// [`Redo::Torn`]), so writing it again is harmless when nothing was cut.
 fn replay_redo(db: &sled::Db, tree: &sled::Tree, redo: &sled::Tree) -> Result<(), StorageError> {
     let Some(record) = redo.get(REDO_KEY).map_err(storage_error)? else {
         return Ok(());
@@ -1015,13 +1026,22 @@ fn recovery(shared: &Weak<Shared>) {
 /// the log buffer for the next one. A commit of several keys first writes
 /// all of them as one redo record, one insert in the [`REDO`] tree, which
 /// replaces the last transaction's; [`replay_redo`] writes it again when
-/// the ledger opens. sled recovers a prefix of its log, and one thread
-/// writes the record and then the keys, so a crash keeps either no part
-/// of the transaction (record included) or its record, from which the
-/// rest is written again: all of it or none, as a batch was. Any other
-/// write to a key the record holds removes the record first
+/// the ledger opens. After a crash of the process sled recovers a prefix
+/// of its log, and one thread writes the record and then the keys, so the
+/// ledger keeps either no part of the transaction (record included) or
+/// its record, from which the rest is written again: all of it or none,
+/// as a batch was. (After a power cut, sled's recovery may skip a damaged
+/// message in the part of its log it had handed to the disk but that no
+/// `fdatasync` covered, and go on after it: a batch was exposed the same
+/// way. What a flush covered, which is all an answer depends on, is whole.)
+/// Any other write to a key the record holds removes the record first
 /// ([`Open::retire_redo`]), so a replay never undoes a later write. A
 /// flush that covers a commit covers everything committed before it.
+///
+/// A commit that fails with a storage error (the switch answers 96 and
+/// the ledger is reopened) may be found whole after the reopen, as a
+/// batch could be: the terminal's retransmission or reversal then finds
+/// the request's record and is answered as for any request done.
 struct Overlay<'a> {
     open: &'a Open,
     id_base: u64,
@@ -1564,6 +1584,7 @@ mod tests {
         };
         let backend = Embedded::open(&dir, &cfg).unwrap();
         backend.put(Table::Txns, b"t", b"held").unwrap();
+        backend.put(Table::HoldsDue, b"t", b"due").unwrap();
         backend.put(Table::Members, b"m", b"untouched").unwrap();
         drop(backend);
         // The confirm of `t`: the hold replaced, its due date removed, a
@@ -1579,13 +1600,6 @@ mod tests {
             (journal.as_slice(), Some(b"posted".as_slice())),
         ];
         leave_redo_record(&dir, &redo::encode(writes.into_iter(), 0));
-        {
-            let db = open_closed(&dir);
-            db.open_tree(LEDGER)
-                .unwrap()
-                .insert(&due, b"due".as_slice())
-                .unwrap();
-        }
 
         let backend = Embedded::open(&dir, &cfg).unwrap();
         let get = |t, k: &[u8]| backend.get(t, k).unwrap();
@@ -1620,7 +1634,8 @@ mod tests {
         // written again each way a write can be made, and the ledger
         // closed and opened: the later write stands.
         type Later<'a> = &'a dyn Fn(&Embedded);
-        let later: [(&str, Later, Option<&[u8]>); 6] = [
+        // The last field: whether the record is still there to replay.
+        let later: [(&str, Later, Option<&[u8]>, bool); 6] = [
             (
                 "a transaction of one key",
                 &|b| {
@@ -1628,16 +1643,19 @@ mod tests {
                         .unwrap()
                 },
                 Some(b"2"),
+                false,
             ),
             (
                 "a write outside a transaction",
                 &|b| b.put(Table::Txns, b"a", b"2").unwrap(),
                 Some(b"2"),
+                false,
             ),
             (
                 "a removal",
                 &|b| b.transact(&|tx| tx.remove(Table::Txns, b"a")).unwrap(),
                 None,
+                false,
             ),
             (
                 "a restore",
@@ -1646,6 +1664,7 @@ mod tests {
                         .unwrap()
                 },
                 Some(b"2"),
+                false,
             ),
             (
                 "a transaction too large for a record",
@@ -1657,16 +1676,18 @@ mod tests {
                     .unwrap()
                 },
                 Some(b"2"),
+                false,
             ),
             // The record stays, and is written again: harmless.
             (
                 "a write of another key",
                 &|b| b.put(Table::Txns, b"z", b"2").unwrap(),
                 Some(b"1"),
+                true,
             ),
         ];
         let cut = fresh_dir("redo-later-cut");
-        for (how, write, want) in later {
+        for (how, write, want, record) in later {
             let backend = Embedded::open(&dir, &cfg).unwrap();
             backend
                 .transact(&|tx| {
@@ -1680,6 +1701,8 @@ mod tests {
             let _ = std::fs::remove_dir_all(&cut);
             copy_open_ledger(&dir, &cut);
             drop(backend);
+            let left = open_closed(&cut).open_tree(REDO).unwrap().len();
+            assert_eq!(left, usize::from(record), "after {how}");
             let backend = Embedded::open(&cut, &cfg).unwrap();
             let a = backend.get(Table::Txns, b"a").unwrap();
             assert_eq!(a.as_deref(), want, "after {how}");
@@ -1700,7 +1723,12 @@ mod tests {
             })
             .unwrap();
         let open = backend.shared.open().unwrap();
-        assert!(open.redo.get(REDO_KEY).unwrap().is_some());
+        let record = open.redo.get(REDO_KEY).unwrap().unwrap();
+        let (a, b) = (tree_key(Table::Txns, b"a"), tree_key(Table::Txns, b"b"));
+        assert_eq!(
+            redo::decode(&record).unwrap(),
+            [(&a[..], Some(&b"1"[..])), (&b[..], Some(&b"1"[..]))]
+        );
         drop(open);
         drop(backend);
         let db = open_closed(&dir);
@@ -1708,6 +1736,35 @@ mod tests {
         assert_eq!(db.open_tree(LEDGER).unwrap().len(), 2);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn while_a_transaction_is_torn_no_other_write_is_made() {
+        let backend = Embedded::temporary().unwrap();
+        backend
+            .transact(&|tx| {
+                tx.write(Table::Txns, b"a", b"1".to_vec())?;
+                tx.write(Table::Txns, b"b", b"1".to_vec())
+            })
+            .unwrap();
+        let open = backend.shared.open().unwrap();
+        let record = open.redo.get(REDO_KEY).unwrap();
+        // What a failed write of the keys after the record leaves.
+        *open.redo_live.lock() = Redo::Torn;
+        let refused = |r: TxResult<()>| matches!(r, Err(TxError::Storage(StorageError::Io(_))));
+        assert!(refused(backend.transact(&|tx| tx.write(
+            Table::Txns,
+            b"c",
+            b"2".to_vec()
+        ))));
+        assert!(refused(backend.transact(&|tx| {
+            tx.write(Table::Txns, b"c", b"2".to_vec())?;
+            tx.write(Table::Txns, b"d", b"2".to_vec())
+        })));
+        assert!(backend.put(Table::Txns, b"a", b"2").is_err());
+        assert_eq!(open.redo.get(REDO_KEY).unwrap(), record);
+        assert_eq!(backend.get(Table::Txns, b"a").unwrap().unwrap(), b"1");
+        assert_eq!(backend.get(Table::Txns, b"c").unwrap(), None);
     }
 
     #[test]

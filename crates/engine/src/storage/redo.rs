@@ -1,19 +1,21 @@
 //! The embedded ledger's redo record: a transaction's whole write set as
 //! one value, so that one sled insert (atomic on its own) carries it.
 //!
-//! Layout: a version byte ([`VERSION`]), then for each write its key and,
-//! if the key is written rather than removed, its value; lengths are u32
-//! little-endian:
+//! Layout: a version byte ([`VERSION`]), the number of writes, then for
+//! each write its key and, if the key is written rather than removed, its
+//! value; counts and lengths are u32 little-endian:
 //!
 //! ```text
-//! version | key_len key (1 value_len value | 0)  ...
+//! version | count | key_len key (1 value_len value | 0)  ...
 //! ```
 //!
 //! Guarantee: [`decode`] gives back exactly the writes [`encode`] was
-//! given, in the same order, or an error for anything else (a cut, a byte
-//! flipped in a length, another version): the record is replayed into the
-//! ledger, so a damaged one must stop the ledger from opening, never be
-//! half applied.
+//! given, in the same order, or an error for a record that is not whole:
+//! cut short anywhere, longer than its writes, with a mark other than 0
+//! or 1, or of another version. The record is replayed into the ledger,
+//! so one that is not whole must stop the ledger from opening, never be
+//! half applied. (Bytes changed in place are sled's to catch: each message
+//! in its log carries a CRC.)
 
 use crate::error::StorageError;
 
@@ -26,17 +28,22 @@ pub(super) type Write<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// Bytes [`encode`] writes for `writes`.
 pub(super) fn encoded_len<'a>(writes: impl Iterator<Item = Write<'a>>) -> usize {
-    1 + writes
-        .map(|(k, v)| 4 + k.len() + 1 + v.map_or(0, |v| 4 + v.len()))
-        .sum::<usize>()
+    1 + 4
+        + writes
+            .map(|(k, v)| 4 + k.len() + 1 + v.map_or(0, |v| 4 + v.len()))
+            .sum::<usize>()
 }
 
-/// The record of `writes`. A key or value longer than `u32::MAX` bytes
-/// cannot be in the ledger (sled's own limit is far below it).
+/// The record of `writes`. A key or value longer than `u32::MAX` bytes,
+/// or more writes than that, cannot be in a transaction (sled's own
+/// limits are far below them).
 pub(super) fn encode<'a>(writes: impl Iterator<Item = Write<'a>>, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
     out.push(VERSION);
+    out.extend_from_slice(&[0; 4]);
+    let mut count = 0u32;
     for (k, v) in writes {
+        count += 1;
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(k);
         match v {
@@ -48,6 +55,7 @@ pub(super) fn encode<'a>(writes: impl Iterator<Item = Write<'a>>, capacity: usiz
             None => out.push(0),
         }
     }
+    out[1..5].copy_from_slice(&count.to_le_bytes());
     out
 }
 
@@ -67,16 +75,23 @@ fn writes(record: &[u8]) -> Result<Writes<'_>, StorageError> {
     if version != VERSION {
         return Err(corrupt(&format!("version {version}, not {VERSION}")));
     }
-    Ok(Writes { rest })
+    let (count, rest) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("its count is cut short"))?;
+    Ok(Writes {
+        left: u32::from_le_bytes(*count),
+        rest,
+    })
 }
 
 fn corrupt(why: &str) -> StorageError {
     StorageError::Corrupt(format!("the ledger's redo record: {why}"))
 }
 
-/// What is left of a record to read; empty once it ended or was found
-/// damaged (the error is the last item).
+/// What is left of a record to read: `left` writes in `rest`. Both empty
+/// once it ended or was found damaged (the error is the last item).
 struct Writes<'a> {
+    left: u32,
     rest: &'a [u8],
 }
 
@@ -84,14 +99,19 @@ impl<'a> Iterator for Writes<'a> {
     type Item = Result<Write<'a>, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        let next = read_write(self.rest);
-        self.rest = match &next {
-            Ok((_, rest)) => rest,
-            Err(_) => &[],
+        let next = match (self.left, self.rest.is_empty()) {
+            (0, true) => return None,
+            (0, false) => Err(corrupt("bytes after its last write")),
+            (_, true) => Err(corrupt("writes are missing")),
+            (_, false) => read_write(self.rest),
         };
+        match &next {
+            Ok((_, rest)) => {
+                self.left -= 1;
+                self.rest = rest;
+            }
+            Err(_) => (self.left, self.rest) = (0, &[]),
+        }
         Some(next.map(|(write, _)| write))
     }
 }
@@ -149,27 +169,21 @@ mod tests {
         }
         assert!(!names(&record, b"\x06tx"));
         assert!(!names(&record, b"hold"));
-        assert!(!names(&record[..5], b"\x06txn"));
+        assert!(!names(&record[..9], b"\x06txn"));
     }
 
     #[test]
-    fn a_record_cut_short_anywhere_is_refused() {
-        let writes = sample();
-        let record = encode(writes.iter().copied(), 0);
-        // Every proper prefix but those that end exactly between two
-        // writes (which are records of fewer writes) is refused.
-        let whole_writes = [1, 1 + 4 + 4 + 1 + 4 + 4, 1 + 4 + 4 + 1 + 4 + 4 + 4 + 10 + 1];
+    fn a_record_cut_short_anywhere_or_longer_than_its_writes_is_refused() {
+        let record = encode(sample().into_iter(), 0);
         for cut in 0..record.len() {
             let decoded = decode(&record[..cut]);
-            if whole_writes.contains(&cut) {
-                assert!(decoded.is_ok(), "cut at {cut}");
-            } else {
-                assert!(
-                    matches!(decoded, Err(StorageError::Corrupt(_))),
-                    "cut at {cut}: {decoded:?}"
-                );
-            }
+            assert!(
+                matches!(decoded, Err(StorageError::Corrupt(_))),
+                "cut at {cut}: {decoded:?}"
+            );
         }
+        let longer = [&record[..], &record[5..]].concat();
+        assert!(matches!(decode(&longer), Err(StorageError::Corrupt(_))));
     }
 
     #[test]
@@ -178,8 +192,9 @@ mod tests {
         record[0] = VERSION + 1;
         assert!(matches!(decode(&record), Err(StorageError::Corrupt(_))));
         let mut record = encode(sample().into_iter(), 0);
-        // The first write's mark follows its 4-byte length and 4-byte key.
-        record[1 + 4 + 4] = 2;
+        // The first write's mark follows the count, its key's length and
+        // its 4-byte key.
+        record[1 + 4 + 4 + 4] = 2;
         assert!(matches!(decode(&record), Err(StorageError::Corrupt(_))));
     }
 }
