@@ -14,13 +14,14 @@
 # medians and the switch's p50 less the echo server's.
 #
 # On the 2-core development VM a round trip costs more the longer the
-# threads slept before it (inquiries: about 100 us of the switch's CPU per
-# message at 200/s, 60 at 1,000/s), and runs minutes apart differ by up
-# to 2x: the same-run echo figure is the yardstick, not a fixed number. A
-# quiet durable flow costs far more than one under load, where a flush
-# covers many: each 0220 pays a flush of its own, and sled wakes every
-# idle sled-io thread for each write it hands them (28,736 context
-# switches in those threads for 1,000 flows in one run).
+# threads slept before it (inquiries: 190 us of the switch's CPU per
+# message at 200/s, 72-82 at 1,000/s, in one run), and runs minutes apart
+# differ by up to 2x: the same-run echo figure is the yardstick, not a
+# fixed number. A quiet durable flow costs far more than one under load,
+# where a flush covers many: each 0220 pays a flush of its own, and sled
+# wakes every idle sled-io thread for each write it hands them (8,200
+# context switches in those threads per 1,000 lookups; 25,000 while each
+# commit of several keys was a sled batch, which hands them two more).
 set -euo pipefail
 rounds=${1:-3}
 secs=${2:-5}
