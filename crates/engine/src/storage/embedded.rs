@@ -402,7 +402,7 @@ impl Open {
             [] => Ok(()),
             [(k, _, v)] => {
                 self.retire_redo(std::iter::once(k.as_slice()))?;
-                write_one(&self.tree, k, v).map_err(storage_error)
+                write_one(&self.tree, k, v.clone()).map_err(storage_error)
             }
             _ => {
                 let view = || writes.iter().map(|(k, _, v)| (k.as_slice(), v.as_deref()));
@@ -430,7 +430,7 @@ impl Open {
                 *live = Redo::Torn;
                 writes
                     .iter()
-                    .try_for_each(|(k, _, v)| write_one(&self.tree, k, v))
+                    .try_for_each(|(k, _, v)| write_one(&self.tree, k, v.clone()))
                     .map_err(storage_error)?;
                 *live = Redo::Live(record);
                 Ok(())
@@ -505,9 +505,14 @@ enum Redo {
 /// table, and its value (`None`: removed), shared with the read cache.
 type Write = (Vec<u8>, Table, Option<sled::IVec>);
 
-fn write_one(tree: &sled::Tree, key: &[u8], value: &Option<sled::IVec>) -> sled::Result<()> {
+/// Writes `value` under `key` (`None`: removes it).
+fn write_one(
+    tree: &sled::Tree,
+    key: &[u8],
+    value: Option<impl Into<sled::IVec>>,
+) -> sled::Result<()> {
     match value {
-        Some(v) => tree.insert(key, v.clone()).map(|_| ()),
+        Some(v) => tree.insert(key, v).map(|_| ()),
         None => tree.remove(key).map(|_| ()),
     }
 }
@@ -524,11 +529,7 @@ fn replay_redo(db: &sled::Db, tree: &sled::Tree, redo: &sled::Tree) -> Result<()
     };
     let writes = redo::decode(&record)?;
     for (k, v) in &writes {
-        match v {
-            Some(v) => tree.insert(k, *v).map(|_| ()),
-            None => tree.remove(k).map(|_| ()),
-        }
-        .map_err(storage_error)?;
+        write_one(tree, k, *v).map_err(storage_error)?;
     }
     redo.remove(REDO_KEY).map_err(storage_error)?;
     db.flush().map_err(storage_error)?;
@@ -835,14 +836,16 @@ impl Backend for Embedded {
         let value = sled::IVec::from(value);
         let inserted = open
             .retire_redo(std::iter::once(key_in.as_slice()))
-            .and_then(|()| (open.tree.insert(&key_in, value.clone())).map_err(storage_error));
+            .and_then(|()| {
+                write_one(&open.tree, &key_in, Some(value.clone())).map_err(storage_error)
+            });
         if cached(table) {
             match &inserted {
                 Ok(_) => open.cache.keep(&key_in, Some(&value)),
                 Err(_) => open.cache.clear(),
             }
         }
-        self.shared.check(inserted.map(|_| ()))
+        self.shared.check(inserted)
     }
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
