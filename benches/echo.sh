@@ -11,8 +11,10 @@
 #
 # Defaults: 3 rounds of 10 s on 64 connections, every flow a bank-card
 # discount lookup and its confirm, each confirm durable (fdatasync) before
-# its answer. Per round: both servers' messages/s, p50/p99, and the
-# switch's CPU per message by thread; then the median ratio.
+# its answer. Per round: both servers' messages/s, p50/p99, the switch's
+# CPU per message by thread and the bytes it wrote to disk per flow (which
+# the machine's noise barely moves: a change to what the ledger writes
+# shows there first); then the median ratio.
 #
 # OTHER=/path/to/clubswitch adds another build of the switch to every round
 # (an earlier commit, built elsewhere): the ratio before and after a change
@@ -46,6 +48,13 @@ threads() {
   done
 }
 
+# written PID: the bytes PID has sent to the disk so far (`write_bytes` in
+# /proc/PID/io: what reached the block layer, the log's rewrites and
+# sled's reclaiming included, not what was merely cached).
+written() {
+  awk '/^write_bytes/ {print $2}' /proc/"$1"/io
+}
+
 load() {
   "$this" loadgen --addr "127.0.0.1:$1" --demo "$work/demo.json" -c "$conns" \
     -d "$secs" --mix "$mix" --json
@@ -58,14 +67,18 @@ measure() {
   mkdir -p "$dir"
   bin=$2 start_switch "$dir" "$3"
   before=$(threads "$pid")
+  wrote_before=$(written "$pid")
   out=$("$this" loadgen --addr "127.0.0.1:$3" --demo "$dir/demo.json" -c "$conns" \
     -d "$secs" --mix "$mix" --json)
   after=$(threads "$pid")
+  wrote_after=$(written "$pid")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  python3 - "$name" "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$name" "$out" "$before" "$after" "$(getconf CLK_TCK)" \
+    "$((wrote_after - wrote_before))" <<'PY'
 import collections, json, sys
 name, r, before, after, hz = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+r["disk_bytes_per_flow"] = int(sys.argv[6]) / max(r["flows"], 1)
 def ticks(text):
     t = collections.Counter()
     for line in text.splitlines():
@@ -119,6 +132,7 @@ for s in sorted(runs, key=lambda s: s["name"] != "this"):
     print(f'  {s["name"]:5} {s["messages_per_sec"]:.0f} msg/s p50 {s["latency_ms"]["p50"]:.3f} p99 {s["latency_ms"]["p99"]:.3f} ms '
           f'errors {s["errors"]} codes {s["response_codes"]} | ratio {s["name"]} {ratio:.3f}')
     print(f'        CPU per message (us): total {sum(s["cpu_us"].values()):.1f}: {cpu}')
+    print(f'        written to disk per flow: {s["disk_bytes_per_flow"]:.0f} bytes')
 PY
 done
 python3 - "$results" <<'PY'
