@@ -13,8 +13,8 @@
 # discount lookup and its confirm, each confirm durable (fdatasync) before
 # its answer. Per round: both servers' messages/s, p50/p99, the switch's
 # CPU per message by thread and the bytes it wrote to disk per flow (which
-# the machine's noise barely moves: a change to what the ledger writes
-# shows there first); then the median ratio.
+# the machine's noise moves far less than the CPU figures: a change to what
+# the ledger writes shows there first); then the median ratio.
 #
 # OTHER=/path/to/clubswitch adds another build of the switch to every round
 # (an earlier commit, built elsewhere): the ratio before and after a change
