@@ -1692,12 +1692,7 @@ mod tests {
         let cut = fresh_dir("redo-later-cut");
         for (how, write, want, record) in later {
             let backend = Embedded::open(&dir, &cfg).unwrap();
-            backend
-                .transact(&|tx| {
-                    tx.write(Table::Txns, b"a", b"1".to_vec())?;
-                    tx.write(Table::Txns, b"b", b"1".to_vec())
-                })
-                .unwrap();
+            commit_a_and_b(&backend);
             write(&backend);
             backend.flush().unwrap();
             // A crash now: a close in order would remove the record.
@@ -1715,16 +1710,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(&cut);
     }
 
-    #[test]
-    fn a_ledger_closed_in_order_keeps_no_redo_record() {
-        let dir = fresh_dir("redo-closed");
-        let backend = Embedded::open(&dir, &EmbeddedConfig::default()).unwrap();
+    /// Commits `a` and `b` of `Txns` (both `1`) in one transaction: two
+    /// keys, so behind a redo record.
+    fn commit_a_and_b(backend: &Embedded) {
         backend
             .transact(&|tx| {
                 tx.write(Table::Txns, b"a", b"1".to_vec())?;
                 tx.write(Table::Txns, b"b", b"1".to_vec())
             })
             .unwrap();
+    }
+
+    #[test]
+    fn a_ledger_closed_in_order_keeps_no_redo_record() {
+        let dir = fresh_dir("redo-closed");
+        let backend = Embedded::open(&dir, &EmbeddedConfig::default()).unwrap();
+        commit_a_and_b(&backend);
         let open = backend.shared.open().unwrap();
         let record = open.redo.get(REDO_KEY).unwrap().unwrap();
         let (a, b) = (tree_key(Table::Txns, b"a"), tree_key(Table::Txns, b"b"));
@@ -1744,12 +1745,7 @@ mod tests {
     #[test]
     fn while_a_transaction_is_torn_no_other_write_is_made() {
         let backend = Embedded::temporary().unwrap();
-        backend
-            .transact(&|tx| {
-                tx.write(Table::Txns, b"a", b"1".to_vec())?;
-                tx.write(Table::Txns, b"b", b"1".to_vec())
-            })
-            .unwrap();
+        commit_a_and_b(&backend);
         let open = backend.shared.open().unwrap();
         let record = open.redo.get(REDO_KEY).unwrap();
         // What a failed write of the keys after the record leaves.
