@@ -184,11 +184,7 @@ impl Audit<'_> {
         let mut named_by: BTreeMap<u64, usize> = BTreeMap::new();
         // Holds made before the expiry index existed join it at the first
         // sweep.
-        let indexed = self
-            .core
-            .store
-            .get::<u64>(Table::Meta, b"holds_due_indexed")?
-            .is_some();
+        let indexed = crate::expiry::indexed(&self.core.store)?;
         for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (_, t) = item?;
             r.transactions += 1;

@@ -15,7 +15,7 @@ use clubswitch_wire::Rrn;
 
 use crate::model::{keys, Txn, TxnState, UnixTime};
 use crate::requests::{self, Purge};
-use crate::storage::Table;
+use crate::storage::{Store, Table, EARLIER_HOLD_INDEX_MARK};
 
 /// What the sweep does between requests: expiring holds never confirmed,
 /// forgetting request records too old to be retransmitted.
@@ -30,7 +30,16 @@ impl<'a> Sweeper<'a> {
 }
 
 /// Set once every hold a ledger held before the index existed is in it.
-const INDEXED: &[u8] = b"holds_due_indexed";
+/// Not the key the earlier releases used ([`EARLIER_HOLD_INDEX_MARK`]),
+/// which the embedded backend removes whenever it opens a ledger (so that
+/// an earlier release rebuilds the index it reads); either says the same.
+const INDEXED: &[u8] = b"hold_index_complete";
+
+/// Whether every pending hold is in the index (see [`INDEXED`]).
+pub(crate) fn indexed(store: &Store) -> Result<bool> {
+    Ok(store.contains(Table::Meta, INDEXED)?
+        || store.contains(Table::Meta, EARLIER_HOLD_INDEX_MARK)?)
+}
 
 impl Sweeper<'_> {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
@@ -75,7 +84,7 @@ impl Sweeper<'_> {
     /// it: the first sweep puts them there, once.
     fn index_older_holds(&self) -> Result<()> {
         let store = &self.core.store;
-        if store.get::<u64>(Table::Meta, INDEXED)?.is_some() {
+        if indexed(store)? {
             return Ok(());
         }
         let mut held = Vec::new();
@@ -110,4 +119,23 @@ pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
     let mut k = key.to_vec();
     k.push(0);
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_is_complete_by_this_releases_mark_or_the_earlier_releases() {
+        let unmarked = Store::memory().unwrap();
+        assert!(!indexed(&unmarked).unwrap());
+        let earlier = Store::memory().unwrap();
+        earlier
+            .put(Table::Meta, EARLIER_HOLD_INDEX_MARK, &1u64)
+            .unwrap();
+        assert!(indexed(&earlier).unwrap());
+        let this = Store::memory().unwrap();
+        this.put(Table::Meta, INDEXED, &1u64).unwrap();
+        assert!(indexed(&this).unwrap());
+    }
 }

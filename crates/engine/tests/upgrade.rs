@@ -73,19 +73,21 @@ fn code(name: &str) -> u8 {
     embedded::tables().find(|(_, n)| *n == name).unwrap().0
 }
 
-/// Moves the ledger tree's records back into a tree per table, the layout
-/// format 1 was written in.
+/// Moves the ledger tree's records (and the hold index's) back into a
+/// tree per table, the layout format 1 was written in.
 fn first_layout(db: &sled::Db) {
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
     for (code, name) in embedded::tables() {
         let tree = db.open_tree(name).unwrap();
-        for item in ledger.scan_prefix([code]) {
+        for item in ledger.scan_prefix([code]).chain(index.scan_prefix([code])) {
             let (k, v) = item.unwrap();
             tree.insert(&k[1..], v).unwrap();
         }
     }
-    drop(ledger);
+    drop((ledger, index));
     db.drop_tree(embedded::LEDGER).unwrap();
+    db.drop_tree(embedded::HOLD_INDEX).unwrap();
 }
 
 /// The records of the table `name` in either layout.
@@ -480,4 +482,81 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
     store.close().unwrap();
     drop(store);
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+}
+
+/// Leaves the (closed) ledger in `dir` as a release before the hold
+/// index's own tree would after running on it: the index in the ledger
+/// tree, one entry still in its own tree too, and the mark those releases
+/// gave a complete index. Returns how many entries it moved.
+fn index_as_an_earlier_release_left_it(dir: &Path) -> usize {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
+    let all: Vec<_> = index.iter().map(Result::unwrap).collect();
+    for (i, (k, v)) in all.iter().enumerate() {
+        ledger.insert(k, v).unwrap();
+        if i > 0 {
+            index.remove(k).unwrap();
+        }
+    }
+    let mark = [&[code("meta")][..], b"holds_due_indexed"].concat();
+    ledger.insert(mark, codec::to_vec(&1u64).unwrap()).unwrap();
+    db.flush().unwrap();
+    all.len()
+}
+
+/// The hold index's entries in the ledger tree and in its own tree of the
+/// (closed) ledger in `dir`, and whether the earlier releases' mark is
+/// there.
+fn index_entries(dir: &Path) -> (usize, usize, bool) {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
+    let code = code("holds_due");
+    let mark = [&[self::code("meta")][..], b"holds_due_indexed"].concat();
+    (
+        ledger.scan_prefix([code]).count(),
+        index.scan_prefix([code]).count(),
+        ledger.contains_key(mark).unwrap(),
+    )
+}
+
+#[test]
+fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
+    let dir = TempDir::new("index-in-ledger-tree");
+    let open = || {
+        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+        (World::open_or_seed(store.clone()), store)
+    };
+    let close = |(w, store): (World, Store)| {
+        drop(w);
+        store.close().unwrap();
+    };
+    let (w, store) = open();
+    for _ in 0..2 {
+        let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+        assert_eq!(out.code, Rc::Approved);
+    }
+    // The sweep marks this release's index complete: the index is not
+    // rebuilt when it opens again, so the holds expire only if it moved.
+    assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
+    close((w, store));
+    assert_eq!(index_entries(&dir.0), (0, 2, false));
+    assert_eq!(index_as_an_earlier_release_left_it(&dir.0), 2);
+    assert_eq!(index_entries(&dir.0), (2, 1, true));
+
+    close(open());
+    assert_eq!(index_entries(&dir.0), (0, 2, false));
+    let (w, store) = open();
+    assert_eq!(w.club_account().held, 20_000);
+    w.assert_audit();
+    let expired = w
+        .engine
+        .sweeper()
+        .expire_holds(T0.plus(3_600), 100)
+        .unwrap();
+    assert_eq!(expired, 2);
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+    close((w, store));
 }

@@ -43,6 +43,19 @@ use durability::{FlushMark, FlushStats, FlushTicket, GroupCommit};
 pub use durability::{Durable, FlushError};
 pub use embedded::EmbeddedConfig;
 
+/// The `meta` key under which the releases whose embedded ledger kept the
+/// hold expiry index ([`Table::HoldsDue`]) in its ledger tree marked that
+/// index complete (every pending hold in it). Such a release reads the
+/// index there and trusts it once it finds this mark; the embedded backend
+/// now keeps the index in a tree of its own, and removes this mark
+/// whenever it opens a ledger, so that an earlier release started on a
+/// ledger this one left rebuilds the index where it reads it (from the
+/// held transactions, at its first sweep) rather than trust one it cannot
+/// see. The engine marks its own index complete under another key (see
+/// `expiry`) and takes this one as saying the same (a PostgreSQL ledger,
+/// whose index never moved, keeps it).
+pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
+
 /// The tables of the ledger. Their names ([`Table::name`]) are stored (in
 /// backups, and as the tree names of the embedded ledger's first layout):
 /// never rename one. So are their codes ([`Table::index`]).
