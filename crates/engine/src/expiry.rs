@@ -29,15 +29,23 @@ impl<'a> Sweeper<'a> {
     }
 }
 
-/// Set once every hold a ledger held before the index existed is in it.
-/// Not the key the earlier releases used ([`EARLIER_HOLD_INDEX_MARK`]),
-/// which the embedded backend removes whenever it opens a ledger (so that
-/// an earlier release rebuilds the index it reads); either says the same.
-const INDEXED: &[u8] = b"hold_index_complete";
+/// The index's mark that it is complete (every pending hold in it), set
+/// by the first sweep once the holds a ledger had before the index existed
+/// are in it. An entry of the index itself: its first eight bytes, an
+/// entry's expiry, are all `ff`, after every entry's, and the sweep reads
+/// only entries due by now. So it goes wherever the index goes and nowhere
+/// the index does not: a copy of the ledger that leaves this index behind
+/// (an earlier release reads the embedded ledger's index in another tree,
+/// and backs up or migrates that one) leaves the mark behind too, and the
+/// next sweep here rebuilds the index.
+const COMPLETE: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\xffcomplete";
 
-/// Whether every pending hold is in the index (see [`INDEXED`]).
+/// Whether every pending hold is in the index: it says so ([`COMPLETE`]),
+/// or `meta` holds the earlier releases' mark ([`EARLIER_HOLD_INDEX_MARK`]:
+/// a PostgreSQL ledger of an earlier release; the embedded backend removes
+/// it as it opens a ledger).
 pub(crate) fn indexed(store: &Store) -> Result<bool> {
-    Ok(store.contains(Table::Meta, INDEXED)?
+    Ok(store.contains(Table::HoldsDue, COMPLETE)?
         || store.contains(Table::Meta, EARLIER_HOLD_INDEX_MARK)?)
 }
 
@@ -97,7 +105,7 @@ impl Sweeper<'_> {
         for chunk in held.chunks(256) {
             store.transaction(|tx| chunk.iter().try_for_each(|k| tx.mark(Table::HoldsDue, k)))?;
         }
-        store.put(Table::Meta, INDEXED, &1u64)
+        store.transaction(|tx| tx.mark(Table::HoldsDue, COMPLETE))
     }
 
     /// Pending holds seen by the last sweep.
@@ -126,7 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_index_is_complete_by_this_releases_mark_or_the_earlier_releases() {
+    fn the_index_is_complete_by_its_own_mark_or_the_earlier_releases() {
         let unmarked = Store::memory().unwrap();
         assert!(!indexed(&unmarked).unwrap());
         let earlier = Store::memory().unwrap();
@@ -135,7 +143,14 @@ mod tests {
             .unwrap();
         assert!(indexed(&earlier).unwrap());
         let this = Store::memory().unwrap();
-        this.put(Table::Meta, INDEXED, &1u64).unwrap();
+        this.transaction(|tx| tx.mark(Table::HoldsDue, COMPLETE))
+            .unwrap();
         assert!(indexed(&this).unwrap());
+        // After every entry, whenever it expires.
+        let last = keys::hold_due(
+            UnixTime(i64::MAX),
+            &Rrn::from_bytes(b"zzzzzzzzzzzz").unwrap(),
+        );
+        assert!(COMPLETE > &last[..]);
     }
 }

@@ -485,14 +485,21 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
 }
 
 /// Leaves the (closed) ledger in `dir` as a release before the hold
-/// index's own tree would after running on it: the index in the ledger
-/// tree, one entry still in its own tree too, and the mark those releases
-/// gave a complete index. Returns how many entries it moved.
+/// index's own tree would after running on it: the holds' entries in the
+/// ledger tree, one still in the index's own tree too, and the mark those
+/// releases gave a complete index in `meta`. The index's own mark of
+/// completeness (an entry of 16 bytes, where a hold's has 20) stays where
+/// it is: an earlier release never writes that tree. Returns how many
+/// entries it moved.
 fn index_as_an_earlier_release_left_it(dir: &Path) -> usize {
     let db = open_sled(dir);
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
     let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
-    let all: Vec<_> = index.iter().map(Result::unwrap).collect();
+    let all: Vec<_> = index
+        .iter()
+        .map(Result::unwrap)
+        .filter(|(k, _)| k.len() == 1 + 20)
+        .collect();
     for (i, (k, v)) in all.iter().enumerate() {
         ledger.insert(k, v).unwrap();
         if i > 0 {
@@ -541,15 +548,55 @@ fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
     // rebuilt when it opens again, so the holds expire only if it moved.
     assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
     close((w, store));
-    assert_eq!(index_entries(&dir.0), (0, 2, false));
+    // Two holds and the mark.
+    assert_eq!(index_entries(&dir.0), (0, 3, false));
     assert_eq!(index_as_an_earlier_release_left_it(&dir.0), 2);
-    assert_eq!(index_entries(&dir.0), (2, 1, true));
+    assert_eq!(index_entries(&dir.0), (2, 2, true));
 
     close(open());
-    assert_eq!(index_entries(&dir.0), (0, 2, false));
+    assert_eq!(index_entries(&dir.0), (0, 3, false));
     let (w, store) = open();
     assert_eq!(w.club_account().held, 20_000);
     w.assert_audit();
+    let expired = w
+        .engine
+        .sweeper()
+        .expire_holds(T0.plus(3_600), 100)
+        .unwrap();
+    assert_eq!(expired, 2);
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+    close((w, store));
+}
+
+#[test]
+fn a_ledger_copied_without_its_hold_index_rebuilds_it_and_its_holds_expire() {
+    let dir = TempDir::new("index-left-behind");
+    let open = || {
+        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+        (World::open_or_seed(store.clone()), store)
+    };
+    let close = |(w, store): (World, Store)| {
+        drop(w);
+        store.close().unwrap();
+    };
+    let (w, store) = open();
+    for _ in 0..2 {
+        let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+        assert_eq!(out.code, Rc::Approved);
+    }
+    // Marked complete by the sweep.
+    assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
+    close((w, store));
+    // What a copy by an earlier release leaves (it reads the index in the
+    // ledger tree, where there is none): every other table, no index.
+    let db = open_sled(&dir.0);
+    db.drop_tree(embedded::HOLD_INDEX).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    assert_eq!(index_entries(&dir.0), (0, 0, false));
+
+    let (w, store) = open();
     let expired = w
         .engine
         .sweeper()

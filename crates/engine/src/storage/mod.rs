@@ -51,8 +51,8 @@ pub use embedded::EmbeddedConfig;
 /// whenever it opens a ledger, so that an earlier release started on a
 /// ledger this one left rebuilds the index where it reads it (from the
 /// held transactions, at its first sweep) rather than trust one it cannot
-/// see. The engine marks its own index complete under another key (see
-/// `expiry`) and takes this one as saying the same (a PostgreSQL ledger,
+/// see. The engine now marks the index complete inside the index (see
+/// `expiry`), and takes this mark as saying the same (a PostgreSQL ledger,
 /// whose index never moved, keeps it).
 pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
 
