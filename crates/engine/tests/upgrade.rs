@@ -528,34 +528,34 @@ fn index_entries(dir: &Path) -> (usize, usize, bool) {
     )
 }
 
-#[test]
-fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
-    let dir = TempDir::new("index-in-ledger-tree");
-    let open = || {
-        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-        (World::open_or_seed(store.clone()), store)
-    };
-    let close = |(w, store): (World, Store)| {
-        drop(w);
-        store.close().unwrap();
-    };
-    let (w, store) = open();
+/// The demo world on the embedded ledger in `dir`, and its store.
+fn open_world(dir: &Path) -> (World, Store) {
+    let store = Store::open(dir, &EmbeddedConfig::default()).unwrap();
+    (World::open_or_seed(store.clone()), store)
+}
+
+fn close_world((w, store): (World, Store)) {
+    drop(w);
+    store.close().unwrap();
+}
+
+/// Makes two holds in the ledger in `dir` and sweeps once, which marks
+/// this release's index complete (so it is not rebuilt when the ledger
+/// opens again), then closes it.
+fn two_holds_swept(dir: &Path) {
+    let w = open_world(dir);
     for _ in 0..2 {
-        let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+        let (_, out) = w.0.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
         assert_eq!(out.code, Rc::Approved);
     }
-    // The sweep marks this release's index complete: the index is not
-    // rebuilt when it opens again, so the holds expire only if it moved.
-    assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
-    close((w, store));
-    // Two holds and the mark.
-    assert_eq!(index_entries(&dir.0), (0, 3, false));
-    assert_eq!(index_as_an_earlier_release_left_it(&dir.0), 2);
-    assert_eq!(index_entries(&dir.0), (2, 2, true));
+    assert_eq!(w.0.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
+    close_world(w);
+}
 
-    close(open());
-    assert_eq!(index_entries(&dir.0), (0, 3, false));
-    let (w, store) = open();
+/// Opens the ledger in `dir` and sweeps after both holds are due: both
+/// expire, releasing what they held, and the audit passes.
+fn both_holds_expire(dir: &Path) {
+    let (w, store) = open_world(dir);
     assert_eq!(w.club_account().held, 20_000);
     w.assert_audit();
     let expired = w
@@ -566,28 +566,29 @@ fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
     assert_eq!(expired, 2);
     assert_eq!(w.club_account().held, 0);
     w.assert_audit();
-    close((w, store));
+    close_world((w, store));
+}
+
+#[test]
+fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
+    let dir = TempDir::new("index-in-ledger-tree");
+    two_holds_swept(&dir.0);
+    // Two holds and the mark.
+    assert_eq!(index_entries(&dir.0), (0, 3, false));
+    assert_eq!(index_as_an_earlier_release_left_it(&dir.0), 2);
+    assert_eq!(index_entries(&dir.0), (2, 2, true));
+
+    // Marked complete, the index is not rebuilt: the holds expire only if
+    // it moved.
+    close_world(open_world(&dir.0));
+    assert_eq!(index_entries(&dir.0), (0, 3, false));
+    both_holds_expire(&dir.0);
 }
 
 #[test]
 fn a_ledger_copied_without_its_hold_index_rebuilds_it_and_its_holds_expire() {
     let dir = TempDir::new("index-left-behind");
-    let open = || {
-        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-        (World::open_or_seed(store.clone()), store)
-    };
-    let close = |(w, store): (World, Store)| {
-        drop(w);
-        store.close().unwrap();
-    };
-    let (w, store) = open();
-    for _ in 0..2 {
-        let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
-        assert_eq!(out.code, Rc::Approved);
-    }
-    // Marked complete by the sweep.
-    assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
-    close((w, store));
+    two_holds_swept(&dir.0);
     // What a copy by an earlier release leaves (it reads the index in the
     // ledger tree, where there is none): every other table, no index.
     let db = open_sled(&dir.0);
@@ -595,15 +596,5 @@ fn a_ledger_copied_without_its_hold_index_rebuilds_it_and_its_holds_expire() {
     db.flush().unwrap();
     drop(db);
     assert_eq!(index_entries(&dir.0), (0, 0, false));
-
-    let (w, store) = open();
-    let expired = w
-        .engine
-        .sweeper()
-        .expire_holds(T0.plus(3_600), 100)
-        .unwrap();
-    assert_eq!(expired, 2);
-    assert_eq!(w.club_account().held, 0);
-    w.assert_audit();
-    close((w, store));
+    both_holds_expire(&dir.0);
 }
