@@ -111,7 +111,9 @@ pub(crate) enum Table {
     /// accounts.
     Daily,
     /// Holds by when they expire (`expires` ‖ RRN, no value): what the
-    /// sweep ends, found by time whatever order their RRNs committed in.
+    /// sweep ends, found by time whatever order their RRNs committed in;
+    /// after every hold, the index's mark that it is complete (see
+    /// `expiry`).
     HoldsDue,
     /// Users of the admin API and console, by name.
     Users,
