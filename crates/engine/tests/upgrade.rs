@@ -429,20 +429,14 @@ fn members_and_programmes_of_format_5_read_with_no_join_day_and_no_repurchase_re
 #[test]
 fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgotten() {
     let dir = TempDir::new("format-7-requests");
-    let open = || {
-        let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-        (World::open_or_seed(store.clone()), store)
-    };
-    let (w, store) = open();
+    let (w, store) = open_world(&dir.0);
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     assert_eq!(out.code, Rc::Approved);
     assert_eq!(w.club_account().held, 10_000);
-    drop(w);
-    store.close().unwrap();
-    drop(store);
+    close_world((w, store));
     assert_eq!(requests_as_format_7(&dir.0), 1);
 
-    let (w, store) = open();
+    let (w, store) = open_world(&dir.0);
     // Answered as the first time: the same RRN, nothing held twice.
     let again = w
         .engine
@@ -478,9 +472,7 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
         .unwrap();
     assert_eq!((p.removed, p.done), (2, true));
     assert_eq!(w.engine.audit().records().request_records, 0);
-    drop(w);
-    store.close().unwrap();
-    drop(store);
+    close_world((w, store));
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
 }
 
@@ -519,11 +511,11 @@ fn index_entries(dir: &Path) -> (usize, usize, bool) {
     let db = open_sled(dir);
     let ledger = db.open_tree(embedded::LEDGER).unwrap();
     let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
-    let code = code("holds_due");
-    let mark = [&[self::code("meta")][..], b"holds_due_indexed"].concat();
+    let due = code("holds_due");
+    let mark = [&[code("meta")][..], b"holds_due_indexed"].concat();
     (
-        ledger.scan_prefix([code]).count(),
-        index.scan_prefix([code]).count(),
+        ledger.scan_prefix([due]).count(),
+        index.scan_prefix([due]).count(),
         ledger.contains_key(mark).unwrap(),
     )
 }
