@@ -72,6 +72,9 @@ pub struct BackupReport {
 /// What a restore read.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
+    /// Records read from the dump. An embedded ledger may keep one fewer:
+    /// the hold index mark an earlier release's backup may hold is read but
+    /// not restored (its index is rebuilt instead).
     pub records: u64,
     pub next_id: u64,
     pub archive_files: u64,

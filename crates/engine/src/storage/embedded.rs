@@ -2114,6 +2114,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The replay may write index entries into the index's tree: were it
+    /// cut short with the mark still in place, an earlier release would
+    /// trust a ledger-tree index that misses them. A damaged redo record
+    /// stops the open at the replay, so what it left shows the order.
+    #[test]
+    fn an_earlier_releases_index_mark_is_gone_before_the_redo_record_is_replayed() {
+        let dir = fresh_dir("mark-before-replay");
+        let cfg = EmbeddedConfig::default();
+        drop(Embedded::open(&dir, &cfg).unwrap());
+        let mark = tree_key(Table::Meta, EARLIER_HOLD_INDEX_MARK);
+        let db = open_closed(&dir);
+        db.open_tree(LEDGER).unwrap().insert(&mark, b"1").unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let key = tree_key(Table::HoldsDue, b"h");
+        let mut record = redo::encode([(key.as_slice(), Some(b"".as_slice()))].into_iter(), 0);
+        record.truncate(record.len() - 1);
+        leave_redo_record(&dir, &record);
+
+        assert!(Embedded::open(&dir, &cfg).is_err());
+        let db = open_closed(&dir);
+        assert_eq!(db.open_tree(LEDGER).unwrap().get(&mark).unwrap(), None);
+        assert!(db.open_tree(REDO).unwrap().get(REDO_KEY).unwrap().is_some());
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn an_earlier_releases_index_mark_is_never_restored_into_the_ledger() {
         let backend = Embedded::temporary().unwrap();
