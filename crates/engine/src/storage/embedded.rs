@@ -1694,6 +1694,13 @@ mod tests {
         db.flush().unwrap();
     }
 
+    /// A redo record writing `key`, its last byte cut off.
+    fn damaged_redo_record(key: &[u8]) -> Vec<u8> {
+        let mut record = redo::encode([(key, Some(b"x".as_slice()))].into_iter(), 0);
+        record.truncate(record.len() - 1);
+        record
+    }
+
     /// The ledger just closed in `dir`, through sled alone.
     fn open_closed(dir: &Path) -> sled::Db {
         let open = || Ok::<_, ()>(sled::Config::new().path(dir).open());
@@ -1897,10 +1904,7 @@ mod tests {
         let dir = fresh_dir("redo-damaged");
         let cfg = EmbeddedConfig::default();
         drop(Embedded::open(&dir, &cfg).unwrap());
-        let key = tree_key(Table::Txns, b"t");
-        let mut record = redo::encode([(key.as_slice(), Some(b"x".as_slice()))].into_iter(), 0);
-        record.truncate(record.len() - 1);
-        leave_redo_record(&dir, &record);
+        leave_redo_record(&dir, &damaged_redo_record(&tree_key(Table::Txns, b"t")));
         match Embedded::open(&dir, &cfg) {
             Err(StorageError::Corrupt(why)) => assert!(why.contains("redo record"), "{why}"),
             other => panic!(
@@ -2128,10 +2132,7 @@ mod tests {
         db.open_tree(LEDGER).unwrap().insert(&mark, b"1").unwrap();
         db.flush().unwrap();
         drop(db);
-        let key = tree_key(Table::HoldsDue, b"h");
-        let mut record = redo::encode([(key.as_slice(), Some(b"".as_slice()))].into_iter(), 0);
-        record.truncate(record.len() - 1);
-        leave_redo_record(&dir, &record);
+        leave_redo_record(&dir, &damaged_redo_record(&tree_key(Table::HoldsDue, b"h")));
 
         assert!(Embedded::open(&dir, &cfg).is_err());
         let db = open_closed(&dir);
