@@ -18,40 +18,18 @@ secs=${2:-10}
 conns=${3:-64}
 
 source "$(dirname "$0")/switch.sh"
-pgbin=$( (pg_config --bindir 2>/dev/null) || ls -d /usr/lib/postgresql/*/bin | tail -1)
 work=$(mktemp -d -t clubswitch-pgbench-XXXXXX)
 results=$work/results
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  as_pg=(runuser -u postgres --)
-  chown postgres "$work"
-fi
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/standby" stop -m immediate >/dev/null 2>&1 || true
-  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/primary" stop -m immediate >/dev/null 2>&1 || true
+  stop_postgres "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-# A primary and a synchronous standby on loopback.
-"${as_pg[@]}" "$pgbin/initdb" -D "$work/primary" -U postgres -A trust --no-sync >/dev/null
-printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' \
-  > "$work/primary/pg_hba.conf"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/primary" -l "$work/primary.log" -w start \
-  -o "-p 28432 -k $work -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
-"${as_pg[@]}" "$pgbin/pg_basebackup" -D "$work/standby" -h 127.0.0.1 -p 28432 -U postgres \
-  -R -X stream --checkpoint=fast
-sed -i "s/primary_conninfo = '/primary_conninfo = 'application_name=standby1 /" \
-  "$work/standby/postgresql.auto.conf"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/standby" -l "$work/standby.log" -w start \
-  -o "-p 28433 -k $work -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
-psql() { command psql -h 127.0.0.1 -p 28432 -U postgres -qAt "$@"; }
-psql -c "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'"
-psql -c "SELECT pg_reload_conf()" >/dev/null
-until [ "$(psql -c "SELECT sync_state FROM pg_stat_replication")" = sync ]; do sleep 0.2; done
+start_postgres "$work" 28432
 url="postgres://postgres@127.0.0.1:28432/bench"
 export CLUBSWITCH_MASTER_KEY=$("$bin" keygen)
 

@@ -20,6 +20,15 @@
 # live as long as transactions (in production a day of thirty) and weigh
 # on bytes per live transaction as they would not there. The
 # live_requests column counts them (messages answered less those purged).
+#
+# STORE=postgres puts the ledger in PostgreSQL instead: a primary and a
+# synchronous standby started for the soak (start_postgres in switch.sh),
+# on this machine beside the switch. A shared ledger keeps its history
+# (runbook: What changes with several nodes), so nothing is archived and
+# every transaction stays live; the ledger's size is the `ledger` table's
+# with its index, as clubswitch_ledger_bytes reports it. Four columns
+# follow: the table's and the index's MB, the rows removed and not yet
+# vacuumed (n_dead_tup), and autovacuum's runs on the table so far.
 set -euo pipefail
 minutes=${1:-30}
 rate=${2:-5500}
@@ -27,7 +36,20 @@ conns=${3:-64}
 
 source "$(dirname "$0")/switch.sh"
 dir=$(mktemp -d -t clubswitch-soak-XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+store=${STORE:-embedded}
+pgdir=
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  [ -z "$pgdir" ] || { stop_postgres "$pgdir"; rm -rf "$pgdir"; }; rm -rf "$dir"' EXIT
+case $store in
+  embedded) store_args=() ;;
+  postgres)
+    pgdir=$(mktemp -d -t clubswitch-soak-pg-XXXXXX)
+    start_postgres "$pgdir" 25832
+    psql -c "CREATE DATABASE soak"
+    store_args=(--store-url postgres://postgres@127.0.0.1:25832/soak)
+    ;;
+  *) echo "STORE is embedded or postgres" >&2; exit 2 ;;
+esac
 
 cat > "$dir/soak.toml" <<'TOML'
 [holds]
@@ -39,16 +61,37 @@ after_secs = 300
 interval_secs = 10
 TOML
 
-start_switch "$dir" 25858 -c "$dir/soak.toml"
+start_switch "$dir" 25858 -c "$dir/soak.toml" "${store_args[@]}"
 
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status"; }
-ledger_mb() { du -sm "$dir/ledger" | cut -f1; }
+# The ledger's bytes on disk: sled's directory, or the database's table.
+ledger_bytes() {
+  if [ "$store" = postgres ]; then
+    psql -d soak -c "SELECT pg_total_relation_size('ledger')"
+  else
+    du -sb "$dir/ledger" | cut -f1
+  fi
+}
+ledger_mb() {
+  if [ "$store" = postgres ]; then
+    echo $(($(ledger_bytes) / 1048576))
+  else
+    du -sm "$dir/ledger" | cut -f1
+  fi
+}
+# PostgreSQL only: table MB, index MB, dead rows, autovacuum runs.
+pg_columns() {
+  [ "$store" = postgres ] || return 0
+  psql -d soak -F, -c "SELECT ','||pg_relation_size('ledger') / 1048576, pg_indexes_size('ledger') / 1048576,
+    n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE relname = 'ledger'"
+}
+pg_header() { [ "$store" = postgres ] && echo ",table_mb,index_mb,dead_rows,autovacuums" || true; }
 # Bytes per live transaction: the ledger's size on disk over the
 # transactions it holds (every flow made one; archived ones left).
 flows=0
 messages=0
-echo "minute,flows_per_sec,messages_per_sec,p50_ms,p99_ms,p999_ms,errors,non_00,rss_mb,ledger_mb,archived_txns,live_txns,bytes_per_live_txn,live_requests,settle_ms"
-echo "0,,,,,,,,$(rss),$(ledger_mb),0,,,,"
+echo "minute,flows_per_sec,messages_per_sec,p50_ms,p99_ms,p999_ms,errors,non_00,rss_mb,ledger_mb,archived_txns,live_txns,bytes_per_live_txn,live_requests,settle_ms$(pg_header)"
+echo "0,,,,,,,,$(rss),$(ledger_mb),0,,,,$(pg_columns)"
 for m in $(seq "$minutes"); do
   # Settlement 30 s into the minute's load. Its run time goes through a
   # file: the subshell runs in the background, beside the load.
@@ -72,9 +115,9 @@ for m in $(seq "$minutes"); do
   wait "$settler"
   flows=$((flows + $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["flows"])' "$out")))
   messages=$((messages + $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["messages"])' "$out")))
-  python3 - "$m" "$(rss)" "$out" "$(ledger_mb)" "$flows" "$(du -sb "$dir/ledger" | cut -f1)" "$(cat "$dir/settle_ms")" "$messages" <<'PY'
+  python3 - "$m" "$(rss)" "$out" "$(ledger_mb)" "$flows" "$(ledger_bytes)" "$(cat "$dir/settle_ms")" "$messages" "$(pg_columns)" <<'PY'
 import json, sys, urllib.request
-m, rss, r, ledger, flows, ledger_bytes, settle_ms, messages = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+m, rss, r, ledger, flows, ledger_bytes, settle_ms, messages, pg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
 metrics = urllib.request.urlopen("http://127.0.0.1:25860/metrics").read().decode()
 def metric(name):
     return int(float(next((l.split()[1] for l in metrics.splitlines()
@@ -85,6 +128,6 @@ codes = r["response_codes"]
 non00 = sum(v for k, v in codes.items() if k != "00")
 l = r["latency_ms"]
 live = max(flows - archived, 1)
-print(f'{m},{r["flows_per_sec"]:.0f},{r["messages_per_sec"]:.0f},{l["p50"]:.2f},{l["p99"]:.2f},{l["p999"]:.2f},{r["errors"]},{non00},{rss},{ledger},{archived},{live},{ledger_bytes / live:.0f},{messages - purged},{settle_ms}')
+print(f'{m},{r["flows_per_sec"]:.0f},{r["messages_per_sec"]:.0f},{l["p50"]:.2f},{l["p99"]:.2f},{l["p999"]:.2f},{r["errors"]},{non00},{rss},{ledger},{archived},{live},{ledger_bytes / live:.0f},{messages - purged},{settle_ms}{pg}')
 PY
 done

@@ -79,3 +79,41 @@ for mode in modes[1:]:
           f"{(ratio - 1) * 100:+.1f}% flows/s, {(cpu_ratio - 1) * 100:+.1f}% CPU per flow")
 PY
 }
+
+# start_postgres DIR PORT: a PostgreSQL primary on loopback PORT and a
+# synchronous standby on PORT+1, as production runs them (every COMMIT on
+# two hosts' disks; deploy/postgres/README.md), their clusters in DIR.
+# Defines `psql` (the primary, as postgres, unaligned). Needs PostgreSQL's
+# server programs (pg_config --bindir, or /usr/lib/postgresql/*/bin); as
+# root they run as the postgres user. Stop them with stop_postgres DIR.
+start_postgres() {
+  local dir=$1 port=$2
+  pgbin=$( (pg_config --bindir 2>/dev/null) || ls -d /usr/lib/postgresql/*/bin | tail -1)
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    as_pg=(runuser -u postgres --)
+    chown postgres "$dir"
+  fi
+  "${as_pg[@]}" "$pgbin/initdb" -D "$dir/primary" -U postgres -A trust --no-sync >/dev/null
+  printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' \
+    > "$dir/primary/pg_hba.conf"
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/primary" -l "$dir/primary.log" -w start \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+  "${as_pg[@]}" "$pgbin/pg_basebackup" -D "$dir/standby" -h 127.0.0.1 -p "$port" -U postgres \
+    -R -X stream --checkpoint=fast
+  sed -i "s/primary_conninfo = '/primary_conninfo = 'application_name=standby1 /" \
+    "$dir/standby/postgresql.auto.conf"
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/standby" -l "$dir/standby.log" -w start \
+    -o "-p $((port + 1)) -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+  eval "psql() { command psql -h 127.0.0.1 -p $port -U postgres -qAt \"\$@\"; }"
+  psql -c "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'"
+  psql -c "SELECT pg_reload_conf()" >/dev/null
+  until [ "$(psql -c "SELECT sync_state FROM pg_stat_replication")" = sync ]; do sleep 0.2; done
+}
+
+# stop_postgres DIR: stops what start_postgres DIR started, if it runs.
+stop_postgres() {
+  [ -n "${pgbin:-}" ] || return 0
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$1/standby" stop -m immediate >/dev/null 2>&1 || true
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$1/primary" stop -m immediate >/dev/null 2>&1 || true
+}
