@@ -895,6 +895,7 @@ mod test_pg;
 
 #[cfg(test)]
 mod tests {
+    use super::test_pg as pg;
     use super::*;
 
     #[test]
@@ -905,7 +906,13 @@ mod tests {
         assert_eq!(prefix_end(b""), None);
     }
 
-    use super::test_pg as pg;
+    /// A session of the switch's on a new database whose schema a node
+    /// created, its ledger empty.
+    fn young_ledger() -> Conn {
+        let url = pg::fresh_url();
+        drop(Postgres::connect(&url).unwrap());
+        Conn::open(&postgres::Config::from_str(&url).unwrap()).unwrap()
+    }
 
     /// The plan each statement gets once PostgreSQL keeps a generic one:
     /// after six runs on a ledger of 20 rows, none of them analyzed, and
@@ -948,11 +955,7 @@ mod tests {
 
     #[test]
     fn a_young_ledgers_reads_and_deletes_stay_index_lookups_as_it_grows() {
-        let url = pg::fresh_url();
-        // The schema, as a node creates it.
-        drop(Postgres::connect(&url).unwrap());
-        let config = postgres::Config::from_str(&url).unwrap();
-        for plan in plans_after_growth(&mut Conn::open(&config).unwrap()) {
+        for plan in plans_after_growth(&mut young_ledger()) {
             assert!(
                 plan.contains("Index Scan using ledger_pkey") && !plan.contains("Seq Scan"),
                 "{plan}"
@@ -965,10 +968,7 @@ mod tests {
     /// setting can go).
     #[test]
     fn without_the_planner_settings_a_young_ledger_is_scanned_whole() {
-        let url = pg::fresh_url();
-        drop(Postgres::connect(&url).unwrap());
-        let config = postgres::Config::from_str(&url).unwrap();
-        let mut conn = Conn::open(&config).unwrap();
+        let mut conn = young_ledger();
         conn.client.batch_execute("RESET ALL").unwrap();
         let plans = plans_after_growth(&mut conn);
         assert!(plans[0].contains("Seq Scan on ledger"), "{}", plans[0]);
