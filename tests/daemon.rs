@@ -437,6 +437,53 @@ fn loadgen_reports_each_request_mtis_latency_beside_every_messages() {
 }
 
 #[test]
+fn loadgen_registers_a_terminal_for_each_connection_and_runs_its_flows_there() {
+    let d = Daemon::start("loadgen-terminals", &[]);
+    let run = || {
+        let out = std::process::Command::new(BIN)
+            .args(["loadgen", "--addr", &d.addr, "-c", "4", "-d", "1"])
+            .args(["--terminals", "4", "--mix", "discount=100", "--json"])
+            .args(["--admin-url", &format!("http://{}", d.admin), "--demo"])
+            .arg(d.dir.join("demo.json"))
+            .arg("--token-file")
+            .arg(d.dir.join("admin.token"))
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["errors"], 0, "{r}");
+        let codes = r["response_codes"].as_object().unwrap();
+        assert_eq!(codes.keys().collect::<Vec<_>>(), ["00"], "{r}");
+    };
+    run();
+    // Four more beside the demo's three, over both demo merchants.
+    let terminals = d.admin("GET", "/v1/terminals", None).unwrap();
+    let made: Vec<(&str, &str)> = terminals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["merchant"].as_str().unwrap()))
+        .filter(|(id, _)| id.starts_with("LG"))
+        .collect();
+    assert_eq!(made.len(), 4, "{terminals}");
+    let merchants: std::collections::BTreeSet<&str> = made.iter().map(|t| t.1).collect();
+    assert_eq!(merchants.len(), 2, "{terminals}");
+    // Every confirmed lookup is on one of them, none on the demo's own.
+    let sales = d.admin("GET", "/v1/reports?by=terminal", None).unwrap();
+    let lines = sales["lines"].as_object().unwrap();
+    assert!(
+        made.iter().all(|(id, _)| lines.contains_key(*id)),
+        "{sales}"
+    );
+    assert!(lines.keys().all(|id| id.starts_with("LG")), "{sales}");
+    // A second run against the same ledger registers its own four.
+    run();
+    let terminals = d.admin("GET", "/v1/terminals", None).unwrap();
+    assert_eq!(terminals.as_array().unwrap().len(), 3 + 8, "{terminals}");
+}
+
+#[test]
 fn the_ledgers_size_on_disk_is_a_metric_that_grows_with_what_terminals_write() {
     let d = Daemon::start("ledger-bytes", &[]);
     let before = metric(&d, "clubswitch_ledger_bytes");

@@ -55,6 +55,13 @@ pub struct LoadgenArgs {
     /// (spreads club purchases over many accounts); 0 uses the demo cards.
     #[arg(long, default_value_t = 0)]
     cards: u32,
+    /// Terminals to register through the admin API before the run, spread
+    /// over the merchants of the demo's terminals, connection `i` using
+    /// terminal `i mod N`; 0 uses the demo's own three. A terminal's daily
+    /// figures are one record, so connections (or switch nodes) sharing a
+    /// terminal contend on it where shops with a terminal each would not.
+    #[arg(long, default_value_t = 0)]
+    terminals: u32,
     /// Give every demo merchant a loyalty programme with everything that
     /// moves value (points with tier and campaign multipliers, cashback,
     /// automatic conversion, and the demo's till where it has one) before
@@ -85,7 +92,7 @@ enum Flow {
 }
 
 struct Setup {
-    terminals: Vec<(TerminalId, Tmk, String, Arc<AtomicU32>)>,
+    terminals: Vec<LoadTerminal>,
     club_cards: Vec<String>,
     store_cards: Vec<String>,
     mix: Vec<(Flow, u32)>,
@@ -123,7 +130,7 @@ fn till_of(demo: &Value, merchant: &str) -> Option<(u64, u64)> {
 /// member holds points, a terminal of it, and the member's club cards.
 fn points_setup(
     demo: &Value,
-    terminals: &[(TerminalId, Tmk, String, Arc<AtomicU32>)],
+    terminals: &[LoadTerminal],
     card: impl Fn(&str) -> Option<String>,
 ) -> Option<PointsSetup> {
     demo["points"]
@@ -221,6 +228,9 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, SwitchError> {
         let seed = rand::random::<u32>() % 900_000;
         terminals.push((id, tmk, merchant, Arc::new(AtomicU32::new(seed))));
     }
+    if a.terminals > 0 {
+        terminals = register_terminals(a, &terminals)?;
+    }
     let card = |label: &str| {
         demo["cards"]
             .as_array()
@@ -295,6 +305,73 @@ fn put_program(
             source: Box::new(e),
         })?;
     Ok(())
+}
+
+/// A terminal the load generator uses: its id, key, merchant and next STAN.
+type LoadTerminal = (TerminalId, Tmk, String, Arc<AtomicU32>);
+
+/// Registers `a.terminals` terminals through the admin API, spread over the
+/// merchants of `demo` (the demo's terminals) in their order. Ids are
+/// `LG` and six digits from a random start, so runs against one ledger
+/// rarely meet; a start whose id is taken (409) is given up for another.
+fn register_terminals(
+    a: &LoadgenArgs,
+    demo: &[LoadTerminal],
+) -> Result<Vec<LoadTerminal>, SwitchError> {
+    let mut merchants: Vec<&str> = Vec::new();
+    for (_, _, m, _) in demo {
+        if !merchants.contains(&m.as_str()) {
+            merchants.push(m);
+        }
+    }
+    if merchants.is_empty() {
+        return Err(SwitchError::invalid(
+            "demo.json has no terminals to take merchants from",
+        ));
+    }
+    let auth = admin_auth(a)?;
+    let mut out = Vec::with_capacity(a.terminals as usize);
+    let mut start = rand::random::<u32>() % 1_000_000;
+    let mut restarts = 0;
+    while out.len() < a.terminals as usize {
+        let n = (start + out.len() as u32) % 1_000_000;
+        let id = format!("LG{n:06}");
+        let merchant = merchants[out.len() % merchants.len()];
+        let resp = ureq::post(&format!("{}/v1/terminals", a.admin_url))
+            .set("Authorization", &auth)
+            .send_json(json!({ "id": id, "merchant": merchant }));
+        let view: Value = match resp {
+            Ok(r) => r.into_json().map_err(SwitchError::HttpBody)?,
+            Err(ureq::Error::Status(409, _)) if restarts < 8 => {
+                // Taken by an earlier run: those registered so far stay
+                // and serve, the rest are numbered from elsewhere.
+                restarts += 1;
+                start = rand::random::<u32>() % 1_000_000;
+                continue;
+            }
+            Err(e) => {
+                return Err(SwitchError::Http {
+                    what: format!("registering terminal {id}"),
+                    source: Box::new(e),
+                })
+            }
+        };
+        let tid: TerminalId = id
+            .parse()
+            .map_err(|_| SwitchError::invalid(format!("terminal id {id}")))?;
+        let tmk = view["tmk"]
+            .as_str()
+            .and_then(Tmk::from_hex)
+            .ok_or_else(|| SwitchError::invalid(format!("no key for terminal {id}")))?;
+        let seed = rand::random::<u32>() % 900_000;
+        out.push((
+            tid,
+            tmk,
+            merchant.to_owned(),
+            Arc::new(AtomicU32::new(seed)),
+        ));
+    }
+    Ok(out)
 }
 
 /// Issues `a.cards` club cards and tops each up, through the admin API.
