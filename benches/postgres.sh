@@ -10,7 +10,10 @@
 #   benches/postgres.sh [rounds] [seconds] [connections]
 #
 # Defaults: 3 rounds of 10 seconds, 64 connections (pg2: 32 per node), 64
-# club cards, every confirm durable. Needs PostgreSQL's server programs
+# club cards, a terminal of its own for each connection (registered by the
+# load generator: on the demo's three, the two nodes would fight over
+# those terminals' daily figures, which shops with a terminal each do
+# not), every confirm durable. Needs PostgreSQL's server programs
 # (pg_config --bindir, or /usr/lib/postgresql/*/bin).
 set -euo pipefail
 rounds=${1:-3}
@@ -35,7 +38,7 @@ export CLUBSWITCH_MASTER_KEY=$("$bin" keygen)
 
 loadgen() { # PORT CONNS DIR
   "$bin" loadgen --addr "127.0.0.1:$1" --admin-url "http://127.0.0.1:$(($1 + 1))" \
-    --token-file "$3/admin.token" --demo "$3/demo.json" --cards 64 -c "$2" -d "$secs" --json
+    --token-file "$3/admin.token" --demo "$3/demo.json" --cards 64 --terminals "$2" -c "$2" -d "$secs" --json
 }
 
 one_run() {
