@@ -60,7 +60,8 @@ pub struct LoadgenArgs {
     /// terminal `i mod N`; 0 uses the demo's own three. A terminal's daily
     /// figures are one record, so connections (or switch nodes) sharing a
     /// terminal contend on it where shops with a terminal each would not.
-    #[arg(long, default_value_t = 0)]
+    /// At most 100,000 (ids are `LG` and six digits).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100_000))]
     terminals: u32,
     /// Give every demo merchant a loyalty programme with everything that
     /// moves value (points with tier and campaign multipliers, cashback,
