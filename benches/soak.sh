@@ -29,6 +29,7 @@
 # with its index, as clubswitch_ledger_bytes reports it. Four columns
 # follow: the table's and the index's MB, the rows removed and not yet
 # vacuumed (n_dead_tup), and autovacuum's runs on the table so far.
+# PG_OPTIONS adds settings to the servers' (start_postgres).
 set -euo pipefail
 minutes=${1:-30}
 rate=${2:-5500}

@@ -86,6 +86,8 @@ PY
 # Defines `psql` (the primary, as postgres, unaligned). Needs PostgreSQL's
 # server programs (pg_config --bindir, or /usr/lib/postgresql/*/bin); as
 # root they run as the postgres user. Stop them with stop_postgres DIR.
+# PostgreSQL's settings are initdb's, with PG_OPTIONS added to both
+# servers' command lines (`PG_OPTIONS="-c max_wal_size=8GB"`).
 start_postgres() {
   local dir=$1 port=$2
   pgbin=$( (pg_config --bindir 2>/dev/null) || ls -d /usr/lib/postgresql/*/bin | tail -1)
@@ -98,13 +100,13 @@ start_postgres() {
   printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n' \
     > "$dir/primary/pg_hba.conf"
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/primary" -l "$dir/primary.log" -w start \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 ${PG_OPTIONS:-}" >/dev/null
   "${as_pg[@]}" "$pgbin/pg_basebackup" -D "$dir/standby" -h 127.0.0.1 -p "$port" -U postgres \
     -R -X stream --checkpoint=fast
   sed -i "s/primary_conninfo = '/primary_conninfo = 'application_name=standby1 /" \
     "$dir/standby/postgresql.auto.conf"
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$dir/standby" -l "$dir/standby.log" -w start \
-    -o "-p $((port + 1)) -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+    -o "-p $((port + 1)) -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 ${PG_OPTIONS:-}" >/dev/null
   eval "psql() { command psql -h 127.0.0.1 -p $port -U postgres -qAt \"\$@\"; }"
   psql -c "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (standby1)'"
   psql -c "SELECT pg_reload_conf()" >/dev/null
