@@ -225,9 +225,8 @@ fn setup(a: &LoadgenArgs) -> Result<Setup, SwitchError> {
             .as_str()
             .and_then(Tmk::from_hex)
             .ok_or_else(|| SwitchError::invalid("demo terminal key"))?;
-        let merchant = t["merchant"].as_str().unwrap_or_default().to_owned();
-        let seed = rand::random::<u32>() % 900_000;
-        terminals.push((id, tmk, merchant, Arc::new(AtomicU32::new(seed))));
+        let merchant = t["merchant"].as_str().unwrap_or_default();
+        terminals.push(load_terminal(id, tmk, merchant));
     }
     if a.terminals > 0 {
         terminals = register_terminals(a, &terminals)?;
@@ -311,6 +310,12 @@ fn put_program(
 /// A terminal the load generator uses: its id, key, merchant and next STAN.
 type LoadTerminal = (TerminalId, Tmk, String, Arc<AtomicU32>);
 
+/// Terminal `id` of `merchant` with key `tmk`, its STANs from a random start.
+fn load_terminal(id: TerminalId, tmk: Tmk, merchant: &str) -> LoadTerminal {
+    let seed = rand::random::<u32>() % 900_000;
+    (id, tmk, merchant.to_owned(), Arc::new(AtomicU32::new(seed)))
+}
+
 /// Registers `a.terminals` terminals through the admin API, spread over the
 /// merchants of `demo` (the demo's terminals) in their order. Ids are
 /// `LG` and six digits from a random start, so runs against one ledger
@@ -364,13 +369,7 @@ fn register_terminals(
             .as_str()
             .and_then(Tmk::from_hex)
             .ok_or_else(|| SwitchError::invalid(format!("no key for terminal {id}")))?;
-        let seed = rand::random::<u32>() % 900_000;
-        out.push((
-            tid,
-            tmk,
-            merchant.to_owned(),
-            Arc::new(AtomicU32::new(seed)),
-        ));
+        out.push(load_terminal(tid, tmk, merchant));
     }
     Ok(out)
 }
