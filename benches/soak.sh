@@ -30,16 +30,25 @@
 # follow: the table's and the index's MB, the rows removed and not yet
 # vacuumed (n_dead_tup), and autovacuum's runs on the table so far.
 # PG_OPTIONS adds settings to the servers' (start_postgres).
+#
+# ARCHIVE_INTERVAL sets `archive.interval_secs` (default 10). PERF_AT="400
+# 490" records the switch with `perf record` for 30 s at each of those
+# seconds after its start, into PERF_OUT.<second> (PERF_OUT defaults to
+# soak-perf in the current directory): `perf report -i soak-perf.490
+# --sort sym` then shows, say, sled's free-page check
+# (`PageCache::free::{{closure}}`, runbook: Storage) as the soak goes on.
 set -euo pipefail
 minutes=${1:-30}
 rate=${2:-5500}
 conns=${3:-64}
+perf_out=${PERF_OUT:-$PWD/soak-perf}
 
 source "$(dirname "$0")/switch.sh"
 dir=$(mktemp -d -t clubswitch-soak-XXXXXX)
 store=${STORE:-embedded}
 pgdir=
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+profiler=
+trap 'kill $profiler "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   [ -z "$pgdir" ] || { stop_postgres "$pgdir"; rm -rf "$pgdir"; }; rm -rf "$dir"' EXIT
 case $store in
   embedded) store_args=() ;;
@@ -52,17 +61,27 @@ case $store in
   *) echo "STORE is embedded or postgres" >&2; exit 2 ;;
 esac
 
-cat > "$dir/soak.toml" <<'TOML'
+cat > "$dir/soak.toml" <<TOML
 [holds]
 expiry_secs = 60
 [security]
 replay_window_secs = 60
 [archive]
 after_secs = 300
-interval_secs = 10
+interval_secs = ${ARCHIVE_INTERVAL:-10}
 TOML
 
 start_switch "$dir" 25858 -c "$dir/soak.toml" "${store_args[@]}"
+if [ -n "${PERF_AT:-}" ]; then
+  (
+    started=$SECONDS
+    for at in $PERF_AT; do
+      sleep $((started + at > SECONDS ? started + at - SECONDS : 0))
+      perf record -F 999 -p "$pid" -o "$perf_out.$at" -- sleep 30 > /dev/null 2>&1
+    done
+  ) &
+  profiler=$!
+fi
 
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status"; }
 # The ledger's bytes on disk: sled's directory, or the database's table.
