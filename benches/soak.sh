@@ -31,11 +31,11 @@
 # vacuumed (n_dead_tup), and autovacuum's runs on the table so far.
 # PG_OPTIONS adds settings to the servers' (start_postgres).
 #
-# ARCHIVE_INTERVAL sets `archive.interval_secs` (default 10). PERF_AT="400
-# 490" records the switch with `perf record` for 30 s at each of those
-# seconds after its start, into PERF_OUT.<second> (PERF_OUT defaults to
-# soak-perf in the current directory): `perf report -i soak-perf.490
-# --sort sym` then shows, say, sled's free-page check
+# ARCHIVE_INTERVAL sets `archive.interval_secs` (default 10).
+# PERF_AT="400 490" records the switch with `perf record` for 30 s at each
+# of those seconds after its start, into PERF_OUT.<second> (PERF_OUT
+# defaults to soak-perf in the current directory): `perf report -i
+# soak-perf.490 --sort sym` then shows, say, sled's free-page check
 # (`PageCache::free::{{closure}}`, runbook: Storage) as the soak goes on.
 set -euo pipefail
 minutes=${1:-30}
@@ -76,7 +76,8 @@ if [ -n "${PERF_AT:-}" ]; then
   (
     started=$SECONDS
     for at in $PERF_AT; do
-      sleep $((started + at > SECONDS ? started + at - SECONDS : 0))
+      wait_secs=$((started + at - SECONDS))
+      ((wait_secs <= 0)) || sleep "$wait_secs"
       perf record -F 999 -p "$pid" -o "$perf_out.$at" -- sleep 30 > /dev/null 2>&1
     done
   ) &
