@@ -45,6 +45,10 @@
 //!   format 7 would look for this release's request records under keys
 //!   they no longer have, and answer a retransmission as a new request:
 //!   the new version keeps it from opening the ledger.
+//! - 9: the same bodies as 7; a confirm no longer indexes its item as
+//!   unsettled (`unsettled`): settlement finds items by reading the
+//!   transactions from a cursor (`settlement`). A release of format 8
+//!   would look for them in the index and never settle them.
 
 use std::borrow::Cow;
 
@@ -57,7 +61,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 8;
+pub const FORMAT_VERSION: u8 = 9;
 
 /// The last record format with fixed-width integers.
 pub const LAST_FIXED_WIDTH: u8 = 6;
@@ -97,10 +101,10 @@ fn compact() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
-// Formats 7 and 8 share one body encoding. A format whose bodies differ
+// Formats 7 to 9 share one body encoding. A format whose bodies differ
 // needs an upgrade path for varint bodies: `from_slice` decodes every
 // version from 7 on as this release writes them.
-const _: () = assert!(FORMAT_VERSION == FIRST_VARINT + 1);
+const _: () = assert!(FORMAT_VERSION == FIRST_VARINT + 2);
 
 thread_local! {
     static FIXED_WIDTH: Cell<bool> = const { Cell::new(false) };

@@ -12,11 +12,38 @@ use clubswitch_engine::*;
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
 use common::*;
 
+/// The demo world on a new embedded ledger in `dir`, and its store.
+fn open_world(dir: &TempDir) -> (World, Store) {
+    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+    (World::open_or_seed(store.clone()), store)
+}
+
+/// Closes the world's ledger, then runs `change` on its ledger tree
+/// straight through sled (given each table's code by name), and opens the
+/// world again on what it left.
+fn behind_the_engine(
+    dir: &TempDir,
+    world: (World, Store),
+    change: impl FnOnce(&sled::Tree, &dyn Fn(&str) -> u8),
+) -> World {
+    let (w, store) = world;
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+    let db = open_sled(&dir.0);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let code = |name: &str| embedded::tables().find(|(_, n)| *n == name).unwrap().0;
+    change(&ledger, &code);
+    db.flush().unwrap();
+    drop(ledger);
+    drop(db);
+    open_world(dir).0
+}
+
 #[test]
 fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_balance() {
     let dir = TempDir::new("audit");
-    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-    let w = World::open_or_seed(store.clone());
+    let (w, store) = open_world(&dir);
     w.engine
         .loyalty()
         .put_program(
@@ -40,26 +67,16 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
         merchant: w.merchant,
     };
     let club = AccountKey::Club(w.club.account.unwrap());
-    drop(w);
-    store.close().unwrap();
-    drop(store);
-
-    let db = open_sled(&dir.0);
-    let ledger = db.open_tree(embedded::LEDGER).unwrap();
-    let (code, _) = embedded::tables().find(|(_, n)| *n == "accounts").unwrap();
-    let rewrite = |key: &AccountKey, change: &dyn Fn(&mut Account)| {
-        let key = [&[code][..], &key.to_key()].concat();
-        let mut acc: Account = codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
-        change(&mut acc);
-        ledger.insert(key, codec::to_vec(&acc).unwrap()).unwrap();
-    };
-    rewrite(&points, &|a| a.grants.lots.push(Lot { at: T0, amount: 1 }));
-    rewrite(&club, &|a| a.balance += 1);
-    db.flush().unwrap();
-    drop(ledger);
-    drop(db);
-
-    let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let rewrite = |key: &AccountKey, change: &dyn Fn(&mut Account)| {
+            let key = [&[code("accounts")][..], &key.to_key()].concat();
+            let mut acc: Account = codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+            change(&mut acc);
+            ledger.insert(key, codec::to_vec(&acc).unwrap()).unwrap();
+        };
+        rewrite(&points, &|a| a.grants.lots.push(Lot { at: T0, amount: 1 }));
+        rewrite(&club, &|a| a.balance += 1);
+    });
     let report = w.engine.audit().ledger().unwrap();
     let v = &report.violations;
     let names =
@@ -75,34 +92,22 @@ fn the_audit_names_a_balance_the_journal_does_not_explain_and_lots_above_their_b
 #[test]
 fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
     let dir = TempDir::new("audit-batch");
-    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-    let w = World::open_or_seed(store.clone());
+    let (w, store) = open_world(&dir);
     w.confirmed_purchases(5);
     let settled = w.settle(T0.plus(100), T0.plus(100));
     assert_eq!(settled.len(), 1);
     let id = settled[0].id;
     w.assert_audit();
-    drop(w);
-    store.close().unwrap();
-    drop(store);
 
     // The batch loses its last item and keeps its totals: the sums still
     // agree, so only the count of the transactions that name it shows it.
-    let db = open_sled(&dir.0);
-    let ledger = db.open_tree(embedded::LEDGER).unwrap();
-    let (code, _) = embedded::tables()
-        .find(|(_, n)| *n == "settlements")
-        .unwrap();
-    let key = [&[code][..], &id.to_be_bytes()].concat();
-    let mut batch: SettlementBatch =
-        codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
-    assert!(batch.items.pop().is_some());
-    ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
-    db.flush().unwrap();
-    drop(ledger);
-    drop(db);
-
-    let w = World::open_or_seed(Store::open(&dir.0, &EmbeddedConfig::default()).unwrap());
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let key = [&[code("settlements")][..], &id.to_be_bytes()].concat();
+        let mut batch: SettlementBatch =
+            codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+        assert!(batch.items.pop().is_some());
+        ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
+    });
     let v = w.engine.audit().ledger().unwrap().violations;
     assert_eq!(
         v,
@@ -110,4 +115,28 @@ fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
             "batch {id}: lists 4 items but 5 transactions name it"
         )]
     );
+}
+
+#[test]
+fn the_audit_names_a_transaction_the_settlement_cursor_passed_unfinished() {
+    let dir = TempDir::new("audit-cursor");
+    let (w, store) = open_world(&dir);
+    let rrns = w.confirmed_purchases(2);
+    let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(5));
+    assert_eq!(w.settle(T0.plus(100), T0.plus(100)).len(), 1);
+    w.assert_audit();
+
+    // A cursor past the hold: no run would settle it once confirmed.
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let past = [held.rrn.unwrap().as_bytes(), &[0u8][..]].concat();
+        let key = [&[code("meta")][..], b"settlement_cursor"].concat();
+        ledger.insert(key, codec::to_vec(&past).unwrap()).unwrap();
+    });
+    let v = w.engine.audit().ledger().unwrap().violations;
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].contains(held.rrn.unwrap().as_str()) && v[0].contains("settlement cursor"),
+        "{v:#?}"
+    );
+    assert!(rrns.iter().all(|r| !v[0].contains(r.as_str())));
 }

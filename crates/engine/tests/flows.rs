@@ -740,6 +740,38 @@ fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest(
 }
 
 #[test]
+fn a_hold_a_settlement_run_passed_over_is_settled_by_a_later_run_once_confirmed() {
+    let w = World::new();
+    // Still held when the first run reads it, before two confirmed ones.
+    let (held, held_out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let later = w.confirmed_purchases(2);
+    let first = w.settle(T0.plus(100), T0.plus(100));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].items, later);
+    w.assert_audit();
+    let confirmed = w.confirm(&held, &held_out, 10_000, T0.plus(200));
+    assert_eq!(confirmed.code, Rc::Approved);
+    // Confirmed after the next run's cut-off: it waits for the one after.
+    assert!(w.settle(T0.plus(150), T0.plus(250)).is_empty());
+    w.assert_audit();
+    let second = w.settle(T0.plus(300), T0.plus(300));
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].items, [held_out.rrn.unwrap()]);
+    w.assert_audit();
+}
+
+#[test]
+fn a_purchase_reversed_before_settlement_is_left_out_of_its_batch() {
+    let w = World::new();
+    let rrns = w.confirmed_purchases(3);
+    assert_eq!(w.undo_rrn(rrns[1], T0.plus(10)).code, Rc::Approved);
+    let batches = w.settle(T0.plus(100), T0.plus(100));
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].items, [rrns[0], rrns[2]]);
+    w.assert_audit();
+}
+
+#[test]
 fn settlement_respects_the_cutoff_and_the_calendar() {
     let w = World::new();
     let (a1, o1) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);

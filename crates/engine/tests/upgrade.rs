@@ -476,6 +476,59 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
 }
 
+/// Leaves the (closed) ledger in `dir` as format 8 would have: every
+/// confirmed item not yet settled also in the index of unsettled items
+/// (merchant ‖ RRN, no value). Returns how many it indexed.
+fn unsettled_as_format_8(dir: &Path) -> usize {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let txns: Vec<_> = ledger
+        .scan_prefix([code("txns")])
+        .map(Result::unwrap)
+        .collect();
+    let mut indexed = 0;
+    for (_, v) in txns {
+        let t: Txn = codec::from_slice(&v).unwrap();
+        if t.state == TxnState::Confirmed && t.settles() && t.settled.is_none() {
+            let key = [
+                &[code("unsettled")][..],
+                t.merchant.as_bytes(),
+                t.rrn.as_bytes(),
+            ]
+            .concat();
+            ledger.insert(key, &[][..]).unwrap();
+            indexed += 1;
+        }
+    }
+    let version = [&[code("meta")][..], b"format_version"].concat();
+    ledger.insert(version, &[8u8][..]).unwrap();
+    db.flush().unwrap();
+    indexed
+}
+
+#[test]
+fn the_unsettled_index_of_format_8_empties_as_its_items_settle_or_are_reversed() {
+    let dir = TempDir::new("format-8-unsettled");
+    let (w, store) = open_world(&dir.0);
+    let rrns = w.confirmed_purchases(3);
+    close_world((w, store));
+    assert_eq!(unsettled_as_format_8(&dir.0), 3);
+
+    let (w, store) = open_world(&dir.0);
+    w.assert_audit();
+    assert_eq!(w.undo_rrn(rrns[0], T0.plus(10)).code, Rc::Approved);
+    w.assert_audit();
+    let batches = w.settle(T0.plus(100), T0.plus(100));
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].items, rrns[1..]);
+    w.assert_audit();
+    // Nothing left to settle, and nothing left in the index.
+    assert!(w.settle(T0.plus(200), T0.plus(200)).is_empty());
+    close_world((w, store));
+    assert!(records(&open_sled(&dir.0), "unsettled").is_empty());
+    assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+}
+
 /// Leaves the (closed) ledger in `dir` as a release before the hold
 /// index's own tree would after running on it: the holds' entries in the
 /// ledger tree, one still in the index's own tree too, and the mark those

@@ -176,10 +176,6 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     };
     blocks.extend(earned);
 
-    if txn.settles() {
-        cx.tx
-            .mark(Table::Unsettled, &keys::unsettled(&txn.merchant, &txn.rrn))?;
-    }
     let outcome = approved(Some(txn.rrn), Some(txn.auth_id), blocks);
     hold_ended(cx.tx, &txn)?;
     txn.state = TxnState::Confirmed;

@@ -8,7 +8,7 @@ use super::{approved, points, Flow};
 use crate::cx::Cx;
 use crate::ledger::{self, signed};
 use crate::loyalty::{self, Share};
-use crate::model::{keys, AccountKey, JournalKind, PointsPaid, Txn, TxnState};
+use crate::model::{AccountKey, JournalKind, PointsPaid, Txn, TxnState};
 use crate::request::Refund;
 use crate::storage::{Table, TxResult};
 
@@ -137,9 +137,6 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     cx.save_txn(&purchase)?;
     crate::rollup::refunded(cx, &refund)?;
     cx.save_txn(&refund)?;
-    if req.code == ProcessingCode::ClubRefund {
-        cx.tx.mark(Table::Unsettled, &keys::unsettled(&m, &rrn))?;
-    }
     let blocks = match points_back {
         Some(p) => points::blocks(cx, &acc, req.currency, Some(p.returned))?,
         None => cx.balance_blocks(&acc, req.currency)?,

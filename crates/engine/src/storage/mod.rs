@@ -76,7 +76,9 @@ pub(crate) enum Table {
     Requests,
     /// Journal entries by sequence number.
     Journal,
-    /// Confirmed, not yet settled items: merchant ‖ RRN.
+    /// Confirmed, not yet settled items: merchant ‖ RRN. Written by record
+    /// formats up to 8 only; settlement now reads the transactions, and
+    /// removes what is left here as the items settle (see `settlement`).
     Unsettled,
     /// Discount rules and campaign budgets by merchant ‖ rule id.
     Rules,
