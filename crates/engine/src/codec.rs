@@ -45,10 +45,11 @@
 //!   format 7 would look for this release's request records under keys
 //!   they no longer have, and answer a retransmission as a new request:
 //!   the new version keeps it from opening the ledger.
-//! - 9: the same bodies as 7; a confirm no longer indexes its item as
-//!   unsettled (`unsettled`): settlement finds items by reading the
-//!   transactions from a cursor (`settlement`). A release of format 8
-//!   would look for them in the index and never settle them.
+//! - 9: the same bodies as 7; on a ledger one process owns, a confirm no
+//!   longer indexes its item as unsettled (`unsettled`): settlement finds
+//!   items by reading the transactions from a cursor (`settlement`). A
+//!   release of format 8 would look for them in the index and never
+//!   settle them.
 
 use std::borrow::Cow;
 

@@ -17,21 +17,24 @@
 //! [finished](Txn::finished) that this run did not settle (a hold, or a
 //! purchase confirmed after the cut-off). Every transaction before the
 //! cursor is finished, and a finished transaction stays finished, so no
-//! item is ever left behind it. A confirm writes nothing for settlement:
-//! ledgers of record format 8 and before kept an index of unsettled items
-//! (`unsettled`, merchant ‖ RRN), one more key for each confirm to insert
-//! and each settlement to remove: 6% of a discount flow's instructions and
-//! 14% of the bytes it wrote. What such a ledger holds there is found by
-//! the first run (which reads every live transaction) and removed as it
-//! settles.
+//! item is ever left behind it. It reads only RRNs below an id it takes
+//! first, inside a transaction: on a ledger one process owns, transactions
+//! run one at a time and take their ids as they run, so every transaction
+//! with a lower id has committed by then and the run sees it.
 //!
-//! Why a run sees every transaction before where it leaves the cursor: it
-//! reads only RRNs below an id it takes first, inside a transaction. On a
-//! ledger one process owns, transactions run one at a time and take their
-//! ids as they run, so every transaction with a lower id has committed by
-//! then. On a ledger several nodes share, one with a lower id may still
-//! commit later: the cursor then never passes a transaction created within
-//! [`SHARED_GRACE_SECS`] of the run, which outlasts any transaction.
+//! So a confirm writes nothing for settlement there. Up to record format 8
+//! it indexed its item as unsettled (`unsettled`, merchant ‖ RRN), one
+//! more key for each confirm to insert and each settlement to remove: 6% of
+//! a discount flow's instructions and 14% of the bytes it wrote. A run
+//! reads that index too, and removes each entry as its item settles.
+//!
+//! On a ledger several nodes share, each node takes its ids in blocks, so
+//! a transaction one node makes now can have a lower RRN than one another
+//! node made long before, which the cursor may have passed: there a confirm
+//! still indexes its item ([`item_confirmed`]), and the index finds what
+//! the cursor cannot. The cursor still finds what the index does not hold:
+//! items an embedded ledger confirmed before it was copied onto a shared
+//! one.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +42,7 @@ use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
+use crate::cx::Cx;
 use crate::error::Result;
 use crate::expiry::successor;
 use crate::ledger;
@@ -133,16 +137,6 @@ const DAILY_DONE: &[u8] = b"daily_settlement_day";
 /// comment).
 pub(crate) const CURSOR: &[u8] = b"settlement_cursor";
 
-/// On a ledger several nodes share, how recent a transaction (by its
-/// `created`, on the clock of the node that made it) keeps the cursor from
-/// passing it: a transaction of another node holding a lower RRN may not
-/// have committed yet (see the module comment). Ten minutes: a terminal's
-/// transaction lasts milliseconds and its terminal gives up on it within a
-/// minute, and the nodes' clocks may differ by a few seconds. A run then
-/// reads again the transactions of its last ten minutes, which a daily run
-/// hardly notices.
-pub(crate) const SHARED_GRACE_SECS: i64 = 600;
-
 /// Whether `t` goes into a run with `cutoff`: a confirmed item of a kind
 /// that settles, confirmed by the cut-off, not settled yet. Checked again
 /// inside each step's transaction.
@@ -153,17 +147,30 @@ fn is_item(t: &Txn, cutoff: UnixTime) -> bool {
         && t.confirmed.is_some_and(|c| c <= cutoff)
 }
 
+/// Records, in a confirm's transaction, that it made `rrn` of `merchant`
+/// an item: in the index of unsettled items where the ledger is shared
+/// (see the module comment); nothing elsewhere.
+pub(crate) fn item_confirmed(cx: &Cx<'_>, merchant: &MerchantId, rrn: &Rrn) -> TxResult<()> {
+    if !cx.index_unsettled {
+        return Ok(());
+    }
+    cx.tx
+        .mark(Table::Unsettled, &keys::unsettled(merchant, rrn))
+}
+
 /// The items a run found, and where its scan says the next run may start.
 struct Found {
     /// Items by merchant, each merchant's in RRN order.
     items: BTreeMap<MerchantId, Vec<Rrn>>,
+    /// Where the scan began.
+    from: Vec<u8>,
     /// The key of the first transaction read that may still become an item
     /// and is not one now; else just past the last one read (or where the
     /// scan began, if it read none).
     resume: Vec<u8>,
-    /// Whether the index of unsettled items of record format 8 and before
-    /// still holds anything (its entries go as their items settle).
-    legacy_index: bool,
+    /// Whether the index of unsettled items holds anything (its entries go
+    /// as their items settle).
+    indexed: bool,
 }
 
 impl Settlement<'_> {
@@ -212,8 +219,8 @@ impl Settlement<'_> {
         max_items: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Durable<Settled>> {
-        let found = self.find(cutoff, now)?;
-        let mut resume = found.resume;
+        let found = self.find(cutoff)?;
+        let mut resume = found.resume.clone();
         let due_day = self
             .core
             .cfg
@@ -225,10 +232,11 @@ impl Settlement<'_> {
         // that wrote took, so no rest after the last step or an empty one.
         let mut rest = std::time::Duration::ZERO;
         let mut complete = true;
+        let per_transaction = per_transaction.max(1);
         'merchants: for (merchant, rrns) in &found.items {
             let merchant = *merchant;
             let mut open: Option<SettlementBatch> = None;
-            for chunk in rrns.chunks(per_transaction.max(1)) {
+            for (step_no, chunk) in rrns.chunks(per_transaction).enumerate() {
                 let id = match &open {
                     Some(b) => b.id,
                     None => self.core.store.next_id()? + 1,
@@ -240,7 +248,8 @@ impl Settlement<'_> {
                     // not reached keep the cursor before them.
                     out.extend(open);
                     complete = false;
-                    resume = first_left(&found.items, &merchant, chunk[0], resume);
+                    let unreached = &rrns[step_no * per_transaction..];
+                    resume = first_left(&found, &merchant, unreached, resume);
                     break 'merchants;
                 }
                 let step = std::time::Instant::now();
@@ -279,7 +288,7 @@ impl Settlement<'_> {
                         add_item(&mut b, &t)?;
                         t.settled = Some(id);
                         tx.put(Table::Txns, rrn.as_bytes(), &t)?;
-                        if found.legacy_index {
+                        if found.indexed {
                             tx.remove(Table::Unsettled, &keys::unsettled(&merchant, rrn))?;
                         }
                     }
@@ -325,19 +334,16 @@ impl Settlement<'_> {
         Ok(Durable::new(settled, self.core.store.durable_since(mark)))
     }
 
-    /// The items of a run with `cutoff` at `now`, and where the next run may
-    /// start (see the module comment). Read outside any transaction (a
+    /// The items of a run with `cutoff`, and where the next run may start
+    /// (see the module comment). Read outside any transaction (a
     /// backend need not scan inside one); each step checks its items again.
-    fn find(&self, cutoff: UnixTime, now: UnixTime) -> Result<Found> {
+    fn find(&self, cutoff: UnixTime) -> Result<Found> {
         let store = &self.core.store;
         let from: Vec<u8> = store.get(Table::Meta, CURSOR)?.unwrap_or_default();
         // Every transaction with a lower id has committed once this one
         // runs, on a ledger one process owns (see the module comment).
         let bound = store.transaction(|tx| tx.next_id())?;
         let to = Rrn::from_sequence(bound.saturating_add(1));
-        let recent = store
-            .shared()
-            .then(|| UnixTime(now.0.saturating_sub(SHARED_GRACE_SECS)));
         let mut items: BTreeMap<MerchantId, Vec<Rrn>> = BTreeMap::new();
         let mut resume = None;
         let mut last = None;
@@ -345,22 +351,36 @@ impl Settlement<'_> {
             let (key, t) = item?;
             if is_item(&t, cutoff) {
                 items.entry(t.merchant).or_default().push(t.rrn);
-            } else if resume.is_none() && (!t.finished() || recent.is_some_and(|r| t.created > r)) {
+            } else if resume.is_none() && !t.finished() {
                 resume = Some(key.clone());
             }
             last = Some(key);
         }
         let resume = resume
             .or_else(|| last.map(|k| successor(&k)))
-            .unwrap_or(from);
-        let legacy_index = store
-            .keys_in(Table::Unsettled, b"", &[0xFF])
-            .next()
-            .is_some();
+            .unwrap_or_else(|| from.clone());
+        let mut indexed = false;
+        for key in store.keys_in(Table::Unsettled, b"", &[0xFF]) {
+            let key = key?;
+            indexed = true;
+            let (Some(m), Some(r)) = (key.get(..15), key.get(15..)) else {
+                continue;
+            };
+            let (Ok(m), Ok(r)) = (MerchantId::from_bytes(m), Rrn::from_bytes(r)) else {
+                continue;
+            };
+            items.entry(m).or_default().push(r);
+        }
+        // The index may name what the scan found: each item once, in order.
+        for rrns in items.values_mut() {
+            rrns.sort_unstable();
+            rrns.dedup();
+        }
         Ok(Found {
             items,
+            from,
             resume,
-            legacy_index,
+            indexed,
         })
     }
 
@@ -370,25 +390,25 @@ impl Settlement<'_> {
     }
 }
 
-/// Where the next run starts when this one stopped before `rrn`, the
-/// first item of `merchant` it did not reach: at the earliest of `resume`,
-/// that item, and the first item of each merchant after it (none of which
-/// it reached either).
-fn first_left(
-    items: &BTreeMap<MerchantId, Vec<Rrn>>,
-    merchant: &MerchantId,
-    rrn: Rrn,
-    resume: Vec<u8>,
-) -> Vec<u8> {
-    items
+/// Where the next run starts when this one stopped before `unreached`,
+/// items of `merchant`: at the earliest of `resume`, those items, and the
+/// items of the merchants after it (none of which it reached either).
+/// Items before where the scan began came from the index, which finds them
+/// again.
+fn first_left(found: &Found, merchant: &MerchantId, unreached: &[Rrn], resume: Vec<u8>) -> Vec<u8> {
+    let left = found
+        .items
         .range(merchant..)
         .skip(1)
-        .filter_map(|(_, rrns)| rrns.first())
-        .chain(std::iter::once(&rrn))
-        .map(|r| r.as_bytes().to_vec())
-        .chain(std::iter::once(resume))
-        .min()
-        .unwrap_or_default()
+        .flat_map(|(_, rrns)| rrns.iter())
+        .chain(unreached)
+        .map(|r| r.as_bytes().as_slice())
+        .filter(|r| *r >= found.from.as_slice())
+        .min();
+    match left {
+        Some(r) if r < resume.as_slice() => r.to_vec(),
+        _ => resume,
+    }
 }
 
 fn add_item(b: &mut SettlementBatch, t: &Txn) -> TxResult<()> {

@@ -137,6 +137,9 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     cx.save_txn(&purchase)?;
     crate::rollup::refunded(cx, &refund)?;
     cx.save_txn(&refund)?;
+    if refund.settles() {
+        crate::settlement::item_confirmed(cx, &m, &rrn)?;
+    }
     let blocks = match points_back {
         Some(p) => points::blocks(cx, &acc, req.currency, Some(p.returned))?,
         None => cx.balance_blocks(&acc, req.currency)?,

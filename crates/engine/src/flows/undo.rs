@@ -206,8 +206,8 @@ fn reverse(cx: &Cx<'_>, txn: &mut Txn) -> TxResult<Option<ResponseCode>> {
         };
         loyalty::take_back(cx, txn, None, all)?;
     }
-    // A ledger of record format 8 or before may still index the item as
-    // unsettled (see `settlement`): it is not one any more.
+    // A shared ledger, or one of record format 8 or before, may index the
+    // item as unsettled (see `settlement`): it is not one any more.
     cx.tx
         .remove(Table::Unsettled, &keys::unsettled(&m, &txn.rrn))?;
     crate::rollup::reversed(cx, txn)?;

@@ -76,9 +76,10 @@ pub(crate) enum Table {
     Requests,
     /// Journal entries by sequence number.
     Journal,
-    /// Confirmed, not yet settled items: merchant ‖ RRN. Written by record
-    /// formats up to 8 only; settlement now reads the transactions, and
-    /// removes what is left here as the items settle (see `settlement`).
+    /// Confirmed, not yet settled items: merchant ‖ RRN. Kept by confirms
+    /// on a ledger several nodes share, and on any ledger up to record
+    /// format 8; elsewhere settlement reads the transactions (see
+    /// `settlement`). Entries go as their items settle.
     Unsettled,
     /// Discount rules and campaign budgets by merchant ‖ rule id.
     Rules,

@@ -1,0 +1,44 @@
+//! Settlement on a PostgreSQL ledger two nodes share (`common::store`
+//! picks PostgreSQL by this target's name). Each node takes its ids in
+//! blocks, so one node's new transaction can have a lower RRN than another
+//! node's older one, which a settlement run has already passed: the index
+//! of unsettled items, which confirms keep on a shared ledger, finds it.
+
+mod common;
+
+use clubswitch_engine::*;
+use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use common::*;
+
+/// A club purchase of `amount` confirmed on `node` at `at`: its RRN.
+fn purchase(node: &World, amount: u64, at: UnixTime) -> clubswitch_wire::Rrn {
+    let (auth, out) = node.authorize(Pc::ClubPurchase, CLUB_PAN, amount, at);
+    assert_eq!(node.confirm(&auth, &out, amount, at).code, Rc::Approved);
+    out.rrn.unwrap()
+}
+
+#[test]
+fn an_item_a_node_confirms_below_the_settlement_cursor_is_still_settled() {
+    let url = pg::fresh_url();
+    let a = World::with_store(Store::connect(&url).unwrap());
+    let b = World::open_or_seed(Store::connect(&url).unwrap());
+    // Node A's block of ids comes first, node B's after it. Their
+    // requests differ in DE 7, as two terminals' would in DE 41.
+    let on_a = purchase(&a, 1_000, T0);
+    let on_b = purchase(&b, 2_000, T0.plus(1));
+    assert!(on_a.as_bytes() < on_b.as_bytes(), "{on_a} {on_b}");
+    let first = b.settle(T0.plus(100), T0.plus(100));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].items, [on_a, on_b]);
+
+    // Node A goes on in its block: below where that run stopped reading.
+    let below = purchase(&a, 3_000, T0.plus(150));
+    assert!(below.as_bytes() < on_b.as_bytes(), "{below} {on_b}");
+    a.assert_audit();
+    let second = b.settle(T0.plus(200), T0.plus(200));
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].items, [below]);
+    assert_eq!(second[0].gross, 3_000);
+    b.assert_audit();
+    assert!(a.settle(T0.plus(300), T0.plus(300)).is_empty());
+}
