@@ -256,6 +256,11 @@ fn read_dump(dump: &Path, ledger: &Path, cfg: &EmbeddedConfig) -> Result<Restore
     if let Some(t) = table {
         store.import(t, &batch)?;
     }
+    // The settlement cursor of a ledger several nodes shared may lie past
+    // holds and items their confirms index; the embedded ledger's confirms
+    // do not (see `settlement`). Without it, the first run reads every live
+    // transaction once.
+    store.transaction(|tx| tx.remove(Table::Meta, crate::settlement::CURSOR))?;
     store.raise_id_base(report.next_id)?;
     store.close()?;
     Ok(report)

@@ -14,27 +14,30 @@
 //! **Finding the items.** A run reads the transactions in RRN order (the
 //! order they were created) from a cursor kept in `meta`, and leaves the
 //! cursor at the first one that may still become an item: one not
-//! [finished](Txn::finished) that this run did not settle (a hold, or a
-//! purchase confirmed after the cut-off). Every transaction before the
-//! cursor is finished, and a finished transaction stays finished, so no
-//! item is ever left behind it. It reads only RRNs below an id it takes
-//! first, inside a transaction: on a ledger one process owns, transactions
-//! run one at a time and take their ids as they run, so every transaction
-//! with a lower id has committed by then and the run sees it.
+//! [finished](Txn::finished) that this run did not settle (a hold, a
+//! purchase confirmed after the cut-off, or an item a stopped run did not
+//! reach). It reads only RRNs below an id it takes first, inside a
+//! transaction. On a ledger one process owns, transactions run one at a
+//! time and take their ids as they run, so every transaction with a lower
+//! id has committed by then and the run sees it: every transaction before
+//! the cursor is finished, and a finished transaction stays finished, so no
+//! item is ever left behind it.
 //!
 //! So a confirm writes nothing for settlement there. Up to record format 8
 //! it indexed its item as unsettled (`unsettled`, merchant ‖ RRN), one
 //! more key for each confirm to insert and each settlement to remove: 6% of
 //! a discount flow's instructions and 14% of the bytes it wrote. A run
-//! reads that index too, and removes each entry as its item settles.
+//! reads that index too, wherever the cursor is, and removes each entry as
+//! its item settles.
 //!
 //! On a ledger several nodes share, each node takes its ids in blocks, so
 //! a transaction one node makes now can have a lower RRN than one another
-//! node made long before, which the cursor may have passed: there a confirm
-//! still indexes its item ([`item_confirmed`]), and the index finds what
-//! the cursor cannot. The cursor still finds what the index does not hold:
-//! items an embedded ledger confirmed before it was copied onto a shared
-//! one.
+//! node made long before, which the cursor may have passed: holds and
+//! items lie behind it there, and a confirm still indexes its item
+//! ([`item_confirmed`]), so the index finds what the cursor cannot. The
+//! cursor still finds what the index does not hold: items an embedded
+//! ledger confirmed before it was copied onto a shared one. (A restore into
+//! an embedded ledger drops the cursor, see `backup`.)
 
 use std::collections::BTreeMap;
 
@@ -160,7 +163,9 @@ pub(crate) fn item_confirmed(cx: &Cx<'_>, merchant: &MerchantId, rrn: &Rrn) -> T
 
 /// The items a run found, and where its scan says the next run may start.
 struct Found {
-    /// Items by merchant, each merchant's in RRN order.
+    /// Candidates by merchant, each merchant's in RRN order: the items the
+    /// scan found and everything the index names (each step checks them
+    /// again).
     items: BTreeMap<MerchantId, Vec<Rrn>>,
     /// Where the scan began.
     from: Vec<u8>,
@@ -277,8 +282,9 @@ impl Settlement<'_> {
                     };
                     let (items_before, net_before) = (b.items.len(), b.net);
                     for rrn in chunk {
-                        // Reversed, or settled by another run, since the
-                        // scan: finished either way.
+                        // Not an item (any more): reversed or settled by
+                        // another run since the scan, or named by the
+                        // index and confirmed after the cut-off.
                         let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
                             continue;
                         };

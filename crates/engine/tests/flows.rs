@@ -4,8 +4,8 @@ mod common;
 
 use clubswitch_engine::*;
 use clubswitch_wire::{
-    AccountType, Amount, AmountType, CardData, Currency, Expiry, Mti, OriginalData,
-    ProcessingCode as Pc, ResponseCode as Rc, Rrn,
+    AccountType, Amount, AmountType, CardData, Currency, Expiry, MerchantId, Mti, OriginalData,
+    ProcessingCode as Pc, ResponseCode as Rc, Rrn, TerminalId,
 };
 use common::*;
 
@@ -736,6 +736,92 @@ fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest(
             .balance,
         net
     );
+    w.assert_audit();
+}
+
+#[test]
+fn a_settlement_stopped_in_one_merchant_leaves_a_later_merchants_earlier_items_for_the_next_run() {
+    let w = World::new();
+    let (m2, t2): (MerchantId, TerminalId) = (
+        "MERCHANT0000002".parse().unwrap(),
+        "TERM0002".parse().unwrap(),
+    );
+    w.engine
+        .admin()
+        .put_merchant(&merchant_record(m2))
+        .unwrap()
+        .wait()
+        .unwrap();
+    w.engine
+        .admin()
+        .add_terminal(&terminal_record(t2, m2))
+        .unwrap()
+        .wait()
+        .unwrap();
+    // The second merchant's purchases come first, so its items have the
+    // lower RRNs, but the run takes the merchants in order.
+    let at_m2: Vec<Rrn> = (0..3)
+        .map(|i| {
+            let at = T0.plus(i);
+            let mut key = w.next_key(at);
+            key.terminal = t2;
+            let auth = Authorize {
+                key,
+                merchant: m2,
+                code: Pc::ClubPurchase,
+                amount: Some(Amount::new(500).unwrap()),
+                currency: Currency::IRR,
+                card: CardData {
+                    pan: pan(CLUB_PAN),
+                    expiry: None,
+                },
+            };
+            let out = w
+                .engine
+                .handle(&Request::Authorize(auth.clone()), at)
+                .unwrap()
+                .wait();
+            let mut confirm = w.confirm_req(&auth, &out, 500, at);
+            confirm.merchant = m2;
+            confirm.key.terminal = t2;
+            let done = w
+                .engine
+                .handle(&Request::Confirm(confirm), at)
+                .unwrap()
+                .wait();
+            assert_eq!(done.code, Rc::Approved);
+            out.rrn.unwrap()
+        })
+        .collect();
+    let at_m1 = w.confirmed_purchases(6);
+    assert!(at_m2[2].as_bytes() < at_m1[0].as_bytes());
+
+    let stop = || {
+        let batches = w.engine.settlement().batches().unwrap();
+        batches.first().is_some_and(|b| b.items.len() >= 3)
+    };
+    let first = w
+        .engine
+        .settlement()
+        .run_in_steps(T0.plus(100), T0.plus(100), 3, 100, &stop)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(!first.complete, "cut short");
+    assert_eq!(first.batches.len(), 1);
+    assert_eq!(first.batches[0].merchant, w.merchant);
+    assert_eq!(first.batches[0].items, at_m1[..3]);
+    w.assert_audit();
+
+    let rest = w.settle(T0.plus(100), T0.plus(200));
+    let items = |m: MerchantId| -> Vec<Rrn> {
+        rest.iter()
+            .filter(|b| b.merchant == m)
+            .flat_map(|b| b.items.clone())
+            .collect()
+    };
+    assert_eq!(items(w.merchant), at_m1[3..]);
+    assert_eq!(items(m2), at_m2, "the items the stopped run never reached");
     w.assert_audit();
 }
 

@@ -42,3 +42,46 @@ fn an_item_a_node_confirms_below_the_settlement_cursor_is_still_settled() {
     b.assert_audit();
     assert!(a.settle(T0.plus(300), T0.plus(300)).is_empty());
 }
+
+#[test]
+fn a_hold_behind_a_shared_ledgers_cursor_settles_once_restored_into_an_embedded_one() {
+    let url = pg::fresh_url();
+    let a = World::with_store(Store::connect(&url).unwrap());
+    let b = World::open_or_seed(Store::connect(&url).unwrap());
+    purchase(&a, 1_000, T0);
+    let on_b = purchase(&b, 2_000, T0.plus(1));
+    assert_eq!(b.settle(T0.plus(100), T0.plus(100)).len(), 1);
+    // A hold on node A, below where that run left the cursor.
+    let (auth, out) = a.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(150));
+    let held = out.rrn.unwrap();
+    assert!(held.as_bytes() < on_b.as_bytes(), "{held} {on_b}");
+
+    let dir = TempDir::new("shared-restore");
+    std::fs::create_dir_all(dir.0.join("backup")).unwrap();
+    let dump = dir.0.join("backup/ledger.dump");
+    a.engine
+        .backup(&BackupPaths {
+            dump: dump.clone(),
+            archive_from: dir.0.join("archive"),
+            archive_to: dir.0.join("backup/archive"),
+        })
+        .unwrap();
+    let ledger = dir.0.join("restored/ledger");
+    backup::restore(
+        &dump,
+        &dir.0.join("backup/archive"),
+        &ledger,
+        &dir.0.join("restored/archive"),
+        &EmbeddedConfig::default(),
+    )
+    .unwrap();
+    let restored = World::open_or_seed(Store::open(&ledger, &EmbeddedConfig::default()).unwrap());
+    restored.assert_audit();
+    // Confirmed on the embedded ledger, whose confirms index nothing.
+    let confirmed = restored.confirm(&auth, &out, 3_000, T0.plus(160));
+    assert_eq!(confirmed.code, Rc::Approved);
+    let batches = restored.settle(T0.plus(200), T0.plus(200));
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].items, [held]);
+    restored.assert_audit();
+}

@@ -202,9 +202,9 @@ impl Txn {
         }
     }
 
-    /// Whether nothing a terminal or a settlement run does can change it
-    /// any more except a refund: it is no longer held and, if it settles,
-    /// it has settled.
+    /// Whether it can never again be held or become a settlement item: it
+    /// is no longer held and, if it settles, it has settled. (A refund can
+    /// still change it, and so can a reversal where it does not settle.)
     pub fn finished(&self) -> bool {
         match self.state {
             TxnState::Held => false,
