@@ -696,24 +696,28 @@ fn a_busy_merchant_is_settled_in_steps_into_batches_that_close_at_their_size() {
     w.assert_audit();
 }
 
-#[test]
-fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest() {
-    let w = World::new();
-    let rrns = w.confirmed_purchases(10);
-    // The stop comes once the second step has committed (the run asks
-    // between steps, and during the rest between them, as often as it
-    // likes).
+/// A settlement run with cut-off `T0 + 100`, three items a step, told to
+/// stop once the first batch holds `items` (the run asks between steps,
+/// and during the rest between them, as often as it likes).
+fn settle_stopped_at(w: &World, items: usize) -> Settled {
     let stop = || {
         let batches = w.engine.settlement().batches().unwrap();
-        batches.first().is_some_and(|b| b.items.len() >= 6)
+        batches.first().is_some_and(|b| b.items.len() >= items)
     };
-    let first = w
-        .engine
+    w.engine
         .settlement()
         .run_in_steps(T0.plus(100), T0.plus(100), 3, 100, &stop)
         .unwrap()
         .wait()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_settlement_told_to_stop_ends_between_steps_and_the_next_run_takes_the_rest() {
+    let w = World::new();
+    let rrns = w.confirmed_purchases(10);
+    // The stop comes once the second step has committed.
+    let first = settle_stopped_at(&w, 6);
     assert!(!first.complete, "cut short");
     let first = first.batches;
     assert_eq!(first.len(), 1);
@@ -763,50 +767,15 @@ fn a_settlement_stopped_in_one_merchant_leaves_a_later_merchants_earlier_items_f
     let at_m2: Vec<Rrn> = (0..3)
         .map(|i| {
             let at = T0.plus(i);
-            let mut key = w.next_key(at);
-            key.terminal = t2;
-            let auth = Authorize {
-                key,
-                merchant: m2,
-                code: Pc::ClubPurchase,
-                amount: Some(Amount::new(500).unwrap()),
-                currency: Currency::IRR,
-                card: CardData {
-                    pan: pan(CLUB_PAN),
-                    expiry: None,
-                },
-            };
-            let out = w
-                .engine
-                .handle(&Request::Authorize(auth.clone()), at)
-                .unwrap()
-                .wait();
-            let mut confirm = w.confirm_req(&auth, &out, 500, at);
-            confirm.merchant = m2;
-            confirm.key.terminal = t2;
-            let done = w
-                .engine
-                .handle(&Request::Confirm(confirm), at)
-                .unwrap()
-                .wait();
-            assert_eq!(done.code, Rc::Approved);
+            let (auth, out) = w.authorize_at(t2, m2, Pc::ClubPurchase, CLUB_PAN, 500, at);
+            assert_eq!(w.confirm(&auth, &out, 500, at).code, Rc::Approved);
             out.rrn.unwrap()
         })
         .collect();
     let at_m1 = w.confirmed_purchases(6);
     assert!(at_m2[2].as_bytes() < at_m1[0].as_bytes());
 
-    let stop = || {
-        let batches = w.engine.settlement().batches().unwrap();
-        batches.first().is_some_and(|b| b.items.len() >= 3)
-    };
-    let first = w
-        .engine
-        .settlement()
-        .run_in_steps(T0.plus(100), T0.plus(100), 3, 100, &stop)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let first = settle_stopped_at(&w, 3);
     assert!(!first.complete, "cut short");
     assert_eq!(first.batches.len(), 1);
     assert_eq!(first.batches[0].merchant, w.merchant);

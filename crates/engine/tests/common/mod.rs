@@ -217,9 +217,25 @@ impl World {
         amount: u64,
         now: UnixTime,
     ) -> (Authorize, Outcome) {
+        self.authorize_at(self.terminal, self.merchant, code, card, amount, now)
+    }
+
+    /// [`World::authorize`] from `terminal` of `merchant`.
+    pub fn authorize_at(
+        &self,
+        terminal: TerminalId,
+        merchant: MerchantId,
+        code: ProcessingCode,
+        card: &str,
+        amount: u64,
+        now: UnixTime,
+    ) -> (Authorize, Outcome) {
         let req = Authorize {
-            key: self.next_key(now),
-            merchant: self.merchant,
+            key: RequestKey {
+                terminal,
+                ..self.next_key(now)
+            },
+            merchant,
             code,
             amount: Some(Amount::new(amount).unwrap()),
             currency: Currency::IRR,
@@ -244,8 +260,11 @@ impl World {
         now: UnixTime,
     ) -> Confirm {
         Confirm {
-            key: self.next_key(now),
-            merchant: self.merchant,
+            key: RequestKey {
+                terminal: auth.key.terminal,
+                ..self.next_key(now)
+            },
+            merchant: auth.merchant,
             code: auth.code,
             amount: Amount::new(amount).unwrap(),
             currency: Currency::IRR,
