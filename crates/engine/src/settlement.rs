@@ -367,15 +367,10 @@ impl Settlement<'_> {
             .unwrap_or_else(|| from.clone());
         let mut indexed = false;
         for key in store.keys_in(Table::Unsettled, b"", &[0xFF]) {
-            let key = key?;
             indexed = true;
-            let (Some(m), Some(r)) = (key.get(..15), key.get(15..)) else {
-                continue;
-            };
-            let (Ok(m), Ok(r)) = (MerchantId::from_bytes(m), Rrn::from_bytes(r)) else {
-                continue;
-            };
-            items.entry(m).or_default().push(r);
+            if let Some((m, r)) = keys::unsettled_parts(&key?) {
+                items.entry(m).or_default().push(r);
+            }
         }
         // The index may name what the scan found: each item once, in order.
         for rrns in items.values_mut() {

@@ -123,6 +123,13 @@ pub(crate) mod keys {
         k
     }
 
+    /// The merchant and RRN an [`unsettled`] key names; `None` for a key
+    /// not of that shape.
+    pub fn unsettled_parts(key: &[u8]) -> Option<(MerchantId, Rrn)> {
+        let (m, r) = key.split_at_checked(15)?;
+        Some((MerchantId::from_bytes(m).ok()?, Rrn::from_bytes(r).ok()?))
+    }
+
     pub fn allowance(card: &CardHash, rule: u64, day: i64) -> Vec<u8> {
         let mut k = card.0.to_vec();
         k.extend_from_slice(&rule.to_be_bytes());
