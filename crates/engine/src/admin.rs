@@ -753,7 +753,6 @@ impl Admin<'_> {
                 now,
                 merchant: &m,
                 first_layout: self.core.first_layout.left(),
-                index_unsettled: self.core.store.shared(),
             };
             let flow = crate::flows::refund::run(&cx, &req)?;
             let (Some(refund_rrn), true) = (flow.rrn, flow.outcome.approved()) else {

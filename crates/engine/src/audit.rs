@@ -195,9 +195,13 @@ impl Audit<'_> {
         let mut payable_by_batch = archived_batches.clone();
         // Live transactions per batch that names them.
         let mut named_by: BTreeMap<u64, usize> = BTreeMap::new();
-        // Holds made before the expiry index existed join it at the first
-        // sweep.
-        let indexed = crate::expiry::indexed(&self.core.store)?;
+        // What the sweep finds holds by (see `expiry`): the transactions
+        // from its cursor on, and the index.
+        let expiry_cursor: Vec<u8> = self
+            .core
+            .store
+            .get(Table::Meta, crate::expiry::CURSOR)?
+            .unwrap_or_default();
         for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (key, t) = item?;
             r.transactions += 1;
@@ -222,9 +226,11 @@ impl Audit<'_> {
             if t.state == TxnState::Held {
                 r.pending_holds += 1;
                 let due = keys::hold_due(t.expires, &t.rrn);
-                if indexed && !self.core.store.contains(Table::HoldsDue, &due)? {
-                    r.violations
-                        .push(format!("{} is held but not in the expiry index", t.rrn));
+                if key < expiry_cursor && !self.core.store.contains(Table::HoldsDue, &due)? {
+                    r.violations.push(format!(
+                        "{} is held but neither in the expiry index nor after the expiry cursor",
+                        t.rrn
+                    ));
                 }
                 if let Some(acc) = &t.account {
                     *held.entry(acc.to_key()).or_default() += t.hold_amount() as i64;

@@ -74,7 +74,7 @@ pub struct BackupReport {
 pub struct RestoreReport {
     /// Records read from the dump. An embedded ledger may keep one fewer:
     /// the hold index mark an earlier release's backup may hold is read but
-    /// not restored (its index is rebuilt instead).
+    /// not restored (the sweep finds its holds among the transactions).
     pub records: u64,
     pub next_id: u64,
     pub archive_files: u64,
@@ -259,7 +259,9 @@ fn read_dump(dump: &Path, ledger: &Path, cfg: &EmbeddedConfig) -> Result<Restore
     // The settlement cursor of a ledger several nodes shared may lie past
     // holds and items their confirms index; the embedded ledger's confirms
     // do not (see `settlement`). Without it, the first run reads every live
-    // transaction once.
+    // transaction once. The expiry cursor stays: a hold it passed on any
+    // ledger is in the hold index, which the dump carries and the sweep
+    // reads wherever the cursor is (see `expiry`).
     store.transaction(|tx| tx.remove(Table::Meta, crate::settlement::CURSOR))?;
     store.raise_id_base(report.next_id)?;
     store.close()?;

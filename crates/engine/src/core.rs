@@ -15,7 +15,7 @@ pub(crate) struct Core {
     pub(crate) store: Store,
     pub(crate) hasher: CardHasher,
     pub(crate) cfg: EngineConfig,
-    /// Pending holds counted by the last sweep (for metrics).
+    /// Holds due that the last sweep left for the next (for metrics).
     pub(crate) pending: AtomicUsize,
     /// Held by the archive run, audit or backup in progress: none of them
     /// may see history move between the ledger and the archive files.

@@ -18,9 +18,6 @@ pub(crate) struct Cx<'a> {
     /// Whether request records of the first key layout may be left (see
     /// `requests`): a reversal naming its original looks there too.
     pub first_layout: bool,
-    /// Whether a confirmed item is indexed as unsettled: on a ledger
-    /// several nodes share (see `settlement`).
-    pub index_unsettled: bool,
 }
 
 impl Cx<'_> {

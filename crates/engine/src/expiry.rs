@@ -1,10 +1,35 @@
 //! Expiring holds that were never confirmed.
 //!
-//! Every hold is in an index by expiry time (`HoldsDue`: expires ‖ RRN),
-//! written in the authorize's transaction and removed in the one that ends
-//! the hold. The sweep reads the index up to now: it finds every hold due,
-//! whatever order RRNs committed in (several nodes, each with its own
-//! block of ids, commit out of RRN order), and reads nothing else.
+//! **Finding the holds due.** A sweep reads the transactions in RRN order
+//! (the order they were created) from a cursor kept in `meta`, expires
+//! each hold it finds due, and leaves the cursor at the first hold not due
+//! yet: every hold lives as long (`hold_ttl_secs`), so the holds after it
+//! are due later. On a ledger one process owns, transactions run one at a
+//! time and take their ids as they run, so once a scan sees a transaction
+//! every transaction with a lower id has committed (or never will):
+//! nothing the cursor passed is held, and no transaction becomes held
+//! again, so no hold is ever left behind it.
+//!
+//! So an authorization writes nothing for expiry there. Up to record
+//! format 9 it put its hold in an index by expiry time (`HoldsDue`:
+//! expires ‖ RRN), in a tree of its own, and its confirm took it out again
+//! milliseconds later: an insert and a remove for every flow.
+//!
+//! On a ledger several nodes share, each node takes its ids in blocks, so
+//! a hold one node makes now can have a lower RRN than the cursor: there an
+//! authorization still indexes its hold and the hold's end takes it out
+//! (`flows::hold_started`, `flows::hold_ended`). Every sweep, on any
+//! ledger, also reads the index up to now: it finds the holds a shared
+//! ledger or format 9 indexed (a shared ledger restored into an embedded
+//! one, an upgraded ledger), and removes each entry once it is due,
+//! whether its hold expires then or ended before.
+//!
+//! A hold after the cursor can be due before the one the cursor stops at:
+//! its request came in a moment earlier but took its RRN later, the clock
+//! stepped back, or `hold_ttl_secs` was shortened. It then expires late,
+//! with the hold before it. A confirm never takes a hold past its time
+//! (it expires the hold instead, see `flows::confirm`): a late expiry only
+//! releases what the hold kept later.
 
 use std::sync::atomic::Ordering;
 
@@ -13,9 +38,9 @@ use crate::error::Result;
 use crate::flows::end_hold;
 use clubswitch_wire::Rrn;
 
-use crate::model::{keys, Txn, TxnState, UnixTime};
+use crate::model::{Txn, TxnState, UnixTime};
 use crate::requests::{self, Purge};
-use crate::storage::{Store, Table, EARLIER_HOLD_INDEX_MARK};
+use crate::storage::{Table, Tx, TxResult};
 
 /// What the sweep does between requests: expiring holds never confirmed,
 /// forgetting request records too old to be retransmitted.
@@ -29,86 +54,123 @@ impl<'a> Sweeper<'a> {
     }
 }
 
-/// The index's mark that it is complete (every pending hold in it), set
-/// by the first sweep once the holds a ledger had before the index existed
-/// are in it. An entry of the index itself: its first eight bytes, an
-/// entry's expiry, are all `ff`, after every entry's, and the sweep reads
-/// only entries due by now. So it goes wherever the index goes and nowhere
-/// the index does not: a copy of the ledger that leaves this index behind
-/// (an earlier release reads the embedded ledger's index in another tree,
-/// and backs up or migrates that one) leaves the mark behind too, and the
-/// next sweep here rebuilds the index.
-const COMPLETE: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\xffcomplete";
+/// `meta` key: the transaction key the next sweep reads from (see the
+/// module comment). Absent: from the first transaction.
+pub(crate) const CURSOR: &[u8] = b"expiry_cursor";
 
-/// Whether every pending hold is in the index: it says so ([`COMPLETE`]),
-/// or `meta` holds the earlier releases' mark ([`EARLIER_HOLD_INDEX_MARK`]:
-/// a PostgreSQL ledger of an earlier release; the embedded backend removes
-/// it as it opens a ledger).
-pub(crate) fn indexed(store: &Store) -> Result<bool> {
-    Ok(store.contains(Table::HoldsDue, COMPLETE)?
-        || store.contains(Table::Meta, EARLIER_HOLD_INDEX_MARK)?)
+/// Transactions a sweep reads from the cursor at most. A ledger of format
+/// 9 or earlier has no cursor, and its first sweeps read every
+/// transaction it holds, this many at a time (about a second each).
+const SCAN_PER_SWEEP: usize = 200_000;
+
+/// Expires the transaction `rrn` if it is a hold due at `now`. Returns
+/// whether it did.
+fn expire(tx: &Tx<'_>, rrn: &Rrn, now: UnixTime, utc_offset: i64) -> TxResult<bool> {
+    match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
+        Some(mut t) if t.state == TxnState::Held && t.expires <= now => {
+            end_hold(tx, &mut t, TxnState::Expired, utc_offset)?;
+            tx.put(Table::Txns, rrn.as_bytes(), &t)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// What a sweep's scan from the cursor found.
+struct Scanned {
+    /// The holds due within the budget, in RRN order.
+    due: Vec<Rrn>,
+    /// Holds due that it read past the budget.
+    left: usize,
+    /// Where the next sweep reads from: the first hold not due yet or
+    /// over the budget, else just past the last transaction read (or
+    /// where the scan began, if it read none).
+    resume: Vec<u8>,
 }
 
 impl Sweeper<'_> {
     /// Expires up to `max` holds whose time has passed at `now`, releasing
     /// what they held. Returns how many it expired. Each hold ends in its own
     /// transaction, and only if it is still pending, so a hold confirmed or
-    /// voided meanwhile is left alone.
+    /// voided meanwhile is left alone. What is over the budget is left for
+    /// the next sweep, and counted ([`Sweeper::pending_holds`]).
     pub fn expire_holds(&self, now: UnixTime, max: usize) -> Result<usize> {
-        self.index_older_holds()?;
         let store = &self.core.store;
         let offset = self.core.cfg.utc_offset_secs;
         let upto = now.0.saturating_add(1).to_be_bytes();
-        let due: Vec<Vec<u8>> = store
+        let mut indexed: Vec<Vec<u8>> = store
             .keys_in(Table::HoldsDue, b"", &upto)
-            .take(max.saturating_add(1))
+            .take(max.saturating_add(SCAN_PER_SWEEP))
             .collect::<Result<_>>()?;
+        let index_left = indexed.len().saturating_sub(max);
+        indexed.truncate(max);
         let mut expired = 0usize;
-        for key in due.iter().take(max) {
-            let Some(rrn) = key.get(8..).and_then(|r| Rrn::from_bytes(r).ok()) else {
-                continue;
-            };
+        for key in &indexed {
+            let rrn = key.get(8..).and_then(|r| Rrn::from_bytes(r).ok());
             let ended = store.transaction(|tx| {
-                let txn = tx.get::<Txn>(Table::Txns, rrn.as_bytes())?;
-                match txn {
-                    Some(mut t) if t.state == TxnState::Held && t.expires <= now => {
-                        end_hold(tx, &mut t, TxnState::Expired, offset)?;
-                        tx.put(Table::Txns, rrn.as_bytes(), &t)?;
-                        Ok(true)
-                    }
-                    // Not held any more (or archived): the entry is stale.
-                    _ => tx.remove(Table::HoldsDue, key).map(|()| false),
-                }
+                let ended = match &rrn {
+                    Some(rrn) => expire(tx, rrn, now, offset)?,
+                    None => false,
+                };
+                // Due: its hold ends now or has ended (or been archived).
+                tx.remove(Table::HoldsDue, key)?;
+                Ok(ended)
             })?;
             expired += usize::from(ended);
         }
+
+        let from: Vec<u8> = store.get(Table::Meta, CURSOR)?.unwrap_or_default();
+        let scanned = self.scan(&from, now, max - indexed.len())?;
+        for rrn in &scanned.due {
+            let ended = store.transaction(|tx| expire(tx, rrn, now, offset))?;
+            expired += usize::from(ended);
+        }
+        // Every hold before `resume` has ended now. Not in a hold's
+        // transaction: a cursor left behind by a crash only makes the next
+        // sweep read more.
+        if scanned.resume != from {
+            store.put(Table::Meta, CURSOR, &scanned.resume)?;
+        }
         self.core
             .pending
-            .store(due.len().saturating_sub(max), Ordering::Relaxed);
+            .store(index_left + scanned.left, Ordering::Relaxed);
         Ok(expired)
     }
 
-    /// A ledger written before the index existed has holds that are not in
-    /// it: the first sweep puts them there, once.
-    fn index_older_holds(&self) -> Result<()> {
-        let store = &self.core.store;
-        if indexed(store)? {
-            return Ok(());
-        }
-        let mut held = Vec::new();
-        for item in store.scan::<Txn>(Table::Txns, b"") {
-            let (_, t) = item?;
+    /// Reads the transactions from `from` (see the module comment) for up
+    /// to `budget` holds due at `now`, and counts those due past it.
+    fn scan(&self, from: &[u8], now: UnixTime, budget: usize) -> Result<Scanned> {
+        let mut due = Vec::new();
+        let mut left = 0;
+        let mut over_budget = None;
+        let mut last = None;
+        let txns = self.core.store.scan_from::<Txn>(Table::Txns, from);
+        for item in txns.take(SCAN_PER_SWEEP) {
+            let (key, t) = item?;
             if t.state == TxnState::Held {
-                held.push(keys::hold_due(t.expires, &t.rrn));
+                if t.expires > now {
+                    let resume = over_budget.unwrap_or(key);
+                    return Ok(Scanned { due, left, resume });
+                }
+                if due.len() < budget {
+                    due.push(t.rrn);
+                } else {
+                    left += 1;
+                    over_budget.get_or_insert_with(|| key.clone());
+                }
             }
+            last = Some(key);
         }
-        for chunk in held.chunks(256) {
-            store.transaction(|tx| chunk.iter().try_for_each(|k| tx.mark(Table::HoldsDue, k)))?;
-        }
-        store.transaction(|tx| tx.mark(Table::HoldsDue, COMPLETE))
+        let resume = match (over_budget, last) {
+            (Some(key), _) => key,
+            (None, Some(key)) => successor(&key),
+            (None, None) => from.to_vec(),
+        };
+        Ok(Scanned { due, left, resume })
     }
 
-    /// Pending holds seen by the last sweep.
+    /// Holds past their expiry that the last sweep left for the next (at
+    /// least: it reads at most [`SCAN_PER_SWEEP`] transactions).
     pub fn pending_holds(&self) -> usize {
         self.core.pending.load(Ordering::Relaxed)
     }
@@ -127,30 +189,4 @@ pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
     let mut k = key.to_vec();
     k.push(0);
     k
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_index_is_complete_by_its_own_mark_or_the_earlier_releases() {
-        let unmarked = Store::memory().unwrap();
-        assert!(!indexed(&unmarked).unwrap());
-        let earlier = Store::memory().unwrap();
-        earlier
-            .put(Table::Meta, EARLIER_HOLD_INDEX_MARK, &1u64)
-            .unwrap();
-        assert!(indexed(&earlier).unwrap());
-        let this = Store::memory().unwrap();
-        this.transaction(|tx| tx.mark(Table::HoldsDue, COMPLETE))
-            .unwrap();
-        assert!(indexed(&this).unwrap());
-        // After every entry, whenever it expires.
-        let last = keys::hold_due(
-            UnixTime(i64::MAX),
-            &Rrn::from_bytes(b"zzzzzzzzzzzz").unwrap(),
-        );
-        assert!(COMPLETE > &last[..]);
-    }
 }

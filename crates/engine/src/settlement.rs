@@ -45,12 +45,11 @@ use clubswitch_wire::{MerchantId, ProcessingCode, Rrn};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Core;
-use crate::cx::Cx;
 use crate::error::Result;
 use crate::expiry::successor;
 use crate::ledger;
 use crate::model::{keys, AccountKey, JournalKind, Merchant, Txn, TxnState, UnixTime};
-use crate::storage::{Durable, Table, TxResult};
+use crate::storage::{Durable, Table, Tx, TxResult};
 
 /// Settlement: closing confirmed items into batches per merchant.
 pub struct Settlement<'a> {
@@ -153,12 +152,11 @@ fn is_item(t: &Txn, cutoff: UnixTime) -> bool {
 /// Records, in a confirm's transaction, that it made `rrn` of `merchant`
 /// an item: in the index of unsettled items where the ledger is shared
 /// (see the module comment); nothing elsewhere.
-pub(crate) fn item_confirmed(cx: &Cx<'_>, merchant: &MerchantId, rrn: &Rrn) -> TxResult<()> {
-    if !cx.index_unsettled {
+pub(crate) fn item_confirmed(tx: &Tx<'_>, merchant: &MerchantId, rrn: &Rrn) -> TxResult<()> {
+    if !tx.shared() {
         return Ok(());
     }
-    cx.tx
-        .mark(Table::Unsettled, &keys::unsettled(merchant, rrn))
+    tx.mark(Table::Unsettled, &keys::unsettled(merchant, rrn))
 }
 
 /// The items a run found, and where its scan says the next run may start.

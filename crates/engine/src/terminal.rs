@@ -203,7 +203,6 @@ impl Terminals<'_> {
                     now,
                     merchant: &m,
                     first_layout,
-                    index_unsettled: self.core.store.shared(),
                 };
                 match req {
                     Request::Authorize(a) => flows::authorize::run(&cx, a, p.card)?,

@@ -140,3 +140,27 @@ fn the_audit_names_a_transaction_the_settlement_cursor_passed_unfinished() {
     );
     assert!(rrns.iter().all(|r| !v[0].contains(r.as_str())));
 }
+
+#[test]
+fn the_audit_names_a_hold_the_expiry_cursor_passed_that_the_index_does_not_hold() {
+    let dir = TempDir::new("audit-expiry-cursor");
+    let (w, store) = open_world(&dir);
+    let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let (_, later) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    assert_eq!(w.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
+    w.assert_audit();
+
+    // A cursor past the first hold: no sweep would expire it.
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let past = [held.rrn.unwrap().as_bytes(), &[0u8][..]].concat();
+        let key = [&[code("meta")][..], b"expiry_cursor"].concat();
+        ledger.insert(key, codec::to_vec(&past).unwrap()).unwrap();
+    });
+    let v = w.engine.audit().ledger().unwrap().violations;
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].contains(held.rrn.unwrap().as_str()) && v[0].contains("expiry cursor"),
+        "{v:#?}"
+    );
+    assert!(!v[0].contains(later.rrn.unwrap().as_str()));
+}

@@ -512,6 +512,41 @@ fn hold_expires_lazily_on_confirm_and_by_the_sweeper() {
 }
 
 #[test]
+fn the_sweep_passes_ended_holds_stops_at_the_first_not_due_and_leaves_what_is_over_its_budget() {
+    let w = World::new();
+    let (auth, first) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    assert_eq!(w.confirm(&auth, &first, 10_000, T0).code, Rc::Approved);
+    let early: Vec<_> = (0..3)
+        .map(|_| w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0).1)
+        .collect();
+    let (_, late) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(60));
+    let sweeper = w.engine.sweeper();
+    assert_eq!(sweeper.expire_holds(T0.plus(899), 100).unwrap(), 0);
+    // Three due, two a sweep: one left, and counted.
+    assert_eq!(sweeper.expire_holds(T0.plus(900), 2).unwrap(), 2);
+    assert_eq!(sweeper.pending_holds(), 1);
+    assert_eq!(sweeper.expire_holds(T0.plus(900), 2).unwrap(), 1);
+    assert_eq!(sweeper.pending_holds(), 0);
+    assert_eq!(sweeper.expire_holds(T0.plus(959), 2).unwrap(), 0);
+    let state = |out: &Outcome| {
+        w.engine
+            .admin()
+            .txn(&out.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    assert!(early.iter().all(|o| state(o) == TxnState::Expired));
+    assert_eq!(state(&late), TxnState::Held);
+    assert_eq!(w.club_account().held, 10_000);
+    w.assert_audit();
+    assert_eq!(sweeper.expire_holds(T0.plus(960), 2).unwrap(), 1);
+    assert_eq!(state(&first), TxnState::Confirmed);
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+}
+
+#[test]
 fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
     let w = World::new();
     let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);

@@ -584,9 +584,8 @@ fn close_world((w, store): (World, Store)) {
     store.close().unwrap();
 }
 
-/// Makes two holds in the ledger in `dir` and sweeps once, which marks
-/// this release's index complete (so it is not rebuilt when the ledger
-/// opens again), then closes it.
+/// Makes two holds in the ledger in `dir`, sweeps once before they are
+/// due (which leaves the expiry cursor at the first), and closes it.
 fn two_holds_swept(dir: &Path) {
     let w = open_world(dir);
     for _ in 0..2 {
@@ -595,6 +594,39 @@ fn two_holds_swept(dir: &Path) {
     }
     assert_eq!(w.0.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
     close_world(w);
+}
+
+/// The key of `name` in the ledger tree's `meta` table.
+fn meta_key(name: &[u8]) -> Vec<u8> {
+    [&[code("meta")][..], name].concat()
+}
+
+/// Leaves the (closed) ledger in `dir` as format 9 would have: each
+/// pending hold in the hold index's own tree (expires ‖ RRN), with the
+/// mark its first sweep gave a complete index (an entry due after every
+/// other), and no expiry cursor. Returns how many holds it indexed.
+fn holds_as_format_9(dir: &Path) -> usize {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let index = db.open_tree(embedded::HOLD_INDEX).unwrap();
+    let due = [code("holds_due")];
+    let mut indexed = 0;
+    for item in ledger.scan_prefix([code("txns")]) {
+        let t: Txn = codec::from_slice(&item.unwrap().1).unwrap();
+        if t.state == TxnState::Held {
+            let key = [&due[..], &t.expires.0.to_be_bytes(), t.rrn.as_bytes()].concat();
+            index.insert(key, &[][..]).unwrap();
+            indexed += 1;
+        }
+    }
+    let complete = [&due[..], &[0xff; 8], b"complete"].concat();
+    index.insert(complete, &[][..]).unwrap();
+    ledger.remove(meta_key(b"expiry_cursor")).unwrap();
+    ledger
+        .insert(meta_key(b"format_version"), &[9u8][..])
+        .unwrap();
+    db.flush().unwrap();
+    indexed
 }
 
 /// Opens the ledger in `dir` and sweeps after both holds are due: both
@@ -618,28 +650,82 @@ fn both_holds_expire(dir: &Path) {
 fn holds_an_earlier_release_indexed_in_the_ledger_tree_still_expire() {
     let dir = TempDir::new("index-in-ledger-tree");
     two_holds_swept(&dir.0);
+    // This release indexes no hold of a ledger it owns.
+    assert_eq!(index_entries(&dir.0), (0, 0, false));
+    assert_eq!(holds_as_format_9(&dir.0), 2);
     // Two holds and the mark.
     assert_eq!(index_entries(&dir.0), (0, 3, false));
     assert_eq!(index_as_an_earlier_release_left_it(&dir.0), 2);
     assert_eq!(index_entries(&dir.0), (2, 2, true));
 
-    // Marked complete, the index is not rebuilt: the holds expire only if
-    // it moved.
+    // The index moves into its own tree as the ledger opens.
     close_world(open_world(&dir.0));
     assert_eq!(index_entries(&dir.0), (0, 3, false));
     both_holds_expire(&dir.0);
+    // The sweep took the holds' entries out as they came due.
+    assert_eq!(index_entries(&dir.0), (0, 1, false));
 }
 
 #[test]
-fn a_ledger_copied_without_its_hold_index_rebuilds_it_and_its_holds_expire() {
+fn a_ledger_copied_without_its_hold_index_still_expires_its_holds() {
     let dir = TempDir::new("index-left-behind");
     two_holds_swept(&dir.0);
+    assert_eq!(holds_as_format_9(&dir.0), 2);
     // What a copy by an earlier release leaves (it reads the index in the
-    // ledger tree, where there is none): every other table, no index.
+    // ledger tree, where there is none): every other table, no index. The
+    // sweep finds the holds among the transactions (format 9 kept no
+    // cursor: from the first).
     let db = open_sled(&dir.0);
     db.drop_tree(embedded::HOLD_INDEX).unwrap();
     db.flush().unwrap();
     drop(db);
     assert_eq!(index_entries(&dir.0), (0, 0, false));
     both_holds_expire(&dir.0);
+}
+
+#[test]
+fn holds_format_9_indexed_expire_and_their_entries_go_whether_the_holds_end_or_expire() {
+    let dir = TempDir::new("format-9-holds");
+    let (w, store) = open_world(&dir.0);
+    let (auth, confirmed) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let (_, expiring) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    close_world((w, store));
+    assert_eq!(holds_as_format_9(&dir.0), 2);
+    // As the index's entries alone find them: the cursor is past both (a
+    // shared ledger's holds restored into an embedded one, say).
+    let db = open_sled(&dir.0);
+    let past = [expiring.rrn.unwrap().as_bytes(), &[0u8][..]].concat();
+    db.open_tree(embedded::LEDGER)
+        .unwrap()
+        .insert(meta_key(b"expiry_cursor"), codec::to_vec(&past).unwrap())
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let (w, store) = open_world(&dir.0);
+    w.assert_audit();
+    // One is confirmed: this release leaves its entry to the sweep.
+    assert_eq!(
+        w.confirm(&auth, &confirmed, 10_000, T0.plus(10)).code,
+        Rc::Approved
+    );
+    w.assert_audit();
+    let sweeper = w.engine.sweeper();
+    assert_eq!(sweeper.expire_holds(T0.plus(10), 100).unwrap(), 0);
+    assert_eq!(sweeper.expire_holds(T0.plus(3_600), 100).unwrap(), 1);
+    assert_eq!(
+        w.engine
+            .admin()
+            .txn(&expiring.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state,
+        TxnState::Expired
+    );
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+    close_world((w, store));
+    // Both entries gone, the mark left; the ledger is format 10 now.
+    assert_eq!(index_entries(&dir.0), (0, 1, false));
+    assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
 }

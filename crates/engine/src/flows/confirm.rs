@@ -177,7 +177,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     blocks.extend(earned);
 
     if txn.settles() {
-        crate::settlement::item_confirmed(cx, &txn.merchant, &txn.rrn)?;
+        crate::settlement::item_confirmed(cx.tx, &txn.merchant, &txn.rrn)?;
     }
     let outcome = approved(Some(txn.rrn), Some(txn.auth_id), blocks);
     hold_ended(cx.tx, &txn)?;

@@ -69,13 +69,23 @@ pub(crate) fn approved(
     }
 }
 
-/// Puts a new hold in the expiry index, so the sweep finds it by time.
+/// Puts a new hold in the expiry index where the ledger is shared, so
+/// the sweep finds it by time (see `expiry`); nothing elsewhere: the sweep
+/// finds it among the transactions.
 pub(crate) fn hold_started(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
+    if !tx.shared() {
+        return Ok(());
+    }
     tx.mark(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
 }
 
-/// Takes a hold that ended (confirmed, voided, expired) out of the index.
+/// Takes a hold that ended (confirmed, voided, expired) out of the index
+/// where the ledger is shared. Elsewhere an entry an earlier format left
+/// is removed by the sweep once it is due (see `expiry`).
 pub(crate) fn hold_ended(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
+    if !tx.shared() {
+        return Ok(());
+    }
     tx.remove(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
 }
 

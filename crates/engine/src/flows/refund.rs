@@ -138,7 +138,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     crate::rollup::refunded(cx, &refund)?;
     cx.save_txn(&refund)?;
     if refund.settles() {
-        crate::settlement::item_confirmed(cx, &m, &rrn)?;
+        crate::settlement::item_confirmed(cx.tx, &m, &rrn)?;
     }
     let blocks = match points_back {
         Some(p) => points::blocks(cx, &acc, req.currency, Some(p.returned))?,

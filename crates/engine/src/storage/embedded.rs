@@ -33,7 +33,8 @@
 //! ([`Table::index`]) as the first byte of each key, as every table lives
 //! in one SQL table on PostgreSQL; a terminal request's transaction may
 //! touch any table. One table is kept apart, keyed the same way: the hold
-//! expiry index, in [`HOLD_INDEX`] (see [`in_index`] for why). A ledger
+//! expiry index, in [`HOLD_INDEX`] (see [`in_index`] for why, and what it
+//! still holds). A ledger
 //! written in
 //! the first layout (a tree per table) is moved into it when it opens
 //! ([`adopt_first_layout`]), which leaves a mark where a release of the
@@ -222,16 +223,19 @@ fn table_key(key: &[u8]) -> Vec<u8> {
 /// Whether the tree key `key_in` is the hold expiry index's, kept in
 /// [`HOLD_INDEX`] rather than the ledger tree.
 ///
-/// Why a tree of its own: each authorization puts its hold in the index
-/// and its confirm, milliseconds later, takes it out, so the few live
-/// entries at the index's end split and merge their leaves over and over.
-/// In the ledger tree each of those splits and merges is linked into its
-/// wide index nodes (up to 256 children), which sled copies on every link
-/// and writes out whole every tenth: about a sixth of all the ledger
-/// wrote. With the index in a small tree of its own a terminal flow
-/// writes 10-14% fewer bytes (the runbook's Storage section has the
-/// figures). Both trees are in sled's one log, which a crash cuts to a
-/// prefix: a redo record covers a transaction over both as over one.
+/// Why a tree of its own: up to record format 9 each authorization put
+/// its hold in the index and its confirm, milliseconds later, took it
+/// out, so the few live entries at the index's end split and merged their
+/// leaves over and over. In the ledger tree each of those splits and
+/// merges was linked into its wide index nodes (up to 256 children),
+/// which sled copies on every link and writes out whole every tenth:
+/// about a sixth of all the ledger wrote. With the index in a small tree
+/// of its own a terminal flow wrote 10-14% fewer bytes (the runbook's
+/// Storage section has the figures). Since format 10 the sweep finds an
+/// embedded ledger's holds among the transactions (see `expiry`), and the
+/// index holds only what an earlier format or a shared ledger indexed,
+/// until it is due. Both trees are in sled's one log, which a crash cuts
+/// to a prefix: a redo record covers a transaction over both as over one.
 fn in_index(key_in: &[u8]) -> bool {
     key_in.first() == Some(&(Table::HoldsDue.index() as u8))
 }

@@ -565,12 +565,14 @@ impl Store {
     ) -> Result<T> {
         let out = RefCell::new(None);
         let terminals = RefCell::new(Vec::new());
+        let shared = self.backend.shared();
         let ran = self.backend.transact(&|raw| {
             terminals.borrow_mut().clear();
             let v = f(&Tx {
                 raw,
                 terminals: &terminals,
                 actor,
+                shared,
             })?;
             *out.borrow_mut() = Some(v);
             Ok(())
@@ -784,12 +786,24 @@ pub(crate) struct Tx<'a> {
     /// On whose behalf it runs (`None`: a terminal's request, or the
     /// switch's own background work).
     actor: Option<&'a str>,
+    /// Whether it runs on a ledger several nodes share (see
+    /// [`Tx::shared`]).
+    shared: bool,
 }
 
 impl Tx<'_> {
     /// On whose behalf this transaction runs.
     pub(crate) fn actor(&self) -> Option<&str> {
         self.actor
+    }
+
+    /// Whether this transaction runs on a ledger several nodes share
+    /// ([`Backend::shared`]). There RRN order is not commit order (each
+    /// node takes its ids in blocks), so what a scan from a cursor could
+    /// pass is indexed instead: holds by expiry (`expiry`), confirmed
+    /// items as unsettled (`settlement`).
+    pub(crate) fn shared(&self) -> bool {
+        self.shared
     }
 
     pub(crate) fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {

@@ -1,8 +1,9 @@
-//! Settlement on a PostgreSQL ledger two nodes share (`common::store`
-//! picks PostgreSQL by this target's name). Each node takes its ids in
-//! blocks, so one node's new transaction can have a lower RRN than another
-//! node's older one, which a settlement run has already passed: the index
-//! of unsettled items, which confirms keep on a shared ledger, finds it.
+//! Settlement and hold expiry on a PostgreSQL ledger two nodes share
+//! (`common::store` picks PostgreSQL by this target's name). Each node
+//! takes its ids in blocks, so one node's new transaction can have a lower
+//! RRN than another node's older one, which a settlement run or a sweep
+//! has already passed: the indexes a shared ledger keeps (unsettled items,
+//! holds by expiry) find it.
 
 mod common;
 
@@ -84,4 +85,35 @@ fn a_hold_behind_a_shared_ledgers_cursor_settles_once_restored_into_an_embedded_
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].items, [held]);
     restored.assert_audit();
+}
+
+#[test]
+fn a_hold_a_node_makes_below_the_expiry_cursor_still_expires() {
+    let url = pg::fresh_url();
+    let a = World::with_store(Store::connect(&url).unwrap());
+    let b = World::open_or_seed(Store::connect(&url).unwrap());
+    purchase(&a, 1_000, T0);
+    let on_b = purchase(&b, 2_000, T0.plus(1));
+    // Nothing held: the sweep's cursor passes both.
+    assert_eq!(b.engine.sweeper().expire_holds(T0.plus(2), 100).unwrap(), 0);
+
+    // Node A goes on in its block: below where that sweep stopped reading.
+    let (_, out) = a.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(10));
+    let held = out.rrn.unwrap();
+    assert!(held.as_bytes() < on_b.as_bytes(), "{held} {on_b}");
+    a.assert_audit();
+    assert_eq!(b.club_account().held, 3_000);
+    assert_eq!(
+        b.engine
+            .sweeper()
+            .expire_holds(T0.plus(3_600), 100)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        b.engine.admin().txn(&held).unwrap().unwrap().state,
+        TxnState::Expired
+    );
+    assert_eq!(b.club_account().held, 0);
+    b.assert_audit();
 }
