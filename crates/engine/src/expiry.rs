@@ -24,12 +24,23 @@
 //! one, an upgraded ledger), and removes each entry once it is due,
 //! whether its hold expires then or ended before.
 //!
-//! A hold after the cursor can be due before the one the cursor stops at:
-//! its request came in a moment earlier but took its RRN later, the clock
-//! stepped back, or `hold_ttl_secs` was shortened. It then expires late,
-//! with the hold before it. A confirm never takes a hold past its time
-//! (it expires the hold instead, see `flows::confirm`): a late expiry only
-//! releases what the hold kept later.
+//! A hold after the cursor can be due before the one the cursor stops at
+//! when its request came in a moment earlier but took its RRN later: it
+//! expires that moment late, with the hold before it. A hold due later
+//! than any hold made now could be (more than `hold_ttl_secs` ahead: the
+//! clock stepped back since it was made, or the time to live was
+//! shortened) keeps the cursor but does not stop the scan, which goes on
+//! to the first hold not due that is not so far ahead. A confirm never
+//! takes a hold past its time (it expires the hold instead, see
+//! `flows::confirm`): a late expiry only releases what the hold kept
+//! later.
+//!
+//! **Where the first sweep starts.** A ledger upgraded from a format that
+//! indexed every hold (its index marked complete, [`COMPLETE`]) starts
+//! just past every transaction it had ([`UPGRADED_FROM`]); any other
+//! ledger without a cursor (a new one, an older one whose index was never
+//! completed or was left behind) at its first transaction, reading
+//! [`SCAN_PER_SWEEP`] transactions a sweep until it reaches the end.
 
 use std::sync::atomic::Ordering;
 
@@ -38,9 +49,9 @@ use crate::error::Result;
 use crate::flows::end_hold;
 use clubswitch_wire::Rrn;
 
-use crate::model::{Txn, TxnState, UnixTime};
+use crate::model::{keys, Txn, TxnState, UnixTime};
 use crate::requests::{self, Purge};
-use crate::storage::{Table, Tx, TxResult};
+use crate::storage::{Store, Table, Tx, TxResult, EARLIER_HOLD_INDEX_MARK, UPGRADED_FROM};
 
 /// What the sweep does between requests: expiring holds never confirmed,
 /// forgetting request records too old to be retransmitted.
@@ -58,10 +69,46 @@ impl<'a> Sweeper<'a> {
 /// module comment). Absent: from the first transaction.
 pub(crate) const CURSOR: &[u8] = b"expiry_cursor";
 
-/// Transactions a sweep reads from the cursor at most. A ledger of format
-/// 9 or earlier has no cursor, and its first sweeps read every
-/// transaction it holds, this many at a time (about a second each).
+/// Transactions a sweep reads from the cursor at most (about a second's
+/// reading): a ledger read from its first transaction (see the module
+/// comment) is read this many at a time.
 const SCAN_PER_SWEEP: usize = 200_000;
+
+/// The first record format whose authorizations index no hold on a ledger
+/// one process owns.
+const FIRST_UNINDEXED: u64 = 10;
+
+/// The mark formats before 10 gave their index once every pending hold
+/// was in it (their first sweep put the holds of a ledger from before the
+/// index there). An entry of the index itself: its first eight bytes, an
+/// entry's expiry, are all `ff`, after every entry's, so no sweep reads
+/// it as due; and it goes wherever the index goes (a copy that leaves the
+/// index behind leaves the mark too).
+const COMPLETE: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\xffcomplete";
+
+/// Whether formats before 10 had every pending hold in the index: it says
+/// so ([`COMPLETE`]), or `meta` holds the mark of the releases before it
+/// ([`EARLIER_HOLD_INDEX_MARK`]: a PostgreSQL ledger of those releases;
+/// the embedded backend removes it as it opens a ledger).
+fn index_complete(store: &Store) -> Result<bool> {
+    Ok(store.contains(Table::HoldsDue, COMPLETE)?
+        || store.contains(Table::Meta, EARLIER_HOLD_INDEX_MARK)?)
+}
+
+/// Where a sweep reads from on a ledger with no cursor yet (see the module
+/// comment).
+fn first_cursor(store: &Store) -> Result<Vec<u8>> {
+    match store.get::<(u64, u64)>(Table::Meta, UPGRADED_FROM)? {
+        Some((from, above)) if from < FIRST_UNINDEXED && index_complete(store)? => {
+            // RRNs are ids plus one: this is the RRN of the id `above`,
+            // which no transaction took.
+            Ok(Rrn::from_sequence(above.saturating_add(1))
+                .as_bytes()
+                .to_vec())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
 
 /// Expires the transaction `rrn` if it is a hold due at `now`. Returns
 /// whether it did.
@@ -80,11 +127,11 @@ fn expire(tx: &Tx<'_>, rrn: &Rrn, now: UnixTime, utc_offset: i64) -> TxResult<bo
 struct Scanned {
     /// The holds due within the budget, in RRN order.
     due: Vec<Rrn>,
-    /// Holds due that it read past the budget.
+    /// Holds due past the budget that the index does not hold.
     left: usize,
-    /// Where the next sweep reads from: the first hold not due yet or
-    /// over the budget, else just past the last transaction read (or
-    /// where the scan began, if it read none).
+    /// Where the next sweep reads from: the first hold it could not end
+    /// (not due yet, or over the budget), else just past the last
+    /// transaction read (or where the scan began, if it read none).
     resume: Vec<u8>,
 }
 
@@ -119,7 +166,11 @@ impl Sweeper<'_> {
             expired += usize::from(ended);
         }
 
-        let from: Vec<u8> = store.get(Table::Meta, CURSOR)?.unwrap_or_default();
+        let stored: Option<Vec<u8>> = store.get(Table::Meta, CURSOR)?;
+        let from = match &stored {
+            Some(cursor) => cursor.clone(),
+            None => first_cursor(store)?,
+        };
         let scanned = self.scan(&from, now, max - indexed.len())?;
         for rrn in &scanned.due {
             let ended = store.transaction(|tx| expire(tx, rrn, now, offset))?;
@@ -128,7 +179,7 @@ impl Sweeper<'_> {
         // Every hold before `resume` has ended now. Not in a hold's
         // transaction: a cursor left behind by a crash only makes the next
         // sweep read more.
-        if scanned.resume != from {
+        if stored.as_ref() != Some(&scanned.resume) {
             store.put(Table::Meta, CURSOR, &scanned.resume)?;
         }
         self.core
@@ -140,28 +191,37 @@ impl Sweeper<'_> {
     /// Reads the transactions from `from` (see the module comment) for up
     /// to `budget` holds due at `now`, and counts those due past it.
     fn scan(&self, from: &[u8], now: UnixTime, budget: usize) -> Result<Scanned> {
+        let store = &self.core.store;
+        // No hold made by now is due later than this.
+        let latest = now.plus(self.core.cfg.hold_ttl_secs);
         let mut due = Vec::new();
         let mut left = 0;
-        let mut over_budget = None;
+        // The first hold read that the cursor may not pass.
+        let mut kept = None;
         let mut last = None;
-        let txns = self.core.store.scan_from::<Txn>(Table::Txns, from);
-        for item in txns.take(SCAN_PER_SWEEP) {
+        for item in store
+            .scan_from::<Txn>(Table::Txns, from)
+            .take(SCAN_PER_SWEEP)
+        {
             let (key, t) = item?;
             if t.state == TxnState::Held {
-                if t.expires > now {
-                    let resume = over_budget.unwrap_or(key);
+                if t.expires > latest {
+                    kept.get_or_insert_with(|| key.clone());
+                } else if t.expires > now {
+                    let resume = kept.unwrap_or(key);
                     return Ok(Scanned { due, left, resume });
-                }
-                if due.len() < budget {
+                } else if due.len() < budget {
                     due.push(t.rrn);
                 } else {
-                    left += 1;
-                    over_budget.get_or_insert_with(|| key.clone());
+                    kept.get_or_insert_with(|| key.clone());
+                    // The index pass of the next sweep counts its own.
+                    let indexed = keys::hold_due(t.expires, &t.rrn);
+                    left += usize::from(!store.contains(Table::HoldsDue, &indexed)?);
                 }
             }
             last = Some(key);
         }
-        let resume = match (over_budget, last) {
+        let resume = match (kept, last) {
             (Some(key), _) => key,
             (None, Some(key)) => successor(&key),
             (None, None) => from.to_vec(),

@@ -117,3 +117,39 @@ fn a_hold_a_node_makes_below_the_expiry_cursor_still_expires() {
     assert_eq!(b.club_account().held, 0);
     b.assert_audit();
 }
+
+#[test]
+fn holds_an_embedded_ledger_made_expire_once_it_is_copied_onto_a_shared_one() {
+    let dir = TempDir::new("embedded-to-shared");
+    let embedded = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+    let e = World::with_store(embedded.clone());
+    // Indexed nowhere: the embedded ledger's sweep finds them by its
+    // cursor, which the first is still before.
+    let (_, first) = e.authorize(Pc::ClubPurchase, CLUB_PAN, 1_000, T0);
+    assert_eq!(e.engine.sweeper().expire_holds(T0, 100).unwrap(), 0);
+    let (_, second) = e.authorize(Pc::ClubPurchase, CLUB_PAN, 2_000, T0.plus(1));
+
+    let url = pg::fresh_url();
+    let shared = Store::connect(&url).unwrap();
+    embedded.copy_into(&shared).unwrap();
+    drop(e);
+    embedded.close().unwrap();
+    let node = World::open_or_seed(Store::connect(&url).unwrap());
+    node.assert_audit();
+    // One more, made on the shared ledger: in its index.
+    let (_, third) = node.authorize(Pc::ClubPurchase, CLUB_PAN, 4_000, T0.plus(2));
+    assert_eq!(node.club_account().held, 7_000);
+    assert_eq!(
+        node.engine
+            .sweeper()
+            .expire_holds(T0.plus(3_600), 100)
+            .unwrap(),
+        3
+    );
+    for out in [first, second, third] {
+        let t = node.engine.admin().txn(&out.rrn.unwrap()).unwrap().unwrap();
+        assert_eq!(t.state, TxnState::Expired);
+    }
+    assert_eq!(node.club_account().held, 0);
+    node.assert_audit();
+}

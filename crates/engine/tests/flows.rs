@@ -547,6 +547,33 @@ fn the_sweep_passes_ended_holds_stops_at_the_first_not_due_and_leaves_what_is_ov
 }
 
 #[test]
+fn a_hold_due_later_than_any_made_now_keeps_the_cursor_but_not_the_holds_after_it() {
+    let w = World::new();
+    // Made while the clock was ahead by 10,000 s, then one after it was
+    // put right.
+    let (_, ahead) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(10_000));
+    let (_, after) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let sweeper = w.engine.sweeper();
+    assert_eq!(sweeper.expire_holds(T0.plus(900), 100).unwrap(), 1);
+    let state = |out: &Outcome| {
+        w.engine
+            .admin()
+            .txn(&out.rrn.unwrap())
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    assert_eq!(state(&after), TxnState::Expired);
+    assert_eq!(state(&ahead), TxnState::Held);
+    w.assert_audit();
+    assert_eq!(sweeper.expire_holds(T0.plus(10_899), 100).unwrap(), 0);
+    assert_eq!(sweeper.expire_holds(T0.plus(10_900), 100).unwrap(), 1);
+    assert_eq!(state(&ahead), TxnState::Expired);
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+}
+
+#[test]
 fn undo_voids_a_hold_and_reverses_a_confirmed_purchase() {
     let w = World::new();
     let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);

@@ -729,3 +729,56 @@ fn holds_format_9_indexed_expire_and_their_entries_go_whether_the_holds_end_or_e
     assert_eq!(index_entries(&dir.0), (0, 1, false));
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
 }
+
+#[test]
+fn the_first_sweep_after_an_upgrade_from_a_complete_index_starts_past_the_earlier_transactions() {
+    let dir = TempDir::new("format-9-cursor");
+    let (w, store) = open_world(&dir.0);
+    let earlier: Vec<clubswitch_wire::Rrn> = (0..2)
+        .map(|_| {
+            w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0)
+                .1
+                .rrn
+                .unwrap()
+        })
+        .collect();
+    close_world((w, store));
+    assert_eq!(holds_as_format_9(&dir.0), 2);
+
+    // The upgrade: a hold this release makes is in no index. (A second
+    // later: the same request again would be a retransmission.)
+    let (w, store) = open_world(&dir.0);
+    let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(1));
+    let later = out.rrn.unwrap();
+    assert!(earlier.iter().all(|r| *r < later));
+    assert_eq!(w.engine.sweeper().expire_holds(T0.plus(1), 100).unwrap(), 0);
+    close_world((w, store));
+    // The index holds the earlier holds: the cursor starts past them, not
+    // at the first (what reading every transaction would leave it at).
+    let db = open_sled(&dir.0);
+    let cursor = db
+        .open_tree(embedded::LEDGER)
+        .unwrap()
+        .get(meta_key(b"expiry_cursor"))
+        .unwrap()
+        .unwrap();
+    drop(db);
+    let cursor: Vec<u8> = codec::from_slice(&cursor).unwrap();
+    assert!(earlier
+        .iter()
+        .all(|r| r.as_bytes().as_slice() < cursor.as_slice()));
+    assert_eq!(cursor, later.as_bytes());
+
+    let (w, store) = open_world(&dir.0);
+    assert_eq!(
+        w.engine
+            .sweeper()
+            .expire_holds(T0.plus(3_600), 100)
+            .unwrap(),
+        3
+    );
+    assert_eq!(w.club_account().held, 0);
+    w.assert_audit();
+    close_world((w, store));
+    assert_eq!(index_entries(&dir.0), (0, 1, false));
+}

@@ -51,10 +51,18 @@ pub use embedded::EmbeddedConfig;
 /// whenever it opens a ledger, so that an earlier release started on a
 /// ledger this one left rebuilds the index where it reads it (from the
 /// held transactions, at its first sweep) rather than trust one it cannot
-/// see. The engine now marks the index complete inside the index (see
-/// `expiry`), and takes this mark as saying the same (a PostgreSQL ledger,
-/// whose index never moved, keeps it).
+/// see. Since record format 10 nothing reads it: the sweep finds holds
+/// among the transactions (see `expiry`), and those releases refuse a
+/// ledger of format 10 anyway (a PostgreSQL ledger, whose index never
+/// moved, keeps the mark).
 pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
+
+/// The `meta` key under which the last upgrade of the record format
+/// recorded `(format, id)`: the format the ledger had, and an id above
+/// every id issued under it. What a module that finds records differently
+/// from some format on needs to tell what earlier formats wrote (see
+/// `expiry`).
+pub(crate) const UPGRADED_FROM: &[u8] = b"upgraded_from";
 
 /// The tables of the ledger. Their names ([`Table::name`]) are stored (in
 /// backups, and as the tree names of the embedded ledger's first layout):
@@ -113,9 +121,11 @@ pub(crate) enum Table {
     /// merchant (`L` ‖ member ‖ merchant), which the pass moves into the
     /// accounts.
     Daily,
-    /// Holds by when they expire (`expires` ‖ RRN, no value): what the
-    /// sweep ends, found by time whatever order their RRNs committed in;
-    /// after every hold, the index's mark that it is complete (see
+    /// Holds by when they expire (`expires` ‖ RRN, no value): on a
+    /// shared ledger every hold, found by time whatever order their RRNs
+    /// committed in; on the embedded ledger only what record formats
+    /// before 10 (or a shared ledger it was restored from) indexed. After
+    /// every hold, the mark formats before 10 gave a complete index (see
     /// `expiry`).
     HoldsDue,
     /// Users of the admin API and console, by name.
@@ -460,6 +470,14 @@ impl Store {
                     to = codec::FORMAT_VERSION,
                     "ledger written by an earlier release: records are read as they are and rewritten as they change"
                 );
+                // Before the new format is recorded: a crash between the
+                // two writes repeats both at the next open.
+                let above = self.backend.next_id()?;
+                self.backend.put(
+                    Table::Meta,
+                    UPGRADED_FROM,
+                    &codec::to_vec(&(u64::from(*v), above))?,
+                )?;
                 Ok(self
                     .backend
                     .put(Table::Meta, KEY, &[codec::FORMAT_VERSION])?)
