@@ -197,11 +197,7 @@ impl Audit<'_> {
         let mut named_by: BTreeMap<u64, usize> = BTreeMap::new();
         // What the sweep finds holds by (see `expiry`): the transactions
         // from its cursor on, and the index.
-        let expiry_cursor: Vec<u8> = self
-            .core
-            .store
-            .get(Table::Meta, crate::expiry::CURSOR)?
-            .unwrap_or_default();
+        let (expiry_cursor, _) = crate::expiry::cursor(&self.core.store)?;
         for item in self.core.store.scan::<Txn>(Table::Txns, b"") {
             let (key, t) = item?;
             r.transactions += 1;

@@ -29,11 +29,11 @@
 //! expires that moment late, with the hold before it. A hold due later
 //! than any hold made now could be (more than `hold_ttl_secs` ahead: the
 //! clock stepped back since it was made, or the time to live was
-//! shortened) keeps the cursor but does not stop the scan, which goes on
-//! to the first hold not due that is not so far ahead. A confirm never
-//! takes a hold past its time (it expires the hold instead, see
-//! `flows::confirm`): a late expiry only releases what the hold kept
-//! later.
+//! shortened) would stop the scan until then: the sweep puts it in the
+//! index instead, which expires it in its time, and the cursor passes it.
+//! A confirm never takes a hold past its time (it expires the hold
+//! instead, see `flows::confirm`): a late expiry only releases what the
+//! hold kept later.
 //!
 //! **Where the first sweep starts.** A ledger upgraded from a format that
 //! indexed every hold (its index marked complete, [`COMPLETE`]) starts
@@ -42,6 +42,7 @@
 //! completed or was left behind) at its first transaction, reading
 //! [`SCAN_PER_SWEEP`] transactions a sweep until it reaches the end.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use crate::core::Core;
@@ -67,7 +68,7 @@ impl<'a> Sweeper<'a> {
 
 /// `meta` key: the transaction key the next sweep reads from (see the
 /// module comment). Absent: from the first transaction.
-pub(crate) const CURSOR: &[u8] = b"expiry_cursor";
+const CURSOR: &[u8] = b"expiry_cursor";
 
 /// Transactions a sweep reads from the cursor at most (about a second's
 /// reading): a ledger read from its first transaction (see the module
@@ -93,6 +94,15 @@ const COMPLETE: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\xffcomplete";
 fn index_complete(store: &Store) -> Result<bool> {
     Ok(store.contains(Table::HoldsDue, COMPLETE)?
         || store.contains(Table::Meta, EARLIER_HOLD_INDEX_MARK)?)
+}
+
+/// Where the next sweep reads the transactions from, and whether a sweep
+/// has stored it.
+pub(crate) fn cursor(store: &Store) -> Result<(Vec<u8>, bool)> {
+    match store.get(Table::Meta, CURSOR)? {
+        Some(cursor) => Ok((cursor, true)),
+        None => Ok((first_cursor(store)?, false)),
+    }
 }
 
 /// Where a sweep reads from on a ledger with no cursor yet (see the module
@@ -127,11 +137,14 @@ fn expire(tx: &Tx<'_>, rrn: &Rrn, now: UnixTime, utc_offset: i64) -> TxResult<bo
 struct Scanned {
     /// The holds due within the budget, in RRN order.
     due: Vec<Rrn>,
+    /// Holds due later than any made now, for the index (see the module
+    /// comment).
+    far: Vec<(UnixTime, Rrn)>,
     /// Holds due past the budget that the index does not hold.
     left: usize,
-    /// Where the next sweep reads from: the first hold it could not end
-    /// (not due yet, or over the budget), else just past the last
-    /// transaction read (or where the scan began, if it read none).
+    /// Where the next sweep reads from: the first hold it could neither
+    /// end nor index (not due yet, or over the budget), else just past the
+    /// last transaction read (or where the scan began, if it read none).
     resume: Vec<u8>,
 }
 
@@ -149,8 +162,13 @@ impl Sweeper<'_> {
             .keys_in(Table::HoldsDue, b"", &upto)
             .take(max.saturating_add(SCAN_PER_SWEEP))
             .collect::<Result<_>>()?;
-        let index_left = indexed.len().saturating_sub(max);
-        indexed.truncate(max);
+        // Due past the budget: the RRNs the next sweep's index pass finds.
+        let over = indexed.split_off(max.min(indexed.len()));
+        let index_left = over.len();
+        let in_index: HashSet<Vec<u8>> = over
+            .into_iter()
+            .filter_map(|mut key| (key.len() > 8).then(|| key.split_off(8)))
+            .collect();
         let mut expired = 0usize;
         for key in &indexed {
             let rrn = key.get(8..).and_then(|r| Rrn::from_bytes(r).ok());
@@ -166,20 +184,27 @@ impl Sweeper<'_> {
             expired += usize::from(ended);
         }
 
-        let stored: Option<Vec<u8>> = store.get(Table::Meta, CURSOR)?;
-        let from = match &stored {
-            Some(cursor) => cursor.clone(),
-            None => first_cursor(store)?,
-        };
-        let scanned = self.scan(&from, now, max - indexed.len())?;
+        let (from, stored) = cursor(store)?;
+        let scanned = self.scan(&from, now, max - indexed.len(), &in_index)?;
         for rrn in &scanned.due {
             let ended = store.transaction(|tx| expire(tx, rrn, now, offset))?;
             expired += usize::from(ended);
         }
-        // Every hold before `resume` has ended now. Not in a hold's
-        // transaction: a cursor left behind by a crash only makes the next
-        // sweep read more.
-        if stored.as_ref() != Some(&scanned.resume) {
+        for (expires, rrn) in &scanned.far {
+            store.transaction(|tx| {
+                match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
+                    Some(t) if t.state == TxnState::Held => {
+                        tx.mark(Table::HoldsDue, &keys::hold_due(*expires, rrn))
+                    }
+                    // Ended since the scan read it.
+                    _ => Ok(()),
+                }
+            })?;
+        }
+        // Every hold before `resume` has ended or is in the index now. Not
+        // in a hold's transaction: a cursor left behind by a crash only
+        // makes the next sweep read more.
+        if !stored || scanned.resume != from {
             store.put(Table::Meta, CURSOR, &scanned.resume)?;
         }
         self.core
@@ -189,34 +214,42 @@ impl Sweeper<'_> {
     }
 
     /// Reads the transactions from `from` (see the module comment) for up
-    /// to `budget` holds due at `now`, and counts those due past it.
-    fn scan(&self, from: &[u8], now: UnixTime, budget: usize) -> Result<Scanned> {
-        let store = &self.core.store;
+    /// to `budget` holds due at `now`, and counts those due past it that
+    /// are not `in_index` (RRNs).
+    fn scan(
+        &self,
+        from: &[u8],
+        now: UnixTime,
+        budget: usize,
+        in_index: &HashSet<Vec<u8>>,
+    ) -> Result<Scanned> {
         // No hold made by now is due later than this.
         let latest = now.plus(self.core.cfg.hold_ttl_secs);
         let mut due = Vec::new();
+        let mut far = Vec::new();
         let mut left = 0;
-        // The first hold read that the cursor may not pass.
+        // The first hold due past the budget: the cursor stays before it.
         let mut kept = None;
         let mut last = None;
-        for item in store
-            .scan_from::<Txn>(Table::Txns, from)
-            .take(SCAN_PER_SWEEP)
-        {
+        let txns = self.core.store.scan_from::<Txn>(Table::Txns, from);
+        for item in txns.take(SCAN_PER_SWEEP) {
             let (key, t) = item?;
             if t.state == TxnState::Held {
                 if t.expires > latest {
-                    kept.get_or_insert_with(|| key.clone());
+                    far.push((t.expires, t.rrn));
                 } else if t.expires > now {
                     let resume = kept.unwrap_or(key);
-                    return Ok(Scanned { due, left, resume });
+                    return Ok(Scanned {
+                        due,
+                        far,
+                        left,
+                        resume,
+                    });
                 } else if due.len() < budget {
                     due.push(t.rrn);
                 } else {
                     kept.get_or_insert_with(|| key.clone());
-                    // The index pass of the next sweep counts its own.
-                    let indexed = keys::hold_due(t.expires, &t.rrn);
-                    left += usize::from(!store.contains(Table::HoldsDue, &indexed)?);
+                    left += usize::from(!in_index.contains(t.rrn.as_bytes().as_slice()));
                 }
             }
             last = Some(key);
@@ -226,11 +259,18 @@ impl Sweeper<'_> {
             (None, Some(key)) => successor(&key),
             (None, None) => from.to_vec(),
         };
-        Ok(Scanned { due, left, resume })
+        Ok(Scanned {
+            due,
+            far,
+            left,
+            resume,
+        })
     }
 
-    /// Holds past their expiry that the last sweep left for the next (at
-    /// least: it reads at most [`SCAN_PER_SWEEP`] transactions).
+    /// Holds past their expiry that the last sweep left for the next:
+    /// index entries due past its budget (an entry format 9 left may be of
+    /// a hold that has ended since) and holds it read past its budget (it
+    /// reads at most [`SCAN_PER_SWEEP`] transactions).
     pub fn pending_holds(&self) -> usize {
         self.core.pending.load(Ordering::Relaxed)
     }

@@ -547,7 +547,7 @@ fn the_sweep_passes_ended_holds_stops_at_the_first_not_due_and_leaves_what_is_ov
 }
 
 #[test]
-fn a_hold_due_later_than_any_made_now_keeps_the_cursor_but_not_the_holds_after_it() {
+fn a_hold_due_later_than_any_made_now_holds_back_none_made_after_it() {
     let w = World::new();
     // Made while the clock was ahead by 10,000 s, then one after it was
     // put right.
@@ -566,10 +566,18 @@ fn a_hold_due_later_than_any_made_now_keeps_the_cursor_but_not_the_holds_after_i
     assert_eq!(state(&after), TxnState::Expired);
     assert_eq!(state(&ahead), TxnState::Held);
     w.assert_audit();
+    // Made once the first is no longer far ahead, and due before it.
+    let (_, later) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(9_500));
+    assert_eq!(sweeper.expire_holds(T0.plus(10_399), 100).unwrap(), 0);
+    assert_eq!(sweeper.expire_holds(T0.plus(10_400), 100).unwrap(), 1);
+    assert_eq!(state(&later), TxnState::Expired);
+    assert_eq!(state(&ahead), TxnState::Held);
+    w.assert_audit();
     assert_eq!(sweeper.expire_holds(T0.plus(10_899), 100).unwrap(), 0);
     assert_eq!(sweeper.expire_holds(T0.plus(10_900), 100).unwrap(), 1);
     assert_eq!(state(&ahead), TxnState::Expired);
     assert_eq!(w.club_account().held, 0);
+    assert_eq!(sweeper.pending_holds(), 0);
     w.assert_audit();
 }
 

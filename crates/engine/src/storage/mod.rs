@@ -51,10 +51,10 @@ pub use embedded::EmbeddedConfig;
 /// whenever it opens a ledger, so that an earlier release started on a
 /// ledger this one left rebuilds the index where it reads it (from the
 /// held transactions, at its first sweep) rather than trust one it cannot
-/// see. Since record format 10 nothing reads it: the sweep finds holds
-/// among the transactions (see `expiry`), and those releases refuse a
-/// ledger of format 10 anyway (a PostgreSQL ledger, whose index never
-/// moved, keeps the mark).
+/// see. Since record format 10 the sweep finds holds among the
+/// transactions, and the mark says only that an upgraded ledger's first
+/// sweep may start past the transactions it had (see `expiry`; a
+/// PostgreSQL ledger, whose index never moved, keeps the mark).
 pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
 
 /// The `meta` key under which the last upgrade of the record format
