@@ -9,7 +9,7 @@ use clubswitch_engine::loyalty::ONE;
 use clubswitch_engine::storage::embedded;
 use clubswitch_engine::Lot;
 use clubswitch_engine::*;
-use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc, Rrn};
 use common::*;
 
 /// The demo world on a new embedded ledger in `dir`, and its store.
@@ -38,6 +38,22 @@ fn behind_the_engine(
     drop(ledger);
     drop(db);
     open_world(dir).0
+}
+
+/// Reopens the world with its `meta` cursor `name` put just past `rrn`.
+fn cursor_past(dir: &TempDir, world: (World, Store), name: &'static [u8], rrn: Rrn) -> World {
+    behind_the_engine(dir, world, |ledger, code| {
+        let past = [rrn.as_bytes(), &[0u8][..]].concat();
+        let key = [&[code("meta")][..], name].concat();
+        ledger.insert(key, codec::to_vec(&past).unwrap()).unwrap();
+    })
+}
+
+/// What the audit names, when it names one thing.
+fn the_one_violation(w: &World) -> String {
+    let v = w.engine.audit().ledger().unwrap().violations;
+    assert_eq!(v.len(), 1, "{v:#?}");
+    v[0].clone()
 }
 
 #[test]
@@ -127,18 +143,14 @@ fn the_audit_names_a_transaction_the_settlement_cursor_passed_unfinished() {
     w.assert_audit();
 
     // A cursor past the hold: no run would settle it once confirmed.
-    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
-        let past = [held.rrn.unwrap().as_bytes(), &[0u8][..]].concat();
-        let key = [&[code("meta")][..], b"settlement_cursor"].concat();
-        ledger.insert(key, codec::to_vec(&past).unwrap()).unwrap();
-    });
-    let v = w.engine.audit().ledger().unwrap().violations;
-    assert_eq!(v.len(), 1, "{v:#?}");
+    let held = held.rrn.unwrap();
+    let w = cursor_past(&dir, (w, store), b"settlement_cursor", held);
+    let v = the_one_violation(&w);
     assert!(
-        v[0].contains(held.rrn.unwrap().as_str()) && v[0].contains("settlement cursor"),
-        "{v:#?}"
+        v.contains(held.as_str()) && v.contains("settlement cursor"),
+        "{v}"
     );
-    assert!(rrns.iter().all(|r| !v[0].contains(r.as_str())));
+    assert!(rrns.iter().all(|r| !v.contains(r.as_str())));
 }
 
 #[test]
@@ -151,16 +163,12 @@ fn the_audit_names_a_hold_the_expiry_cursor_passed_that_the_index_does_not_hold(
     w.assert_audit();
 
     // A cursor past the first hold: no sweep would expire it.
-    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
-        let past = [held.rrn.unwrap().as_bytes(), &[0u8][..]].concat();
-        let key = [&[code("meta")][..], b"expiry_cursor"].concat();
-        ledger.insert(key, codec::to_vec(&past).unwrap()).unwrap();
-    });
-    let v = w.engine.audit().ledger().unwrap().violations;
-    assert_eq!(v.len(), 1, "{v:#?}");
+    let held = held.rrn.unwrap();
+    let w = cursor_past(&dir, (w, store), b"expiry_cursor", held);
+    let v = the_one_violation(&w);
     assert!(
-        v[0].contains(held.rrn.unwrap().as_str()) && v[0].contains("expiry cursor"),
-        "{v:#?}"
+        v.contains(held.as_str()) && v.contains("expiry cursor"),
+        "{v}"
     );
-    assert!(!v[0].contains(later.rrn.unwrap().as_str()));
+    assert!(!v.contains(later.rrn.unwrap().as_str()));
 }

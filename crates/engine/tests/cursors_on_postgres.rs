@@ -8,26 +8,32 @@
 mod common;
 
 use clubswitch_engine::*;
-use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc};
+use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc, Rrn};
 use common::*;
 
 /// A club purchase of `amount` confirmed on `node` at `at`: its RRN.
-fn purchase(node: &World, amount: u64, at: UnixTime) -> clubswitch_wire::Rrn {
+fn purchase(node: &World, amount: u64, at: UnixTime) -> Rrn {
     let (auth, out) = node.authorize(Pc::ClubPurchase, CLUB_PAN, amount, at);
     assert_eq!(node.confirm(&auth, &out, amount, at).code, Rc::Approved);
     out.rrn.unwrap()
 }
 
-#[test]
-fn an_item_a_node_confirms_below_the_settlement_cursor_is_still_settled() {
+/// Two nodes on a new shared ledger, node A's block of ids before node
+/// B's, and a purchase confirmed on each (A's first): their RRNs. Their
+/// requests differ in DE 7, as two terminals' would in DE 41.
+fn two_nodes_a_purchase_each() -> (World, World, Rrn, Rrn) {
     let url = pg::fresh_url();
     let a = World::with_store(Store::connect(&url).unwrap());
     let b = World::open_or_seed(Store::connect(&url).unwrap());
-    // Node A's block of ids comes first, node B's after it. Their
-    // requests differ in DE 7, as two terminals' would in DE 41.
     let on_a = purchase(&a, 1_000, T0);
     let on_b = purchase(&b, 2_000, T0.plus(1));
     assert!(on_a.as_bytes() < on_b.as_bytes(), "{on_a} {on_b}");
+    (a, b, on_a, on_b)
+}
+
+#[test]
+fn an_item_a_node_confirms_below_the_settlement_cursor_is_still_settled() {
+    let (a, b, on_a, on_b) = two_nodes_a_purchase_each();
     let first = b.settle(T0.plus(100), T0.plus(100));
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].items, [on_a, on_b]);
@@ -46,11 +52,7 @@ fn an_item_a_node_confirms_below_the_settlement_cursor_is_still_settled() {
 
 #[test]
 fn a_hold_behind_a_shared_ledgers_cursor_settles_once_restored_into_an_embedded_one() {
-    let url = pg::fresh_url();
-    let a = World::with_store(Store::connect(&url).unwrap());
-    let b = World::open_or_seed(Store::connect(&url).unwrap());
-    purchase(&a, 1_000, T0);
-    let on_b = purchase(&b, 2_000, T0.plus(1));
+    let (a, b, _, on_b) = two_nodes_a_purchase_each();
     assert_eq!(b.settle(T0.plus(100), T0.plus(100)).len(), 1);
     // A hold on node A, below where that run left the cursor.
     let (auth, out) = a.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(150));
@@ -89,11 +91,7 @@ fn a_hold_behind_a_shared_ledgers_cursor_settles_once_restored_into_an_embedded_
 
 #[test]
 fn a_hold_a_node_makes_below_the_expiry_cursor_still_expires() {
-    let url = pg::fresh_url();
-    let a = World::with_store(Store::connect(&url).unwrap());
-    let b = World::open_or_seed(Store::connect(&url).unwrap());
-    purchase(&a, 1_000, T0);
-    let on_b = purchase(&b, 2_000, T0.plus(1));
+    let (a, b, _, on_b) = two_nodes_a_purchase_each();
     // Nothing held: the sweep's cursor passes both.
     assert_eq!(b.engine.sweeper().expire_holds(T0.plus(2), 100).unwrap(), 0);
 
@@ -110,10 +108,7 @@ fn a_hold_a_node_makes_below_the_expiry_cursor_still_expires() {
             .unwrap(),
         1
     );
-    assert_eq!(
-        b.engine.admin().txn(&held).unwrap().unwrap().state,
-        TxnState::Expired
-    );
+    assert_eq!(b.state(&out), TxnState::Expired);
     assert_eq!(b.club_account().held, 0);
     b.assert_audit();
 }
@@ -147,8 +142,7 @@ fn holds_an_embedded_ledger_made_expire_once_it_is_copied_onto_a_shared_one() {
         3
     );
     for out in [first, second, third] {
-        let t = node.engine.admin().txn(&out.rrn.unwrap()).unwrap().unwrap();
-        assert_eq!(t.state, TxnState::Expired);
+        assert_eq!(node.state(&out), TxnState::Expired);
     }
     assert_eq!(node.club_account().held, 0);
     node.assert_audit();

@@ -528,20 +528,12 @@ fn the_sweep_passes_ended_holds_stops_at_the_first_not_due_and_leaves_what_is_ov
     assert_eq!(sweeper.expire_holds(T0.plus(900), 2).unwrap(), 1);
     assert_eq!(sweeper.pending_holds(), 0);
     assert_eq!(sweeper.expire_holds(T0.plus(959), 2).unwrap(), 0);
-    let state = |out: &Outcome| {
-        w.engine
-            .admin()
-            .txn(&out.rrn.unwrap())
-            .unwrap()
-            .unwrap()
-            .state
-    };
-    assert!(early.iter().all(|o| state(o) == TxnState::Expired));
-    assert_eq!(state(&late), TxnState::Held);
+    assert!(early.iter().all(|o| w.state(o) == TxnState::Expired));
+    assert_eq!(w.state(&late), TxnState::Held);
     assert_eq!(w.club_account().held, 10_000);
     w.assert_audit();
     assert_eq!(sweeper.expire_holds(T0.plus(960), 2).unwrap(), 1);
-    assert_eq!(state(&first), TxnState::Confirmed);
+    assert_eq!(w.state(&first), TxnState::Confirmed);
     assert_eq!(w.club_account().held, 0);
     w.assert_audit();
 }
@@ -555,27 +547,19 @@ fn a_hold_due_later_than_any_made_now_holds_back_none_made_after_it() {
     let (_, after) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     let sweeper = w.engine.sweeper();
     assert_eq!(sweeper.expire_holds(T0.plus(900), 100).unwrap(), 1);
-    let state = |out: &Outcome| {
-        w.engine
-            .admin()
-            .txn(&out.rrn.unwrap())
-            .unwrap()
-            .unwrap()
-            .state
-    };
-    assert_eq!(state(&after), TxnState::Expired);
-    assert_eq!(state(&ahead), TxnState::Held);
+    assert_eq!(w.state(&after), TxnState::Expired);
+    assert_eq!(w.state(&ahead), TxnState::Held);
     w.assert_audit();
     // Made once the first is no longer far ahead, and due before it.
     let (_, later) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(9_500));
     assert_eq!(sweeper.expire_holds(T0.plus(10_399), 100).unwrap(), 0);
     assert_eq!(sweeper.expire_holds(T0.plus(10_400), 100).unwrap(), 1);
-    assert_eq!(state(&later), TxnState::Expired);
-    assert_eq!(state(&ahead), TxnState::Held);
+    assert_eq!(w.state(&later), TxnState::Expired);
+    assert_eq!(w.state(&ahead), TxnState::Held);
     w.assert_audit();
     assert_eq!(sweeper.expire_holds(T0.plus(10_899), 100).unwrap(), 0);
     assert_eq!(sweeper.expire_holds(T0.plus(10_900), 100).unwrap(), 1);
-    assert_eq!(state(&ahead), TxnState::Expired);
+    assert_eq!(w.state(&ahead), TxnState::Expired);
     assert_eq!(w.club_account().held, 0);
     assert_eq!(sweeper.pending_holds(), 0);
     w.assert_audit();

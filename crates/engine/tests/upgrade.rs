@@ -713,15 +713,7 @@ fn holds_format_9_indexed_expire_and_their_entries_go_whether_the_holds_end_or_e
     let sweeper = w.engine.sweeper();
     assert_eq!(sweeper.expire_holds(T0.plus(10), 100).unwrap(), 0);
     assert_eq!(sweeper.expire_holds(T0.plus(3_600), 100).unwrap(), 1);
-    assert_eq!(
-        w.engine
-            .admin()
-            .txn(&expiring.rrn.unwrap())
-            .unwrap()
-            .unwrap()
-            .state,
-        TxnState::Expired
-    );
+    assert_eq!(w.state(&expiring), TxnState::Expired);
     assert_eq!(w.club_account().held, 0);
     w.assert_audit();
     close_world((w, store));

@@ -329,6 +329,13 @@ impl World {
             .unwrap()
     }
 
+    /// The state of the transaction an approved `out` names.
+    pub fn state(&self, out: &Outcome) -> TxnState {
+        let rrn = out.rrn.expect("an approved outcome names its RRN");
+        let txn = self.engine.admin().txn(&rrn).unwrap();
+        txn.expect("the transaction is live").state
+    }
+
     pub fn assert_audit(&self) {
         let r = self.engine.audit().ledger().unwrap();
         assert!(r.ok(), "audit: {:#?}", r.violations);
