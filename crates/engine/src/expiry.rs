@@ -47,7 +47,7 @@ use std::sync::atomic::Ordering;
 
 use crate::core::Core;
 use crate::error::Result;
-use crate::flows::end_hold;
+use crate::flows::{end_hold, index_hold};
 use clubswitch_wire::Rrn;
 
 use crate::model::{keys, Txn, TxnState, UnixTime};
@@ -139,7 +139,7 @@ struct Scanned {
     due: Vec<Rrn>,
     /// Holds due later than any made now, for the index (see the module
     /// comment).
-    far: Vec<(UnixTime, Rrn)>,
+    far: Vec<Rrn>,
     /// Holds due past the budget that the index does not hold.
     left: usize,
     /// Where the next sweep reads from: the first hold it could neither
@@ -165,13 +165,10 @@ impl Sweeper<'_> {
         // Due past the budget: the RRNs the next sweep's index pass finds.
         let over = indexed.split_off(max.min(indexed.len()));
         let index_left = over.len();
-        let in_index: HashSet<Vec<u8>> = over
-            .into_iter()
-            .filter_map(|mut key| (key.len() > 8).then(|| key.split_off(8)))
-            .collect();
+        let in_index: HashSet<Rrn> = over.iter().filter_map(|k| keys::hold_due_rrn(k)).collect();
         let mut expired = 0usize;
         for key in &indexed {
-            let rrn = key.get(8..).and_then(|r| Rrn::from_bytes(r).ok());
+            let rrn = keys::hold_due_rrn(key);
             let ended = store.transaction(|tx| {
                 let ended = match &rrn {
                     Some(rrn) => expire(tx, rrn, now, offset)?,
@@ -190,15 +187,11 @@ impl Sweeper<'_> {
             let ended = store.transaction(|tx| expire(tx, rrn, now, offset))?;
             expired += usize::from(ended);
         }
-        for (expires, rrn) in &scanned.far {
-            store.transaction(|tx| {
-                match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
-                    Some(t) if t.state == TxnState::Held => {
-                        tx.mark(Table::HoldsDue, &keys::hold_due(*expires, rrn))
-                    }
-                    // Ended since the scan read it.
-                    _ => Ok(()),
-                }
+        for rrn in &scanned.far {
+            store.transaction(|tx| match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
+                Some(t) if t.state == TxnState::Held => index_hold(tx, &t),
+                // Ended since the scan read it.
+                _ => Ok(()),
             })?;
         }
         // Every hold before `resume` has ended or is in the index now. Not
@@ -215,13 +208,13 @@ impl Sweeper<'_> {
 
     /// Reads the transactions from `from` (see the module comment) for up
     /// to `budget` holds due at `now`, and counts those due past it that
-    /// are not `in_index` (RRNs).
+    /// are not `in_index`.
     fn scan(
         &self,
         from: &[u8],
         now: UnixTime,
         budget: usize,
-        in_index: &HashSet<Vec<u8>>,
+        in_index: &HashSet<Rrn>,
     ) -> Result<Scanned> {
         // No hold made by now is due later than this.
         let latest = now.plus(self.core.cfg.hold_ttl_secs);
@@ -236,7 +229,7 @@ impl Sweeper<'_> {
             let (key, t) = item?;
             if t.state == TxnState::Held {
                 if t.expires > latest {
-                    far.push((t.expires, t.rrn));
+                    far.push(t.rrn);
                 } else if t.expires > now {
                     let resume = kept.unwrap_or(key);
                     return Ok(Scanned {
@@ -249,7 +242,7 @@ impl Sweeper<'_> {
                     due.push(t.rrn);
                 } else {
                     kept.get_or_insert_with(|| key.clone());
-                    left += usize::from(!in_index.contains(t.rrn.as_bytes().as_slice()));
+                    left += usize::from(!in_index.contains(&t.rrn));
                 }
             }
             last = Some(key);

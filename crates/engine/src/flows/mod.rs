@@ -69,14 +69,19 @@ pub(crate) fn approved(
     }
 }
 
-/// Puts a new hold in the expiry index where the ledger is shared, so
-/// the sweep finds it by time (see `expiry`); nothing elsewhere: the sweep
-/// finds it among the transactions.
+/// Puts a pending hold in the expiry index, so the sweep finds it by time.
+pub(crate) fn index_hold(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
+    tx.mark(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
+}
+
+/// Puts a new hold in the expiry index where the ledger is shared (see
+/// `expiry`); nothing elsewhere: the sweep finds it among the
+/// transactions.
 pub(crate) fn hold_started(tx: &Tx<'_>, txn: &Txn) -> TxResult<()> {
     if !tx.shared() {
         return Ok(());
     }
-    tx.mark(Table::HoldsDue, &keys::hold_due(txn.expires, &txn.rrn))
+    index_hold(tx, txn)
 }
 
 /// Takes a hold that ended (confirmed, voided, expired) out of the index

@@ -151,6 +151,12 @@ pub(crate) mod keys {
         k
     }
 
+    /// The RRN a [`hold_due`] key names; `None` for a key not of that
+    /// shape.
+    pub fn hold_due_rrn(key: &[u8]) -> Option<Rrn> {
+        Rrn::from_bytes(key.get(8..)?).ok()
+    }
+
     pub fn rule(merchant: &MerchantId, id: u64) -> Vec<u8> {
         let mut k = merchant.as_bytes().to_vec();
         k.extend_from_slice(&id.to_be_bytes());
