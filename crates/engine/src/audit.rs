@@ -384,6 +384,12 @@ impl Audit<'_> {
                     b.items.len()
                 ));
             }
+            if b.items_archived > 0 && !archived {
+                r.violations.push(format!(
+                    "batch {}: {} items left its list for the archive, which holds none of its transactions",
+                    b.id, b.items_archived
+                ));
+            }
         }
         for (b, v) in payable_by_batch {
             r.violations

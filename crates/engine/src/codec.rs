@@ -55,6 +55,10 @@
 //!   sweep finds holds due by reading the transactions from a cursor
 //!   (`expiry`). A release of format 9 would look for them in the index
 //!   and never expire them.
+//! - 11: a settlement batch counts the items whose RRNs left its list with
+//!   their transactions for the archive
+//!   ([`crate::settlement::SettlementBatch::items_archived`]). Appended: a
+//!   body of versions 7 to 10 reads with it at 0 ([`Record::upgrade_compact`]).
 
 use std::borrow::Cow;
 
@@ -67,7 +71,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 /// The record format this release writes (and the newest it reads).
-pub const FORMAT_VERSION: u8 = 10;
+pub const FORMAT_VERSION: u8 = 11;
 
 /// The last record format with fixed-width integers.
 pub const LAST_FIXED_WIDTH: u8 = 6;
@@ -89,6 +93,15 @@ pub trait Record: Serialize + DeserializeOwned {
         let _ = version;
         Ok(Cow::Borrowed(body))
     }
+
+    /// The body of a record written in `version` (from format 7 on, older
+    /// than [`FORMAT_VERSION`]) as this release encodes it: varints, with
+    /// any field appended since at the end ([`with_compact_tail`]).
+    /// Unchanged by default.
+    fn upgrade_compact(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
+        let _ = version;
+        Ok(Cow::Borrowed(body))
+    }
 }
 
 /// `body` followed by the (fixed-width) encoding of `tail`: how a body
@@ -102,15 +115,33 @@ pub(crate) fn with_tail<'a, T: Serialize>(body: &'a [u8], tail: &T) -> Result<Co
     Ok(Cow::Owned(out))
 }
 
+/// `body` (format 7 on) followed by the varint encoding of `tail`: how a
+/// body written before a field was appended reads with that field at
+/// `tail`.
+pub(crate) fn with_compact_tail<'a, T: Serialize>(
+    body: &'a [u8],
+    tail: &T,
+) -> Result<Cow<'a, [u8]>> {
+    let mut out = body.to_vec();
+    compact()
+        .serialize_into(&mut out, tail)
+        .map_err(|e| EngineError::Corrupt {
+            what: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })?;
+    Ok(Cow::Owned(out))
+}
+
 /// The options of format 7 on: varints, little-endian, no trailing bytes.
 fn compact() -> impl Options {
     bincode::DefaultOptions::new()
 }
 
-// Formats 7 to 10 share one body encoding. A format whose bodies differ
-// needs an upgrade path for varint bodies: `from_slice` decodes every
-// version from 7 on as this release writes them.
-const _: () = assert!(FORMAT_VERSION == FIRST_VARINT + 3);
+// Formats 7 to 11 encode bodies alike (varints); a type whose body
+// changed since says how an older one reads in `Record::upgrade_compact`.
+// A format that encodes bodies another way needs a path of its own in
+// `from_slice`.
+const _: () = assert!(FORMAT_VERSION == FIRST_VARINT + 4);
 
 thread_local! {
     static FIXED_WIDTH: Cell<bool> = const { Cell::new(false) };
@@ -164,8 +195,11 @@ pub fn from_slice<T: Record>(raw: &[u8]) -> Result<T> {
         reason,
     };
     match raw.split_first() {
-        Some((&v, body)) if (FIRST_VARINT..=FORMAT_VERSION).contains(&v) => compact()
+        Some((&v, body)) if v == FORMAT_VERSION => compact()
             .deserialize(body)
+            .map_err(|e| corrupt(e.to_string())),
+        Some((&v, body)) if (FIRST_VARINT..FORMAT_VERSION).contains(&v) => compact()
+            .deserialize(&T::upgrade_compact(v, body)?)
             .map_err(|e| corrupt(e.to_string())),
         Some((&v, body)) if (OLDEST_VERSION..=LAST_FIXED_WIDTH).contains(&v) => {
             bincode::deserialize(&T::upgrade(v, body)?).map_err(|e| corrupt(e.to_string()))
@@ -245,6 +279,66 @@ mod tests {
         v6[0] = 7;
         assert!(matches!(
             from_slice::<Grown>(&v6),
+            Err(EngineError::Corrupt { .. })
+        ));
+    }
+
+    /// [`Grown`] with a field appended in format 11.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct GrownAgain {
+        a: u64,
+        added: Option<u32>,
+        counted: u64,
+    }
+
+    impl Record for GrownAgain {
+        fn upgrade(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
+            let v2 = match version {
+                1 => with_tail(body, &None::<u32>)?,
+                _ => Cow::Borrowed(body),
+            };
+            Ok(Cow::Owned(with_tail(&v2, &0u64)?.into_owned()))
+        }
+
+        fn upgrade_compact(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
+            match version {
+                ..=10 => with_compact_tail(body, &0u64),
+                _ => Ok(Cow::Borrowed(body)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_varint_body_of_an_older_format_reads_with_the_field_appended_since_at_its_default() {
+        let before = Grown {
+            a: 1_250_000,
+            added: Some(3),
+        };
+        let grown = |counted| GrownAgain {
+            a: 1_250_000,
+            added: Some(3),
+            counted,
+        };
+        for version in FIRST_VARINT..FORMAT_VERSION {
+            let mut old = to_vec(&before).unwrap();
+            old[0] = version;
+            assert_eq!(
+                from_slice::<GrownAgain>(&old).unwrap(),
+                grown(0),
+                "{version}"
+            );
+        }
+        let mut v6 = vec![6];
+        bincode::serialize_into(&mut v6, &before).unwrap();
+        assert_eq!(from_slice::<GrownAgain>(&v6).unwrap(), grown(0));
+        let now = to_vec(&grown(70_000)).unwrap();
+        assert_eq!(from_slice::<GrownAgain>(&now).unwrap(), grown(70_000));
+        // A current body is read as it is: without the field it is refused,
+        // not read with a default.
+        let mut short = to_vec(&before).unwrap();
+        short[0] = FORMAT_VERSION;
+        assert!(matches!(
+            from_slice::<GrownAgain>(&short),
             Err(EngineError::Corrupt { .. })
         ));
     }

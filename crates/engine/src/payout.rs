@@ -354,7 +354,7 @@ pub struct StatementLine {
     pub settled: String,
     /// YYYY-MM-DD.
     pub due_date: String,
-    pub items: usize,
+    pub items: u64,
     pub gross: u64,
     pub discounts: u64,
     pub fees: i64,
@@ -431,7 +431,7 @@ impl Payouts<'_> {
                 batch: b.id,
                 settled: b.created.to_rfc3339(),
                 due_date: crate::model::iso_date(b.due_day),
-                items: b.items.len(),
+                items: b.item_count(),
                 gross: b.gross,
                 discounts: b.discounts,
                 fees: b.fees,

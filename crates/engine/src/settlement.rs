@@ -91,6 +91,8 @@ pub struct SettlementBatch {
     pub created: UnixTime,
     /// Due date, days since 1970-01-01 (local).
     pub due_day: i64,
+    /// The RRNs of its items still in the live ledger (all of them until
+    /// the archive takes them: see [`SettlementBatch::items_archived`]).
     pub items: Vec<Rrn>,
     /// Confirmed club purchases.
     pub gross: u64,
@@ -103,6 +105,19 @@ pub struct SettlementBatch {
     pub refunds: u64,
     /// What the network pays the merchant (negative: what it owes).
     pub net: i64,
+    /// How many items' RRNs left `items` for the archive (format 11):
+    /// once the archive has taken every transaction a batch lists, its list
+    /// goes too (`archive`), so the live ledger does not keep an RRN for
+    /// every item ever settled. The archived transactions still name their
+    /// batch.
+    pub items_archived: u64,
+}
+
+impl SettlementBatch {
+    /// How many items it settled, listed or archived.
+    pub fn item_count(&self) -> u64 {
+        self.items_archived.saturating_add(self.items.len() as u64)
+    }
 }
 
 /// What a settlement run made.
@@ -276,6 +291,7 @@ impl Settlement<'_> {
                             fees: 0,
                             refunds: 0,
                             net: 0,
+                            items_archived: 0,
                         },
                     };
                     let (items_before, net_before) = (b.items.len(), b.net);
@@ -444,7 +460,7 @@ pub fn to_csv(batches: &[SettlementBatch]) -> String {
             b.merchant.as_str().trim(),
             csv_field(&b.settlement_account),
             crate::model::iso_date(b.due_day),
-            b.items.len(),
+            b.item_count(),
             b.gross,
             b.discounts,
             b.fees,
@@ -479,6 +495,12 @@ pub struct BatchView {
     pub created: String,
     /// YYYY-MM-DD (local).
     pub due_date: String,
+    /// How many items it settled.
+    pub item_count: u64,
+    /// The RRNs of its items: all of them until the archive holds every
+    /// transaction the batch lists and the batch is `archive.after_secs`
+    /// old, then none (`item_count` still counts them). The archive files
+    /// keep those transactions, each naming its batch.
     pub items: Vec<String>,
     pub gross: u64,
     pub discounts: u64,
@@ -496,6 +518,7 @@ impl SettlementBatch {
             cutoff: self.cutoff.to_rfc3339(),
             created: self.created.to_rfc3339(),
             due_date: crate::model::iso_date(self.due_day),
+            item_count: self.item_count(),
             items: self.items.iter().map(|r| r.as_str().to_owned()).collect(),
             gross: self.gross,
             discounts: self.discounts,
@@ -512,7 +535,18 @@ pub fn to_json(batches: &[SettlementBatch]) -> String {
     serde_json::to_string_pretty(&views).unwrap_or_else(|_| "[]".into())
 }
 
-impl crate::codec::Record for SettlementBatch {}
+impl crate::codec::Record for SettlementBatch {
+    fn upgrade(_: u8, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+        crate::codec::with_tail(body, &0u64)
+    }
+
+    fn upgrade_compact(version: u8, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match version {
+            ..=10 => crate::codec::with_compact_tail(body, &0u64),
+            _ => Ok(std::borrow::Cow::Borrowed(body)),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -532,6 +566,37 @@ mod tests {
         };
         rest_unless_stopped(Duration::from_secs(10), &stop);
         assert_eq!(looked.get(), 3);
+    }
+
+    #[test]
+    fn a_batch_written_before_format_11_reads_with_no_items_archived() {
+        use super::{MerchantId, Rrn, SettlementBatch, UnixTime};
+        use crate::codec;
+        let b = SettlementBatch {
+            id: 7,
+            merchant: MerchantId::from_bytes(b"MERCHANT0000001").unwrap(),
+            settlement_account: "IR000000000000000000000001".into(),
+            cutoff: UnixTime(1_700_000_000),
+            created: UnixTime(1_700_000_100),
+            due_day: 19_700,
+            items: vec![Rrn::from_sequence(41), Rrn::from_sequence(42)],
+            gross: 10_000,
+            discounts: 0,
+            fees: 100,
+            refunds: 0,
+            net: 9_900,
+            items_archived: 0,
+        };
+        let mut body = codec::to_vec(&b).unwrap();
+        assert_eq!(body.pop(), Some(0), "the count comes last, a varint 0");
+        for version in 7..=10 {
+            body[0] = version;
+            assert_eq!(codec::from_slice::<SettlementBatch>(&body).unwrap(), b);
+        }
+        let _six = codec::write_fixed_width();
+        let mut v6 = codec::to_vec(&b).unwrap();
+        v6.truncate(v6.len() - 8);
+        assert_eq!(codec::from_slice::<SettlementBatch>(&v6).unwrap(), b);
     }
 
     #[test]

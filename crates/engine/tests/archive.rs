@@ -158,6 +158,84 @@ fn an_unsettled_purchase_holds_the_archive_back_until_it_settles() {
     assert_verified(&w, &dir);
 }
 
+/// The live ledger's settlement batches, oldest first.
+fn batches(w: &World) -> Vec<SettlementBatch> {
+    w.engine.settlement().batches().unwrap()
+}
+
+#[test]
+fn a_batch_list_leaves_once_the_archive_holds_its_transactions_and_the_batch_keeps_its_count() {
+    let w = World::new();
+    let dir = TempDir::new("archive-lists");
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    let (a, o) = w.authorize(Pc::BankDiscount, BANK_PAN, 300_000, T0.plus(10));
+    w.confirm(&a, &o, 300_000, T0.plus(15));
+    let first = w.settle(T0.plus(100), T0.plus(100));
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 20_000, T0.plus(200));
+    w.confirm(&a, &o, 20_000, T0.plus(205));
+    let second = w.settle(T0.plus(300), T0.plus(300));
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_eq!(batches(&w), [first[0].clone(), second[0].clone()]);
+
+    // The first batch's transactions are archived; the second's are not.
+    let run = w.engine.archive().run(T0.plus(150), &dir.0).unwrap();
+    assert_eq!((run.transactions, run.batch_lists), (2, 1));
+    let now = batches(&w);
+    assert!(now[0].items.is_empty());
+    assert_eq!((now[0].items_archived, now[0].item_count()), (2, 2));
+    assert_eq!(now[1], second[0], "its transaction is live");
+    let view = now[0].view();
+    assert_eq!((view.item_count, view.items.len()), (2, 0));
+    assert_eq!(now[0].net, first[0].net, "only the list left");
+    w.assert_audit();
+    assert_verified(&w, &dir);
+
+    let run = w.engine.archive().run(T0.plus(1000), &dir.0).unwrap();
+    assert_eq!((run.transactions, run.batch_lists), (1, 1));
+    let now = batches(&w);
+    assert!(now.iter().all(|b| b.items.is_empty()));
+    assert_eq!(
+        now.iter()
+            .map(SettlementBatch::item_count)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let again = w.engine.archive().run(T0.plus(2000), &dir.0).unwrap();
+    assert_eq!(again.batch_lists, 0, "each list leaves once");
+    w.assert_audit();
+    assert_verified(&w, &dir);
+}
+
+#[test]
+fn a_batch_keeps_its_list_while_the_archive_waits_before_one_of_its_transactions() {
+    let w = World::new();
+    let dir = TempDir::new("archive-lists-wait");
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    let (_, held) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 2_000, T0.plus(10));
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 3_000, T0.plus(20));
+    w.confirm(&a, &o, 3_000, T0.plus(25));
+    let made = w.settle(T0.plus(100), T0.plus(100));
+    assert_eq!(made[0].items.len(), 2);
+
+    let run = w.engine.archive().run(T0.plus(150), &dir.0).unwrap();
+    assert_eq!(run.transactions, 1, "the hold stops the archive");
+    assert_eq!(run.batch_lists, 0);
+    assert_eq!(batches(&w), made, "one of its transactions is live");
+    w.assert_audit();
+
+    assert_eq!(
+        w.undo_rrn(held.rrn.unwrap(), T0.plus(120)).code,
+        Rc::Approved
+    );
+    let run = w.engine.archive().run(T0.plus(150), &dir.0).unwrap();
+    assert_eq!((run.transactions, run.batch_lists), (2, 1));
+    assert_eq!(batches(&w)[0].item_count(), 2);
+    w.assert_audit();
+    assert_verified(&w, &dir);
+}
+
 #[test]
 fn an_archived_purchase_can_no_longer_be_refunded_or_reversed() {
     let w = World::new();

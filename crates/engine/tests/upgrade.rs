@@ -774,3 +774,48 @@ fn the_first_sweep_after_an_upgrade_from_a_complete_index_starts_past_the_earlie
     close_world((w, store));
     assert_eq!(index_entries(&dir.0), (0, 1, false));
 }
+
+/// Leaves the (closed) ledger in `dir` as format 10 would have: each
+/// settlement batch without the count of archived items format 11
+/// appended. Returns how many batches.
+fn batches_as_format_10(dir: &Path) -> usize {
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let mut n = 0;
+    for item in ledger.scan_prefix([code("settlements")]) {
+        let (k, v) = item.unwrap();
+        let mut old = v.to_vec();
+        assert_eq!(old.pop(), Some(0), "the count comes last, a varint 0");
+        old[0] = 10;
+        ledger.insert(k, old).unwrap();
+        n += 1;
+    }
+    ledger
+        .insert(meta_key(b"format_version"), &[10u8][..])
+        .unwrap();
+    db.flush().unwrap();
+    n
+}
+
+#[test]
+fn batches_settled_before_format_11_give_up_their_lists_once_archived() {
+    let dir = TempDir::new("format-10-batches");
+    let (w, store) = open_world(&dir.0);
+    let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    w.confirm(&a, &o, 10_000, T0.plus(5));
+    let made = w.settle(T0.plus(100), T0.plus(100));
+    close_world((w, store));
+    assert_eq!(batches_as_format_10(&dir.0), 1);
+
+    let (w, store) = open_world(&dir.0);
+    assert_eq!(w.engine.settlement().batches().unwrap(), made);
+    w.assert_audit();
+    let archive = TempDir::new("format-10-archive");
+    let run = w.engine.archive().run(T0.plus(200), &archive.0).unwrap();
+    assert_eq!((run.transactions, run.batch_lists), (1, 1));
+    let b = &w.engine.settlement().batches().unwrap()[0];
+    assert_eq!((b.items.len(), b.item_count()), (0, 1));
+    w.assert_audit();
+    close_world((w, store));
+    assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+}

@@ -304,10 +304,11 @@ async fn archiver(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                     .map_err(SwitchError::Archive)?
             };
             s.metrics.archived(&run, purge.removed);
-            if run.transactions + run.journal_entries + purge.removed > 0 {
+            if run.transactions + run.journal_entries + run.batch_lists + purge.removed > 0 {
                 tracing::info!(
                     transactions = run.transactions,
                     journal_entries = run.journal_entries,
+                    batch_lists = run.batch_lists,
                     request_records = purge.removed,
                     counters = run.counters,
                     files = run.files.len(),

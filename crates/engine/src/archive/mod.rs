@@ -13,6 +13,12 @@
 //!   confirmed purchase not yet settled) stops the run there, so "archived"
 //!   is always exactly the RRNs up to a point.
 //! - Journal entries go in id order.
+//! - A settlement batch's list of its items' RRNs goes once the archive
+//!   holds every transaction it lists and the batch is older than the
+//!   horizon ([`SettlementBatch::items_archived`] counts them): otherwise
+//!   the live ledger would keep an RRN for every item ever settled. The
+//!   archived transactions name their batch, so the files still say which
+//!   items each batch had.
 //!
 //! The `archived` tree keeps what the audit needs to go on checking the
 //! whole ledger: how far each sequence was archived and how many records,
@@ -37,6 +43,7 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::expiry::successor;
 use crate::model::{AccountKey, JournalEntry, Txn, UnixTime};
+use crate::settlement::SettlementBatch;
 use crate::storage::{abort, Table, Tx, TxResult};
 use file::Kind;
 
@@ -53,6 +60,9 @@ impl<'a> Archive<'a> {
 }
 
 const STATE: &[u8] = b"state";
+/// The id of the last settlement batch whose list of items the archive
+/// took ([`Archive::drop_batch_lists`]); every batch before it is done too.
+const LISTS_THROUGH: &[u8] = b"lists_through";
 /// Records per archive file.
 const FILE_RECORDS: usize = 50_000;
 
@@ -93,6 +103,9 @@ pub struct ArchiveRun {
     pub journal_entries: usize,
     /// Daily spend and allowance counters of days long past, dropped.
     pub counters: usize,
+    /// Settlement batches whose lists of items it took (their
+    /// transactions archived before).
+    pub batch_lists: usize,
     pub files: Vec<PathBuf>,
     /// The oldest transaction before the horizon that is not finished (held,
     /// or confirmed and not yet settled): transactions after it wait for it.
@@ -223,6 +236,9 @@ impl Archive<'_> {
             records: file_records,
         };
         while !stop() && self.archive_txns(horizon, files, &mut run)? == file_records {}
+        if !stop() {
+            run.batch_lists = self.drop_batch_lists(horizon, stop)?;
+        }
         while !stop() && self.archive_journal(horizon, files, &mut run)? == file_records {}
         if !stop() {
             run.counters = self.prune_counters(horizon)?;
@@ -295,6 +311,61 @@ impl Archive<'_> {
         run.waiting_on = waiting_on;
         run.transactions += moved;
         Ok(moved)
+    }
+
+    /// Takes the item lists of settlement batches out of the live ledger,
+    /// in id order from the batch after the last one it took: each batch
+    /// made before `horizon` whose every listed transaction is archived,
+    /// up to the first that is not. Returns how many.
+    ///
+    /// A run adds to a batch only while it runs, so one made before the
+    /// horizon is long closed. Were a run still adding to it, its next
+    /// step would write the whole batch back, list and all, as it holds it:
+    /// the list would stay in the ledger, and the count stay right.
+    fn drop_batch_lists(&self, horizon: UnixTime, stop: &dyn Fn() -> bool) -> Result<usize> {
+        let store = &self.core.store;
+        let archived = self.state()?;
+        let from = store
+            .get::<u64>(Table::Archived, LISTS_THROUGH)?
+            .map_or(0, |id| id.saturating_add(1));
+        let ready = |b: &SettlementBatch, st: &ArchiveState| {
+            b.created < horizon && b.items.iter().all(|r| st.archived(r))
+        };
+        let mut ids = Vec::new();
+        for item in store.scan_from::<SettlementBatch>(Table::Settlements, &from.to_be_bytes()) {
+            let (_, b) = item?;
+            if !ready(&b, &archived) {
+                break;
+            }
+            ids.push(b.id);
+        }
+        let mut dropped = 0;
+        for id in ids {
+            if stop() {
+                break;
+            }
+            // Read again with the archive's state: one batch (a list of
+            // up to `MAX_BATCH_ITEMS` RRNs) per transaction.
+            let took = store.transaction(|tx| {
+                let key = id.to_be_bytes();
+                let Some(mut b) = tx.get::<SettlementBatch>(Table::Settlements, &key)? else {
+                    return Ok(false);
+                };
+                if !ready(&b, &state(tx)?) {
+                    return Ok(false);
+                }
+                b.items_archived = b.items_archived.saturating_add(b.items.len() as u64);
+                b.items = Vec::new();
+                tx.put(Table::Settlements, &key, &b)?;
+                tx.put(Table::Archived, LISTS_THROUGH, &id)?;
+                Ok(true)
+            })?;
+            if !took {
+                break;
+            }
+            dropped += 1;
+        }
+        Ok(dropped)
     }
 
     /// Archives up to one file of journal entries; returns how many.

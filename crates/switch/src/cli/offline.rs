@@ -64,10 +64,11 @@ pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
     )?;
     engine.close()?;
     println!(
-        "archived {} transactions and {} journal entries into {} files; forgot {purged} request records and {} daily counters",
+        "archived {} transactions and {} journal entries into {} files, and the item lists of {} settlement batches; forgot {purged} request records and {} daily counters",
         run.transactions,
         run.journal_entries,
         run.files.len(),
+        run.batch_lists,
         run.counters
     );
     if let Some(rrn) = run.waiting_on {
