@@ -724,7 +724,19 @@ fn holds_format_9_indexed_expire_and_their_entries_go_whether_the_holds_end_or_e
 
 #[test]
 fn the_first_sweep_after_an_upgrade_from_a_complete_index_starts_past_the_earlier_transactions() {
-    let dir = TempDir::new("format-9-cursor");
+    the_first_sweep_starts_past_the_holds_format_9_indexed("format-9-cursor", false);
+}
+
+#[test]
+fn a_ledger_upgraded_twice_before_its_first_sweep_still_starts_it_past_the_earlier_transactions() {
+    the_first_sweep_starts_past_the_holds_format_9_indexed("format-9-10-cursor", true);
+}
+
+/// Holds format 9 indexed, then the upgrade (`twice`: to format 10
+/// first, whose release never swept, then to this one): the first sweep
+/// starts past those holds, and all of them expire.
+fn the_first_sweep_starts_past_the_holds_format_9_indexed(name: &str, twice: bool) {
+    let dir = TempDir::new(name);
     let (w, store) = open_world(&dir.0);
     let earlier: Vec<clubswitch_wire::Rrn> = (0..2)
         .map(|_| {
@@ -736,6 +748,15 @@ fn the_first_sweep_after_an_upgrade_from_a_complete_index_starts_past_the_earlie
         .collect();
     close_world((w, store));
     assert_eq!(holds_as_format_9(&dir.0), 2);
+    if twice {
+        close_world(open_world(&dir.0));
+        let db = open_sled(&dir.0);
+        db.open_tree(embedded::LEDGER)
+            .unwrap()
+            .insert(meta_key(b"format_version"), &[10u8][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
 
     // The upgrade: a hold this release makes is in no index. (A second
     // later: the same request again would be a retransmission.)

@@ -57,9 +57,9 @@ pub use embedded::EmbeddedConfig;
 /// PostgreSQL ledger, whose index never moved, keeps the mark).
 pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
 
-/// The `meta` key under which the last upgrade of the record format
-/// recorded `(format, id)`: the format the ledger had, and an id above
-/// every id issued under it. What a module that finds records differently
+/// The `meta` key under which the first upgrade of the record format by a
+/// release of format 10 or later recorded `(format, id)`: the format the
+/// ledger had, and an id above every id issued under it. What a module that finds records differently
 /// from some format on needs to tell what earlier formats wrote (see
 /// `expiry`).
 pub(crate) const UPGRADED_FROM: &[u8] = b"upgraded_from";
@@ -471,13 +471,19 @@ impl Store {
                     "ledger written by an earlier release: records are read as they are and rewritten as they change"
                 );
                 // Before the new format is recorded: a crash between the
-                // two writes repeats both at the next open.
-                let above = self.backend.next_id()?;
-                self.backend.put(
-                    Table::Meta,
-                    UPGRADED_FROM,
-                    &codec::to_vec(&(u64::from(*v), above))?,
-                )?;
+                // two writes repeats both at the next open. A ledger
+                // upgraded before keeps the first upgrade's: the oldest
+                // format is the one the first sweep must allow for, and
+                // every id above that one was issued by a release of
+                // format 10 or later.
+                if self.backend.get(Table::Meta, UPGRADED_FROM)?.is_none() {
+                    let above = self.backend.next_id()?;
+                    self.backend.put(
+                        Table::Meta,
+                        UPGRADED_FROM,
+                        &codec::to_vec(&(u64::from(*v), above))?,
+                    )?;
+                }
                 Ok(self
                     .backend
                     .put(Table::Meta, KEY, &[codec::FORMAT_VERSION])?)
