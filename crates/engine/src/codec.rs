@@ -2,8 +2,9 @@
 //!
 //! Every record carries the version it was written in, and a release reads
 //! every version up to its own: a type whose layout changed says in
-//! [`Record::upgrade`] how an older body reads, and the rest read as they
-//! are. So a data directory (and every archive file) written by an earlier
+//! [`Record::upgrade`] (fixed-width bodies, formats 1 to 6) and
+//! [`Record::upgrade_compact`] (varint bodies, format 7 on) how an older
+//! body reads, and the rest read as they are. So a data directory (and every archive file) written by an earlier
 //! release opens without a migration pass, and records are rewritten in the
 //! new version as they change. The `meta` tree records the newest version
 //! the data directory has seen; a release older than that refuses to open
@@ -85,10 +86,11 @@ pub const OLDEST_VERSION: u8 = 1;
 
 /// A type the ledger stores.
 pub trait Record: Serialize + DeserializeOwned {
-    /// The body of a record written in `version` (older than
-    /// [`FORMAT_VERSION`]) as format [`LAST_FIXED_WIDTH`] encodes it (the
-    /// fixed-width layout every older version shares). Unchanged by
-    /// default.
+    /// The body of a record written in `version` (up to
+    /// [`LAST_FIXED_WIDTH`]) as this release's type reads in the
+    /// fixed-width layout every such version shares: with every field
+    /// appended since at its end ([`with_tail`]), formats 7 on included.
+    /// Unchanged by default.
     fn upgrade(version: u8, body: &[u8]) -> Result<Cow<'_, [u8]>> {
         let _ = version;
         Ok(Cow::Borrowed(body))

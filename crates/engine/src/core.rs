@@ -4,7 +4,7 @@
 //! ...) borrow it; none of them holds another.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use crate::config::EngineConfig;
 use crate::keys::CardHasher;
@@ -20,6 +20,10 @@ pub(crate) struct Core {
     /// Held by the archive run, audit or backup in progress: none of them
     /// may see history move between the ledger and the archive files.
     pub(crate) archiving: Mutex<()>,
+    /// Read by each settlement run while it runs: the archive takes
+    /// batches' lists of items only while no run holds it, so no run adds
+    /// to a batch whose list it took (`archive`).
+    pub(crate) settling: RwLock<()>,
     /// Whether request records of the first key layout may be left (see
     /// `requests`).
     pub(crate) first_layout: FirstLayout,

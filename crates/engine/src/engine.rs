@@ -5,7 +5,7 @@
 //! so no feature imports this file and this file imports them all.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use clubswitch_wire::TerminalId;
 
@@ -46,6 +46,7 @@ impl Engine {
                 cfg,
                 pending: AtomicUsize::new(0),
                 archiving: Mutex::new(()),
+                settling: RwLock::new(()),
             }),
         }
     }

@@ -91,8 +91,8 @@ pub struct SettlementBatch {
     pub created: UnixTime,
     /// Due date, days since 1970-01-01 (local).
     pub due_day: i64,
-    /// The RRNs of its items still in the live ledger (all of them until
-    /// the archive takes them: see [`SettlementBatch::items_archived`]).
+    /// The RRNs of its items, until the archive takes the list (see
+    /// [`SettlementBatch::items_archived`]).
     pub items: Vec<Rrn>,
     /// Confirmed club purchases.
     pub gross: u64,
@@ -106,10 +106,10 @@ pub struct SettlementBatch {
     /// What the network pays the merchant (negative: what it owes).
     pub net: i64,
     /// How many items' RRNs left `items` for the archive (format 11):
-    /// once the archive has taken every transaction a batch lists, its list
-    /// goes too (`archive`), so the live ledger does not keep an RRN for
-    /// every item ever settled. The archived transactions still name their
-    /// batch.
+    /// once the archive has taken every transaction a batch lists (and
+    /// every earlier batch's list), the list goes too (`archive`), so the
+    /// live ledger does not keep an RRN for every item ever settled. The
+    /// archived transactions still name their batch.
     pub items_archived: u64,
 }
 
@@ -237,6 +237,14 @@ impl Settlement<'_> {
         max_items: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Durable<Settled>> {
+        // The archive takes no batch's list while this runs: the batches
+        // it makes are written whole, list and all, from `open` at each
+        // step.
+        let _running = self
+            .core
+            .settling
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let found = self.find(cutoff)?;
         let mut resume = found.resume.clone();
         let due_day = self
@@ -497,10 +505,11 @@ pub struct BatchView {
     pub due_date: String,
     /// How many items it settled.
     pub item_count: u64,
-    /// The RRNs of its items: all of them until the archive holds every
-    /// transaction the batch lists and the batch is `archive.after_secs`
-    /// old, then none (`item_count` still counts them). The archive files
-    /// keep those transactions, each naming its batch.
+    /// The RRNs of its items: all of them until the archive takes the
+    /// list, then none (`item_count` still counts them). The archive takes
+    /// it once the batch is `archive.after_secs` old and the archive holds
+    /// every transaction it lists, after every earlier batch's. The archive
+    /// files keep those transactions, each naming its batch.
     pub items: Vec<String>,
     pub gross: u64,
     pub discounts: u64,

@@ -172,3 +172,34 @@ fn the_audit_names_a_hold_the_expiry_cursor_passed_that_the_index_does_not_hold(
     );
     assert!(!v.contains(later.rrn.unwrap().as_str()));
 }
+
+#[test]
+fn the_audit_names_a_batch_that_counts_other_items_than_the_archive_holds_for_it() {
+    let dir = TempDir::new("audit-batch-list");
+    let archive = TempDir::new("audit-batch-list-archive");
+    let (w, store) = open_world(&dir);
+    w.confirmed_purchases(5);
+    let id = w.settle(T0.plus(100), T0.plus(100))[0].id;
+    let run = w.engine.archive().run(T0.plus(200), &archive.0).unwrap();
+    assert_eq!((run.transactions, run.batch_lists), (5, 1));
+    let r = w.engine.audit().everything(&archive.0).unwrap();
+    assert!(r.ok(), "{:#?}", r.violations);
+
+    // Its list gone, the batch counts one item fewer than the archive
+    // files hold for it.
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let key = [&[code("settlements")][..], &id.to_be_bytes()].concat();
+        let mut batch: SettlementBatch =
+            codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+        assert_eq!((batch.items.len(), batch.items_archived), (0, 5));
+        batch.items_archived = 4;
+        ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
+    });
+    let v = w.engine.audit().everything(&archive.0).unwrap().violations;
+    assert_eq!(
+        v,
+        [format!(
+            "archive: batch {id}: 4 items left its list for the archive but the files hold 5"
+        )]
+    );
+}

@@ -23,7 +23,8 @@
 //! The `archived` tree keeps what the audit needs to go on checking the
 //! whole ledger: how far each sequence was archived and how many records,
 //! the sum of each account's archived postings, and each settlement batch's
-//! archived items. [`Archive::verify`] checks the files against it.
+//! archived items; and the last batch whose list it took.
+//! [`Archive::verify`] checks the files against it.
 //!
 //! A file is complete on disk before the records it holds leave the ledger, one
 //! chunk per transaction. A run interrupted in between leaves a file that
@@ -318,12 +319,25 @@ impl Archive<'_> {
     /// made before `horizon` whose every listed transaction is archived,
     /// up to the first that is not. Returns how many.
     ///
-    /// A run adds to a batch only while it runs, so one made before the
-    /// horizon is long closed. Were a run still adding to it, its next
-    /// step would write the whole batch back, list and all, as it holds it:
-    /// the list would stay in the ledger, and the count stay right.
+    /// A settlement run adds to a batch only while it runs, writing it
+    /// whole from its own copy at each step: this takes nothing while a
+    /// run is under way (the next archive run does), and a run waits for
+    /// it to finish.
+    ///
+    /// Not on a ledger several nodes share, where ids come in blocks per
+    /// node: a batch made later could take an id behind the cursor, and a
+    /// transaction an RRN the archive has passed (the daemon archives no
+    /// such ledger).
     fn drop_batch_lists(&self, horizon: UnixTime, stop: &dyn Fn() -> bool) -> Result<usize> {
         let store = &self.core.store;
+        if store.shared() {
+            return Ok(0);
+        }
+        let _no_run = match self.core.settling.try_write() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(0),
+        };
         let archived = self.state()?;
         let from = store
             .get::<u64>(Table::Archived, LISTS_THROUGH)?
@@ -334,7 +348,7 @@ impl Archive<'_> {
         let mut ids = Vec::new();
         for item in store.scan_from::<SettlementBatch>(Table::Settlements, &from.to_be_bytes()) {
             let (_, b) = item?;
-            if !ready(&b, &archived) {
+            if stop() || !ready(&b, &archived) {
                 break;
             }
             ids.push(b.id);
@@ -609,6 +623,7 @@ impl Archive<'_> {
         }
 
         let mut batches: BTreeMap<u64, i64> = BTreeMap::new();
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
         let mut last_rrn: Option<Rrn> = None;
         for f in files.iter().filter(|f| f.kind == Kind::Transactions) {
             let txns: Vec<Txn> = match file::read(&f.path, Kind::Transactions) {
@@ -636,7 +651,24 @@ impl Archive<'_> {
                 if let Some(b) = t.settled {
                     let slot = batches.entry(b).or_default();
                     *slot = slot.saturating_add(t.payable_delta);
+                    *counts.entry(b).or_default() += 1;
                 }
+            }
+        }
+        // A batch whose list the archive took counts the transactions the
+        // files hold for it.
+        for item in self
+            .core
+            .store
+            .scan::<SettlementBatch>(Table::Settlements, b"")
+        {
+            let (_, b) = item?;
+            let found = counts.get(&b.id).copied().unwrap_or(0);
+            if b.items.is_empty() && b.items_archived != found {
+                v.push(format!(
+                    "batch {}: {} items left its list for the archive but the files hold {found}",
+                    b.id, b.items_archived
+                ));
             }
         }
         if check.transactions != st.transactions {
