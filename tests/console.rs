@@ -404,16 +404,27 @@ async fn every_role_signs_in_and_every_page_loads_clean_in_persian_and_english()
                 let operator = matches!(*role, "operator" | "finance");
                 assert_eq!(files >= 2, operator, "{role}: {files} payout files");
                 // Every settled batch counts the purchases it settles.
-                let first = c
-                    .find(Locator::Css("table tr:nth-child(2) td:nth-child(4)"))
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let first = cell(&c, "table tr:nth-child(2) td:nth-child(4)").await;
                 assert!(
                     !matches!(first.as_str(), "۰" | "0"),
                     "{role}: count {first}"
+                );
+                if operator {
+                    // And every payout the transfers it makes.
+                    let transfers = cell(&c, "#payouts tr:nth-child(2) td:nth-child(3)").await;
+                    assert!(
+                        !matches!(transfers.as_str(), "۰" | "0"),
+                        "{role}: transfers {transfers}"
+                    );
+                }
+            }
+            if p.ends_with("/statements") {
+                // A statement lists the merchant's batches of the month,
+                // each with its count of items.
+                let count = cell(&c, "table tr:nth-child(2) td:nth-child(3)").await;
+                assert!(
+                    !count.is_empty() && !matches!(count.as_str(), "۰" | "0"),
+                    "{role} {p}: count {count:?}"
                 );
             }
         }
@@ -755,4 +766,14 @@ async fn another_merchants_page_is_not_found_and_dates_are_jalali_in_persian() {
     assert!(body.contains(&clubswitch_engine::iso_date(today)), "{body}");
     c.close().await.unwrap();
     c2.close().await.unwrap();
+}
+
+/// The text of the first element `css` finds on the page.
+async fn cell(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

@@ -27,6 +27,9 @@ pub(super) struct PayoutView {
     created: String,
     /// Rials.
     total: i64,
+    /// How many transfers (settlement batches) it pays.
+    transfers: usize,
+    /// Its transfers; empty in the list of payouts.
     #[schema(inline)]
     items: Vec<ItemView>,
 }
@@ -50,6 +53,7 @@ fn view(p: &Payout, items: &[PayoutItem]) -> PayoutView {
         id: p.id,
         created: p.created.to_rfc3339(),
         total: p.total,
+        transfers: p.batches.len(),
         items: items
             .iter()
             .map(|i| ItemView {

@@ -391,6 +391,15 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
     ("tier.platinum", "پلاتینی", "Platinum"),
     ("tier.silver", "نقره‌ای", "Silver"),
     ("title.login", "ورود", "Sign in"),
+    ("transfer.not_sent", "هنوز به بانک نرفته", "Not sent yet"),
+    (
+        "transfer.owed_by_merchant",
+        "بدهی پذیرنده",
+        "Owed by the merchant",
+    ),
+    ("transfer.paid", "پرداخت‌شده", "Paid"),
+    ("transfer.returned", "برگشت از بانک", "Returned by the bank"),
+    ("transfer.sent", "فرستاده به بانک", "Sent to the bank"),
 ];
 
 #[cfg(test)]

@@ -443,6 +443,9 @@ pub(in super::super) async fn segments(
     )
 }
 
+/// How many days a statement covers when no period is asked for.
+const STATEMENT_DAYS: i64 = 30;
+
 pub(in super::super) async fn statements(
     State(h): Shared,
     page: Page,
@@ -454,6 +457,18 @@ pub(in super::super) async fn statements(
         if let Some(v) = q.get(k).filter(|v| !v.is_empty()) {
             ask.insert(k.to_owned(), v.clone());
         }
+    }
+    // Without a start, the 30 days up to the end asked for (or today):
+    // the API's default, that one day alone, rarely holds a batch.
+    if !ask.contains_key("from") {
+        let end = ask
+            .get("to")
+            .and_then(|to| local_day(to).ok().flatten())
+            .unwrap_or_else(|| UnixTime::now().local_day(h.switch.cfg.utc_offset_secs));
+        ask.insert(
+            "from".to_owned(),
+            clubswitch_engine::iso_date(end - STATEMENT_DAYS + 1),
+        );
     }
     let statement = page.json(payouts::statement(State(h), Query(ask)).await)?;
     page.render(
