@@ -8,9 +8,10 @@ use serde::Serialize;
 use crate::archive::Archive;
 use crate::core::Core;
 use crate::error::{EngineError, Result};
-use crate::model::{keys, Account, AccountKey, JournalEntry, RequestRecord, Txn, TxnState};
+use crate::model::{
+    keys, Account, AccountKey, JournalEntry, RequestRecord, SettlementBatch, Txn, TxnState,
+};
 use crate::rules::RuleRecord;
-use crate::settlement::SettlementBatch;
 use crate::storage::Table;
 
 /// The ledger's invariants recomputed from scratch, and the balances they

@@ -58,7 +58,7 @@
 //!   and never expire them.
 //! - 11: a settlement batch counts the items whose RRNs left its list with
 //!   their transactions for the archive
-//!   ([`crate::settlement::SettlementBatch::items_archived`]). Appended: a
+//!   ([`crate::model::SettlementBatch::items_archived`]). Appended: a
 //!   body of versions 7 to 10 reads with it at 0 ([`Record::upgrade_compact`]).
 
 use std::borrow::Cow;

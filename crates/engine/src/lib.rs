@@ -85,7 +85,7 @@ pub use request::{
     Authorize, Confirm, Refund, Reply, Request, TerminalChange, TerminalUpdate, Undo,
 };
 pub use rules::{BinRange, DiscountRule, RuleRecord};
-pub use settlement::{Settled, SettlementBatch};
+pub use settlement::Settled;
 pub use storage::durability::{FlushError, FlushStats, FlushTicket};
 pub use storage::{Durable, EmbeddedConfig, Store};
 pub use template::{Event, Template, Templates};

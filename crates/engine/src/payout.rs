@@ -29,8 +29,7 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::idempotency::{Caller, Idempotency};
 use crate::ledger;
-use crate::model::{AccountKey, JournalKind, UnixTime};
-use crate::settlement::SettlementBatch;
+use crate::model::{AccountKey, JournalKind, SettlementBatch, UnixTime};
 use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
 /// Payouts and their reconciliation.

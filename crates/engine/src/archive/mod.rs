@@ -43,8 +43,7 @@ use crate::codec::Record;
 use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::expiry::successor;
-use crate::model::{AccountKey, JournalEntry, Txn, UnixTime};
-use crate::settlement::SettlementBatch;
+use crate::model::{AccountKey, JournalEntry, SettlementBatch, Txn, UnixTime};
 use crate::storage::{abort, Table, Tx, TxResult};
 use file::Kind;
 

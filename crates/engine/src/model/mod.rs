@@ -10,9 +10,11 @@
 //! - `txn.rs`: transactions, request keys and outcomes.
 //! - `lots.rs`: when a balance's points and credit were granted.
 //! - `earned.rs`: what a purchase earned, and what was taken back.
+//! - `batch.rs`: settlement batches.
 //! - `contact.rs`: members' names, phone numbers and language, checked.
 
 mod account;
+mod batch;
 pub mod contact;
 mod earned;
 pub mod lots;
@@ -24,6 +26,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use account::{Account, AccountKey, JournalEntry, JournalKind};
+pub use batch::SettlementBatch;
 pub use contact::Language;
 pub use earned::{Earned, Recovered};
 pub use lots::{Grants, Lot, Lots, Unit};
