@@ -59,9 +59,9 @@ pub(crate) const EARLIER_HOLD_INDEX_MARK: &[u8] = b"holds_due_indexed";
 
 /// The `meta` key under which the first upgrade of the record format by a
 /// release of format 10 or later recorded `(format, id)`: the format the
-/// ledger had, and an id above every id issued under it. What a module that finds records differently
-/// from some format on needs to tell what earlier formats wrote (see
-/// `expiry`).
+/// ledger had, and an id above every id issued under it. What a module
+/// that finds records differently from some format on needs to tell what
+/// earlier formats wrote (see `expiry`).
 pub(crate) const UPGRADED_FROM: &[u8] = b"upgraded_from";
 
 /// The tables of the ledger. Their names ([`Table::name`]) are stored (in
