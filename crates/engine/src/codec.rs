@@ -4,11 +4,11 @@
 //! every version up to its own: a type whose layout changed says in
 //! [`Record::upgrade`] (fixed-width bodies, formats 1 to 6) and
 //! [`Record::upgrade_compact`] (varint bodies, format 7 on) how an older
-//! body reads, and the rest read as they are. So a data directory (and every archive file) written by an earlier
-//! release opens without a migration pass, and records are rewritten in the
-//! new version as they change. The `meta` tree records the newest version
-//! the data directory has seen; a release older than that refuses to open
-//! it.
+//! body reads, and the rest read as they are. So a data directory (and
+//! every archive file) written by an earlier release opens without a
+//! migration pass, and records are rewritten in the new version as they
+//! change. The `meta` tree records the newest version the data directory
+//! has seen; a release older than that refuses to open it.
 //!
 //! Versions:
 //! - 1: the first.
@@ -109,12 +109,7 @@ pub trait Record: Serialize + DeserializeOwned {
 /// `body` followed by the (fixed-width) encoding of `tail`: how a body
 /// written before a field was appended reads with that field at `tail`.
 pub(crate) fn with_tail<'a, T: Serialize>(body: &'a [u8], tail: &T) -> Result<Cow<'a, [u8]>> {
-    let mut out = body.to_vec();
-    bincode::serialize_into(&mut out, tail).map_err(|e| EngineError::Corrupt {
-        what: std::any::type_name::<T>(),
-        reason: e.to_string(),
-    })?;
-    Ok(Cow::Owned(out))
+    appended::<T>(body, |out| bincode::serialize_into(out, tail))
 }
 
 /// `body` (format 7 on) followed by the varint encoding of `tail`: how a
@@ -124,13 +119,19 @@ pub(crate) fn with_compact_tail<'a, T: Serialize>(
     body: &'a [u8],
     tail: &T,
 ) -> Result<Cow<'a, [u8]>> {
+    appended::<T>(body, |out| compact().serialize_into(out, tail))
+}
+
+/// `body` followed by what `encode` writes of a `T`.
+fn appended<'a, T>(
+    body: &'a [u8],
+    encode: impl FnOnce(&mut Vec<u8>) -> bincode::Result<()>,
+) -> Result<Cow<'a, [u8]>> {
     let mut out = body.to_vec();
-    compact()
-        .serialize_into(&mut out, tail)
-        .map_err(|e| EngineError::Corrupt {
-            what: std::any::type_name::<T>(),
-            reason: e.to_string(),
-        })?;
+    encode(&mut out).map_err(|e| EngineError::Corrupt {
+        what: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })?;
     Ok(Cow::Owned(out))
 }
 

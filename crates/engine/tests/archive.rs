@@ -163,6 +163,13 @@ fn batches(w: &World) -> Vec<SettlementBatch> {
     w.engine.settlement().batches().unwrap()
 }
 
+/// 1 where the archive takes batches' lists, 0 on a ledger several nodes
+/// share: its ids come in blocks per node, so no cursor could take
+/// batches in order there.
+fn lists_leave(w: &World) -> usize {
+    usize::from(!w.engine.shared())
+}
+
 #[test]
 fn a_batch_list_leaves_once_the_archive_holds_its_transactions_and_the_batch_keeps_its_count() {
     let w = World::new();
@@ -178,9 +185,7 @@ fn a_batch_list_leaves_once_the_archive_holds_its_transactions_and_the_batch_kee
     assert_eq!((first.len(), second.len()), (1, 1));
     assert_eq!(batches(&w), [first[0].clone(), second[0].clone()]);
 
-    // A ledger several nodes share keeps the lists: its ids come in blocks
-    // per node, so no cursor could take batches in order there.
-    let lists = usize::from(!w.engine.shared());
+    let lists = lists_leave(&w);
 
     // The first batch's transactions are archived; the second's are not.
     let run = w.engine.archive().run(T0.plus(150), &dir.0).unwrap();
@@ -214,7 +219,7 @@ fn a_batch_list_leaves_once_the_archive_holds_its_transactions_and_the_batch_kee
 fn the_archive_takes_no_batch_list_while_a_settlement_run_is_under_way() {
     let w = World::new();
     let dir = TempDir::new("archive-lists-settling");
-    let lists = usize::from(!w.engine.shared());
+    let lists = lists_leave(&w);
     let (a, o) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
     w.confirm(&a, &o, 10_000, T0.plus(5));
     w.settle(T0.plus(100), T0.plus(100));
@@ -271,7 +276,7 @@ fn a_batch_keeps_its_list_while_the_archive_waits_before_one_of_its_transactions
         Rc::Approved
     );
     let run = w.engine.archive().run(T0.plus(150), &dir.0).unwrap();
-    let lists = usize::from(!w.engine.shared());
+    let lists = lists_leave(&w);
     assert_eq!((run.transactions, run.batch_lists), (2, lists));
     assert_eq!(batches(&w)[0].item_count(), 2);
     assert_eq!(batches(&w)[0].items.len(), 2 - 2 * lists);

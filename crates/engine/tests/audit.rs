@@ -49,6 +49,22 @@ fn cursor_past(dir: &TempDir, world: (World, Store), name: &'static [u8], rrn: R
     })
 }
 
+/// Reopens the world with its settlement batch `id` as `change` leaves it.
+fn batch_changed(
+    dir: &TempDir,
+    world: (World, Store),
+    id: u64,
+    change: impl FnOnce(&mut SettlementBatch),
+) -> World {
+    behind_the_engine(dir, world, |ledger, code| {
+        let key = [&[code("settlements")][..], &id.to_be_bytes()].concat();
+        let mut batch: SettlementBatch =
+            codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+        change(&mut batch);
+        ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
+    })
+}
+
 /// What the audit names, when it names one thing.
 fn the_one_violation(w: &World) -> String {
     let v = w.engine.audit().ledger().unwrap().violations;
@@ -117,12 +133,8 @@ fn the_audit_names_a_settlement_batch_that_lists_fewer_items_than_name_it() {
 
     // The batch loses its last item and keeps its totals: the sums still
     // agree, so only the count of the transactions that name it shows it.
-    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
-        let key = [&[code("settlements")][..], &id.to_be_bytes()].concat();
-        let mut batch: SettlementBatch =
-            codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+    let w = batch_changed(&dir, (w, store), id, |batch| {
         assert!(batch.items.pop().is_some());
-        ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
     });
     let v = w.engine.audit().ledger().unwrap().violations;
     assert_eq!(
@@ -187,13 +199,9 @@ fn the_audit_names_a_batch_that_counts_other_items_than_the_archive_holds_for_it
 
     // Its list gone, the batch counts one item fewer than the archive
     // files hold for it.
-    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
-        let key = [&[code("settlements")][..], &id.to_be_bytes()].concat();
-        let mut batch: SettlementBatch =
-            codec::from_slice(&ledger.get(&key).unwrap().unwrap()).unwrap();
+    let w = batch_changed(&dir, (w, store), id, |batch| {
         assert_eq!((batch.items.len(), batch.items_archived), (0, 5));
         batch.items_archived = 4;
-        ledger.insert(key, codec::to_vec(&batch).unwrap()).unwrap();
     });
     let v = w.engine.audit().everything(&archive.0).unwrap().violations;
     assert_eq!(
