@@ -41,7 +41,7 @@ fn load(d: &Daemon, seconds: u32) -> std::process::Child {
         .args(["--mix", "discount=40,club=60", "--json", "--demo"])
         .arg(d.dir.join("demo.json"))
         .arg("--record")
-        .arg(d.dir.with_extension("approvals.jsonl"))
+        .arg(d.dir.join("approvals.jsonl"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -49,7 +49,7 @@ fn load(d: &Daemon, seconds: u32) -> std::process::Child {
 }
 
 fn approvals(d: &Daemon) -> Vec<Value> {
-    std::fs::read_to_string(d.dir.with_extension("approvals.jsonl"))
+    std::fs::read_to_string(d.dir.join("approvals.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

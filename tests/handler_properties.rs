@@ -29,10 +29,10 @@ proptest! {
     ) {
         let mut guard = HARNESS.lock().unwrap_or_else(|p| p.into_inner());
         let h = guard.get_or_insert_with(|| {
-            Harness::new(&std::env::temp_dir().join(format!(
-                "clubswitch-handler-props-{}",
-                std::process::id()
-            )))
+            // Under the build's own temporary directory: the harness lives
+            // in a static, never dropped, so a directory in the system's
+            // would be left behind by every run; this one is reused.
+            Harness::new(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("handler-props"))
         });
         for m in &messages {
             h.run(m);

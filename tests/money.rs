@@ -11,13 +11,14 @@ use support::*;
 
 const SECRET: &str = "a-test-gateway-secret-of-at-least-32-chars";
 
-/// A demo switch taking callbacks from gateway `testpay`, and allowing
-/// enough requests a second for a thousand at once.
-/// The operator's account payouts are paid from.
+/// A demo switch taking callbacks from gateway `testpay`, allowing enough
+/// requests a second for a thousand at once, and naming the operator's
+/// account payouts are paid from. The gateway's secret is removed with it.
 fn switch(name: &str) -> Daemon {
-    let secret = std::env::temp_dir().join(format!("clubswitch-gw-{name}-{}", std::process::id()));
+    let keys = Scratch::new(&format!("{name}-gateway"));
+    let secret = keys.join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    Daemon::start_configured(
+    let mut d = Daemon::start_configured(
         name,
         &format!(
             "[admin]\nrequests_per_sec = 100000\n\
@@ -27,7 +28,9 @@ fn switch(name: &str) -> Daemon {
             secret.display().to_string()
         ),
         &[],
-    )
+    );
+    d.keep(keys);
+    d
 }
 
 fn now() -> i64 {

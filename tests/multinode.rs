@@ -50,7 +50,7 @@ fn a_node_killed_under_load_leaves_the_other_serving_and_loses_no_confirm() {
     // Load on both; node A dies in the middle of it.
     let on_b = std::thread::scope(|s| {
         let b_load = s.spawn(|| {
-            let record = b.dir.with_extension("b.jsonl");
+            let record = b.dir.join("approvals.jsonl");
             let out = std::process::Command::new(BIN)
                 .args(["loadgen", "--addr", &b.addr, "-c", "8", "-d", "4"])
                 .args(["--mix", "discount=40,club=60", "--json", "--demo"])

@@ -79,11 +79,8 @@ fn tls_config(dir: &Path, name: &str) -> String {
     )
 }
 
-fn key_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clubswitch-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn key_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("tls-keys-{name}"))
 }
 
 #[test]
@@ -134,14 +131,13 @@ fn the_admin_api_answers_over_https_only_and_takes_a_new_certificate_without_a_r
 #[test]
 fn a_switch_whose_certificate_cannot_be_read_does_not_start() {
     let keys = key_dir("missing");
-    let dir =
-        std::env::temp_dir().join(format!("clubswitch-it-tls-missing-{}", std::process::id()));
+    let dir = Scratch::new("tls-missing");
     Daemon::prepare(
         &dir,
         "",
         &format!("[admin]\ntls = {}\n", tls_config(&keys, "absent")),
     );
-    let err = Daemon::try_start_in_env(dir, &[], &[])
+    let err = Daemon::try_start_in_env(dir.to_path_buf(), &[], &[])
         .err()
         .expect("started without its certificate");
     assert!(err.contains("TLS"), "{err}");

@@ -77,6 +77,33 @@ fn without_scheme(url: &str) -> String {
         .to_owned()
 }
 
+/// A directory of a test's own under the system's temporary directory,
+/// `clubswitch-it-<name>-<pid>`: fresh when made, removed when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("clubswitch-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: PathBuf,
@@ -90,6 +117,8 @@ pub struct Daemon {
     pub demo: serde_json::Value,
     /// The arguments it was started with, for a restart.
     extra: Vec<String>,
+    /// Directories removed with it (files its configuration names).
+    kept: Vec<Scratch>,
 }
 
 impl Daemon {
@@ -241,7 +270,13 @@ impl Daemon {
             token,
             demo,
             extra,
+            kept: Vec::new(),
         })
+    }
+
+    /// Removes `dir` when the switch is dropped (after stopping it).
+    pub fn keep(&mut self, dir: Scratch) {
+        self.kept.push(dir);
     }
 
     /// SIGKILL: no chance to flush or clean up.

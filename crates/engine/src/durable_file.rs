@@ -164,12 +164,10 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("durable-file-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn dir(name: &str) -> Scratch {
+        Scratch::new(&format!("durable-file-{name}"))
     }
 
     #[test]
@@ -179,7 +177,7 @@ mod tests {
         replace(&p, b"old", Access::Default).unwrap();
         replace(&p, b"new", Access::Default).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(&*d).unwrap().count(), 1);
     }
 
     #[test]
@@ -210,7 +208,7 @@ mod tests {
         let again = create_new(&p, b"second", Access::Owner);
         assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&p).unwrap(), b"first");
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(&*d).unwrap().count(), 1);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

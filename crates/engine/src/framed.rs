@@ -219,14 +219,15 @@ impl<W: Write> Write for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
     const MAGIC: &[u8; 8] = b"TESTFRM1";
 
-    fn file(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("framed-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d.join("f")
+    /// A file `f` in a fresh directory, removed with the directory.
+    fn file(name: &str) -> (Scratch, PathBuf) {
+        let d = Scratch::new(&format!("framed-{name}"));
+        let f = d.join("f");
+        (d, f)
     }
 
     fn write(path: &Path, frames: &[&[u8]]) {
@@ -239,7 +240,7 @@ mod tests {
 
     #[test]
     fn frames_read_back_in_order() {
-        let path = file("order");
+        let (_dir, path) = file("order");
         write(&path, &[b"one", b"", b"three"]);
         let back: Vec<Vec<u8>> = Reader::open(&path, MAGIC, 7)
             .unwrap()
@@ -250,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_truncated_file_fails_by_its_end_and_another_kind_at_once() {
-        let path = file("damaged");
+        let (_dir, path) = file("damaged");
         write(&path, &[b"one", b"two"]);
         assert!(Reader::open(&path, MAGIC, 8).is_err());
         assert!(Reader::open(&path, b"OTHERFMT", 7).is_err());
@@ -268,11 +269,10 @@ mod tests {
 
     #[test]
     fn an_unfinished_file_leaves_nothing_behind() {
-        let path = file("unfinished");
+        let (dir, path) = file("unfinished");
         let mut w = Writer::create(&path, MAGIC, 7).unwrap();
         w.push(b"half").unwrap();
         drop(w);
-        let dir = path.parent().unwrap();
-        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&*dir).unwrap().count(), 0);
     }
 }

@@ -57,6 +57,8 @@ pub mod request;
 pub mod requests;
 pub mod rollup;
 pub mod rules;
+#[cfg(test)]
+mod scratch;
 pub mod settlement;
 pub mod storage;
 pub mod template;
