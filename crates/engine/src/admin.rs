@@ -551,21 +551,26 @@ impl Admin<'_> {
         Ok(added.map(|()| id))
     }
 
-    /// Replaces rule `id` of a merchant by `rule` (its id kept), in one
-    /// transaction: what it has given (`spent`) and holds (`held`) stay
-    /// with it, so a budget counts what the rule gave before the edit.
+    /// Replaces rule `id` of a merchant by what `edit` makes of it as
+    /// stored (its id kept), in one transaction: an edit that changes some
+    /// fields keeps the rest as they are at the commit, and what the rule
+    /// has given (`spent`) and holds (`held`) stay with it, so a budget
+    /// counts what the rule gave before the edit.
     pub fn update_rule(
         &self,
         merchant: &MerchantId,
         id: u64,
-        rule: DiscountRule,
+        edit: impl Fn(&DiscountRule) -> DiscountRule,
     ) -> Result<Durable<RuleRecord>> {
         self.core.store.transaction_durable(|tx| {
             let key = keys::rule(merchant, id);
             let Some(mut rec) = tx.get::<RuleRecord>(Table::Rules, &key)? else {
                 return abort(not_found("rule", id));
             };
-            rec.rule = DiscountRule { id, ..rule.clone() };
+            rec.rule = DiscountRule {
+                id,
+                ..edit(&rec.rule)
+            };
             tx.put(Table::Rules, &key, &rec)?;
             Ok(rec)
         })

@@ -190,6 +190,25 @@ fn rule_of(f: &Fields, offset: i64) -> Result<DiscountRule, Vec<(&'static str, &
     })
 }
 
+/// A stored rule with the fields the form edits taken from `form`. The
+/// rest (whether it is active, card ranges, groups, days, hours, daily
+/// limits: set through the API) stay as stored, so an edit here never
+/// widens a rule to cards or times it did not cover.
+fn form_over(stored: &DiscountRule, form: &DiscountRule) -> DiscountRule {
+    DiscountRule {
+        name: form.name.clone(),
+        percent_bps: form.percent_bps,
+        fixed: form.fixed,
+        cap: form.cap,
+        min_purchase: form.min_purchase,
+        tiers: form.tiers.clone(),
+        budget: form.budget,
+        valid_from: form.valid_from,
+        valid_to: form.valid_to,
+        ..stored.clone()
+    }
+}
+
 /// The form's fields for a rule as stored (to edit it).
 fn fields_of(r: &DiscountRule, offset: i64, lang: Lang) -> Value {
     let day = |t: Option<UnixTime>, end: bool| {
@@ -357,11 +376,14 @@ pub(in super::super) async fn add_rule(
         }
         Some(rule_id) => {
             let merchant = merchant_id(&id).map_err(|e| page.fail(e))?;
-            blocking(&h, move |e| e.admin().update_rule(&merchant, rule_id, rule))
-                .await
-                .map_err(|e| page.fail(e))?
-                .await
-                .map_err(|e| page.fail(ApiError::from(e)))?;
+            blocking(&h, move |e| {
+                e.admin()
+                    .update_rule(&merchant, rule_id, |stored| form_over(stored, &rule))
+            })
+            .await
+            .map_err(|e| page.fail(e))?
+            .await
+            .map_err(|e| page.fail(ApiError::from(e)))?;
         }
     }
     Ok(see_other(&format!("/merchants/{id}/rules")))
@@ -475,4 +497,55 @@ pub(in super::super) async fn statements(
         "statements.html",
         json!({ "title": "merchant.statements", "merchant": { "id": id }, "statement": statement }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clubswitch_engine::rules::BinRange;
+
+    fn form(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_keeps_what_the_form_does_not_show_and_takes_what_it_does() {
+        let stored = DiscountRule {
+            id: 7,
+            name: "weekday lunch".into(),
+            active: false,
+            percent_bps: 500,
+            bins: vec![BinRange {
+                digits: 6,
+                from: 603_799,
+                to: 603_799,
+            }],
+            groups: vec!["staff".into()],
+            days: 0b0011111,
+            hours: Some((11, 15)),
+            daily_count: Some(1),
+            daily_amount: Some(2_000_000),
+            ..DiscountRule::default()
+        };
+        let edited = rule_of(
+            &form(&[("name", "lunch"), ("percent", "12"), ("cap", "50000")]),
+            0,
+        )
+        .unwrap();
+        let rule = form_over(&stored, &edited);
+        assert_eq!(
+            (rule.name.as_str(), rule.percent_bps, rule.cap),
+            ("lunch", 1_200, Some(50_000))
+        );
+        let kept = DiscountRule {
+            name: rule.name.clone(),
+            percent_bps: rule.percent_bps,
+            cap: rule.cap,
+            ..stored.clone()
+        };
+        assert_eq!(rule, kept, "only the form's fields change");
+    }
 }
