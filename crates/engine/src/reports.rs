@@ -62,15 +62,19 @@ impl<'a> Reports<'a> {
                 SalesBy::Merchant => t.merchant.as_str(),
             };
             let l = lines.entry(key.to_owned()).or_default();
+            // A reversed purchase or refund counts for nothing: it keeps
+            // its confirm time, but its value went back.
+            if t.state != TxnState::Confirmed {
+                continue;
+            }
             match t.code {
                 c if c.is_refund() => l.refunds += t.final_amount,
-                _ if t.state == TxnState::Confirmed => {
+                _ => {
                     l.purchases += 1;
                     l.sales += t.final_amount;
                     l.discounts += t.discount;
                     l.fees += t.fee;
                 }
-                _ => {}
             }
         }
         Ok(lines)

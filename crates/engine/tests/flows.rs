@@ -997,10 +997,18 @@ fn a_refund_can_be_reversed() {
             .refunded,
         0
     );
+    // The sales report counts no refund that was reversed.
+    let refunds = || {
+        let day = T0.local_day(w.engine.config().utc_offset_secs);
+        let lines = w.engine.reports().sales(day, day, SalesBy::Merchant);
+        lines.unwrap()[w.merchant.as_str()].refunds
+    };
+    assert_eq!(refunds(), 0);
     assert_eq!(
         w.refund(Pc::ClubRefund, out.rrn.unwrap(), 100_000, T0).code,
         Rc::Approved
     );
+    assert_eq!(refunds(), 100_000);
     w.assert_audit();
 }
 
