@@ -630,6 +630,21 @@ fn draw_spec(w: &World, prizes: u32, seed: u64) -> loyalty::DrawSpec {
 }
 
 #[test]
+fn a_draw_refuses_a_prize_past_twelve_digits() {
+    let w = World::new();
+    buyers(&w, 2, T0.plus(60));
+    let spec = loyalty::DrawSpec {
+        prize_points: loyalty::MAX_POINTS_MOVED + 1,
+        ..draw_spec(&w, 1, 7)
+    };
+    assert!(matches!(
+        w.engine.loyalty().run_draw(&spec, T0.plus(86_400)),
+        Err(EngineError::Invalid(_))
+    ));
+    assert!(w.engine.loyalty().draws().unwrap().is_empty());
+}
+
+#[test]
 fn a_draw_gives_everyone_at_least_the_minimum_chance_and_repeats_from_its_seed() {
     let w = World::new();
     let ids = buyers(&w, 12, T0.plus(60));

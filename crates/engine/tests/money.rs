@@ -109,6 +109,16 @@ fn points_grants_and_conversions_are_kept_by_their_keys_too() {
         .loyalty()
         .grant_points(w.member.id, &w.merchant, -401, T0)
         .is_err());
+    // Beyond twelve digits either way is refused before anything moves,
+    // i64::MIN (whose negation overflows) included.
+    for points in [1_000_000_000_000, -1_000_000_000_000, i64::MAX, i64::MIN] {
+        assert!(matches!(
+            w.engine
+                .loyalty()
+                .grant_points(w.member.id, &w.merchant, points, T0),
+            Err(EngineError::Invalid(_))
+        ));
+    }
     let convert = || {
         w.engine
             .loyalty()

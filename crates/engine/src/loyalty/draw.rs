@@ -126,6 +126,12 @@ impl Loyalty<'_> {
                 "a draw needs from < to and a minimum chance of at most 10000 bps",
             ));
         }
+        if spec.prize_points > super::MAX_POINTS_MOVED {
+            return Err(EngineError::invalid(format!(
+                "a prize is at most {} points",
+                super::MAX_POINTS_MOVED
+            )));
+        }
         let mut eligible = Vec::new();
         for m in self.buyers(&spec.merchant, spec.from, spec.to)? {
             if Admin::new(self.core)

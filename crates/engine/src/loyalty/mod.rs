@@ -93,6 +93,12 @@ impl<'a> Loyalty<'a> {
 /// Basis points of one: a multiplier of 10,000 leaves a figure unchanged.
 pub const ONE: u32 = 10_000;
 
+/// The most points one grant, take-back or draw prize moves: twelve digits,
+/// as the largest amount on the wire. Far above any real grant, and far
+/// enough below `i64::MAX` that balances and issued totals never overflow
+/// by adding it.
+pub const MAX_POINTS_MOVED: u64 = 999_999_999_999;
+
 /// A merchant's loyalty programme (stored by merchant id). In JSON every
 /// field may be left out for its default; an answer carries every field,
 /// which is what its schema's `required` says.

@@ -205,8 +205,11 @@ impl Loyalty<'_> {
         points: i64,
         now: UnixTime,
     ) -> Result<Durable<Account>> {
-        if points == 0 {
-            return Err(EngineError::invalid("points must not be zero"));
+        if points == 0 || points.unsigned_abs() > super::MAX_POINTS_MOVED {
+            return Err(EngineError::invalid(format!(
+                "points must be between 1 and {} either way",
+                super::MAX_POINTS_MOVED
+            )));
         }
         self.caller.moves(&self.core.store, now, |tx| {
             if !tx.contains(Table::Members, &member.0.to_be_bytes())? {
