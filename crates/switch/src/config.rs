@@ -821,12 +821,11 @@ pub fn parse_hhmm(s: &str) -> Option<(u8, u8)> {
     (h < 24 && m < 60).then_some((h, m))
 }
 
-/// Days since 1970-01-01 of "YYYY-MM-DD".
+/// Days since 1970-01-01 of "YYYY-MM-DD": four digits of year, so every
+/// day it gives is within what day arithmetic (times 86,400 seconds) holds.
 pub fn parse_date(s: &str) -> Option<i64> {
-    let mut it = s.splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u8 = it.next()?.parse().ok()?;
-    let d: u8 = it.next()?.parse().ok()?;
+    let (y, m, d) = parse_ymd(s)?;
+    let y = i64::from(y);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
@@ -857,6 +856,23 @@ pub fn format_timestamp(t: clubswitch_engine::UnixTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_is_four_digits_of_year_and_a_real_day() {
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("2026-12-07"), Some(20_794));
+        for bad in [
+            "1000000000000-01-01",
+            "99999-01-01",
+            "2026-02-30",
+            "2026-1-5",
+            "2026-12-07-01",
+            "-2026-12-07",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn quiet_hours_may_cross_midnight_and_empty_means_never() {
