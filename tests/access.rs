@@ -1015,6 +1015,15 @@ fn the_action_log_records_who_did_what_and_never_a_card_number() {
         "/v1/cards/find",
         Some(json!({ "pan": pan })),
     );
+    // A card number pasted where the hash goes: refused, and logged masked.
+    let (status, _) = call(
+        &w.d,
+        &w.tokens["cashier"],
+        "POST",
+        &format!("/v1/cards/{pan}/block"),
+        Some(json!({})),
+    );
+    assert!(status >= 400, "{status}");
 
     let log = admin_ok(&w.d, "GET", "/v1/audit-log?actor=support-user", None);
     let entries = log.as_array().unwrap();

@@ -514,7 +514,9 @@ async fn check(h: &Arc<Http>, req: Request, next: Next, page: bool) -> Response 
         source,
         request_id: request_id.clone(),
         action: format!("{method} {route}"),
-        target: target.clone(),
+        // A card number pasted where a hash or id goes stays out of the
+        // log as it does in a body.
+        target: mask_card_segments(&target),
         ..NewAction::default()
     };
 
@@ -1099,6 +1101,23 @@ fn looks_like_card(s: &str) -> bool {
     false
 }
 
+/// A path with each segment that is all digits, twelve to nineteen of
+/// them (a card number's length), masked to its last four. Only whole
+/// segments: a card's hash is hex, and one in fourteen has twelve digits
+/// in a row somewhere, which must stay as they are for the log to find it.
+fn mask_card_segments(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if (12..=19).contains(&seg.len()) && seg.bytes().all(|b| b.is_ascii_digit()) {
+                mask(seg)
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn mask(s: &str) -> String {
     let digits: Vec<char> = s.chars().filter(char::is_ascii_digit).collect();
     let last4: String = digits[digits.len().saturating_sub(4)..].iter().collect();
@@ -1118,6 +1137,27 @@ mod tests {
         assert!(!s.contains("5022291111111111"), "{s}");
         assert!(!s.contains("00112233") && !s.contains("cst_abc"), "{s}");
         assert!(s.contains("****7890") && s.contains("5000"), "{s}");
+    }
+
+    #[test]
+    fn a_card_number_in_a_path_is_masked_and_the_rest_kept() {
+        assert_eq!(
+            mask_card_segments("/v1/cards/6037991234567890/block"),
+            "/v1/cards/****7890/block"
+        );
+        assert_eq!(
+            mask_card_segments("/v1/members/123456789012345"),
+            "/v1/members/****2345"
+        );
+        for kept in [
+            "/v1/merchants/MERCHANT0000001/rules/12",
+            "/v1/members/12345678901",
+            "/v1/cards/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            // A hash with fourteen digits in a row.
+            "/v1/cards/a12345678901234b659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0",
+        ] {
+            assert_eq!(mask_card_segments(kept), kept);
+        }
     }
 
     #[test]
