@@ -1147,6 +1147,69 @@ fn sign_in(d: &Daemon, name: &str, password: &str) -> Result<(String, String), (
 
 const PASSWORD: &str = "a long enough passphrase";
 
+/// Posts a console form as a browser does, without following the
+/// redirect: the status and every cookie set.
+fn form_post(d: &Daemon, cookie: &str, path: &str, fields: &[(&str, &str)]) -> (u16, Vec<String>) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut req = agent.post(&format!("http://{}{path}", d.admin));
+    if !cookie.is_empty() {
+        req = req.set("Cookie", cookie);
+    }
+    let r = match req.send_form(fields) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {path}: {e}"),
+    };
+    let set = r.all("set-cookie").iter().map(|c| c.to_string()).collect();
+    (r.status(), set)
+}
+
+#[test]
+fn a_language_choice_is_kept_with_the_user_only_with_its_csrf_token_and_logged_as_theirs() {
+    let w = world("access-lang");
+    admin_ok(
+        &w.d,
+        "POST",
+        "/v1/users/support-user/password",
+        Some(json!({ "password": PASSWORD })),
+    );
+    let (cookie, csrf) = sign_in(&w.d, "support-user", PASSWORD).unwrap();
+    let sign_in_cookies = || {
+        let (status, set) = form_post(
+            &w.d,
+            "",
+            "/login",
+            &[("name", "support-user"), ("password", PASSWORD)],
+        );
+        assert_eq!(status, 303, "{set:?}");
+        set
+    };
+    let chose_english = |set: &[String]| set.iter().any(|c| c.starts_with("cs_lang=en"));
+
+    // Another site's form carries the cookie but not the token: the
+    // browser's choice changes, the user's record does not.
+    let (status, set) = form_post(&w.d, &cookie, "/lang", &[("lang", "en"), ("back", "/")]);
+    assert_eq!(status, 303);
+    assert!(chose_english(&set), "{set:?}");
+    assert!(!chose_english(&sign_in_cookies()));
+
+    let fields = [("lang", "en"), ("back", "/"), ("csrf", csrf.as_str())];
+    assert_eq!(form_post(&w.d, &cookie, "/lang", &fields).0, 303);
+    assert!(
+        chose_english(&sign_in_cookies()),
+        "kept for the next sign-in"
+    );
+
+    let log = admin_ok(&w.d, "GET", "/v1/audit-log?actor=support-user", None);
+    let choices = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "POST /lang")
+        .count();
+    assert_eq!(choices, 2, "{log}");
+}
+
 #[test]
 fn a_session_changes_nothing_without_its_csrf_token_and_ends_at_sign_out() {
     let w = world("access-session");

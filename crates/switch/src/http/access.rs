@@ -563,6 +563,18 @@ async fn check(h: &Arc<Http>, req: Request, next: Next, page: bool) -> Response 
         if !h.limiter.allow(&format!("address {address}")) {
             return too_many(&request_id);
         }
+        // A public route a signed-in user calls (the language choice,
+        // kept with the user) is recorded as that user's. Its handler acts
+        // as the user only with the session's CSRF token: without it, the
+        // request is served as anyone's (signing in again with a stale
+        // session's cookie carries no token, and must not be refused).
+        if let Ok(Some(actor)) = authenticate(&h, &parts.headers).await {
+            entry.actor = actor.name.clone();
+            entry.role = actor.role.label();
+            if csrf_sent(&actor, form, &bytes, &parts.headers) {
+                parts.extensions.insert(actor);
+            }
+        }
     } else if matches!(rule, Rule::Gateway) {
         let name = params.get("name").map(String::as_str).unwrap_or_default();
         match h
@@ -605,27 +617,9 @@ async fn check(h: &Arc<Http>, req: Request, next: Next, page: bool) -> Response 
             // Not recorded: a flood would fill the log with itself.
             return too_many(&request_id);
         }
-        // A session's cookie goes with every request the browser makes,
-        // whoever's page asks: a change must also carry the CSRF token
-        // only the session's own pages know.
-        if let Some(csrf) = &actor.csrf {
-            let field = if form {
-                form_field(&bytes, "csrf")
-            } else {
-                None
-            };
-            let sent = match &field {
-                Some(f) => f.as_bytes(),
-                None => parts
-                    .headers
-                    .get("x-csrf-token")
-                    .map(HeaderValue::as_bytes)
-                    .unwrap_or_default(),
-            };
-            if method != Method::GET && !constant_time_eq(sent, csrf.as_bytes()) {
-                let r = refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
-                return finish(&h, entry, r.0, r.1, &request_id).await;
-            }
+        if method != Method::GET && !csrf_sent(&actor, form, &bytes, &parts.headers) {
+            let r = refuse(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+            return finish(&h, entry, r.0, r.1, &request_id).await;
         }
         if let Err(r) = permitted(&h, &actor, rule, &params, &query, &bytes).await {
             return finish(&h, entry, r.0, r.1, &request_id).await;
@@ -1099,6 +1093,26 @@ fn looks_like_card(s: &str) -> bool {
         }
     }
     false
+}
+
+/// Whether a request may change something as `actor`: always with a
+/// bearer token; with a session, only carrying the CSRF token only the
+/// session's own pages know (a form's `csrf` field, or the
+/// `X-CSRF-Token` header), since its cookie goes with every request the
+/// browser makes, whoever's page asks.
+fn csrf_sent(actor: &Actor, form: bool, body: &[u8], headers: &HeaderMap) -> bool {
+    let Some(csrf) = &actor.csrf else {
+        return true;
+    };
+    let field = if form { form_field(body, "csrf") } else { None };
+    let sent = match &field {
+        Some(f) => f.as_bytes(),
+        None => headers
+            .get("x-csrf-token")
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default(),
+    };
+    constant_time_eq(sent, csrf.as_bytes())
 }
 
 /// A path with each segment that is all digits, twelve to nineteen of

@@ -4,13 +4,13 @@
 //! the same one-time codes.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::access::{authenticate, Actor};
+use super::super::access::Actor;
 use super::super::{blocking, login as api, Shared};
 use super::i18n::Lang;
 use super::{see_other, Page, PageResult};
@@ -166,7 +166,7 @@ pub(in super::super) struct LangForm {
 /// stays with the browser.
 pub(in super::super) async fn language(
     State(h): Shared,
-    headers: HeaderMap,
+    actor: Option<Extension<Actor>>,
     Form(f): Form<LangForm>,
 ) -> Response {
     let lang = Lang::from_code(&f.lang);
@@ -175,7 +175,9 @@ pub(in super::super) async fn language(
     } else {
         "/"
     };
-    if let Ok(Some(actor)) = authenticate(&h, &headers).await {
+    // The guard gives the actor only to a request that carried its
+    // session's CSRF token: another site's form changes no user.
+    if let Some(Extension(actor)) = actor {
         let name = actor.name.clone();
         let kept = blocking(&h, move |e| {
             let user = e.access().user(&name)?;
