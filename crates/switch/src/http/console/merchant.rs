@@ -12,7 +12,7 @@ use axum::{Extension, Form, Json};
 use clubswitch_engine::{DiscountRule, Tier, UnixTime};
 use serde_json::{json, Value};
 
-use super::super::access::Actor;
+use super::super::access::{Actor, Roles};
 use super::super::{
     blocking, draws, loyalty, merchant_id, merchants as api, payouts, ApiError, Shared,
 };
@@ -35,11 +35,19 @@ pub(in super::super) async fn dashboard(
     let days = days_of(&q);
     let (total, chart) = figures(&page, &actor, days, Some(&id)).await?;
     let now = UnixTime::now();
+    // The best customers, by name: only for whom the API shows members'
+    // segments (/v1/segments), not for finance.
+    let names = Roles::SUPPORT.or(Roles::MERCHANT).allows(&actor.role);
     let (held, best) = blocking(&h, move |e| {
         let held = e.loyalty().held(Some(&merchant))?;
-        let mut best = e.loyalty().segments(Some(&merchant), None, now)?;
-        best.sort_by_key(|b| std::cmp::Reverse(b.monetary));
-        best.truncate(5);
+        let best = if names {
+            let mut best = e.loyalty().segments(Some(&merchant), None, now)?;
+            best.sort_by_key(|b| std::cmp::Reverse(b.monetary));
+            best.truncate(5);
+            Some(best)
+        } else {
+            None
+        };
         Ok((held.get(&merchant).copied().unwrap_or_default(), best))
     })
     .await

@@ -10,7 +10,7 @@ use axum::Extension;
 use clubswitch_engine::{Role, UnixTime};
 use serde_json::{json, Value};
 
-use super::super::access::Actor;
+use super::super::access::{Actor, Roles};
 use super::super::{
     audit as api_audit, blocking, merchants as api_merchants, not_found, notices, payouts, reports,
     settlements, terminal_id, terminals as api_terminals, users, Shared,
@@ -148,13 +148,21 @@ pub(in super::super) async fn home(
         .map_err(|e| page.fail(e))?;
     let points_outstanding: i64 = held.values().map(|m| m.points).sum();
     let credit_outstanding: i64 = held.values().map(|m| m.store_credit).sum();
-    let owed = page.json(payouts::outstanding(State(h.clone()), Extension(actor.clone())).await)?;
-    let settlement_due: i64 = owed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| o["outstanding"].as_i64().unwrap_or(0))
-        .sum();
+    // What is owed to merchants: only for whom the API shows it
+    // (/v1/payouts/outstanding), not for support.
+    let settlement_due: Option<i64> = if Roles::FINANCE.allows(&actor.role) {
+        let owed =
+            page.json(payouts::outstanding(State(h.clone()), Extension(actor.clone())).await)?;
+        Some(
+            owed.as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| o["outstanding"].as_i64().unwrap_or(0))
+                .sum(),
+        )
+    } else {
+        None
+    };
     let m = &h.switch.metrics;
     let codes: Vec<Value> = m
         .by_response_code()
