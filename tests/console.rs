@@ -777,3 +777,32 @@ async fn cell(c: &Client, css: &str) -> String {
         .await
         .unwrap()
 }
+
+/// A console page's HTML in English for the admin, without a browser.
+fn page(d: &Daemon, path: &str) -> String {
+    ureq::get(&format!("http://{}{path}", d.admin))
+        .set("Authorization", &format!("Bearer {}", d.token))
+        .set("Cookie", "cs_lang=en")
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .into_string()
+        .unwrap()
+}
+
+#[test]
+fn searches_find_ids_typed_in_lower_case_and_a_cards_last_four_in_persian_digits() {
+    let d = demo("console-search", "");
+    for path in ["/merchants?q=merchant0000001", "/terminals?q=merchant0000001"] {
+        assert!(page(&d, path).contains("MERCHANT0000001"), "{path}");
+    }
+    let pan = d.pan("sara-club");
+    let last4 = &pan[pan.len() - 4..];
+    let found = |q: &str| page(&d, &format!("/members?q={q}")).contains("href=\"/members/");
+    assert!(found(last4));
+    let typed: String = persian(last4)
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    assert!(found(&typed), "{last4} in Persian digits");
+    assert!(!found("zzzz-no-such-member"));
+}

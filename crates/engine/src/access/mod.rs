@@ -37,7 +37,7 @@ use crate::storage::{abort, Durable, Table};
 
 pub mod login;
 
-pub use crate::model::contact::normal_phone;
+pub use crate::model::contact::{mobile, normal_phone};
 pub use login::{LoginPolicy, Session, SignIn};
 
 /// What a user may do: an operator role, or one scoped to a merchant or a

@@ -187,6 +187,14 @@ pub(in super::super) async fn home(
     )
 }
 
+/// Whether a listed text holds a search's `needle` (lowercased), case
+/// aside: ids are upper case, and people type them in lower case.
+fn holds(field: &Value, needle: &str) -> bool {
+    field
+        .as_str()
+        .is_some_and(|s| s.to_lowercase().contains(needle))
+}
+
 pub(in super::super) async fn merchants(
     State(h): Shared,
     page: Page,
@@ -199,15 +207,7 @@ pub(in super::super) async fn merchants(
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|m| {
-            needle.is_empty()
-                || m["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_lowercase()
-                    .contains(&needle)
-                || m["id"].as_str().unwrap_or_default().contains(&needle)
-        })
+        .filter(|m| needle.is_empty() || holds(&m["name"], &needle) || holds(&m["id"], &needle))
         .cloned()
         .collect();
     page.render(
@@ -228,15 +228,7 @@ pub(in super::super) async fn terminals(
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|t| {
-            needle.is_empty()
-                || t["id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_lowercase()
-                    .contains(&needle)
-                || t["merchant"].as_str().unwrap_or_default().contains(&needle)
-        })
+        .filter(|t| needle.is_empty() || holds(&t["id"], &needle) || holds(&t["merchant"], &needle))
         .cloned()
         .collect();
     page.render(
@@ -288,7 +280,13 @@ pub(in super::super) async fn members(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let needle = query_of(&q);
-    let search = needle.clone();
+    // Four digits of a card, typed in Persian digits too.
+    let digits = super::ascii_number(&needle);
+    let search = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits
+    } else {
+        needle.clone()
+    };
     let found = blocking(&h, move |e| e.admin().find_members(&search, 1_000))
         .await
         .map_err(|e| page.fail(e))?;
@@ -394,9 +392,15 @@ pub(in super::super) async fn notices(
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     let answer = page.json(notices::notices(State(h)).await)?;
-    // A phone number in any form, or a kind of notice.
+    // A phone number in any form, or a kind of notice. The list shows
+    // numbers masked (0912***4567): a whole number typed is masked alike
+    // to be found; a part is looked for in what shows.
     let needle = query_of(&q);
-    let phone = clubswitch_engine::access::normal_phone(&needle);
+    let typed = clubswitch_engine::access::normal_phone(&needle);
+    let phone = match clubswitch_engine::access::mobile(&typed) {
+        Ok(whole) => clubswitch_engine::access::normal_phone(&crate::notify::mask_phone(&whole)),
+        Err(_) => typed,
+    };
     let items: Vec<Value> = answer["first"]
         .as_array()
         .into_iter()
