@@ -853,9 +853,41 @@ pub fn format_timestamp(t: clubswitch_engine::UnixTime) -> String {
     t.to_rfc3339()
 }
 
+/// The moment of [`format_timestamp`]'s text ("2026-12-02T07:13:54Z", UTC
+/// to the second), as Unix seconds.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let day = parse_date(date)?;
+    let mut hms = time.split(':');
+    let mut part = |max: i64| {
+        let p = hms.next().filter(|p| p.len() == 2)?;
+        p.parse::<i64>().ok().filter(|v| (0..=max).contains(v))
+    };
+    let (h, m, sec) = (part(23)?, part(59)?, part(59)?);
+    hms.next()
+        .is_none()
+        .then_some(day * 86_400 + h * 3_600 + m * 60 + sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_reads_back_as_the_moment_it_was_written_from() {
+        for t in [0, 1_764_659_634, 1_796_169_599] {
+            let text = format_timestamp(clubswitch_engine::UnixTime(t));
+            assert_eq!(parse_timestamp(&text), Some(t), "{text}");
+        }
+        for bad in [
+            "2026-12-02",
+            "2026-12-02T07:13:54",
+            "2026-12-02T24:00:00Z",
+            "2026-12-02T7:13:54Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_date_is_four_digits_of_year_and_a_real_day() {

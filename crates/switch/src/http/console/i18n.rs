@@ -140,6 +140,11 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
         "این کار برای نقش شما مجاز نیست",
         "Your role may not do this",
     ),
+    (
+        "err.locked_out",
+        "گذرواژهٔ نادرست بیش از اندازه: ورود مدتی بسته است؛ بعداً دوباره بکوشید",
+        "Too many wrong passwords: signing in is locked for a while; try again later",
+    ),
     ("err.not_found", "پیدا نشد", "Not found"),
     (
         "err.wrong_login",
@@ -251,6 +256,11 @@ pub static TEXTS: &[(&str, &str, &str)] = &[
         "member.rolling",
         "خرید دورهٔ اخیر (ریال)",
         "Recent spend (rials)",
+    ),
+    (
+        "member.rolling_points",
+        "امتیاز دورهٔ اخیر",
+        "Recent points earned",
     ),
     ("member.store_credit", "اعتبار فروشگاهی", "Store credit"),
     ("member.tier", "سطح", "Tier"),

@@ -50,9 +50,9 @@ fn signed_in(
         Err(e) => {
             let status = e.0;
             let key = if status == StatusCode::TOO_MANY_REQUESTS {
-                None
+                "err.locked_out"
             } else {
-                Some("err.wrong_login")
+                "err.wrong_login"
             };
             let mut r = page.render(
                 "login.html",

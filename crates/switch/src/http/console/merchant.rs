@@ -18,7 +18,7 @@ use super::super::{
 };
 use super::i18n::Lang;
 use super::operator::{days_of, figures};
-use super::{ascii_number, paginate, see_other, Page, PageResult};
+use super::{ascii_number, paginate, percent_text, see_other, Page, PageResult};
 
 pub(in super::super) async fn dashboard(
     State(h): Shared,
@@ -230,11 +230,10 @@ fn fields_of(r: &DiscountRule, offset: i64, lang: Lang) -> Value {
             }
         })
     };
-    let pct = format!("{}.{:02}", r.percent_bps / 100, r.percent_bps % 100);
     json!({
         "rule": r.id,
         "name": r.name,
-        "percent": pct.trim_end_matches('0').trim_end_matches('.'),
+        "percent": percent_text(r.percent_bps),
         "fixed": if r.fixed > 0 { r.fixed.to_string() } else { String::new() },
         "cap": r.cap.map(|c| c.to_string()),
         "min_purchase": if r.min_purchase > 0 { r.min_purchase.to_string() } else { String::new() },

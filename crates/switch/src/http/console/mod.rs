@@ -106,6 +106,11 @@ impl Console {
             let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
             lang_of(state).digits(&s)
         });
+        // Basis points as a percent: 250 → "2.5٪".
+        env.add_filter("percent", |state: &State, v: JValue| {
+            let bps = u32::try_from(as_i64(&v)).unwrap_or(0);
+            format!("{}٪", lang_of(state).digits(&percent_text(bps)))
+        });
         // A local day: an ISO date string or a day number.
         env.add_filter("date", |state: &State, v: JValue| {
             let day = v
@@ -117,23 +122,24 @@ impl Console {
             }
             lang_of(state).date(day)
         });
-        // A moment: Unix seconds, or an RFC 3339 string (its date).
+        // A moment, in the switch's time zone: Unix seconds (its date and
+        // time), or an RFC 3339 string as the API writes them (its local
+        // date: the UTC date would put what happened after midnight in
+        // Tehran on the day before).
         env.add_filter("time", |state: &State, v: JValue| {
             if v.is_none() || v.is_undefined() {
                 return String::new();
             }
             let lang = lang_of(state);
+            let offset = state
+                .lookup("offset")
+                .map_or(0, |o| i64::try_from(o).unwrap_or(0));
             match v.as_str() {
-                Some(s) => s
-                    .get(..10)
-                    .and_then(crate::config::parse_date)
-                    .map_or_else(|| s.to_owned(), |d| lang.date(d)),
-                None => {
-                    let offset = state
-                        .lookup("offset")
-                        .map_or(0, |o| i64::try_from(o).unwrap_or(0));
-                    lang.time(as_i64(&v), offset)
-                }
+                Some(s) => crate::config::parse_timestamp(s).map_or_else(
+                    || s.to_owned(),
+                    |t| lang.date((t + offset).div_euclid(86_400)),
+                ),
+                None => lang.time(as_i64(&v), offset),
             }
         });
         Ok(Console { env })
@@ -597,6 +603,13 @@ fn query_of(q: &std::collections::HashMap<String, String>) -> String {
 
 /// Digits typed in Persian or Arabic-Indic as ASCII, separators dropped:
 /// what a merchant types on a Persian keyboard is a number too.
+/// Basis points as a percent, with the decimals it needs: 200 → "2",
+/// 250 → "2.5", 25 → "0.25".
+pub(super) fn percent_text(bps: u32) -> String {
+    let pct = format!("{}.{:02}", bps / 100, bps % 100);
+    pct.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 pub(super) fn ascii_number(s: &str) -> String {
     s.chars()
         .filter(|c| !matches!(c, ',' | '\u{066C}' | ' ' | '_'))

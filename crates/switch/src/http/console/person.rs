@@ -63,6 +63,11 @@ pub(in super::super) async fn member(
             "member": record,
             "standing": standing,
             "next_tier": next,
+            // What `rolling` counts: rials spent, or points earned.
+            "rolling_key": match cfg.tier_basis {
+                clubswitch_engine::TierBasis::Spend => "member.rolling",
+                clubswitch_engine::TierBasis::Points => "member.rolling_points",
+            },
             "names": names,
             "cards": shown,
             "history": paginate(history, &q, 20),
