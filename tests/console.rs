@@ -792,7 +792,10 @@ fn page(d: &Daemon, path: &str) -> String {
 #[test]
 fn searches_find_ids_typed_in_lower_case_and_a_cards_last_four_in_persian_digits() {
     let d = demo("console-search", "");
-    for path in ["/merchants?q=merchant0000001", "/terminals?q=merchant0000001"] {
+    for path in [
+        "/merchants?q=merchant0000001",
+        "/terminals?q=merchant0000001",
+    ] {
         assert!(page(&d, path).contains("MERCHANT0000001"), "{path}");
     }
     let pan = d.pan("sara-club");

@@ -325,6 +325,20 @@ fn admin_api_needs_the_token_and_explains_bad_requests() {
         Some(serde_json::json!({ "id": "TERM0010", "merchant": "NOSUCHMERCHANT1" })),
     );
     assert_eq!(no_merchant.unwrap_err().0, 404);
+    // What does not exist is not found, not an empty history.
+    let no_card = format!("/v1/cards/{}/history", "ab".repeat(32));
+    for path in [
+        no_card.as_str(),
+        "/v1/terminals/NOSUCHT1/history",
+        "/v1/merchants/NOSUCHMERCHANT1/rules",
+    ] {
+        assert_eq!(d.admin("GET", path, None).unwrap_err().0, 404, "{path}");
+    }
+    for path in ["/v1/reports?by=shop", "/v1/reports/history?by=shop"] {
+        let (code, body) = d.admin("GET", path, None).unwrap_err();
+        assert_eq!(code, 400, "{path}");
+        assert!(body.contains("merchant or terminal"), "{body}");
+    }
     // Card numbers never come back from the API but in a batch's personalization.
     let found = d
         .admin(

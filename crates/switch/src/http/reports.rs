@@ -35,9 +35,10 @@ pub(super) async fn report(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<ReportView>> {
     let (from, to) = local_days(&q, h.switch.cfg.utc_offset_secs)?;
-    let (by, name) = match q.get("by").map(String::as_str) {
-        Some("terminal") => (SalesBy::Terminal, "terminal"),
-        _ => (SalesBy::Merchant, "merchant"),
+    let by = sales_by(&q)?;
+    let name = match by {
+        SalesBy::Terminal => "terminal",
+        SalesBy::Merchant => "merchant",
     };
     let own = actor.merchant().copied();
     let lines = blocking(&h, move |e| {
@@ -121,10 +122,7 @@ pub(super) async fn history(
             )))
         }
     };
-    let by = match q.get("by").map(String::as_str) {
-        Some("terminal") => SalesBy::Terminal,
-        _ => SalesBy::Merchant,
-    };
+    let by = sales_by(&q)?;
     let merchant = match (actor.merchant(), q.get("merchant")) {
         (Some(own), _) => Some(*own),
         (None, Some(m)) => Some(merchant_id(m)?),
@@ -162,4 +160,13 @@ pub(super) async fn history(
             lines,
         }),
     }))
+}
+
+/// What `?by=` groups a report by: `merchant` (the default) or `terminal`.
+fn sales_by(q: &HashMap<String, String>) -> ApiResult<SalesBy> {
+    match q.get("by").map(String::as_str) {
+        None | Some("merchant") => Ok(SalesBy::Merchant),
+        Some("terminal") => Ok(SalesBy::Terminal),
+        Some(other) => Err(bad(format!("by {other:?}: merchant or terminal"))),
+    }
 }
