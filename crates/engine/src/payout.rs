@@ -29,7 +29,7 @@ use crate::core::Core;
 use crate::error::{EngineError, Result};
 use crate::idempotency::{Caller, Idempotency};
 use crate::ledger;
-use crate::model::{AccountKey, JournalKind, SettlementBatch, UnixTime};
+use crate::model::{AccountKey, JournalKind, Merchant, SettlementBatch, UnixTime};
 use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
 /// Payouts and their reconciliation.
@@ -231,18 +231,40 @@ impl Payouts<'_> {
         };
         for b in batches {
             let key = item_key(b.id);
-            let item = match tx.get::<PayoutItem>(Table::Payouts, &key)? {
-                Some(i) if i.state != ItemState::Returned => continue,
+            let stored = tx.get::<PayoutItem>(Table::Payouts, &key)?;
+            if stored
+                .as_ref()
+                .is_some_and(|i| i.state != ItemState::Returned)
+            {
+                continue;
+            }
+            // Where the money goes: a batch sent for the first time, to
+            // the account it was settled for; one the bank returned (a
+            // closed or wrong account, most often), to the merchant's
+            // account now, which the operator has had the chance to
+            // correct. Never to no account: the batch waits for one.
+            let iban = match &stored {
+                None if !b.settlement_account.trim().is_empty() => b.settlement_account.clone(),
+                _ => tx
+                    .get::<Merchant>(Table::Merchants, b.merchant.as_bytes())?
+                    .map(|m| m.settlement_account)
+                    .unwrap_or_default(),
+            };
+            if iban.trim().is_empty() {
+                continue;
+            }
+            let item = match stored {
                 Some(i) => PayoutItem {
                     state: ItemState::Sent,
                     payout: id,
                     end_to_end: end_to_end(id, b.id),
+                    iban,
                     ..i
                 },
                 None => PayoutItem {
                     batch: b.id,
                     merchant: b.merchant,
-                    iban: b.settlement_account.clone(),
+                    iban,
                     amount: b.net,
                     state: ItemState::Sent,
                     payout: id,

@@ -229,7 +229,15 @@ fn a_payout_pays_each_open_batch_once_and_a_returned_one_goes_again_with_its_rea
     let out = payouts.outstanding(None).unwrap();
     assert_eq!((out[0].returned, out[0].outstanding), (net, net));
 
-    // The next payout takes the returned batch again, and a new one.
+    // The operator corrects the closed account the bank returned.
+    let admin = w.engine.admin();
+    let mut merchant = admin.merchant(&w.merchant).unwrap().unwrap();
+    let old_iban = merchant.settlement_account.clone();
+    merchant.settlement_account = "IR820540102680020817909002".into();
+    admin.put_merchant(&merchant).unwrap().wait().unwrap();
+
+    // The next payout takes the returned batch again, to the corrected
+    // account, and a new one.
     let second = settle(&w, 50_000, T0.plus(100));
     let p2 = payouts
         .create(T0.plus(200))
@@ -241,6 +249,11 @@ fn a_payout_pays_each_open_batch_once_and_a_returned_one_goes_again_with_its_rea
     let (_, items) = payouts.get(p2.id).unwrap().unwrap();
     assert_eq!(items[0].returns[0].reason, "AC04 closed account");
     assert_ne!(items[0].end_to_end, e2e, "sent again under a new id");
+    assert_ne!(old_iban, merchant.settlement_account);
+    assert!(
+        items.iter().all(|i| i.iban == merchant.settlement_account),
+        "{items:?}"
+    );
     let results: Vec<BankResult> = items
         .iter()
         .map(|i| BankResult {
@@ -278,6 +291,14 @@ fn a_payout_pays_each_open_batch_once_and_a_returned_one_goes_again_with_its_rea
         .unwrap();
     assert_eq!(clearing_and_paid(&w), (49_500, net));
     w.assert_audit();
+
+    // With no account to send to, a batch waits for one.
+    merchant.settlement_account = String::new();
+    admin.put_merchant(&merchant).unwrap().wait().unwrap();
+    settle(&w, 10_000, T0.plus(500));
+    assert_eq!(payouts.create(T0.plus(600)).unwrap().wait().unwrap(), None);
+    let out = payouts.outstanding(None).unwrap();
+    assert_eq!((out[0].returned, out[0].not_sent), (49_500, 9_900));
 }
 
 #[test]
