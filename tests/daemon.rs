@@ -802,3 +802,46 @@ fn a_stop_during_a_settlement_the_admin_api_runs_answers_it_with_what_it_settled
     assert_eq!(rest["complete"], true, "{rest}");
     assert_all_settled_once_and_filed(&d, flows);
 }
+
+#[test]
+fn batches_whose_files_could_not_be_written_are_filed_by_the_next_run() {
+    let d = Daemon::start("unfiled", &[]);
+    let run = load(&d, 2, "discount=100");
+    assert_eq!(run["errors"], 0, "{run}");
+    // Where the files go is taken by a file: the run settles, its files fail.
+    let dir = d.dir.join("settlements");
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let (code, body) = d
+        .admin("POST", "/v1/settlements", Some(serde_json::json!({})))
+        .unwrap_err();
+    assert_eq!(code, 500, "{body}");
+    let settled: Vec<u64> = batches_in_ledger(&d).into_keys().collect();
+    assert!(!settled.is_empty());
+
+    // The next run has nothing new to settle, and files what the last
+    // could not.
+    std::fs::remove_file(&dir).unwrap();
+    let next = d
+        .admin("POST", "/v1/settlements", Some(serde_json::json!({})))
+        .unwrap();
+    assert_eq!(next["batches"], serde_json::json!([]), "{next}");
+    let files = next["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{next}");
+    let csv = files
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .find(|f| f.ends_with(".csv"))
+        .unwrap();
+    let csv = std::fs::read_to_string(csv).unwrap();
+    for id in &settled {
+        assert!(
+            csv.lines().any(|l| l.starts_with(&format!("{id},"))),
+            "batch {id} not in {csv}"
+        );
+    }
+    // Filed once: a third run writes nothing.
+    let third = d
+        .admin("POST", "/v1/settlements", Some(serde_json::json!({})))
+        .unwrap();
+    assert_eq!(third["files"], serde_json::json!([]), "{third}");
+}

@@ -113,6 +113,19 @@ fn rest_unless_stopped(rest: std::time::Duration, stop: &dyn Fn() -> bool) {
 /// Where the day of the last daily settlement is kept (a local day number).
 const DAILY_DONE: &[u8] = b"daily_settlement_day";
 
+/// `meta` keys: a batch whose files are not written yet, under its id. Put
+/// by each step that makes or grows the batch, in that step's transaction;
+/// taken away once its files are durable ([`Settlement::mark_filed`]). So
+/// a run whose files could not be written (a full disk) leaves its
+/// batches to the next run's files, on whichever node runs it.
+const UNFILED: &[u8] = b"unfiled_batch/";
+
+fn unfiled_key(id: u64) -> Vec<u8> {
+    let mut k = UNFILED.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
 /// `meta` key: the transaction key the next run reads from (see the module
 /// comment).
 pub(crate) const CURSOR: &[u8] = b"settlement_cursor";
@@ -298,6 +311,7 @@ impl Settlement<'_> {
                         ],
                     )?;
                     tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
+                    tx.put(Table::Meta, &unfiled_key(id), &id)?;
                     Ok(b)
                 })?;
                 // Settlement then holds the ledger at most half the time,
@@ -373,6 +387,29 @@ impl Settlement<'_> {
     /// Every settlement batch, oldest first.
     pub fn batches(&self) -> Result<Vec<SettlementBatch>> {
         self.core.store.values(Table::Settlements, b"")
+    }
+
+    /// The batches whose files are not written yet, by id: the last run's,
+    /// and any an earlier run could not file.
+    pub fn unfiled(&self) -> Result<Vec<SettlementBatch>> {
+        let ids: Vec<u64> = self.core.store.values(Table::Meta, UNFILED)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(b) = self.core.store.get(Table::Settlements, &id.to_be_bytes())? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the files of batches `ids` are written (and durable).
+    pub fn mark_filed(&self, ids: &[u64]) -> Result<Durable<()>> {
+        self.core.store.transaction_durable(|tx| {
+            for id in ids {
+                tx.remove(Table::Meta, &unfiled_key(*id))?;
+            }
+            Ok(())
+        })
     }
 }
 

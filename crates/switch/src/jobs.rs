@@ -235,7 +235,7 @@ async fn daily_settlement(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 .settlement()
                 .run_until(now, now, &|| *stopping.borrow())?
                 .wait()?;
-            let files = settlement::write_files(&s.cfg, &run.batches, now)?;
+            let files = settlement::file_unfiled(&s.cfg, &s.engine, now)?;
             let batches = run.batches.len();
             if !run.complete {
                 tracing::warn!(

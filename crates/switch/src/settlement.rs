@@ -4,14 +4,33 @@
 use std::path::PathBuf;
 
 use clubswitch_engine::durable_file::{self, Access};
-use clubswitch_engine::{SettlementBatch, UnixTime};
+use clubswitch_engine::{Engine, SettlementBatch, UnixTime};
 
 use crate::config::Config;
 use crate::error::SwitchError;
 use crate::layout::settlement_dir;
 
+/// Writes the files of every batch not filed yet (the run just made, and
+/// any an earlier run could not file: a full disk, a stop between the
+/// commit and the write), then records them filed. Blocks: call it off the
+/// async workers. The files are durable before they are recorded, so a
+/// crash in between writes them again under a new name rather than never.
+pub fn file_unfiled(
+    cfg: &Config,
+    engine: &Engine,
+    now: UnixTime,
+) -> Result<Vec<PathBuf>, SwitchError> {
+    let batches = engine.settlement().unfiled()?;
+    let files = write_files(cfg, &batches, now)?;
+    let ids: Vec<u64> = batches.iter().map(|b| b.id).collect();
+    if !ids.is_empty() {
+        engine.settlement().mark_filed(&ids)?.wait()?;
+    }
+    Ok(files)
+}
+
 /// Writes settlement batches as CSV and JSON under the settlement directory.
-pub fn write_files(
+fn write_files(
     cfg: &Config,
     batches: &[SettlementBatch],
     now: UnixTime,

@@ -12,7 +12,7 @@ use clubswitch_engine::UnixTime;
 use serde::{Deserialize, Serialize};
 
 use super::access::Actor;
-use super::{blocking, ApiResult, Shared};
+use super::{blocking, blocking_api, ApiResult, Shared};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct SettleIn {
@@ -25,7 +25,8 @@ pub(super) struct SettleIn {
 pub(super) struct SettlementRun {
     /// One per merchant with anything to settle; none when nothing was.
     batches: Vec<BatchView>,
-    /// The files written, as paths on the switch's machine.
+    /// The files written, as paths on the switch's machine: of these
+    /// batches, and of any an earlier run could not file (a full disk).
     files: Vec<String>,
     /// Whether the run went through everything due. `false`: the switch
     /// began to stop during the run, which ended between two steps; the
@@ -54,7 +55,11 @@ pub(super) async fn run_settlement(
     if run.complete {
         h.switch.metrics.settled(now);
     }
-    let files = crate::settlement::write_files(&h.switch.cfg, &run.batches, now)?;
+    let cfg = h.switch.cfg.clone();
+    let files = blocking_api(&h, move |e| {
+        Ok(crate::settlement::file_unfiled(&cfg, e, now)?)
+    })
+    .await?;
     Ok(Json(SettlementRun {
         complete: run.complete,
         batches: run.batches.iter().map(|b| b.view()).collect(),
