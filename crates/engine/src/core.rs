@@ -22,7 +22,9 @@ pub(crate) struct Core {
     pub(crate) archiving: Mutex<()>,
     /// Read by each settlement run while it runs: the archive takes
     /// batches' lists of items only while no run holds it, so no run adds
-    /// to a batch whose list it took (`archive`).
+    /// to a batch whose list it took (`archive`), and batches are read for
+    /// their files only then, so none is filed half made
+    /// (`Settlement::unfiled`).
     pub(crate) settling: RwLock<()>,
     /// Whether request records of the first key layout may be left (see
     /// `requests`).

@@ -390,8 +390,17 @@ impl Settlement<'_> {
     }
 
     /// The batches whose files are not written yet, by id: the last run's,
-    /// and any an earlier run could not file.
+    /// and any an earlier run could not file. Waits for any run under way
+    /// in this process (the daily one while an operator's ends), so no
+    /// batch is read while a run still grows it: filed half, it would be
+    /// filed again whole. (Runs on other nodes of a shared ledger are not
+    /// waited for: one node holds the daily job.)
     pub fn unfiled(&self) -> Result<Vec<SettlementBatch>> {
+        let _quiet = self
+            .core
+            .settling
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ids: Vec<u64> = self.core.store.values(Table::Meta, UNFILED)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
