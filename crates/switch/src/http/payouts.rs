@@ -85,20 +85,25 @@ pub(super) struct Made {
 /// A new payout of everything settled and not yet paid or on its way.
 pub(super) async fn create_payout(State(h): Shared, k: Key) -> ApiResult<Json<Made>> {
     let now = UnixTime::now();
+    // The payout as made, with its items: a failed read of it is an
+    // error, never an answer that says nothing was made.
     let made = blocking(&h, move |e| {
         let p = k.payouts(e).create(now)?;
         Ok(p.map(|p| {
-            p.and_then(|p| {
-                e.payouts()
-                    .get(p.id)
-                    .ok()
-                    .flatten()
-                    .map(|(p, items)| view(&p, &items))
+            p.map(|p| match e.payouts().get(p.id)? {
+                Some((p, items)) => Ok(view(&p, &items)),
+                None => Err(clubswitch_engine::EngineError::Storage(
+                    clubswitch_engine::StorageError::Corrupt(format!(
+                        "payout {} not found after it was made",
+                        p.id
+                    )),
+                )),
             })
+            .transpose()
         }))
     })
     .await?
-    .await?;
+    .await??;
     Ok(Json(Made { payout: made }))
 }
 
