@@ -22,6 +22,11 @@ use crate::request::Refund;
 use crate::rules::{DiscountRule, RuleRecord};
 use crate::storage::{abort, Durable, Table, Tx, TxResult};
 
+/// The most renewals a top-up follows from the card it names to the card
+/// that holds the account now (a card renewed every month for five years
+/// is sixty).
+const MAX_RENEWALS: usize = 64;
+
 /// Operator actions on the ledger: merchants, terminals, members, cards,
 /// rules, top-up and store credit, and what they look up.
 pub struct Admin<'a> {
@@ -391,13 +396,21 @@ impl Admin<'_> {
         self.core.store.get(Table::Cards, &hash.0)
     }
 
-    /// Changes a card record in one transaction.
+    /// Changes a card record in one transaction. A renewed card stays
+    /// blocked whatever the change: its account went to its replacement,
+    /// and unblocked it would spend that account beside the new card (a
+    /// lost card, back to life).
     pub fn update_card(&self, hash: &CardHash, f: impl Fn(&mut Card)) -> Result<Durable<Card>> {
         self.core.store.transaction_durable(|tx| {
             let Some(mut c) = tx.get::<Card>(Table::Cards, &hash.0)? else {
                 return abort(not_found("card", hex::encode(&hash.0[..6])));
             };
             f(&mut c);
+            if c.replaced_by.is_some() && c.status != Status::Blocked {
+                return abort(EngineError::invalid(
+                    "a renewed card stays blocked: its account is its replacement's",
+                ));
+            }
             tx.put(Table::Cards, &hash.0, &c)?;
             Ok(c)
         })
@@ -469,7 +482,23 @@ impl Admin<'_> {
         let Some(id) = c.account else {
             return abort(EngineError::invalid("only club cards can be topped up"));
         };
-        if c.status != Status::Active {
+        // A card renewed since (lost, a payment begun before): its account
+        // went to the new card, so the money goes there as long as the
+        // card at the end of the renewals may take it.
+        let mut now_card = c;
+        for _ in 0..MAX_RENEWALS {
+            let Some(next) = now_card
+                .replaced_by
+                .filter(|_| now_card.status != Status::Active)
+            else {
+                break;
+            };
+            let Some(n) = tx.get::<Card>(Table::Cards, &next.0)? else {
+                break;
+            };
+            now_card = n;
+        }
+        if now_card.status != Status::Active || now_card.account != Some(id) {
             return abort(EngineError::invalid("card is blocked"));
         }
         let key = AccountKey::Club(id);

@@ -1276,6 +1276,43 @@ fn renewal_carries_the_balance_to_the_new_card() {
         block(&out, AccountType::Club, AmountType::LedgerBalance),
         500_000
     );
+
+    // The old card stays blocked: unblocked, the lost card would spend
+    // the account beside the new one.
+    let unblock = w
+        .engine
+        .admin()
+        .update_card(&w.club.hash, |c| c.status = Status::Active);
+    assert!(matches!(unblock, Err(EngineError::Invalid(_))));
+    assert_eq!(
+        w.authorize(Pc::ClubPurchase, CLUB_PAN, 1000, T0).1.code,
+        Rc::RestrictedCard
+    );
+    // A top-up paid for the old card (begun before it was renewed) goes to
+    // the account, now the new card's.
+    let topped = w
+        .engine
+        .admin()
+        .top_up(&w.club.hash, Amount::new(7_000).unwrap(), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(topped.balance, 507_000);
+    // A card blocked for itself takes none.
+    w.engine
+        .admin()
+        .update_card(&renewed.hash, |c| c.status = Status::Blocked)
+        .unwrap()
+        .wait()
+        .unwrap();
+    for card in [&w.club.hash, &renewed.hash] {
+        let refused = w
+            .engine
+            .admin()
+            .top_up(card, Amount::new(7_000).unwrap(), T0);
+        assert!(matches!(refused, Err(EngineError::Invalid(_))));
+    }
+    w.assert_audit();
 }
 
 #[test]
