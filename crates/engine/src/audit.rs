@@ -282,7 +282,9 @@ impl Audit<'_> {
                     acc.balance
                 ));
             }
-            let customer = matches!(k.first(), Some(b'C' | b'S'));
+            // Every customer account (club, store credit and points, which
+            // points purchases hold) must keep what it holds covered.
+            let customer = AccountKey::from_key(&k).is_some_and(|key| key.is_customer());
             if customer && acc.available() < 0 {
                 r.violations.push(format!(
                     "{name}: available balance {} below zero",
