@@ -6,39 +6,10 @@ mod common;
 
 use clubswitch_engine::codec;
 use clubswitch_engine::loyalty::ONE;
-use clubswitch_engine::storage::embedded;
 use clubswitch_engine::Lot;
 use clubswitch_engine::*;
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc, Rrn};
 use common::*;
-
-/// The demo world on a new embedded ledger in `dir`, and its store.
-fn open_world(dir: &TempDir) -> (World, Store) {
-    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
-    (World::open_or_seed(store.clone()), store)
-}
-
-/// Closes the world's ledger, then runs `change` on its ledger tree
-/// straight through sled (given each table's code by name), and opens the
-/// world again on what it left.
-fn behind_the_engine(
-    dir: &TempDir,
-    world: (World, Store),
-    change: impl FnOnce(&sled::Tree, &dyn Fn(&str) -> u8),
-) -> World {
-    let (w, store) = world;
-    drop(w);
-    store.close().unwrap();
-    drop(store);
-    let db = open_sled(&dir.0);
-    let ledger = db.open_tree(embedded::LEDGER).unwrap();
-    let code = |name: &str| embedded::tables().find(|(_, n)| *n == name).unwrap().0;
-    change(&ledger, &code);
-    db.flush().unwrap();
-    drop(ledger);
-    drop(db);
-    open_world(dir).0
-}
 
 /// Reopens the world with its `meta` cursor `name` put just past `rrn`.
 fn cursor_past(dir: &TempDir, world: (World, Store), name: &'static [u8], rrn: Rrn) -> World {

@@ -345,6 +345,43 @@ fn birthdays_and_cards_about_to_expire_are_told_once_and_on_the_day() {
 }
 
 #[test]
+fn a_pass_run_again_the_same_day_writes_no_notice_twice() {
+    let dir = TempDir::new("daily-again");
+    let (w, store) = open_world(&dir);
+    let (_, m, d) = clubswitch_wire::fields::civil_from_days(local_day(T0));
+    let birthday: Birthday = format!("{m:02}-{d:02}").parse().unwrap();
+    w.engine
+        .loyalty()
+        .set_birthday(w.member.id, Some(birthday))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let run = w.engine.loyalty().daily_pass(T0).unwrap().unwrap();
+    assert_eq!(run.birthdays, 1);
+    assert_eq!(take_notices(&w), vec![NoticeKind::Birthday]);
+
+    // The day was not recorded as done (a later step failed, or the
+    // switch died first): the housekeeping job runs the pass again.
+    let w = behind_the_engine(&dir, (w, store), |ledger, code| {
+        let done = [&[code("meta")][..], b"daily_pass"].concat();
+        assert!(ledger.remove(done).unwrap().is_some());
+    });
+    let run = w.engine.loyalty().daily_pass(T0.plus(10)).unwrap().unwrap();
+    assert_eq!(run.birthdays, 0, "greeted once a day");
+    assert_eq!(take_notices(&w), vec![]);
+
+    // A year on, the greeting comes again.
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(365 * DAY))
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.birthdays, 1);
+    w.assert_audit();
+}
+
+#[test]
 fn the_daily_settlement_day_is_kept_in_the_ledger_and_never_goes_back() {
     let w = World::new();
     let s = w.engine.settlement();

@@ -3,10 +3,11 @@
 //! members are warned of what will expire, greeted on their birthday and
 //! told when their card is about to expire.
 //!
-//! Each member's change is its own transaction, so a pass cut short by a
-//! crash is simply run again: expiry and its warnings are recorded in the
-//! lots and never repeat; a birthday or card notice may (notices are at
-//! least once).
+//! Each member's change is its own transaction, so a pass cut short (a
+//! crash, an error in a later step) is simply run again: expiry and its
+//! warnings are recorded in the lots, and every other notice with a mark of
+//! the day it was written for ([`WRITTEN`]), in the transaction that
+//! queues it, so none is written twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -26,10 +27,13 @@ use crate::model::lots::{self, Lot, Lots, Unit};
 use crate::model::{AccountKey, Card, JournalKind, Member, MemberId, Status, UnixTime};
 use crate::notice::{self, NoticeKind};
 use crate::storage::Durable;
-use crate::storage::{abort, Table, Tx, TxResult};
+use crate::storage::{abort, Table, Tx, TxError, TxResult};
 
 /// Where the last local day the pass ran is recorded.
 const DONE: &[u8] = b"daily_pass";
+
+/// Marks of written notices taken away per transaction.
+const FORGET_CHUNK: usize = 1_024;
 
 /// How many missed days a card warning reaches back over.
 const CATCH_UP_DAYS: i64 = 31;
@@ -117,6 +121,41 @@ impl fmt::Display for Birthday {
 
 fn by_date(b: Birthday) -> Vec<u8> {
     vec![b'B', b.month, b.day]
+}
+
+/// `daily` keys: a notice this day's pass wrote, `W` ‖ day ‖ member ‖ the
+/// notice. Put in the transaction that queues it, so the pass run again
+/// the same day (after an error in a later step: the housekeeping job
+/// retries every few seconds; or after a crash) writes none twice. The
+/// next day's pass takes them away ([`Loyalty::forget_written`]).
+const WRITTEN: u8 = b'W';
+
+fn written_key(day: i64, member: MemberId, kind: &NoticeKind) -> TxResult<Vec<u8>> {
+    let mut k = vec![WRITTEN];
+    k.extend_from_slice(&day.to_be_bytes());
+    k.extend_from_slice(&member.0.to_be_bytes());
+    let what = bincode::serialize(kind)
+        .map_err(|e| TxError::Abort(EngineError::invalid(format!("notice key: {e}"))))?;
+    k.extend_from_slice(&what);
+    Ok(k)
+}
+
+/// Queues `kind` to `m` unless this day's pass already did; whether it did
+/// now.
+pub(super) fn enqueue_once(
+    tx: &Tx<'_>,
+    now: UnixTime,
+    day: i64,
+    m: &Member,
+    kind: NoticeKind,
+) -> TxResult<bool> {
+    let key = written_key(day, m.id, &kind)?;
+    if tx.contains(Table::Daily, &key)? {
+        return Ok(false);
+    }
+    tx.put(Table::Daily, &key, &())?;
+    notice::enqueue(tx, now, m, kind)?;
+    Ok(true)
 }
 
 fn by_member(member: MemberId) -> Vec<u8> {
@@ -267,6 +306,7 @@ impl Loyalty<'_> {
             return Ok(None);
         }
         let since = done.map_or(today - 1, |d| d.max(today - CATCH_UP_DAYS));
+        self.forget_written(today)?;
         let mut run = DailyRun {
             day: today,
             ..DailyRun::default()
@@ -284,6 +324,31 @@ impl Loyalty<'_> {
         run.tiers_at_risk = reminded.tiers_at_risk;
         self.core.store.put(Table::Meta, DONE, &today)?;
         Ok(Some(run))
+    }
+
+    /// Takes away the marks of notices written by passes of days before
+    /// `today` ([`WRITTEN`]), a chunk per transaction.
+    fn forget_written(&self, today: i64) -> Result<()> {
+        let mut first = vec![WRITTEN];
+        first.extend_from_slice(&today.to_be_bytes());
+        loop {
+            let old: Vec<Vec<u8>> = self
+                .core
+                .store
+                .scan_keys(Table::Daily, &[WRITTEN])
+                .take(FORGET_CHUNK)
+                .filter(|k| k.as_ref().map_or(true, |k| *k < first))
+                .collect::<Result<_>>()?;
+            if old.is_empty() {
+                return Ok(());
+            }
+            self.core.store.transaction(|tx| {
+                for k in &old {
+                    tx.remove(Table::Daily, k)?;
+                }
+                Ok(())
+            })?;
+        }
     }
 
     fn expire_lots(&self, now: UnixTime, today: i64, run: &mut DailyRun) -> Result<()> {
@@ -472,8 +537,7 @@ impl Loyalty<'_> {
                     if m.status != Status::Active || m.opted_out.is_some() {
                         return Ok(false);
                     }
-                    notice::enqueue(tx, now, &m, NoticeKind::Birthday)?;
-                    Ok(true)
+                    enqueue_once(tx, now, today, &m, NoticeKind::Birthday)
                 })?;
                 run.birthdays += usize::from(sent);
             }
@@ -512,8 +576,7 @@ impl Loyalty<'_> {
                     last4: last4.clone(),
                     through,
                 };
-                notice::enqueue(tx, now, &m, kind)?;
-                Ok(true)
+                enqueue_once(tx, now, today, &m, kind)
             })?;
             run.cards_expiring += usize::from(sent);
         }

@@ -4,16 +4,18 @@
 //! who opted out or is not active.
 //!
 //! Each is written for the days in `(since, today]` it falls on, so a pass
-//! that missed days (the switch was down) catches up, and a day's pass runs
-//! once (the daily pass records the day it did), so none is written twice.
+//! that missed days (the switch was down) catches up; a pass run again the
+//! same day (a later step failed, or a crash) writes none twice
+//! ([`super::daily`]'s marks of what it wrote).
 
 use clubswitch_wire::fields::{civil_from_days, days_from_civil};
 use clubswitch_wire::MerchantId;
 
+use super::daily::enqueue_once;
 use super::{month_of_day, Loyalty, Program, Standing};
 use crate::error::Result;
 use crate::model::{Member, MemberId, Status, Tier, UnixTime};
-use crate::notice::{self, NoticeKind};
+use crate::notice::NoticeKind;
 use crate::storage::Table;
 
 /// What the reminders of one pass wrote.
@@ -42,8 +44,9 @@ impl Loyalty<'_> {
         Ok(w)
     }
 
-    /// Queues `kind` to member `id` if they take marketing; whether it was.
-    fn remind(&self, now: UnixTime, id: MemberId, kind: &NoticeKind) -> Result<bool> {
+    /// Queues `kind` to member `id` if they take marketing and this day's
+    /// pass has not already; whether it was.
+    fn remind(&self, now: UnixTime, today: i64, id: MemberId, kind: &NoticeKind) -> Result<bool> {
         self.core.store.transaction(|tx| {
             let Some(m) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
                 return Ok(false);
@@ -51,8 +54,7 @@ impl Loyalty<'_> {
             if m.status != Status::Active || m.opted_out.is_some() {
                 return Ok(false);
             }
-            notice::enqueue(tx, now, &m, kind.clone())?;
-            Ok(true)
+            enqueue_once(tx, now, today, &m, kind.clone())
         })
     }
 
@@ -73,7 +75,7 @@ impl Loyalty<'_> {
             for (member, v) in crate::rollup::visits(&self.core.store, &merchant)? {
                 if (since + 1..=today).contains(&(v.last_day + lapse)) {
                     let kind = NoticeKind::Repurchase { merchant, days };
-                    written += usize::from(self.remind(now, member, &kind)?);
+                    written += usize::from(self.remind(now, today, member, &kind)?);
                 }
             }
         }
@@ -92,7 +94,7 @@ impl Loyalty<'_> {
             for day in since + 1..=today {
                 if let Some(years) = years_on(joined, day) {
                     let kind = NoticeKind::Anniversary { years };
-                    written += usize::from(self.remind(now, m.id, &kind)?);
+                    written += usize::from(self.remind(now, today, m.id, &kind)?);
                 }
             }
         }
@@ -141,7 +143,8 @@ impl Loyalty<'_> {
                 short: needed - figure,
                 by: last_day,
             };
-            written += usize::from(self.remind(now, MemberId(u64::from_be_bytes(id)), &kind)?);
+            written +=
+                usize::from(self.remind(now, today, MemberId(u64::from_be_bytes(id)), &kind)?);
         }
         Ok(written)
     }

@@ -402,3 +402,38 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The demo world on a new embedded ledger in `dir`, and its store.
+pub fn open_world(dir: &TempDir) -> (World, Store) {
+    let store = Store::open(&dir.0, &EmbeddedConfig::default()).unwrap();
+    (World::open_or_seed(store.clone()), store)
+}
+
+/// Closes the world's ledger, then runs `change` on its ledger tree
+/// straight through sled (given each table's code by name), and opens the
+/// world again on what it left.
+pub fn behind_the_engine(
+    dir: &TempDir,
+    world: (World, Store),
+    change: impl FnOnce(&sled::Tree, &dyn Fn(&str) -> u8),
+) -> World {
+    let (w, store) = world;
+    drop(w);
+    store.close().unwrap();
+    drop(store);
+    let db = open_sled(&dir.0);
+    let ledger = db
+        .open_tree(clubswitch_engine::storage::embedded::LEDGER)
+        .unwrap();
+    let code = |name: &str| {
+        clubswitch_engine::storage::embedded::tables()
+            .find(|(_, n)| *n == name)
+            .unwrap()
+            .0
+    };
+    change(&ledger, &code);
+    db.flush().unwrap();
+    drop(ledger);
+    drop(db);
+    open_world(dir).0
+}
