@@ -139,9 +139,12 @@ pub enum SwitchError {
     /// The SMS gateway answered with an error status.
     #[error("gateway answered {0}")]
     GatewayStatus(u16),
-    /// The SMS gateway could not be reached.
+    /// The SMS gateway could not be reached: what failed, never the
+    /// request's URL (a GET gateway's carries the number and the text, a
+    /// login code included), since this goes to the log and to
+    /// `last_error` in the API.
     #[error("gateway: {0}")]
-    Gateway(Box<ureq::Error>),
+    Gateway(String),
     /// A notice's or campaign's words, or the gateway request, could not
     /// be written from its template.
     #[error("template: {0}")]

@@ -96,7 +96,12 @@ impl Channel for Webhook {
         match sent {
             Ok(_) => Ok(()),
             Err(ureq::Error::Status(code, _)) => Err(SwitchError::GatewayStatus(code)),
-            Err(e) => Err(SwitchError::Gateway(Box::new(e))),
+            Err(ureq::Error::Transport(t)) => {
+                Err(SwitchError::Gateway(match std::error::Error::source(&t) {
+                    Some(why) => format!("{}: {why}", t.kind()),
+                    None => t.kind().to_string(),
+                }))
+            }
         }
     }
 }
@@ -242,6 +247,36 @@ pub fn round(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_gateway_is_told_without_the_number_or_the_words() {
+        // Nothing listens on the discard port: the connection is refused.
+        let cfg = Notices {
+            webhook_url: Some("http://127.0.0.1:9/send?to={{ to }}&text={{ text }}".into()),
+            webhook_method: WebhookMethod::Get,
+            webhook_timeout_ms: 2_000,
+            ..Notices::default()
+        };
+        let hook = Webhook::new(&cfg, None).unwrap();
+        let n = Notice {
+            id: 1,
+            member: clubswitch_engine::MemberId(1),
+            phone: "09121234567".into(),
+            at: clubswitch_engine::UnixTime(0),
+            kind: clubswitch_engine::NoticeKind::Birthday,
+            attempts: 0,
+            next_at: clubswitch_engine::UnixTime(0),
+            last_error: None,
+            language: None,
+        };
+        let err = hook.send(&n, "your code 482913").unwrap_err();
+        let told = err.to_string();
+        assert!(matches!(err, SwitchError::Gateway(_)), "{told}");
+        assert!(
+            !told.contains("1234567") && !told.contains("482913"),
+            "{told}"
+        );
+    }
 
     #[test]
     fn phone_numbers_are_masked_in_the_middle() {
