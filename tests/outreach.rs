@@ -773,3 +773,45 @@ fn a_merchants_own_template_writes_its_receipts_and_an_anniversary_waits_for_the
     let back: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(back["source"], "default", "{back}");
 }
+
+#[test]
+fn a_number_the_gateway_refuses_is_given_up_and_holds_no_one_else_up() {
+    let (url, accepted) = gateway(Gateway::Refuse("09127770010"));
+    let d = Daemon::start_configured(
+        "outreach-refused",
+        &format!(
+            "[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n\
+             retry_base_secs = 1\nretry_max_secs = 1\nmax_attempts = 3\n"
+        ),
+        &[],
+    );
+    for phone in ["09127770010", "09127770011"] {
+        d.admin(
+            "POST",
+            "/v1/members",
+            Some(json!({ "name": "Code", "phone": phone })),
+        )
+        .unwrap();
+        // A login code: a notice that goes at any hour.
+        d.admin("POST", "/v1/login/code", Some(json!({ "phone": phone })))
+            .unwrap();
+    }
+    // The other member's code goes, whatever the refused one does.
+    wait_for(&accepted, |v| v["to"] == "09127770011");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d.metric("clubswitch_notices_given_up_total") < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused notice was not given up within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(d.metric("clubswitch_notices_failed_total"), 3);
+    let waiting = d.admin("GET", "/v1/notices", None).unwrap();
+    assert_eq!(waiting["waiting"], 0, "{waiting}");
+    assert!(accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|v| v["to"] != "09127770010"));
+}

@@ -599,6 +599,8 @@ pub enum Gateway {
         fail_every: usize,
         hang_every: usize,
     },
+    /// Answer 400 to every message to this number, 200 to the rest.
+    Refuse(&'static str),
 }
 
 /// A fake SMS gateway on a free port; returns its URL and the bodies it
@@ -658,6 +660,14 @@ pub fn gateway(mode: Gateway) -> (String, Arc<Mutex<Vec<Value>>>) {
                     }
                     respond(stream, "200 OK");
                 }
+                Gateway::Refuse(to) => match serde_json::from_slice::<Value>(&body) {
+                    Ok(v) if v["to"] == to => respond(stream, "400 Bad Request"),
+                    Ok(v) => {
+                        out.lock().unwrap().push(v);
+                        respond(stream, "200 OK");
+                    }
+                    Err(_) => respond(stream, "400 Bad Request"),
+                },
             }
         }
     });

@@ -119,13 +119,17 @@ pub struct Notice {
     pub language: Option<Language>,
 }
 
-/// Queues a notice to `member` inside the running transaction.
+/// Queues a notice to `member` inside the running transaction, unless the
+/// member has no number to send it to; whether it did.
 pub(crate) fn enqueue(
     tx: &Tx<'_>,
     now: UnixTime,
     member: &Member,
     kind: NoticeKind,
-) -> TxResult<()> {
+) -> TxResult<bool> {
+    if member.phone.trim().is_empty() {
+        return Ok(false);
+    }
     let id = tx.next_id()?;
     let notice = Notice {
         id,
@@ -138,7 +142,8 @@ pub(crate) fn enqueue(
         last_error: None,
         language: member.language,
     };
-    tx.put(Table::Outbox, &id.to_be_bytes(), &notice)
+    tx.put(Table::Outbox, &id.to_be_bytes(), &notice)?;
+    Ok(true)
 }
 
 /// Notices in `table` due at `now`, in key order, at most `max`, looking

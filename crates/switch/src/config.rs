@@ -420,6 +420,10 @@ pub struct Notices {
     /// First retry after this long, doubling up to `retry_max_secs`.
     pub retry_base_secs: i64,
     pub retry_max_secs: i64,
+    /// Attempts at a member notice before it is given up (logged and
+    /// counted), so one the gateway always refuses does not come round
+    /// for ever.
+    pub max_attempts: u32,
     /// How often the outbox is drained, and how many per round.
     pub interval_ms: u64,
     pub per_round: usize,
@@ -585,6 +589,7 @@ impl Default for Notices {
             webhook_timeout_ms: 5_000,
             retry_base_secs: 5,
             retry_max_secs: 3_600,
+            max_attempts: 48,
             interval_ms: 1_000,
             per_round: 200,
             opt_out_keywords: ["لغو", "لغو11", "off", "stop", "unsubscribe"]
@@ -733,9 +738,10 @@ impl Config {
                     .into(),
             );
         }
-        if n.campaign_rate_per_sec == 0 || n.campaign_max_attempts == 0 {
+        if n.campaign_rate_per_sec == 0 || n.campaign_max_attempts == 0 || n.max_attempts == 0 {
             return bad(
-                "notices: campaign_rate_per_sec and campaign_max_attempts must be positive".into(),
+                "notices: campaign_rate_per_sec, campaign_max_attempts and max_attempts must be positive"
+                    .into(),
             );
         }
         crate::gateway::Shape::of(n.webhook_url.as_deref(), n.webhook_body.as_deref()).map_err(

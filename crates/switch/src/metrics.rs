@@ -84,6 +84,7 @@ pub struct Metrics {
     purged_requests: AtomicU64,
     pub notices_sent: AtomicU64,
     pub notices_failed: AtomicU64,
+    pub notices_given_up: AtomicU64,
     pub campaign_sent: AtomicU64,
     pub campaign_failed: AtomicU64,
     /// Admin actions done but not written to the action log.
@@ -121,6 +122,7 @@ impl Default for Metrics {
             purged_requests: AtomicU64::new(0),
             notices_sent: AtomicU64::new(0),
             notices_failed: AtomicU64::new(0),
+            notices_given_up: AtomicU64::new(0),
             campaign_sent: AtomicU64::new(0),
             campaign_failed: AtomicU64::new(0),
             actions_not_logged: AtomicU64::new(0),
@@ -276,6 +278,11 @@ impl Metrics {
                 "clubswitch_notices_failed_total",
                 "Member notice deliveries that failed (each is retried) since start.",
                 self.notices_failed.load(Relaxed),
+            ),
+            (
+                "clubswitch_notices_given_up_total",
+                "Member notices given up since start: refused notices.max_attempts times, or with no number to go to.",
+                self.notices_given_up.load(Relaxed),
             ),
             (
                 "clubswitch_campaign_messages_sent_total",

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clubswitch_engine::notice::backoff;
-use clubswitch_engine::{Engine, Event, Notice, NoticeKind, UnixTime};
+use clubswitch_engine::{Engine, Event, Notice, NoticeKind, Status, UnixTime};
 
 use crate::config::{ConfigError, NoticeChannel, Notices, WebhookMethod};
 use crate::error::SwitchError;
@@ -148,7 +148,9 @@ pub(crate) const SCAN_PER_ROUND: usize = 100_000;
 
 /// One delivery round: sends what is due, removes what was accepted (in
 /// one transaction at the end: a crash before it sends those again, which
-/// at-least-once allows) and reschedules what was not. Once `stop` says so
+/// at-least-once allows) and reschedules what was not, giving a notice up
+/// after `notices.max_attempts`. A message the gateway refuses (a 4xx)
+/// fails alone; any other failure ends the round. Once `stop` says so
 /// (the daemon is stopping) it sends no more and records what it sent, so
 /// a stop waits for one send, not a round, and sends nothing twice.
 pub fn round(
@@ -165,7 +167,8 @@ pub fn round(
         .due(now, cfg.per_round, SCAN_PER_ROUND)
         .map_err(SwitchError::Outbox)?;
     let mut delivered = Vec::with_capacity(due.len());
-    let mut failed = None;
+    // Notices not delivered this round: rescheduled, or given up.
+    let mut failed: Vec<(u64, u32, SwitchError)> = Vec::new();
     let mut words = Words::new(engine, tier_names, cfg.language);
     // Greetings and reminders are marketing: held through quiet hours,
     // dropped for a member who opted out since they were written.
@@ -179,15 +182,25 @@ pub fn round(
         if stop() {
             break;
         }
+        if n.phone.trim().is_empty() {
+            // Written before the switch skipped members without a number.
+            tracing::debug!(id = n.id, "notice given up: the member has no number");
+            metrics.notices_given_up.fetch_add(1, Relaxed);
+            delivered.push(n.id);
+            continue;
+        }
         if Event::of(&n.kind).is_some_and(Event::is_marketing) {
             if quiet {
                 held.push(n.id);
                 continue;
             }
             match engine.admin().member(n.member) {
-                Ok(Some(m)) if m.opted_out.is_none() => {}
+                Ok(Some(m)) if m.opted_out.is_none() && m.status == Status::Active => {}
                 Ok(_) => {
-                    tracing::debug!(id = n.id, "marketing notice dropped: the member opted out");
+                    tracing::debug!(
+                        id = n.id,
+                        "marketing notice dropped: the member opted out or is not active"
+                    );
                     delivered.push(n.id);
                     continue;
                 }
@@ -211,16 +224,16 @@ pub fn round(
             }
             Err(e) => {
                 metrics.notices_failed.fetch_add(1, Relaxed);
-                let wait = backoff(n.attempts, cfg.retry_base_secs, cfg.retry_max_secs);
-                tracing::warn!(
-                    id = n.id,
-                    attempts = n.attempts + 1,
-                    retry_in_secs = wait,
-                    "notice not delivered: {e}"
-                );
-                failed = Some((n.id, e, wait));
-                // The gateway is failing: leave the rest for the next round.
-                break;
+                // A 4xx other than 408 and 429 refuses this message (a
+                // number the gateway does not take): the round goes on.
+                // Anything else says the gateway is failing: the rest wait
+                // for the next round.
+                let refused = matches!(e, SwitchError::GatewayStatus(c)
+                    if (400..500).contains(&c) && c != 408 && c != 429);
+                failed.push((n.id, n.attempts, e));
+                if !refused {
+                    break;
+                }
             }
         }
     }
@@ -235,7 +248,27 @@ pub fn round(
         .outbox()
         .postpone(&held, cfg.quiet_hours.end_after(now, offset))
         .map_err(SwitchError::Outbox)?;
-    if let Some((id, e, wait)) = failed {
+    for (id, attempts, e) in failed {
+        if attempts.saturating_add(1) >= cfg.max_attempts {
+            tracing::warn!(
+                id,
+                attempts = attempts + 1,
+                "notice given up after notices.max_attempts: {e}"
+            );
+            metrics.notices_given_up.fetch_add(1, Relaxed);
+            engine
+                .outbox()
+                .delivered(&[id])
+                .map_err(|source| SwitchError::NoticesDelivered { count: 1, source })?;
+            continue;
+        }
+        let wait = backoff(attempts, cfg.retry_base_secs, cfg.retry_max_secs);
+        tracing::warn!(
+            id,
+            attempts = attempts + 1,
+            retry_in_secs = wait,
+            "notice not delivered: {e}"
+        );
         engine
             .outbox()
             .failed(id, now, &e.to_string(), wait)

@@ -377,7 +377,8 @@ impl Access<'_> {
                 now,
                 &member,
                 NoticeKind::LoginCode { code: code.clone() },
-            )
+            )?;
+            Ok(())
         })
     }
 

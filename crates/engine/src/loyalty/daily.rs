@@ -154,8 +154,7 @@ pub(super) fn enqueue_once(
         return Ok(false);
     }
     tx.put(Table::Daily, &key, &())?;
-    notice::enqueue(tx, now, m, kind)?;
-    Ok(true)
+    notice::enqueue(tx, now, m, kind)
 }
 
 fn by_member(member: MemberId) -> Vec<u8> {
