@@ -815,3 +815,50 @@ fn a_number_the_gateway_refuses_is_given_up_and_holds_no_one_else_up() {
         .iter()
         .all(|v| v["to"] != "09127770010"));
 }
+
+#[test]
+fn a_campaign_goes_to_the_number_a_member_has_now_and_in_persian_when_written_only_in_persian() {
+    let (url, accepted) = gateway(Gateway::FailFirst(0));
+    // 03:00 local: quiet, so the campaign waits after it is queued.
+    let mut d = Daemon::start_with_top(
+        "outreach-campaign-number",
+        &format!("utc_offset_secs = {}", offset_for(3 * 3_600)),
+        &format!(
+            "[loyalty]\ndaily_hour = 23\n[notices]\nchannel = \"webhook\"\nwebhook_url = \"{url}\"\ninterval_ms = 100\n"
+        ),
+        &[],
+    );
+    let reader = json!({ "name": "Reader", "phone": "09127770020", "groups": ["n"] });
+    let id = d.admin("POST", "/v1/members", Some(reader)).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    // An English reader, but the campaign has Persian words only.
+    let english =
+        json!({ "name": "Reader", "phone": "09127770020", "language": "en", "groups": ["n"] });
+    d.admin("PUT", &format!("/v1/members/{id}"), Some(english))
+        .unwrap();
+    let campaign = json!({
+        "name": "Persian only",
+        "group": "n",
+        "text_fa": "{{ name }} عزیز، پیشنهاد امروز {{ today }}",
+    });
+    let c = d.admin("POST", "/v1/campaigns", Some(campaign)).unwrap();
+    let c = c["id"].as_u64().unwrap();
+    wait_campaign(&d, c, 60, |c| c["figures"]["queued"] == 1);
+
+    // The member changes number while the campaign waits.
+    let moved =
+        json!({ "name": "Reader", "phone": "09127770021", "language": "en", "groups": ["n"] });
+    d.admin("PUT", &format!("/v1/members/{id}"), Some(moved))
+        .unwrap();
+    restart_at(&mut d, offset_for(12 * 3_600));
+    wait_campaign(&d, c, 60, |c| c["figures"]["sent"] == 1);
+    let sent = accepted.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["to"], "09127770021");
+    let text = sent[0]["text"].as_str().unwrap();
+    assert!(
+        !text.chars().any(|c| c.is_ascii_digit()),
+        "Persian digits in a Persian text: {text}"
+    );
+}

@@ -41,8 +41,12 @@ const FAILURES_IN_A_ROW: u32 = 3;
 /// round's outcomes are recorded would send again.
 const PER_ROUND: usize = 1_000;
 
-/// The placeholders a campaign's text may use.
+/// The placeholders a campaign to one merchant's members may use.
 pub const PLACEHOLDERS: [&str; 6] = ["name", "tier", "merchant", "points", "credit", "today"];
+
+/// The placeholders a campaign to every merchant's members may use: a
+/// merchant, its points and its credit name none there.
+const NETWORK_PLACEHOLDERS: [&str; 3] = ["name", "tier", "today"];
 
 /// What a member's message is written from.
 struct Facts<'a> {
@@ -66,8 +70,15 @@ fn context(f: &Facts<'_>, lang: Lang, tier_names: &[String; 4]) -> Value {
 }
 
 /// A campaign's text checked ([`check_template`] with the campaign
-/// placeholders). What it writes for a sample member.
-pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<String, String> {
+/// placeholders: a campaign to one merchant's members (`merchant`) may name
+/// the merchant, its points and its credit). What it writes for a sample
+/// member.
+pub fn check_text(
+    text: &str,
+    lang: Lang,
+    tier_names: &[String; 4],
+    merchant: bool,
+) -> Result<String, String> {
     let member = Member {
         id: MemberId(1),
         name: match lang {
@@ -90,7 +101,12 @@ pub fn check_text(text: &str, lang: Lang, tier_names: &[String; 4]) -> Result<St
         today: UnixTime::now().0.div_euclid(86_400),
     };
     let ctx = context(&facts, lang, tier_names);
-    check_template(text, lang, "a campaign", &PLACEHOLDERS, ctx)
+    if merchant {
+        check_template(text, lang, "a campaign", &PLACEHOLDERS, ctx)
+    } else {
+        let what = "a campaign to every merchant's members";
+        check_template(text, lang, what, &NETWORK_PLACEHOLDERS, ctx)
+    }
 }
 
 /// A campaign's words for a member: its templates compiled once per round.
@@ -162,10 +178,18 @@ impl<'e> Writer<'e> {
         member: &Member,
         now: UnixTime,
     ) -> Result<String, SwitchError> {
-        let lang = member.language.map(Lang::of).unwrap_or(self.default);
+        let chosen = member.language.map(Lang::of).unwrap_or(self.default);
         let (engine, tier_names, offset) = (self.engine, self.tier_names, self.offset);
         let Some((c, merchant_name)) = self.campaign(id)? else {
             return Err(SwitchError::CampaignGone(id));
+        };
+        // A campaign written in Persian only goes to everyone in Persian,
+        // digits and dates included, not Persian words around Latin digits
+        // and a Gregorian date.
+        let lang = if c.text_en.trim().is_empty() {
+            Lang::Fa
+        } else {
+            chosen
         };
         let merchant = c.audience.merchant;
         let merchant_name = merchant_name.clone().unwrap_or_default();
@@ -307,9 +331,20 @@ pub fn round(
         let outcome = match member {
             Some(m) if m.status != Status::Active => Outcome::Inactive,
             Some(m) if m.opted_out.is_some() => Outcome::OptedOut,
+            // Gone, or no number to send to any more.
             None => Outcome::Inactive,
+            Some(m) if m.phone.trim().is_empty() => Outcome::Inactive,
             Some(m) => match writer.write(campaign, &m, now) {
-                Ok(text) => send(channel, cfg, metrics, &n, &text, &mut in_a_row),
+                // To the member's number now: one changed since the
+                // campaign was queued gets it at the new number, not the
+                // old one (with the member's name and balances).
+                Ok(text) => {
+                    let to = Notice {
+                        phone: m.phone.clone(),
+                        ..n.clone()
+                    };
+                    send(channel, cfg, metrics, &to, &text, &mut in_a_row)
+                }
                 // The campaign's text cannot be written for this member:
                 // trying again writes it no better.
                 Err(e @ (SwitchError::CampaignGone(_) | SwitchError::TooLong(_))) => {
@@ -387,9 +422,18 @@ mod tests {
 
     #[test]
     fn a_text_with_an_unknown_placeholder_is_refused_with_the_known_ones_named() {
-        let e = check_text("سلام {{ nmae }}", Lang::Fa, &names()).unwrap_err();
+        let e = check_text("سلام {{ nmae }}", Lang::Fa, &names(), true).unwrap_err();
         assert!(e.contains("placeholders of a campaign: name, tier"), "{e}");
-        assert!(check_text("سلام {{ name }", Lang::Fa, &names()).is_err());
+        assert!(check_text("سلام {{ name }", Lang::Fa, &names(), true).is_err());
+    }
+
+    #[test]
+    fn a_campaign_to_every_merchants_members_may_not_name_a_merchants_points() {
+        let text = "{{ name }}: {{ points }} امتیاز در {{ merchant }}";
+        assert!(check_text(text, Lang::Fa, &names(), true).is_ok());
+        let e = check_text(text, Lang::Fa, &names(), false).unwrap_err();
+        assert!(e.contains("unknown merchant, points"), "{e}");
+        assert!(check_text("{{ name }}، {{ today }}", Lang::Fa, &names(), false).is_ok());
     }
 
     #[test]

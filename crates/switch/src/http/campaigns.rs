@@ -192,11 +192,17 @@ fn view(c: Campaign, part_cost: u64) -> CampaignView {
     }
 }
 
-/// Checks both texts; the Persian one is required.
-fn check_texts(h: &super::Http, fa: &str, en: &str) -> Result<(Sample, Option<Sample>), ApiError> {
+/// Checks both texts; the Persian one is required. `merchant`: the
+/// campaign goes to one merchant's members.
+fn check_texts(
+    h: &super::Http,
+    fa: &str,
+    en: &str,
+    merchant: bool,
+) -> Result<(Sample, Option<Sample>), ApiError> {
     let names = &h.switch.engine.config().loyalty.tier_names;
     let sample = |text: &str, lang| -> Result<Sample, ApiError> {
-        let text = check_text(text, lang, names).map_err(bad)?;
+        let text = check_text(text, lang, names, merchant).map_err(bad)?;
         Ok(Sample {
             length: sms::Length::of(&text),
             text,
@@ -233,7 +239,7 @@ pub(super) async fn preview(
     let (fa, en) = if p.text_fa.trim().is_empty() {
         (None, None)
     } else {
-        let (fa, en) = check_texts(&h, &p.text_fa, &p.text_en)?;
+        let (fa, en) = check_texts(&h, &p.text_fa, &p.text_en, audience.merchant.is_some())?;
         (Some(fa), en)
     };
     let members = blocking(&h, move |e| {
@@ -275,7 +281,7 @@ pub(super) async fn create(
         }
     }
     known_merchant(&h, &audience).await?;
-    check_texts(&h, &c.text_fa, &c.text_en)?;
+    check_texts(&h, &c.text_fa, &c.text_en, audience.merchant.is_some())?;
     let now = UnixTime::now();
     let new = NewCampaign {
         name: c.name,
