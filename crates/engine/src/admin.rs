@@ -205,6 +205,39 @@ impl Admin<'_> {
             .map(|stored| stored.map(|()| m))
     }
 
+    /// Changes member `id` to what `edit` makes of the record as stored, in
+    /// one transaction: a change written meanwhile (an opt-out by text
+    /// message) is what `edit` starts from, never overwritten by a copy
+    /// read before it. Name and phone are checked as [`Admin::put_member`]
+    /// checks them; the id stays.
+    pub fn edit_member(
+        &self,
+        id: MemberId,
+        edit: impl Fn(&Member) -> Member,
+    ) -> Result<Durable<Member>> {
+        self.core.store.transaction_durable(|tx| {
+            let Some(old) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
+                return abort(not_found("member", id.0));
+            };
+            let new = edit(&old);
+            let (name, phone) = match (
+                contact::person_name(&new.name),
+                contact::optional_mobile(&new.phone),
+            ) {
+                (Ok(name), Ok(phone)) => (name, phone),
+                (Err(e), _) | (_, Err(e)) => return abort(e),
+            };
+            let m = Member {
+                id,
+                name,
+                phone,
+                ..new
+            };
+            tx.put(Table::Members, &id.0.to_be_bytes(), &m)?;
+            Ok(m)
+        })
+    }
+
     /// Records that the members with phone number `phone` (typed in any
     /// form) opted out of marketing at `now` (with `opt_out` false: back
     /// in); how many records changed. A number no member has changes

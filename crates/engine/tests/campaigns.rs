@@ -325,3 +325,40 @@ fn a_stop_ends_queuing_and_dropping_between_transactions_and_the_next_round_does
     assert_eq!(figures().cancelled, 2_500);
     w.assert_audit();
 }
+
+#[test]
+fn a_member_edit_starts_from_the_record_as_stored_and_checks_what_it_writes() {
+    let w = World::new();
+    let m = add(&w, "Sara", "09120000010", Tier::Bronze, &["club"]);
+    // A copy read before the member texted STOP.
+    let before = w.engine.admin().member(m.id).unwrap().unwrap();
+    w.engine
+        .admin()
+        .opt_out_by_phone("09120000010", true, T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let edited = w
+        .engine
+        .admin()
+        .edit_member(m.id, |stored| Member {
+            name: "Sara Ahmadi".into(),
+            ..stored.clone()
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(edited.name, "Sara Ahmadi");
+    assert!(before.opted_out.is_none());
+    assert_eq!(edited.opted_out, Some(T0), "the STOP stays");
+    let bad = w.engine.admin().edit_member(m.id, |stored| Member {
+        phone: "12".into(),
+        ..stored.clone()
+    });
+    assert!(matches!(bad, Err(EngineError::Invalid(_))));
+    let missing = w
+        .engine
+        .admin()
+        .edit_member(MemberId(u64::MAX), Member::clone);
+    assert!(matches!(missing, Err(EngineError::NotFound { .. })));
+}

@@ -157,31 +157,26 @@ pub(super) async fn update_member(
     Path(id): Path<u64>,
     Json(m): Json<MemberIn>,
 ) -> ApiResult {
-    let old = blocking(&h, move |e| e.admin().member(MemberId(id)))
-        .await?
-        .ok_or_else(|| not_found("member"))?;
     let birthday = m.birthday()?;
-    let language = match m.language.as_deref() {
-        Some(l) => parse_language(l)?,
-        None => old.language,
-    };
-    let opted_out = match m.marketing {
-        Some(marketing) => opted_out(marketing, old.opted_out),
-        None => old.opted_out,
-    };
-    let rec = Member {
+    let language = m.language.as_deref().map(parse_language).transpose()?;
+    // Applied to the member as stored, inside the write: a STOP texted
+    // meanwhile is kept unless this request says otherwise.
+    let edit = move |old: &Member| Member {
         id: old.id,
-        name: m.name,
-        phone: m.phone,
+        name: m.name.clone(),
+        phone: m.phone.clone(),
         tier: m.tier,
-        groups: m.groups,
+        groups: m.groups.clone(),
         status: m.status.unwrap_or(old.status),
-        language,
-        opted_out,
+        language: language.unwrap_or(old.language),
+        opted_out: match m.marketing {
+            Some(marketing) => opted_out(marketing, old.opted_out),
+            None => old.opted_out,
+        },
         joined: old.joined,
     };
     let rec = blocking(&h, move |e| {
-        let stored = e.admin().put_member(&rec)?;
+        let stored = e.admin().edit_member(MemberId(id), edit)?;
         with_birthday(e, stored, birthday)
     })
     .await?
@@ -235,18 +230,14 @@ pub(super) async fn set_marketing(
     Path(id): Path<u64>,
     Json(m): Json<MarketingIn>,
 ) -> ApiResult {
-    let old = blocking(&h, move |e| e.admin().member(MemberId(id)))
-        .await?
-        .ok_or_else(|| not_found("member"))?;
-    let opted_out = opted_out(m.marketing, old.opted_out);
-    let rec = if opted_out == old.opted_out {
-        old
-    } else {
-        let rec = Member { opted_out, ..old };
-        blocking(&h, move |e| e.admin().put_member(&rec))
-            .await?
-            .await?
-    };
+    let rec = blocking(&h, move |e| {
+        e.admin().edit_member(MemberId(id), |old| Member {
+            opted_out: opted_out(m.marketing, old.opted_out),
+            ..old.clone()
+        })
+    })
+    .await?
+    .await?;
     member_json(&h, &rec).await
 }
 
