@@ -324,6 +324,32 @@ fn a_refund_after_points_were_converted_takes_the_credit_they_became_and_writes_
 }
 
 #[test]
+fn undoing_a_refund_gives_back_to_the_member_it_took_from_after_the_card_moved() {
+    let w = with_program(program());
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let r = w.refund(Pc::ClubRefund, c.rrn.unwrap(), 50_000, T0.plus(60));
+    assert_eq!(points(&w), 75);
+    // The card is linked to another member before the refund is undone.
+    let other = w
+        .engine
+        .admin()
+        .add_member("Other", "09120000099", Tier::Bronze, Vec::new())
+        .unwrap()
+        .wait()
+        .unwrap();
+    w.engine
+        .admin()
+        .update_card(&w.club.hash, |card| card.member = Some(other.id))
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(w.undo_rrn(r.rrn.unwrap(), T0.plus(70)).code, Rc::Approved);
+    let other_points = w.engine.loyalty().points(other.id, &w.merchant).unwrap();
+    assert_eq!((points(&w), other_points.balance), (150, 0));
+    w.assert_audit();
+}
+
+#[test]
 fn undoing_a_refund_gives_back_what_the_refund_took() {
     let w = with_program(Program {
         cashback_bps: 1000,

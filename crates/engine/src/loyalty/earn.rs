@@ -542,8 +542,16 @@ pub(crate) fn on_refund_reversed(
     purchase: &mut Txn,
 ) -> TxResult<()> {
     let tx = cx.tx;
-    let Some(member) = member_of(tx, purchase)?.map(|m| m.id) else {
-        return Ok(());
+    // What the refund recovered goes back to the member it was recovered
+    // from, whoever holds the card now (it may have been linked to
+    // another member since).
+    let taken = take_earned(tx, refund)?;
+    let member = match taken.as_ref().map(|e| e.member) {
+        Some(m) => m,
+        None => match member_of(tx, purchase)? {
+            Some(m) => m.id,
+            None => return Ok(()),
+        },
     };
     let (charged, month) = counted(cx, purchase);
     let before = purchase.refunded;
@@ -553,7 +561,7 @@ pub(crate) fn on_refund_reversed(
         before + refund.final_amount,
         purchase.final_amount,
     );
-    let Some(rec) = take_earned(tx, refund)?.and_then(|e| e.refund) else {
+    let Some(rec) = taken.and_then(|e| e.refund) else {
         adjust_standing(tx, member, month, spend, 0, true)?;
         return Ok(());
     };
