@@ -80,7 +80,14 @@ pub(crate) fn post(
             return abort(EngineError::invalid(format!("{key:?} would go below zero")));
         }
         if matches!(key, AccountKey::Points { .. } | AccountKey::Store { .. }) {
-            acc.grants.posted(at, *delta, acc.balance);
+            // What is taken back leaves the lots it came into; anything
+            // else spends the oldest first.
+            let undoes = matches!(kind, JournalKind::LoyaltyReturn | JournalKind::PointsGrant);
+            if *delta < 0 && undoes {
+                acc.grants.taken_back(delta.unsigned_abs(), acc.balance);
+            } else {
+                acc.grants.posted(at, *delta, acc.balance);
+            }
         }
         tx.put(Table::Accounts, &key.to_key(), &acc)?;
     }

@@ -189,6 +189,32 @@ fn points_expire_oldest_first_after_their_validity_with_one_warning_before() {
 }
 
 #[test]
+fn a_purchase_and_its_refund_do_not_renew_older_points() {
+    let w = with_program(program());
+    buy(&w, Pc::ClubPurchase, 100_000, T0);
+    let later = buy(&w, Pc::ClubPurchase, 100_000, T0.plus(29 * DAY));
+    assert_eq!(points(&w), 200);
+    let r = w.refund(
+        Pc::ClubRefund,
+        later.rrn.unwrap(),
+        100_000,
+        T0.plus(29 * DAY + 60),
+    );
+    assert_eq!(r.code, Rc::Approved);
+    assert_eq!(points(&w), 100);
+    // The 100 points left are the first purchase's: they expire on its
+    // day, not on the refunded one's.
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(32 * DAY))
+        .unwrap()
+        .unwrap();
+    assert_eq!((run.points_expired, points(&w)), (100, 0));
+    w.assert_audit();
+}
+
+#[test]
 fn store_credit_held_for_a_pending_purchase_does_not_expire_under_it() {
     let w = with_program(Program {
         credit_valid_days: Some(10),

@@ -110,6 +110,28 @@ impl Grants {
         }
     }
 
+    /// A debit that undoes a credit (points or cashback taken back with a
+    /// refund or reversal, a grant taken back by hand) left the balance at
+    /// `balance`: it leaves the newest lots first, where what it undoes
+    /// went, so the older lots keep their validity. (Cut from the oldest as
+    /// a spend is, a purchase and its refund would renew old points.)
+    pub(crate) fn taken_back(&mut self, amount: u64, balance: i64) {
+        let mut left = amount;
+        while left > 0 {
+            let Some(newest) = self.lots.last_mut() else {
+                break;
+            };
+            if newest.amount > left {
+                newest.amount -= left;
+                left = 0;
+            } else {
+                left -= newest.amount;
+                self.lots.pop();
+            }
+        }
+        cut(&mut self.lots, balance.max(0).unsigned_abs());
+    }
+
     /// Puts the lots of `unit` that format version 1 kept apart (in
     /// `older`) in front of these.
     pub(crate) fn take_older(&mut self, older: &mut Lots, unit: Unit) {
@@ -189,6 +211,24 @@ mod tests {
             at: UnixTime(at),
             amount,
         }
+    }
+
+    #[test]
+    fn a_take_back_leaves_the_newest_lots_and_a_spend_the_oldest() {
+        let grants = |lots: Vec<Lot>| Grants {
+            lots,
+            ..Grants::default()
+        };
+        let mut back = grants(vec![lot(0, 100), lot(86_400 * 29, 100)]);
+        back.taken_back(100, 100);
+        assert_eq!(back.lots, vec![lot(0, 100)]);
+        let mut spent = grants(vec![lot(0, 100), lot(86_400 * 29, 100)]);
+        spent.posted(UnixTime(86_400 * 29), -100, 100);
+        assert_eq!(spent.lots, vec![lot(86_400 * 29, 100)]);
+        // More than the newest lot: on into the one before it.
+        let mut deep = grants(vec![lot(0, 100), lot(900, 30)]);
+        deep.taken_back(50, 80);
+        assert_eq!(deep.lots, vec![lot(0, 80)]);
     }
 
     #[test]
