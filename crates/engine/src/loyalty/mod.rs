@@ -19,8 +19,12 @@
 //! transaction (never at authorize, which stays as fast as without a
 //! programme); a reversal takes them back in full and a refund in
 //! proportion, the last refund taking whatever is left. Points already
-//! converted are taken back from the store credit they became, at the rate
-//! they were converted at; what the member has already spent is written off
+//! converted are taken back from the store credit they became, at the
+//! programme's rate when they were earned (kept with the purchase: a
+//! member's conversions pool points of many purchases and are not traced
+//! to them, so a rate changed between earning and converting takes back
+//! more or less credit than the conversion gave); what the member has
+//! already spent is written off
 //! to the merchant and shown on what the purchase [`Earned`] (kept on the
 //! transaction itself, so a confirm that earns writes no more records than
 //! one that does not, but for the points and credit balances).
