@@ -845,3 +845,46 @@ fn batches_whose_files_could_not_be_written_are_filed_by_the_next_run() {
         .unwrap();
     assert_eq!(third["files"], serde_json::json!([]), "{third}");
 }
+
+#[test]
+fn the_master_key_rotates_to_the_new_file_even_with_the_old_one_in_the_environment() {
+    let mut d = Daemon::start("rotate-master", &[]);
+    assert_eq!(load(&d, 1, "discount=100")["errors"], 0);
+    assert!(d.terminate().success());
+    let in_use = d.dir.join("master.key");
+    let old = std::fs::read_to_string(&in_use).unwrap();
+    let new = d.dir.join("master.key.new");
+    let made = std::process::Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    // As an operator whose switch takes its key from the environment runs it.
+    let rotate = |to: &std::path::Path| {
+        std::process::Command::new(BIN)
+            .args(["rotate-master-key", "--data-dir"])
+            .arg(&d.dir)
+            .args(d.store_url())
+            .arg("--new-key-file")
+            .arg(to)
+            .env("CLUBSWITCH_MASTER_KEY", old.trim())
+            .output()
+            .unwrap()
+    };
+    let same = rotate(&in_use);
+    assert!(!same.status.success());
+    assert!(
+        String::from_utf8_lossy(&same.stderr).contains("nothing to rotate to"),
+        "{same:?}"
+    );
+    let done = rotate(&new);
+    assert!(done.status.success(), "{done:?}");
+
+    // The switch on the new key: its terminals' keys and the card key open.
+    std::fs::rename(&new, &in_use).unwrap();
+    d.restart();
+    let after = load(&d, 1, "discount=100");
+    assert_eq!(after["errors"], 0, "{after}");
+    assert!(after["flows"].as_u64().unwrap() > 0, "{after}");
+}

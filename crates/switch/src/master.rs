@@ -25,6 +25,8 @@ pub enum MasterKeyError {
     Malformed,
     #[error("a sealed {0} does not open under this master key (wrong key, or damaged data)")]
     Unseal(&'static str),
+    #[error("the new master key is the one in use: nothing to rotate to")]
+    SameKey,
 }
 
 #[derive(Clone)]
@@ -48,10 +50,21 @@ impl MasterKey {
         if let Ok(v) = std::env::var(crate::config::MASTER_KEY_ENV) {
             return Self::from_hex(&v);
         }
-        let path = file.ok_or(MasterKeyError::Missing)?;
+        Self::from_file(file.ok_or(MasterKeyError::Missing)?)
+    }
+
+    /// From the file alone, whatever the environment holds (a new key
+    /// beside the one the switch runs with).
+    pub fn from_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| MasterKeyError::Read(path.display().to_string(), e))?;
         Self::from_hex(&text)
+    }
+
+    /// Whether `other` is this key: what one seals, the other opens.
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        const PROBE: &str = "clubswitch same-key probe";
+        other.unseal(PROBE, &self.seal(PROBE, b"probe")).is_ok()
     }
 
     /// A fresh key as 64 hex digits.

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::SwitchError;
 use crate::handler::TMK_PURPOSE;
 use crate::layout::archive_dir;
-use crate::master::MasterKey;
+use crate::master::{MasterKey, MasterKeyError};
 
 /// `clubswitch audit`: the invariants of a stopped switch's ledger.
 pub fn audit(cfg: &Config) -> Result<(), SwitchError> {
@@ -80,21 +80,34 @@ pub fn archive(cfg: &Config) -> Result<(), SwitchError> {
 /// Re-seals every terminal key (current and previous) and the card-hash key
 /// under a new master key. Run with the switch stopped; afterwards point the
 /// configuration at the new key.
+///
+/// The new key is read from its file alone: the environment variable names
+/// the key in use, and taken for the new one it would make the rotation a
+/// silent no-op. A rotation cut short (a crash) can be run again: what
+/// already opens under the new key is left as it is.
 pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
     let old = master_key(cfg, false)?;
-    let new = MasterKey::load(Some(new_key))?;
+    let new = MasterKey::from_file(new_key)?;
+    if new.same_as(&old) {
+        return Err(MasterKeyError::SameKey.into());
+    }
+    // Sealed under the new key: as it is; under the old: re-sealed.
+    let reseal = |purpose: &'static str, sealed: &[u8]| -> Result<Vec<u8>, MasterKeyError> {
+        if new.unseal(purpose, sealed).is_ok() {
+            return Ok(sealed.to_vec());
+        }
+        Ok(new.seal(purpose, &old.unseal(purpose, sealed)?))
+    };
     let engine = open_engine(cfg, &old)?;
     let terminals: Vec<Terminal> = engine.admin().terminals()?;
     for t in &terminals {
-        let current =
-            old.unseal(TMK_PURPOSE, &t.sealed_tmk)
-                .map_err(|source| SwitchError::TerminalKey {
-                    terminal: t.id,
-                    source,
-                })?;
-        let sealed = new.seal(TMK_PURPOSE, &current);
+        let sealed =
+            reseal(TMK_PURPOSE, &t.sealed_tmk).map_err(|source| SwitchError::TerminalKey {
+                terminal: t.id,
+                source,
+            })?;
         let previous = match &t.previous_tmk {
-            Some((s, until)) => Some((new.seal(TMK_PURPOSE, &old.unseal(TMK_PURPOSE, s)?), *until)),
+            Some((s, until)) => Some((reseal(TMK_PURPOSE, s)?, *until)),
             None => None,
         };
         engine
@@ -106,9 +119,8 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
             .wait()?;
     }
     let sealed: Vec<u8> = engine.sealed(CARD_KEY)?.ok_or(SwitchError::NoCardKey)?;
-    let card_key = old.unseal(CARD_KEY_PURPOSE, &sealed)?;
     engine
-        .keep_sealed(CARD_KEY, new.seal(CARD_KEY_PURPOSE, &card_key))?
+        .keep_sealed(CARD_KEY, reseal(CARD_KEY_PURPOSE, &sealed)?)?
         .wait()?;
     engine.close()?;
     println!(
