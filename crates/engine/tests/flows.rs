@@ -980,6 +980,25 @@ fn a_purchase_past_the_refund_window_is_not_refunded() {
 }
 
 #[test]
+fn refunds_in_parts_return_the_whole_fee_and_the_last_rial_too() {
+    let w = World::new();
+    let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 400_000, T0);
+    assert_eq!(w.confirm(&auth, &out, 400_000, T0).code, Rc::Approved);
+    let rrn = out.rrn.unwrap();
+    let fee = w.engine.admin().txn(&rrn).unwrap().unwrap().fee;
+    assert_eq!(fee, 4_000, "1% of 400,000");
+    // Rounding each part on its own left the last rial's refund to carry
+    // the others' rounding: more fee back than rials refunded.
+    for part in [199_999, 199_999, 1, 1] {
+        assert_eq!(w.refund(Pc::ClubRefund, rrn, part, T0).code, Rc::Approved);
+    }
+    let purchase = w.engine.admin().txn(&rrn).unwrap().unwrap();
+    assert_eq!((purchase.refunded, purchase.fee_refunded), (400_000, fee));
+    assert_eq!(w.club_account().balance, 500_000);
+    w.assert_audit();
+}
+
+#[test]
 fn a_refund_can_be_reversed() {
     let w = World::new();
     let (auth, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);

@@ -52,13 +52,22 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Refund) -> TxResult<Flow> {
     let Some(acc) = purchase.account.clone() else {
         return Ok(Flow::decline(Rc::SystemMalfunction));
     };
-    // The fee goes back in proportion, rounded down; the last refund returns
-    // whatever is left, so a purchase refunded in full returns all its fee.
-    let fee_back = if amount == refundable {
-        purchase.fee - purchase.fee_refunded
-    } else {
-        (u128::from(purchase.fee) * u128::from(amount) / u128::from(purchase.final_amount)) as u64
-    };
+    // The fee goes back in proportion to what has been refunded so far,
+    // this refund included, rounded down: so a purchase refunded in full
+    // returns all its fee, and no refund returns more fee than its amount
+    // (the fee is at most the purchase). Rounding each refund on its own
+    // would leave the last one to return every earlier one's rounding,
+    // more than a one-rial refund can carry. (A purchase refunded in parts
+    // by an earlier release, which rounded each, may have a rial or two
+    // more to return than its last refunds can carry: they carry what
+    // they can.)
+    let fee_back = u64::try_from(
+        u128::from(purchase.fee) * u128::from(purchase.refunded + amount)
+            / u128::from(purchase.final_amount),
+    )
+    .unwrap_or(purchase.fee)
+    .saturating_sub(purchase.fee_refunded)
+    .min(amount);
     let m = cx.merchant.id;
     let mut points_back = None;
     let (payable_delta, postings) = match req.code {
