@@ -1004,14 +1004,21 @@ fn voiding_or_expiring_a_points_hold_releases_it_and_a_reversal_gives_the_points
         .unwrap();
     assert_eq!((points(&w), points_held(&w)), (150, 0));
 
+    let spend = || -> u64 {
+        let standing = w.engine.loyalty().standing(w.member.id).unwrap();
+        standing.unwrap().months.iter().map(|m| m.spend).sum()
+    };
+    assert_eq!(spend(), 150_000, "the club purchase");
     let (auth, out) = w.authorize(Pc::PointsPurchase, CLUB_PAN, 5_000, T0.plus(4_000));
     w.confirm(&auth, &out, 5_000, T0.plus(4_001));
     assert_eq!(points(&w), 100);
+    assert_eq!(spend(), 150_000, "paid with points: no spend");
     assert_eq!(
         w.undo_rrn(out.rrn.unwrap(), T0.plus(4_002)).code,
         Rc::Approved
     );
     assert_eq!((points(&w), points_held(&w)), (150, 0));
+    assert_eq!(spend(), 150_000, "its reversal takes none back");
     w.assert_audit();
 }
 

@@ -146,10 +146,7 @@ pub(crate) fn run(cx: &Cx<'_>, req: &Confirm) -> TxResult<Flow> {
     // A bank-card purchase earns on what the member paid after discount; a
     // purchase paid with points earns nothing, nor counts as spend, but is
     // still a visit.
-    let charged = match txn.code {
-        ProcessingCode::PointsPurchase => 0,
-        _ => amount - txn.discount.min(amount),
-    };
+    let charged = txn.charged();
     // What it earns is posted in the purchase's own journal entry.
     let earning = loyalty::earning(cx, &txn, charged)?;
     if let Some(e) = &earning {

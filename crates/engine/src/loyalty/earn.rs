@@ -372,7 +372,7 @@ fn pro_rata(total: u64, amount: u64, of: u64) -> u64 {
 /// What a purchase counted toward the tier (the amount charged) and in
 /// which local month.
 fn counted(cx: &Cx<'_>, purchase: &Txn) -> (u64, i64) {
-    let charged = purchase.final_amount - purchase.discount.min(purchase.final_amount);
+    let charged = purchase.charged();
     let at = purchase.confirmed.unwrap_or(purchase.created);
     (charged, month_of_day(cx.day(at)))
 }

@@ -193,6 +193,17 @@ impl Txn {
         )
     }
 
+    /// What a confirmed purchase counts as the member's spend (toward the
+    /// tier) and earns on: what the member paid, after the discount; for
+    /// a purchase paid with points, nothing (it is still a visit). Refunds
+    /// and reversals take back from spend what this counted, no more.
+    pub fn charged(&self) -> u64 {
+        match self.code {
+            ProcessingCode::PointsPurchase => 0,
+            _ => self.final_amount - self.discount.min(self.final_amount),
+        }
+    }
+
     /// What the purchase holds on its account while `Held`, in the
     /// account's unit (rials, or points for a points purchase).
     pub fn hold_amount(&self) -> u64 {
