@@ -384,12 +384,20 @@ impl Switch {
             Some(_) => msg.currency().map_err(format_error)?,
             None => Currency::IRR,
         };
-        let code = msg
-            .processing_code()
-            .map_err(format_error)?
-            .ok_or(ResponseCode::InvalidTransaction)?;
+        // DE 3: mandatory, but on an undo (5.6), where it may be left out
+        // and, when present, must match the original's.
+        let code = match msg.get(de::PROCESSING_CODE) {
+            Some(_) => Some(
+                msg.processing_code()
+                    .map_err(format_error)?
+                    .ok_or(ResponseCode::InvalidTransaction)?,
+            ),
+            None => None,
+        };
+        let required = || code.ok_or(ResponseCode::FormatError);
         let request = match msg.mti() {
             Mti::AUTH_REQUEST => {
+                let code = required()?;
                 if code.is_refund() {
                     return Err(ResponseCode::InvalidTransaction);
                 }
@@ -419,7 +427,7 @@ impl Switch {
             Mti::CONFIRM_ADVICE => Request::Confirm(Confirm {
                 key,
                 merchant,
-                code,
+                code: required()?,
                 amount: msg.amount().map_err(format_error)?,
                 currency,
                 rrn: msg.rrn().map_err(format_error)?,
@@ -443,12 +451,13 @@ impl Switch {
                 Request::Undo(Undo {
                     key,
                     merchant,
-                    code: Some(code),
+                    code,
                     rrn,
                     original,
                 })
             }
             Mti::FINANCIAL_REQUEST => {
+                let code = required()?;
                 if !code.is_refund() {
                     return Err(ResponseCode::InvalidTransaction);
                 }
