@@ -160,6 +160,18 @@ pub(in super::super) struct LangForm {
     back: String,
 }
 
+/// Whether `back` is a path on this console, safe to send the browser to:
+/// it starts with one `/`, and holds no backslash, whitespace or control
+/// character (a browser drops tabs and newlines from a URL, so `/\t/evil`
+/// would go to `//evil`, another site).
+fn is_local_path(back: &str) -> bool {
+    back.starts_with('/')
+        && !back.starts_with("//")
+        && !back
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+}
+
 /// Keeps the browser's language choice for a year, and goes back; a
 /// signed-in user's choice is kept with the user too, for its next sign-in
 /// anywhere. A member signed in by code has no user record: its choice
@@ -170,7 +182,7 @@ pub(in super::super) async fn language(
     Form(f): Form<LangForm>,
 ) -> Response {
     let lang = Lang::from_code(&f.lang);
-    let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
+    let back = if is_local_path(&f.back) {
         f.back.as_str()
     } else {
         "/"
@@ -204,4 +216,28 @@ pub(in super::super) async fn language(
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn only_a_path_on_this_console_is_gone_back_to() {
+        for ok in ["/", "/members/7?page=2", "/merchants/MERCHANT0000001/rules"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+        }
+    }
 }
