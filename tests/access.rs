@@ -1179,6 +1179,27 @@ fn sign_in(d: &Daemon, name: &str, password: &str) -> Result<(String, String), (
 
 const PASSWORD: &str = "a long enough passphrase";
 
+#[test]
+fn a_new_password_signs_out_every_session_of_the_old_one() {
+    let w = world("access-reset");
+    let set = |password: &str| {
+        admin_ok(
+            &w.d,
+            "POST",
+            "/v1/users/support-user/password",
+            Some(json!({ "password": password })),
+        )
+    };
+    set(PASSWORD);
+    let (cookie, _) = sign_in(&w.d, "support-user", PASSWORD).unwrap();
+    let terminals = |cookie: &str| browser(&w.d, cookie, None, "GET", "/v1/terminals", None).0;
+    assert_eq!(terminals(&cookie), 200);
+    set("another long enough passphrase");
+    assert_eq!(terminals(&cookie), 401, "signed in with the old password");
+    let (fresh, _) = sign_in(&w.d, "support-user", "another long enough passphrase").unwrap();
+    assert_eq!(terminals(&fresh), 200);
+}
+
 /// Posts a console form as a browser does, without following the
 /// redirect: the status and every cookie set.
 fn form_post(d: &Daemon, cookie: &str, path: &str, fields: &[(&str, &str)]) -> (u16, Vec<String>) {
@@ -1464,6 +1485,17 @@ fn a_login_code_signs_a_member_in_once_and_a_guessed_one_never() {
     assert_eq!(browser(&w.d, &cookie, None, "GET", &other, None).0, 404);
     // Used once: not again.
     assert_eq!(verify(&phone, &code).0, 401);
+    // A member blocked since signing in is signed out.
+    let with_status = |status: &str| {
+        let m = json!({
+            "name": member["name"], "phone": phone, "tier": member["tier"],
+            "groups": member["groups"], "status": status,
+        });
+        admin_ok(&w.d, "PUT", &own, Some(m));
+    };
+    with_status("blocked");
+    assert_eq!(browser(&w.d, &cookie, None, "GET", &own, None).0, 401);
+    with_status("active");
 
     // Five wrong guesses void a code, the right one included.
     ask(&phone);

@@ -155,14 +155,40 @@ impl Access<'_> {
             )));
         }
         let hash = hash_password(password)?;
+        self.core
+            .store
+            .transaction_durable(|tx| {
+                let Some(mut u) = tx.get::<User>(Table::Users, name.as_bytes())? else {
+                    return abort(not_found("user", name));
+                };
+                u.password = Some(hash.clone());
+                u.failed_logins = 0;
+                u.locked_until = None;
+                tx.put(Table::Users, name.as_bytes(), &u)
+            })?
+            .wait()?;
+        // Whoever signed in with the old password (a leaked one, which is
+        // why passwords are reset) is signed out.
+        self.end_sessions_of(name)
+    }
+
+    /// Ends every session of `actor`; once that is durable, the answer.
+    fn end_sessions_of(&self, actor: &str) -> Result<Durable<()>> {
+        let keys: Vec<Vec<u8>> = self
+            .core
+            .store
+            .scan::<Session>(Table::Sessions, b"")
+            .filter_map(|r| match r {
+                Ok((k, s)) if s.actor == actor => Some(Ok(k)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_>>()?;
         self.core.store.transaction_durable(|tx| {
-            let Some(mut u) = tx.get::<User>(Table::Users, name.as_bytes())? else {
-                return abort(not_found("user", name));
-            };
-            u.password = Some(hash.clone());
-            u.failed_logins = 0;
-            u.locked_until = None;
-            tx.put(Table::Users, name.as_bytes(), &u)
+            for k in &keys {
+                tx.remove(Table::Sessions, k)?;
+            }
+            Ok(())
         })
     }
 
@@ -247,13 +273,21 @@ impl Access<'_> {
         if s.expires <= now {
             return Ok(None);
         }
-        if !matches!(s.role, Role::Member { .. }) {
-            let live = self.user(&s.actor)?.is_some_and(|u| u.revoked.is_none());
-            if !live {
-                return Ok(None);
-            }
-        }
-        Ok(Some(s))
+        let live = match s.role {
+            // A member blocked since signing in is signed out.
+            Role::Member { member } => self.member_active(member)?,
+            _ => self.user(&s.actor)?.is_some_and(|u| u.revoked.is_none()),
+        };
+        Ok(live.then_some(s))
+    }
+
+    /// Whether member `id` exists and is active (may sign in).
+    fn member_active(&self, id: MemberId) -> Result<bool> {
+        Ok(self
+            .core
+            .store
+            .get::<Member>(Table::Members, &id.0.to_be_bytes())?
+            .is_some_and(|m| m.status == Status::Active))
     }
 
     /// Forgets sessions past their expiry, codes past their send window
@@ -408,6 +442,13 @@ impl Access<'_> {
             // Used: void from now on (the record stays for the send limit).
             c.attempts = CODE_ATTEMPTS;
             tx.put(Table::LoginCodes, phone.as_bytes(), &c)?;
+            // A code sent before the member was blocked signs no one in.
+            let active = tx
+                .get::<Member>(Table::Members, &c.member.0.to_be_bytes())?
+                .is_some_and(|m| m.status == Status::Active);
+            if !active {
+                return Ok(SignIn::Refused);
+            }
             let role = Role::Member { member: c.member };
             let (id, s) = new_session(format!("member:{}", c.member.0), role, now, p);
             tx.put(Table::Sessions, &token_key(&id), &s)?;
