@@ -132,8 +132,8 @@ pub fn temporary_name(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn stage(path: &Path, bytes: &[u8], access: Access) -> io::Result<PathBuf> {
-    let tmp = temporary_name(path);
+/// Creates (or truncates) `path` for writing, readable as `access` says.
+pub fn create_file(path: &Path, access: Access) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -141,7 +141,12 @@ fn stage(path: &Path, bytes: &[u8], access: Access) -> io::Result<PathBuf> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let written = opts.open(&tmp).and_then(|mut f| {
+    opts.open(path)
+}
+
+fn stage(path: &Path, bytes: &[u8], access: Access) -> io::Result<PathBuf> {
+    let tmp = temporary_name(path);
+    let written = create_file(&tmp, access).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
     });

@@ -42,10 +42,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts a file that [`Writer::finish`] will name `path`.
+    /// Starts a file that [`Writer::finish`] will name `path`, readable by
+    /// its owner only: backups and archive files hold the ledger (members'
+    /// numbers, password hashes, sealed keys).
     pub fn create(path: &Path, magic: &[u8; 8], kind: u8) -> Result<Writer> {
         let tmp = durable_file::temporary_name(path);
-        let file = File::create(&tmp).map_err(|e| error(&tmp, e))?;
+        let file = durable_file::create_file(&tmp, durable_file::Access::Owner)
+            .map_err(|e| error(&tmp, e))?;
         let mut w = Writer {
             out: Some(HashingWriter {
                 inner: BufWriter::with_capacity(1 << 20, file),
@@ -265,6 +268,16 @@ mod tests {
         std::fs::write(&path, &raw).unwrap();
         let read: Result<Vec<_>> = Reader::open(&path, MAGIC, 7).unwrap().collect();
         assert!(read.is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_framed_file_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, path) = file("owner");
+        write(&path, &[b"ledger"]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
