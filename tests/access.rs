@@ -1509,6 +1509,11 @@ fn a_login_code_signs_a_member_in_once_and_a_guessed_one_never() {
     // Three codes a phone in fifteen minutes: the fourth is refused.
     assert_eq!(ask(&phone).0, 200);
     assert_eq!(ask(&phone).0, 429);
+    // The same for a number no member has (asked once above): the limit
+    // tells no one which numbers are members'.
+    assert_eq!(ask("09990000000").0, 200);
+    assert_eq!(ask("09990000000").0, 200);
+    assert_eq!(ask("09990000000").0, 429);
     // The code never reaches the action log.
     let everything = admin_ok(&w.d, "GET", "/v1/audit-log?limit=1000", None).to_string();
     assert!(!everything.contains(&format!("\"{code}\"")), "{everything}");

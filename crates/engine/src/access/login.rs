@@ -9,13 +9,15 @@
 //!   that does not exist costs the same hash, so timing tells nothing.
 //! - A session id is 32 random bytes, kept as its SHA-256; it expires
 //!   [`LoginPolicy::session_secs`] after sign-in, ends at sign-out, and
-//!   ends with its user's revocation. It carries a CSRF token that every
-//!   request that may change something must echo.
+//!   ends with its user's revocation or new password (a member's, when the
+//!   member is blocked). It carries a CSRF token that every request that
+//!   may change something must echo.
 //! - A one-time code is six random digits, kept as a hash with the phone,
 //!   good once, for [`CODE_SECS`], for [`CODE_ATTEMPTS`] guesses; no more
 //!   than [`CODES_PER_WINDOW`] are sent to one phone in [`CODE_WINDOW`]
 //!   seconds. Asking for a code for a phone no member has answers as for
-//!   one that has (nothing is sent), so it tells nothing either.
+//!   one that has (nothing is sent), the limit included, so it tells
+//!   nothing either.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -379,9 +381,6 @@ impl Access<'_> {
                 })
             })
             .transpose()?;
-        let Some(member) = member else {
-            return self.nothing(SignIn::Refused).map(|d| d.map(|_| ()));
-        };
         let code = {
             use rand::Rng;
             format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
@@ -398,6 +397,20 @@ impl Access<'_> {
                 ));
             }
             sent.push(now);
+            // A number no active member has keeps its sends too, under a
+            // void code no one can use: the limit then answers alike
+            // whether or not the number is a member's, and tells no one
+            // which numbers are.
+            let Some(member) = &member else {
+                let void = LoginCode {
+                    member: MemberId(0),
+                    hash: [0; 32],
+                    expires: now,
+                    attempts: CODE_ATTEMPTS,
+                    sent,
+                };
+                return tx.put(Table::LoginCodes, phone.as_bytes(), &void);
+            };
             let record = LoginCode {
                 member: member.id,
                 hash: code_hash(&phone, &code),
@@ -409,7 +422,7 @@ impl Access<'_> {
             notice::enqueue(
                 tx,
                 now,
-                &member,
+                member,
                 NoticeKind::LoginCode { code: code.clone() },
             )?;
             Ok(())
