@@ -625,24 +625,13 @@ fn call_page(d: &Daemon, token: &str, method: &str, path: &str) -> (u16, Value) 
     (r.status(), json!({ "location": r.header("location") }))
 }
 
-/// A console page's HTML in English, as the holder of `token` sees it.
-fn page_html(d: &Daemon, token: &str, path: &str) -> String {
-    ureq::get(&format!("http://{}{path}", d.admin))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("Cookie", "cs_lang=en")
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-        .into_string()
-        .unwrap()
-}
-
 #[test]
 fn a_dashboard_shows_a_role_only_what_the_api_would_give_it() {
     let w = world("access-dashboards");
     let merchant = format!("/merchants/{}", w.objects.merchant.0);
     // Members' names and spend: support and the merchant, as /v1/segments.
     for (role, shown) in [("support", true), ("merchant", true), ("finance", false)] {
-        let html = page_html(&w.d, &w.tokens[role], &merchant);
+        let html = w.d.page(&w.tokens[role], &merchant);
         assert_eq!(html.contains("Best customers"), shown, "{role}");
     }
     // What is owed to merchants: finance, as /v1/payouts/outstanding.
@@ -652,7 +641,7 @@ fn a_dashboard_shows_a_role_only_what_the_api_would_give_it() {
         } else {
             w.tokens[role].clone()
         };
-        let html = page_html(&w.d, &token, "/");
+        let html = w.d.page(&token, "/");
         assert_eq!(html.contains("Settlement due"), shown, "{role}");
     }
 }

@@ -778,17 +778,6 @@ async fn cell(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
-/// A console page's HTML in English for the admin, without a browser.
-fn page(d: &Daemon, path: &str) -> String {
-    ureq::get(&format!("http://{}{path}", d.admin))
-        .set("Authorization", &format!("Bearer {}", d.token))
-        .set("Cookie", "cs_lang=en")
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-        .into_string()
-        .unwrap()
-}
-
 #[test]
 fn searches_find_ids_typed_in_lower_case_and_a_cards_last_four_in_persian_digits() {
     let d = demo("console-search", "");
@@ -796,11 +785,14 @@ fn searches_find_ids_typed_in_lower_case_and_a_cards_last_four_in_persian_digits
         "/merchants?q=merchant0000001",
         "/terminals?q=merchant0000001",
     ] {
-        assert!(page(&d, path).contains("MERCHANT0000001"), "{path}");
+        assert!(d.page(&d.token, path).contains("MERCHANT0000001"), "{path}");
     }
     let pan = d.pan("sara-club");
     let last4 = &pan[pan.len() - 4..];
-    let found = |q: &str| page(&d, &format!("/members?q={q}")).contains("href=\"/members/");
+    let found = |q: &str| {
+        let html = d.page(&d.token, &format!("/members?q={q}"));
+        html.contains("href=\"/members/")
+    };
     assert!(found(last4));
     let typed: String = persian(last4)
         .bytes()

@@ -346,6 +346,17 @@ impl Daemon {
         }
     }
 
+    /// A console page's HTML in English, as the holder of `token` sees it.
+    pub fn page(&self, token: &str, path: &str) -> String {
+        ureq::get(&format!("http://{}{path}", self.admin))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Cookie", "cs_lang=en")
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap()
+    }
+
     /// A metric's value (0 if absent), rounded down.
     pub fn metric(&self, name: &str) -> u64 {
         let text = ureq::get(&format!("http://{}/metrics", self.metrics))
