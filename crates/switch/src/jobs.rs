@@ -235,7 +235,7 @@ async fn daily_settlement(switch: Arc<Switch>, stop: watch::Receiver<bool>) {
                 .settlement()
                 .run_until(now, now, &|| *stopping.borrow())?
                 .wait()?;
-            let files = settlement::file_unfiled(&s.cfg, &s.engine, now)?;
+            let files = settlement::file_unfiled(&s.cfg, &s.engine)?;
             let batches = run.batches.len();
             if !run.complete {
                 tracing::warn!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clubswitch_engine::durable_file::{self, Access};
-use clubswitch_engine::{Engine, SettlementBatch, UnixTime};
+use clubswitch_engine::{Engine, SettlementBatch};
 
 use crate::config::Config;
 use crate::error::SwitchError;
@@ -14,14 +14,11 @@ use crate::layout::settlement_dir;
 /// any an earlier run could not file: a full disk, a stop between the
 /// commit and the write), then records them filed. Blocks: call it off the
 /// async workers. The files are durable before they are recorded, so a
-/// crash in between writes them again under a new name rather than never.
-pub fn file_unfiled(
-    cfg: &Config,
-    engine: &Engine,
-    now: UnixTime,
-) -> Result<Vec<PathBuf>, SwitchError> {
+/// crash in between writes them again, under the same name, rather than
+/// never.
+pub fn file_unfiled(cfg: &Config, engine: &Engine) -> Result<Vec<PathBuf>, SwitchError> {
     let batches = engine.settlement().unfiled()?;
-    let files = write_files(cfg, &batches, now)?;
+    let files = write_files(cfg, &batches)?;
     let ids: Vec<u64> = batches.iter().map(|b| b.id).collect();
     if !ids.is_empty() {
         engine.settlement().mark_filed(&ids)?.wait()?;
@@ -29,22 +26,21 @@ pub fn file_unfiled(
     Ok(files)
 }
 
-/// Writes settlement batches as CSV and JSON under the settlement directory.
-fn write_files(
-    cfg: &Config,
-    batches: &[SettlementBatch],
-    now: UnixTime,
-) -> Result<Vec<PathBuf>, SwitchError> {
-    if batches.is_empty() {
+/// Writes settlement batches (in id order) as CSV and JSON under the
+/// settlement directory, named by the first batch: its creation time and
+/// id. Files that failed half-way (the CSV written, not the JSON) are
+/// replaced by the next attempt, which starts from the same batch, rather
+/// than left beside a second file that lists the same batches.
+fn write_files(cfg: &Config, batches: &[SettlementBatch]) -> Result<Vec<PathBuf>, SwitchError> {
+    let Some(first) = batches.first() else {
         return Ok(Vec::new());
-    }
+    };
     let dir = settlement_dir(cfg);
     durable_file::create_dir_all(&dir).map_err(|source| SwitchError::Create {
         path: dir.clone(),
         source,
     })?;
-    let first = batches.first().map_or(0, |b| b.id);
-    let stem = dir.join(format!("settlement-{}-{first}", now.0));
+    let stem = dir.join(format!("settlement-{}-{}", first.created.0, first.id));
     let csv = stem.with_extension("csv");
     let json = stem.with_extension("json");
     for (path, text) in [

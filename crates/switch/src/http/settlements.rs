@@ -56,10 +56,7 @@ pub(super) async fn run_settlement(
         h.switch.metrics.settled(now);
     }
     let cfg = h.switch.cfg.clone();
-    let files = blocking_api(&h, move |e| {
-        Ok(crate::settlement::file_unfiled(&cfg, e, now)?)
-    })
-    .await?;
+    let files = blocking_api(&h, move |e| Ok(crate::settlement::file_unfiled(&cfg, e)?)).await?;
     Ok(Json(SettlementRun {
         complete: run.complete,
         batches: run.batches.iter().map(|b| b.view()).collect(),
