@@ -113,11 +113,13 @@ fn rest_unless_stopped(rest: std::time::Duration, stop: &dyn Fn() -> bool) {
 /// Where the day of the last daily settlement is kept (a local day number).
 const DAILY_DONE: &[u8] = b"daily_settlement_day";
 
-/// `meta` keys: a batch whose files are not written yet, under its id. Put
-/// by each step that makes or grows the batch, in that step's transaction;
-/// taken away once its files are durable ([`Settlement::mark_filed`]). So
-/// a run whose files could not be written (a full disk) leaves its
-/// batches to the next run's files, on whichever node runs it.
+/// `meta` keys: a batch whose files are not written yet, under its id,
+/// holding how many items it had then. Put by each step that makes or
+/// grows the batch, in that step's transaction; taken away once files of
+/// that many items are durable ([`Settlement::mark_filed`]). So a run
+/// whose files could not be written (a full disk) leaves its batches to
+/// the next run's files, on whichever node runs it, and a batch another
+/// node grew after it was read for its files stays to be filed again.
 const UNFILED: &[u8] = b"unfiled_batch/";
 
 fn unfiled_key(id: u64) -> Vec<u8> {
@@ -311,7 +313,7 @@ impl Settlement<'_> {
                         ],
                     )?;
                     tx.put(Table::Settlements, &id.to_be_bytes(), &b)?;
-                    tx.put(Table::Meta, &unfiled_key(id), &id)?;
+                    tx.put(Table::Meta, &unfiled_key(id), &b.item_count())?;
                     Ok(b)
                 })?;
                 // Settlement then holds the ledger at most half the time,
@@ -401,21 +403,34 @@ impl Settlement<'_> {
             .settling
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ids: Vec<u64> = self.core.store.values(Table::Meta, UNFILED)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(b) = self.core.store.get(Table::Settlements, &id.to_be_bytes())? {
+        let keys: Vec<Vec<u8>> = self
+            .core
+            .store
+            .scan_keys(Table::Meta, UNFILED)
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(id) = key.get(UNFILED.len()..) else {
+                continue;
+            };
+            if let Some(b) = self.core.store.get(Table::Settlements, id)? {
                 out.push(b);
             }
         }
         Ok(out)
     }
 
-    /// Records that the files of batches `ids` are written (and durable).
-    pub fn mark_filed(&self, ids: &[u64]) -> Result<Durable<()>> {
+    /// Records that files of `batches`, as they are here, are written (and
+    /// durable). A batch that has grown since it was read keeps its mark:
+    /// its files do not hold all of it.
+    pub fn mark_filed(&self, batches: &[SettlementBatch]) -> Result<Durable<()>> {
         self.core.store.transaction_durable(|tx| {
-            for id in ids {
-                tx.remove(Table::Meta, &unfiled_key(*id))?;
+            for b in batches {
+                let key = unfiled_key(b.id);
+                let marked = tx.get::<u64>(Table::Meta, &key)?;
+                if marked.is_some_and(|n| n <= b.item_count()) {
+                    tx.remove(Table::Meta, &key)?;
+                }
             }
             Ok(())
         })

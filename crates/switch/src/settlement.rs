@@ -17,14 +17,22 @@ use crate::layout::settlement_dir;
 /// crash in between writes them again, under the same name, rather than
 /// never.
 pub fn file_unfiled(cfg: &Config, engine: &Engine) -> Result<Vec<PathBuf>, SwitchError> {
+    // One filing at a time in this process (the daily job and an
+    // operator's run may end together): two would write files of the same
+    // name, and the last rename would drop a batch only the other listed.
+    let _one = FILING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let batches = engine.settlement().unfiled()?;
     let files = write_files(cfg, &batches)?;
-    let ids: Vec<u64> = batches.iter().map(|b| b.id).collect();
-    if !ids.is_empty() {
-        engine.settlement().mark_filed(&ids)?.wait()?;
+    if !batches.is_empty() {
+        engine.settlement().mark_filed(&batches)?.wait()?;
     }
     Ok(files)
 }
+
+/// Held while a filing runs (see [`file_unfiled`]).
+static FILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Writes settlement batches (in id order) as CSV and JSON under the
 /// settlement directory, named by the first batch: its creation time and
