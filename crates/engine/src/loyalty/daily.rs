@@ -123,11 +123,14 @@ fn by_date(b: Birthday) -> Vec<u8> {
     vec![b'B', b.month, b.day]
 }
 
-/// `daily` keys: a notice this day's pass wrote, `W` ‖ day ‖ member ‖ the
-/// notice. Put in the transaction that queues it, so the pass run again
-/// the same day (after an error in a later step: the housekeeping job
-/// retries every few seconds; or after a crash) writes none twice. The
-/// next day's pass takes them away ([`Loyalty::forget_written`]).
+/// `daily` keys: a notice a pass wrote, `W` ‖ day ‖ member ‖ the notice,
+/// where the day is the first the pass covers (the day after the last
+/// pass that finished). Put in the transaction that queues it, so a pass
+/// run again before one finishes (after an error in a later step: the
+/// housekeeping job retries every few seconds; or after a crash), that
+/// day or a later one, covers the same first day and writes none twice.
+/// A pass takes away the marks of days before its first
+/// ([`Loyalty::forget_written`]).
 const WRITTEN: u8 = b'W';
 
 fn written_key(day: i64, member: MemberId, kind: &NoticeKind) -> TxResult<Vec<u8>> {
@@ -140,8 +143,8 @@ fn written_key(day: i64, member: MemberId, kind: &NoticeKind) -> TxResult<Vec<u8
     Ok(k)
 }
 
-/// Queues `kind` to `m` unless this day's pass already did; whether it did
-/// now.
+/// Queues `kind` to `m` unless a pass whose first day is `day` already
+/// did; whether it did now.
 pub(super) fn enqueue_once(
     tx: &Tx<'_>,
     now: UnixTime,
@@ -305,14 +308,16 @@ impl Loyalty<'_> {
             return Ok(None);
         }
         let since = done.map_or(today - 1, |d| d.max(today - CATCH_UP_DAYS));
-        self.forget_written(today)?;
+        // The first day this pass covers: what its notices are marked by.
+        let first = since + 1;
+        self.forget_written(first)?;
         let mut run = DailyRun {
             day: today,
             ..DailyRun::default()
         };
         self.expire_lots(now, today, &mut run)?;
         if cfg.birthdays {
-            self.birthdays(now, today, &mut run)?;
+            self.birthdays(now, first, today, &mut run)?;
         }
         if cfg.card_expiry_warn_days > 0 {
             self.cards_expiring(now, since, today, &mut run)?;
@@ -325,18 +330,18 @@ impl Loyalty<'_> {
         Ok(Some(run))
     }
 
-    /// Takes away the marks of notices written by passes of days before
-    /// `today` ([`WRITTEN`]), a chunk per transaction.
-    fn forget_written(&self, today: i64) -> Result<()> {
-        let mut first = vec![WRITTEN];
-        first.extend_from_slice(&today.to_be_bytes());
+    /// Takes away the marks of notices written by passes whose first day
+    /// is before `first` ([`WRITTEN`]), a chunk per transaction.
+    fn forget_written(&self, first: i64) -> Result<()> {
+        let mut keep_from = vec![WRITTEN];
+        keep_from.extend_from_slice(&first.to_be_bytes());
         loop {
             let old: Vec<Vec<u8>> = self
                 .core
                 .store
                 .scan_keys(Table::Daily, &[WRITTEN])
                 .take(FORGET_CHUNK)
-                .filter(|k| k.as_ref().map_or(true, |k| *k < first))
+                .filter(|k| k.as_ref().map_or(true, |k| *k < keep_from))
                 .collect::<Result<_>>()?;
             if old.is_empty() {
                 return Ok(());
@@ -510,7 +515,7 @@ impl Loyalty<'_> {
         Ok(out)
     }
 
-    fn birthdays(&self, now: UnixTime, today: i64, run: &mut DailyRun) -> Result<()> {
+    fn birthdays(&self, now: UnixTime, first: i64, today: i64, run: &mut DailyRun) -> Result<()> {
         let (year, month, day) = civil_from_days(today);
         let mut dates = vec![Birthday { month, day }];
         if (month, day) == (2, 28) && !is_leap(year) {
@@ -536,7 +541,7 @@ impl Loyalty<'_> {
                     if m.status != Status::Active || m.opted_out.is_some() {
                         return Ok(false);
                     }
-                    enqueue_once(tx, now, today, &m, NoticeKind::Birthday)
+                    enqueue_once(tx, now, first, &m, NoticeKind::Birthday)
                 })?;
                 run.birthdays += usize::from(sent);
             }
@@ -575,7 +580,7 @@ impl Loyalty<'_> {
                     last4: last4.clone(),
                     through,
                 };
-                enqueue_once(tx, now, today, &m, kind)
+                enqueue_once(tx, now, since + 1, &m, kind)
             })?;
             run.cards_expiring += usize::from(sent);
         }

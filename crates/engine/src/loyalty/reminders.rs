@@ -4,9 +4,9 @@
 //! who opted out or is not active.
 //!
 //! Each is written for the days in `(since, today]` it falls on, so a pass
-//! that missed days (the switch was down) catches up; a pass run again the
-//! same day (a later step failed, or a crash) writes none twice
-//! ([`super::daily`]'s marks of what it wrote).
+//! that missed days (the switch was down) catches up; a pass run again
+//! before one finishes (a later step failed, or a crash), that day or
+//! later, writes none twice ([`super::daily`]'s marks of what it wrote).
 
 use clubswitch_wire::fields::{civil_from_days, days_from_civil};
 use clubswitch_wire::MerchantId;
@@ -44,9 +44,9 @@ impl Loyalty<'_> {
         Ok(w)
     }
 
-    /// Queues `kind` to member `id` if they take marketing and this day's
-    /// pass has not already; whether it was.
-    fn remind(&self, now: UnixTime, today: i64, id: MemberId, kind: &NoticeKind) -> Result<bool> {
+    /// Queues `kind` to member `id` if they take marketing and no pass
+    /// from day `first` on has (see [`enqueue_once`]); whether it was.
+    fn remind(&self, now: UnixTime, first: i64, id: MemberId, kind: &NoticeKind) -> Result<bool> {
         self.core.store.transaction(|tx| {
             let Some(m) = tx.get::<Member>(Table::Members, &id.0.to_be_bytes())? else {
                 return Ok(false);
@@ -54,7 +54,7 @@ impl Loyalty<'_> {
             if m.status != Status::Active || m.opted_out.is_some() {
                 return Ok(false);
             }
-            enqueue_once(tx, now, today, &m, kind.clone())
+            enqueue_once(tx, now, first, &m, kind.clone())
         })
     }
 
@@ -75,7 +75,7 @@ impl Loyalty<'_> {
             for (member, v) in crate::rollup::visits(&self.core.store, &merchant)? {
                 if (since + 1..=today).contains(&(v.last_day + lapse)) {
                     let kind = NoticeKind::Repurchase { merchant, days };
-                    written += usize::from(self.remind(now, today, member, &kind)?);
+                    written += usize::from(self.remind(now, since + 1, member, &kind)?);
                 }
             }
         }
@@ -94,7 +94,7 @@ impl Loyalty<'_> {
             for day in since + 1..=today {
                 if let Some(years) = years_on(joined, day) {
                     let kind = NoticeKind::Anniversary { years };
-                    written += usize::from(self.remind(now, today, m.id, &kind)?);
+                    written += usize::from(self.remind(now, since + 1, m.id, &kind)?);
                 }
             }
         }
@@ -143,8 +143,12 @@ impl Loyalty<'_> {
                 short: needed - figure,
                 by: last_day,
             };
-            written +=
-                usize::from(self.remind(now, today, MemberId(u64::from_be_bytes(id)), &kind)?);
+            written += usize::from(self.remind(
+                now,
+                since + 1,
+                MemberId(u64::from_be_bytes(id)),
+                &kind,
+            )?);
         }
         Ok(written)
     }
