@@ -98,7 +98,12 @@ pub fn rotate_master(cfg: &Config, new_key: &Path) -> Result<(), SwitchError> {
         }
         Ok(new.seal(purpose, &old.unseal(purpose, sealed)?))
     };
-    let engine = open_engine(cfg, &old)?;
+    // The card key is re-sealed last: one that opens only under the new
+    // key says an earlier run got that far, and this one finishes it.
+    let engine = match open_engine(cfg, &old) {
+        Ok(engine) => engine,
+        Err(under_old) => open_engine(cfg, &new).map_err(|_| under_old)?,
+    };
     let terminals: Vec<Terminal> = engine.admin().terminals()?;
     for t in &terminals {
         let sealed =
