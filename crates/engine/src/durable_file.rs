@@ -71,8 +71,9 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies the file `from` to the new file `to`, durably; fails if `to`
-/// exists.
+/// Copies the file `from` to the new file `to`, durably, readable by its
+/// owner only (what is copied here is ledger data: archive files into a
+/// backup and back); fails if `to` exists.
 pub fn copy_new(from: &Path, to: &Path) -> io::Result<u64> {
     if to.exists() {
         return Err(io::Error::new(
@@ -82,6 +83,11 @@ pub fn copy_new(from: &Path, to: &Path) -> io::Result<u64> {
     }
     let tmp = temporary_name(to);
     let copied = fs::copy(from, &tmp).and_then(|n| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+        }
         File::open(&tmp)?.sync_all()?;
         Ok(n)
     });
