@@ -20,7 +20,7 @@ use clubswitch_wire::{AmountType, Message, ProcessingCode, ResponseCode};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use support::{club_purchase, free_port, gateway, purchase, Daemon, Gateway};
+use support::{club_purchase, free_port, gateway, purchase, Daemon, Gateway, Scratch};
 
 const CAFE: &str = "MERCHANT0000001";
 const BOOK_CITY: &str = "MERCHANT0000002";
@@ -29,6 +29,9 @@ const BOOK_CITY: &str = "MERCHANT0000002";
 struct Driver {
     child: Child,
     url: String,
+    /// Chromedriver's and chromium's temporary directory, removed after
+    /// them: chromium leaves a dozen directories behind in the system's.
+    _tmp: Scratch,
 }
 
 impl Drop for Driver {
@@ -63,8 +66,10 @@ fn driver() -> Option<Driver> {
         return None;
     };
     let port = free_port();
+    let tmp = Scratch::new(&format!("chromium-{port}"));
     let child = Command::new(program)
         .arg(format!("--port={port}"))
+        .env("TMPDIR", &*tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -77,6 +82,7 @@ fn driver() -> Option<Driver> {
     Some(Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        _tmp: tmp,
     })
 }
 
