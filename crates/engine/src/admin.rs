@@ -638,7 +638,11 @@ impl Admin<'_> {
         })
     }
 
+    /// A merchant's discount rules; not found for a merchant that is not.
     pub fn rules(&self, merchant: &MerchantId) -> Result<Vec<RuleRecord>> {
+        if self.merchant(merchant)?.is_none() {
+            return Err(not_found("merchant", merchant));
+        }
         let ids: Vec<u64> = self
             .core
             .store
@@ -695,11 +699,18 @@ impl Admin<'_> {
     /// A card's transactions still in the live ledger (see `archive`),
     /// oldest first.
     pub fn card_history(&self, card: &CardHash) -> Result<Vec<Txn>> {
+        if self.card(card)?.is_none() {
+            return Err(not_found("card", hex::encode(&card.0[..6])));
+        }
         self.transactions(|t| t.card.as_ref() == Some(card))
     }
 
-    /// A terminal's transactions, oldest first.
+    /// A terminal's transactions, oldest first; not found for a terminal
+    /// that is not.
     pub fn terminal_history(&self, terminal: &TerminalId) -> Result<Vec<Txn>> {
+        if self.terminal(terminal)?.is_none() {
+            return Err(not_found("terminal", terminal));
+        }
         self.transactions(|t| t.request.terminal == *terminal)
     }
 

@@ -143,14 +143,13 @@ impl<'e> Writer<'e> {
                 .map_err(SwitchError::Campaigns)?
             {
                 Some(c) => {
-                    let en = if c.text_en.trim().is_empty() {
-                        c.text_fa.clone()
-                    } else {
-                        c.text_en.clone()
-                    };
+                    // A campaign without English words is written in
+                    // Persian for everyone (`write`): no English template.
                     let [fa_env, en_env] = &mut self.envs;
                     fa_env.add_template_owned(id.to_string(), c.text_fa.clone())?;
-                    en_env.add_template_owned(id.to_string(), en)?;
+                    if !c.text_en.trim().is_empty() {
+                        en_env.add_template_owned(id.to_string(), c.text_en.clone())?;
+                    }
                     let merchant_name = match &c.audience.merchant {
                         Some(m) => self
                             .engine

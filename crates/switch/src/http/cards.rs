@@ -212,14 +212,7 @@ pub(super) async fn get_card(
 
 pub(super) async fn card_history(State(h): Shared, Path(hash): Path<String>) -> ApiResult {
     let hash = card_hash(&hash)?;
-    let ts = blocking(&h, move |e| {
-        Ok(match e.admin().card(&hash)? {
-            Some(_) => Some(e.admin().card_history(&hash)?),
-            None => None,
-        })
-    })
-    .await?
-    .ok_or_else(|| not_found("card"))?;
+    let ts = blocking(&h, move |e| e.admin().card_history(&hash)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::access::Actor;
-use super::{amount, bad, blocking, merchant_id, not_found, ApiResult, Shared};
+use super::{amount, bad, blocking, merchant_id, ApiResult, Shared};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct MerchantIn {
@@ -123,13 +123,6 @@ pub(super) async fn list_rules(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<RuleRecord>>> {
     let merchant = merchant_id(&id)?;
-    let rules = blocking(&h, move |e| {
-        Ok(match e.admin().merchant(&merchant)? {
-            Some(_) => Some(e.admin().rules(&merchant)?),
-            None => None,
-        })
-    })
-    .await?
-    .ok_or_else(|| not_found("merchant"))?;
+    let rules = blocking(&h, move |e| e.admin().rules(&merchant)).await?;
     Ok(Json(rules))
 }

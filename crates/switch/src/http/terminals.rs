@@ -119,13 +119,6 @@ pub(super) async fn terminal_action(
 
 pub(super) async fn terminal_history(State(h): Shared, Path(id): Path<String>) -> ApiResult {
     let id = terminal_id(&id)?;
-    let ts = blocking(&h, move |e| {
-        Ok(match e.admin().terminal(&id)? {
-            Some(_) => Some(e.admin().terminal_history(&id)?),
-            None => None,
-        })
-    })
-    .await?
-    .ok_or_else(|| not_found("terminal"))?;
+    let ts = blocking(&h, move |e| e.admin().terminal_history(&id)).await?;
     Ok(Json(Value::Array(ts.iter().map(txn_json).collect())))
 }
