@@ -39,7 +39,13 @@ pub struct Confirm {
 pub struct Undo {
     pub key: RequestKey,
     pub merchant: MerchantId,
+    /// Whether it came as a reversal advice (0420) rather than a reversal
+    /// (0400). The undo is the same; the MTI is part of the content a
+    /// retransmission must repeat (section 8).
+    pub advice: bool,
     pub code: Option<ProcessingCode>,
+    /// DE 4, if sent: compared as content, never used to undo a part.
+    pub amount: Option<Amount>,
     pub rrn: Option<Rrn>,
     pub original: Option<OriginalData>,
 }

@@ -14,7 +14,7 @@ use crate::cx::Cx;
 use crate::error::Result;
 use crate::flows::{self, Flow};
 use crate::model::{CardHash, Merchant, Outcome, RequestRecord, Status, Terminal, UnixTime};
-use crate::request::{Reply, Request};
+use crate::request::{Reply, Request, Undo};
 use crate::requests;
 use crate::storage::{Table, Tx, TxResult};
 
@@ -59,9 +59,9 @@ fn fingerprint(req: &Request, card: Option<CardHash>) -> Option<[u8; 32]> {
             card: None,
         },
         Request::Undo(r) => Content {
-            kind: 3,
+            kind: if r.advice { 6 } else { 5 },
             code: r.code,
-            amount: None,
+            amount: r.amount,
             currency: None,
             merchant: &r.merchant,
             rrn: r.rrn,
@@ -82,10 +82,38 @@ fn fingerprint(req: &Request, card: Option<CardHash>) -> Option<[u8; 32]> {
         },
         Request::Terminal(_) => return None,
     };
+    Some(digest(&c))
+}
+
+/// An undo's fingerprint as releases before the MTI and DE 4 were part of
+/// it wrote it (kind 3, for 0400 and 0420 alike). A record of those
+/// releases still answers its retransmission within its keep; no record
+/// this release writes can hold it, as no undo's content is kind 3 now.
+fn earlier_undo_fingerprint(r: &Undo) -> [u8; 32] {
+    digest(&Content {
+        kind: 3,
+        code: r.code,
+        amount: None,
+        currency: None,
+        merchant: &r.merchant,
+        rrn: r.rrn,
+        auth_id: None,
+        original: r.original,
+        card: None,
+    })
+}
+
+/// Whether `rec` is the record of `req` repeated: the same content.
+fn same_content(rec: &RequestRecord, req: &Request, fingerprint: &[u8; 32]) -> bool {
+    rec.fingerprint == *fingerprint
+        || matches!(req, Request::Undo(u) if rec.fingerprint == earlier_undo_fingerprint(u))
+}
+
+fn digest(c: &Content<'_>) -> [u8; 32] {
     // Fixed-width bincode whatever the record format: request records
     // keep this fingerprint, so it must not change with the format.
-    let bytes = bincode::serialize(&c).unwrap_or_default();
-    Some(Sha256::digest(&bytes).into())
+    let bytes = bincode::serialize(c).unwrap_or_default();
+    Sha256::digest(&bytes).into()
 }
 
 /// What one request did inside the transaction.
@@ -182,7 +210,7 @@ impl Terminals<'_> {
         };
         let first_layout = self.core.first_layout.left();
         if let Some(rec) = requests::find(tx, key, stored, first_layout)? {
-            if rec.fingerprint == fingerprint {
+            if same_content(&rec, req, &fingerprint) {
                 return Ok(Applied {
                     outcome: rec.outcome,
                     terminal: None,

@@ -628,6 +628,8 @@ fn undo_by_original_data_elements() {
     let req = Undo {
         key: w.next_key(T0),
         merchant: w.merchant,
+        advice: false,
+        amount: None,
         code: Some(Pc::ClubPurchase),
         rrn: None,
         original: Some(OriginalData {
@@ -658,6 +660,50 @@ fn undo_by_original_data_elements() {
             .code,
         Rc::InvalidTransaction
     );
+}
+
+/// Section 8: the MTI and DE 4 are part of an undo's content. The same key
+/// sent again as the other MTI, or with another DE 4, is another message
+/// under a used key (94); the same message again gets the first answer.
+#[test]
+fn an_undo_repeated_as_the_other_mti_or_with_another_amount_is_refused_94() {
+    let w = World::new();
+    let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 100_000, T0);
+    let reversal = Undo {
+        key: w.next_key(T0),
+        merchant: w.merchant,
+        advice: false,
+        amount: Some(Amount::new(100_000).unwrap()),
+        code: Some(Pc::ClubPurchase),
+        rrn: out.rrn,
+        original: None,
+    };
+    let send = |undo: &Undo| {
+        w.engine
+            .handle(&Request::Undo(undo.clone()), T0)
+            .unwrap()
+            .wait()
+    };
+    let first = send(&reversal);
+    assert_eq!(first.code, Rc::Approved);
+    assert_eq!(w.club_account().held, 0);
+    let as_advice = Undo {
+        advice: true,
+        ..reversal.clone()
+    };
+    assert_eq!(send(&as_advice).code, Rc::DuplicateTransmission);
+    let other_amount = Undo {
+        amount: Some(Amount::new(40_000).unwrap()),
+        ..reversal.clone()
+    };
+    assert_eq!(send(&other_amount).code, Rc::DuplicateTransmission);
+    let no_amount = Undo {
+        amount: None,
+        ..reversal.clone()
+    };
+    assert_eq!(send(&no_amount).code, Rc::DuplicateTransmission);
+    assert_eq!(send(&reversal), first);
+    w.assert_audit();
 }
 
 #[test]

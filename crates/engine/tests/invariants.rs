@@ -203,6 +203,8 @@ impl Harness {
                 let req = Undo {
                     key: self.w.next_key(self.now),
                     merchant: self.w.merchant,
+                    advice: false,
+                    amount: None,
                     code: None,
                     rrn: out.rrn,
                     original: None,

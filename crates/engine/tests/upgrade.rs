@@ -21,7 +21,10 @@ use clubswitch_engine::loyalty::ONE;
 use clubswitch_engine::storage::embedded;
 use clubswitch_engine::*;
 use clubswitch_engine::{Grants, Lots};
-use clubswitch_wire::{Mti, OriginalData, ProcessingCode as Pc, ResponseCode as Rc};
+use clubswitch_wire::{
+    Amount, AuthId, Currency, MerchantId, Mti, OriginalData, ProcessingCode as Pc,
+    ResponseCode as Rc, Rrn,
+};
 use common::*;
 
 const DAY: i64 = 86_400;
@@ -449,6 +452,8 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
     let undo = Undo {
         key: w.next_key(T0.plus(20)),
         merchant: w.merchant,
+        advice: false,
+        amount: None,
         code: None,
         rrn: None,
         original: Some(OriginalData {
@@ -474,6 +479,89 @@ fn request_records_of_format_7_answer_retransmissions_and_reversals_until_forgot
     assert_eq!(w.engine.audit().records().request_records, 0);
     close_world((w, store));
     assert_eq!(format_version(&dir.0), [codec::FORMAT_VERSION]);
+}
+
+/// An undo's content as releases before the MTI and DE 4 were part of it
+/// hashed it: kind 3 for 0400 and 0420 alike, no amount.
+#[derive(serde::Serialize)]
+struct EarlierUndoContent<'a> {
+    kind: u8,
+    code: Option<Pc>,
+    amount: Option<Amount>,
+    currency: Option<Currency>,
+    merchant: &'a MerchantId,
+    rrn: Option<Rrn>,
+    auth_id: Option<AuthId>,
+    original: Option<OriginalData>,
+    card: Option<CardHash>,
+}
+
+/// Gives the request records made at `at` in the (closed) ledger in `dir`
+/// the fingerprint those releases gave `undo`. Returns how many.
+fn undo_records_as_before(dir: &Path, undo: &Undo, at: UnixTime) -> usize {
+    use sha2::Digest;
+    let content = EarlierUndoContent {
+        kind: 3,
+        code: undo.code,
+        amount: None,
+        currency: None,
+        merchant: &undo.merchant,
+        rrn: undo.rrn,
+        auth_id: None,
+        original: undo.original,
+        card: None,
+    };
+    let earlier: [u8; 32] = sha2::Sha256::digest(bincode::serialize(&content).unwrap()).into();
+    let db = open_sled(dir);
+    let ledger = db.open_tree(embedded::LEDGER).unwrap();
+    let table = code("requests");
+    let all: Vec<_> = ledger.scan_prefix([table]).map(Result::unwrap).collect();
+    let mut changed = 0;
+    for (k, v) in all {
+        let mut rec: RequestRecord = codec::from_slice(&v).unwrap();
+        if rec.at == at {
+            rec.fingerprint = earlier;
+            ledger.insert(k, codec::to_vec(&rec).unwrap()).unwrap();
+            changed += 1;
+        }
+    }
+    db.flush().unwrap();
+    changed
+}
+
+#[test]
+fn an_undo_answered_before_its_mti_was_content_answers_its_retransmission_after_the_upgrade() {
+    let dir = TempDir::new("undo-fingerprint");
+    let (w, store) = open_world(&dir.0);
+    let (_, out) = w.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let undo = Undo {
+        key: w.next_key(T0.plus(20)),
+        merchant: w.merchant,
+        advice: true,
+        amount: Some(Amount::new(10_000).unwrap()),
+        code: Some(Pc::ClubPurchase),
+        rrn: out.rrn,
+        original: None,
+    };
+    let first = w
+        .engine
+        .handle(&Request::Undo(undo.clone()), T0.plus(20))
+        .unwrap()
+        .wait();
+    assert_eq!(first.code, Rc::Approved);
+    close_world((w, store));
+    assert_eq!(undo_records_as_before(&dir.0, &undo, T0.plus(20)), 1);
+
+    let (w, store) = open_world(&dir.0);
+    // The terminal repeats its 0420: the first answer, not 94.
+    let again = w
+        .engine
+        .handle(&Request::Undo(undo), T0.plus(30))
+        .unwrap()
+        .wait();
+    assert_eq!(again, first);
+    assert_eq!(w.club_account().held, 0);
+    close_world((w, store));
 }
 
 /// Leaves the (closed) ledger in `dir` as format 8 would have: every

@@ -448,10 +448,17 @@ impl Switch {
                 if rrn.is_none() && original.is_none() {
                     return Err(ResponseCode::FormatError);
                 }
+                let amount = msg
+                    .get(de::AMOUNT)
+                    .map(|_| msg.amount())
+                    .transpose()
+                    .map_err(format_error)?;
                 Request::Undo(Undo {
                     key,
                     merchant,
+                    advice: msg.mti() == Mti::REVERSAL_ADVICE,
                     code,
+                    amount,
                     rrn,
                     original,
                 })

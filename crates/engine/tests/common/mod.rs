@@ -290,6 +290,8 @@ impl World {
         let req = Undo {
             key: self.next_key(now),
             merchant: self.merchant,
+            advice: false,
+            amount: None,
             code: None,
             rrn: Some(rrn),
             original: None,

@@ -220,6 +220,8 @@ fn purchase(
             let undo = Undo {
                 key: key(at.plus(60))?,
                 merchant,
+                advice: false,
+                amount: None,
                 code: Some(code),
                 rrn: Some(rrn),
                 original: None,
