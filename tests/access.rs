@@ -1342,15 +1342,18 @@ fn wrong_passwords_lock_the_user_out_even_with_the_right_one() {
         Some(json!({ "password": "short" })),
     );
     assert!(matches!(short, Err((400, _))), "{short:?}");
-    assert!(matches!(sign_in(&w.d, "nobody", PASSWORD), Err((401, _))));
-    for _ in 0..5 {
-        assert!(matches!(
-            sign_in(&w.d, "finance-user", "not the password"),
-            Err((401, _))
-        ));
+    for name in ["finance-user", "nobody"] {
+        for _ in 0..5 {
+            assert!(matches!(
+                sign_in(&w.d, name, "not the password"),
+                Err((401, _))
+            ));
+        }
+        // A name no user has locks alike: the answer tells no one which
+        // names are users'.
+        let locked = sign_in(&w.d, name, PASSWORD);
+        assert!(matches!(locked, Err((429, _))), "{name}: {locked:?}");
     }
-    let locked = sign_in(&w.d, "finance-user", PASSWORD);
-    assert!(matches!(locked, Err((429, _))), "{locked:?}");
     // Setting a new password (an operator's act) lifts the lock.
     admin_ok(
         &w.d,
@@ -1370,6 +1373,44 @@ fn wrong_passwords_lock_the_user_out_even_with_the_right_one() {
         browser(&w.d, &cookie, None, "GET", "/v1/settlements", None).0,
         401
     );
+}
+
+#[test]
+fn sign_in_tries_past_the_per_address_limit_get_429_even_with_the_right_password() {
+    let d = Daemon::start_configured("access-sign-ins", "[admin]\nsign_ins_per_minute = 3\n", &[]);
+    d.admin(
+        "POST",
+        "/v1/users",
+        Some(json!({ "name": "slow", "role": "support" })),
+    )
+    .unwrap();
+    d.admin(
+        "POST",
+        "/v1/users/slow/password",
+        Some(json!({ "password": PASSWORD })),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            sign_in(&d, "slow", "not the password"),
+            Err((401, _))
+        ));
+    }
+    assert!(sign_in(&d, "slow", PASSWORD).is_ok());
+    // The fourth try in the minute, whatever it is, costs no hash.
+    let past = sign_in(&d, "slow", PASSWORD);
+    assert!(matches!(past, Err((429, _))), "{past:?}");
+    let code = browser(
+        &d,
+        "",
+        None,
+        "POST",
+        "/v1/login/code",
+        Some(json!({ "phone": "09120000001" })),
+    );
+    assert_eq!(code.0, 429, "{code:?}");
+    // The rest of the API is served as before.
+    assert_eq!(call(&d, &d.token, "GET", "/v1/terminals", None).0, 200);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, RwLock};
 
+use crate::access::Strangers;
 use crate::config::EngineConfig;
 use crate::keys::CardHasher;
 use crate::requests::FirstLayout;
@@ -29,4 +30,7 @@ pub(crate) struct Core {
     /// Whether request records of the first key layout may be left (see
     /// `requests`).
     pub(crate) first_layout: FirstLayout,
+    /// Wrong passwords given for names no user signs in with (see
+    /// `access::login`).
+    pub(crate) strangers: Strangers,
 }

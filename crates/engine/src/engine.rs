@@ -47,6 +47,7 @@ impl Engine {
                 pending: AtomicUsize::new(0),
                 archiving: Mutex::new(()),
                 settling: RwLock::new(()),
+                strangers: crate::access::Strangers::default(),
             }),
         }
     }

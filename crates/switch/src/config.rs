@@ -171,6 +171,12 @@ pub struct Admin {
     /// second's worth; more are answered 429. Failed sign-ins are counted
     /// the same way per source address.
     pub requests_per_sec: u32,
+    /// Sign-ins (a password, a login code asked for or given) a minute
+    /// each source address may try, in bursts of up to a minute's worth;
+    /// more are answered 429. Each password costs an argon2 hash (about
+    /// 19 MiB and tens of milliseconds): `requests_per_sec` alone would
+    /// let one address keep every core busy hashing.
+    pub sign_ins_per_minute: u32,
     /// A console session lasts this long after sign-in.
     pub session_secs: u32,
     /// Wrong passwords in a row that lock a user out...
@@ -382,6 +388,7 @@ impl Default for Admin {
             addr: SocketAddr::from(([127, 0, 0, 1], 5859)),
             token_file: None,
             requests_per_sec: 500,
+            sign_ins_per_minute: 30,
             session_secs: 8 * 3600,
             max_failed_logins: 5,
             lockout_secs: 900,
@@ -684,8 +691,8 @@ impl Config {
                 "limits.in_flight_per_connection and max_connections must be positive".into(),
             );
         }
-        if self.admin.requests_per_sec == 0 {
-            return bad("admin.requests_per_sec must be positive".into());
+        if self.admin.requests_per_sec == 0 || self.admin.sign_ins_per_minute == 0 {
+            return bad("admin.requests_per_sec and sign_ins_per_minute must be positive".into());
         }
         for (i, g) in self.admin.gateways.iter().enumerate() {
             let named = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';

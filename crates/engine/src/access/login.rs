@@ -6,7 +6,11 @@
 //!   outside any transaction; a wrong one counts against the user, and
 //!   [`LoginPolicy::max_failed`] in a row lock the user out for
 //!   [`LoginPolicy::lockout_secs`], the right password included. A name
-//!   that does not exist costs the same hash, so timing tells nothing.
+//!   no user signs in with (none has it, or its user is revoked or has no
+//!   password) costs the same hash and locks after as many wrong
+//!   passwords, counted in memory ([`Strangers`]), and a locked name's
+//!   answer costs the hash too: neither the answer nor its time tells
+//!   which names are users'.
 //! - A session id is 32 random bytes, kept as its SHA-256; it expires
 //!   [`LoginPolicy::session_secs`] after sign-in, ends at sign-out, and
 //!   ends with its user's revocation or new password (a member's, when the
@@ -60,6 +64,59 @@ impl Default for LoginPolicy {
             max_failed: 5,
             lockout_secs: 900,
         }
+    }
+}
+
+/// Names that exist for no user in memory: most kept at once.
+const MAX_STRANGERS: usize = 10_000;
+
+/// Wrong passwords given for names no user signs in with, so such a name
+/// locks as a user's does ([`LoginPolicy::max_failed`] in a row, for
+/// [`LoginPolicy::lockout_secs`]) and the answers tell nobody whether a
+/// name is a user's. Kept in memory, never in the ledger: anyone can make
+/// names up, and nothing of them needs to outlive the process. Each node
+/// of a shared ledger counts its own. Past [`MAX_STRANGERS`] names, those
+/// neither locked nor failed within a lockout are dropped; a new name
+/// finding the map still full is refused without being counted.
+#[derive(Default)]
+pub(crate) struct Strangers(std::sync::Mutex<std::collections::HashMap<String, Failures>>);
+
+/// One name's wrong passwords, as a user's record counts them.
+#[derive(Clone, Copy)]
+struct Failures {
+    failed: u32,
+    locked_until: Option<UnixTime>,
+    last: UnixTime,
+}
+
+impl Strangers {
+    /// Counts a wrong password for `name` at `now`: the answer a user's
+    /// record would give (locked once the last lock has not run out;
+    /// refused otherwise, the failure that reaches the limit included).
+    fn failed(&self, name: &str, now: UnixTime, p: &LoginPolicy) -> SignIn {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_STRANGERS && !map.contains_key(name) {
+            let horizon = now.0 - p.lockout_secs;
+            map.retain(|_, f| f.locked_until.is_some_and(|u| u > now) || f.last.0 > horizon);
+            if map.len() >= MAX_STRANGERS {
+                return SignIn::Refused;
+            }
+        }
+        let f = map.entry(name.to_owned()).or_insert(Failures {
+            failed: 0,
+            locked_until: None,
+            last: now,
+        });
+        f.last = now;
+        if let Some(until) = f.locked_until.filter(|&until| until > now) {
+            return SignIn::Locked(until);
+        }
+        f.failed += 1;
+        if f.failed >= p.max_failed {
+            f.failed = 0;
+            f.locked_until = Some(now.plus(p.lockout_secs));
+        }
+        SignIn::Refused
     }
 }
 
@@ -209,10 +266,11 @@ impl Access<'_> {
             .and_then(|u| u.password.clone());
         let Some(stored) = stored else {
             let _ = password_ok(decoy(), password);
-            return self.nothing(SignIn::Refused);
+            return self.nothing(self.core.strangers.failed(name, now, p));
         };
         if let Some(until) = user.as_ref().and_then(|u| u.locked_until) {
             if until > now {
+                let _ = password_ok(decoy(), password);
                 return self.nothing(SignIn::Locked(until));
             }
         }
@@ -486,6 +544,60 @@ mod tests {
         ] {
             assert_eq!(normal_phone(p), "09121234567", "{p}");
         }
+    }
+
+    /// What each of `tries` wrong passwords for `name` is answered, then
+    /// the right one (`"long enough password"`), a second apart.
+    fn answers(a: &Access<'_>, name: &str, tries: u32, now: UnixTime) -> Vec<&'static str> {
+        let p = LoginPolicy::default();
+        (0..=tries)
+            .map(|i| {
+                let password = if i == tries {
+                    "long enough password"
+                } else {
+                    "wrong password, sorry"
+                };
+                match a.sign_in(name, password, now.plus(i64::from(i)), &p) {
+                    Ok(d) => match d.wait() {
+                        Ok(SignIn::Session(..)) => "session",
+                        Ok(SignIn::Refused) => "refused",
+                        Ok(SignIn::Locked(_)) => "locked",
+                        Err(e) => panic!("{e}"),
+                    },
+                    Err(e) => panic!("{e}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_name_no_user_has_locks_as_a_users_name_does() {
+        let store = crate::Store::memory().unwrap();
+        let engine = crate::Engine::new(
+            store,
+            crate::CardHasher::new(&[7; 32]),
+            crate::EngineConfig::default(),
+        );
+        let a = engine.access();
+        let now = UnixTime(1_700_000_000);
+        a.add_user("sam", Role::Support, None, now)
+            .unwrap()
+            .wait()
+            .unwrap();
+        a.set_password("sam", "long enough password")
+            .unwrap()
+            .wait()
+            .unwrap();
+        let max = LoginPolicy::default().max_failed;
+        let user = answers(&a, "sam", max + 1, now);
+        let mut expected = vec!["refused"; max as usize];
+        expected.extend(["locked", "locked"]);
+        assert_eq!(user, expected, "the right password is locked out too");
+        assert_eq!(answers(&a, "nobody", max + 1, now), user);
+        // Once the lock runs out, the right password signs the user in.
+        let later = now.plus(LoginPolicy::default().lockout_secs + 60);
+        assert_eq!(answers(&a, "sam", 0, later), ["session"]);
+        assert_eq!(answers(&a, "nobody", 0, later), ["refused"]);
     }
 
     #[test]

@@ -119,9 +119,13 @@ pub enum Scope {
 /// Who may call a route.
 #[derive(Debug, Clone, Copy)]
 pub enum Rule {
-    /// Anyone, without a credential: the sign-in routes. Limited by
-    /// address.
+    /// Anyone, without a credential: the sign-in page, the console's
+    /// assets, the language choice. Limited by address.
     Public,
+    /// Anyone, without a credential: a sign-in try (a password, a login
+    /// code asked for or given). Limited by address, and by the tighter
+    /// `admin.sign_ins_per_minute`, as a password costs a hash.
+    SignIn,
     /// A payment gateway, by the signature of its callback (see
     /// `gateway`); no user credential. Limited per gateway.
     Gateway,
@@ -134,7 +138,7 @@ pub enum Rule {
 impl Rule {
     fn roles(&self, action: Option<&str>) -> Roles {
         match self {
-            Rule::Public | Rule::Gateway => Roles::ANYONE,
+            Rule::Public | Rule::SignIn | Rule::Gateway => Roles::ANYONE,
             Rule::Fixed(r, _) => *r,
             Rule::ByAction(list, _) => action
                 .and_then(|a| list.iter().find(|(n, _)| *n == a))
@@ -144,7 +148,7 @@ impl Rule {
 
     fn scope(&self) -> Scope {
         match self {
-            Rule::Public | Rule::Gateway => Scope::Own,
+            Rule::Public | Rule::SignIn | Rule::Gateway => Scope::Own,
             Rule::Fixed(_, s) | Rule::ByAction(_, s) => *s,
         }
     }
@@ -152,7 +156,7 @@ impl Rule {
     /// The rule as `GET /v1/access` shows it.
     fn view(&self) -> RuleView {
         let (roles, actions, scope) = match self {
-            Rule::Public => (vec!["public"], None, Scope::Own),
+            Rule::Public | Rule::SignIn => (vec!["public"], None, Scope::Own),
             Rule::Gateway => (vec!["gateway"], None, Scope::Own),
             Rule::Fixed(r, s) => (r.names(), None, *s),
             Rule::ByAction(list, s) => {
@@ -391,9 +395,10 @@ impl Rules {
 }
 
 /// Token buckets by credential (user name) and by address (failed
-/// sign-ins): `rate` a second, up to a second's worth at once.
+/// sign-ins): `rate` a second, up to `burst` at once.
 pub struct Limiter {
     rate: f64,
+    burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
@@ -401,9 +406,22 @@ pub struct Limiter {
 const MAX_BUCKETS: usize = 10_000;
 
 impl Limiter {
+    /// `rate` a second, up to a second's worth at once.
     pub fn new(rate: u32) -> Limiter {
+        let rate = f64::from(rate.max(1));
         Limiter {
-            rate: f64::from(rate.max(1)),
+            rate,
+            burst: rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `n` a minute, up to a minute's worth at once.
+    pub fn per_minute(n: u32) -> Limiter {
+        let burst = f64::from(n.max(1));
+        Limiter {
+            rate: burst / 60.0,
+            burst,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -413,13 +431,13 @@ impl Limiter {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            let rate = self.rate;
+            let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < rate
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.rate, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.rate);
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -558,10 +576,14 @@ async fn check(h: &Arc<Http>, req: Request, next: Next, page: bool) -> Response 
         .map_or("-", |(ip, _)| ip)
         .to_owned();
 
-    if matches!(rule, Rule::Public) {
-        // Sign-in routes: no credential yet, so limited by address.
+    if matches!(rule, Rule::Public | Rule::SignIn) {
+        // No credential yet, so limited by address.
         if !h.limiter.allow(&format!("address {address}")) {
             return too_many(&request_id);
+        }
+        if matches!(rule, Rule::SignIn) && !h.sign_ins.allow(&address) {
+            let r = refuse(StatusCode::TOO_MANY_REQUESTS, "too many sign-ins");
+            return finish(&h, entry, r.0, r.1, &request_id).await;
         }
         // A public route a signed-in user calls (the language choice,
         // kept with the user) is recorded as that user's. Its handler acts

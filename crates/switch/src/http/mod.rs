@@ -63,6 +63,8 @@ pub struct Http {
     openapi: serde_json::Value,
     /// Requests per credential (and failed sign-ins per address).
     limiter: access::Limiter,
+    /// Sign-in tries per address.
+    sign_ins: access::Limiter,
     /// Payment gateways and their secrets.
     gateways: gateway::Gateways,
     /// The console's templates.
@@ -89,6 +91,7 @@ impl Http {
             stopping,
             gateways,
             limiter: access::Limiter::new(switch.cfg.admin.requests_per_sec),
+            sign_ins: access::Limiter::per_minute(switch.cfg.admin.sign_ins_per_minute),
             switch,
             token,
             ready: AtomicBool::new(false),

@@ -195,9 +195,14 @@ fn operation(r: &Route) -> Value {
         "parameters": params,
         "responses": responses.take(),
     });
-    if matches!(r.rule, Rule::Public) {
+    if matches!(r.rule, Rule::SignIn) {
         op["security"] = json!([]);
         op["responses"]["401"] = error("Wrong name, password or code.");
+        op["responses"]["429"] = error(
+            "Too many sign-ins from this address, or too many wrong passwords for this name.",
+        );
+    } else if matches!(r.rule, Rule::Public) {
+        op["security"] = json!([]);
     } else if matches!(r.rule, Rule::Gateway) {
         op["security"] = json!([]);
         op["responses"]["401"] =

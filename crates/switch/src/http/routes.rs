@@ -54,15 +54,15 @@ fn api() -> Vec<Route> {
             .answers::<super::openapi::Description>()
             .doc("This description of the admin API (OpenAPI 3.1)"),
         // Signing in to the console, and out.
-        Route::post("/v1/login", Rule::Public, login::sign_in)
+        Route::post("/v1/login", Rule::SignIn, login::sign_in)
             .body::<login::PasswordIn>()
             .answers::<login::SessionView>()
             .doc("Sign in with a password: a session cookie and its CSRF token"),
-        Route::post("/v1/login/code", Rule::Public, login::send_code)
+        Route::post("/v1/login/code", Rule::SignIn, login::send_code)
             .body::<login::PhoneIn>()
             .answers::<login::CodeSent>()
             .doc("Send a one-time code to a member's phone"),
-        Route::post("/v1/login/verify", Rule::Public, login::sign_in_with_code)
+        Route::post("/v1/login/verify", Rule::SignIn, login::sign_in_with_code)
             .body::<login::CodeIn>()
             .answers::<login::SessionView>()
             .doc("Sign a member in with the code sent to its phone"),

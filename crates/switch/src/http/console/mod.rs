@@ -459,10 +459,10 @@ pub fn pages() -> Vec<Route> {
         Route::get("/assets/console.css", Rule::Public, css).doc("The console's stylesheet"),
         Route::get("/assets/icon.svg", Rule::Public, icon).doc("The console's tab icon"),
         Route::get("/login", Rule::Public, login::form).doc("Sign-in page"),
-        Route::post("/login", Rule::Public, login::password).doc("Sign in with a password"),
-        Route::post("/login/code", Rule::Public, login::send_code)
+        Route::post("/login", Rule::SignIn, login::password).doc("Sign in with a password"),
+        Route::post("/login/code", Rule::SignIn, login::send_code)
             .doc("Send a member a one-time code"),
-        Route::post("/login/verify", Rule::Public, login::verify)
+        Route::post("/login/verify", Rule::SignIn, login::verify)
             .doc("Sign a member in with its code"),
         Route::post("/lang", Rule::Public, login::language).doc("Choose the console's language"),
         Route::post("/logout", fixed(Roles::ANYONE, Own), login::logout).doc("Sign out"),
