@@ -52,7 +52,7 @@ use clubswitch_wire::Rrn;
 
 use crate::model::{keys, Txn, TxnState, UnixTime};
 use crate::requests::{self, Purge};
-use crate::storage::{Store, Table, Tx, TxResult, EARLIER_HOLD_INDEX_MARK, UPGRADED_FROM};
+use crate::storage::{Range, Store, Table, Tx, TxResult, EARLIER_HOLD_INDEX_MARK, UPGRADED_FROM};
 
 /// What the sweep does between requests: expiring holds never confirmed,
 /// forgetting request records too old to be retransmitted.
@@ -224,9 +224,21 @@ impl Sweeper<'_> {
         // The first hold due past the budget: the cursor stays before it.
         let mut kept = None;
         let mut last = None;
-        let txns = self.core.store.scan_from::<Txn>(Table::Txns, from);
+        let txns = (self.core.store).scan_each::<Txn>(Table::Txns, Range::From(from));
         for item in txns.take(SCAN_PER_SWEEP) {
             let (key, t) = item?;
+            // A record that does not decode is passed over: stopping at it
+            // would stop every sweep there, and no hold after it would
+            // ever expire. If it is a hold, it stays held (`audit` fails
+            // on it) until an operator repairs it.
+            let t = match t {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(rrn = %String::from_utf8_lossy(&key), "hold expiry passes over a transaction it cannot read: {e}");
+                    last = Some(key);
+                    continue;
+                }
+            };
             if t.state == TxnState::Held {
                 if t.expires > latest {
                     far.push(t.rrn);

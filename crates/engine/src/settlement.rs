@@ -51,7 +51,7 @@ use crate::ledger;
 use crate::model::{
     keys, AccountKey, JournalKind, Merchant, SettlementBatch, Txn, TxnState, UnixTime,
 };
-use crate::storage::{Durable, Table, Tx, TxResult};
+use crate::storage::{Durable, Range, Table, Tx, TxResult};
 
 /// Settlement: closing confirmed items into batches per merchant.
 pub struct Settlement<'a> {
@@ -354,8 +354,25 @@ impl Settlement<'_> {
         let mut items: BTreeMap<MerchantId, Vec<Rrn>> = BTreeMap::new();
         let mut resume = None;
         let mut last = None;
-        for item in store.scan_between::<Txn>(Table::Txns, &from, to.as_bytes()) {
+        for item in store.scan_each::<Txn>(Table::Txns, Range::Between(&from, to.as_bytes())) {
             let (key, t) = item?;
+            // A record that does not decode may be an item: the next run
+            // starts no later than it, so it is settled once it is
+            // repaired, and this run settles the rest.
+            let t = match t {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(
+                        rrn = %String::from_utf8_lossy(&key),
+                        "settlement passes over a transaction it cannot read: {e}"
+                    );
+                    if resume.is_none() {
+                        resume = Some(key.clone());
+                    }
+                    last = Some(key);
+                    continue;
+                }
+            };
             if is_item(&t, cutoff) {
                 items.entry(t.merchant).or_default().push(t.rrn);
             } else if resume.is_none() && !t.finished() {

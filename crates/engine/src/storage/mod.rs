@@ -665,14 +665,19 @@ impl Store {
         records(self.backend.scan(table, Range::From(from)))
     }
 
-    /// Records with keys in `[from, to)`, in key order.
-    pub(crate) fn scan_between<T: Record>(
+    /// Records in `range`, in key order, each decoded on its own: one that
+    /// does not decode comes with its key and why, and the scan goes on
+    /// past it (a storage error ends it). For the scans behind a cursor,
+    /// which must neither stop at a damaged record for ever nor lose its
+    /// place.
+    pub(crate) fn scan_each<T: Record>(
         &self,
         table: Table,
-        from: &[u8],
-        to: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, T)>> + '_ {
-        records(self.backend.scan(table, Range::Between(from, to)))
+        range: Range<'_>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Result<T>)>> + '_ {
+        self.backend
+            .scan(table, range)
+            .map(|item| Ok(item.map(|(k, v)| (k, codec::from_slice(&v)))?))
     }
 
     /// Keys that start with `prefix`, in order.
