@@ -95,6 +95,8 @@ async fn handle(switch: Arc<Switch>, frame: Bytes) -> Option<Bytes> {
 
 /// One terminal connection. Reads frames while fewer than the in-flight
 /// limit are being processed; writes each response as soon as it is ready.
+/// Closed when the peer sends nothing, or takes nothing, for the idle
+/// timeout.
 async fn connection<R, W>(
     switch: &Arc<Switch>,
     peer: Option<std::net::SocketAddr>,
@@ -117,9 +119,20 @@ async fn connection<R, W>(
         tokio::select! {
             Some(resp) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(bytes) = resp {
-                    if let Err(e) = writer.send(bytes).await {
-                        tracing::debug!(?peer, "write: {e}");
-                        reading = false;
+                    // A peer that reads nothing would hold this task, and
+                    // its connection's place, for ever: a write gets the
+                    // idle timeout too. What is still in flight is dropped;
+                    // each request's record answers its retransmission.
+                    match tokio::time::timeout(idle, writer.send(bytes)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(?peer, "write: {e}");
+                            reading = false;
+                        }
+                        Err(_) => {
+                            tracing::debug!(?peer, "write timeout: the peer reads nothing");
+                            return;
+                        }
                     }
                 }
             }
@@ -142,5 +155,5 @@ async fn connection<R, W>(
             _ = shutdown.changed(), if reading => reading = false,
         }
     }
-    let _ = SinkExt::<Bytes>::flush(&mut writer).await;
+    let _ = tokio::time::timeout(idle, SinkExt::<Bytes>::flush(&mut writer)).await;
 }
