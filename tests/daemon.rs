@@ -161,6 +161,51 @@ async fn an_oversized_frame_closes_only_that_connection() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_closed_after_the_idle_timeout() {
+    let d = Daemon::start_configured("deaf", "[limits]\nidle_timeout_secs = 2\n", &[]);
+    let mut t = d.terminal("TERM0002");
+    let mut burst = Vec::new();
+    for _ in 0..2_000 {
+        burst.extend(framed(&echo(&mut t).0));
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let s = socket.connect(d.addr.parse().unwrap()).await.unwrap();
+    let mut s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    // A bound for a switch that never closes it, so the test fails, not
+    // hangs: far past the idle timeout.
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    // Writes until the switch stops reading (its answers fill both socket
+    // buffers) and then until it closes the connection; never reads.
+    let deaf = std::thread::spawn(move || {
+        for _ in 0..1_000 {
+            if let Err(e) = s.write_all(&burst) {
+                use std::io::ErrorKind::{TimedOut, WouldBlock};
+                return !matches!(e.kind(), TimedOut | WouldBlock);
+            }
+        }
+        false
+    });
+    // Each write the switch cannot finish waits the idle timeout at most:
+    // the connection is closed, and its place given back, though the
+    // client keeps it open and reads nothing.
+    let closed = tokio::task::spawn_blocking(move || deaf.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        closed,
+        "the switch never closed a connection that reads nothing"
+    );
+    let mut waited = 0;
+    while d.metric("clubswitch_connections_open") > 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(d.metric("clubswitch_connections_open"), 0);
+}
+
+#[tokio::test]
 async fn a_client_sending_a_byte_at_a_time_does_not_stall_others() {
     let d = Daemon::start("slow", &[]);
     let mut slow_t = d.terminal("TERM0002");
@@ -228,6 +273,96 @@ async fn repeated_security_failures_lock_the_terminal_until_an_operator_unlocks_
     assert_eq!(rc(&resp), ResponseCode::Approved);
 }
 
+/// An 0100 whose MAC is good and whose DE 120 is `block(aad)` instead of
+/// a sealed card.
+fn with_card_block(
+    t: &mut Terminal,
+    block: impl Fn(&Terminal, &CardAad) -> String,
+) -> (Bytes, Message) {
+    let mut m = t.request(Mti::AUTH_REQUEST, 0);
+    m.set_processing_code(ProcessingCode::ClubBalance);
+    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    let aad = CardAad::of(&m).unwrap();
+    m.set(120, block(t, &aad).into_bytes()).unwrap();
+    let raw = t.sign(&mut m);
+    (raw, m)
+}
+
+#[tokio::test]
+async fn card_blocks_that_do_not_open_lock_the_terminal_though_their_macs_are_good() {
+    let d = Daemon::start("card-block-lockout", &[]);
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    for _ in 0..5 {
+        let (raw, m) = with_card_block(&mut t, |t, aad| {
+            let mut sealed = t
+                .keys
+                .seal_card(&CardData::from_plaintext(b"6280231400000013").unwrap(), aad);
+            // One hex digit of the tag changed: the block does not open.
+            let last = if sealed.ends_with('0') { "1" } else { "0" };
+            sealed.replace_range(sealed.len() - 1.., last);
+            sealed
+        });
+        let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+        assert_eq!(rc(&resp), ResponseCode::SecurityViolation);
+    }
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::NotPermittedToTerminal, "locked");
+}
+
+#[tokio::test]
+async fn a_card_block_of_too_few_digits_is_answered_14_and_never_locks() {
+    let d = Daemon::start("card-length", &[]);
+    let mut t = d.terminal("TERM0003");
+    let mut conn = d.connect().await;
+    for _ in 0..6 {
+        let (raw, m) = with_card_block(&mut t, |t, aad| t.keys.seal(b"12345678901", aad, [7; 12]));
+        let (resp_raw, resp) = conn.exchange(raw, &m).await.unwrap();
+        assert_eq!(rc(&resp), ResponseCode::InvalidCardNumber);
+        t.keys.verify(&resp_raw, &resp).unwrap();
+    }
+    let (raw, m) = echo(&mut t);
+    let (_, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::Approved, "not locked");
+}
+
+#[tokio::test]
+async fn declined_confirms_and_undos_echo_the_rrn_they_named_and_only_0810_echoes_de_70() {
+    let d = Daemon::start("echoes", &[]);
+    let mut t = d.terminal("TERM0001");
+    let mut conn = d.connect().await;
+    let mut confirm = t.request(Mti::CONFIRM_ADVICE, 0);
+    confirm.set_processing_code(ProcessingCode::ClubPurchase);
+    confirm.set(4, &b"000000010000"[..]).unwrap();
+    confirm.set(37, &b"999999999998"[..]).unwrap();
+    confirm.set(38, &b"123456"[..]).unwrap();
+    confirm.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    let mut original = b"0100000001".to_vec();
+    original.extend_from_slice(&confirm.get(7).unwrap()[..]);
+    original.extend_from_slice(&[b'0'; 22]);
+    confirm.set(90, original).unwrap();
+    let raw = t.sign(&mut confirm);
+    let (_, resp) = conn.exchange(raw, &confirm).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::OriginalNotFound);
+    assert_eq!(resp.get(37), confirm.get(37));
+    assert_eq!(resp.get(38), confirm.get(38));
+
+    let mut undo = t.request(Mti::REVERSAL_REQUEST, 0);
+    undo.set(37, &b"999999999998"[..]).unwrap();
+    undo.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    let raw = t.sign(&mut undo);
+    let (_, resp) = conn.exchange(raw, &undo).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::OriginalNotFound);
+    assert_eq!(resp.get(37), undo.get(37));
+
+    let (_, mut inquiry) = inquiry(&mut t, "6280231400000013");
+    inquiry.set(70, &b"301"[..]).unwrap();
+    let raw = t.sign(&mut inquiry);
+    let (_, resp) = conn.exchange(raw, &inquiry).await.unwrap();
+    assert_eq!(resp.get(70), None, "{resp:?}");
+}
+
 #[tokio::test]
 async fn late_replays_are_refused_but_do_not_lock_the_terminal() {
     let d = Daemon::start("stale", &[]);
@@ -269,6 +404,15 @@ async fn key_change_hands_over_a_new_key_and_retires_the_old_one() {
         rc(&conn.exchange(raw, &m).await.unwrap().1),
         ResponseCode::Approved
     );
+    // A refusal of a message the old key verified is signed with it: the
+    // terminal that missed the 0810 can check it.
+    let mut m = old_t.request(Mti::AUTH_REQUEST, 0);
+    m.set(3, &b"999999"[..]).unwrap();
+    m.set(42, &b"MERCHANT0000001"[..]).unwrap();
+    let raw = old_t.sign(&mut m);
+    let (resp_raw, resp) = conn.exchange(raw, &m).await.unwrap();
+    assert_eq!(rc(&resp), ResponseCode::InvalidTransaction);
+    old_t.keys.verify(&resp_raw, &resp).unwrap();
     t.set_key(&new);
     let (raw, m) = echo(&mut t);
     let (resp_raw, resp) = conn.exchange(raw, &m).await.unwrap();

@@ -13,7 +13,7 @@ use clubswitch_engine::{
 };
 use clubswitch_wire::{
     de, decode_partial, AmountBlocks, CardAad, Currency, FieldError, Message, Mti, NetworkCode,
-    ResponseCode, TerminalId, TerminalKeys, Tmk,
+    ResponseCode, SecurityError, TerminalId, TerminalKeys, Tmk,
 };
 
 use crate::batch::Batcher;
@@ -24,8 +24,21 @@ use crate::metrics::Metrics;
 /// Purpose string sealing terminal keys under the master key.
 pub const TMK_PURPOSE: &str = "clubswitch terminal key";
 
-/// Fields a response echoes from its request.
-const ECHO: [u8; 10] = [3, 4, 7, 11, 12, 13, 41, 42, 49, 70];
+/// Fields every response echoes from its request (section 5).
+const ECHO: [u8; 9] = [3, 4, 7, 11, 12, 13, 41, 42, 49];
+
+/// Fields a response echoes besides [`ECHO`], by request MTI: the network
+/// code (5.1), the approval's RRN and auth id on a confirm (5.5), the
+/// original's RRN on an undo (5.6). A refund's answer sets its own RRN
+/// (5.7), so it echoes none.
+fn echoed_too(mti: Mti) -> &'static [u8] {
+    match mti {
+        Mti::NETWORK_REQUEST => &[70],
+        Mti::CONFIRM_ADVICE => &[37, 38],
+        Mti::REVERSAL_REQUEST | Mti::REVERSAL_ADVICE => &[37],
+        _ => &[],
+    }
+}
 
 /// A terminal's working keys, as cached.
 struct TermKeys {
@@ -203,7 +216,7 @@ impl Switch {
         };
         let now = UnixTime::now();
         let mut resp = Message::new(resp_mti);
-        for n in ECHO {
+        for &n in ECHO.iter().chain(echoed_too(msg.mti())) {
             if let Some(v) = msg.get_bytes(n) {
                 let _ = resp.set(n, v.clone());
             }
@@ -226,19 +239,17 @@ impl Switch {
             }
         };
 
+        // A refusal after the MAC verified is signed with the key that
+        // verified it (an old key in its grace period included): the
+        // terminal can check it (4.5).
         let (outcome, verified) = match self
-            .process(
-                &msg,
-                &raw,
-                decode_error.is_some(),
-                &tid,
-                &keys,
-                now,
-                &mut resp,
-            )
+            .verify(&msg, &raw, decode_error.is_some(), &tid, &keys, now)
             .await
         {
-            Ok((o, v)) => (o, Some(v)),
+            Ok(v) => {
+                let served = self.serve(&msg, &tid, &keys, &v, now, &mut resp).await;
+                (served.unwrap_or_else(Outcome::decline), Some(v))
+            }
             Err(rc) => (Outcome::decline(rc), None),
         };
         let signer = keys.signer(verified.as_ref());
@@ -306,8 +317,9 @@ impl Switch {
         ResponseCode::SecurityViolation
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn process(
+    /// The terminal's lock, the message's form and its MAC: which key
+    /// verified it.
+    async fn verify(
         &self,
         msg: &Message,
         raw: &[u8],
@@ -315,8 +327,7 @@ impl Switch {
         tid: &TerminalId,
         keys: &Arc<TermKeys>,
         now: UnixTime,
-        resp: &mut Message,
-    ) -> Result<(Outcome, Verified), Refusal> {
+    ) -> Result<Verified, Refusal> {
         if keys.locked.load(Ordering::Relaxed) {
             return Err(ResponseCode::NotPermittedToTerminal);
         }
@@ -344,6 +355,13 @@ impl Switch {
         } else {
             return Err(self.security_failure(tid, keys, "bad MAC", now).await);
         };
+        Ok(verified)
+    }
+
+    /// Ends a run of security failures: the request passed every check
+    /// (MAC, DE 7 window, card block), so the next five failures, not
+    /// fewer, lock the terminal (4.5).
+    async fn passed(&self, tid: &TerminalId, keys: &TermKeys, now: UnixTime) {
         if keys.failures.swap(0, Ordering::Relaxed) > 0 {
             if let Err(e) = self
                 .update_terminal(tid, TerminalChange::Verified, now)
@@ -352,6 +370,19 @@ impl Switch {
                 tracing::error!(terminal = %tid, "resetting the security failures: {e}");
             }
         }
+    }
+
+    /// A verified message: its DE 7 window, its fields, its card block,
+    /// and the engine.
+    async fn serve(
+        &self,
+        msg: &Message,
+        tid: &TerminalId,
+        keys: &Arc<TermKeys>,
+        verified: &Verified,
+        now: UnixTime,
+        resp: &mut Message,
+    ) -> Result<Outcome, Refusal> {
         let transmitted = msg.transmission_time().map_err(format_error)?;
         if transmitted.skew(now.0) > self.cfg.security.replay_window_secs {
             // A genuine message replayed late: refused, but not counted
@@ -367,7 +398,7 @@ impl Switch {
             tracing::warn!(terminal = %tid, "card number sent in clear (DE 2, 35 or 45); refused");
             return Err(ResponseCode::FormatError);
         }
-        let signer = keys.signer(Some(&verified));
+        let signer = keys.signer(Some(verified));
         let key = RequestKey {
             terminal: *tid,
             stan: msg.stan().map_err(format_error)?,
@@ -375,8 +406,9 @@ impl Switch {
         };
 
         if msg.mti() == Mti::NETWORK_REQUEST {
-            self.network(msg, tid, keys, &verified, now, resp).await?;
-            return Ok((Outcome::decline(ResponseCode::Approved), verified));
+            self.passed(tid, keys, now).await;
+            self.network(msg, tid, keys, verified, now, resp).await?;
+            return Ok(Outcome::decline(ResponseCode::Approved));
         }
 
         let merchant = msg.merchant_id().map_err(format_error)?;
@@ -410,6 +442,12 @@ impl Switch {
                 let aad = CardAad::of(msg).map_err(format_error)?;
                 let card = match signer.open_card(block, &aad) {
                     Ok(card) => card,
+                    // Opened, and digits, but not as many as a card
+                    // number has: not a security failure (7).
+                    Err(SecurityError::CardNumberLength) => {
+                        self.passed(tid, keys, now).await;
+                        return Err(ResponseCode::InvalidCardNumber);
+                    }
                     Err(e) => {
                         let what = format!("card block: {e}");
                         return Err(self.security_failure(tid, keys, &what, now).await);
@@ -479,6 +517,7 @@ impl Switch {
             }
             _ => return Err(ResponseCode::InvalidTransaction),
         };
+        self.passed(tid, keys, now).await;
         let reply = self.batcher.submit(request, now).await.map_err(|e| {
             match e {
                 // The store logs the failure and the recovery once; a line
@@ -496,7 +535,7 @@ impl Switch {
                 ResponseCode::SystemMalfunction
             })?;
         }
-        Ok((reply.outcome, verified))
+        Ok(reply.outcome)
     }
 
     /// 0800: sign-on, sign-off, echo, key change. A key change is answered

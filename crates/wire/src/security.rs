@@ -22,7 +22,7 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// Why a message failed a security check. The switch answers all of them
-/// with 63.
+/// with 63 but [`SecurityError::CardNumberLength`] (14: the block opened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecurityError {
     #[error("no MAC as the last field (DE 64 or DE 128)")]
@@ -35,6 +35,8 @@ pub enum SecurityError {
     CardBlockRejected,
     #[error("card block content is not a card number with optional =YYMM expiry")]
     CardDataInvalid,
+    #[error("card block holds digits, but not the 12 to 19 of a card number")]
+    CardNumberLength,
     #[error("wrapped key is not 32 bytes")]
     WrappedKeyInvalid,
     #[error(transparent)]
@@ -436,10 +438,14 @@ impl CardData {
             ),
             None => (raw, None),
         };
-        Ok(CardData {
-            pan: CardNumber::new(pan).ok_or(SecurityError::CardDataInvalid)?,
-            expiry,
-        })
+        let pan = CardNumber::new(pan).ok_or(
+            if !pan.is_empty() && pan.iter().all(u8::is_ascii_digit) {
+                SecurityError::CardNumberLength
+            } else {
+                SecurityError::CardDataInvalid
+            },
+        )?;
+        Ok(CardData { pan, expiry })
     }
 }
 

@@ -67,6 +67,17 @@ impl TransmissionTime {
     /// `now`: DE 7 has no year, so the year (now's, the one before or the one
     /// after) that puts it nearest to `now` is taken.
     pub fn nearest_unix(self, now: i64) -> i64 {
+        // 29 February with no leap year near: treat as 1 March (such a
+        // DE 7 is outside any window, see `skew`).
+        self.nearest(now).unwrap_or_else(|| {
+            let (year, _, _) = civil_from_days(now.div_euclid(86_400));
+            days_from_civil(year, 3, 1) * 86_400
+        })
+    }
+
+    /// As [`TransmissionTime::nearest_unix`]; `None` when none of the three
+    /// years has the day (29 February, no leap year among them).
+    fn nearest(self, now: i64) -> Option<i64> {
         let (year, _, _) = civil_from_days(now.div_euclid(86_400));
         [year - 1, year, year + 1]
             .into_iter()
@@ -78,13 +89,13 @@ impl TransmissionTime {
                     + i64::from(self.second)
             })
             .min_by_key(|t| (t - now).abs())
-            // 29 February with no leap year near: treat as 1 March.
-            .unwrap_or_else(|| days_from_civil(year, 3, 1) * 86_400)
     }
 
-    /// Seconds between this DE 7 and `now` (absolute).
+    /// Seconds between this DE 7 and `now` (absolute); the most there is
+    /// for a day none of the years near `now` has, which no window admits.
     pub fn skew(self, now: i64) -> u64 {
-        (self.nearest_unix(now) - now).unsigned_abs()
+        self.nearest(now)
+            .map_or(u64::MAX, |t| (t - now).unsigned_abs())
     }
 }
 
@@ -99,6 +110,17 @@ mod tests {
         assert!(TransmissionTime::from_bytes(7, b"0431183000").is_err());
         assert!(TransmissionTime::from_bytes(7, b"1122243000").is_err());
         assert!(TransmissionTime::from_bytes(7, b"0229000000").is_ok());
+    }
+
+    #[test]
+    fn a_29_february_with_no_leap_year_near_is_outside_every_window() {
+        // 2026-03-01T00:00:30Z: 2025, 2026 and 2027 have no 29 February.
+        let now = days_from_civil(2026, 3, 1) * 86_400 + 30;
+        let t = TransmissionTime::from_bytes(7, b"0229000000").unwrap();
+        assert_eq!(t.skew(now), u64::MAX);
+        // A leap year near: the day is real, and near.
+        let leap = days_from_civil(2028, 2, 29) * 86_400 + 30;
+        assert_eq!(t.skew(leap), 30);
     }
 
     #[test]
