@@ -339,7 +339,7 @@ async fn declined_confirms_and_undos_echo_the_rrn_they_named_and_only_0810_echoe
     confirm.set(38, &b"123456"[..]).unwrap();
     confirm.set(42, &b"MERCHANT0000001"[..]).unwrap();
     let mut original = b"0100000001".to_vec();
-    original.extend_from_slice(&confirm.get(7).unwrap()[..]);
+    original.extend_from_slice(confirm.get(7).unwrap());
     original.extend_from_slice(&[b'0'; 22]);
     confirm.set(90, original).unwrap();
     let raw = t.sign(&mut confirm);
