@@ -109,15 +109,20 @@ fn retryable(e: &postgres::Error) -> bool {
         Some(&SqlState::T_R_SERIALIZATION_FAILURE)
             | Some(&SqlState::T_R_DEADLOCK_DETECTED)
             | Some(&SqlState::UNIQUE_VIOLATION)
+            | Some(&SqlState::LOCK_NOT_AVAILABLE)
     )
 }
 
 const FETCH: &str = "SELECT l.t, l.k, l.v FROM ledger l
      JOIN unnest($1::int2[], $2::bytea[]) AS q(t, k) ON l.t = q.t AND l.k = q.k";
-const UPSERT: &str = "INSERT INTO ledger (t, k, v, balance, held)
+/// Answers the rows it inserted rather than updated (`xmax = 0`): see
+/// `commit`.
+const UPSERT: &str = "WITH w AS (INSERT INTO ledger (t, k, v, balance, held)
      SELECT * FROM unnest($1::int2[], $2::bytea[], $3::bytea[], $4::int8[], $5::int8[])
      ON CONFLICT (t, k) DO UPDATE
-     SET v = EXCLUDED.v, balance = EXCLUDED.balance, held = EXCLUDED.held";
+     SET v = EXCLUDED.v, balance = EXCLUDED.balance, held = EXCLUDED.held
+     RETURNING t, k, xmax = 0 AS fresh)
+     SELECT t, k FROM w WHERE fresh";
 const DELETE: &str = "DELETE FROM ledger l USING unnest($1::int2[], $2::bytea[]) AS d(t, k)
      WHERE l.t = d.t AND l.k = d.k";
 const GET: &str = "SELECT v FROM ledger WHERE t = $1 AND k = $2";
@@ -141,8 +146,15 @@ const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 /// a nested loop and full scans priced out, the only plan left is a
 /// lookup of each key in the primary key's index, which is what a ledger
 /// of any size wants.
+///
+/// And no statement waits more than 2 s for a row lock (`lock_timeout`):
+/// a lock a dead node's session still holds (until the server notices the
+/// session is gone) would otherwise hold up the waiting transaction, and
+/// with it every transaction of this node once one waits for its turn
+/// alone (`Postgres::turns`). The wait ends in an error that runs the
+/// transaction again, within [`RETRY_FOR`].
 const PLANNER: &str = "SET enable_seqscan = off; SET enable_hashjoin = off;
-     SET enable_mergejoin = off";
+     SET enable_mergejoin = off; SET lock_timeout = '2s'";
 
 /// The statements a connection prepares once (parsed and planned once,
 /// not on every round trip).
@@ -223,7 +235,27 @@ impl Postgres {
             leases: Mutex::new(Leases::default()),
         };
         pg.migrate()?;
+        pg.check_durable()?;
         Ok(Arc::new(pg))
+    }
+
+    /// Refuses a database whose commits return before they are on disk
+    /// (`synchronous_commit = off` for this role or database): the switch
+    /// answers a terminal once its commit returns.
+    fn check_durable(&self) -> Result<(), StorageError> {
+        let mut c = self.open()?;
+        let setting: String = c
+            .query_one("SHOW synchronous_commit", &[])
+            .map_err(error)?
+            .get(0);
+        if setting == "off" {
+            return Err(StorageError::Io(
+                "the database has synchronous_commit = off: a commit would be answered before \
+                 it is durable; set it to on (or remote_apply) for the switch's role"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A session of its own (leases, snapshots, migrations).
@@ -279,7 +311,13 @@ impl Postgres {
     fn migrate(&self) -> Result<(), StorageError> {
         let mut c = self.open()?;
         let migrated = (|| {
-            let mut tx = c.transaction()?;
+            // READ COMMITTED whatever the database's default: the schema's
+            // version is read after the lock is taken, so a node that waited
+            // for another's migration sees it done.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()?;
             tx.batch_execute("SET LOCAL client_min_messages = warning")?;
             tx.execute("SELECT pg_advisory_xact_lock(4242001)", &[])?;
             tx.batch_execute(
@@ -343,12 +381,14 @@ fn account_columns(table: Table, v: &[u8]) -> (Option<i64>, Option<i64>) {
 }
 
 /// Writes `rows` (upserts) and removes `gone`, in one statement each.
+/// Returns the rows inserted rather than updated (table code, key).
 fn write_rows(
     c: &mut impl postgres::GenericClient,
     st: &Statements,
     rows: &[(Table, Vec<u8>, Vec<u8>)],
     gone: &[(Table, Vec<u8>)],
-) -> Result<(), postgres::Error> {
+) -> Result<Vec<(i16, Vec<u8>)>, postgres::Error> {
+    let mut fresh = Vec::new();
     if !rows.is_empty() {
         let mut t = Vec::with_capacity(rows.len());
         let mut k = Vec::with_capacity(rows.len());
@@ -363,14 +403,18 @@ fn write_rows(
             balance.push(b);
             held.push(h);
         }
-        c.execute(&st.upsert, &[&t, &k, &v, &balance, &held])?;
+        fresh = c
+            .query(&st.upsert, &[&t, &k, &v, &balance, &held])?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
     }
     if !gone.is_empty() {
         let t: Vec<i16> = gone.iter().map(|(t, _)| t.index() as i16).collect();
         let k: Vec<&[u8]> = gone.iter().map(|(_, k)| k.as_slice()).collect();
         c.execute(&st.delete, &[&t, &k])?;
     }
-    Ok(())
+    Ok(fresh)
 }
 
 /// Rows by table and key: values read or written (`None`: absent or
@@ -483,7 +527,10 @@ impl Postgres {
                 Ok(()) => {
                     let written = run.written.into_inner();
                     let mut tx = tx.into_inner();
-                    commit(&mut tx, &st, written)?;
+                    if !commit(&mut tx, &st, &read, written)? {
+                        // Rolled back as `tx` drops.
+                        return Ok(Attempt::Retry);
+                    }
                     tx.commit()?;
                     Ok(Attempt::Done(Ok(())))
                 }
@@ -517,12 +564,25 @@ fn fetch(
 }
 
 /// Writes a run's changes, and announces changed terminals to every node
-/// (delivered when the transaction commits).
+/// (delivered when the transaction commits). `false`: a row this run read
+/// was removed by a transaction that committed since, and this run's write
+/// of it inserted it afresh; run the transaction again.
+///
+/// Why: under REPEATABLE READ an update or removal of a row another
+/// transaction changed since fails (40001), but an `INSERT … ON CONFLICT`
+/// of a row another removed meets no row and inserts: the removal is
+/// lost, and what this run wrote was worked out from the removed value (a
+/// card's daily allowance counted twice). The embedded ledger runs one
+/// transaction at a time and never meets this.
+///
+/// Rows are written in key order, so two transactions writing the same
+/// rows lock them in one order and never deadlock on them.
 fn commit(
     tx: &mut postgres::Transaction<'_>,
     st: &Statements,
+    read: &Rows,
     written: Rows,
-) -> Result<(), postgres::Error> {
+) -> Result<bool, postgres::Error> {
     let mut rows = Vec::new();
     let mut gone = Vec::new();
     let mut terminals = Vec::new();
@@ -535,11 +595,21 @@ fn commit(
             None => gone.push((table, key)),
         }
     }
-    write_rows(tx, st, &rows, &gone)?;
+    rows.sort_unstable_by(|a, b| (a.0.index(), &a.1).cmp(&(b.0.index(), &b.1)));
+    gone.sort_unstable_by(|a, b| (a.0.index(), &a.1).cmp(&(b.0.index(), &b.1)));
+    let fresh = write_rows(tx, st, &rows, &gone)?;
+    let removed_since = fresh.into_iter().any(|(t, k)| {
+        Table::ALL
+            .get(t as usize)
+            .is_some_and(|table| matches!(read.get(&(*table, k)), Some(Some(_))))
+    });
+    if removed_since {
+        return Ok(false);
+    }
     if !terminals.is_empty() {
         tx.execute(&st.notify, &[&TERMINALS, &terminals.join(",")])?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A number below `n`, from the clock's low bits: a pause's jitter only.
@@ -623,6 +693,7 @@ impl Backend for Postgres {
 
     fn put(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         self.with(|c, st| write_rows(c, st, &[(table, key.to_vec(), value.to_vec())], &[]))
+            .map(drop)
     }
 
     fn transact(&self, body: Body<'_>) -> TxResult<()> {
@@ -709,7 +780,7 @@ impl Backend for Postgres {
             .iter()
             .map(|(k, v)| (table, k.clone(), v.clone()))
             .collect();
-        self.with(|c, st| write_rows(c, st, &rows, &[]))
+        self.with(|c, st| write_rows(c, st, &rows, &[])).map(drop)
     }
 
     fn healthy(&self) -> bool {
@@ -960,6 +1031,49 @@ mod tests {
                 plan.contains("Index Scan using ledger_pkey") && !plan.contains("Seq Scan"),
                 "{plan}"
             );
+        }
+    }
+
+    /// Node B reads a row, node A removes it and commits, then B writes
+    /// it from what it read: B's write must not bring the row back as if
+    /// A's removal never happened. B runs again and works from the row's
+    /// absence, as the embedded ledger (one transaction at a time) would.
+    #[test]
+    fn a_row_another_node_removed_since_it_was_read_runs_the_transaction_again() {
+        use std::sync::atomic::AtomicUsize;
+        let url = pg::fresh_url();
+        let a = Postgres::connect(&url).unwrap();
+        let b = Postgres::connect(&url).unwrap();
+        a.put(Table::Allowance, b"card", &[1]).unwrap();
+        let removed = AtomicBool::new(false);
+        let attempts_seeing_it = AtomicUsize::new(0);
+        b.transact(&|tx| {
+            let mut seen = None;
+            tx.read(Table::Allowance, b"card", &mut |v| seen = Some(v[0]))?;
+            if seen.is_some() {
+                attempts_seeing_it.fetch_add(1, Ordering::SeqCst);
+                if !removed.swap(true, Ordering::SeqCst) {
+                    // Inside B's snapshot, which has read the row.
+                    a.transact(&|tx| tx.remove(Table::Allowance, b"card"))
+                        .unwrap();
+                }
+            }
+            tx.write(Table::Allowance, b"card", vec![seen.unwrap_or(0) + 1])
+        })
+        .unwrap();
+        assert_eq!(attempts_seeing_it.load(Ordering::SeqCst), 1);
+        assert_eq!(a.get(Table::Allowance, b"card").unwrap(), Some(vec![1]));
+    }
+
+    /// A database whose commits return before they are durable is refused.
+    #[test]
+    fn a_database_with_synchronous_commit_off_is_refused() {
+        // As the role's or the database's setting would be, for this
+        // session only (the cluster is shared by tests running at once).
+        let url = format!("{}%20-c%20synchronous_commit%3Doff", pg::fresh_url());
+        match Postgres::connect(&url) {
+            Err(StorageError::Io(why)) => assert!(why.contains("synchronous_commit"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
         }
     }
 
