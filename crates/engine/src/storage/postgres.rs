@@ -490,16 +490,29 @@ enum Turn<'a> {
 enum Attempt {
     Done(TxResult<()>),
     Retry,
+    /// The session failed before the transaction began: run again on
+    /// another.
+    Stale,
 }
 
 impl Postgres {
     fn attempt(&self, conn: &mut Conn, body: Body<'_>) -> Result<Attempt, postgres::Error> {
         let st = conn.st.clone();
-        let tx = conn
+        let begun = conn
             .client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
-            .start()?;
+            .start();
+        let tx = match begun {
+            Ok(tx) => tx,
+            // A pooled session the server ended (a restart, a failover)
+            // shows only when used: nothing was sent but BEGIN, so run
+            // again on a new session (this one is not pooled again).
+            Err(e) => {
+                tracing::debug!("BEGIN failed, a new session: {e}");
+                return Ok(Attempt::Stale);
+            }
+        };
         let tx = RefCell::new(tx);
         let mut read = Rows::new();
         loop {
@@ -708,11 +721,13 @@ impl Backend for Postgres {
             let mut conn = self.conn()?;
             let result = self.attempt(&mut conn, body);
             self.noted(&result);
-            self.put_back(conn);
+            if !matches!(result, Ok(Attempt::Stale)) {
+                self.put_back(conn);
+            }
             drop(turn);
             match result {
                 Ok(Attempt::Done(r)) => return r,
-                Ok(Attempt::Retry) => attempt += 1,
+                Ok(Attempt::Retry | Attempt::Stale) => attempt += 1,
                 Err(e) if retryable(&e) => {
                     // Another transaction got in the way: a pause, random
                     // so that the ones that met do not meet again, growing
@@ -1063,6 +1078,25 @@ mod tests {
         .unwrap();
         assert_eq!(attempts_seeing_it.load(Ordering::SeqCst), 1);
         assert_eq!(a.get(Table::Allowance, b"card").unwrap(), Some(vec![1]));
+    }
+
+    /// A pooled session the server ended since (a restart, a failover)
+    /// costs no transaction: it runs again on a new session.
+    #[test]
+    fn a_pooled_session_the_server_ended_is_replaced_without_failing_a_transaction() {
+        let url = pg::fresh_url();
+        let a = Postgres::connect(&url).unwrap();
+        let pid: i32 = a
+            .with(|c, _| c.query_one("SELECT pg_backend_pid()", &[]))
+            .unwrap()
+            .get(0);
+        let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        a.transact(&|tx| tx.write(Table::Meta, b"after", vec![1]))
+            .unwrap();
+        assert_eq!(a.get(Table::Meta, b"after").unwrap(), Some(vec![1]));
     }
 
     /// A database whose commits return before they are durable is refused.
