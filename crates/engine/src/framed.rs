@@ -122,16 +122,21 @@ pub struct Reader {
     input: BufReader<File>,
     hash: Sha256,
     done: bool,
+    /// Bytes of the file not read yet: no frame's length may claim more
+    /// (a damaged length would otherwise ask for up to 4 GiB at once).
+    left: u64,
 }
 
 impl Reader {
     pub fn open(path: &Path, magic: &[u8; 8], kind: u8) -> Result<Reader> {
         let file = File::open(path).map_err(|e| error(path, e))?;
+        let left = file.metadata().map_err(|e| error(path, e))?.len();
         let mut r = Reader {
             path: path.to_path_buf(),
             input: BufReader::with_capacity(1 << 20, file),
             hash: Sha256::new(),
             done: false,
+            left,
         };
         let mut head = [0u8; 9];
         r.read_exact(&mut head)?;
@@ -150,6 +155,7 @@ impl Reader {
             _ => error(&self.path, e),
         })?;
         self.hash.update(&*buf);
+        self.left = self.left.saturating_sub(buf.len() as u64);
         Ok(())
     }
 
@@ -179,6 +185,9 @@ impl Reader {
                 return Err(error(&self.path, "bytes after the end mark"));
             }
             return Ok(None);
+        }
+        if u64::from(len) > self.left {
+            return Err(error(&self.path, "truncated"));
         }
         let mut frame = vec![0u8; len as usize];
         self.read_exact(&mut frame)?;
@@ -268,6 +277,19 @@ mod tests {
         std::fs::write(&path, &raw).unwrap();
         let read: Result<Vec<_>> = Reader::open(&path, MAGIC, 7).unwrap().collect();
         assert!(read.is_err());
+    }
+
+    #[test]
+    fn a_length_damaged_past_the_files_end_is_truncation_not_an_allocation() {
+        let (_dir, path) = file("length");
+        write(&path, &[b"one"]);
+        let mut raw = std::fs::read(&path).unwrap();
+        // The first frame's length, after the magic and the kind.
+        raw[9..13].copy_from_slice(&0xFFFF_FFF0u32.to_be_bytes());
+        std::fs::write(&path, &raw).unwrap();
+        let read: Result<Vec<_>> = Reader::open(&path, MAGIC, 7).unwrap().collect();
+        let e = read.unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
     }
 
     #[cfg(unix)]
