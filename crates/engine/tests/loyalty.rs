@@ -285,13 +285,40 @@ fn partial_refunds_take_back_in_proportion_and_the_last_one_takes_the_rest() {
         w.refund(Pc::ClubRefund, rrn, 33_333, T0.plus(60)).code,
         Rc::Approved
     );
-    // 150 × 1/3 → 49 back (rounded down); 3,330 × 1/3 → 1,109 back.
-    assert_eq!((points(&w), w.store_account().balance), (101, 2_221));
+    // The member keeps what 66,667 earns, rounded down: 150 × 2/3 → 100
+    // kept, 50 back; 3,330 × 2/3 → 2,220 kept, 1,110 back.
+    assert_eq!((points(&w), w.store_account().balance), (100, 2_220));
     assert_eq!(
         w.refund(Pc::ClubRefund, rrn, 66_667, T0.plus(120)).code,
         Rc::Approved
     );
     assert_eq!((points(&w), w.store_account().balance), (0, 0));
+    w.assert_audit();
+}
+
+#[test]
+fn a_purchase_refunded_in_slices_keeps_no_points_for_what_was_paid_back() {
+    let w = with_program(program());
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
+    let rrn = c.rrn.unwrap();
+    assert_eq!(points(&w), 15);
+    // All but one rial back, in one refund and then in many: what is left
+    // (one rial) earns nothing, so nothing is kept.
+    assert_eq!(
+        w.refund(Pc::ClubRefund, rrn, 9_999, T0.plus(60)).code,
+        Rc::Approved
+    );
+    assert_eq!(points(&w), 0);
+
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 10_000, T0.plus(100));
+    let rrn = c.rrn.unwrap();
+    assert_eq!(points(&w), 15);
+    for i in 0..9 {
+        let r = w.refund(Pc::ClubRefund, rrn, 1_111, T0.plus(200 + i));
+        assert_eq!(r.code, Rc::Approved);
+    }
+    // 9,999 refunded: what one rial earns is kept, no more.
+    assert_eq!(points(&w), 0);
     w.assert_audit();
 }
 

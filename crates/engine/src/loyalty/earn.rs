@@ -452,12 +452,23 @@ pub(crate) fn take_back(
         adjust_standing(tx, member_id, month, spend, 0, false)?;
         return Ok(None);
     };
+    // After this take-back the member keeps what the amount not refunded
+    // earns, rounded down as earning is: worked out from everything
+    // refunded so far, not refund by refund, or each partial refund would
+    // round its own share down and a purchase refunded in slices would
+    // keep points for what was paid back (10,000 earning 15 points, 9,999
+    // refunded: 14 back, and a point kept for one rial).
+    let not_refunded = purchase.final_amount.saturating_sub(after);
     let owed = |total: u64, returned: u64| {
         let left = total.saturating_sub(returned);
         if share.last {
             left
         } else {
-            pro_rata(total, share.amount, purchase.final_amount).min(left)
+            let keeps = pro_rata(total, not_refunded, purchase.final_amount);
+            total
+                .saturating_sub(keeps)
+                .saturating_sub(returned)
+                .min(left)
         }
     };
     let owed_points = owed(e.points, e.returned_points);
