@@ -351,10 +351,13 @@ impl Standing {
         &mut self.months[i]
     }
 
-    /// Forgets months no window or look-back before `month` needs.
+    /// Forgets months no window or look-back before `month` needs: the
+    /// review of `month` reads the window and the look-back that end with
+    /// the month before it, and a purchase in `month` may trim before the
+    /// review reaches its member, so one more month is kept.
     pub(crate) fn trim(&mut self, cfg: &LoyaltyConfig, month: i64) {
         let keep = i64::from(cfg.window_months.max(cfg.vip_months));
-        self.months.retain(|m| m.month > month - keep);
+        self.months.retain(|m| m.month >= month - keep);
     }
 }
 
@@ -416,7 +419,11 @@ mod tests {
         s.month_mut(7).spend = 1_000;
         assert_eq!(s.rolling(&cfg, 10), 250);
         assert_eq!(s.months.first().map(|m| m.month), Some(7));
+        // A purchase in month 10 trims before the review of month 10,
+        // which reads months 7 to 9: they stay.
         s.trim(&cfg, 10);
+        assert_eq!(s.rolling(&cfg, 9), 1_100);
+        s.trim(&cfg, 11);
         assert_eq!(s.months.len(), 2);
     }
 }
