@@ -170,6 +170,13 @@ pub(crate) fn take(core: &Core, to: &BackupPaths) -> Result<BackupReport> {
 /// switch must be stopped and what it had moved aside. A backup that is
 /// damaged is refused and leaves nothing behind. The new ledger is created
 /// with `cfg`'s settings (compression among them).
+///
+/// Cut short (a kill, a power cut, a full disk), it leaves no `ledger`:
+/// both are made under hidden names beside their places and synced, then
+/// the archive is renamed into place and the ledger last, so a ledger
+/// that exists is whole. A run again clears what the cut-short one left:
+/// its hidden directories, and an `archive` that holds nothing but files
+/// of this backup's archive (it was moved in, its ledger was not).
 pub fn restore(
     dump: &Path,
     from_archive: &Path,
@@ -178,27 +185,85 @@ pub fn restore(
     cfg: &EmbeddedConfig,
 ) -> Result<RestoreReport> {
     must_not_exist(ledger)?;
-    must_not_exist(archive)?;
-    let read = read_dump(dump, ledger, cfg);
-    let report = match read {
+    if archive.exists() {
+        // Not what a cut-short restore of this backup left: refused.
+        if !part_of(archive, from_archive)? {
+            must_not_exist(archive)?;
+        }
+        remove_synced(archive)?;
+    }
+    let (staged_ledger, staged_archive) = (staged(ledger), staged(archive));
+    for leftover in [&staged_ledger, &staged_archive] {
+        if leftover.exists() {
+            remove_synced(leftover)?;
+        }
+    }
+    let report = match read_dump(dump, &staged_ledger, cfg) {
         Ok(r) => r,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(ledger);
+            let _ = remove_synced(&staged_ledger);
             return Err(e);
         }
     };
     let archive_files = match from_archive.exists() {
         true => {
-            durable_file::copy_tree(from_archive, archive)
-                .map_err(|e| file_error(archive, e))?
-                .0
+            let copied = durable_file::copy_tree(from_archive, &staged_archive)
+                .map_err(|e| file_error(&staged_archive, e))?
+                .0;
+            rename_synced(&staged_archive, archive)?;
+            copied
         }
         false => 0,
     };
+    // The ledger's name is the restore's commit.
+    rename_synced(&staged_ledger, ledger)?;
     Ok(RestoreReport {
         archive_files,
         ..report
     })
+}
+
+/// Where `path` is made before it is renamed into place.
+fn staged(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(".restoring");
+    path.with_file_name(name)
+}
+
+/// Whether every file in `dir` is a file of the same name and length in
+/// `of` (subdirectories compared alike): what a restore of `of` copied.
+fn part_of(dir: &Path, of: &Path) -> Result<bool> {
+    let entries = std::fs::read_dir(dir).map_err(|e| file_error(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| file_error(dir, e))?;
+        let (mine, theirs) = (entry.path(), of.join(entry.file_name()));
+        let same = match (std::fs::metadata(&mine), std::fs::metadata(&theirs)) {
+            (Ok(a), Ok(b)) if a.is_dir() && b.is_dir() => part_of(&mine, &theirs)?,
+            (Ok(a), Ok(b)) => a.is_file() && b.is_file() && a.len() == b.len(),
+            _ => false,
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn remove_synced(path: &Path) -> Result<()> {
+    std::fs::remove_dir_all(path).map_err(|e| file_error(path, e))?;
+    durable_file::sync_dir(parent(path)).map_err(|e| file_error(path, e))
+}
+
+fn rename_synced(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| file_error(to, e))?;
+    durable_file::sync_dir(parent(to)).map_err(|e| file_error(to, e))
 }
 
 fn read_dump(dump: &Path, ledger: &Path, cfg: &EmbeddedConfig) -> Result<RestoreReport> {

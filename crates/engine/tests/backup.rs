@@ -165,3 +165,56 @@ fn a_restore_refuses_an_existing_ledger_and_a_damaged_backup() {
     );
     assert!(!ledger.exists(), "a damaged backup leaves no ledger behind");
 }
+
+/// A restore cut short (here: its hidden ledger half made, and the archive
+/// already moved into place) leaves no ledger, and run again it completes.
+/// An archive that is not the backup's is refused, never removed.
+#[test]
+fn a_restore_cut_short_leaves_no_ledger_and_runs_again_to_the_end() {
+    let w = World::new();
+    let dir = TempDir::new("restore-cut");
+    let p = paths(&dir.0);
+    w.engine.backup(&p).unwrap();
+    std::fs::write(p.archive_to.join("history-1"), b"an archive file").unwrap();
+    let (ledger, archive) = (dir.0.join("data/ledger"), dir.0.join("data/archive"));
+    let restore = || {
+        backup::restore(
+            &p.dump,
+            &p.archive_to,
+            &ledger,
+            &archive,
+            &EmbeddedConfig::default(),
+        )
+    };
+
+    // What a cut-short run leaves: its hidden ledger and the archive.
+    std::fs::create_dir_all(dir.0.join("data/.ledger.restoring")).unwrap();
+    std::fs::write(dir.0.join("data/.ledger.restoring/db"), b"half").unwrap();
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::copy(p.archive_to.join("history-1"), archive.join("history-1")).unwrap();
+    let report = restore().unwrap();
+    assert_eq!(report.archive_files, 1);
+    assert!(!dir.0.join("data/.ledger.restoring").exists());
+    let store = Store::open(&ledger, &EmbeddedConfig::default()).unwrap();
+    let engine = Engine::new(store, CardHasher::new(&[9; 32]), EngineConfig::default());
+    assert!(engine.audit().ledger().unwrap().ok());
+    drop(engine);
+
+    // An archive with a file the backup does not have is not a leftover.
+    let (ledger, archive) = (dir.0.join("other/ledger"), dir.0.join("other/archive"));
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::write(archive.join("history-2"), b"written since").unwrap();
+    let refused = backup::restore(
+        &p.dump,
+        &p.archive_to,
+        &ledger,
+        &archive,
+        &EmbeddedConfig::default(),
+    );
+    assert!(
+        matches!(refused, Err(EngineError::Exists { .. })),
+        "{refused:?}"
+    );
+    assert!(archive.join("history-2").exists());
+    assert!(!ledger.exists());
+}

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use clubswitch_engine::durable_file::{self, Access};
-use clubswitch_engine::{backup, BackupPaths, BackupReport, UnixTime};
+use clubswitch_engine::{backup, BackupPaths, BackupReport, EngineError, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -89,18 +89,22 @@ pub fn restore(cfg: &Config, from: &Path) -> Result<(), SwitchError> {
         source,
     })?;
     let (ledger, archive) = (ledger_dir(&cfg.data_dir), archive_dir(&cfg.data_dir));
-    for existing in [&ledger, &archive] {
-        if existing.exists() {
-            return Err(SwitchError::RestoreOver(existing.clone()));
-        }
+    if ledger.exists() {
+        return Err(SwitchError::RestoreOver(ledger));
     }
+    // An archive is refused unless a restore of this backup cut short
+    // left it (the engine tells).
     let read = backup::restore(
         &backup_dump(from),
         &archive_dir(from),
         &ledger,
         &archive,
         &crate::boot::embedded_config(cfg),
-    )?;
+    )
+    .map_err(|e| match e {
+        EngineError::Exists { .. } => SwitchError::RestoreOver(archive.clone()),
+        e => e.into(),
+    })?;
     println!(
         "restored the backup of {} ({} records, journal through {}, {} archive files) into {}",
         manifest.created,
