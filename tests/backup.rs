@@ -104,6 +104,14 @@ fn a_backup_under_load_is_the_ledger_at_the_instant_it_reports() {
         !restore(&restored, &[]).status.success(),
         "a restore over a ledger is refused"
     );
+    // Members' numbers, password hashes and sealed keys: the restored
+    // ledger is its owner's alone, whatever the operator's shell's umask.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&restored.join("ledger/db")), 0o600);
+        assert_eq!(mode(&restored.join("ledger")), 0o700);
+    }
     let is_compressed = |data_dir: &std::path::Path| {
         let conf = std::fs::read(data_dir.join("ledger/conf")).unwrap();
         conf.windows(COMPRESSED.len()).any(|w| w == COMPRESSED)

@@ -174,6 +174,14 @@ fn config(a: &RunArgs) -> Result<Config, SwitchError> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Every file the switch makes (the ledger, archive files, backups,
+    // settlement and payout files, keys) holds members' data or secrets:
+    // its user's alone, as the systemd unit's `UMask=0077` makes them,
+    // also when an operator runs a command from a shell.
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => config(&a).and_then(|cfg| clubswitch::daemon::run(cfg, a.demo)),
