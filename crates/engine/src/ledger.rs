@@ -80,9 +80,13 @@ pub(crate) fn post(
             return abort(EngineError::invalid(format!("{key:?} would go below zero")));
         }
         if matches!(key, AccountKey::Points { .. } | AccountKey::Store { .. }) {
-            // What is taken back leaves the lots it came into; anything
-            // else spends the oldest first.
-            let undoes = matches!(kind, JournalKind::LoyaltyReturn | JournalKind::PointsGrant);
+            // What is taken back (what a purchase earned, a grant
+            // corrected, a refund undone) leaves the lots it came into;
+            // anything else spends the oldest first.
+            let undoes = matches!(
+                kind,
+                JournalKind::LoyaltyReturn | JournalKind::PointsGrant | JournalKind::RefundReversal
+            );
             if *delta < 0 && undoes {
                 acc.grants.taken_back(delta.unsigned_abs(), acc.balance);
             } else {

@@ -259,6 +259,43 @@ fn a_refund_after_the_points_expired_writes_them_off_and_keeps_the_ledger_whole(
     w.assert_audit();
 }
 
+/// A refund gives the credit back as a lot of its own; undoing the refund
+/// takes that lot away again, not the oldest: the credit left keeps the
+/// date it had, and expires when it would have.
+#[test]
+fn undoing_a_refund_takes_back_the_credit_it_gave_not_the_oldest() {
+    let w = with_program(Program {
+        points_valid_days: None,
+        credit_valid_days: Some(10),
+        ..program()
+    });
+    w.engine
+        .admin()
+        .grant_store_credit(w.member.id, &w.merchant, Amount::new(200_000).unwrap(), T0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    let at = T0.plus(9 * DAY);
+    let c = buy(&w, Pc::StorePurchase, 100_000, at);
+    let rrn = c.rrn.unwrap();
+    let r = w.refund(Pc::StoreRefund, rrn, 100_000, at.plus(60));
+    assert_eq!(r.code, Rc::Approved, "{r:?}");
+    assert_eq!(w.undo_rrn(r.rrn.unwrap(), at.plus(120)).code, Rc::Approved);
+    assert_eq!(w.store_account().balance, 100_000);
+    // What is left is the first grant's: due on day 11.
+    let run = w
+        .engine
+        .loyalty()
+        .daily_pass(T0.plus(11 * DAY))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (run.credit_expired, w.store_account().balance),
+        (100_000, 0)
+    );
+    w.assert_audit();
+}
+
 #[test]
 fn credit_granted_again_later_starts_a_new_lot_and_outlives_the_old_one() {
     let w = with_program(Program {
