@@ -216,6 +216,16 @@ fn an_admin_top_up_repeated_under_its_key_credits_once_and_another_body_gets_422
     assert_eq!(g1.0, 200, "{g1:?}");
     assert_eq!(keyed(&d, "/v1/points", "grant-1", grant), g1);
 
+    // So do draws: the repeat answers the draw the first ran, and no
+    // second draw credits prizes again.
+    let draw = json!({ "merchant": "MERCHANT0000001", "from": 0, "to": now() + 60,
+        "prizes": 1, "prize_points": 10 });
+    let d1 = keyed(&d, "/v1/draws", "draw-1", draw.clone());
+    assert_eq!(d1.0, 200, "{d1:?}");
+    assert_eq!(keyed(&d, "/v1/draws", "draw-1", draw), d1);
+    let draws = d.admin("GET", "/v1/draws", None).unwrap();
+    assert_eq!(draws.as_array().map(Vec::len), Some(1), "{draws}");
+
     // A key on a route that moves no money is refused, not ignored.
     let (status, answer) = keyed(&d, "/v1/members", "k", json!({ "name": "Sara" }));
     assert_eq!(status, 400, "{answer}");

@@ -157,39 +157,39 @@ impl Loyalty<'_> {
             winners,
             odds_bps,
         };
-        self.core
-            .store
-            .transaction_durable(|tx| {
-                if !tx.contains(Table::Merchants, spec.merchant.as_bytes())? {
-                    return abort(crate::admin::not_found("merchant", spec.merchant));
-                }
-                for w in &draw.winners {
-                    let Some(member) = tx.get::<Member>(Table::Members, &w.0.to_be_bytes())? else {
-                        continue;
-                    };
-                    earn::grant(
-                        tx,
-                        now,
-                        JournalKind::DrawPrize,
-                        None,
-                        (member.id, spec.merchant),
-                        spec.prize_points,
-                        0,
-                    )?;
-                    notice::enqueue(
-                        tx,
-                        now,
-                        &member,
-                        NoticeKind::DrawWon {
-                            draw: id,
-                            merchant: spec.merchant,
-                            points: spec.prize_points,
-                        },
-                    )?;
-                }
-                tx.put(Table::Draws, &id.to_be_bytes(), &draw)
-            })
-            .map(|run| run.map(|()| draw))
+        // Under the caller's idempotency key, if any: a retry answers the
+        // draw the first call ran, and credits no prize twice.
+        self.caller.moves(&self.core.store, now, |tx| {
+            if !tx.contains(Table::Merchants, spec.merchant.as_bytes())? {
+                return abort(crate::admin::not_found("merchant", spec.merchant));
+            }
+            for w in &draw.winners {
+                let Some(member) = tx.get::<Member>(Table::Members, &w.0.to_be_bytes())? else {
+                    continue;
+                };
+                earn::grant(
+                    tx,
+                    now,
+                    JournalKind::DrawPrize,
+                    None,
+                    (member.id, spec.merchant),
+                    spec.prize_points,
+                    0,
+                )?;
+                notice::enqueue(
+                    tx,
+                    now,
+                    &member,
+                    NoticeKind::DrawWon {
+                        draw: id,
+                        merchant: spec.merchant,
+                        points: spec.prize_points,
+                    },
+                )?;
+            }
+            tx.put(Table::Draws, &id.to_be_bytes(), &draw)?;
+            Ok(draw.clone())
+        })
     }
 
     /// Every recorded draw, oldest first.

@@ -65,7 +65,11 @@ fn draw_view(d: &Draw) -> DrawView {
 }
 
 /// Runs a lucky draw now and credits its prizes.
-pub(super) async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResult<Json<DrawView>> {
+pub(super) async fn run_draw(
+    State(h): Shared,
+    k: super::Key,
+    Json(d): Json<DrawIn>,
+) -> ApiResult<Json<DrawView>> {
     let spec = DrawSpec {
         merchant: merchant_id(&d.merchant)?,
         from: UnixTime(d.from),
@@ -75,7 +79,7 @@ pub(super) async fn run_draw(State(h): Shared, Json(d): Json<DrawIn>) -> ApiResu
         min_chance_bps: d.min_chance_bps.unwrap_or(2_500),
         seed: d.seed.unwrap_or_else(rand::random),
     };
-    let draw = blocking(&h, move |e| e.loyalty().run_draw(&spec, UnixTime::now()))
+    let draw = blocking(&h, move |e| k.loyalty(e).run_draw(&spec, UnixTime::now()))
         .await?
         .await?;
     Ok(Json(draw_view(&draw)))

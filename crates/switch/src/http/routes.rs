@@ -414,6 +414,7 @@ fn api() -> Vec<Route> {
         )
         .body::<draws::DrawIn>()
         .answers::<draws::DrawView>()
+        .keyed()
         .doc("Run a lucky draw"),
         Route::get(
             "/v1/draws/{id}/verify",
