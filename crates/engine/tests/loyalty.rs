@@ -444,6 +444,21 @@ fn a_refund_that_leaves_the_tier_reached_keeps_it_until_the_review() {
     w.assert_audit();
 }
 
+/// A refund in the month after the purchase judges the tier as that
+/// month's review does (the month before it counts): it does not undo in
+/// mid-month an upgrade the review keeps.
+#[test]
+fn a_refund_the_month_after_keeps_the_tier_the_review_keeps() {
+    let w = World::with_config(tiered());
+    let c = buy(&w, Pc::ClubPurchase, CLUB_PAN, 350_000, T0);
+    assert_eq!(tier(&w), Tier::Gold);
+    // December: November still holds 340,000, gold by December's review.
+    let dec = T0.plus(10 * 86_400);
+    w.refund(Pc::ClubRefund, c.rrn.unwrap(), 10_000, dec);
+    assert_eq!(tier(&w), Tier::Gold);
+    w.assert_audit();
+}
+
 #[test]
 fn downgrades_wait_for_the_monthly_review() {
     let w = World::with_config(tiered());

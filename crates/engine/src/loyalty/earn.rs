@@ -511,9 +511,14 @@ pub(crate) fn take_back(
     let standing = adjust_standing(tx, e.member, month, spend, owed_points, false)?;
 
     if let Some(mut member) = tx.get::<Member>(Table::Members, &member_key(e.member))? {
-        // Undo an upgrade this very purchase made, if it no longer holds.
+        // Undo an upgrade this very purchase made, if it no longer holds
+        // as this month's review judges it: by the window ending last
+        // month, or by this month's so far.
         let cfg = &cx.cfg.loyalty;
-        let now_tier = cfg.tier_for(standing.rolling(cfg, month_of_day(cx.day(cx.now))));
+        let this_month = month_of_day(cx.day(cx.now));
+        let now_tier = cfg
+            .tier_for(standing.rolling(cfg, this_month - 1))
+            .max(cfg.tier_for(standing.rolling(cfg, this_month)));
         if let Some(from) = e.upgraded_from.filter(|_| now_tier < member.tier) {
             set_tier(tx, cx.now, &mut member, now_tier.max(from))?;
             e.upgraded_from = None;
