@@ -58,17 +58,7 @@ fn fingerprint(req: &Request, card: Option<CardHash>) -> Option<[u8; 32]> {
             original: Some(r.original),
             card: None,
         },
-        Request::Undo(r) => Content {
-            kind: if r.advice { 6 } else { 5 },
-            code: r.code,
-            amount: r.amount,
-            currency: None,
-            merchant: &r.merchant,
-            rrn: r.rrn,
-            auth_id: None,
-            original: r.original,
-            card: None,
-        },
+        Request::Undo(r) => undo_content(r),
         Request::Refund(r) => Content {
             kind: 4,
             code: Some(r.code),
@@ -92,15 +82,24 @@ fn fingerprint(req: &Request, card: Option<CardHash>) -> Option<[u8; 32]> {
 fn earlier_undo_fingerprint(r: &Undo) -> [u8; 32] {
     digest(&Content {
         kind: 3,
-        code: r.code,
         amount: None,
+        ..undo_content(r)
+    })
+}
+
+/// An undo's content: its MTI (as the kind), DE 3, 4, 37, 42 and 90.
+fn undo_content(r: &Undo) -> Content<'_> {
+    Content {
+        kind: if r.advice { 6 } else { 5 },
+        code: r.code,
+        amount: r.amount,
         currency: None,
         merchant: &r.merchant,
         rrn: r.rrn,
         auth_id: None,
         original: r.original,
         card: None,
-    })
+    }
 }
 
 /// Whether `rec` is the record of `req` repeated: the same content.

@@ -10,19 +10,8 @@ mod common;
 use std::path::Path;
 
 use clubswitch_engine::storage::embedded;
-use clubswitch_engine::*;
 use clubswitch_wire::{ProcessingCode as Pc, ResponseCode as Rc, Rrn};
 use common::*;
-
-fn open_world(dir: &Path) -> (World, Store) {
-    let store = Store::open(dir, &EmbeddedConfig::default()).unwrap();
-    (World::open_or_seed(store.clone()), store)
-}
-
-fn close_world((w, store): (World, Store)) {
-    drop(w);
-    store.close().unwrap();
-}
 
 /// Writes `value` as the record of transaction `rrn` in the (closed)
 /// ledger in `dir`, straight through sled. Returns what was there.
@@ -41,7 +30,7 @@ const DAMAGED: &[u8] = &[0xff, 0x00, 0x13];
 #[test]
 fn hold_expiry_passes_over_a_transaction_it_cannot_read() {
     let dir = TempDir::new("damaged-hold");
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let rrns: Vec<Rrn> = (0..3)
         .map(|_| {
             let (_, out) = w.0.authorize(Pc::ClubPurchase, CLUB_PAN, 10_000, T0);
@@ -52,7 +41,7 @@ fn hold_expiry_passes_over_a_transaction_it_cannot_read() {
     close_world(w);
     overwrite_txn(&dir.0, &rrns[1], DAMAGED);
 
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let later = T0.plus(1_000_000);
     assert_eq!(w.0.engine.sweeper().expire_holds(later, 100).unwrap(), 2);
     // The damaged hold stays held: nothing released that was not read.
@@ -65,19 +54,19 @@ fn hold_expiry_passes_over_a_transaction_it_cannot_read() {
 #[test]
 fn settlement_passes_over_a_transaction_it_cannot_read_and_settles_it_once_repaired() {
     let dir = TempDir::new("damaged-item");
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let rrns = w.0.confirmed_purchases(3);
     close_world(w);
     let kept = overwrite_txn(&dir.0, &rrns[1], DAMAGED);
 
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let first = w.0.settle(T0.plus(60), T0.plus(120));
     let settled: Vec<Rrn> = first.iter().flat_map(|b| b.items.clone()).collect();
     assert_eq!(settled, [rrns[0], rrns[2]]);
     close_world(w);
     overwrite_txn(&dir.0, &rrns[1], &kept);
 
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let second = w.0.settle(T0.plus(60), T0.plus(180));
     let settled: Vec<Rrn> = second.iter().flat_map(|b| b.items.clone()).collect();
     assert_eq!(settled, [rrns[1]]);
@@ -88,7 +77,7 @@ fn settlement_passes_over_a_transaction_it_cannot_read_and_settles_it_once_repai
 #[test]
 fn the_purge_of_request_records_passes_over_one_it_cannot_read() {
     let dir = TempDir::new("damaged-request");
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     w.0.confirmed_purchases(2);
     close_world(w);
     {
@@ -103,7 +92,7 @@ fn the_purge_of_request_records_passes_over_one_it_cannot_read() {
         db.flush().unwrap();
     }
 
-    let w = open_world(&dir.0);
+    let w = open_world(&dir);
     let purge =
         w.0.engine
             .sweeper()

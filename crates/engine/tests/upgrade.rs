@@ -667,11 +667,6 @@ fn open_world(dir: &Path) -> (World, Store) {
     (World::open_or_seed(store.clone()), store)
 }
 
-fn close_world((w, store): (World, Store)) {
-    drop(w);
-    store.close().unwrap();
-}
-
 /// Makes two holds in the ledger in `dir`, sweeps once before they are
 /// due (which leaves the expiry cursor at the first), and closes it.
 fn two_holds_swept(dir: &Path) {

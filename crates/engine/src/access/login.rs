@@ -546,6 +546,28 @@ mod tests {
         }
     }
 
+    /// An engine on a memory ledger with one user, `sam`, whose password
+    /// is "long enough password", made at the time it returns.
+    fn engine_with_sam() -> (crate::Engine, UnixTime) {
+        let store = crate::Store::memory().unwrap();
+        let engine = crate::Engine::new(
+            store,
+            crate::CardHasher::new(&[7; 32]),
+            crate::EngineConfig::default(),
+        );
+        let a = engine.access();
+        let now = UnixTime(1_700_000_000);
+        a.add_user("sam", Role::Support, None, now)
+            .unwrap()
+            .wait()
+            .unwrap();
+        a.set_password("sam", "long enough password")
+            .unwrap()
+            .wait()
+            .unwrap();
+        (engine, now)
+    }
+
     /// What each of `tries` wrong passwords for `name` is answered, then
     /// the right one (`"long enough password"`), a second apart.
     fn answers(a: &Access<'_>, name: &str, tries: u32, now: UnixTime) -> Vec<&'static str> {
@@ -572,22 +594,8 @@ mod tests {
 
     #[test]
     fn a_name_no_user_has_locks_as_a_users_name_does() {
-        let store = crate::Store::memory().unwrap();
-        let engine = crate::Engine::new(
-            store,
-            crate::CardHasher::new(&[7; 32]),
-            crate::EngineConfig::default(),
-        );
+        let (engine, now) = engine_with_sam();
         let a = engine.access();
-        let now = UnixTime(1_700_000_000);
-        a.add_user("sam", Role::Support, None, now)
-            .unwrap()
-            .wait()
-            .unwrap();
-        a.set_password("sam", "long enough password")
-            .unwrap()
-            .wait()
-            .unwrap();
         let max = LoginPolicy::default().max_failed;
         let user = answers(&a, "sam", max + 1, now);
         let mut expected = vec!["refused"; max as usize];
@@ -602,22 +610,8 @@ mod tests {
 
     #[test]
     fn expired_sessions_are_forgotten_and_live_ones_kept() {
-        let store = crate::Store::memory().unwrap();
-        let engine = crate::Engine::new(
-            store,
-            crate::CardHasher::new(&[7; 32]),
-            crate::EngineConfig::default(),
-        );
+        let (engine, now) = engine_with_sam();
         let a = engine.access();
-        let now = UnixTime(1_700_000_000);
-        a.add_user("sam", Role::Support, None, now)
-            .unwrap()
-            .wait()
-            .unwrap();
-        a.set_password("sam", "long enough password")
-            .unwrap()
-            .wait()
-            .unwrap();
         let short = LoginPolicy {
             session_secs: 10,
             ..LoginPolicy::default()

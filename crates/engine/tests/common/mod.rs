@@ -439,3 +439,9 @@ pub fn behind_the_engine(
     drop(db);
     open_world(dir).0
 }
+
+/// Closes what [`open_world`] opened, its ledger in order.
+pub fn close_world((w, store): (World, Store)) {
+    drop(w);
+    store.close().unwrap();
+}
