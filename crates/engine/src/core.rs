@@ -6,11 +6,11 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, RwLock};
 
-use crate::access::Strangers;
 use crate::config::EngineConfig;
 use crate::keys::CardHasher;
 use crate::requests::FirstLayout;
 use crate::storage::Store;
+use crate::strangers::Strangers;
 
 pub(crate) struct Core {
     pub(crate) store: Store,

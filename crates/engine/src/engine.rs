@@ -47,7 +47,7 @@ impl Engine {
                 pending: AtomicUsize::new(0),
                 archiving: Mutex::new(()),
                 settling: RwLock::new(()),
-                strangers: crate::access::Strangers::default(),
+                strangers: crate::strangers::Strangers::default(),
             }),
         }
     }

@@ -61,6 +61,7 @@ pub mod rules;
 mod scratch;
 pub mod settlement;
 pub mod storage;
+mod strangers;
 pub mod template;
 mod terminal;
 

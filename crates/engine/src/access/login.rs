@@ -8,7 +8,7 @@
 //!   [`LoginPolicy::lockout_secs`], the right password included. A name
 //!   no user signs in with (none has it, or its user is revoked or has no
 //!   password) costs the same hash and locks after as many wrong
-//!   passwords, counted in memory ([`Strangers`]), and a locked name's
+//!   passwords, counted in memory ([`crate::strangers`]), and a locked name's
 //!   answer costs the hash too: neither the answer nor its time tells
 //!   which names are users'.
 //! - A session id is 32 random bytes, kept as its SHA-256; it expires
@@ -64,59 +64,6 @@ impl Default for LoginPolicy {
             max_failed: 5,
             lockout_secs: 900,
         }
-    }
-}
-
-/// Names that exist for no user in memory: most kept at once.
-const MAX_STRANGERS: usize = 10_000;
-
-/// Wrong passwords given for names no user signs in with, so such a name
-/// locks as a user's does ([`LoginPolicy::max_failed`] in a row, for
-/// [`LoginPolicy::lockout_secs`]) and the answers tell nobody whether a
-/// name is a user's. Kept in memory, never in the ledger: anyone can make
-/// names up, and nothing of them needs to outlive the process. Each node
-/// of a shared ledger counts its own. Past [`MAX_STRANGERS`] names, those
-/// neither locked nor failed within a lockout are dropped; a new name
-/// finding the map still full is refused without being counted.
-#[derive(Default)]
-pub(crate) struct Strangers(std::sync::Mutex<std::collections::HashMap<String, Failures>>);
-
-/// One name's wrong passwords, as a user's record counts them.
-#[derive(Clone, Copy)]
-struct Failures {
-    failed: u32,
-    locked_until: Option<UnixTime>,
-    last: UnixTime,
-}
-
-impl Strangers {
-    /// Counts a wrong password for `name` at `now`: the answer a user's
-    /// record would give (locked once the last lock has not run out;
-    /// refused otherwise, the failure that reaches the limit included).
-    fn failed(&self, name: &str, now: UnixTime, p: &LoginPolicy) -> SignIn {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_STRANGERS && !map.contains_key(name) {
-            let horizon = now.0 - p.lockout_secs;
-            map.retain(|_, f| f.locked_until.is_some_and(|u| u > now) || f.last.0 > horizon);
-            if map.len() >= MAX_STRANGERS {
-                return SignIn::Refused;
-            }
-        }
-        let f = map.entry(name.to_owned()).or_insert(Failures {
-            failed: 0,
-            locked_until: None,
-            last: now,
-        });
-        f.last = now;
-        if let Some(until) = f.locked_until.filter(|&until| until > now) {
-            return SignIn::Locked(until);
-        }
-        f.failed += 1;
-        if f.failed >= p.max_failed {
-            f.failed = 0;
-            f.locked_until = Some(now.plus(p.lockout_secs));
-        }
-        SignIn::Refused
     }
 }
 
@@ -266,7 +213,15 @@ impl Access<'_> {
             .and_then(|u| u.password.clone());
         let Some(stored) = stored else {
             let _ = password_ok(decoy(), password);
-            return self.nothing(self.core.strangers.failed(name, now, p));
+            let answer = match self
+                .core
+                .strangers
+                .failed(name, now, p.max_failed, p.lockout_secs)
+            {
+                Some(until) => SignIn::Locked(until),
+                None => SignIn::Refused,
+            };
+            return self.nothing(answer);
         };
         if let Some(until) = user.as_ref().and_then(|u| u.locked_until) {
             if until > now {

@@ -38,7 +38,6 @@ use crate::storage::{abort, Durable, Table};
 pub mod login;
 
 pub use crate::model::contact::{mobile, normal_phone};
-pub(crate) use login::Strangers;
 pub use login::{LoginPolicy, Session, SignIn};
 
 /// What a user may do: an operator role, or one scoped to a merchant or a
