@@ -120,16 +120,30 @@ fn first_cursor(store: &Store) -> Result<Vec<u8>> {
     }
 }
 
-/// Expires the transaction `rrn` if it is a hold due at `now`. Returns
-/// whether it did.
-fn expire(tx: &Tx<'_>, rrn: &Rrn, now: UnixTime, utc_offset: i64) -> TxResult<bool> {
-    match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
-        Some(mut t) if t.state == TxnState::Held && t.expires <= now => {
+/// What the sweep made of a transaction it looked at.
+#[derive(PartialEq)]
+enum Looked {
+    Expired,
+    /// Not a hold due now (or not there).
+    Not,
+    /// It does not decode: left as it is, and looked at again by every
+    /// sweep (from the index) until it is repaired.
+    Damaged,
+}
+
+/// Expires the transaction `rrn` if it is a hold due at `now`.
+fn expire(tx: &Tx<'_>, rrn: &Rrn, now: UnixTime, utc_offset: i64) -> TxResult<Looked> {
+    match tx.get_each::<Txn>(Table::Txns, rrn.as_bytes())? {
+        Some(Ok(mut t)) if t.state == TxnState::Held && t.expires <= now => {
             end_hold(tx, &mut t, TxnState::Expired, utc_offset)?;
             tx.put(Table::Txns, rrn.as_bytes(), &t)?;
-            Ok(true)
+            Ok(Looked::Expired)
         }
-        _ => Ok(false),
+        Some(Err(e)) => {
+            tracing::error!(%rrn, "hold expiry passes over a transaction it cannot read: {e}");
+            Ok(Looked::Damaged)
+        }
+        _ => Ok(Looked::Not),
     }
 }
 
@@ -142,6 +156,8 @@ struct Scanned {
     far: Vec<Rrn>,
     /// Holds due past the budget that the index does not hold.
     left: usize,
+    /// Transactions that do not decode, for the index.
+    damaged: Vec<Rrn>,
     /// Where the next sweep reads from: the first hold it could neither
     /// end nor index (not due yet, or over the budget), else just past the
     /// last transaction read (or where the scan began, if it read none).
@@ -169,23 +185,37 @@ impl Sweeper<'_> {
         let mut expired = 0usize;
         for key in &indexed {
             let rrn = keys::hold_due_rrn(key);
-            let ended = store.transaction(|tx| {
-                let ended = match &rrn {
+            let looked = store.transaction(|tx| {
+                let looked = match &rrn {
                     Some(rrn) => expire(tx, rrn, now, offset)?,
-                    None => false,
+                    None => Looked::Not,
                 };
-                // Due: its hold ends now or has ended (or been archived).
-                tx.remove(Table::HoldsDue, key)?;
-                Ok(ended)
+                // Due: its hold ends now or has ended (or been archived);
+                // a damaged one keeps its entry, so it expires once
+                // repaired.
+                if looked != Looked::Damaged {
+                    tx.remove(Table::HoldsDue, key)?;
+                }
+                Ok(looked)
             })?;
-            expired += usize::from(ended);
+            expired += usize::from(looked == Looked::Expired);
         }
 
         let (from, stored) = cursor(store)?;
         let scanned = self.scan(&from, now, max - indexed.len(), &in_index)?;
         for rrn in &scanned.due {
-            let ended = store.transaction(|tx| expire(tx, rrn, now, offset))?;
-            expired += usize::from(ended);
+            let looked = store.transaction(|tx| expire(tx, rrn, now, offset))?;
+            expired += usize::from(looked == Looked::Expired);
+        }
+        // The damaged ones the scan passes go in the index, due now: the
+        // next sweeps look at them there until they are repaired.
+        if !scanned.damaged.is_empty() {
+            store.transaction(|tx| {
+                scanned
+                    .damaged
+                    .iter()
+                    .try_for_each(|rrn| tx.mark(Table::HoldsDue, &keys::hold_due(now, rrn)))
+            })?;
         }
         for rrn in &scanned.far {
             store.transaction(|tx| match tx.get::<Txn>(Table::Txns, rrn.as_bytes())? {
@@ -221,6 +251,7 @@ impl Sweeper<'_> {
         let mut due = Vec::new();
         let mut far = Vec::new();
         let mut left = 0;
+        let mut damaged = Vec::new();
         // The first hold due past the budget: the cursor stays before it.
         let mut kept = None;
         let mut last = None;
@@ -229,12 +260,15 @@ impl Sweeper<'_> {
             let (key, t) = item?;
             // A record that does not decode is passed over: stopping at it
             // would stop every sweep there, and no hold after it would
-            // ever expire. If it is a hold, it stays held (`audit` fails
-            // on it) until an operator repairs it.
+            // ever expire. It goes in the index, so it expires once an
+            // operator repairs it (`audit` fails on it until then).
             let t = match t {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(rrn = %String::from_utf8_lossy(&key), "hold expiry passes over a transaction it cannot read: {e}");
+                    if let Ok(rrn) = Rrn::from_bytes(&key) {
+                        damaged.push(rrn);
+                    }
                     last = Some(key);
                     continue;
                 }
@@ -248,6 +282,7 @@ impl Sweeper<'_> {
                         due,
                         far,
                         left,
+                        damaged,
                         resume,
                     });
                 } else if due.len() < budget {
@@ -268,6 +303,7 @@ impl Sweeper<'_> {
             due,
             far,
             left,
+            damaged,
             resume,
         })
     }

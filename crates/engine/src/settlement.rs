@@ -285,8 +285,15 @@ impl Settlement<'_> {
                         // Not an item (any more): reversed or settled by
                         // another run since the scan, or named by the
                         // index and confirmed after the cut-off.
-                        let Some(mut t) = tx.get::<Txn>(Table::Txns, rrn.as_bytes())? else {
-                            continue;
+                        let mut t = match tx.get_each::<Txn>(Table::Txns, rrn.as_bytes())? {
+                            Some(Ok(t)) => t,
+                            None => continue,
+                            // Left, with its index entry on a shared
+                            // ledger: settled once repaired.
+                            Some(Err(e)) => {
+                                tracing::error!(%rrn, "settlement passes over a transaction it cannot read: {e}");
+                                continue;
+                            }
                         };
                         if !is_item(&t, cutoff) {
                             continue;

@@ -39,15 +39,23 @@ fn hold_expiry_passes_over_a_transaction_it_cannot_read() {
         })
         .collect();
     close_world(w);
-    overwrite_txn(&dir.0, &rrns[1], DAMAGED);
+    let kept = overwrite_txn(&dir.0, &rrns[1], DAMAGED);
 
     let w = open_world(&dir);
     let later = T0.plus(1_000_000);
     assert_eq!(w.0.engine.sweeper().expire_holds(later, 100).unwrap(), 2);
     // The damaged hold stays held: nothing released that was not read.
     assert_eq!(w.0.club_account().held, 10_000);
-    // The next sweep reads on from past it, and fails no more.
+    // The next sweep looks at it again, and fails no more.
     assert_eq!(w.0.engine.sweeper().expire_holds(later, 100).unwrap(), 0);
+    close_world(w);
+
+    // Repaired, it expires with the next sweep.
+    overwrite_txn(&dir.0, &rrns[1], &kept);
+    let w = open_world(&dir);
+    assert_eq!(w.0.engine.sweeper().expire_holds(later, 100).unwrap(), 1);
+    assert_eq!(w.0.club_account().held, 0);
+    w.0.assert_audit();
     close_world(w);
 }
 

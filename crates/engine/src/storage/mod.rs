@@ -842,6 +842,20 @@ impl Tx<'_> {
         out.transpose().or_else(abort)
     }
 
+    /// As [`Tx::get`], but a record that does not decode comes back as
+    /// its error instead of ending the transaction: for work that must get
+    /// past a damaged record (see [`Store::scan_each`]).
+    pub(crate) fn get_each<T: Record>(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> TxResult<Option<Result<T>>> {
+        let mut out = None;
+        self.raw
+            .read(table, key, &mut |raw| out = Some(codec::from_slice(raw)))?;
+        Ok(out)
+    }
+
     pub(crate) fn contains(&self, table: Table, key: &[u8]) -> TxResult<bool> {
         self.raw.read(table, key, &mut |_| {})
     }

@@ -588,8 +588,10 @@ fn fetch(
 /// card's daily allowance counted twice). The embedded ledger runs one
 /// transaction at a time and never meets this.
 ///
-/// Rows are written in key order, so two transactions writing the same
-/// rows lock them in one order and never deadlock on them.
+/// Rows are written in key order (the upserts, then the removals), so two
+/// transactions that upsert the same rows lock them in one order; one that
+/// removes what the other upserts can still deadlock, and PostgreSQL's
+/// detection (40P01) runs it again.
 fn commit(
     tx: &mut postgres::Transaction<'_>,
     st: &Statements,
