@@ -210,13 +210,13 @@ pub fn restore(
             let copied = durable_file::copy_tree(from_archive, &staged_archive)
                 .map_err(|e| file_error(&staged_archive, e))?
                 .0;
-            rename_synced(&staged_archive, archive)?;
+            durable_file::commit(&staged_archive, archive).map_err(|e| file_error(archive, e))?;
             copied
         }
         false => 0,
     };
     // The ledger's name is the restore's commit.
-    rename_synced(&staged_ledger, ledger)?;
+    durable_file::commit(&staged_ledger, ledger).map_err(|e| file_error(ledger, e))?;
     Ok(RestoreReport {
         archive_files,
         ..report
@@ -250,20 +250,9 @@ fn part_of(dir: &Path, of: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn parent(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
 fn remove_synced(path: &Path) -> Result<()> {
     std::fs::remove_dir_all(path).map_err(|e| file_error(path, e))?;
-    durable_file::sync_dir(parent(path)).map_err(|e| file_error(path, e))
-}
-
-fn rename_synced(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| file_error(to, e))?;
-    durable_file::sync_dir(parent(to)).map_err(|e| file_error(to, e))
+    durable_file::sync_parent(path).map_err(|e| file_error(path, e))
 }
 
 fn read_dump(dump: &Path, ledger: &Path, cfg: &EmbeddedConfig) -> Result<RestoreReport> {

@@ -165,7 +165,9 @@ fn stage(path: &Path, bytes: &[u8], access: Access) -> io::Result<PathBuf> {
     }
 }
 
-fn sync_parent(path: &Path) -> io::Result<()> {
+/// Syncs the directory that holds `path` (the current one for a bare
+/// name), so its entry survives a power cut.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
         _ => sync_dir(Path::new(".")),

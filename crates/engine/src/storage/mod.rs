@@ -836,10 +836,7 @@ impl Tx<'_> {
     }
 
     pub(crate) fn get<T: Record>(&self, table: Table, key: &[u8]) -> TxResult<Option<T>> {
-        let mut out = None;
-        self.raw
-            .read(table, key, &mut |raw| out = Some(codec::from_slice(raw)))?;
-        out.transpose().or_else(abort)
+        self.get_each(table, key)?.transpose().or_else(abort)
     }
 
     /// As [`Tx::get`], but a record that does not decode comes back as
